@@ -1,0 +1,40 @@
+/** Byte-range ↔ block-index arithmetic. Pure; every other module uses these instead of its own math. */
+import type { ByteRange } from './types.js';
+
+/** Index of the block holding byte `offset`. */
+export function blockIndex(offset: number, blockSize: number): number {
+  return Math.floor(offset / blockSize);
+}
+
+/** The byte range of block `index` of an object of `size` bytes (the last block may be short). */
+export function blockRange(index: number, blockSize: number, size: number): ByteRange {
+  const start = index * blockSize;
+  return { start, end: Math.min(start + blockSize, size) };
+}
+
+/** Number of blocks of an object of `size` bytes (0 for an empty object). */
+export function blockCount(size: number, blockSize: number): number {
+  return Math.ceil(size / blockSize);
+}
+
+/**
+ * Blocks touched by reading `length` bytes at `position` of an object of `size` bytes,
+ * as an inclusive [first, last] pair, or undefined when the read is empty or past EOF.
+ */
+export function blocksForRead(
+  position: number,
+  length: number,
+  size: number,
+  blockSize: number,
+): { first: number; last: number } | undefined {
+  const end = Math.min(position + length, size);
+  if (length <= 0 || position >= end) return undefined;
+  return { first: blockIndex(position, blockSize), last: blockIndex(end - 1, blockSize) };
+}
+
+/** Split blocks [first, last] into runs of at most `maxBlocks` consecutive blocks (one ranged GET each). */
+export function chunkRuns(first: number, last: number, maxBlocks: number): Array<{ first: number; last: number }> {
+  const runs: Array<{ first: number; last: number }> = [];
+  for (let i = first; i <= last; i += maxBlocks) runs.push({ first: i, last: Math.min(i + maxBlocks - 1, last) });
+  return runs;
+}

@@ -1,0 +1,67 @@
+/**
+ * Domain errors. Each carries a symbolic errno `code`; only src/fuse/ turns codes into numbers.
+ * Messages must never contain secrets or signed-URL query strings (use util/redact.ts on URLs).
+ */
+export type ErrnoCode =
+  | 'ENOENT' | 'EIO' | 'EACCES' | 'EAGAIN' | 'EROFS' | 'ENOTSUP' | 'EXDEV' | 'EISDIR' | 'ENOTDIR'
+  | 'EEXIST' | 'ENOTEMPTY' | 'EINVAL' | 'EBADF' | 'ENOSPC' | 'ESTALE' | 'ENAMETOOLONG' | 'EPERM';
+
+export class FsError extends Error {
+  readonly code: ErrnoCode;
+  constructor(code: ErrnoCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** The remote entry does not exist (404, or absent from its parent listing). */
+export class NotFoundError extends FsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ENOENT', message, options);
+  }
+}
+
+/** A signed URL or token was refused (401/403) or has expired: re-locate / re-authenticate, then retry. */
+export class ExpiredError extends FsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EACCES', message, options);
+  }
+}
+
+/** Credentials were refused even after re-authenticating. */
+export class AuthError extends FsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EACCES', message, options);
+  }
+}
+
+/** The remote object changed under us (ETag/size differs from the version being read). */
+export class StaleError extends FsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ESTALE', message, options);
+  }
+}
+
+/** Worth retrying: 5xx, 429, connection reset, timeout, short body. `retryAfterMs` honours Retry-After. */
+export class TransientError extends FsError {
+  readonly retryAfterMs: number | undefined;
+  readonly status: number | undefined;
+  constructor(message: string, options?: { cause?: unknown; retryAfterMs?: number; status?: number }) {
+    super('EIO', message, options);
+    this.retryAfterMs = options?.retryAfterMs;
+    this.status = options?.status;
+  }
+}
+
+/** The file exists but cannot be read now (archived, uploading, processing). */
+export class UnavailableError extends FsError {}
+
+export function isFsError(e: unknown): e is FsError {
+  return e instanceof FsError;
+}
+
+/** Abort errors from signals are not failures of the remote side. */
+export function isAbort(e: unknown): boolean {
+  return e instanceof Error && (e.name === 'AbortError' || (e as { code?: string }).code === 'ABORT_ERR');
+}

@@ -1,0 +1,162 @@
+/**
+ * The seams of assetfs. Every other module depends on these interfaces, and this
+ * file imports nothing else from src/. Read path:
+ *
+ *   fuse adapter → Vfs → ReadHandle → BlockSource → BlockCache | (LocatorCache → Provider.locate, Transport.readRange)
+ *
+ * Invariants:
+ *  - A cached block is keyed by (source, ref, version, index): a new remote version can never hit old blocks.
+ *  - Providers never see local (sanitised) names; the VFS maps remote names and keeps the ref for each entry.
+ *  - Only src/fuse/ knows errno numbers; everything else throws FsError subclasses (core/errors.ts).
+ */
+
+/** Opaque provider-side handle of an entry (an S3 key, a blob path, an asset id, …). '' is the source root. */
+export type Ref = string;
+
+/** Why an existing file cannot be read right now (archived, still uploading, processing …). */
+export interface Unreadable {
+  readonly code: 'EAGAIN' | 'EACCES';
+  readonly reason: string;
+}
+
+/** One child of a remote directory, as the provider reports it. */
+export interface RemoteEntry {
+  /** The remote name, not sanitised: may contain anything except that it is one path segment remotely. */
+  readonly name: string;
+  readonly kind: 'file' | 'dir';
+  readonly ref: Ref;
+  /** Bytes; 0 for directories. */
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** ETag / revision / size+mtime. Part of every cache key; '' for directories. */
+  readonly version: string;
+  /** Stable remote id, used to tell apart two entries with the same name in one folder. Defaults to ref. */
+  readonly id?: string;
+  readonly unreadable?: Unreadable;
+}
+
+/** The identity of one version of one object: what the read path caches and fetches. */
+export interface ObjectVersion {
+  /** Source name: keeps refs of different sources apart in shared caches. */
+  readonly source: string;
+  readonly ref: Ref;
+  readonly version: string;
+  readonly size: number;
+}
+
+/** Where the bytes of an object version can be fetched with plain HTTP GETs. */
+export interface SignedLocator {
+  readonly url: string;
+  /** Extra request headers (bearer JWTs, API auth). Treated as secrets: never logged. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Epoch ms after which the URL must not be used. Infinity when it does not expire. */
+  readonly expiresAt: number;
+  /** false when the server is known to ignore Range and always answers 200 with the whole body. */
+  readonly rangeable?: boolean;
+}
+
+export interface ProviderCaps {
+  /** The provider can take uploads (the upload engine, issue 4). */
+  readonly upload: boolean;
+}
+
+/**
+ * One platform or storage account, mounted at /<name>. Implementations live in
+ * src/providers/<type>/index.ts, all in the same shape, all passing test/contract/provider-suite.ts.
+ *
+ * Errors: NotFoundError when a ref does not exist; AuthError when credentials are refused
+ * (after one re-authentication); TransientError for 5xx/429/resets (the caller's pacer retries);
+ * anything else is an FsError with an honest code.
+ */
+export interface Provider {
+  readonly name: string;
+  readonly type: string;
+  readonly caps: ProviderCaps;
+  /** Children of a directory ref ('' = source root), paging internally. Order is not significant. */
+  list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry>;
+  /** Fresh metadata of one entry. Throws NotFoundError. */
+  stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry>;
+  /** A locator that reads exactly `obj.version`; minted on demand, cached by LocatorCache. */
+  locate(obj: ObjectVersion, signal?: AbortSignal): Promise<SignedLocator>;
+  /** Release sockets, timers, tokens, server-side resources (e.g. AMS locators). */
+  close(): Promise<void>;
+}
+
+/** Half-open byte range [start, end). */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** What a read must match: a response for any other version is a StaleError. */
+export interface Expectation {
+  readonly version: string;
+  readonly size: number;
+}
+
+/**
+ * Moves bytes between signed locators and memory. Throws ExpiredError on 401/403 (the caller re-locates),
+ * StaleError when the server's ETag differs from the expected version, TransientError on 5xx, 429,
+ * resets, timeouts and short bodies (the caller retries), NotFoundError on 404.
+ */
+export interface Transport {
+  /** Exactly range.end - range.start bytes, or an error. */
+  readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/** Fixed-size blocks of object versions. Memory, disk and tiered implementations share it. */
+export interface BlockCache {
+  readonly blockSize: number;
+  get(obj: ObjectVersion, index: number): Promise<Buffer | undefined>;
+  put(obj: ObjectVersion, index: number, data: Buffer): Promise<void>;
+  /** Forget every block of every version of (source, ref). */
+  dropObject(source: string, ref: Ref): Promise<void>;
+  stats(): CacheStats;
+}
+
+export interface CacheStats {
+  readonly bytes: number;
+  readonly limit: number;
+  readonly hits: number;
+  readonly misses: number;
+}
+
+/** Blocks on demand: the cache first, then the network; one fetch per block however many readers ask. */
+export interface BlockSource {
+  readonly blockSize: number;
+  readBlock(obj: ObjectVersion, index: number, signal?: AbortSignal): Promise<Buffer>;
+  /** Start fetching blocks [first, last] in the background, in large ranged GETs. Never throws. */
+  prefetch(obj: ObjectVersion, first: number, last: number): void;
+  /** Forget blocks and locators of an object (its remote version changed). */
+  invalidate(source: string, ref: Ref): Promise<void>;
+}
+
+/** File attributes as the VFS reports them; the FUSE adapter turns them into stat structs. */
+export interface Attr {
+  readonly kind: 'file' | 'dir';
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly mode: number;
+}
+
+export interface DirEntry {
+  readonly name: string;
+  readonly attr: Attr;
+}
+
+/**
+ * The filesystem core: paths in, attributes and bytes out, FsErrors thrown. Knows nothing of FUSE.
+ * Paths are absolute within the mount ('/' is the root, which lists the sources).
+ */
+export interface Vfs {
+  getattr(path: string): Promise<Attr>;
+  readdir(path: string): Promise<DirEntry[]>;
+  open(path: string, flags: number): Promise<number>;
+  read(fh: number, into: Buffer, length: number, position: number): Promise<number>;
+  release(fh: number): Promise<void>;
+  statfs(): Promise<{ blockSize: number; blocks: number; free: number; files: number }>;
+  /** Drop cached metadata (and blocks when `blocks`) under a path; used after uploads and on SIGHUP. */
+  invalidate(path: string, blocks?: boolean): void;
+  close(): Promise<void>;
+}
