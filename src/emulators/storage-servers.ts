@@ -113,13 +113,31 @@ async function makeServer(
   };
 }
 
+/**
+ * s3rver 3.7 has two listing bugs that real S3 does not, both fixed in its process by this prelude:
+ *  - its continuation tokens use DES, which Node 20's OpenSSL 3 refuses (every second page → 500):
+ *    run it with the legacy provider;
+ *  - with a delimiter it prunes folders nested two levels below the prefix before seeing any key in
+ *    them, so `a/b/c.mp4` never yields the common prefix `a/`: walk without the pruning filter.
+ */
+const S3RVER_PRELUDE = `
+const { createRequire } = require('node:module');
+const bin = process.argv[1];
+const r = createRequire(bin);
+const utils = r('../lib/utils');
+const walk = utils.walk;
+utils.walk = (dir) => walk(dir);
+process.argv = [process.argv[0], bin, ...process.argv.slice(2)];
+r(bin);
+`;
+
 /** s3rver with the given buckets; credentials S3RVER/S3RVER, path-style. */
 export function startS3rver(opts: { port?: number; dir?: string; buckets?: string[] } = {}): Promise<StorageServer> {
   const bin = join(dirname(require.resolve('s3rver/package.json')), 'bin', 's3rver.js');
   return makeServer(
     's3rver',
     opts,
-    (port, dir) => [bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent', ...(opts.buckets ?? []).flatMap((b) => ['--configure-bucket', b])],
+    (port, dir) => ['--openssl-legacy-provider', '-e', S3RVER_PRELUDE, bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent', ...(opts.buckets ?? []).flatMap((b) => ['--configure-bucket', b])],
     (port) => `http://127.0.0.1:${port}`,
   );
 }

@@ -1,0 +1,132 @@
+/**
+ * `npm run bench`: read-path figures measured in ONE run on ONE 1 GiB object in s3rver, each the
+ * median of several runs, reported as ratios against baselines measured in the same run:
+ *   cold sequential read through the mount ÷ direct download (curl) of the same signed URL
+ *   warm re-read (blocks in the daemon's memory, kernel page cache dropped) ÷ a trivial in-memory fuse-native FS
+ * Writes bench/results/latest.md. Not a test: nothing here asserts.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { S3Provider } from '../src/providers/s3/index.js';
+import { ConfigSchema, type SourceConfigOf } from '../src/config/schema.js';
+import { S3RVER_KEY, startS3rver } from '../src/emulators/storage-servers.js';
+import { deterministicBytes } from '../src/demo/sample-media.js';
+import { seedS3 } from '../src/demo/seed-storage.js';
+import { silentLogger } from '../src/util/logger.js';
+import { isMounted, mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
+
+const GiB = 1024 ** 3;
+const SIZE = Number(process.env.BENCH_BYTES ?? GiB);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const MiB = (bytes: number, secs: number) => bytes / 1024 / 1024 / secs;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function dropPageCache(): Promise<boolean> {
+  try {
+    await writeFile('/proc/sys/vm/drop_caches', '1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Seconds to read `file` sequentially with dd bs=1M. */
+async function ddSeconds(file: string): Promise<number> {
+  const t = process.hrtime.bigint();
+  await sh(`dd if=${JSON.stringify(file)} of=/dev/null bs=1M status=none`, { timeoutMs: 600_000 });
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+async function curlSeconds(url: string): Promise<number> {
+  const out = await sh(`curl -s -f -o /dev/null -w '%{time_total}' ${JSON.stringify(url)}`, { timeoutMs: 600_000 });
+  return Number(out.trim());
+}
+
+async function trivialFs(): Promise<{ file: string; stop(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'assetfs-trivial-'));
+  const mnt = join(dir, 'mnt');
+  await mkdir(mnt);
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'trivial-fs.js'), mnt, String(SIZE)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('mounted') && resolve());
+    child.once('exit', (c) => reject(new Error(`trivial fs exited ${c}`)));
+  });
+  return {
+    file: join(mnt, 'data.bin'),
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      if (await isMounted(mnt)) await sh(`fusermount -uz ${mnt}`);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function main() {
+  const rows: string[][] = [];
+  const s3 = await startS3rver({ buckets: ['bench'] });
+  try {
+    process.stdout.write(`bench: seeding a ${SIZE / GiB} GiB object into s3rver…\n`);
+    await seedS3(s3.url, 'bench', [{ path: 'big.bin', data: deterministicBytes('bench', SIZE) }], 1);
+    const srcCfg = { name: 's3', type: 's3', endpoint: s3.url, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY } as const;
+    const cfg = ConfigSchema.parse({ sources: [srcCfg] }).sources[0] as SourceConfigOf<'s3'>;
+    const provider = new S3Provider(cfg, { log: silentLogger });
+    const st = await provider.stat('big.bin');
+    const loc = await provider.locate({ source: 's3', ref: st.ref, version: st.version, size: st.size });
+    await provider.close();
+
+    const direct: number[] = [];
+    for (let i = 0; i < RUNS; i++) direct.push(MiB(SIZE, await curlSeconds(loc.url)));
+
+    const cold: number[] = [];
+    const warm: number[] = [];
+    let dropped = true;
+    for (let i = 0; i < RUNS; i++) {
+      const d = await mountDaemon({ cache: { memory: `${Math.ceil((SIZE * 1.25) / 1024 / 1024)}MiB` }, sources: [srcCfg] }, { logLevel: 'warn' });
+      try {
+        const f = join(d.mountpoint, 's3', 'big.bin');
+        cold.push(MiB(SIZE, await ddSeconds(f)));
+        dropped = (await dropPageCache()) && dropped;
+        warm.push(MiB(SIZE, await ddSeconds(f)));
+      } finally {
+        await d.stop();
+      }
+    }
+
+    const trivial: number[] = [];
+    const t = await trivialFs();
+    try {
+      await ddSeconds(t.file);
+      for (let i = 0; i < RUNS; i++) {
+        await dropPageCache();
+        trivial.push(MiB(SIZE, await ddSeconds(t.file)));
+      }
+    } finally {
+      await t.stop();
+    }
+
+    const f = (x: number) => x.toFixed(0);
+    rows.push(['direct download of the signed URL (curl)', `${f(median(direct))} MiB/s`, 'baseline']);
+    rows.push(['cold sequential read through assetfs (dd bs=1M)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.7)`]);
+    rows.push(['trivial in-memory fuse-native FS, page cache dropped', `${f(median(trivial))} MiB/s`, 'baseline']);
+    rows.push([`warm re-read through assetfs (memory tier${dropped ? ', page cache dropped' : ', page cache NOT dropped'})`, `${f(median(warm))} MiB/s`, `${(median(warm) / median(trivial)).toFixed(2)} × trivial FS (aim ≥ 0.5)`]);
+    const table = [
+      `Read benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
+      '',
+      '| measurement | throughput | ratio |',
+      '|---|---|---|',
+      ...rows.map((r) => `| ${r.join(' | ')} |`),
+      '',
+      `raw MiB/s — direct: ${direct.map(f).join(', ')}; cold: ${cold.map(f).join(', ')}; warm: ${warm.map(f).join(', ')}; trivial: ${trivial.map(f).join(', ')}`,
+    ].join('\n');
+    process.stdout.write(`\n${table}\n`);
+    await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
+    await writeFile(join(ROOT, 'bench', 'results', 'latest.md'), `${table}\n`);
+  } finally {
+    await s3.stop();
+  }
+}
+
+await main();

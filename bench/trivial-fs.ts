@@ -1,0 +1,36 @@
+/**
+ * The baseline FUSE filesystem for benchmarks: one file of N bytes held in memory, served by
+ * fuse-native with the same mount options assetfs uses. Run as a child: `node trivial-fs.js MNT BYTES`.
+ */
+import Fuse from 'fuse-native';
+
+const [mnt, bytesArg] = process.argv.slice(2);
+const size = Number(bytesArg);
+const data = Buffer.alloc(size, 7);
+const now = new Date();
+const stat = (mode: number, sz: number) => ({ mode, size: sz, uid: 0, gid: 0, nlink: 1, mtime: now, atime: now, ctime: now });
+
+const fuse = new Fuse(
+  mnt!,
+  {
+    getattr: (p: string, cb: (...a: unknown[]) => void) =>
+      p === '/' ? cb(0, stat(0o40755, 4096)) : p === '/data.bin' ? cb(0, stat(0o100644, size)) : cb(Fuse.ENOENT),
+    readdir: (_p: string, cb: (...a: unknown[]) => void) => cb(0, ['data.bin']),
+    open: (_p: string, _f: number, cb: (...a: unknown[]) => void) => cb(0, 1),
+    release: (_p: string, _fd: number, cb: (...a: unknown[]) => void) => cb(0),
+    read: (_p: string, _fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
+      const n = Math.max(0, Math.min(len, size - pos));
+      data.copy(buf, 0, pos, pos + n);
+      setImmediate(() => cb(n)); // reply asynchronously, as assetfs does
+    },
+  },
+  { fsname: 'trivialfs,big_writes', autoCache: true, force: true },
+);
+fuse.mount((err) => {
+  if (err) {
+    process.stderr.write(`mount failed: ${err.message}\n`);
+    process.exit(1);
+  }
+  process.stdout.write('mounted\n');
+});
+process.on('SIGTERM', () => Fuse.unmount(mnt!, () => process.exit(0)));

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks, then builds. Idempotent; used by `npm test`, `npm run demo`
+# and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || need_apt+=(libfuse2)
+command -v fusermount >/dev/null 2>&1 || command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: missing ${need_apt[*]}: run as root, or: sudo apt-get install -y ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+# fuse-native's unmount shells out to `fusermount`; Debian's fuse3 ships only fusermount3.
+if ! command -v fusermount >/dev/null 2>&1 && command -v fusermount3 >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  ln -sf "$(command -v fusermount3)" /usr/local/bin/fusermount
+fi
+
+stamp=node_modules/.assetfs-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  echo "setup: npm ci (better-sqlite3 compiles from source: about 2 minutes)"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi
+# The native addons must really load: npm 11 may skip install scripts it has not been allowed to run.
+if ! node -e "require('better-sqlite3')(':memory:').close()" 2>/dev/null; then
+  echo "setup: building better-sqlite3"
+  npm rebuild better-sqlite3 --loglevel=error
+fi
+node -e "require('fuse-native')" || { echo "setup: fuse-native does not load (see above)" >&2; exit 1; }
+
+npx tsc -p tsconfig.json

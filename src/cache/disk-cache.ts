@@ -1,0 +1,240 @@
+/**
+ * The disk tier of the block cache: one file per block under <cacheDir>/blocks/<2 hex>/<sha256>.blk.
+ *
+ * Invariants:
+ *  - A block file starts with a header naming (source, ref, version, index, length, crc32) that is
+ *    checked on every read: a torn, corrupted or foreign file is deleted and reported as a miss, and a
+ *    block of another object version can never be returned (the version is in the key and the header).
+ *  - Files are written to a temp name and renamed, so a crash leaves either the old state or a whole block.
+ *  - The index lives in memory (an LRU bounded by bytes) and is rebuilt at start by scanning headers,
+ *    oldest first: there is no second copy of the truth to disagree with the files.
+ *  - A full disk never fails a read: put() evicts and retries once, then gives up silently (the block
+ *    simply is not cached). Files are 0600 in 0700 directories.
+ *  - Nothing here blocks the event loop: all file I/O is async.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { LRUCache } from 'lru-cache';
+import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
+
+const MAGIC = Buffer.from('AFSBLK1\n');
+
+interface Header {
+  source: string;
+  ref: string;
+  version: string;
+  index: number;
+  len: number;
+  crc: number;
+}
+
+interface IndexEntry {
+  file: string;
+  len: number;
+  source: string;
+  ref: string;
+}
+
+const blockKey = (source: string, ref: Ref, version: string, index: number) => JSON.stringify([source, ref, version, index]);
+
+export interface DiskCacheOptions {
+  dir: string;
+  maxBytes: number;
+  blockSize: number;
+}
+
+export class DiskBlockCache implements BlockCache {
+  readonly blockSize: number;
+  private readonly index: LRUCache<string, IndexEntry>;
+  private readonly byObject = new Map<string, Set<string>>();
+  private hits = 0;
+  private misses = 0;
+  private corrupt = 0;
+  private scanned: Promise<void> | undefined;
+
+  constructor(private readonly o: DiskCacheOptions) {
+    this.blockSize = o.blockSize;
+    this.index = new LRUCache<string, IndexEntry>({
+      maxSize: Math.max(1, o.maxBytes),
+      sizeCalculation: (e) => Math.max(1, e.len),
+      dispose: (e, key, reason) => {
+        this.unindex(e, key);
+        if (reason !== 'set') void unlink(e.file).catch(() => undefined);
+      },
+    });
+  }
+
+  private objKey(source: string, ref: Ref) {
+    return `${source}\0${ref}`;
+  }
+
+  private unindex(e: IndexEntry, key: string) {
+    const set = this.byObject.get(this.objKey(e.source, e.ref));
+    set?.delete(key);
+    if (set && set.size === 0) this.byObject.delete(this.objKey(e.source, e.ref));
+  }
+
+  private addIndex(key: string, e: IndexEntry) {
+    this.index.set(key, e);
+    if (!this.index.has(key)) return; // larger than the whole cache
+    const ok = this.objKey(e.source, e.ref);
+    let set = this.byObject.get(ok);
+    if (!set) this.byObject.set(ok, (set = new Set()));
+    set.add(key);
+  }
+
+  private fileFor(key: string): string {
+    const h = createHash('sha256').update(key).digest('hex');
+    return join(this.o.dir, h.slice(0, 2), `${h}.blk`);
+  }
+
+  /** Create the directory and index the blocks a previous run left. Call once before use. */
+  init(): Promise<void> {
+    this.scanned ??= this.scan();
+    return this.scanned;
+  }
+
+  private async scan(): Promise<void> {
+    await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+    const found: Array<{ key: string; e: IndexEntry; mtime: number }> = [];
+    for (const sub of await readdir(this.o.dir).catch(() => [] as string[])) {
+      const d = join(this.o.dir, sub);
+      for (const name of await readdir(d).catch(() => [] as string[])) {
+        const file = join(d, name);
+        if (!name.endsWith('.blk')) {
+          await unlink(file).catch(() => undefined); // a temp file from an interrupted write
+          continue;
+        }
+        const h = await this.readHeader(file);
+        if (!h) {
+          await unlink(file).catch(() => undefined);
+          continue;
+        }
+        const st = await stat(file).catch(() => undefined);
+        if (!st) continue;
+        found.push({ key: blockKey(h.source, h.ref, h.version, h.index), e: { file, len: h.len, source: h.source, ref: h.ref }, mtime: st.mtimeMs });
+      }
+    }
+    found.sort((a, b) => a.mtime - b.mtime);
+    for (const f of found) this.addIndex(f.key, f.e);
+  }
+
+  private async readHeader(file: string): Promise<Header | undefined> {
+    const fh = await open(file, 'r').catch(() => undefined);
+    if (!fh) return undefined;
+    try {
+      const head = Buffer.alloc(4096);
+      const { bytesRead } = await fh.read(head, 0, head.length, 0);
+      return parseHeader(head.subarray(0, bytesRead))?.header;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
+    const key = blockKey(obj.source, obj.ref, obj.version, index);
+    const e = this.index.get(key);
+    if (!e) {
+      this.misses++;
+      return undefined;
+    }
+    const raw = await readFile(e.file).catch(() => undefined);
+    const parsed = raw && parseHeader(raw);
+    const h = parsed?.header;
+    const data = parsed && raw.subarray(parsed.dataOffset);
+    const valid =
+      h && data && h.source === obj.source && h.ref === obj.ref && h.version === obj.version && h.index === index && h.len === data.length && crc32(data) === h.crc;
+    if (!valid) {
+      this.corrupt++;
+      this.misses++;
+      this.index.delete(key); // dispose unlinks the file
+      return undefined;
+    }
+    this.hits++;
+    return data;
+  }
+
+  async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
+    if (data.length > this.o.maxBytes) return;
+    const key = blockKey(obj.source, obj.ref, obj.version, index);
+    if (this.index.has(key)) return;
+    const file = this.fileFor(key);
+    const header: Header = { source: obj.source, ref: obj.ref, version: obj.version, index, len: data.length, crc: crc32(data) };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeBlockFile(file, header, data);
+        this.addIndex(key, { file, len: data.length, source: obj.source, ref: obj.ref });
+        return;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOSPC' && code !== 'EDQUOT') return; // caching is best effort: never fail the read
+        this.evictBytes(Math.max(data.length * 8, 64 * 1024 * 1024));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+  }
+
+  /** Drop the least recently used blocks worth at least `bytes`. */
+  private evictBytes(bytes: number) {
+    let freed = 0;
+    while (freed < bytes) {
+      const k = this.index.rkeys().next().value as string | undefined;
+      if (k === undefined) return;
+      freed += this.index.get(k, { updateAgeOnGet: false })?.len ?? 0;
+      this.index.delete(k);
+    }
+  }
+
+  async dropObject(source: string, ref: Ref): Promise<void> {
+    const keys = this.byObject.get(this.objKey(source, ref));
+    if (!keys) return;
+    for (const k of [...keys]) this.index.delete(k);
+  }
+
+  stats(): CacheStats & { corrupt: number; blocks: number } {
+    return { bytes: this.index.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, blocks: this.index.size };
+  }
+
+  /** Remove every block file (tests, `assetfs cache clear`). */
+  async clear(): Promise<void> {
+    this.index.clear();
+    await rm(this.o.dir, { recursive: true, force: true });
+    await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+  }
+}
+
+function parseHeader(buf: Buffer): { header: Header; dataOffset: number } | undefined {
+  if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  const len = buf.readUInt32LE(MAGIC.length);
+  const start = MAGIC.length + 4;
+  if (len > 3500 || buf.length < start + len) return undefined;
+  try {
+    const header = JSON.parse(buf.subarray(start, start + len).toString('utf8')) as Header;
+    if (typeof header.version !== 'string' || typeof header.index !== 'number' || typeof header.crc !== 'number') return undefined;
+    return { header, dataOffset: start + len };
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeBlockFile(file: string, header: Header, data: Buffer): Promise<void> {
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(json.length);
+  await mkdir(join(file, '..'), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    const total = MAGIC.length + len.length + json.length + data.length;
+    const { bytesWritten } = await fh.writev([MAGIC, len, json, data]);
+    if (bytesWritten !== total) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, file);
+}

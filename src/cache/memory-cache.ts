@@ -1,0 +1,89 @@
+/**
+ * The memory tier of the block cache: an LRU of Buffers bounded by bytes (lru-cache's maxSize).
+ *
+ * Invariants:
+ *  - Keys are (source, ref, version, index): blocks of another version of an object are never returned.
+ *  - `byObject` lists, per (source, ref), the keys currently in the LRU, over all versions; it is
+ *    updated on every removal (eviction, delete, clear) through lru-cache's dispose hook, so
+ *    dropObject never scans the whole cache and the index never outlives its blocks.
+ *  - Cached Buffers may be views into a larger run buffer; callers treat them as read-only.
+ */
+import { LRUCache } from 'lru-cache';
+import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
+
+export interface MemoryCacheOptions {
+  /** Byte limit of all cached blocks together. */
+  maxBytes: number;
+  blockSize: number;
+}
+
+const objectKey = (source: string, ref: Ref) => `${source}\0${ref}`;
+const blockKey = (obj: ObjectVersion, index: number) => `${obj.source}\0${obj.ref}\0${obj.version}\0${index}`;
+
+interface Slot {
+  readonly data: Buffer;
+  readonly object: string;
+}
+
+export class MemoryBlockCache implements BlockCache {
+  readonly blockSize: number;
+  private readonly lru: LRUCache<string, Slot>;
+  private readonly byObject = new Map<string, Set<string>>();
+  private hits = 0;
+  private misses = 0;
+
+  constructor(private readonly o: MemoryCacheOptions) {
+    if (!(o.blockSize > 0)) throw new Error('blockSize must be positive');
+    this.blockSize = o.blockSize;
+    this.lru = new LRUCache<string, Slot>({
+      maxSize: Math.max(1, o.maxBytes),
+      sizeCalculation: (slot) => Math.max(1, slot.data.length),
+      // 'set' replaces the value under the same key: the key stays cached, so it stays indexed.
+      dispose: (slot, key, reason) => {
+        if (reason !== 'set') this.unindex(slot.object, key);
+      },
+    });
+  }
+
+  async get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
+    const slot = this.lru.get(blockKey(obj, index));
+    if (slot) this.hits++;
+    else this.misses++;
+    return slot?.data;
+  }
+
+  async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
+    const key = blockKey(obj, index);
+    const object = objectKey(obj.source, obj.ref);
+    this.lru.set(key, { data, object });
+    // A block larger than the whole cache is refused by lru-cache; index only what was stored.
+    if (!this.lru.has(key)) return;
+    let keys = this.byObject.get(object);
+    if (!keys) this.byObject.set(object, (keys = new Set()));
+    keys.add(key);
+  }
+
+  async dropObject(source: string, ref: Ref): Promise<void> {
+    const keys = this.byObject.get(objectKey(source, ref));
+    if (!keys) return;
+    for (const key of [...keys]) this.lru.delete(key);
+    this.byObject.delete(objectKey(source, ref));
+  }
+
+  /** Forget everything (tests, SIGHUP with blocks). */
+  clear(): void {
+    this.lru.clear();
+    this.byObject.clear();
+  }
+
+  stats(): CacheStats & { blocks: number } {
+    return { bytes: this.lru.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, blocks: this.lru.size };
+  }
+
+  private unindex(object: string, key: string): void {
+    const keys = this.byObject.get(object);
+    if (!keys) return;
+    keys.delete(key);
+    if (keys.size === 0) this.byObject.delete(object);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Memory in front of disk, itself a BlockCache: get() tries memory, then disk (promoting a disk hit
+ * into memory); put() stores in memory at once and writes to disk in the background, so a cold read
+ * never waits for the disk. Background writes are bounded: when too many are queued, the disk copy
+ * of a block is skipped (it stays in memory; caching is best effort).
+ */
+import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
+
+export class TieredBlockCache implements BlockCache {
+  readonly blockSize: number;
+  private pendingWrites = 0;
+  private skippedWrites = 0;
+  private idle: Array<() => void> = [];
+
+  constructor(
+    readonly memory: BlockCache,
+    readonly disk: BlockCache,
+    private readonly maxPendingWrites = 64,
+  ) {
+    if (memory.blockSize !== disk.blockSize) throw new Error('memory and disk tiers must share one block size');
+    this.blockSize = memory.blockSize;
+  }
+
+  async get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
+    const hot = await this.memory.get(obj, index);
+    if (hot) return hot;
+    const warm = await this.disk.get(obj, index);
+    if (warm) await this.memory.put(obj, index, warm);
+    return warm;
+  }
+
+  async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
+    await this.memory.put(obj, index, data);
+    if (this.pendingWrites >= this.maxPendingWrites) {
+      this.skippedWrites++;
+      return;
+    }
+    this.pendingWrites++;
+    void this.disk
+      .put(obj, index, data)
+      .catch(() => undefined)
+      .finally(() => {
+        this.pendingWrites--;
+        if (this.pendingWrites === 0) for (const f of this.idle.splice(0)) f();
+      });
+  }
+
+  /** Resolves when no background disk write is pending (tests, shutdown). */
+  flushed(): Promise<void> {
+    return this.pendingWrites === 0 ? Promise.resolve() : new Promise((r) => this.idle.push(r));
+  }
+
+  async dropObject(source: string, ref: Ref): Promise<void> {
+    await Promise.all([this.memory.dropObject(source, ref), this.disk.dropObject(source, ref)]);
+  }
+
+  stats(): CacheStats & { memory: CacheStats; disk: CacheStats; skippedDiskWrites: number } {
+    const m = this.memory.stats();
+    const d = this.disk.stats();
+    return { bytes: m.bytes + d.bytes, limit: m.limit + d.limit, hits: m.hits + d.hits, misses: d.misses, memory: m, disk: d, skippedDiskWrites: this.skippedWrites };
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * The `assetfs` command line. Every failure a person can cause or fix (bad config, missing /dev/fuse
+ * or libfuse, busy mount point) prints one line naming the fix and exits non-zero; stack traces only
+ * with ASSETFS_DEBUG=1.
+ */
+import { Command } from 'commander';
+import { resolve } from 'node:path';
+import { loadConfig, ConfigError } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { createLogger, type Logger } from '../util/logger.js';
+import { redactText } from '../util/redact.js';
+import { startDaemon, type Daemon } from './run.js';
+import { unmount } from './unmount.js';
+import { startDemo } from '../demo/demo.js';
+import { controlSocketPath } from './control.js';
+import { fetchStatus, renderStatus } from './status.js';
+
+const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
+
+/** An error whose message is already a complete, human line. */
+export class UserError extends Error {}
+
+function explain(e: unknown): string {
+  if (e instanceof ConfigError) return e.message;
+  const msg = redactText(e instanceof Error ? e.message : String(e));
+  return msg.split('\n')[0] ?? msg;
+}
+
+async function withCleanExit(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    process.stderr.write(`assetfs: ${explain(e)}\n`);
+    if (process.env.ASSETFS_DEBUG === '1' && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = e instanceof ConfigError ? 2 : 1;
+  }
+}
+
+/** Run until SIGTERM/SIGINT, then stop cleanly; SIGHUP calls `reload`. */
+function runUntilSignal(log: Logger, stop: () => Promise<void>, reload?: () => Promise<void>): Promise<void> {
+  return new Promise((done) => {
+    let stopping = false;
+    const onStop = (sig: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ sig }, 'second signal: exiting now');
+        process.exit(130);
+      }
+      stopping = true;
+      log.info({ sig }, 'shutting down');
+      stop().then(done, (e) => {
+        log.error({ err: e }, 'shutdown failed');
+        process.exitCode = 1;
+        done();
+      });
+    };
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+    if (reload) {
+      process.on('SIGHUP', () => {
+        log.info('SIGHUP: reloading credentials');
+        reload().catch((e) => log.error({ err: e }, 'reload failed; keeping the old credentials'));
+      });
+    }
+  });
+}
+
+/** fuse-native's native handles keep the event loop alive after unmount: exit explicitly, logs flushed. */
+function exitNow(log: Logger): never {
+  log.flush();
+  process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+}
+
+function mountpointOf(config: Config, arg: string | undefined): string {
+  const mp = arg ?? config.mountpoint;
+  if (!mp) throw new UserError('no mount point: give one on the command line or set `mountpoint` in the config');
+  return resolve(mp);
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program.name('assetfs').description('Mount media-platform asset catalogs, S3 buckets and Azure Blob containers as one directory tree').showHelpAfterError();
+
+  program
+    .command('mount')
+    .description('mount every configured source and run the configured syncs, in the foreground')
+    .argument('[mountpoint]', 'where to mount (default: `mountpoint` from the config)')
+    .option('-c, --config <file>', 'config file (YAML or JSON)', DEFAULT_CONFIG)
+    .option('--force', 'clear a stale mount left by a killed daemon', false)
+    .action((mp: string | undefined, o: { config: string; force: boolean }) =>
+      withCleanExit(async () => {
+        const config = await loadConfig(o.config);
+        const log = createLogger(config.log);
+        const mountpoint = mountpointOf(config, mp);
+        const daemon: Daemon = await startDaemon({ config, log, mountpoint, force: o.force });
+        await runUntilSignal(log, () => daemon.stop(), async () => daemon.reload(await loadConfig(o.config)));
+        exitNow(log);
+      }),
+    );
+
+  program
+    .command('unmount')
+    .description('unmount cleanly; also clears a stale mount left by a killed daemon')
+    .argument('[mountpoint]', 'the mount point (default: `mountpoint` from --config)')
+    .option('-c, --config <file>', 'config file whose mountpoint to unmount')
+    .action((mp: string | undefined, o: { config?: string }) =>
+      withCleanExit(async () => {
+        const target = mp ?? (o.config ? mountpointOf(await loadConfig(o.config), undefined) : undefined);
+        if (!target) throw new UserError('give the mount point to unmount (or --config FILE)');
+        await unmount(resolve(target));
+      }),
+    );
+
+  program
+    .command('check-config')
+    .description('validate a config file and print every problem with its key path')
+    .argument('<file>', 'config file (YAML or JSON)')
+    .action((file: string) =>
+      withCleanExit(async () => {
+        const config = await loadConfig(file);
+        process.stdout.write(`${file}: OK (${config.sources.length} source${config.sources.length === 1 ? '' : 's'}: ${config.sources.map((s) => `${s.name} [${s.type}]`).join(', ')})\n`);
+      }),
+    );
+
+  program
+    .command('status')
+    .description("ask the running daemon: sources, cache use and hit rate, open files, last errors")
+    .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
+    .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
+    .option('--json', 'machine-readable output', false)
+    .option('--watch', 'refresh every second until Ctrl-C', false)
+    .action((o: { config: string; socket?: string; json: boolean; watch: boolean }) =>
+      withCleanExit(async () => {
+        const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
+        for (;;) {
+          const s = await fetchStatus(socket);
+          const text = o.json ? JSON.stringify(s, null, 2) : renderStatus(s);
+          process.stdout.write(o.watch && process.stdout.isTTY ? `\x1b[2J\x1b[H${text}\n` : `${text}\n`);
+          if (!o.watch) return;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }),
+    );
+
+  program
+    .command('demo')
+    .description('start local storage servers with sample media and mount them (default ./mnt)')
+    .argument('[mountpoint]', 'where to mount', './mnt')
+    .action((mp: string) =>
+      withCleanExit(async () => {
+        const log = createLogger({ level: process.env.ASSETFS_LOG_LEVEL ?? 'warn' });
+        process.stdout.write('assetfs demo: starting storage servers and seeding sample media…\n');
+        const demo = await startDemo({ mountpoint: resolve(mp), log });
+        process.stdout.write(`${demo.tour}\n`);
+        await runUntilSignal(log, () => demo.stop());
+        process.stdout.write('assetfs demo: stopped, nothing left mounted.\n');
+        exitNow(log);
+      }),
+    );
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

@@ -1,0 +1,157 @@
+/**
+ * Assembles one running daemon from a validated config: providers → transport → caches → block
+ * source → VFS → FUSE mount. `stop()` is the clean shutdown: lazy unmount first (new opens fail, the
+ * mount point is free at once), then keep serving until every open file is released (bounded), then
+ * close providers and sockets. Exiting right after unmount would give ENOTCONN to open files.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { Provider } from '../core/types.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../util/logger.js';
+import { createProvider } from '../providers/registry.js';
+import { HttpTransport } from '../transports/http.js';
+import { MemoryBlockCache } from '../cache/memory-cache.js';
+import { LocatorCache } from '../read/locator-cache.js';
+import { NetworkBlockSource } from '../read/block-source.js';
+import { AssetVfs } from '../vfs/vfs.js';
+import { mountVfs, type MountedFs } from '../fuse/adapter.js';
+import { preflight } from './preflight.js';
+import { controlSocketPath, startControlServer } from './control.js';
+import { RecentEvents } from '../util/recent.js';
+
+export interface DaemonOptions {
+  config: Config;
+  log: Logger;
+  mountpoint: string;
+  /** Clear a stale mount left by a killed daemon instead of refusing to start. */
+  force?: boolean;
+  /** How long stop() waits for open files to be released. */
+  drainTimeoutMs?: number;
+}
+
+export interface Daemon {
+  readonly mountpoint: string;
+  readonly vfs: AssetVfs;
+  readonly blocks: NetworkBlockSource;
+  readonly cache: MemoryBlockCache;
+  readonly providers: ReadonlyMap<string, Provider>;
+  /** SIGHUP: new credentials for existing sources, without unmounting. Added/removed sources need a remount. */
+  reload(config: Config): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Build everything but the mount: used by the daemon and by tests that drive the VFS directly. */
+export function buildCore(config: Config, log: Logger) {
+  const providers = new Map<string, Provider>();
+  for (const s of config.sources) providers.set(s.name, createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
+  const transport = new HttpTransport({ requestTimeoutMs: config.retry.requestTimeout });
+  const cache = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
+  const locators = new LocatorCache();
+  const blocks = new NetworkBlockSource({
+    cache,
+    transport,
+    locators,
+    providerFor: (source) => {
+      const p = providers.get(source);
+      if (!p) throw new Error(`unknown source ${source}`);
+      return p;
+    },
+    partSize: config.readahead.part,
+    maxRetryTimeMs: config.retry.maxTime,
+    prefetchBudgetBytes: config.readahead.budget,
+    log: log.child({ c: 'blocks' }),
+  });
+  const ttlBySource = new Map(config.sources.map((s) => [s.name, s.metadataTtl]));
+  const vfs = new AssetVfs({
+    providers,
+    blocks,
+    log: log.child({ c: 'vfs' }),
+    metadataTtlMs: config.metadataTtl,
+    sourceTtlMs: (name) => ttlBySource.get(name),
+    readaheadMaxBytes: config.readahead.max,
+    maxRetryTimeMs: config.retry.maxTime,
+  });
+  async function close() {
+    await vfs.close();
+    await Promise.allSettled([...providers.values()].map((p) => p.close()));
+    await transport.close();
+  }
+  async function reload(next: Config) {
+    for (const s of next.sources) {
+      const old = providers.get(s.name);
+      if (!old) {
+        log.warn({ source: s.name }, 'new source in the reloaded config: remount to add it');
+        continue;
+      }
+      providers.set(s.name, createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
+      locators.clear(s.name);
+      vfs.invalidate(`/${s.name}`);
+      await old.close().catch(() => undefined);
+    }
+    for (const name of providers.keys()) {
+      if (!next.sources.some((s) => s.name === name)) log.warn({ source: name }, 'source removed from the config: remount to drop it');
+    }
+    log.info('credentials reloaded');
+  }
+  return { providers, transport, cache, locators, blocks, vfs, close, reload };
+}
+
+export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
+  const { config, log } = o;
+  await mkdir(config.cacheDir, { recursive: true, mode: 0o700 });
+  await preflight(o.mountpoint, { force: o.force });
+  const core = buildCore(config, log);
+  const recent = new RecentEvents();
+  let mounted: MountedFs;
+  try {
+    mounted = await mountVfs({
+      mountpoint: o.mountpoint,
+      vfs: core.vfs,
+      log: log.child({ c: 'fuse' }),
+      attrTimeoutSec: Math.max(1, Math.round(config.metadataTtl / 1000)),
+      allowOther: config.fuse.allowOther,
+      extraOptions: config.fuse.options,
+      opTimeoutMs: config.retry.maxTime + config.retry.requestTimeout + 5_000,
+      recent,
+    });
+  } catch (e) {
+    await core.close();
+    throw e;
+  }
+  log.info({ mountpoint: o.mountpoint, sources: [...core.providers.keys()] }, 'mounted');
+  const startedAt = Date.now();
+  const control = await startControlServer(controlSocketPath(config.cacheDir), {
+    'GET /status': async () => ({
+      mountpoint: o.mountpoint,
+      pid: process.pid,
+      uptimeSec: Math.round((Date.now() - startedAt) / 1000),
+      sources: config.sources.map((s) => ({ name: s.name, type: s.type })),
+      cache: { memory: core.cache.stats() },
+      network: core.blocks.stats(),
+      openFiles: core.vfs.openFiles,
+      errors: recent.list(),
+    }),
+  }).catch((e: unknown) => {
+    log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');
+    return undefined;
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info({ mountpoint: o.mountpoint }, 'unmounting');
+      try {
+        await mounted.unmount();
+      } catch (e) {
+        log.warn({ err: e }, 'unmount failed');
+      }
+      const deadline = Date.now() + (o.drainTimeoutMs ?? 10_000);
+      while (core.vfs.openFiles > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (core.vfs.openFiles > 0) log.warn({ open: core.vfs.openFiles }, 'files still open at shutdown');
+      await control?.close();
+      await core.close();
+      log.info('stopped');
+    })());
+
+  return { mountpoint: o.mountpoint, vfs: core.vfs, blocks: core.blocks, cache: core.cache, providers: core.providers, reload: core.reload, stop };
+}

@@ -1,0 +1,50 @@
+/**
+ * Sample content for `assetfs demo`, tests and benchmarks: real media files shipped in src/demo/media,
+ * plus large files generated deterministically (AES-CTR keystream), so any reader can recompute
+ * the expected bytes from (seed, size) without storing them.
+ */
+import { createCipheriv, createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Directory of the shipped sample media (same path from src/ under tsx/vitest and from dist/src/). */
+export function mediaDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const fromDist = here.includes(`${join('dist', 'src')}`);
+  return fromDist ? join(here, '..', '..', '..', 'src', 'demo', 'media') : join(here, 'media');
+}
+
+/** `size` pseudo-random bytes, the same for the same seed. */
+export function deterministicBytes(seed: string, size: number): Buffer {
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
+}
+
+export function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export interface SampleFile {
+  path: string;
+  data: Buffer;
+}
+
+/** The demo tree of a plain storage source: real media, subtitles, nested folders and one large file. */
+export async function storageSampleTree(opts: { bigFileBytes?: number } = {}): Promise<SampleFile[]> {
+  const dir = mediaDir();
+  const [mp4, png, en, fr] = await Promise.all(
+    ['sample.mp4', 'poster.png', 'sample.en.srt', 'sample.fr.srt'].map((f) => readFile(join(dir, f))),
+  );
+  const big = opts.bigFileBytes ?? 72 * 1024 * 1024;
+  return [
+    { path: 'README.txt', data: Buffer.from('Files here are fetched lazily, block by block, only when a program reads them.\n') },
+    { path: 'videos/sample.mp4', data: mp4! },
+    { path: 'videos/subtitles/sample.en.srt', data: en! },
+    { path: 'videos/subtitles/sample.fr.srt', data: fr! },
+    { path: 'images/poster.png', data: png! },
+    { path: 'projects/2026/launch/teaser.mp4', data: mp4! },
+    { path: `large/random-${Math.round(big / 1024 / 1024)}MiB.bin`, data: deterministicBytes('assetfs-demo-large', big) },
+  ];
+}

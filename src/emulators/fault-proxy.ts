@@ -1,0 +1,147 @@
+/**
+ * A reverse proxy that tests and the demo put in front of s3rver/Azurite:
+ *  - enforces presigned-URL expiry (X-Amz-Date + X-Amz-Expires), which s3rver never checks;
+ *  - injects faults on command (5xx/429, 403 "expired", connection resets, short bodies), in-process
+ *    or from another process through POST /__faults {kind, n, status?, retryAfterSec?};
+ *  - records every request (method, path, range, status) so tests can count what reached storage.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { Agent, request } from 'undici';
+
+export type FaultKind = 'fail' | 'expire' | 'reset' | 'short';
+
+export interface ProxiedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly range: string | undefined;
+  readonly status: number;
+}
+
+export interface FaultProxy {
+  readonly url: string;
+  failNext(n: number, status?: number, opts?: { retryAfterSec?: number }): void;
+  expireNext(n: number): void;
+  resetNext(n: number): void;
+  shortBodyNext(n: number): void;
+  requests(): readonly ProxiedRequest[];
+  clearLog(): void;
+  close(): Promise<void>;
+}
+
+interface Pending {
+  kind: FaultKind;
+  status: number;
+  retryAfterSec?: number;
+}
+
+const EXPIRED_XML = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>';
+
+/** True when a presigned S3 URL's X-Amz-Date + X-Amz-Expires lies in the past. */
+export function presignExpired(query: URLSearchParams, now = Date.now()): boolean {
+  const date = query.get('X-Amz-Date');
+  const expires = Number(query.get('X-Amz-Expires'));
+  if (!date || !Number.isFinite(expires)) return false;
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(date);
+  if (!m) return true;
+  const signedAt = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+  return now > signedAt + expires * 1000;
+}
+
+export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePresignExpiry?: boolean } = {}): Promise<FaultProxy> {
+  const target = new URL(targetBaseUrl);
+  const agent = new Agent({ connections: 64, keepAliveTimeout: 10_000 });
+  const queue: Pending[] = [];
+  const log: ProxiedRequest[] = [];
+  const add = (kind: FaultKind, n: number, status = 500, retryAfterSec?: number) => {
+    for (let i = 0; i < n; i++) queue.push({ kind, status, retryAfterSec });
+  };
+
+  const record = (req: IncomingMessage, path: string, status: number) =>
+    log.push({ method: req.method ?? 'GET', path, range: req.headers.range, status });
+
+  async function control(req: IncomingMessage, res: ServerResponse) {
+    let raw = '';
+    for await (const c of req) raw += c;
+    const b = JSON.parse(raw || '{}') as { kind?: FaultKind; n?: number; status?: number; retryAfterSec?: number };
+    if (!b.kind || !['fail', 'expire', 'reset', 'short'].includes(b.kind)) {
+      res.writeHead(400).end('kind must be fail|expire|reset|short');
+      return;
+    }
+    add(b.kind, b.n ?? 1, b.status ?? (b.kind === 'expire' ? 403 : 500), b.retryAfterSec);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ queued: queue.length }));
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    if (url.pathname.startsWith('/__faults')) return control(req, res);
+    const path = url.pathname;
+    const fault = queue.shift();
+    if (fault?.kind === 'reset') {
+      record(req, path, 0);
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.kind === 'expire' || (opts.enforcePresignExpiry && presignExpired(url.searchParams))) {
+      if (fault && fault.kind !== 'expire') queue.unshift(fault);
+      record(req, path, 403);
+      res.writeHead(403, { 'content-type': 'application/xml' }).end(EXPIRED_XML);
+      req.resume();
+      return;
+    }
+    if (fault?.kind === 'fail') {
+      record(req, path, fault.status);
+      const headers: Record<string, string> = { 'content-type': 'application/xml' };
+      if (fault.retryAfterSec !== undefined) headers['retry-after'] = String(fault.retryAfterSec);
+      res.writeHead(fault.status, headers).end('<Error><Code>InternalError</Code><Message>injected fault</Message></Error>');
+      req.resume();
+      return;
+    }
+    const headers = { ...req.headers, host: target.host };
+    const upstream = await request(new URL(req.url ?? '/', target), {
+      method: (req.method ?? 'GET') as 'GET',
+      headers,
+      body: req.method === 'GET' || req.method === 'HEAD' ? undefined : req,
+      dispatcher: agent,
+    });
+    record(req, path, upstream.statusCode);
+    const outHeaders: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(upstream.headers)) if (v !== undefined && k !== 'connection' && k !== 'keep-alive') outHeaders[k] = v;
+    res.writeHead(upstream.statusCode, outHeaders);
+    if (fault?.kind === 'short') {
+      // Send part of the body, then cut the connection: the client sees a short body.
+      const first = await upstream.body[Symbol.asyncIterator]().next();
+      const chunk = first.value as Buffer | undefined;
+      if (chunk) res.write(chunk.subarray(0, Math.max(1, Math.floor(chunk.length / 2))));
+      upstream.body.destroy();
+      res.socket?.destroy();
+      return;
+    }
+    await pipeline(upstream.body, res);
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(502).end('proxy error');
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 10_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    failNext: (n, status = 500, o) => add('fail', n, status, o?.retryAfterSec),
+    expireNext: (n) => add('expire', n, 403),
+    resetNext: (n) => add('reset', n),
+    shortBodyNext: (n) => add('short', n),
+    requests: () => [...log],
+    clearLog: () => void log.splice(0),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await agent.close();
+    },
+  };
+}

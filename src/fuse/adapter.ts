@@ -1,0 +1,143 @@
+/**
+ * The only bridge between fuse-native and the VFS, and the only place where errors become errno
+ * numbers. Each operation is call-and-reply; no I/O happens here. fuse-native calls every handler on
+ * the JS main thread, so a handler must never block: all work is async in the VFS.
+ */
+import { constants as osConstants } from 'node:os';
+import type { Attr, Vfs } from '../core/types.js';
+import { isFsError, type ErrnoCode } from '../core/errors.js';
+import type { Logger } from '../util/logger.js';
+import { redactText } from '../util/redact.js';
+import type { RecentEvents } from '../util/recent.js';
+
+type Cb = (...args: any[]) => void;
+
+export interface MountOptions {
+  mountpoint: string;
+  vfs: Vfs;
+  log: Logger;
+  /** Kernel attribute/entry cache lifetime, seconds (from the metadata TTL). */
+  attrTimeoutSec: number;
+  allowOther: boolean;
+  /** Extra libfuse options, e.g. max_background=64 (fuse-native has no option for them). */
+  extraOptions: readonly string[];
+  /** A handler that has not replied after this long fails with ETIMEDOUT (fuse-native's own timer). */
+  opTimeoutMs: number;
+  /** Errors returned to readers, for `assetfs status`. */
+  recent?: RecentEvents;
+}
+
+export interface MountedFs {
+  readonly mountpoint: string;
+  /** Lazy unmount; open files stay served until released. */
+  unmount(): Promise<void>;
+}
+
+/** Thrown when the FUSE binding can't be loaded (missing libfuse.so.2): one line naming the fix. */
+export class FuseUnavailableError extends Error {}
+
+const ERRNO = osConstants.errno as Record<string, number>;
+
+/** FsError code → negative errno; anything unexpected is EIO (and logged, since it is a bug or an unmapped fault). */
+export function toErrno(e: unknown, log: Logger, op: string, path: string, recent?: RecentEvents): number {
+  if (isFsError(e)) {
+    const code: ErrnoCode | 'EOPNOTSUPP' = e.code === 'ENOTSUP' ? 'EOPNOTSUPP' : e.code;
+    if (e.code === 'EIO' || e.code === 'EACCES' || e.code === 'EAGAIN') {
+      log.warn({ op, path, err: e }, `${e.code} returned to the reader`);
+      recent?.add(`${op}: ${e.code}: ${redactText(e.message)}`, path);
+    } else {
+      log.debug({ op, path, code: e.code, msg: e.message }, 'operation failed');
+    }
+    return -(ERRNO[code] ?? ERRNO.EIO!);
+  }
+  log.error({ op, path, err: e }, 'unexpected error; returning EIO');
+  recent?.add(`${op}: EIO: ${redactText(String((e as Error)?.message ?? e))}`, path);
+  return -ERRNO.EIO!;
+}
+
+function toStat(a: Attr, uid: number, gid: number) {
+  const t = new Date(a.mtimeMs);
+  return {
+    mode: a.mode,
+    size: a.size,
+    uid,
+    gid,
+    nlink: a.kind === 'dir' ? 2 : 1,
+    blksize: 4096,
+    blocks: Math.ceil(a.size / 512),
+    atime: t,
+    mtime: t,
+    ctime: t,
+  };
+}
+
+async function loadFuse(): Promise<typeof import('fuse-native').default> {
+  try {
+    return (await import('fuse-native')).default;
+  } catch (e) {
+    const msg = String((e as Error).message ?? e);
+    if (/libfuse\.so\.2/.test(msg)) {
+      throw new FuseUnavailableError('libfuse.so.2 is missing: install it with `apt-get install libfuse2` (and `fuse3` for fusermount)');
+    }
+    throw new FuseUnavailableError(`the FUSE binding (fuse-native) could not be loaded: ${msg.split('\n')[0]}; run \`npm ci\``);
+  }
+}
+
+export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<string, Cb> {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const fail = (op: string, path: string) => (e: unknown) => toErrno(e, log, op, path, recent);
+  return {
+    getattr(path: string, cb: Cb) {
+      vfs.getattr(path).then((a) => cb(0, toStat(a, uid, gid)), (e) => cb(fail('getattr', path)(e)));
+    },
+    readdir(path: string, cb: Cb) {
+      vfs.readdir(path).then(
+        (list) => cb(0, list.map((d) => d.name), list.map((d) => toStat(d.attr, uid, gid))),
+        (e) => cb(fail('readdir', path)(e)),
+      );
+    },
+    open(path: string, flags: number, cb: Cb) {
+      vfs.open(path, flags).then((fh) => cb(0, fh), (e) => cb(fail('open', path)(e)));
+    },
+    read(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+      vfs.read(fh, buf, len, pos).then((n) => cb(n), (e) => cb(fail('read', path)(e)));
+    },
+    release(path: string, fh: number, cb: Cb) {
+      vfs.release(fh).then(() => cb(0), (e) => cb(fail('release', path)(e)));
+    },
+    statfs(path: string, cb: Cb) {
+      vfs.statfs().then(
+        (s) => cb(0, { bsize: s.blockSize, frsize: s.blockSize, blocks: s.blocks, bfree: s.free, bavail: s.free, files: s.files, ffree: s.files, favail: s.files, namemax: 255 }),
+        (e) => cb(fail('statfs', path)(e)),
+      );
+    },
+  };
+}
+
+/** Mount `vfs` at `mountpoint`. Resolves once the kernel has the mount. */
+export async function mountVfs(o: MountOptions): Promise<MountedFs> {
+  const Fuse = await loadFuse();
+  // fuse-native concatenates fsname unescaped into the -o string: that is how extra options get through.
+  const fsname = ['assetfs', 'big_writes', ...o.extraOptions].join(',');
+  const fuse = new Fuse(o.mountpoint, buildOps(o.vfs, o.log, o.recent), {
+    fsname,
+    subtype: 'assetfs',
+    autoCache: true,
+    attrTimeout: o.attrTimeoutSec,
+    entryTimeout: o.attrTimeoutSec,
+    allowOther: o.allowOther,
+    timeout: o.opTimeoutMs,
+  });
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  let detached: Promise<void> | undefined;
+  return {
+    mountpoint: o.mountpoint,
+    // A lazy detach (fusermount -uz): the path is free at once, while files already open keep being
+    // served until released; the libfuse loop ends by itself when the last reference goes.
+    unmount() {
+      detached ??= new Promise<void>((resolve, reject) => Fuse.unmount(o.mountpoint, (err) => (err ? reject(err) : resolve())));
+      return detached;
+    },
+  };
+}

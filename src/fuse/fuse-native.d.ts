@@ -1,0 +1,31 @@
+// Minimal typings for fuse-native 2.2.6 (it ships none). Only src/fuse/ may import the binding.
+declare module 'fuse-native' {
+  type Cb = (...args: any[]) => void;
+  export interface FuseOptions {
+    force?: boolean;
+    mkdir?: boolean;
+    debug?: boolean;
+    allowOther?: boolean;
+    autoUnmount?: boolean;
+    defaultPermissions?: boolean;
+    maxRead?: number;
+    fsname?: string;
+    subtype?: string;
+    kernelCache?: boolean;
+    autoCache?: boolean;
+    entryTimeout?: number;
+    attrTimeout?: number;
+    acAttrTimeout?: number;
+    uid?: number;
+    gid?: number;
+    timeout?: number | false | Record<string, number | false>;
+  }
+  export default class Fuse {
+    constructor(mnt: string, ops: Record<string, Cb>, opts?: FuseOptions);
+    mount(cb: (err: Error | null) => void): void;
+    unmount(cb: (err: Error | null) => void): void;
+    static unmount(mnt: string, cb: (err: Error | null) => void): void;
+    static ENOENT: number;
+    static isConfigured(cb: (err: Error | null, configured: boolean) => void): void;
+  }
+}

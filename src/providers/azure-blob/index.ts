@@ -1,0 +1,119 @@
+/**
+ * `azure-blob`: an Azure Blob container. Hierarchical listing with '/' and paging; reads through SAS
+ * URLs (a read-only blob SAS minted per object when we hold the account key, else the configured SAS).
+ * Refs: a blob's ref is its path below the source prefix; a directory's ref ends in '/'; '' is the root.
+ */
+import {
+  BlobSASPermissions,
+  BlobServiceClient,
+  ContainerClient,
+  StorageSharedKeyCredential,
+  generateBlobSASQueryParameters,
+} from '@azure/storage-blob';
+import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
+import { NotFoundError } from '../../core/errors.js';
+import { normalizeEtag } from '../../core/etag.js';
+import type { SourceConfigOf } from '../../config/schema.js';
+import type { Logger } from '../../util/logger.js';
+import { mapStorageError } from '../errors.js';
+
+export interface AzureBlobProviderDeps {
+  log: Logger;
+  /** Blobs per listing page (Azure's maximum is 5000). */
+  listPageSize?: number;
+}
+
+/** Account name and key from a connection string, if it has them. */
+function fromConnectionString(cs: string): { name?: string; key?: string; endpoint?: string } {
+  const parts = Object.fromEntries(cs.split(';').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  return { name: parts.AccountName, key: parts.AccountKey, endpoint: parts.BlobEndpoint };
+}
+
+export class AzureBlobProvider implements Provider {
+  readonly type = 'azure-blob';
+  readonly name: string;
+  readonly caps = { upload: false };
+  private readonly container: ContainerClient;
+  private readonly credential: StorageSharedKeyCredential | undefined;
+  private readonly sas: string | undefined;
+  private readonly prefix: string;
+
+  constructor(
+    private readonly cfg: SourceConfigOf<'azure-blob'>,
+    private readonly deps: AzureBlobProviderDeps,
+  ) {
+    this.name = cfg.name;
+    this.prefix = cfg.prefix && !cfg.prefix.endsWith('/') ? `${cfg.prefix}/` : cfg.prefix;
+    const cs = cfg.connectionString ? fromConnectionString(cfg.connectionString) : {};
+    const accountName = cfg.accountName ?? cs.name ?? new URL(cfg.accountUrl).pathname.split('/').filter(Boolean)[0] ?? new URL(cfg.accountUrl).hostname.split('.')[0]!;
+    const accountKey = cfg.accountKey ?? cs.key;
+    const retryOptions = { maxTries: 1 }; // retries belong to our pacer
+    if (accountKey) {
+      this.credential = new StorageSharedKeyCredential(accountName, accountKey);
+      this.container = new BlobServiceClient(cfg.accountUrl, this.credential, { retryOptions }).getContainerClient(cfg.container);
+    } else {
+      this.sas = (cfg.sasToken ?? '').replace(/^\?/, '');
+      this.container = new BlobServiceClient(`${cfg.accountUrl}?${this.sas}`, undefined, { retryOptions }).getContainerClient(cfg.container);
+    }
+  }
+
+  async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
+    const prefix = this.prefix + dir;
+    const pages = this.container.listBlobsByHierarchy('/', { prefix, abortSignal: signal }).byPage({ maxPageSize: this.deps.listPageSize ?? 5000 });
+    try {
+      for await (const page of pages) {
+        for (const p of page.segment.blobPrefixes ?? []) {
+          const ref = p.name.slice(this.prefix.length);
+          yield { name: ref.slice(dir.length, -1), kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
+        }
+        for (const b of page.segment.blobItems) {
+          if (b.name === prefix) continue;
+          const ref = b.name.slice(this.prefix.length);
+          yield {
+            name: ref.slice(dir.length),
+            kind: 'file',
+            ref,
+            size: b.properties.contentLength ?? 0,
+            mtimeMs: b.properties.lastModified?.getTime() ?? 0,
+            version: normalizeEtag(b.properties.etag),
+          };
+        }
+      }
+    } catch (e) {
+      throw mapStorageError(e, `list ${this.name}/${dir}`);
+    }
+  }
+
+  async stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry> {
+    const name = ref.replace(/\/$/, '').split('/').pop() ?? '';
+    if (ref === '' || ref.endsWith('/')) {
+      if (ref === '') return { name, kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
+      for await (const _ of this.list(ref, signal)) return { name, kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
+      throw new NotFoundError(`${this.name}/${ref} not found`);
+    }
+    try {
+      const p = await this.container.getBlobClient(this.prefix + ref).getProperties({ abortSignal: signal });
+      return { name, kind: 'file', ref, size: p.contentLength ?? 0, mtimeMs: p.lastModified?.getTime() ?? 0, version: normalizeEtag(p.etag) };
+    } catch (e) {
+      throw mapStorageError(e, `stat ${this.name}/${ref}`);
+    }
+  }
+
+  async locate(obj: ObjectVersion): Promise<SignedLocator> {
+    const blob = this.container.getBlobClient(this.prefix + obj.ref);
+    const base = blob.url.split('?')[0]!;
+    if (this.credential) {
+      const startsOn = new Date(Date.now() - 5 * 60_000); // clock skew
+      const expiresOn = new Date(Date.now() + this.cfg.urlTtl);
+      const sas = generateBlobSASQueryParameters(
+        { containerName: this.cfg.container, blobName: this.prefix + obj.ref, permissions: BlobSASPermissions.parse('r'), startsOn, expiresOn },
+        this.credential,
+      ).toString();
+      return { url: `${base}?${sas}`, expiresAt: expiresOn.getTime() };
+    }
+    const se = new URLSearchParams(this.sas).get('se');
+    return { url: `${base}?${this.sas}`, expiresAt: se ? Date.parse(se) : Number.POSITIVE_INFINITY };
+  }
+
+  async close(): Promise<void> {}
+}

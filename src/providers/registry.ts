@@ -1,0 +1,18 @@
+/** Source type → Provider. The only switch over source types. */
+import type { Provider } from '../core/types.js';
+import { FsError } from '../core/errors.js';
+import type { SourceConfig } from '../config/schema.js';
+import type { Logger } from '../util/logger.js';
+import { S3Provider } from './s3/index.js';
+import { AzureBlobProvider } from './azure-blob/index.js';
+
+export function createProvider(cfg: SourceConfig, deps: { log: Logger }): Provider {
+  switch (cfg.type) {
+    case 's3':
+      return new S3Provider(cfg, deps);
+    case 'azure-blob':
+      return new AzureBlobProvider(cfg, deps);
+    default:
+      throw new FsError('ENOTSUP', `source "${cfg.name}": type "${cfg.type}" is not implemented yet (issue 3)`);
+  }
+}

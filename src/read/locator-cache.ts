@@ -1,0 +1,133 @@
+/**
+ * Signed locators, minted once per object version and reused until shortly before they expire.
+ *
+ * Invariants:
+ *  - A locator is handed out only while now < expiresAt - skew, skew = min(30 s, 10 % of its lifetime
+ *    as seen here), so a read never starts on a URL about to die.
+ *  - One mint per (source, ref, version) at a time, however many readers ask; a caller's signal only
+ *    stops that caller's wait, never the shared mint.
+ *  - After clear() (new credentials), a mint that was already under way is not cached, and new callers
+ *    start a fresh one.
+ */
+import { LRUCache } from 'lru-cache';
+import type { ObjectVersion, Provider, Ref, SignedLocator } from '../core/types.js';
+
+const MAX_SKEW_MS = 30_000;
+const SKEW_FRACTION = 0.1;
+
+interface Cached {
+  readonly loc: SignedLocator;
+  /** Epoch ms after which this locator is no longer handed out. */
+  readonly useUntil: number;
+}
+
+/** One mint under way; `promise` is set right after registration. */
+interface Flight {
+  promise?: Promise<SignedLocator>;
+}
+
+const keyOf = (source: string, ref: Ref, version: string) => `${source}\0${ref}\0${version}`;
+
+export interface LocatorCacheOptions {
+  /** Fixed skew instead of min(30 s, 10 % of the lifetime); tests use it. */
+  skewMs?: number;
+  /** Most locators remembered. Default 10,000. */
+  maxEntries?: number;
+}
+
+export class LocatorCache {
+  private readonly cached: LRUCache<string, Cached>;
+  private readonly minting = new Map<string, Flight>();
+  private mints = 0;
+
+  constructor(private readonly opts: LocatorCacheOptions = {}) {
+    this.cached = new LRUCache<string, Cached>({ max: opts.maxEntries ?? 10_000 });
+  }
+
+  async get(provider: Provider, obj: ObjectVersion, signal?: AbortSignal): Promise<SignedLocator> {
+    signal?.throwIfAborted();
+    const key = keyOf(obj.source, obj.ref, obj.version);
+    const hit = this.cached.get(key);
+    if (hit && Date.now() < hit.useUntil) return hit.loc;
+    let flight = this.minting.get(key);
+    if (!flight) {
+      const started: Flight = {};
+      this.minting.set(key, started);
+      started.promise = this.mint(provider, obj, key, started);
+      // Waiters handle the rejection; this keeps an abandoned mint from being an unhandled rejection.
+      started.promise.catch(() => undefined);
+      flight = started;
+    }
+    const pending = flight.promise as Promise<SignedLocator>;
+    return signal ? abortable(pending, signal) : pending;
+  }
+
+  private async mint(provider: Provider, obj: ObjectVersion, key: string, flight: Flight): Promise<SignedLocator> {
+    const mintedAt = Date.now();
+    this.mints++;
+    try {
+      const loc = await provider.locate(obj);
+      // Still registered means no clear() came in between: the locator was minted with current credentials.
+      if (this.minting.get(key) === flight) {
+        const lifetime = loc.expiresAt - mintedAt;
+        const skew = this.opts.skewMs ?? Math.min(MAX_SKEW_MS, SKEW_FRACTION * Math.max(0, lifetime));
+        const useUntil = loc.expiresAt - skew;
+        if (useUntil > Date.now()) this.cached.set(key, { loc, useUntil });
+      }
+      return loc;
+    } finally {
+      if (this.minting.get(key) === flight) this.minting.delete(key);
+    }
+  }
+
+  /**
+   * Forget the locator of one object version (a 401/403 said it is no longer good). With `stale`, only
+   * that locator is forgotten: a fresher one minted meanwhile by another reader is kept.
+   */
+  invalidate(obj: ObjectVersion, stale?: SignedLocator): void {
+    const key = keyOf(obj.source, obj.ref, obj.version);
+    const hit = this.cached.peek(key);
+    if (hit && (stale === undefined || hit.loc === stale)) this.cached.delete(key);
+  }
+
+  /** Forget the locators of every version of (source, ref). */
+  invalidateRef(source: string, ref: Ref): void {
+    const prefix = `${source}\0${ref}\0`;
+    for (const key of [...this.cached.keys()]) if (key.startsWith(prefix)) this.cached.delete(key);
+  }
+
+  /** Forget every locator, or those of one source (its credentials changed). */
+  clear(source?: string): void {
+    if (source === undefined) {
+      this.cached.clear();
+      this.minting.clear();
+      return;
+    }
+    const prefix = `${source}\0`;
+    for (const key of [...this.cached.keys()]) if (key.startsWith(prefix)) this.cached.delete(key);
+    for (const key of [...this.minting.keys()]) if (key.startsWith(prefix)) this.minting.delete(key);
+  }
+
+  stats(): { cached: number; mints: number } {
+    return { cached: this.cached.size, mints: this.mints };
+  }
+}
+
+/** `promise`, or the signal's reason as soon as it aborts (the promise itself keeps running). */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

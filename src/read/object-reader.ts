@@ -1,0 +1,42 @@
+/**
+ * One read of an object version, byte-exact across block boundaries: the blocks it touches are asked
+ * for in parallel and each is copied into `into` as soon as it arrives.
+ */
+import type { BlockSource, ObjectVersion } from '../core/types.js';
+import { blocksForRead } from '../core/blocks.js';
+import { FsError } from '../core/errors.js';
+
+/** Reads up to `length` bytes at `position` into `into[0…]`; returns the bytes read, 0 at or past EOF. */
+export async function readInto(
+  source: BlockSource,
+  obj: ObjectVersion,
+  into: Buffer,
+  length: number,
+  position: number,
+  signal?: AbortSignal,
+): Promise<number> {
+  if (position < 0 || !Number.isSafeInteger(position)) throw new FsError('EINVAL', `invalid read position ${position}`);
+  const want = Math.min(length, into.length);
+  const blockSize = source.blockSize;
+  const span = blocksForRead(position, want, obj.size, blockSize);
+  if (!span) return 0;
+  const end = Math.min(position + want, obj.size);
+  const copies: Array<Promise<void>> = [];
+  for (let index = span.first; index <= span.last; index++) {
+    const blockStart = index * blockSize;
+    const from = Math.max(position, blockStart);
+    const to = Math.min(end, blockStart + blockSize);
+    copies.push(
+      source.readBlock(obj, index, signal).then((block) => {
+        if (block.length < to - blockStart) {
+          throw new FsError('EIO', `block ${index} of ${obj.source}:${obj.ref} has ${block.length} bytes, expected at least ${to - blockStart}`);
+        }
+        block.copy(into, from - position, from - blockStart, to - blockStart);
+      }),
+    );
+  }
+  // Settle all before failing: no late copy may land in `into` after the caller got its answer.
+  const results = await Promise.allSettled(copies);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+  return end - position;
+}

@@ -1,0 +1,92 @@
+/**
+ * Per-handle sequential-read detector (after mountpoint-s3's prefetcher): it decides which blocks to
+ * prefetch, and never fetches anything itself.
+ *
+ * Invariants:
+ *  - A stream starts with a read at offset 0, or with a read that continues where the previous one
+ *    ended. Its window starts at `initialWindow` and doubles with each new request, up to `maxWindow`.
+ *  - A read inside what is already requested (a small forward seek, or the kernel's slightly out-of-order
+ *    reads) keeps the stream. A backward seek, or a jump beyond what is requested, ends it: random
+ *    reads then fetch only the blocks they touch.
+ *  - New blocks are asked for only once the reader is within half a window of the requested end, so
+ *    each request is at least half a window long (large ranged GETs, not a trickle of blocks).
+ *  - Requested ranges never overlap and never pass the end of the object.
+ */
+import { blockIndex } from '../core/blocks.js';
+
+export interface ReadaheadOptions {
+  blockSize: number;
+  /** Largest window in bytes. Default 64 MiB. */
+  maxWindow?: number;
+  /** Bytes beyond the read that a new stream prefetches. Default 1 MiB (at least one block). */
+  initialWindow?: number;
+}
+
+/** How far back of the previous read's end a read may start and still count as the same stream. */
+const BACKWARD_TOLERANCE = 256 * 1024;
+
+export class Readahead {
+  private readonly blockSize: number;
+  private readonly maxWindow: number;
+  private readonly initialWindow: number;
+  /** End of the previous read, or -1 before the first read. */
+  private lastEnd = -1;
+  /** Current window in bytes; 0 when not streaming. */
+  private window = 0;
+  /** Exclusive end of the bytes already requested (block-aligned, or the object size). */
+  private requestedEnd = 0;
+
+  constructor(opts: ReadaheadOptions) {
+    if (!(opts.blockSize > 0)) throw new Error('blockSize must be positive');
+    this.blockSize = opts.blockSize;
+    this.initialWindow = Math.max(opts.initialWindow ?? 1024 * 1024, opts.blockSize);
+    this.maxWindow = Math.max(opts.maxWindow ?? 64 * 1024 * 1024, this.initialWindow);
+  }
+
+  /** Record a read; returns the blocks to prefetch now, if any (inclusive indices). */
+  onRead(position: number, length: number, size: number): { first: number; last: number } | undefined {
+    const end = Math.min(position + length, size);
+    if (length <= 0 || position >= end) return undefined;
+    const previousEnd = this.lastEnd;
+
+    if (this.window > 0) {
+      const inStream = position >= previousEnd - BACKWARD_TOLERANCE && position <= Math.max(previousEnd, this.requestedEnd);
+      if (!inStream) return this.stop(end);
+      this.lastEnd = Math.max(previousEnd, end);
+      if (this.requestedEnd - this.lastEnd > this.window / 2) return undefined;
+      this.window = Math.min(this.window * 2, this.maxWindow);
+      return this.request(position, this.lastEnd + this.window, size);
+    }
+
+    this.lastEnd = end;
+    if (position !== 0 && position !== previousEnd) return undefined;
+    this.window = this.initialWindow;
+    this.requestedEnd = 0;
+    return this.request(position, end + this.window, size);
+  }
+
+  /** Forget the stream (the object changed, or the handle was reopened). */
+  reset(): void {
+    this.lastEnd = -1;
+    this.window = 0;
+    this.requestedEnd = 0;
+  }
+
+  private stop(end: number): undefined {
+    this.window = 0;
+    this.requestedEnd = 0;
+    this.lastEnd = end;
+    return undefined;
+  }
+
+  /** Blocks covering [max(from, requestedEnd), to), clamped to the object; advances requestedEnd. */
+  private request(from: number, to: number, size: number): { first: number; last: number } | undefined {
+    const start = Math.max(from, this.requestedEnd);
+    const stop = Math.min(to, size);
+    if (start >= stop) return undefined;
+    const first = blockIndex(start, this.blockSize);
+    const last = blockIndex(stop - 1, this.blockSize);
+    this.requestedEnd = Math.min((last + 1) * this.blockSize, size);
+    return { first, last };
+  }
+}

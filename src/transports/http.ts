@@ -1,0 +1,205 @@
+/**
+ * Ranged GETs on signed URLs over one undici Agent (a keep-alive pool per origin).
+ *
+ * Invariants:
+ *  - A returned Buffer holds exactly the requested bytes of exactly the expected version: a 206 must
+ *    carry a Content-Range naming that range and the expected total size, and a compatible ETag.
+ *    A 200 (a server that ignores Range) is accepted only when it is the whole object of the expected size.
+ *  - Bytes are copied once, from the socket's chunks into one Buffer preallocated at the exact size;
+ *    of a 200 only the requested slice is kept (never a view pinning the whole object).
+ *  - Every failure is an FsError the read path understands (see Transport in core/types.ts); a body
+ *    we stop reading is destroyed, so its socket is closed rather than left half-read in the pool.
+ *  - Headers and every pause in a body are bounded by `requestTimeoutMs` (a server that sends headers and
+ *    then nothing — Azurite once out of file handles — must not hang a read).
+ *  - Messages name URLs only through redactUrl: signed query strings never reach an error or a log.
+ */
+import { Agent, interceptors } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { ByteRange, Expectation, SignedLocator, Transport } from '../core/types.js';
+import { etagMatches } from '../core/etag.js';
+import { ExpiredError, FsError, NotFoundError, StaleError, TransientError, isAbort } from '../core/errors.js';
+import { redactUrl } from '../util/redact.js';
+
+export interface HttpTransportOptions {
+  /** Bound on waiting for headers, and on each pause while a body streams. Default 20 s. */
+  requestTimeoutMs?: number;
+  /** Keep-alive connections per origin. Default 32. */
+  connectionsPerOrigin?: number;
+  /** How long an idle keep-alive socket is kept. Default 10 s. */
+  keepAliveTimeoutMs?: number;
+  /** Redirects followed per request (302 from a download endpoint to storage). Default 5. */
+  maxRedirections?: number;
+}
+
+/** Network failures worth retrying: resets, refused/closed connections, timeouts, truncated bodies. */
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH',
+  'ENETDOWN', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_ABORTED',
+]);
+
+type Headers = Record<string, string | string[] | undefined>;
+type Body = Dispatcher.ResponseData['body'];
+
+function header(headers: Headers, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Retry-After as milliseconds from now: delta-seconds or an HTTP date. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** `bytes a-b/total` → {start, end (exclusive), total}; total is NaN for `*`. */
+function parseContentRange(value: string | undefined): { start: number; end: number; total: number } | undefined {
+  const m = value ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(value.trim()) : null;
+  if (!m) return undefined;
+  return { start: Number(m[1]), end: Number(m[2]) + 1, total: m[3] === '*' ? NaN : Number(m[3]) };
+}
+
+export class HttpTransport implements Transport {
+  private readonly agent: Agent;
+  private readonly dispatcher: Dispatcher;
+
+  constructor(opts: HttpTransportOptions = {}) {
+    const timeout = opts.requestTimeoutMs ?? 20_000;
+    this.agent = new Agent({
+      connections: opts.connectionsPerOrigin ?? 32,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 10_000,
+      connect: { timeout },
+    });
+    // Some platforms answer a download link with 302 to the storage URL. undici drops Authorization
+    // and cookies when a redirect leaves the origin.
+    this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: opts.maxRedirections ?? 5 }));
+  }
+
+  async readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer> {
+    const length = range.end - range.start;
+    if (length < 0 || range.start < 0 || range.end > expect.size) {
+      throw new FsError('EINVAL', `range ${range.start}-${range.end} outside an object of ${expect.size} bytes`);
+    }
+    if (length === 0) return Buffer.alloc(0);
+    const what = `GET ${redactUrl(loc.url)} bytes=${range.start}-${range.end - 1}`;
+    let url: URL;
+    try {
+      url = new URL(loc.url);
+    } catch (e) {
+      throw new FsError('EINVAL', `invalid locator URL ${redactUrl(loc.url)}`, { cause: e });
+    }
+
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: 'GET',
+        headers: { ...loc.headers, range: `bytes=${range.start}-${range.end - 1}` },
+        signal,
+      });
+    } catch (e) {
+      throw this.networkError(e, what, signal);
+    }
+
+    const { statusCode: status, headers, body } = res;
+    try {
+      if (status === 206 || status === 200) {
+        const etag = header(headers, 'etag');
+        if (!etagMatches(expect.version, etag)) {
+          throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
+        }
+        const declared = header(headers, 'content-length');
+        if (status === 206) {
+          const cr = parseContentRange(header(headers, 'content-range'));
+          if (!cr) throw new TransientError(`${what}: 206 without a usable Content-Range`, { status });
+          if (!Number.isNaN(cr.total) && cr.total !== expect.size) {
+            throw new StaleError(`${what}: object is ${cr.total} bytes, expected ${expect.size}`);
+          }
+          if (cr.start !== range.start || cr.end !== range.end || Number.isNaN(cr.total)) {
+            throw new TransientError(`${what}: server answered Content-Range ${header(headers, 'content-range')}`, { status });
+          }
+          if (declared !== undefined && Number(declared) !== length) {
+            throw new TransientError(`${what}: short body (Content-Length ${declared})`, { status });
+          }
+          return await readSlice(body, { start: 0, end: length }, length, declared !== undefined, what);
+        }
+        // 200: the server ignored Range and sends the whole object.
+        if (declared !== undefined && Number(declared) !== expect.size) {
+          throw new StaleError(`${what}: 200 with ${declared} bytes, expected the whole object of ${expect.size}`);
+        }
+        return await readSlice(body, range, expect.size, declared !== undefined, what);
+      }
+      throw statusError(status, headers, what);
+    } catch (e) {
+      // Not drained: an unwanted body may be large, or may never come.
+      discard(body);
+      if (e instanceof FsError) throw e;
+      throw this.networkError(e, what, signal);
+    }
+  }
+
+  private networkError(e: unknown, what: string, signal: AbortSignal | undefined): unknown {
+    if (signal?.aborted) return signal.reason;
+    if (isAbort(e) && !(e as { code?: string }).code?.startsWith('UND_ERR')) return e;
+    const code = (e as { code?: string })?.code;
+    const reason = code ?? (e instanceof Error ? e.message : String(e));
+    if (code === undefined || TRANSIENT_CODES.has(code)) {
+      return new TransientError(`${what}: ${reason}`, { cause: e });
+    }
+    return new FsError('EIO', `${what}: ${reason}`, { cause: e });
+  }
+
+  async close(): Promise<void> {
+    // Shutdown: in-flight reads are abandoned (they are only ever prefetches by then).
+    await this.agent.destroy();
+  }
+}
+
+function statusError(status: number, headers: Headers, what: string): FsError {
+  const msg = `${what}: HTTP ${status}`;
+  if (status === 401 || status === 403) return new ExpiredError(msg);
+  if (status === 404 || status === 410) return new NotFoundError(msg);
+  if (status === 412 || status === 416) return new StaleError(msg);
+  if (status === 408 || status === 429 || status >= 500) {
+    return new TransientError(msg, { status, retryAfterMs: parseRetryAfter(header(headers, 'retry-after')) });
+  }
+  return new FsError('EIO', msg);
+}
+
+/**
+ * Bytes [want.start, want.end) of a body of `total` bytes, copied chunk by chunk into one Buffer of
+ * exactly that size (a 206 asks for all of its body; a 200 to a ranged request only for a slice of it).
+ * Once the slice is complete and the declared length already vouched for the total, the rest of the
+ * body is not read: the socket is closed instead. Otherwise the body must be exactly `total` bytes.
+ */
+async function readSlice(body: Body, want: ByteRange, total: number, lengthDeclared: boolean, what: string): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(want.end - want.start);
+  let at = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    const chunkEnd = at + chunk.length;
+    if (chunkEnd > total) throw new TransientError(`${what}: body longer than ${total} bytes`);
+    if (chunkEnd > want.start && at < want.end) {
+      const from = Math.max(want.start, at);
+      chunk.copy(out, from - want.start, from - at, Math.min(want.end, chunkEnd) - at);
+    }
+    at = chunkEnd;
+    if (at >= want.end && at < total && lengthDeclared) {
+      discard(body);
+      return out;
+    }
+  }
+  if (at !== total) throw new TransientError(`${what}: short body (${at} of ${total} bytes)`);
+  return out;
+}
+
+/** Stop reading a body: destroying it closes its socket, so nothing is left half-read in the pool. */
+function discard(body: Body): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}

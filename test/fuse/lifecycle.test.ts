@@ -1,0 +1,118 @@
+/**
+ * The daemon as a person meets it: one-line errors, clean SIGTERM unmount, recovery from a SIGKILL'd
+ * daemon's stale mount, and no secrets in the logs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
+import { seedAzure, seedS3 } from '../../src/demo/seed-storage.js';
+import { BIN, isMounted, mountDaemon, sh, shResult } from '../helpers/mount.js';
+
+let s3: StorageServer;
+let az: StorageServer;
+let work: string;
+const DATA = Buffer.from('hello lifecycle\n');
+
+beforeAll(async () => {
+  [s3, az] = await Promise.all([startS3rver({ buckets: ['media'] }), startAzurite()]);
+  await Promise.all([seedS3(s3.url, 'media', [{ path: 'a.txt', data: DATA }]), seedAzure(az, 'media', [{ path: 'a.txt', data: DATA }])]);
+  work = await mkdtemp(join(tmpdir(), 'assetfs-life-'));
+});
+
+afterAll(async () => {
+  await Promise.allSettled([s3?.stop(), az?.stop()]);
+  await rm(work, { recursive: true, force: true });
+});
+
+const s3Source = () => ({ name: 's3', type: 's3', endpoint: s3.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: 'S3RVER' });
+const node = (args: string) => `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} ${args}`;
+
+describe('one clear line for mistakes a person can fix', () => {
+  it('check-config lists every problem with its key path, exit code 2, no stack trace', async () => {
+    const file = join(work, 'bad.yaml');
+    await writeFile(file, 'cache: { memory: lots }\nsources:\n  - { name: x, type: s3, accessKeyId: k, secretAccessKey: hunter2 }\n  - { name: x, type: nope }\n');
+    const r = await shResult(node(`check-config ${file}`));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cache\.memory/);
+    expect(r.stderr).toMatch(/sources\[0\]\.bucket/);
+    expect(r.stderr).toMatch(/sources\[1\]/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stderr).not.toContain('hunter2');
+  });
+
+  it('check-config accepts a good config', async () => {
+    const file = join(work, 'good.json');
+    await writeFile(file, JSON.stringify({ sources: [s3Source()] }));
+    const r = await shResult(node(`check-config ${file}`));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/OK/);
+  });
+
+  it('a missing or non-empty mount point is refused in one line', async () => {
+    const file = join(work, 'm.json');
+    await writeFile(file, JSON.stringify({ cacheDir: join(work, 'cache'), sources: [s3Source()] }));
+    const missing = await shResult(node(`mount --config ${file} ${join(work, 'nope')}`));
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    const full = join(work, 'full');
+    await mkdir(full);
+    await writeFile(join(full, 'x'), 'x');
+    const nonEmpty = await shResult(node(`mount --config ${file} ${full}`));
+    expect(nonEmpty.code).not.toBe(0);
+    expect(nonEmpty.stderr.trim().split('\n')).toHaveLength(1);
+    expect(nonEmpty.stderr).toMatch(/not empty/);
+  });
+});
+
+describe('lifecycle', () => {
+  it('SIGTERM unmounts cleanly and exits 0', async () => {
+    const d = await mountDaemon({ sources: [s3Source()] });
+    expect(await sh(`cat ${d.mountpoint}/s3/a.txt`)).toBe(DATA.toString());
+    const status = JSON.parse(await sh(node(`status --json --socket ${join(d.dir, 'cache', 'control.sock')}`)));
+    expect(status.mountpoint).toBe(d.mountpoint);
+    expect(status.sources).toEqual([{ name: 's3', type: 's3' }]);
+    expect(status.cache.memory.bytes).toBeGreaterThan(0);
+    const human = await sh(node(`status --socket ${join(d.dir, 'cache', 'control.sock')}`));
+    expect(human).toMatch(/hit rate/);
+    const mp = d.mountpoint;
+    const code = await d.stop();
+    expect(code).toBe(0);
+    expect(await isMounted(mp)).toBe(false);
+  });
+
+  it('a SIGKILLed daemon leaves a stale mount that `assetfs unmount` clears, and `mount --force` recovers', async () => {
+    const d = await mountDaemon({ sources: [s3Source()] });
+    await d.kill();
+    expect(await isMounted(d.mountpoint)).toBe(true);
+    const stale = await shResult(`ls ${d.mountpoint}`);
+    expect(stale.stderr).toMatch(/Transport endpoint is not connected/);
+    const r = await shResult(node(`unmount ${d.mountpoint}`));
+    expect(r.code, r.stderr).toBe(0);
+    expect(await isMounted(d.mountpoint)).toBe(false);
+    await d.stop();
+  });
+
+  it('never writes secrets or signed query strings to its logs', async () => {
+    const d = await mountDaemon(
+      {
+        sources: [
+          { ...s3Source(), secretAccessKey: 'S3RVER' },
+          { name: 'blob', type: 'azure-blob', accountUrl: az.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY },
+        ],
+      },
+      { logLevel: 'trace' },
+    );
+    try {
+      await sh(`cat ${d.mountpoint}/s3/a.txt ${d.mountpoint}/blob/a.txt > /dev/null; cat ${d.mountpoint}/s3/missing 2>/dev/null || true`);
+    } finally {
+      await d.stop();
+    }
+    const logs = d.logs();
+    expect(logs.length).toBeGreaterThan(0);
+    expect(logs).not.toContain(AZURITE_KEY);
+    expect(logs).not.toMatch(/X-Amz-Signature=/i);
+    expect(logs).not.toMatch(/[?&]sig=/);
+  });
+});

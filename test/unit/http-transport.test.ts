@@ -1,0 +1,194 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { HttpTransport, parseRetryAfter } from '../../src/transports/http.js';
+import { ExpiredError, NotFoundError, StaleError, TransientError } from '../../src/core/errors.js';
+import type { Expectation, SignedLocator } from '../../src/core/types.js';
+import { startRangeServer, type RangeServer } from '../helpers/range-server.js';
+
+const DATA = randomBytes(300_000);
+let server: RangeServer;
+let transport: HttpTransport;
+let expect1: Expectation;
+
+const loc = (name = 'obj', token?: string): SignedLocator => ({ url: server.url(name, token), expiresAt: Infinity });
+const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+
+beforeAll(async () => {
+  server = await startRangeServer();
+  // A stalled body must end in a TransientError after this long (not a timed assertion: only a bound).
+  transport = new HttpTransport({ requestTimeoutMs: 500, connectionsPerOrigin: 4 });
+});
+afterAll(async () => {
+  await transport?.close();
+  await server?.close();
+});
+beforeEach(() => {
+  server.put('obj', DATA);
+  server.clearFaults();
+  server.resetLog();
+  expect1 = { version: server.etag('obj'), size: DATA.length };
+});
+
+describe('HttpTransport.readRange', () => {
+  it('returns exactly the requested bytes with one ranged GET', async () => {
+    const got = await transport.readRange(loc(), { start: 1000, end: 70_000 }, expect1);
+    expect(got.equals(DATA.subarray(1000, 70_000))).toBe(true);
+    expect(server.requests).toEqual([expect.objectContaining({ name: 'obj', range: { start: 1000, end: 70_000 }, status: 206 })]);
+  });
+
+  it('reads the last partial range and the whole object', async () => {
+    expect((await transport.readRange(loc(), { start: 299_990, end: 300_000 }, expect1)).equals(DATA.subarray(299_990))).toBe(true);
+    expect((await transport.readRange(loc(), { start: 0, end: DATA.length }, expect1)).equals(DATA)).toBe(true);
+  });
+
+  it('sends the locator headers', async () => {
+    // The server ignores them, but a header with a bad value would make undici throw before sending.
+    const got = await transport.readRange({ ...loc(), headers: { authorization: 'Bearer abc', 'x-ms-version': '2021-08-06' } }, { start: 0, end: 10 }, expect1);
+    expect(got.equals(DATA.subarray(0, 10))).toBe(true);
+  });
+
+  it('accepts an unquoted expected version and an unknown one', async () => {
+    const bare = expect1.version.replaceAll('"', '');
+    expect((await transport.readRange(loc(), { start: 0, end: 5 }, { ...expect1, version: bare })).length).toBe(5);
+    expect((await transport.readRange(loc(), { start: 0, end: 5 }, { ...expect1, version: '' })).length).toBe(5);
+  });
+
+  it('a 200 to a ranged request (Range ignored) yields the requested slice', async () => {
+    server.inject('obj', { kind: 'ignore-range' });
+    const got = await transport.readRange(loc(), { start: 5000, end: 9000 }, expect1);
+    expect(got.equals(DATA.subarray(5000, 9000))).toBe(true);
+    expect(server.requests[0]?.status).toBe(200);
+  });
+
+  it('keeps only the requested slice of a 200, not a view pinning the whole object', async () => {
+    server.inject('obj', { kind: 'ignore-range' }, 2);
+    const head = await transport.readRange(loc(), { start: 0, end: 10_000 }, expect1);
+    expect(head.equals(DATA.subarray(0, 10_000))).toBe(true);
+    expect(head.buffer.byteLength).toBe(10_000);
+    const tail = await transport.readRange(loc(), { start: 250_000, end: DATA.length }, expect1);
+    expect(tail.equals(DATA.subarray(250_000))).toBe(true);
+    expect(tail.buffer.byteLength).toBe(50_000);
+  });
+
+  it('a 200 whose length is not the expected size is a StaleError', async () => {
+    server.inject('obj', { kind: 'ignore-range' });
+    const e = await errorOf(transport.readRange(loc(), { start: 0, end: 10 }, { ...expect1, size: DATA.length + 1, version: '' }));
+    expect(e).toBeInstanceOf(StaleError);
+  });
+
+  it('another ETag is a StaleError', async () => {
+    server.inject('obj', { kind: 'etag', etag: '"something-else"' });
+    expect(await errorOf(transport.readRange(loc(), { start: 0, end: 10 }, expect1))).toBeInstanceOf(StaleError);
+  });
+
+  it('a Content-Range total other than the expected size is a StaleError', async () => {
+    const e = await errorOf(transport.readRange(loc(), { start: 0, end: 10 }, { version: '', size: DATA.length + 5 }));
+    expect(e).toBeInstanceOf(StaleError);
+  });
+
+  it('maps 401/403 to ExpiredError, 404 to NotFoundError, 412/416 to StaleError', async () => {
+    server.inject('obj', { kind: 'status', status: 403 });
+    expect(await errorOf(transport.readRange(loc(), { start: 0, end: 10 }, expect1))).toBeInstanceOf(ExpiredError);
+    server.inject('obj', { kind: 'status', status: 401 });
+    expect(await errorOf(transport.readRange(loc(), { start: 0, end: 10 }, expect1))).toBeInstanceOf(ExpiredError);
+    expect(await errorOf(transport.readRange(loc('missing'), { start: 0, end: 10 }, expect1))).toBeInstanceOf(NotFoundError);
+    server.inject('obj', { kind: 'status', status: 412 });
+    expect(await errorOf(transport.readRange(loc(), { start: 0, end: 10 }, expect1))).toBeInstanceOf(StaleError);
+    server.put('small', Buffer.alloc(5));
+    const e = await errorOf(transport.readRange(loc('small'), { start: 10, end: 20 }, { version: '', size: 20 }));
+    expect(e).toBeInstanceOf(StaleError);
+  });
+
+  it('maps 5xx and 429 to TransientError with status and Retry-After', async () => {
+    server.inject('obj', { kind: 'status', status: 503 });
+    const e1 = await errorOf(transport.readRange(loc(), { start: 0, end: 10 }, expect1));
+    expect(e1).toBeInstanceOf(TransientError);
+    expect((e1 as TransientError).status).toBe(503);
+    server.inject('obj', { kind: 'status', status: 429, retryAfter: '7' });
+    const e2 = (await errorOf(transport.readRange(loc(), { start: 0, end: 10 }, expect1))) as TransientError;
+    expect(e2).toBeInstanceOf(TransientError);
+    expect(e2.status).toBe(429);
+    expect(e2.retryAfterMs).toBe(7000);
+  });
+
+  it('a short body is a TransientError, declared or not', async () => {
+    server.inject('obj', { kind: 'short' });
+    const e1 = await errorOf(transport.readRange(loc(), { start: 0, end: 100_000 }, expect1));
+    expect(e1).toBeInstanceOf(TransientError);
+    expect((e1 as Error).message).toMatch(/short body/);
+    server.inject('obj', { kind: 'short', declared: false });
+    const e2 = await errorOf(transport.readRange(loc(), { start: 0, end: 100_000 }, expect1));
+    expect(e2).toBeInstanceOf(TransientError);
+    expect((e2 as Error).message).toMatch(/short body/);
+  });
+
+  it('a connection reset mid-body is a TransientError, and the next read works', async () => {
+    server.inject('obj', { kind: 'reset' });
+    expect(await errorOf(transport.readRange(loc(), { start: 0, end: 200_000 }, expect1))).toBeInstanceOf(TransientError);
+    expect((await transport.readRange(loc(), { start: 0, end: 200_000 }, expect1)).equals(DATA.subarray(0, 200_000))).toBe(true);
+  });
+
+  it('a body that never arrives times out as a TransientError (the Azurite 500-without-body quirk)', async () => {
+    server.inject('obj', { kind: 'stall' });
+    const e = await errorOf(transport.readRange(loc(), { start: 0, end: 1000 }, expect1));
+    expect(e).toBeInstanceOf(TransientError);
+    expect((e as Error).message).toMatch(/BODY_TIMEOUT/);
+    // An error status is never waited on for its body.
+    server.inject('obj', { kind: 'stall', status: 500 });
+    expect(await errorOf(transport.readRange(loc(), { start: 0, end: 1000 }, expect1))).toBeInstanceOf(TransientError);
+  });
+
+  it('a refused connection is a TransientError', async () => {
+    const dead = await startRangeServer();
+    const url = dead.url('x');
+    await dead.close();
+    expect(await errorOf(transport.readRange({ url, expiresAt: Infinity }, { start: 0, end: 1 }, { version: '', size: 1 }))).toBeInstanceOf(TransientError);
+  });
+
+  it('never puts a signed query string into an error message', async () => {
+    const secret = 'sig=SECRET-SIGNATURE-123&se=2030';
+    server.inject('obj', { kind: 'status', status: 403 });
+    const e = (await errorOf(transport.readRange({ url: `${server.url('obj')}?${secret}`, expiresAt: Infinity }, { start: 0, end: 10 }, expect1))) as Error;
+    expect(e).toBeInstanceOf(ExpiredError);
+    expect(e.message).not.toContain('SECRET');
+    expect(e.message).toContain(server.origin);
+    server.inject('obj', { kind: 'stall' });
+    const e2 = (await errorOf(transport.readRange({ url: `${server.url('obj')}?${secret}`, expiresAt: Infinity }, { start: 0, end: 10 }, expect1))) as Error;
+    expect(e2.message).not.toContain('SECRET');
+  });
+
+  it('is aborted by its signal with the signal reason', async () => {
+    server.inject('obj', { kind: 'stall' });
+    const ac = new AbortController();
+    const p = transport.readRange(loc(), { start: 0, end: 1000 }, expect1, ac.signal);
+    // Abort once the server holds the request, so that nothing of this test reaches the next one.
+    const timer = setInterval(() => {
+      if (server.requests.length > 0) ac.abort(new Error('cancelled by test'));
+    }, 2);
+    p.finally(() => clearInterval(timer)).catch(() => undefined);
+    const e = (await errorOf(p)) as Error;
+    expect(e.message).toBe('cancelled by test');
+  });
+
+  it('follows a redirect from a download endpoint to the storage URL', async () => {
+    const got = await transport.readRange({ url: server.redirectUrl('obj'), expiresAt: Infinity }, { start: 10, end: 20 }, expect1);
+    expect(got.equals(DATA.subarray(10, 20))).toBe(true);
+    expect(server.requests.map((r) => r.status)).toEqual([302, 206]);
+  });
+
+  it('serves many parallel reads over its pool, byte-exact', async () => {
+    const ranges = Array.from({ length: 40 }, (_, i) => ({ start: i * 7000, end: i * 7000 + 6000 }));
+    const got = await Promise.all(ranges.map((r) => transport.readRange(loc(), r, expect1)));
+    got.forEach((b, i) => expect(b.equals(DATA.subarray(ranges[i]!.start, ranges[i]!.end))).toBe(true));
+  });
+});
+
+describe('parseRetryAfter', () => {
+  it('reads seconds and HTTP dates', () => {
+    expect(parseRetryAfter('3')).toBe(3000);
+    expect(parseRetryAfter(undefined)).toBeUndefined();
+    expect(parseRetryAfter('soon')).toBeUndefined();
+    const now = Date.parse('2030-01-01T00:00:00Z');
+    expect(parseRetryAfter('Tue, 01 Jan 2030 00:00:10 GMT', now)).toBe(10_000);
+  });
+});

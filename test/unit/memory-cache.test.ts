@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryBlockCache } from '../../src/cache/memory-cache.js';
+import type { ObjectVersion } from '../../src/core/types.js';
+
+const v1: ObjectVersion = { source: 's', ref: 'a.mp4', version: 'e1', size: 100 };
+const v2: ObjectVersion = { ...v1, version: 'e2' };
+const other: ObjectVersion = { source: 's', ref: 'b.mp4', version: 'e1', size: 100 };
+const otherSource: ObjectVersion = { ...v1, source: 't' };
+const block = (n: number, fill = 1) => Buffer.alloc(n, fill);
+
+describe('MemoryBlockCache', () => {
+  it('returns what was put, counting hits and misses', async () => {
+    const c = new MemoryBlockCache({ maxBytes: 1000, blockSize: 10 });
+    expect(await c.get(v1, 0)).toBeUndefined();
+    await c.put(v1, 0, block(10, 7));
+    expect(await c.get(v1, 0)).toEqual(block(10, 7));
+    expect(c.stats()).toMatchObject({ hits: 1, misses: 1, bytes: 10, limit: 1000 });
+  });
+
+  it('keys blocks by source, ref, version and index', async () => {
+    const c = new MemoryBlockCache({ maxBytes: 1000, blockSize: 10 });
+    await c.put(v1, 0, block(10, 1));
+    expect(await c.get(v2, 0)).toBeUndefined();
+    expect(await c.get(other, 0)).toBeUndefined();
+    expect(await c.get(otherSource, 0)).toBeUndefined();
+    expect(await c.get(v1, 1)).toBeUndefined();
+    expect(await c.get(v1, 0)).toEqual(block(10, 1));
+  });
+
+  it('stays within its byte limit, evicting the least recently used', async () => {
+    const c = new MemoryBlockCache({ maxBytes: 30, blockSize: 10 });
+    await c.put(v1, 0, block(10));
+    await c.put(v1, 1, block(10));
+    await c.put(v1, 2, block(10));
+    await c.get(v1, 0); // 0 is now the most recently used
+    await c.put(v1, 3, block(10));
+    expect(c.stats().bytes).toBeLessThanOrEqual(30);
+    expect(await c.get(v1, 1)).toBeUndefined();
+    expect(await c.get(v1, 0)).toBeDefined();
+    expect(await c.get(v1, 3)).toBeDefined();
+  });
+
+  it('dropObject forgets every version of (source, ref) and nothing else', async () => {
+    const c = new MemoryBlockCache({ maxBytes: 1000, blockSize: 10 });
+    await c.put(v1, 0, block(10));
+    await c.put(v1, 1, block(10));
+    await c.put(v2, 0, block(10));
+    await c.put(other, 0, block(10));
+    await c.put(otherSource, 0, block(10));
+    await c.dropObject('s', 'a.mp4');
+    expect(await c.get(v1, 0)).toBeUndefined();
+    expect(await c.get(v1, 1)).toBeUndefined();
+    expect(await c.get(v2, 0)).toBeUndefined();
+    expect(await c.get(other, 0)).toBeDefined();
+    expect(await c.get(otherSource, 0)).toBeDefined();
+    expect(c.stats().bytes).toBe(20);
+  });
+
+  it('keeps its per-object index in step with evictions and overwrites', async () => {
+    const c = new MemoryBlockCache({ maxBytes: 20, blockSize: 10 });
+    await c.put(v1, 0, block(10, 1));
+    await c.put(v1, 0, block(10, 2)); // overwrite: still indexed
+    await c.put(other, 0, block(10));
+    await c.put(other, 1, block(10)); // evicts v1#0
+    expect(await c.get(v1, 0)).toBeUndefined();
+    await c.put(v1, 5, block(10, 3)); // evicts other#0
+    await c.dropObject('s', 'a.mp4');
+    expect(await c.get(v1, 5)).toBeUndefined();
+    expect(await c.get(other, 1)).toBeDefined();
+    const index = (c as unknown as { byObject: Map<string, Set<string>> }).byObject;
+    expect([...index.keys()]).toEqual(['s\0b.mp4']);
+    expect(index.get('s\0b.mp4')?.size).toBe(1);
+  });
+
+  it('refuses a block larger than the whole cache without corrupting its index', async () => {
+    const c = new MemoryBlockCache({ maxBytes: 5, blockSize: 10 });
+    await c.put(v1, 0, block(10));
+    expect(await c.get(v1, 0)).toBeUndefined();
+    await c.dropObject('s', 'a.mp4');
+    expect(c.stats().bytes).toBe(0);
+  });
+});

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { Readahead } from '../../src/read/readahead.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const BS = MiB;
+
+/** Reads an object sequentially in `chunk`-sized reads and collects every prefetch request. */
+function sequential(ra: Readahead, size: number, chunk: number, from = 0) {
+  const asked: Array<{ first: number; last: number }> = [];
+  for (let pos = from; pos < size; pos += chunk) {
+    const r = ra.onRead(pos, chunk, size);
+    if (r) asked.push(r);
+  }
+  return asked;
+}
+
+describe('Readahead', () => {
+  it('a first read at 0 starts a stream covering the read plus the initial window', () => {
+    const ra = new Readahead({ blockSize: BS, maxWindow: 64 * MiB, initialWindow: MiB });
+    expect(ra.onRead(0, 128 * KiB, 1024 * MiB)).toEqual({ first: 0, last: 1 });
+  });
+
+  it('sequential reads cover every block exactly once, in growing requests, up to the window cap', () => {
+    const size = 1024 * MiB + 123;
+    const ra = new Readahead({ blockSize: BS, maxWindow: 64 * MiB });
+    const asked = sequential(ra, size, 128 * KiB);
+    const blocks = asked.flatMap((r) => Array.from({ length: r.last - r.first + 1 }, (_, i) => r.first + i));
+    expect(blocks).toEqual(Array.from({ length: 1025 }, (_, i) => i));
+    const sizes = asked.map((r) => r.last - r.first + 1);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(64);
+    expect(Math.max(...sizes)).toBeGreaterThanOrEqual(32);
+    // Once the window is full, requests are at least half a window (large GETs, not a trickle).
+    const steady = sizes.slice(8, -1);
+    expect(steady.every((n) => n >= 32)).toBe(true);
+    // The window grows: early requests are smaller than later ones.
+    expect(sizes[0]).toBeLessThan(sizes[5]!);
+  });
+
+  it('never requests past the end of the object', () => {
+    const ra = new Readahead({ blockSize: BS });
+    const asked = sequential(ra, 3 * MiB + 1, 64 * KiB);
+    for (const r of asked) expect(r.last).toBeLessThanOrEqual(3);
+    expect(ra.onRead(10 * MiB, 10, 3 * MiB + 1)).toBeUndefined();
+  });
+
+  it('random reads ask for nothing beyond what they touch', () => {
+    const ra = new Readahead({ blockSize: BS });
+    const size = 1024 * MiB;
+    ra.onRead(0, 4 * KiB, size); // a stream may start at 0 …
+    for (const pos of [700 * MiB, 3 * MiB + 17, 512 * MiB, 100 * MiB, 900 * MiB, 2 * MiB]) {
+      expect(ra.onRead(pos, 4 * KiB, size)).toBeUndefined(); // … but every seek ends it
+    }
+  });
+
+  it('a small forward seek inside the requested window keeps the stream', () => {
+    const ra = new Readahead({ blockSize: BS, initialWindow: 4 * MiB });
+    const size = 1024 * MiB;
+    expect(ra.onRead(0, 128 * KiB, size)).toEqual({ first: 0, last: 4 });
+    // Skip ahead 2 MiB (within the 5 MiB requested): still a stream, and the next request follows on.
+    expect(ra.onRead(2 * MiB, 128 * KiB, size)).toBeUndefined();
+    const next = ra.onRead(3 * MiB, 128 * KiB, size);
+    expect(next?.first).toBe(5);
+  });
+
+  it('a backward seek resets; reading on from there starts a new small stream', () => {
+    const ra = new Readahead({ blockSize: BS });
+    const size = 1024 * MiB;
+    sequential(ra, 40 * MiB, 128 * KiB);
+    expect(ra.onRead(10 * MiB, 128 * KiB, size)).toBeUndefined();
+    const restart = ra.onRead(10 * MiB + 128 * KiB, 128 * KiB, size);
+    expect(restart).toEqual({ first: 10, last: 11 });
+  });
+
+  it('a large forward seek resets', () => {
+    const ra = new Readahead({ blockSize: BS });
+    const size = 1024 * MiB;
+    ra.onRead(0, 128 * KiB, size);
+    expect(ra.onRead(500 * MiB, 128 * KiB, size)).toBeUndefined();
+  });
+
+  it('tolerates slightly out-of-order reads within a stream', () => {
+    const ra = new Readahead({ blockSize: BS });
+    const size = 1024 * MiB;
+    sequential(ra, 8 * MiB, 128 * KiB);
+    // The kernel may deliver two adjacent reads swapped.
+    ra.onRead(8 * MiB + 128 * KiB, 128 * KiB, size);
+    ra.onRead(8 * MiB, 128 * KiB, size);
+    const more = sequential(ra, 40 * MiB, 128 * KiB, 8 * MiB + 256 * KiB);
+    expect(more.length).toBeGreaterThan(0);
+    expect(Math.max(...more.map((r) => r.last - r.first + 1))).toBeGreaterThan(2);
+  });
+
+  it('reset() forgets the stream', () => {
+    const ra = new Readahead({ blockSize: BS });
+    ra.onRead(0, 128 * KiB, 100 * MiB);
+    ra.reset();
+    expect(ra.onRead(0, 128 * KiB, 100 * MiB)).toEqual({ first: 0, last: 1 });
+  });
+
+  it('ignores empty reads and reads past EOF', () => {
+    const ra = new Readahead({ blockSize: BS });
+    expect(ra.onRead(0, 0, 100)).toBeUndefined();
+    expect(ra.onRead(100, 10, 100)).toBeUndefined();
+  });
+});
