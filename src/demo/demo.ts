@@ -2,7 +2,8 @@
  * `assetfs demo`: local storage servers with sample media, mounted by the same daemon code a real
  * config uses. Everything it starts is stopped by `stop()`; nothing is left mounted or running.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, rmdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigSchema, type Config } from '../config/schema.js';
@@ -24,10 +25,13 @@ export async function startDemo(opts: { mountpoint: string; log: Logger; bigFile
   const servers: StorageServer[] = [];
   const work = await mkdtemp(join(tmpdir(), 'assetfs-demo-'));
   let daemon: Daemon | undefined;
+  const createdMountpoint = !existsSync(opts.mountpoint);
+  if (createdMountpoint) await mkdir(opts.mountpoint, { recursive: true });
   const stop = async () => {
     await daemon?.stop();
     await Promise.allSettled(servers.map((s) => s.stop()));
     await rm(work, { recursive: true, force: true });
+    if (createdMountpoint) await rmdir(opts.mountpoint).catch(() => undefined);
   };
   try {
     log.info('starting s3rver and Azurite on loopback');
