@@ -88,6 +88,9 @@ export interface ByteRange {
   readonly end: number;
 }
 
+/** Called while a ranged body arrives: `data[0, filled)` is final. */
+export type Progress = (data: Buffer, filled: number) => void;
+
 /** What a read must match: a response for any other version is a StaleError. */
 export interface Expectation {
   readonly version: string;
@@ -100,8 +103,11 @@ export interface Expectation {
  * resets, timeouts and short bodies (the caller retries), NotFoundError on 404.
  */
 export interface Transport {
-  /** Exactly range.end - range.start bytes, or an error. */
-  readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer>;
+  /**
+   * Exactly range.end - range.start bytes, or an error. `onProgress(buffer, filled)` may be called as
+   * the body arrives: bytes [0, filled) of `buffer` are final and are the bytes the result will hold.
+   */
+  readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal, onProgress?: Progress): Promise<Buffer>;
   close(): Promise<void>;
 }
 

@@ -17,7 +17,7 @@
  *  - A failed fetch leaves nothing behind: its blocks leave `inflight` before their waiters hear of it,
  *    and a demand reader that had joined a failed prefetch tries once more with its own fetch.
  */
-import type { BlockCache, BlockSource, ByteRange, ObjectVersion, Provider, Ref, SignedLocator, Transport } from '../core/types.js';
+import type { BlockCache, BlockSource, ByteRange, ObjectVersion, Progress, Provider, Ref, SignedLocator, Transport } from '../core/types.js';
 import { blockCount, blockRange } from '../core/blocks.js';
 import { ExpiredError, FsError, StaleError, TransientError } from '../core/errors.js';
 import { retry } from '../util/pacer.js';
@@ -192,11 +192,23 @@ export class NetworkBlockSource implements BlockSource {
     const first = run[0]!.index;
     const last = run[run.length - 1]!.index;
     const range: ByteRange = { start: this.rangeOf(obj, first).start, end: this.rangeOf(obj, last).end };
+    // Blocks are answered as soon as their bytes have arrived, not when the whole run has: with several
+    // runs in flight the reader would otherwise wait for a whole part before each one (pipeline bubbles).
+    const settled = new Set<number>();
+    const onProgress = (data: Buffer, filled: number) => {
+      for (const { index, pending } of run) {
+        if (settled.has(index)) continue;
+        const { start, end } = this.rangeOf(obj, index);
+        if (end - range.start > filled) break;
+        settled.add(index);
+        this.settle(obj, index, pending, data.subarray(start - range.start, end - range.start), true);
+      }
+    };
     let fetched: Fetched;
     try {
-      fetched = await this.fetchRange(obj, range);
+      fetched = await this.fetchRange(obj, range, onProgress);
     } catch (e) {
-      for (const { index, pending } of run) this.fail(obj, index, pending, e);
+      for (const { index, pending } of run) if (!settled.has(index)) this.fail(obj, index, pending, e);
       const level = e instanceof StaleError ? 'info' : 'warn';
       this.log[level]({ err: e, source: obj.source, blocks: [first, last], prefetch: run[0]!.pending.prefetch }, 'block fetch failed');
       return;
@@ -205,7 +217,7 @@ export class NetworkBlockSource implements BlockSource {
       const { start, end } = this.rangeOf(obj, index);
       return fetched.data.subarray(start - fetched.offset, end - fetched.offset);
     };
-    for (const { index, pending } of run) this.settle(obj, index, pending, view(index), true);
+    for (const { index, pending } of run) if (!settled.has(index)) this.settle(obj, index, pending, view(index), true);
     if (fetched.data.length === range.end - range.start) return;
     const count = blockCount(obj.size, this.blockSize);
     for (let index = 0; index < count; index++) {
@@ -246,7 +258,7 @@ export class NetworkBlockSource implements BlockSource {
    * Bytes [range.start, range.end) of `obj` (or all of it, from a locator that cannot do ranges),
    * re-locating on expiry and retrying transient faults.
    */
-  private async fetchRange(obj: ObjectVersion, range: ByteRange): Promise<Fetched> {
+  private async fetchRange(obj: ObjectVersion, range: ByteRange, onProgress?: Progress): Promise<Fetched> {
     const provider = this.o.providerFor(obj.source);
     let remints = 0;
     try {
@@ -257,7 +269,7 @@ export class NetworkBlockSource implements BlockSource {
             try {
               if (loc.rangeable === false) return { data: await this.fetchWhole(obj, loc), offset: 0 };
               this.counters.requests++;
-              const data = await this.o.transport.readRange(loc, range, obj);
+              const data = await this.o.transport.readRange(loc, range, obj, undefined, onProgress);
               this.counters.bytesFetched += data.length;
               return { data, offset: range.start };
             } catch (e) {

@@ -15,7 +15,7 @@
  */
 import { Agent, interceptors } from 'undici';
 import type { Dispatcher } from 'undici';
-import type { ByteRange, Expectation, SignedLocator, Transport } from '../core/types.js';
+import type { ByteRange, Expectation, Progress, SignedLocator, Transport } from '../core/types.js';
 import { etagMatches } from '../core/etag.js';
 import { ExpiredError, FsError, NotFoundError, StaleError, TransientError, isAbort } from '../core/errors.js';
 import { redactUrl } from '../util/redact.js';
@@ -80,7 +80,7 @@ export class HttpTransport implements Transport {
     this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: opts.maxRedirections ?? 5 }));
   }
 
-  async readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer> {
+  async readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal, onProgress?: Progress): Promise<Buffer> {
     const length = range.end - range.start;
     if (length < 0 || range.start < 0 || range.end > expect.size) {
       throw new FsError('EINVAL', `range ${range.start}-${range.end} outside an object of ${expect.size} bytes`);
@@ -127,7 +127,7 @@ export class HttpTransport implements Transport {
           if (declared !== undefined && Number(declared) !== length) {
             throw new TransientError(`${what}: short body (Content-Length ${declared})`, { status });
           }
-          return await readSlice(body, { start: 0, end: length }, length, declared !== undefined, what);
+          return await readSlice(body, { start: 0, end: length }, length, declared !== undefined, what, onProgress);
         }
         // 200: the server ignored Range and sends the whole object.
         if (declared !== undefined && Number(declared) !== expect.size) {
@@ -178,7 +178,7 @@ function statusError(status: number, headers: Headers, what: string): FsError {
  * Once the slice is complete and the declared length already vouched for the total, the rest of the
  * body is not read: the socket is closed instead. Otherwise the body must be exactly `total` bytes.
  */
-async function readSlice(body: Body, want: ByteRange, total: number, lengthDeclared: boolean, what: string): Promise<Buffer> {
+async function readSlice(body: Body, want: ByteRange, total: number, lengthDeclared: boolean, what: string, onProgress?: Progress): Promise<Buffer> {
   const out = Buffer.allocUnsafe(want.end - want.start);
   let at = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -189,6 +189,7 @@ async function readSlice(body: Body, want: ByteRange, total: number, lengthDecla
       chunk.copy(out, from - want.start, from - at, Math.min(want.end, chunkEnd) - at);
     }
     at = chunkEnd;
+    if (onProgress && want.start === 0) onProgress(out, Math.min(at, want.end));
     if (at >= want.end && at < total && lengthDeclared) {
       discard(body);
       return out;
