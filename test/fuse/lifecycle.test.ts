@@ -3,7 +3,7 @@
  * daemon's stale mount, and no secrets in the logs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
@@ -92,6 +92,31 @@ describe('lifecycle', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(await isMounted(d.mountpoint)).toBe(false);
     await d.stop();
+  });
+
+  it('SIGHUP reloads credentials without unmounting', async () => {
+    const badKey = Buffer.alloc(64, 1).toString('base64');
+    const blob = (key: string) => ({ name: 'blob', type: 'azure-blob', accountUrl: az.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: key });
+    const d = await mountDaemon({ sources: [blob(badKey)] });
+    try {
+      const refused = await shResult(`ls ${d.mountpoint}/blob`);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/Permission denied/);
+      const file = join(d.dir, 'config.json');
+      const cfg = JSON.parse(await readFile(file, 'utf8'));
+      cfg.sources = [blob(AZURITE_KEY)];
+      await writeFile(file, JSON.stringify(cfg));
+      d.child.kill('SIGHUP');
+      let out = '';
+      for (let i = 0; i < 50 && !out.includes('a.txt'); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        out = (await shResult(`cat ${d.mountpoint}/blob/a.txt`)).stdout;
+      }
+      expect(out).toBe(DATA.toString());
+      expect(await isMounted(d.mountpoint)).toBe(true);
+    } finally {
+      await d.stop();
+    }
   });
 
   it('never writes secrets or signed query strings to its logs', async () => {
