@@ -84,7 +84,7 @@ async function main() {
     const warm: number[] = [];
     let dropped = true;
     for (let i = 0; i < RUNS; i++) {
-      const d = await mountDaemon({ cache: { memory: `${Math.ceil((SIZE * 1.25) / 1024 / 1024)}MiB` }, sources: [srcCfg] }, { logLevel: 'warn' });
+      const d = await mountDaemon({ cache: { memory: `${Math.ceil((SIZE * 1.25) / 1024 / 1024)}MiB`, disk: 0 }, sources: [srcCfg] }, { logLevel: 'warn' });
       try {
         const f = join(d.mountpoint, 's3', 'big.bin');
         cold.push(MiB(SIZE, await ddSeconds(f)));

@@ -11,6 +11,9 @@ import type { Logger } from '../util/logger.js';
 import { createProvider } from '../providers/registry.js';
 import { HttpTransport } from '../transports/http.js';
 import { MemoryBlockCache } from '../cache/memory-cache.js';
+import { DiskBlockCache } from '../cache/disk-cache.js';
+import { TieredBlockCache } from '../cache/tiered-cache.js';
+import { join } from 'node:path';
 import { LocatorCache } from '../read/locator-cache.js';
 import { NetworkBlockSource } from '../read/block-source.js';
 import { AssetVfs } from '../vfs/vfs.js';
@@ -33,7 +36,7 @@ export interface Daemon {
   readonly mountpoint: string;
   readonly vfs: AssetVfs;
   readonly blocks: NetworkBlockSource;
-  readonly cache: MemoryBlockCache;
+  readonly cache: TieredBlockCache;
   readonly providers: ReadonlyMap<string, Provider>;
   /** SIGHUP: new credentials for existing sources, without unmounting. Added/removed sources need a remount. */
   reload(config: Config): Promise<void>;
@@ -45,7 +48,10 @@ export function buildCore(config: Config, log: Logger) {
   const providers = new Map<string, Provider>();
   for (const s of config.sources) providers.set(s.name, createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
   const transport = new HttpTransport({ requestTimeoutMs: config.retry.requestTimeout });
-  const cache = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
+  const memory = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
+  // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
+  const disk = new DiskBlockCache({ dir: join(config.cacheDir, 'blocks'), maxBytes: config.cache.disk, blockSize: config.cache.blockSize });
+  const cache = new TieredBlockCache(memory, disk);
   const locators = new LocatorCache();
   const blocks = new NetworkBlockSource({
     cache,
@@ -73,6 +79,7 @@ export function buildCore(config: Config, log: Logger) {
   });
   async function close() {
     await vfs.close();
+    await cache.flushed();
     await Promise.allSettled([...providers.values()].map((p) => p.close()));
     await transport.close();
   }
@@ -93,7 +100,7 @@ export function buildCore(config: Config, log: Logger) {
     }
     log.info('credentials reloaded');
   }
-  return { providers, transport, cache, locators, blocks, vfs, close, reload };
+  return { providers, transport, cache, disk, locators, blocks, vfs, close, reload };
 }
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
@@ -101,6 +108,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   await mkdir(config.cacheDir, { recursive: true, mode: 0o700 });
   await preflight(o.mountpoint, { force: o.force });
   const core = buildCore(config, log);
+  await core.disk.init();
   const recent = new RecentEvents();
   let mounted: MountedFs;
   try {
@@ -126,7 +134,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       pid: process.pid,
       uptimeSec: Math.round((Date.now() - startedAt) / 1000),
       sources: config.sources.map((s) => ({ name: s.name, type: s.type })),
-      cache: { memory: core.cache.stats() },
+      cache: { memory: core.cache.memory.stats(), disk: core.cache.disk.stats() },
       network: core.blocks.stats(),
       openFiles: core.vfs.openFiles,
       errors: recent.list(),

@@ -7,7 +7,7 @@ interface StatusDoc {
   pid: number;
   uptimeSec: number;
   sources: Array<{ name: string; type: string }>;
-  cache: { memory: { bytes: number; limit: number; hits: number; misses: number } };
+  cache: { memory: { bytes: number; limit: number; hits: number; misses: number }; disk?: { bytes: number; limit: number; hits: number; misses: number } };
   network?: { requests?: number; bytes?: number };
   openFiles: number;
   errors: Array<{ time: string; message: string; path?: string }>;
@@ -24,6 +24,7 @@ export function renderStatus(s: StatusDoc): string {
     `assetfs at ${s.mountpoint} (pid ${s.pid}, up ${s.uptimeSec}s)`,
     `sources:    ${s.sources.map((x) => `${x.name} [${x.type}]`).join(', ')}`,
     `cache:      memory ${formatBytes(m.bytes)} of ${formatBytes(m.limit)}, hit rate ${lookups ? ((100 * m.hits) / lookups).toFixed(1) : '0.0'}% (${m.hits}/${lookups})`,
+    ...(s.cache.disk ? [`            disk ${formatBytes(s.cache.disk.bytes)} of ${formatBytes(s.cache.disk.limit)}, ${s.cache.disk.hits} hits`] : []),
     `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytes ?? 0)} fetched`,
     `open files: ${s.openFiles}`,
     `uploads:    none (the upload engine is not built yet)`,
