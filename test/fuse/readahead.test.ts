@@ -1,0 +1,62 @@
+/**
+ * Readahead as the storage server sees it: a sequential read goes out as few large ranged GETs,
+ * random small reads only as block-sized ones (counted at the proxy in front of s3rver).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
+import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
+import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { seedS3 } from '../../src/demo/seed-storage.js';
+import { mountDaemon, sh, type MountedDaemon } from '../helpers/mount.js';
+
+const MiB = 1024 * 1024;
+const SEQ = deterministicBytes('ra-seq', 48 * MiB);
+const RND = deterministicBytes('ra-rnd', 48 * MiB);
+let s3: StorageServer;
+let proxy: FaultProxy;
+let d: MountedDaemon;
+
+beforeAll(async () => {
+  s3 = await startS3rver({ buckets: ['media'] });
+  proxy = await startFaultProxy(s3.url);
+  await seedS3(s3.url, 'media', [{ path: 'seq.bin', data: SEQ }, { path: 'rnd.bin', data: RND }]);
+  d = await mountDaemon({
+    cache: { memory: '256MiB', disk: 0 },
+    sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+  });
+});
+afterAll(async () => {
+  await d?.stop();
+  await proxy?.close();
+  await s3?.stop();
+});
+
+const rangeLen = (r: string | undefined) => {
+  const m = /bytes=(\d+)-(\d+)/.exec(r ?? '');
+  return m ? Number(m[2]) - Number(m[1]) + 1 : 0;
+};
+const getsOf = (name: string) => proxy.requests().filter((r) => r.method === 'GET' && r.path.endsWith(`/${name}`));
+
+describe('readahead', () => {
+  it('a sequential read of 48 MiB goes out as few, mostly large ranged GETs', async () => {
+    proxy.clearLog();
+    expect((await sh(`dd if=${d.mountpoint}/s3/seq.bin bs=1M status=none | sha256sum`)).split(' ')[0]).toBe(sha256(SEQ));
+    const gets = getsOf('seq.bin');
+    const bytes = gets.reduce((n, r) => n + rangeLen(r.range), 0);
+    expect(bytes).toBe(SEQ.length); // every byte once, no overlap
+    expect(gets.length).toBeLessThanOrEqual(20); // 48 blocks of 1 MiB, merged into parts of up to 8 MiB
+    expect(gets.filter((r) => rangeLen(r.range) >= 4 * MiB).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('random 4 KiB reads fetch only the blocks they touch, one block per GET', async () => {
+    proxy.clearLog();
+    const offsets = [37, 5, 22, 41, 13, 30, 2, 46].map((b) => b * MiB + 12345);
+    for (const off of offsets) {
+      const got = await sh(`dd if=${d.mountpoint}/s3/rnd.bin bs=4096 count=1 iflag=skip_bytes skip=${off} status=none | sha256sum`);
+      expect(got.split(' ')[0]).toBe(sha256(RND.subarray(off, off + 4096)));
+    }
+    const gets = getsOf('rnd.bin');
+    expect(gets.length).toBe(offsets.length);
+    for (const g of gets) expect(rangeLen(g.range)).toBe(MiB);
+  });
+});
