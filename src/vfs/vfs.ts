@@ -16,6 +16,7 @@ import { FsError, NotFoundError, StaleError, UnavailableError } from '../core/er
 import type { Logger } from '../util/logger.js';
 import { Readahead } from '../read/readahead.js';
 import { readInto } from '../read/object-reader.js';
+import { isMp4Family, locateMoov } from '../read/media-prefetch.js';
 import { DirCache } from './dir-cache.js';
 
 const DIR_MODE = 0o40755;
@@ -125,7 +126,27 @@ export class AssetVfs implements Vfs {
       readahead: new Readahead({ blockSize: this.o.blocks.blockSize, maxWindow: this.o.readaheadMaxBytes }),
       served: 0,
     });
+    if (isMp4Family(entry.name) && entry.size > this.o.blocks.blockSize) void this.prefetchMoov(this.handles.get(fh)!);
     return fh;
+  }
+
+  /** Fetch the head and the moov box of an MP4-family file before the player asks (media-prefetch.ts). */
+  private async prefetchMoov(h: FileHandle): Promise<void> {
+    const obj = h.obj;
+    try {
+      const readAt = async (position: number, length: number) => {
+        const buf = Buffer.allocUnsafe(length);
+        const n = await readInto(this.o.blocks, obj, buf, length, position);
+        return buf.subarray(0, n);
+      };
+      const moov = await locateMoov(readAt, obj.size);
+      if (!moov) return;
+      const bs = this.o.blocks.blockSize;
+      this.o.blocks.prefetch(obj, Math.floor(moov.start / bs), Math.floor((moov.end - 1) / bs));
+      this.o.log.debug({ path: h.path, moov }, 'prefetched the moov box');
+    } catch (e) {
+      this.o.log.debug({ path: h.path, err: e }, 'moov prefetch skipped');
+    }
   }
 
   private handle(fh: number): FileHandle {

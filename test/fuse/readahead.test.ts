@@ -12,6 +12,19 @@ import { mountDaemon, sh, type MountedDaemon } from '../helpers/mount.js';
 const MiB = 1024 * 1024;
 const SEQ = deterministicBytes('ra-seq', 48 * MiB);
 const RND = deterministicBytes('ra-rnd', 48 * MiB);
+/** An MP4-shaped file: ftyp, a 20 MiB mdat, then the moov box at the end (as encoders write it). */
+function mp4WithMoovAtEnd(): Buffer {
+  const boxHeader = (type: string, total: number) => {
+    const h = Buffer.alloc(8);
+    h.writeUInt32BE(total, 0);
+    h.write(type, 4, 'latin1');
+    return h;
+  };
+  const mdat = deterministicBytes('ra-mdat', 20 * MiB);
+  const moov = deterministicBytes('ra-moov', 300 * 1024);
+  return Buffer.concat([boxHeader('ftyp', 24), Buffer.alloc(16), boxHeader('mdat', 8 + mdat.length), mdat, boxHeader('moov', 8 + moov.length), moov]);
+}
+const MP4 = mp4WithMoovAtEnd();
 let s3: StorageServer;
 let proxy: FaultProxy;
 let d: MountedDaemon;
@@ -19,7 +32,7 @@ let d: MountedDaemon;
 beforeAll(async () => {
   s3 = await startS3rver({ buckets: ['media'] });
   proxy = await startFaultProxy(s3.url);
-  await seedS3(s3.url, 'media', [{ path: 'seq.bin', data: SEQ }, { path: 'rnd.bin', data: RND }]);
+  await seedS3(s3.url, 'media', [{ path: 'seq.bin', data: SEQ }, { path: 'rnd.bin', data: RND }, { path: 'movie.mp4', data: MP4 }]);
   d = await mountDaemon({
     cache: { memory: '256MiB', disk: 0 },
     sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
@@ -58,5 +71,20 @@ describe('readahead', () => {
     const gets = getsOf('rnd.bin');
     expect(gets.length).toBe(offsets.length);
     for (const g of gets) expect(rangeLen(g.range)).toBe(MiB);
+  });
+
+  it('opening an MP4 prefetches its moov box at the end, and nothing in between', async () => {
+    proxy.clearLog();
+    const moovStart = MP4.length - (300 * 1024 + 8);
+    expect((await sh(`head -c 64 ${d.mountpoint}/s3/movie.mp4 | sha256sum`)).split(' ')[0]).toBe(sha256(MP4.subarray(0, 64)));
+    const covered = () =>
+      getsOf('movie.mp4').some((r) => {
+        const m = /bytes=(\d+)-(\d+)/.exec(r.range ?? '');
+        return !!m && Number(m[1]) <= moovStart && Number(m[2]) >= MP4.length - 1;
+      });
+    for (let i = 0; i < 100 && !covered(); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(covered()).toBe(true);
+    const fetched = getsOf('movie.mp4').reduce((n, r) => n + rangeLen(r.range), 0);
+    expect(fetched).toBeLessThanOrEqual(4 * MiB); // head block(s) + the moov's block, not the 20 MiB mdat
   });
 });
