@@ -53,6 +53,8 @@ export interface SignedLocator {
   readonly expiresAt: number;
   /** false when the server is known to ignore Range and always answers 200 with the whole body. */
   readonly rangeable?: boolean;
+  /** Statuses beside 401/403 that mean the credential in `headers` was refused (Wordbee's 400 for an expired token). */
+  readonly refusedStatuses?: readonly number[];
 }
 
 export interface ProviderCaps {
@@ -78,6 +80,11 @@ export interface Provider {
   stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry>;
   /** A locator that reads exactly `obj.version`; minted on demand, cached by LocatorCache. */
   locate(obj: ObjectVersion, signal?: AbortSignal): Promise<SignedLocator>;
+  /**
+   * A locator this provider minted was refused (401/403) before its expiry: drop whatever credential it
+   * carried (an API token in its headers), so that the next locate() logs in again.
+   */
+  refused?(obj: ObjectVersion, loc: SignedLocator): void;
   /** Release sockets, timers, tokens, server-side resources (e.g. AMS locators). */
   close(): Promise<void>;
 }
@@ -108,6 +115,11 @@ export interface Transport {
    * the body arrives: bytes [0, filled) of `buffer` are final and are the bytes the result will hold.
    */
   readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal, onProgress?: Progress): Promise<Buffer>;
+  /**
+   * The whole object in order, chunk by chunk, without holding it (locators with `rangeable: false`).
+   * Resolves after exactly `expect.size` bytes went to `onChunk`; errors as readRange.
+   */
+  streamWhole(loc: SignedLocator, expect: Expectation, onChunk: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -5,6 +5,7 @@ import type { SourceConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { S3Provider } from './s3/index.js';
 import { AzureBlobProvider } from './azure-blob/index.js';
+import { WordbeeProvider } from './wordbee/index.js';
 
 export function createProvider(cfg: SourceConfig, deps: { log: Logger }): Provider {
   switch (cfg.type) {
@@ -12,6 +13,8 @@ export function createProvider(cfg: SourceConfig, deps: { log: Logger }): Provid
       return new S3Provider(cfg, deps);
     case 'azure-blob':
       return new AzureBlobProvider(cfg, deps);
+    case 'wordbee':
+      return new WordbeeProvider(cfg, deps);
     default:
       throw new FsError('ENOTSUP', `source "${cfg.name}": type "${cfg.type}" is not implemented yet (issue 3)`);
   }

@@ -13,7 +13,7 @@
  *    TransientError → retried by the pacer for up to maxRetryTimeMs, then rethrown; StaleError → never
  *    retried: the object's blocks and locators are dropped and the error rethrown (the VFS re-stats).
  *  - A locator with `rangeable: false` (the server always sends the whole object) costs one whole
- *    download per object version at a time, and every block of it is cached.
+ *    download per object version at a time, streamed into blocks (whole-stream.ts).
  *  - A failed fetch leaves nothing behind: its blocks leave `inflight` before their waiters hear of it,
  *    and a demand reader that had joined a failed prefetch tries once more with its own fetch.
  */
@@ -23,6 +23,7 @@ import { ExpiredError, FsError, StaleError, TransientError } from '../core/error
 import { retry } from '../util/pacer.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { abortable, type LocatorCache } from './locator-cache.js';
+import { WholeObjectStreams } from './whole-stream.js';
 
 /** Re-mints of a locator refused with 401/403 within one fetch, before the ExpiredError is final. */
 const MAX_REMINTS = 3;
@@ -80,7 +81,7 @@ export class NetworkBlockSource implements BlockSource {
   private readonly budget: number;
   private readonly log: Logger;
   private readonly inflight = new Map<string, Pending>();
-  private readonly wholeFetches = new Map<string, Promise<Buffer>>();
+  private readonly whole: WholeObjectStreams;
   private prefetchBytes = 0;
   private counters = { requests: 0, bytesFetched: 0, retries: 0, remints: 0, prefetchedBlocks: 0, prefetchSkippedBlocks: 0 };
 
@@ -89,6 +90,13 @@ export class NetworkBlockSource implements BlockSource {
     this.partSize = Math.max(o.partSize ?? 8 * 1024 * 1024, this.blockSize);
     this.budget = o.prefetchBudgetBytes ?? 256 * 1024 * 1024;
     this.log = o.log ?? silentLogger;
+    this.whole = new WholeObjectStreams({
+      cache: o.cache,
+      transport: o.transport,
+      claimed: (obj, index) => this.inflight.has(blockKey(obj, index)),
+      onRequest: () => this.counters.requests++,
+      onBytes: (n) => (this.counters.bytesFetched += n),
+    });
   }
 
   async readBlock(obj: ObjectVersion, index: number, signal?: AbortSignal): Promise<Buffer> {
@@ -267,7 +275,7 @@ export class NetworkBlockSource implements BlockSource {
           for (;;) {
             const loc = await this.o.locators.get(provider, obj);
             try {
-              if (loc.rangeable === false) return { data: await this.fetchWhole(obj, loc), offset: 0 };
+              if (loc.rangeable === false) return await this.fetchFromWhole(obj, loc, range, onProgress);
               this.counters.requests++;
               const data = await this.o.transport.readRange(loc, range, obj, undefined, onProgress);
               this.counters.bytesFetched += data.length;
@@ -277,6 +285,7 @@ export class NetworkBlockSource implements BlockSource {
               remints++;
               this.counters.remints++;
               this.o.locators.invalidate(obj, loc);
+              provider.refused?.(obj, loc);
             }
           }
         },
@@ -296,22 +305,18 @@ export class NetworkBlockSource implements BlockSource {
     }
   }
 
-  /** The whole object from a locator whose server ignores Range: one download, however many runs ask. */
-  private fetchWhole(obj: ObjectVersion, loc: SignedLocator): Promise<Buffer> {
-    const key = blockKey(obj, -1);
-    let whole = this.wholeFetches.get(key);
-    if (!whole) {
-      this.counters.requests++;
-      whole = this.o.transport.readRange(loc, { start: 0, end: obj.size }, obj);
-      this.wholeFetches.set(key, whole);
-      whole.then(
-        (data) => (this.counters.bytesFetched += data.length),
-        () => undefined,
-      ).finally(() => {
-        if (this.wholeFetches.get(key) === whole) this.wholeFetches.delete(key);
-      });
+  /** Bytes of `range` from the whole-body download of a server that ignores Range, answered block by block. */
+  private async fetchFromWhole(obj: ObjectVersion, loc: SignedLocator, range: ByteRange, onProgress?: Progress): Promise<Fetched> {
+    const out = Buffer.allocUnsafe(range.end - range.start);
+    const first = Math.floor(range.start / this.blockSize);
+    const last = Math.floor((range.end - 1) / this.blockSize);
+    for (let index = first; index <= last; index++) {
+      const block = await this.whole.block(obj, loc, index);
+      const { start } = this.rangeOf(obj, index);
+      block.copy(out, start - range.start);
+      onProgress?.(out, start - range.start + block.length);
     }
-    return whole;
+    return { data: out, offset: range.start };
   }
 
   private rangeOf(obj: ObjectVersion, index: number): ByteRange {

@@ -135,9 +135,41 @@ export class HttpTransport implements Transport {
         }
         return await readSlice(body, range, expect.size, declared !== undefined, what);
       }
-      throw statusError(status, headers, what);
+      throw statusError(status, headers, what, loc);
     } catch (e) {
       // Not drained: an unwanted body may be large, or may never come.
+      discard(body);
+      if (e instanceof FsError) throw e;
+      throw this.networkError(e, what, signal);
+    }
+  }
+
+  async streamWhole(loc: SignedLocator, expect: Expectation, onChunk: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void> {
+    const what = `GET ${redactUrl(loc.url)} (whole object)`;
+    let res: Dispatcher.ResponseData;
+    try {
+      const url = new URL(loc.url);
+      res = await this.dispatcher.request({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers: { ...loc.headers }, signal });
+    } catch (e) {
+      throw this.networkError(e, what, signal);
+    }
+    const { statusCode: status, headers, body } = res;
+    try {
+      if (status !== 200) throw statusError(status, headers, what, loc);
+      const etag = header(headers, 'etag');
+      if (!etagMatches(expect.version, etag)) throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
+      const declared = header(headers, 'content-length');
+      if (declared !== undefined && Number(declared) !== expect.size) {
+        throw new StaleError(`${what}: ${declared} bytes, expected ${expect.size}`);
+      }
+      let at = 0;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        at += chunk.length;
+        if (at > expect.size) throw new TransientError(`${what}: body longer than ${expect.size} bytes`);
+        onChunk(chunk);
+      }
+      if (at !== expect.size) throw new TransientError(`${what}: short body (${at} of ${expect.size} bytes)`);
+    } catch (e) {
       discard(body);
       if (e instanceof FsError) throw e;
       throw this.networkError(e, what, signal);
@@ -161,9 +193,9 @@ export class HttpTransport implements Transport {
   }
 }
 
-function statusError(status: number, headers: Headers, what: string): FsError {
+function statusError(status: number, headers: Headers, what: string, loc: SignedLocator): FsError {
   const msg = `${what}: HTTP ${status}`;
-  if (status === 401 || status === 403) return new ExpiredError(msg);
+  if (status === 401 || status === 403 || loc.refusedStatuses?.includes(status)) return new ExpiredError(msg);
   if (status === 404 || status === 410) return new NotFoundError(msg);
   if (status === 412 || status === 416) return new StaleError(msg);
   if (status === 408 || status === 429 || status >= 500) {

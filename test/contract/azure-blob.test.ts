@@ -1,4 +1,5 @@
 import { BlobServiceClient } from '@azure/storage-blob';
+import pLimit from 'p-limit';
 import { runProviderContract } from './provider-suite.js';
 import { AzureBlobProvider } from '../../src/providers/azure-blob/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
@@ -10,6 +11,7 @@ runProviderContract('azure-blob (Azurite)', async () => {
   const server = await startAzurite();
   const container = BlobServiceClient.fromConnectionString(azuriteConnectionString(server)).getContainerClient('media');
   await container.createIfNotExists();
+  const put = async (path: string, data: Buffer) => void (await container.getBlockBlobClient(path).uploadData(data));
   return {
     provider: ({ listPageSize, urlTtlMs }) => {
       const cfg = ConfigSchema.parse({
@@ -17,7 +19,15 @@ runProviderContract('azure-blob (Azurite)', async () => {
       }).sources[0] as SourceConfigOf<'azure-blob'>;
       return new AzureBlobProvider(cfg, { log: silentLogger, listPageSize });
     },
-    put: async (path, data) => void (await container.getBlockBlobClient(path).uploadData(data)),
+    base: 'media/',
+    nested: true,
+    missingRefs: ['media/nope.bin', 'nope/'],
+    put,
+    putMany: async (count) => {
+      const limit = pLimit(16);
+      await Promise.all(Array.from({ length: count }, (_, i) => limit(() => put(`many/f-${String(i).padStart(5, '0')}`, Buffer.from(String(i))))));
+      return 'many/';
+    },
     teardown: () => server.stop(),
   };
 });

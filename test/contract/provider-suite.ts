@@ -1,68 +1,103 @@
 /**
  * The contract every Provider passes (rclone's fstests idea): run once per source type against a
- * real server. The fixture seeds files through the storage's own API and builds providers with a
- * given listing page size and signed-URL lifetime.
+ * real server or the platform's emulator. Platforms shape their trees differently (MK.IO assets,
+ * Wordbee scope/document/segment/locale, flat AMS assets), so the fixture says where the suite may
+ * write (`base`), whether folders nest below it, and where a large folder can be made; the suite finds
+ * everything by walking names from the root and never builds a ref itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Provider, RemoteEntry } from '../../src/core/types.js';
+import type { Provider, Ref, RemoteEntry } from '../../src/core/types.js';
 import { NotFoundError } from '../../src/core/errors.js';
 import { HttpTransport } from '../../src/transports/http.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 
 export interface ContractFixture {
-  /** A provider over the seeded container; `urlTtlMs` is the lifetime of the URLs it signs. */
+  /** A provider over the seeded platform; signed URLs it obtains live `urlTtlMs` (the fixture tells the emulator). */
   provider(opts: { listPageSize?: number; urlTtlMs: number }): Provider;
+  /** Folder path ('' = source root, else ending in '/') under which the suite writes its files. */
+  readonly base: string;
+  /** Whether folders can nest below `base` (false for AMS: an asset is one flat container). */
+  readonly nested: boolean;
+  /** Write a file at a path (mount-relative, '/'-separated), replacing any earlier one. */
   put(path: string, data: Buffer): Promise<void>;
+  /** Make `count` files named f-00000… in one folder; returns that folder's path ('' = root). */
+  putMany(count: number): Promise<string>;
+  /** Refs of a file and a folder that do not exist. */
+  readonly missingRefs: readonly Ref[];
+  /** Status codes the platform gives an expired signed URL or token (default [403]). */
+  readonly expiredStatuses?: readonly number[];
+  /**
+   * Revoke every URL/token issued so far, where access does not expire by URL lifetime (Wordbee's API
+   * GETs): the suite then checks that a fresh locate after `refused()` reads again.
+   */
+  revokeAccess?(): Promise<void>;
   teardown(): Promise<void>;
 }
 
 const MANY = 2500;
 const BIG = deterministicBytes('contract-big', 3 * 1024 * 1024 + 17);
 
-async function all(p: Provider, dir: string): Promise<RemoteEntry[]> {
+async function all(p: Provider, dir: Ref): Promise<RemoteEntry[]> {
   const out: RemoteEntry[] = [];
   for await (const e of p.list(dir)) out.push(e);
   return out;
+}
+
+/** The entry at a mount-relative path, found by listing each folder on the way. */
+export async function walk(p: Provider, path: string): Promise<RemoteEntry> {
+  let dir: RemoteEntry = { name: '', kind: 'dir', ref: '', size: 0, mtimeMs: 0, version: '' };
+  for (const seg of path.split('/').filter(Boolean)) {
+    const next = (await all(p, dir.ref)).find((e) => e.name === seg);
+    if (!next) throw new Error(`"${seg}" not found while walking ${path}`);
+    dir = next;
+  }
+  return dir;
 }
 
 export function runProviderContract(label: string, setup: () => Promise<ContractFixture>): void {
   describe(`Provider contract: ${label}`, () => {
     let fx: ContractFixture;
     let p: Provider;
+    let manyDir = '';
     const transport = new HttpTransport({ requestTimeoutMs: 10_000 });
 
     beforeAll(async () => {
       fx = await setup();
-      await fx.put('top.txt', Buffer.from('top\n'));
-      await fx.put('media/big.bin', BIG);
-      await fx.put('media/deep/er/clip.mp4', Buffer.from('deep'));
-      await fx.put('media/change.txt', Buffer.from('version one'));
-      await Promise.all(Array.from({ length: MANY }, (_, i) => fx.put(`many/f-${String(i).padStart(5, '0')}`, Buffer.from(String(i)))));
+      await fx.put(`${fx.base}top.txt`, Buffer.from('top\n'));
+      await fx.put(`${fx.base}big.bin`, BIG);
+      await fx.put(`${fx.base}change.txt`, Buffer.from('version one'));
+      if (fx.nested) await fx.put(`${fx.base}deep/er/clip.mp4`, Buffer.from('deep'));
+      manyDir = await fx.putMany(MANY);
       p = fx.provider({ urlTtlMs: 60_000 });
-    });
+    }, 300_000);
     afterAll(async () => {
       await p?.close();
       await transport.close();
       await fx?.teardown();
     });
 
-    it('lists the root and nested folders with names, kinds, sizes and times', async () => {
-      const root = await all(p, '');
-      expect(root.map((e) => `${e.name}:${e.kind}`).sort()).toEqual(['many:dir', 'media:dir', 'top.txt:file']);
-      const media = await all(p, root.find((e) => e.name === 'media')!.ref);
-      const big = media.find((e) => e.name === 'big.bin')!;
+    it('lists folders with names, kinds, sizes, times and versions', async () => {
+      const baseDir = await walk(p, fx.base);
+      expect(baseDir.kind).toBe('dir');
+      const entries = await all(p, baseDir.ref);
+      const big = entries.find((e) => e.name === 'big.bin')!;
       expect(big).toMatchObject({ kind: 'file', size: BIG.length });
       expect(big.version).not.toBe('');
       expect(Math.abs(big.mtimeMs - Date.now())).toBeLessThan(3_600_000);
-      expect(media.find((e) => e.name === 'deep')?.kind).toBe('dir');
-      const deep = await all(p, media.find((e) => e.name === 'deep')!.ref);
-      expect(deep.map((e) => e.name)).toEqual(['er']);
+      expect(entries.find((e) => e.name === 'top.txt')).toMatchObject({ kind: 'file', size: 4 });
+      if (fx.nested) {
+        expect(entries.find((e) => e.name === 'deep')?.kind).toBe('dir');
+        const deep = await all(p, entries.find((e) => e.name === 'deep')!.ref);
+        expect(deep.map((e) => `${e.name}:${e.kind}`)).toEqual(['er:dir']);
+        expect((await walk(p, `${fx.base}deep/er/clip.mp4`)).size).toBe(4);
+      }
     });
 
     it(`pages through ${MANY} entries, each exactly once`, async () => {
       const small = fx.provider({ listPageSize: 200, urlTtlMs: 60_000 });
       try {
-        const many = await all(small, (await all(small, '')).find((e) => e.name === 'many')!.ref);
+        const dir = await walk(small, manyDir);
+        const many = (await all(small, dir.ref)).filter((e) => /^f-\d{5}/.test(e.name));
         expect(many.length).toBe(MANY);
         expect(new Set(many.map((e) => e.name)).size).toBe(MANY);
       } finally {
@@ -71,17 +106,15 @@ export function runProviderContract(label: string, setup: () => Promise<Contract
     });
 
     it('stats files and folders, and missing refs are NotFoundError', async () => {
-      const media = await all(p, 'media/');
-      const big = media.find((e) => e.name === 'big.bin')!;
-      const st = await p.stat(big.ref);
-      expect(st).toMatchObject({ kind: 'file', size: BIG.length, version: big.version });
-      expect((await p.stat(media.find((e) => e.name === 'deep')!.ref)).kind).toBe('dir');
-      await expect(p.stat('media/nope.bin')).rejects.toBeInstanceOf(NotFoundError);
-      await expect(p.stat('nope/')).rejects.toBeInstanceOf(NotFoundError);
+      const big = await walk(p, `${fx.base}big.bin`);
+      expect(await p.stat(big.ref)).toMatchObject({ kind: 'file', size: BIG.length, version: big.version, name: 'big.bin' });
+      const baseDir = await walk(p, fx.base);
+      if (baseDir.ref !== '') expect((await p.stat(baseDir.ref)).kind).toBe('dir');
+      for (const ref of fx.missingRefs) await expect(p.stat(ref)).rejects.toBeInstanceOf(NotFoundError);
     });
 
     it('locates byte-exact ranged reads at odd offsets', async () => {
-      const big = (await all(p, 'media/')).find((e) => e.name === 'big.bin')!;
+      const big = await walk(p, `${fx.base}big.bin`);
       const obj = { source: p.name, ref: big.ref, version: big.version, size: big.size };
       const loc = await p.locate(obj);
       // (not bytes=0-0: s3rver answers it with the whole object, which the transport rightly rejects)
@@ -91,16 +124,22 @@ export function runProviderContract(label: string, setup: () => Promise<Contract
       }
     });
 
-    it('signed URLs stop working after they expire, and a fresh locate works again', async () => {
+    it('expired access is refused, and a fresh locate reads again', async () => {
       const short = fx.provider({ urlTtlMs: 2_000 });
+      const refusedWith = fx.expiredStatuses ?? [403];
       try {
-        const e = (await all(short, '')).find((x) => x.name === 'top.txt')!;
+        const e = await walk(short, `${fx.base}top.txt`);
         const obj = { source: short.name, ref: e.ref, version: e.version, size: e.size };
         const loc = await short.locate(obj);
-        expect(loc.expiresAt).toBeLessThanOrEqual(Date.now() + 2_500);
         expect((await fetch(loc.url, { headers: { ...loc.headers } })).status).toBe(200);
-        await new Promise((r) => setTimeout(r, 3_500));
-        expect((await fetch(loc.url, { headers: { ...loc.headers } })).status).toBe(403);
+        if (fx.revokeAccess) {
+          await fx.revokeAccess();
+        } else {
+          expect(loc.expiresAt).toBeLessThanOrEqual(Date.now() + 2_500);
+          await new Promise((r) => setTimeout(r, Math.max(0, loc.expiresAt - Date.now()) + 1_500));
+        }
+        expect(refusedWith).toContain((await fetch(loc.url, { headers: { ...loc.headers } })).status);
+        short.refused?.(obj, loc);
         const again = await short.locate(obj);
         expect((await transport.readRange(again, { start: 0, end: 4 }, obj)).toString()).toBe('top\n');
       } finally {
@@ -109,9 +148,9 @@ export function runProviderContract(label: string, setup: () => Promise<Contract
     });
 
     it('a changed object gets a new version', async () => {
-      const before = await p.stat('media/change.txt');
-      await fx.put('media/change.txt', Buffer.from('version two!'));
-      const after = await p.stat('media/change.txt');
+      const before = await walk(p, `${fx.base}change.txt`);
+      await fx.put(`${fx.base}change.txt`, Buffer.from('version two!'));
+      const after = await p.stat(before.ref);
       expect(after.version).not.toBe(before.version);
       expect(after.size).toBe(12);
     });

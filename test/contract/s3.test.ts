@@ -1,4 +1,5 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import pLimit from 'p-limit';
 import { runProviderContract } from './provider-suite.js';
 import { S3Provider } from '../../src/providers/s3/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
@@ -12,6 +13,7 @@ runProviderContract('s3 (s3rver behind an expiry-enforcing proxy)', async () => 
   const server = await startS3rver({ buckets: ['media'] });
   const proxy = await startFaultProxy(server.url, { enforcePresignExpiry: true });
   const client = s3rverClient(server.url);
+  const put = async (path: string, data: Buffer) => void (await client.send(new PutObjectCommand({ Bucket: 'media', Key: path, Body: data })));
   return {
     provider: ({ listPageSize, urlTtlMs }) => {
       const cfg = ConfigSchema.parse({
@@ -19,7 +21,15 @@ runProviderContract('s3 (s3rver behind an expiry-enforcing proxy)', async () => 
       }).sources[0] as SourceConfigOf<'s3'>;
       return new S3Provider(cfg, { log: silentLogger, listPageSize });
     },
-    put: async (path, data) => void (await client.send(new PutObjectCommand({ Bucket: 'media', Key: path, Body: data }))),
+    base: 'media/',
+    nested: true,
+    missingRefs: ['media/nope.bin', 'nope/'],
+    put,
+    putMany: async (count) => {
+      const limit = pLimit(16);
+      await Promise.all(Array.from({ length: count }, (_, i) => limit(() => put(`many/f-${String(i).padStart(5, '0')}`, Buffer.from(String(i))))));
+      return 'many/';
+    },
     teardown: async () => {
       client.destroy();
       await proxy.close();

@@ -21,7 +21,9 @@ export type Fault =
   /** The right bytes under another ETag (the object changed between listing and read). */
   | { kind: 'etag'; etag: string }
   /** 200 with the whole object, as servers that do not support Range answer. */
-  | { kind: 'ignore-range' };
+  | { kind: 'ignore-range' }
+  /** 200 with the whole object (Range ignored), pausing after `after` bytes until `release` settles. */
+  | { kind: 'hold'; after: number; release: Promise<void> };
 
 export interface RecordedRequest {
   readonly name: string;
@@ -94,7 +96,7 @@ export async function startRangeServer(opts: RangeServerOptions = {}): Promise<R
     return head.fault;
   }
 
-  function handle(req: IncomingMessage, res: ServerResponse): void {
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname.startsWith(REDIRECT_PREFIX)) {
       requests.push({ name: decodeURIComponent(url.pathname.slice(REDIRECT_PREFIX.length)), method: req.method ?? 'GET', status: 302 });
@@ -149,6 +151,7 @@ export async function startRangeServer(opts: RangeServerOptions = {}): Promise<R
         etag = fault.etag;
         break;
       case 'ignore-range':
+      case 'hold':
         ranged = false;
         break;
       default:
@@ -167,6 +170,14 @@ export async function startRangeServer(opts: RangeServerOptions = {}): Promise<R
       res.writeHead(status, headers).end(half);
       return;
     }
+    if (fault?.kind === 'hold') {
+      headers['content-length'] = String(body.length);
+      res.writeHead(status, headers);
+      res.write(body.subarray(0, fault.after));
+      await fault.release;
+      res.end(body.subarray(fault.after));
+      return;
+    }
     if (fault?.kind === 'reset') {
       headers['content-length'] = String(body.length);
       res.writeHead(status, headers);
@@ -177,7 +188,7 @@ export async function startRangeServer(opts: RangeServerOptions = {}): Promise<R
     res.writeHead(status, headers).end(req.method === 'HEAD' ? undefined : body);
   }
 
-  const server: Server = createServer(handle);
+  const server: Server = createServer((req, res) => void handle(req, res).catch(() => res.destroy()));
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -249,6 +249,31 @@ describe('NetworkBlockSource', () => {
     expect(gets()).toHaveLength(1);
   });
 
+  it('streams a whole-body download into blocks: an early block is answered before the body ends, one GET in all', async () => {
+    provider.rangeable = false;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    server.inject('media.bin', { kind: 'hold', after: 3 * BS, release: held }, 1);
+    let lateDone = false;
+    const late = source.readBlock(obj, 15).then((b) => ((lateDone = true), b));
+    const early = await source.readBlock(obj, 1); // the body is held after block 2: only streaming can answer this
+    expect(early.equals(blockBytes(1))).toBe(true);
+    expect(lateDone).toBe(false);
+    const middle = source.readBlock(obj, 10); // joins the running download
+    release();
+    expect((await late).equals(blockBytes(15))).toBe(true);
+    expect((await middle).equals(blockBytes(10))).toBe(true);
+    for (let i = 0; i <= 20; i++) expect((await source.readBlock(obj, i)).equals(blockBytes(i))).toBe(true);
+    expect(gets()).toHaveLength(1);
+  });
+
+  it('a whole-body download that fails midway is retried from a fresh download', async () => {
+    provider.rangeable = false;
+    server.inject('media.bin', { kind: 'reset' }, 1);
+    expect((await source.readBlock(obj, 18)).equals(blockBytes(18))).toBe(true);
+    expect(gets().map((g) => g.status)).toEqual([200, 200]);
+  });
+
   it('invalidate() forgets blocks and locators of the object', async () => {
     await source.readBlock(obj, 0);
     await source.invalidate('src', 'media.bin');

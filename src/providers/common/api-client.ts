@@ -1,0 +1,208 @@
+/**
+ * JSON-over-HTTP calls to a platform API (undici pool), shared by the media-platform providers.
+ *
+ * Invariants:
+ *  - A refused token (401/403, or whatever `isAuthFailure` recognises, e.g. Wordbee's 400 "Token invalid")
+ *    re-authenticates once and retries once; refused again, it is an AuthError.
+ *  - Status → error as the read path expects (core/types.ts): 404/410 NotFoundError; 408/429/5xx and
+ *    network faults TransientError (with Retry-After); other 4xx FsError EIO with the platform's message.
+ *  - Retries of transient faults belong to the caller's pacer (dir cache, block source), not here.
+ *  - Messages never carry tokens or signed query strings (redactText on everything from the server).
+ */
+import { Agent, type Dispatcher } from 'undici';
+import { AuthError, FsError, NotFoundError, TransientError, isAbort } from '../../core/errors.js';
+import { parseRetryAfter } from '../../transports/http.js';
+import { redactText, redactUrl } from '../../util/redact.js';
+
+/** Supplies credentials for API calls. */
+export interface Authenticator {
+  /** Headers carrying a current token; logs in first when there is none. */
+  headers(signal?: AbortSignal): Promise<Record<string, string>>;
+  /** The token was refused: forget it, so the next headers() logs in again. */
+  invalidate(): void;
+}
+
+export interface ApiRequest {
+  method?: string;
+  /** Relative to the base URL (no leading slash needed), or an absolute URL. */
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  json?: unknown;
+  form?: Record<string, string>;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Non-2xx statuses that are answers, not errors (e.g. 302 of a download link). */
+  accept?: number[];
+  /** false for the login call itself. Default true. */
+  auth?: boolean;
+}
+
+export interface ApiResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly text: string;
+}
+
+export interface ApiClientOptions {
+  baseUrl: string;
+  /** Names the source in messages. */
+  what: string;
+  auth?: Authenticator;
+  /** Extra test for "the token was refused", beside 401/403. */
+  isAuthFailure?: (status: number, text: string) => boolean;
+  defaultHeaders?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+const header = (h: ApiResponse['headers'], n: string) => {
+  const v = h[n];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/** The human part of a platform error body (the shapes of providers.md), redacted and short. */
+export function errorMessage(text: string): string {
+  let msg = text;
+  try {
+    const j = JSON.parse(text) as Record<string, any>;
+    const e = j.error ?? j['odata.error'] ?? j;
+    msg = [e?.message?.value, e?.message, e?.detail, e?.title, e?.error_message, e?.details, j.title, j.detail, j.reason]
+      .find((v) => typeof v === 'string' && v.length > 0) ?? text;
+  } catch {
+    /* not JSON: XML or text */
+    const m = /<Message>([^<]*)<\/Message>/.exec(text);
+    if (m) msg = m[1]!;
+  }
+  return redactText(msg).replace(/\s+/g, ' ').slice(0, 300);
+}
+
+export class ApiClient {
+  private readonly agent: Agent;
+  private readonly base: URL;
+
+  constructor(private readonly o: ApiClientOptions) {
+    this.base = new URL(o.baseUrl.endsWith('/') ? o.baseUrl : `${o.baseUrl}/`);
+    const t = o.timeoutMs ?? 30_000;
+    this.agent = new Agent({ connections: 16, headersTimeout: t, bodyTimeout: t, keepAliveTimeout: 10_000, connect: { timeout: t } });
+  }
+
+  url(path: string, query?: ApiRequest['query']): URL {
+    const u = new URL(path.replace(/^\//, ''), this.base);
+    if (/^https?:\/\//.test(path)) u.href = path;
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+    return u;
+  }
+
+  async json<T>(req: ApiRequest): Promise<T> {
+    const r = await this.send(req);
+    if (!r.text) return undefined as T;
+    try {
+      return JSON.parse(r.text) as T;
+    } catch {
+      throw new TransientError(`${this.o.what}: ${req.method ?? 'GET'} ${req.path}: answer is not JSON`, { status: r.status });
+    }
+  }
+
+  async send(req: ApiRequest): Promise<ApiResponse> {
+    const useAuth = req.auth !== false && this.o.auth !== undefined;
+    let r = await this.once(req, useAuth);
+    if (useAuth && this.refused(r)) {
+      this.o.auth!.invalidate();
+      r = await this.once(req, true);
+      if (this.refused(r)) throw new AuthError(`${this.what(req)}: credentials refused (HTTP ${r.status}: ${errorMessage(r.text)})`);
+    }
+    if ((r.status >= 200 && r.status < 300) || req.accept?.includes(r.status)) return r;
+    throw this.statusError(req, r);
+  }
+
+  private refused(r: ApiResponse): boolean {
+    return r.status === 401 || r.status === 403 || (this.o.isAuthFailure?.(r.status, r.text) ?? false);
+  }
+
+  private what(req: ApiRequest): string {
+    return `${this.o.what}: ${req.method ?? 'GET'} ${redactUrl(req.path)}`;
+  }
+
+  private statusError(req: ApiRequest, r: ApiResponse): FsError {
+    const msg = `${this.what(req)}: HTTP ${r.status}: ${errorMessage(r.text)}`;
+    if (r.status === 404 || r.status === 410) return new NotFoundError(msg);
+    if (r.status === 401 || r.status === 403) return new AuthError(msg);
+    if (r.status === 408 || r.status === 429 || r.status >= 500) {
+      return new TransientError(msg, { status: r.status, retryAfterMs: parseRetryAfter(header(r.headers, 'retry-after')) });
+    }
+    return new FsError('EIO', msg);
+  }
+
+  private async once(req: ApiRequest, useAuth: boolean): Promise<ApiResponse> {
+    const u = this.url(req.path, req.query);
+    const headers: Record<string, string> = { accept: 'application/json', ...this.o.defaultHeaders, ...req.headers };
+    let body: string | undefined;
+    if (req.json !== undefined) {
+      body = JSON.stringify(req.json);
+      headers['content-type'] ??= 'application/json';
+    } else if (req.form) {
+      body = new URLSearchParams(req.form).toString();
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    }
+    if (useAuth) Object.assign(headers, await this.o.auth!.headers(req.signal));
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.agent.request({ origin: u.origin, path: u.pathname + u.search, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body, signal: req.signal });
+      const text = await res.body.text();
+      return { status: res.statusCode, headers: res.headers, text };
+    } catch (e) {
+      if (req.signal?.aborted) throw req.signal.reason;
+      if (isAbort(e) && !(e as { code?: string }).code?.startsWith('UND_ERR')) throw e;
+      const code = (e as { code?: string }).code ?? (e as Error).message;
+      throw new TransientError(`${this.what(req)}: ${redactText(String(code))}`, { cause: e });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+/**
+ * A bearer-style session: one login at a time, the token reused until shortly before it expires (or
+ * until invalidated), then a new login. `login` may use a refresh token it keeps itself.
+ */
+export class TokenSession implements Authenticator {
+  private token: { value: string; useUntil: number } | undefined;
+  private inflight: Promise<string> | undefined;
+  private generation = 0;
+
+  constructor(
+    private readonly login: (signal?: AbortSignal) => Promise<{ token: string; expiresInMs?: number }>,
+    private readonly toHeaders: (token: string) => Record<string, string>,
+  ) {}
+
+  async headers(signal?: AbortSignal): Promise<Record<string, string>> {
+    return this.toHeaders(await this.current(signal));
+  }
+
+  /** The current token, logging in when needed. */
+  async current(signal?: AbortSignal): Promise<string> {
+    if (this.token && Date.now() < this.token.useUntil) return this.token.value;
+    if (!this.inflight) {
+      const gen = this.generation;
+      this.inflight = this.login(signal)
+        .then(({ token, expiresInMs }) => {
+          const life = expiresInMs ?? 3_600_000;
+          if (gen === this.generation) this.token = { value: token, useUntil: Date.now() + life - Math.min(60_000, life * 0.1) };
+          return token;
+        })
+        .finally(() => (this.inflight = undefined));
+    }
+    return this.inflight;
+  }
+
+  /** The token now in use, if any (no login). */
+  peek(): string | undefined {
+    return this.token?.value;
+  }
+
+  invalidate(): void {
+    this.generation++;
+    this.token = undefined;
+  }
+}

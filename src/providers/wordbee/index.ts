@@ -1,0 +1,239 @@
+/**
+ * `wordbee`: Wordbee Translator project assets, as
+ * `<scope>/<documentId>/<segmentId>/<locale or _>/<relativePath…>/<file>` (SPEC, providers.md §2).
+ *
+ * Invariants:
+ *  - Documents and segments of a scope come from the paged segment search; the asset rows of a segment
+ *    from its list endpoint. Both are kept a few seconds so that walking down one segment's folders does
+ *    not list it again per level; stat() of a file always asks afresh (a changed asset gets a new version).
+ *  - Reads are authenticated API GETs that may ignore Range: locators say `rangeable: false`, and the
+ *    read path streams the single whole-body download into cache blocks.
+ *  - The token lives until 30 idle minutes; a refused one (401/403, or 400 "Token invalid") is renewed
+ *    once per call by ApiClient, and refused() drops one that a download was refused with.
+ */
+import { LRUCache } from 'lru-cache';
+import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
+import { FsError, NotFoundError } from '../../core/errors.js';
+import type { SourceConfigOf } from '../../config/schema.js';
+import type { Logger } from '../../util/logger.js';
+import { ApiClient, TokenSession } from '../common/api-client.js';
+import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
+
+export interface WordbeeProviderDeps {
+  log: Logger;
+  /** Segments per search page. Default 500. */
+  listPageSize?: number;
+}
+
+/** One asset row of `…/assets/{segmentid}/list` (standard and Flex field names). */
+interface AssetRow {
+  projectId?: number;
+  documentId?: number | string;
+  segmentId: number;
+  locale?: string | null;
+  relativePath?: string | null;
+  name?: string;
+  fileName?: string;
+  size?: number;
+  fileSizeInBytes?: number;
+  modifiedDate?: string;
+  createdDate?: string;
+  downloadUrl?: string;
+}
+
+interface ScopeIndex {
+  /** documentId → its segment ids. */
+  readonly docs: Map<number, number[]>;
+}
+
+const IDLE_RENEW_MS = 25 * 60_000; // Wordbee drops a token after 30 idle minutes
+const SNAPSHOT_TTL_MS = 5_000;
+
+export class WordbeeProvider implements Provider {
+  readonly type = 'wordbee';
+  readonly name: string;
+  readonly caps = { upload: false };
+  private readonly api: ApiClient;
+  private readonly session: TokenSession;
+  private readonly scopes = new LRUCache<string, ScopeIndex>({ max: 64, ttl: SNAPSHOT_TTL_MS });
+  private readonly segmentRows = new LRUCache<number, AssetRow[]>({ max: 2048, ttl: SNAPSHOT_TTL_MS });
+
+  constructor(
+    private readonly cfg: SourceConfigOf<'wordbee'>,
+    private readonly deps: WordbeeProviderDeps,
+  ) {
+    this.name = cfg.name;
+    this.session = new TokenSession(
+      async (signal) => ({ token: await this.login(signal), expiresInMs: IDLE_RENEW_MS }),
+      (token) => ({ 'X-Auth-Token': token, 'X-Auth-AccountId': cfg.accountId }),
+    );
+    this.api = new ApiClient({
+      baseUrl: cfg.baseUrl,
+      what: `wordbee source "${cfg.name}"`,
+      auth: this.session,
+      // The docs show an expired token answered with 400 "Token invalid or expired."
+      isAuthFailure: (status, text) => status === 400 && /token/i.test(text),
+    });
+  }
+
+  private async login(signal?: AbortSignal): Promise<string> {
+    const r = await this.api.send({ method: 'POST', path: 'auth/token', json: { accountid: this.cfg.accountId, key: this.cfg.apiKey }, auth: false, signal });
+    let token = r.text.trim();
+    if (token.startsWith('"')) token = JSON.parse(token) as string; // a JSON string, or the bare token
+    if (!token) throw new FsError('EACCES', `wordbee source "${this.name}": login answered no token`);
+    return token;
+  }
+
+  async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
+    const p = this.parse(dir, 'dir');
+    const dirEntry = (name: string, path: WbPath): RemoteEntry => ({ name, kind: 'dir', ref: encodeRef(path), size: 0, mtimeMs: 0, version: '' });
+    if (p.scope === undefined) {
+      for (const scope of this.cfg.scopes) yield dirEntry(scope, { kind: 'dir', scope, rel: [] });
+      return;
+    }
+    const index = await this.scopeIndex(p.scope, signal);
+    if (p.doc === undefined) {
+      for (const doc of index.docs.keys()) yield dirEntry(String(doc), { kind: 'dir', scope: p.scope, doc, rel: [] });
+      return;
+    }
+    const segs = index.docs.get(p.doc);
+    if (!segs) throw new NotFoundError(`wordbee ${p.scope}/${p.doc}: no such document`);
+    if (p.seg === undefined) {
+      for (const seg of segs) yield dirEntry(String(seg), { kind: 'dir', scope: p.scope, doc: p.doc, seg, rel: [] });
+      return;
+    }
+    if (!segs.includes(p.seg)) throw new NotFoundError(`wordbee ${p.scope}/${p.doc}/${p.seg}: no such segment`);
+    const rows = await this.rows(p.scope, p.seg, false, signal);
+    if (p.locale === undefined) {
+      for (const locale of new Set(rows.map((r) => r.locale ?? ''))) {
+        yield dirEntry(locale || NO_LOCALE, { kind: 'dir', scope: p.scope, doc: p.doc, seg: p.seg, locale, rel: [] });
+      }
+      return;
+    }
+    const dirs = new Set<string>();
+    let found = p.rel.length === 0 && rows.some((r) => (r.locale ?? '') === p.locale);
+    for (const r of rows) {
+      if ((r.locale ?? '') !== p.locale) continue;
+      const rel = splitRelPath(r.relativePath);
+      if (!startsWith(rel, p.rel)) continue;
+      found = true;
+      if (rel.length === p.rel.length) {
+        yield this.fileEntry(p, r);
+      } else if (!dirs.has(rel[p.rel.length]!)) {
+        const name = rel[p.rel.length]!;
+        dirs.add(name);
+        yield dirEntry(name, { ...p, kind: 'dir', rel: [...p.rel, name] });
+      }
+    }
+    if (!found) throw new NotFoundError(`wordbee ${dir}: no such folder`);
+  }
+
+  async stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry> {
+    const p = this.parse(ref);
+    const last = p.kind === 'file' ? p.name! : p.rel.at(-1) ?? (p.locale !== undefined ? p.locale || NO_LOCALE : String(p.seg ?? p.doc ?? p.scope ?? ''));
+    if (p.kind === 'dir') {
+      if (p.scope !== undefined) {
+        // A folder exists when its parent lists it: list the parent's children up to this one.
+        const parentHas = await this.dirExists(p, signal);
+        if (!parentHas) throw new NotFoundError(`wordbee ${ref}: no such folder`);
+      }
+      return { name: last, kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
+    }
+    const rows = await this.rows(p.scope!, p.seg!, true, signal);
+    const row = rows.find((r) => (r.locale ?? '') === p.locale && sameParts(splitRelPath(r.relativePath), p.rel) && rowName(r) === p.name);
+    if (!row) throw new NotFoundError(`wordbee ${p.scope}/${p.doc}/${p.seg}: no asset ${p.name}`);
+    return this.fileEntry(p, row);
+  }
+
+  async locate(obj: ObjectVersion, signal?: AbortSignal): Promise<SignedLocator> {
+    const p = this.parse(obj.ref, 'file');
+    const query: Record<string, string> = { scope: p.scope!, filename: p.name!, locale: p.locale! };
+    if (p.rel.length) query.relativePath = p.rel.join('/');
+    const url = this.api.url(`resources/assets/${p.seg}`, query).href;
+    return {
+      url,
+      headers: await this.session.headers(signal),
+      expiresAt: Date.now() + IDLE_RENEW_MS,
+      rangeable: false,
+      refusedStatuses: [400],
+    };
+  }
+
+  refused(_obj: ObjectVersion, loc: SignedLocator): void {
+    // Only the token the download was refused with: a newer one may already be in use.
+    if (loc.headers?.['X-Auth-Token'] === this.session.peek()) this.session.invalidate();
+  }
+
+  async close(): Promise<void> {
+    await this.api.close();
+  }
+
+  private parse(ref: Ref, want?: 'file' | 'dir'): WbPath {
+    const p = decodeRef(ref);
+    if (!p || (want && p.kind !== want) || (p.scope !== undefined && !this.cfg.scopes.includes(p.scope))) {
+      throw new NotFoundError(`wordbee source "${this.name}": no such entry ${JSON.stringify(ref)}`);
+    }
+    return p;
+  }
+
+  private fileEntry(p: WbPath, r: AssetRow): RemoteEntry {
+    const name = rowName(r);
+    const size = r.size ?? r.fileSizeInBytes ?? 0;
+    const modified = Date.parse(r.modifiedDate ?? r.createdDate ?? '') || 0;
+    const v = r.downloadUrl ? new URL(r.downloadUrl, 'http://x').searchParams.get('v') : null;
+    const ref = encodeRef({ kind: 'file', scope: p.scope, doc: p.doc, seg: p.seg, locale: r.locale ?? '', rel: splitRelPath(r.relativePath), name });
+    return { name, kind: 'file', ref, size, mtimeMs: modified, version: v ? `${v}-${size}` : `${size}-${modified}` };
+  }
+
+  private async dirExists(p: WbPath, signal?: AbortSignal): Promise<boolean> {
+    const index = await this.scopeIndex(p.scope!, signal);
+    if (p.doc === undefined) return true;
+    const segs = index.docs.get(p.doc);
+    if (!segs) return false;
+    if (p.seg === undefined) return true;
+    if (!segs.includes(p.seg)) return false;
+    if (p.locale === undefined) return true;
+    const rows = await this.rows(p.scope!, p.seg, false, signal);
+    return rows.some((r) => (r.locale ?? '') === p.locale && startsWith(splitRelPath(r.relativePath), p.rel));
+  }
+
+  /** Documents and their segments in a scope, from the paged segment search. */
+  private async scopeIndex(scope: string, signal?: AbortSignal): Promise<ScopeIndex> {
+    const hit = this.scopes.get(scope);
+    if (hit) return hit;
+    const m = /^(pr|jbs|jbc)(\d+)$/.exec(scope)!;
+    const scopeObj = m[1] === 'pr' ? { type: 'Project', projectid: Number(m[2]) } : { type: m[1] === 'jbs' ? 'Job' : 'Codyt', jobid: Number(m[2]) };
+    const take = this.deps.listPageSize ?? 500;
+    const docs = new Map<number, number[]>();
+    for (let skip = 0; ; skip += take) {
+      const page = await this.api.json<{ result?: { rows?: { bsid?: number; did?: number | string }[]; total?: number } }>({
+        method: 'POST', path: 'resources/segments/search', json: { scope: scopeObj, query: {}, skip, take }, signal,
+      });
+      const rows = page?.result?.rows ?? [];
+      for (const r of rows) {
+        if (r.bsid === undefined || r.did === undefined) continue;
+        const did = Number(r.did);
+        const list = docs.get(did) ?? [];
+        if (!list.includes(r.bsid)) list.push(r.bsid);
+        docs.set(did, list);
+      }
+      const total = page?.result?.total;
+      if (rows.length < take || (total !== undefined && skip + rows.length >= total)) break;
+    }
+    const index = { docs };
+    this.scopes.set(scope, index);
+    return index;
+  }
+
+  private async rows(scope: string, seg: number, fresh: boolean, signal?: AbortSignal): Promise<AssetRow[]> {
+    const hit = fresh ? undefined : this.segmentRows.get(seg);
+    if (hit) return hit;
+    const rows = (await this.api.json<AssetRow[]>({ path: `resources/assets/${seg}/list`, query: { scope }, signal })) ?? [];
+    this.segmentRows.set(seg, rows);
+    return rows;
+  }
+}
+
+const rowName = (r: AssetRow) => r.name ?? r.fileName ?? '';
+const startsWith = (a: readonly string[], prefix: readonly string[]) => prefix.every((x, i) => a[i] === x);
+const sameParts = (a: readonly string[], b: readonly string[]) => a.length === b.length && startsWith(a, b);

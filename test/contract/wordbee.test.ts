@@ -1,0 +1,42 @@
+import { runProviderContract } from './provider-suite.js';
+import { WordbeeProvider } from '../../src/providers/wordbee/index.js';
+import { encodeRef } from '../../src/providers/wordbee/refs.js';
+import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
+import { startWordbeeEmulator } from '../../src/emulators/wordbee/index.js';
+import { silentLogger } from '../../src/util/logger.js';
+
+const SEGMENT = 27_665_601;
+const LOCALE_DIR = `pr7214/19641/${SEGMENT}/en/`;
+
+// Wordbee's access is an API token, not a signed URL: the suite revokes it instead of waiting for a TTL.
+runProviderContract('wordbee (emulator)', async () => {
+  const emu = await startWordbeeEmulator({ accounts: [{ accountId: 'acme', key: 'k3y' }] });
+  emu.catalog.addDocument(7214, 19641, 'folder\\contract.docx');
+  emu.catalog.addSegment(19641, SEGMENT);
+  return {
+    provider: ({ listPageSize }) => {
+      const cfg = ConfigSchema.parse({
+        sources: [{ name: 'wb', type: 'wordbee', baseUrl: emu.apiUrl, accountId: 'acme', apiKey: 'k3y', scopes: ['pr7214'] }],
+      }).sources[0] as SourceConfigOf<'wordbee'>;
+      return new WordbeeProvider(cfg, { log: silentLogger, listPageSize });
+    },
+    base: `${LOCALE_DIR}contract/`,
+    nested: true,
+    put: async (path, data) => {
+      const parts = path.slice(LOCALE_DIR.length).split('/');
+      const name = parts.pop()!;
+      await emu.catalog.putAsset(SEGMENT, 'en', parts.join('\\'), name, data);
+    },
+    putMany: async (count) => {
+      await emu.seedMany(SEGMENT, 'en', 'many', count);
+      return `${LOCALE_DIR}many/`;
+    },
+    missingRefs: [
+      encodeRef({ kind: 'file', scope: 'pr7214', doc: 19641, seg: SEGMENT, locale: 'en', rel: ['contract'], name: 'nope.bin' }),
+      encodeRef({ kind: 'dir', scope: 'pr7214', doc: 99999, rel: [] }),
+    ],
+    expiredStatuses: [400, 401],
+    revokeAccess: async () => emu.expireTokens(),
+    teardown: () => emu.close(),
+  };
+});
