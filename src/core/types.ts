@@ -53,6 +53,11 @@ export interface SignedLocator {
   readonly expiresAt: number;
   /** false when the server is known to ignore Range and always answers 200 with the whole body. */
   readonly rangeable?: boolean;
+  /**
+   * false when the object version is a platform revision rather than the storage ETag (Nomad, AMS, …):
+   * the transport then does not compare ETags (sizes are still checked). Default true.
+   */
+  readonly etagIsVersion?: boolean;
   /** Statuses beside 401/403 that mean the credential in `headers` was refused (Wordbee's 400 for an expired token). */
   readonly refusedStatuses?: readonly number[];
 }
@@ -85,6 +90,8 @@ export interface Provider {
    * carried (an API token in its headers), so that the next locate() logs in again.
    */
   refused?(obj: ObjectVersion, loc: SignedLocator): void;
+  /** The platform's multipart uploader (src/upload/types.ts), when `caps.upload`. */
+  uploader?(): import('../upload/types.js').Uploader;
   /** Release sockets, timers, tokens, server-side resources (e.g. AMS locators). */
   close(): Promise<void>;
 }

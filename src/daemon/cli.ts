@@ -12,7 +12,7 @@ import { redactText } from '../util/redact.js';
 import { startDaemon, type Daemon } from './run.js';
 import { unmount } from './unmount.js';
 import { startDemo } from '../demo/demo.js';
-import { controlSocketPath } from './control.js';
+import { callControl, controlSocketPath } from './control.js';
 import { fetchStatus, renderStatus } from './status.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
@@ -138,6 +138,19 @@ export function buildProgram(): Command {
           if (!o.watch) return;
           await new Promise((r) => setTimeout(r, 1000));
         }
+      }),
+    );
+
+  program
+    .command('retry')
+    .description('retry failed uploads now instead of waiting for their next attempt')
+    .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
+    .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
+    .action((o: { config: string; socket?: string }) =>
+      withCleanExit(async () => {
+        const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
+        const r = (await callControl(socket, 'POST', '/retry')) as { retried: number };
+        process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry\n`);
       }),
     );
 

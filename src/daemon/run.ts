@@ -21,6 +21,7 @@ import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
 import { controlSocketPath, startControlServer } from './control.js';
 import { RecentEvents } from '../util/recent.js';
+import { UploadService } from '../upload/service.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -38,6 +39,7 @@ export interface Daemon {
   readonly blocks: NetworkBlockSource;
   readonly cache: TieredBlockCache;
   readonly providers: ReadonlyMap<string, Provider>;
+  readonly uploads: UploadService;
   /** SIGHUP: new credentials for existing sources, without unmounting. Added/removed sources need a remount. */
   reload(config: Config): Promise<void>;
   stop(): Promise<void>;
@@ -110,6 +112,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const core = buildCore(config, log);
   await core.disk.init();
   const recent = new RecentEvents();
+  const uploads = new UploadService(config, core.providers, log, (source, remotePath) => {
+    core.vfs.invalidate(`/${source}/${remotePath.split('/').slice(0, -1).join('/')}`);
+  });
   let mounted: MountedFs;
   try {
     mounted = await mountVfs({
@@ -123,10 +128,12 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       recent,
     });
   } catch (e) {
+    await uploads.stop();
     await core.close();
     throw e;
   }
   log.info({ mountpoint: o.mountpoint, sources: [...core.providers.keys()] }, 'mounted');
+  await uploads.start();
   const startedAt = Date.now();
   const control = await startControlServer(controlSocketPath(config.cacheDir), {
     'GET /status': async () => ({
@@ -138,7 +145,9 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       network: core.blocks.stats(),
       openFiles: core.vfs.openFiles,
       errors: recent.list(),
+      uploads: uploads.status(),
     }),
+    'POST /retry': async () => ({ retried: uploads.engine.retryNow() }),
   }).catch((e: unknown) => {
     log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');
     return undefined;
@@ -157,9 +166,14 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       while (core.vfs.openFiles > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (core.vfs.openFiles > 0) log.warn({ open: core.vfs.openFiles }, 'files still open at shutdown');
       await control?.close();
+      await uploads.stop();
       await core.close();
       log.info('stopped');
     })());
 
-  return { mountpoint: o.mountpoint, vfs: core.vfs, blocks: core.blocks, cache: core.cache, providers: core.providers, reload: core.reload, stop };
+  const reload = async (next: Config) => {
+    await core.reload(next);
+    uploads.providersChanged();
+  };
+  return { mountpoint: o.mountpoint, vfs: core.vfs, blocks: core.blocks, cache: core.cache, providers: core.providers, uploads, reload, stop };
 }

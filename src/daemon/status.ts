@@ -1,6 +1,8 @@
 /** `assetfs status`: asks the running daemon over its control socket and prints for people or scripts. */
 import { formatBytes } from '../config/units.js';
 import { callControl } from './control.js';
+import cliProgress from 'cli-progress';
+import type { UploadJobStatus, UploadsStatus } from '../upload/service.js';
 
 interface StatusDoc {
   mountpoint: string;
@@ -11,6 +13,34 @@ interface StatusDoc {
   network?: { requests?: number; bytes?: number };
   openFiles: number;
   errors: Array<{ time: string; message: string; path?: string }>;
+  uploads?: UploadsStatus;
+}
+
+const BAR = 24;
+
+function bar(done: number, total: number): string {
+  const f = total > 0 ? Math.min(1, done / total) : 1;
+  return cliProgress.Format.BarFormat(f, { barsize: BAR, barCompleteString: '█'.repeat(BAR), barIncompleteString: '░'.repeat(BAR), barGlue: '' });
+}
+
+function eta(sec: number | null): string {
+  if (sec === null) return '';
+  return sec >= 3600 ? `${Math.floor(sec / 3600)}h${String(Math.floor((sec % 3600) / 60)).padStart(2, '0')}m` : sec >= 60 ? `${Math.floor(sec / 60)}m${String(sec % 60).padStart(2, '0')}s` : `${sec}s`;
+}
+
+function uploadLine(j: UploadJobStatus): string {
+  const pct = j.size > 0 ? Math.floor((100 * j.bytesDone) / j.size) : 100;
+  return `  ${bar(j.bytesDone, j.size)} ${String(pct).padStart(3)}%  ${formatBytes(j.bytesDone)}/${formatBytes(j.size)}  ${formatBytes(j.rate)}/s  ETA ${eta(j.etaSec) || '?'}  ${j.remote}`;
+}
+
+export function renderUploads(u: UploadsStatus | undefined): string[] {
+  if (!u) return ['uploads:    (daemon without an upload engine)'];
+  const lines = [`uploads:    ${u.active.length} uploading, ${u.queued.length} queued, ${u.failed.length} failed${u.syncs.length ? `; watching ${u.syncs.map((s) => `${s.local} → ${s.remote}`).join(', ')}` : ''}`];
+  for (const j of u.active) lines.push(uploadLine(j));
+  for (const j of u.queued) lines.push(`  queued    ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.lastError ? `  (${j.lastError})` : ''}`);
+  for (const j of u.failed) lines.push(`  FAILED    ${formatBytes(j.size).padStart(9)}  ${j.remote}  attempt ${j.attempts}, retry in ${j.nextAttemptInSec}s (assetfs retry: now): ${j.lastError}`);
+  for (const j of u.recent.slice(0, 5)) lines.push(`  ${j.state === 'done' ? 'done     ' : 'cancelled'} ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.state !== 'done' && j.lastError ? `  (${j.lastError})` : ''}`);
+  return lines;
 }
 
 export async function fetchStatus(socket: string): Promise<StatusDoc> {
@@ -27,7 +57,7 @@ export function renderStatus(s: StatusDoc): string {
     ...(s.cache.disk ? [`            disk ${formatBytes(s.cache.disk.bytes)} of ${formatBytes(s.cache.disk.limit)}, ${s.cache.disk.hits} hits`] : []),
     `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytes ?? 0)} fetched`,
     `open files: ${s.openFiles}`,
-    `uploads:    none (the upload engine is not built yet)`,
+    ...renderUploads(s.uploads),
   ];
   if (s.errors.length) {
     lines.push('last errors:');

@@ -6,6 +6,9 @@ import type { Logger } from '../util/logger.js';
 import { S3Provider } from './s3/index.js';
 import { AzureBlobProvider } from './azure-blob/index.js';
 import { WordbeeProvider } from './wordbee/index.js';
+import { MediahubProvider } from './mediahub/index.js';
+import { NomadProvider } from './nomad/index.js';
+import { MkioProvider } from './mkio/index.js';
 
 export function createProvider(cfg: SourceConfig, deps: { log: Logger }): Provider {
   switch (cfg.type) {
@@ -15,6 +18,12 @@ export function createProvider(cfg: SourceConfig, deps: { log: Logger }): Provid
       return new AzureBlobProvider(cfg, deps);
     case 'wordbee':
       return new WordbeeProvider(cfg, deps);
+    case 'mkio':
+      return new MkioProvider(cfg, deps);
+    case 'nomad':
+      return new NomadProvider(cfg, deps);
+    case 'mediahub':
+      return new MediahubProvider(cfg, deps);
     default:
       throw new FsError('ENOTSUP', `source "${cfg.name}": type "${cfg.type}" is not implemented yet (issue 3)`);
   }

@@ -111,7 +111,7 @@ export class HttpTransport implements Transport {
     try {
       if (status === 206 || status === 200) {
         const etag = header(headers, 'etag');
-        if (!etagMatches(expect.version, etag)) {
+        if (loc.etagIsVersion !== false && !etagMatches(expect.version, etag)) {
           throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
         }
         const declared = header(headers, 'content-length');
@@ -157,7 +157,7 @@ export class HttpTransport implements Transport {
     try {
       if (status !== 200) throw statusError(status, headers, what, loc);
       const etag = header(headers, 'etag');
-      if (!etagMatches(expect.version, etag)) throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
+      if (loc.etagIsVersion !== false && !etagMatches(expect.version, etag)) throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
       const declared = header(headers, 'content-length');
       if (declared !== undefined && Number(declared) !== expect.size) {
         throw new StaleError(`${what}: ${declared} bytes, expected ${expect.size}`);

@@ -12,8 +12,8 @@ export type Verdict<T> = { ok: true; claims: T } | { ok: false; reason: 'invalid
 
 export class Signer {
   private readonly secret = randomBytes(32);
-  /** Tokens issued before this instant are treated as expired. */
-  private notBefore = 0;
+  /** Tokens of an earlier epoch are treated as expired (revokeAll() starts a new one). */
+  private epoch = 0;
 
   private mac(text: string): Buffer {
     return createHmac('sha256', this.secret).update(text).digest();
@@ -22,7 +22,7 @@ export class Signer {
   /** A JWT-shaped HS256 token carrying `claims` plus iat/exp (seconds, with ms precision kept in `expMs`). */
   issue<T extends object>(claims: T, ttlMs: number): string {
     const now = Date.now();
-    const payload = { ...claims, iat: Math.floor(now / 1000), iatMs: now, exp: Math.floor((now + ttlMs) / 1000), expMs: now + ttlMs, jti: randomBytes(6).toString('hex') };
+    const payload = { ...claims, epoch: this.epoch, iat: Math.floor(now / 1000), iatMs: now, exp: Math.floor((now + ttlMs) / 1000), expMs: now + ttlMs, jti: randomBytes(6).toString('hex') };
     const head = `${b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64u(JSON.stringify(payload))}`;
     return `${head}.${b64u(this.mac(head))}`;
   }
@@ -33,13 +33,13 @@ export class Signer {
     const want = this.mac(`${parts[0]}.${parts[1]}`);
     const got = Buffer.from(parts[2]!, 'base64url');
     if (got.length !== want.length || !timingSafeEqual(got, want)) return { ok: false, reason: 'invalid' };
-    let claims: T & { expMs: number; iatMs: number };
+    let claims: T & { expMs: number; iatMs: number; epoch: number };
     try {
       claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
     } catch {
       return { ok: false, reason: 'invalid' };
     }
-    if (Date.now() >= claims.expMs || claims.iatMs < this.notBefore) return { ok: false, reason: 'expired' };
+    if (Date.now() >= claims.expMs || claims.epoch < this.epoch) return { ok: false, reason: 'expired' };
     return { ok: true, claims };
   }
 
@@ -60,7 +60,7 @@ export class Signer {
   }
 
   revokeAll(): void {
-    this.notBefore = Date.now() + 1;
+    this.epoch++;
   }
 }
 

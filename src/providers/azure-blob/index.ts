@@ -16,6 +16,7 @@ import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { mapStorageError } from '../errors.js';
+import { AzureBlockUploader } from './upload.js';
 
 export interface AzureBlobProviderDeps {
   log: Logger;
@@ -32,7 +33,7 @@ function fromConnectionString(cs: string): { name?: string; key?: string; endpoi
 export class AzureBlobProvider implements Provider {
   readonly type = 'azure-blob';
   readonly name: string;
-  readonly caps = { upload: false };
+  readonly caps: { upload: boolean };
   private readonly container: ContainerClient;
   private readonly credential: StorageSharedKeyCredential | undefined;
   private readonly sas: string | undefined;
@@ -43,6 +44,7 @@ export class AzureBlobProvider implements Provider {
     private readonly deps: AzureBlobProviderDeps,
   ) {
     this.name = cfg.name;
+    this.caps = { upload: !cfg.readOnly };
     this.prefix = cfg.prefix && !cfg.prefix.endsWith('/') ? `${cfg.prefix}/` : cfg.prefix;
     const cs = cfg.connectionString ? fromConnectionString(cfg.connectionString) : {};
     const accountName = cfg.accountName ?? cs.name ?? new URL(cfg.accountUrl).pathname.split('/').filter(Boolean)[0] ?? new URL(cfg.accountUrl).hostname.split('.')[0]!;
@@ -113,6 +115,10 @@ export class AzureBlobProvider implements Provider {
     }
     const se = new URLSearchParams(this.sas).get('se');
     return { url: `${base}?${this.sas}`, expiresAt: se ? Date.parse(se) : Number.POSITIVE_INFINITY };
+  }
+
+  uploader(): AzureBlockUploader {
+    return new AzureBlockUploader(this.container, this.prefix);
   }
 
   async close(): Promise<void> {}

@@ -11,6 +11,7 @@ import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { mapStorageError } from '../errors.js';
+import { S3Uploader } from './upload.js';
 
 export interface S3ProviderDeps {
   log: Logger;
@@ -21,7 +22,7 @@ export interface S3ProviderDeps {
 export class S3Provider implements Provider {
   readonly type = 's3';
   readonly name: string;
-  readonly caps = { upload: false };
+  readonly caps: { upload: boolean };
   private readonly client: S3Client;
   private readonly prefix: string;
 
@@ -30,6 +31,7 @@ export class S3Provider implements Provider {
     private readonly deps: S3ProviderDeps,
   ) {
     this.name = cfg.name;
+    this.caps = { upload: !cfg.readOnly };
     this.prefix = cfg.prefix && !cfg.prefix.endsWith('/') ? `${cfg.prefix}/` : cfg.prefix;
     this.client = new S3Client({
       region: cfg.region,
@@ -93,6 +95,10 @@ export class S3Provider implements Provider {
     const ttlSec = Math.max(1, Math.floor(this.cfg.urlTtl / 1000));
     const url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.prefix + obj.ref }), { expiresIn: ttlSec });
     return { url, expiresAt: Date.now() + ttlSec * 1000 };
+  }
+
+  uploader(): S3Uploader {
+    return new S3Uploader(this.client, this.cfg.bucket, this.prefix);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,126 @@
+/**
+ * MK.IO Media API calls (providers.md §1) over the shared ApiClient: asset paging, one asset, the
+ * storage listing of an asset folder, getFileAccessInfo. Kept apart from the Provider so an upload
+ * engine can reuse the same client and token.
+ *
+ * Invariants:
+ *  - Paging never builds a `$skiptoken`: it takes it from the answer (an explicit field, else the
+ *    `$skiptoken` inside `@odata.nextLink`), or follows a nextLink that carries none as given.
+ *  - Paging ends when the running count reaches `pagination.total`, when a short page (`records <
+ *    $top`) comes without a total that says more remain, when a page is empty, or when no
+ *    continuation is offered. A name already seen in this listing is not yielded again.
+ *  - The personal API token is static: a 401/403 is retried once by ApiClient, then is an AuthError.
+ */
+import { FsError } from '../../core/errors.js';
+import { ApiClient } from '../common/api-client.js';
+
+export interface MkioAsset {
+  name: string;
+  properties?: {
+    assetId?: string;
+    container?: string;
+    storageAccountName?: string;
+    subPath?: string | null;
+    created?: string;
+    lastModified?: string;
+  };
+}
+
+interface ListPage {
+  value?: MkioAsset[];
+  supplemental?: { pagination?: { start?: number; end?: number; records?: number; total?: number; skiptoken?: string; skipToken?: string } };
+  '@odata.nextLink'?: string;
+  skipToken?: string;
+  $skiptoken?: string;
+}
+
+export interface StorageFileRow {
+  name: string;
+  size?: number | string;
+  /** Not in the documented shape; used when a server adds them. */
+  etag?: string;
+  eTag?: string;
+  lastModified?: string;
+}
+
+export interface StorageListing {
+  metadata?: { id?: string; name?: string };
+  spec?: { container?: string; path?: string; files?: StorageFileRow[]; folders?: { name: string }[] };
+}
+
+export interface FileAccessInfo {
+  storageAccountName?: string;
+  containerName?: string;
+  jwt?: string;
+  url: string;
+  subPath?: string | null;
+}
+
+export class MkioApi {
+  readonly client: ApiClient;
+  private readonly base: string;
+  private readonly origin: string;
+
+  constructor(opts: { baseUrl: string; project: string; token: string; what: string; timeoutMs?: number }) {
+    this.client = new ApiClient({
+      baseUrl: opts.baseUrl,
+      what: opts.what,
+      timeoutMs: opts.timeoutMs,
+      auth: { headers: async () => ({ authorization: `Bearer ${opts.token}` }), invalidate: () => undefined },
+    });
+    this.base = `api/v1/projects/${encodeURIComponent(opts.project)}/media/`;
+    this.origin = new URL(opts.baseUrl).origin;
+  }
+
+  private assetPath(name: string): string {
+    return `${this.base}assets/${encodeURIComponent(name)}`;
+  }
+
+  /** Every asset of the project, in pages of `pageSize` (MK.IO's maximum is 1000). */
+  async *assets(pageSize: number, signal?: AbortSignal): AsyncGenerator<MkioAsset> {
+    const top = Math.max(1, Math.min(1000, Math.floor(pageSize)));
+    const first = { path: `${this.base}assets`, query: { $top: top, $orderby: 'name' } as Record<string, string | number> | undefined };
+    let req = first;
+    const seen = new Set<string>();
+    let count = 0;
+    for (;;) {
+      const page = await this.client.json<ListPage>({ path: req.path, query: req.query, signal });
+      const rows = page?.value ?? [];
+      for (const r of rows) {
+        if (typeof r?.name !== 'string' || seen.has(r.name)) continue;
+        seen.add(r.name);
+        yield r;
+      }
+      count += rows.length;
+      const pg = page?.supplemental?.pagination;
+      const records = pg?.records ?? rows.length;
+      if (rows.length === 0) return;
+      if (pg?.total !== undefined && count >= pg.total) return;
+      if (records < top && pg?.total === undefined) return;
+      const next = page['@odata.nextLink'];
+      const token = pg?.skiptoken ?? pg?.skipToken ?? page.skipToken ?? page.$skiptoken ?? (next ? new URL(next, this.origin).searchParams.get('$skiptoken') ?? undefined : undefined);
+      if (token) req = { path: first.path, query: { ...first.query, $skiptoken: token } };
+      else if (next) req = { path: new URL(next, this.origin).href, query: undefined };
+      else return;
+    }
+  }
+
+  asset(name: string, signal?: AbortSignal): Promise<MkioAsset> {
+    return this.client.json<MkioAsset>({ path: this.assetPath(name), signal });
+  }
+
+  /** The listing of `path` ('' = the asset's subPath itself) below the asset's subPath. */
+  storage(name: string, path: string, signal?: AbortSignal): Promise<StorageListing> {
+    return this.client.json<StorageListing>({ path: `${this.assetPath(name)}/storage/`, query: { path: path || undefined }, signal });
+  }
+
+  async fileAccessInfo(name: string, signal?: AbortSignal): Promise<FileAccessInfo> {
+    const info = await this.client.json<FileAccessInfo>({ method: 'POST', path: `${this.assetPath(name)}/getFileAccessInfo`, signal });
+    if (!info || typeof info.url !== 'string') throw new FsError('EIO', `${name}: getFileAccessInfo answered without a url`);
+    return info;
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}

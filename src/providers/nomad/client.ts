@@ -1,0 +1,197 @@
+/**
+ * The Nomad admin API as the provider (and later the upload engine) uses it: a bearer session and
+ * the calls for search, asset and detail (providers.md §4).
+ *
+ * Invariants:
+ *  - One login at a time (TokenSession). A login uses the refresh token first when one is held; a
+ *    refused refresh (any non-transient error) falls back to user name + password. Both rotate the
+ *    refresh token and keep the userSessionId.
+ *  - An expired token is refused with 401 by the docs and 403 per the SDK: ApiClient re-authenticates
+ *    once on either, then the call fails as AuthError.
+ *  - A refused password login is an AuthError naming the user, never the password.
+ *  - Paging uses page indexes (`pageOffset` from 0) and stops on an empty page, or once
+ *    `totalItemCount` items were seen; `nextPageOffset` is not trusted to be null at the end (the
+ *    docs' example shows it set on the last page). Ids seen twice are dropped.
+ */
+import { ApiClient, TokenSession } from '../common/api-client.js';
+import { AuthError, FsError, TransientError } from '../../core/errors.js';
+import type { Logger } from '../../util/logger.js';
+
+export interface NomadClientConfig {
+  /** Names the source in messages. */
+  name: string;
+  /** Service URL, with or without the trailing `/api`. */
+  baseUrl: string;
+  username: string;
+  password: string;
+  applicationId?: string;
+}
+
+interface LoginAnswer {
+  token?: string;
+  refreshToken?: string;
+  expirationSeconds?: number;
+  id?: string;
+  userSessionId?: string;
+  loginStatus?: unknown;
+}
+
+export interface SearchFilter {
+  fieldName: string;
+  operator: string;
+  values: string | string[];
+}
+
+/** One search hit; only `id` is certain, the rest depends on the requested fields. */
+export interface SearchItem {
+  id: string;
+  title?: string;
+  createdDate?: string;
+  lastModifiedDate?: string;
+  identifiers?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+interface SearchPage {
+  items?: SearchItem[];
+  totalItemCount?: number;
+  nextPageOffset?: number | string | null;
+  hasItems?: boolean;
+}
+
+/** `GET /api/admin/asset/{id}` (documented fields, and the ones the emulator adds; all optional). */
+export interface NomadAsset {
+  id?: string;
+  parentId?: string | null;
+  displayName?: string;
+  bucketName?: string;
+  objectKey?: string | null;
+  fullUrl?: string | null;
+  assetStatus?: string | null;
+  assetType?: string;
+  contentLength?: number | string | null;
+  eTag?: string | null;
+  etag?: string | null;
+  createdDate?: string;
+  lastModifiedDate?: string;
+  displayDate?: string;
+  [k: string]: unknown;
+}
+
+export interface NomadAssetDetail {
+  assetId?: string;
+  assetStats?: { totalContentLength?: number | string; lastModifiedDate?: string; [k: string]: unknown };
+  properties?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+/** Fields a listing asks for: enough for name, kind, size, time, version and readability. */
+export const LIST_FIELDS = [
+  'id', 'title', 'createdDate', 'lastModifiedDate', 'identifiers.name', 'identifiers.displayName',
+  'identifiers.assetTypeDisplay', 'identifiers.contentLength', 'identifiers.displayPath',
+  'identifiers.assetStatus', 'identifiers.eTag',
+];
+
+export class NomadClient {
+  readonly api: ApiClient;
+  readonly session: TokenSession;
+  private refreshToken: string | undefined;
+  /** The current user session (for ping/logout); set by every login. */
+  userSessionId: string | undefined;
+  userId: string | undefined;
+  /** How often each kind of login happened (status output, tests). */
+  readonly logins = { password: 0, refresh: 0 };
+
+  constructor(
+    private readonly cfg: NomadClientConfig,
+    private readonly log: Logger,
+  ) {
+    const base = cfg.baseUrl.replace(/\/+$/, '');
+    this.session = new TokenSession((signal) => this.login(signal), (t) => ({ authorization: `Bearer ${t}` }));
+    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad ${cfg.name}`, auth: this.session });
+  }
+
+  private async login(signal?: AbortSignal): Promise<{ token: string; expiresInMs?: number }> {
+    if (this.refreshToken) {
+      try {
+        const a = await this.api.json<LoginAnswer>({ method: 'POST', path: 'account/refresh-token', json: { refreshToken: this.refreshToken }, auth: false, signal });
+        this.logins.refresh++;
+        return this.accept(a, 'refresh-token');
+      } catch (e) {
+        if (e instanceof TransientError || !(e instanceof FsError)) throw e;
+        this.log.info({ source: this.cfg.name }, 'nomad: refresh token refused, logging in again');
+        this.refreshToken = undefined;
+      }
+    }
+    let a: LoginAnswer;
+    try {
+      a = await this.api.json<LoginAnswer>({
+        method: 'POST',
+        path: 'account/login',
+        json: { userName: this.cfg.username, password: this.cfg.password, applicationId: this.cfg.applicationId },
+        auth: false,
+        signal,
+      });
+    } catch (e) {
+      // The admin API answers bad credentials with 404 (or 400/401/403): all mean "refused" here.
+      if (e instanceof TransientError || !(e instanceof FsError)) throw e;
+      throw new AuthError(`nomad ${this.cfg.name}: login as "${this.cfg.username}" refused (${e.message})`, { cause: e });
+    }
+    this.logins.password++;
+    return this.accept(a, 'login');
+  }
+
+  private accept(a: LoginAnswer | undefined, what: string): { token: string; expiresInMs?: number } {
+    if (!a?.token) throw new AuthError(`nomad ${this.cfg.name}: ${what} answered without a token${a?.loginStatus ? ` (loginStatus ${String(a.loginStatus)})` : ''}`);
+    this.refreshToken = a.refreshToken ?? this.refreshToken;
+    this.userSessionId = a.userSessionId ?? this.userSessionId;
+    this.userId = a.id ?? this.userId;
+    const secs = Number(a.expirationSeconds);
+    return { token: a.token, expiresInMs: Number.isFinite(secs) && secs > 0 ? secs * 1000 : undefined };
+  }
+
+  /** One search page. */
+  search(body: { filters: SearchFilter[]; pageOffset: number; pageSize: number; sortFields?: unknown[]; searchResultFields?: unknown[] }, signal?: AbortSignal): Promise<SearchPage> {
+    return this.api.json<SearchPage>({ method: 'POST', path: 'admin/search', json: body, signal });
+  }
+
+  /** Every hit of `filters`, page by page (see the paging invariant above). */
+  async *searchAll(filters: SearchFilter[], pageSize: number, fields: string[] = LIST_FIELDS, signal?: AbortSignal): AsyncIterable<SearchItem> {
+    const seen = new Set<string>();
+    let count = 0;
+    for (let page = 0; ; page++) {
+      const res = await this.search(
+        { filters, pageOffset: page, pageSize, sortFields: [{ fieldName: 'title', sortType: 'Ascending' }], searchResultFields: fields.map((name) => ({ name })) },
+        signal,
+      );
+      const items = Array.isArray(res?.items) ? res.items : [];
+      for (const it of items) {
+        count++;
+        if (!it || typeof it.id !== 'string' || seen.has(it.id)) continue;
+        seen.add(it.id);
+        yield it;
+      }
+      const total = Number(res?.totalItemCount);
+      if (items.length === 0 || res?.hasItems === false || (Number.isFinite(total) && count >= total)) return;
+      if (page > 1_000_000) throw new FsError('EIO', `nomad ${this.cfg.name}: search did not end after a million pages`);
+    }
+  }
+
+  getAsset(id: string, signal?: AbortSignal): Promise<NomadAsset> {
+    return this.api.json<NomadAsset>({ path: `admin/asset/${encodeURIComponent(id)}`, signal });
+  }
+
+  getDetail(id: string, signal?: AbortSignal): Promise<NomadAssetDetail> {
+    return this.api.json<NomadAssetDetail>({ path: `admin/asset/${encodeURIComponent(id)}/detail`, signal });
+  }
+
+  /** Keeps the user session alive (POST /api/account/ping). */
+  async ping(signal?: AbortSignal): Promise<unknown> {
+    await this.session.current(signal);
+    return this.api.json({ method: 'POST', path: 'account/ping', json: { applicationId: this.cfg.applicationId, userSessionId: this.userSessionId }, signal });
+  }
+
+  async close(): Promise<void> {
+    await this.api.close();
+  }
+}

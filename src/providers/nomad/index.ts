@@ -1,0 +1,95 @@
+/**
+ * `nomad`: a Nomad Media catalog (providers.md §4). The tree is Nomad's folder tree from the buckets
+ * down (or from the children of `rootFolderId`); a ref is the asset id, '' is the source root.
+ *
+ * Invariants:
+ *  - Listing is `POST /api/admin/search` on `parentId` (buckets: `assetType` Bucket), paged by page
+ *    index; stat is `GET /api/admin/asset/{id}` (its detail only when the size is missing).
+ *  - locate() fetches the asset again every time, so a URL refused with 403 is replaced by a freshly
+ *    presigned one on the next locate; the URL's own X-Amz-Date + X-Amz-Expires bound its use.
+ *  - Assets whose status is not Available/Restored are listed with `unreadable` (entries.ts), and
+ *    locate() refuses them with UnavailableError naming the status, logging why.
+ *  - The client (client.ts) keeps the session; an upload engine can reuse `this.client`.
+ */
+import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
+import { FsError, UnavailableError } from '../../core/errors.js';
+import type { SourceConfigOf } from '../../config/schema.js';
+import type { Logger } from '../../util/logger.js';
+import { NomadClient, type SearchFilter } from './client.js';
+import { factsOfAsset, factsOfItem, isDir, presignedExpiry, toEntry, unreadableFor } from './entries.js';
+
+export interface NomadProviderDeps {
+  log: Logger;
+  /** Items per search page. Default 100 (the documented example). */
+  listPageSize?: number;
+}
+
+export class NomadProvider implements Provider {
+  readonly type = 'nomad';
+  readonly name: string;
+  readonly caps = { upload: false };
+  readonly client: NomadClient;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly cfg: SourceConfigOf<'nomad'>,
+    private readonly deps: NomadProviderDeps,
+  ) {
+    this.name = cfg.name;
+    this.log = deps.log.child({ c: 'nomad', source: cfg.name });
+    this.client = new NomadClient(
+      { name: cfg.name, baseUrl: cfg.baseUrl, username: cfg.username, password: cfg.password, applicationId: cfg.applicationId },
+      this.log,
+    );
+  }
+
+  private filtersFor(dir: Ref): SearchFilter[] {
+    const parent = dir || this.cfg.rootFolderId;
+    if (parent) return [{ fieldName: 'parentId', operator: 'Equals', values: parent }];
+    return [{ fieldName: 'assetType', operator: 'Equals', values: 'Bucket' }];
+  }
+
+  async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
+    const parent = dir || this.cfg.rootFolderId;
+    for await (const item of this.client.searchAll(this.filtersFor(dir), this.deps.listPageSize ?? 100, undefined, signal)) {
+      if (item.id === parent) continue; // a folder is never its own child
+      yield toEntry(factsOfItem(item));
+    }
+  }
+
+  async stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (ref === '') return { name: '', kind: 'dir', ref: '', size: 0, mtimeMs: 0, version: '' };
+    const facts = factsOfAsset(ref, await this.client.getAsset(ref, signal));
+    if (!isDir(facts) && facts.size === undefined) {
+      // The documented stat shape has no size: the detail's assetStats has it.
+      const d = await this.client.getDetail(ref, signal);
+      const n = Number(d.assetStats?.totalContentLength);
+      if (Number.isFinite(n) && n >= 0) facts.size = n;
+    }
+    return toEntry(facts);
+  }
+
+  async locate(obj: ObjectVersion, signal?: AbortSignal): Promise<SignedLocator> {
+    const facts = factsOfAsset(obj.ref, await this.client.getAsset(obj.ref, signal));
+    if (isDir(facts)) throw new FsError('EISDIR', `${this.name}: "${facts.name}" is a folder`);
+    const unreadable = unreadableFor(facts.name, facts.status);
+    if (unreadable) {
+      this.log.warn({ ref: obj.ref, status: facts.status, code: unreadable.code }, `cannot read: ${unreadable.reason}`);
+      throw new UnavailableError(unreadable.code, `${this.name}: ${unreadable.reason}`);
+    }
+    if (!facts.fullUrl) {
+      // A readable file without a URL: Nomad is still preparing it (or hides it); waiting may help.
+      const reason = `${this.name}: "${facts.name}" has no download URL yet (assetStatus ${facts.status ?? 'unknown'})`;
+      this.log.warn({ ref: obj.ref, status: facts.status }, reason);
+      throw new UnavailableError('EAGAIN', reason);
+    }
+    // The lifetime is not documented: trust the presigned URL's own expiry, else our configured urlTtl.
+    // The fallback version (no eTag field) is a Nomad revision, not the S3 ETag: then ETags are not compared.
+    const fallback = obj.version.includes(':');
+    return { url: facts.fullUrl, expiresAt: presignedExpiry(facts.fullUrl) ?? Date.now() + this.cfg.urlTtl, ...(fallback ? { etagIsVersion: false } : {}) };
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}

@@ -1,0 +1,327 @@
+/**
+ * The upload engine: takes jobs from the journal and runs them as resumable multipart uploads.
+ *
+ * Invariants:
+ *  - The file is read once, in order, part by part: each part's bytes feed the SHA-256 and, unless the
+ *    platform already holds that part, its upload. Parts go up in parallel (≤ `partsPerFile` per file,
+ *    ≤ `maxParts` in all), so memory is bounded by maxParts × partSize.
+ *  - A part is journaled as soon as the platform confirmed it; after a crash the job resumes with the
+ *    same session, sending only parts that are not both journaled and (where the platform can tell)
+ *    confirmed.
+ *  - A file that changed while it was read is never committed: the session is dropped and the job waits
+ *    until the file is stable again.
+ *  - A sync job whose remote target changed since our last upload goes up beside it as a conflict copy.
+ *  - Failures are retried with growing delays (shown as failed meanwhile); `retryNow()` makes them due.
+ */
+import { createHash } from 'node:crypto';
+import { open, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { Logger } from '../util/logger.js';
+import { redactText } from '../util/redact.js';
+import type { Journal, NewJob } from './journal.js';
+import { SessionLostError } from './errors.js';
+import type { ConfirmedPart, Job, UploadTarget, Uploader } from './types.js';
+
+export interface UploadEngineOptions {
+  journal: Journal;
+  /** The uploader of a source, or undefined when the source cannot take uploads. */
+  uploaderFor(source: string): Uploader | undefined;
+  log: Logger;
+  /** Files uploading at once. Default 2. */
+  maxFiles?: number;
+  /** Parts in flight over all files. Default 8. */
+  maxParts?: number;
+  /** Parts in flight per file. Default 4. */
+  partsPerFile?: number;
+  /** First retry delay; doubles per attempt up to retryMaxMs. Defaults 1 s and 5 min. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** How long a file must stay unchanged before an upload of a changed file starts again. Default 2 s. */
+  stableMs?: number;
+  /** Called after a job finished (the VFS drops its cached listing of the target's folder). */
+  onDone?(job: Job): void;
+}
+
+export interface JobProgress {
+  readonly id: number;
+  readonly bytesDone: number;
+  /** Bytes per second over the last few seconds. */
+  readonly rate: number;
+}
+
+interface Running {
+  readonly abort: AbortController;
+  bytes: number;
+  samples: { t: number; bytes: number }[];
+  readonly done: Promise<void>;
+}
+
+class ChangedError extends Error {}
+
+export function splitRemote(remotePath: string): string[] {
+  return remotePath.split('/').filter(Boolean);
+}
+
+/** `name.conflict-<host>-<UTC time>.ext` for `name.ext` (the extension kept last, so players still know it). */
+export function conflictName(name: string, now = new Date(), host = hostname()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const dot = name.lastIndexOf('.');
+  const safeHost = host.replace(/[^A-Za-z0-9_-]/g, '_');
+  return dot > 0 ? `${name.slice(0, dot)}.conflict-${safeHost}-${stamp}${name.slice(dot)}` : `${name}.conflict-${safeHost}-${stamp}`;
+}
+
+export class UploadEngine {
+  private readonly running = new Map<number, Running>();
+  private readonly waiters = new Map<number, { resolve(): void; reject(e: Error): void }[]>();
+  private readonly partLimit: LimitFunction;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: UploadEngineOptions) {
+    this.partLimit = pLimit(o.maxParts ?? 8);
+  }
+
+  /** Resume what a previous run left (jobs that were uploading are due again) and start scheduling. */
+  start(): void {
+    for (const j of this.o.journal.list(['uploading'])) this.o.journal.setState(j.id, 'queued');
+    this.timer = setInterval(() => this.tick(), 500);
+    this.timer.unref();
+    this.tick();
+  }
+
+  /** Queue a file (replacing any unfinished job for the same target) and start it when a slot is free. */
+  enqueue(j: Omit<NewJob, 'partSize'> & { partSize?: number }): Job {
+    const up = this.o.uploaderFor(j.source);
+    const partSize = j.partSize ?? up?.partSize(j.size) ?? 8 * 1024 * 1024;
+    const { job, replaced } = this.o.journal.enqueue({ ...j, partSize });
+    if (replaced) this.cancelRunning(replaced);
+    this.o.log.info({ job: job.id, source: job.source, path: job.remotePath, size: job.size }, 'upload queued');
+    queueMicrotask(() => this.tick());
+    return job;
+  }
+
+  /** Resolves when the job is done; rejects with its error when an attempt fails (fsync semantics). */
+  waitFor(id: number): Promise<void> {
+    const j = this.o.journal.get(id);
+    if (!j) return Promise.reject(new Error(`no upload job ${id}`));
+    if (j.state === 'done') return Promise.resolve();
+    if (j.state === 'cancelled') return Promise.reject(new Error(j.lastError ?? 'upload cancelled'));
+    if (j.state === 'failed' && j.nextAttemptAt > Date.now()) {
+      // Try again now rather than let fsync wait out the backoff.
+      this.o.journal.setState(id, 'queued');
+      queueMicrotask(() => this.tick());
+    }
+    return new Promise((resolve, reject) => {
+      const list = this.waiters.get(id) ?? [];
+      list.push({ resolve, reject });
+      this.waiters.set(id, list);
+    });
+  }
+
+  cancel(id: number, reason: string): void {
+    const j = this.o.journal.get(id);
+    if (!j || j.state === 'done' || j.state === 'cancelled') return;
+    this.o.journal.setState(id, 'cancelled', reason);
+    this.cancelRunning(j);
+    this.notify(id, new Error(reason));
+  }
+
+  retryNow(): number {
+    const n = this.o.journal.retryNow();
+    this.tick();
+    return n;
+  }
+
+  progress(): JobProgress[] {
+    const now = Date.now();
+    return [...this.running.entries()].map(([id, r]) => {
+      const window = r.samples.filter((s) => now - s.t <= 5_000);
+      const first = window[0];
+      const rate = first && now > first.t ? ((r.bytes - first.bytes) * 1000) / (now - first.t) : 0;
+      return { id, bytesDone: r.bytes, rate };
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const r of this.running.values()) r.abort.abort(new Error('daemon stopping'));
+    await Promise.allSettled([...this.running.values()].map((r) => r.done));
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    const free = (this.o.maxFiles ?? 2) - this.running.size;
+    if (free <= 0) return;
+    const now = Date.now();
+    const due = this.o.journal
+      .list(['queued', 'failed'])
+      .filter((j) => !this.running.has(j.id) && (j.state === 'queued' || j.nextAttemptAt <= now))
+      .slice(0, free);
+    for (const j of due) this.launch(j);
+  }
+
+  private launch(job: Job): void {
+    const abort = new AbortController();
+    const r: Running = { abort, bytes: job.bytesDone, samples: [{ t: Date.now(), bytes: job.bytesDone }], done: Promise.resolve() };
+    this.running.set(job.id, r);
+    (r as { done: Promise<void> }).done = this.run(job, r)
+      .then(
+        () => this.notify(job.id),
+        (e: unknown) => this.onFailure(job, e, abort.signal),
+      )
+      .finally(() => {
+        this.running.delete(job.id);
+        queueMicrotask(() => this.tick());
+      });
+  }
+
+  private onFailure(job: Job, e: unknown, signal: AbortSignal): void {
+    const current = this.o.journal.get(job.id);
+    if (!current || current.state === 'cancelled') return;
+    if (signal.aborted && this.stopped) return; // stays 'uploading': resumed at the next start
+    if (e instanceof ChangedError) {
+      this.o.log.info({ job: job.id, path: job.localPath }, 'file changed during upload: restarting once it is stable');
+      this.o.journal.setState(job.id, 'failed', e.message, Date.now() + (this.o.stableMs ?? 2_000));
+      return;
+    }
+    if (e instanceof SessionLostError) this.o.journal.setUploadId(job.id, null); // the next attempt begins anew
+    const msg = redactText(e instanceof Error ? e.message : String(e));
+    const base = this.o.retryBaseMs ?? 1_000;
+    const delay = Math.min(this.o.retryMaxMs ?? 300_000, base * 2 ** Math.min(current.attempts, 20)) * (0.75 + Math.random() * 0.5);
+    this.o.journal.failed(job.id, msg, Math.round(delay));
+    this.o.log.warn({ job: job.id, path: job.remotePath, attempt: current.attempts + 1, retryInMs: Math.round(delay), err: msg }, 'upload failed');
+    this.notify(job.id, new Error(msg));
+  }
+
+  private notify(id: number, error?: Error): void {
+    const list = this.waiters.get(id) ?? [];
+    this.waiters.delete(id);
+    for (const w of list) (error ? w.reject(error) : w.resolve());
+  }
+
+  private cancelRunning(j: Job): void {
+    const r = this.running.get(j.id);
+    if (r) r.abort.abort(new Error('cancelled'));
+    const up = this.o.uploaderFor(j.source);
+    if (j.uploadId && up) {
+      up.abort({ source: j.source, path: splitRemote(j.remotePath) }, j.uploadId).catch((e: unknown) =>
+        this.o.log.debug({ err: e, job: j.id }, 'abort of a replaced upload failed'),
+      );
+    }
+  }
+
+  private async run(initial: Job, r: Running): Promise<void> {
+    const { journal, log } = this.o;
+    const signal = r.abort.signal;
+    const up = this.o.uploaderFor(initial.source);
+    if (!up) throw new Error(`source "${initial.source}" does not take uploads`);
+    journal.setState(initial.id, 'uploading');
+    let job = journal.get(initial.id)!;
+
+    const st = await stat(job.localPath).catch(() => undefined);
+    if (!st) {
+      journal.setState(job.id, 'cancelled', 'the local file is gone');
+      throw new Error('the local file is gone');
+    }
+    if (st.size !== job.size || Math.trunc(st.mtimeMs) !== Math.trunc(job.mtimeMs)) {
+      if (job.uploadId) await up.abort(this.target(job), job.uploadId).catch(() => undefined);
+      journal.restart(job.id, st.size, st.mtimeMs, up.partSize(st.size));
+      job = journal.get(job.id)!;
+    }
+
+    if (!job.uploadId && job.producer === 'sync') job = await this.resolveConflict(job, up, signal);
+    const target = this.target(job);
+    let parts: ConfirmedPart[] = journal.parts(job.id);
+    if (job.uploadId) {
+      const held = await up.confirmed(target, job.uploadId, signal);
+      if (held === undefined) {
+        log.info({ job: job.id }, 'the remote upload session is gone: starting a new one');
+        journal.setUploadId(job.id, null);
+        job = journal.get(job.id)!;
+        parts = [];
+      } else if (held !== 'unknown') {
+        const ok = new Set(held.map((p) => `${p.number}\0${p.etag}`));
+        const lost = parts.filter((p) => !ok.has(`${p.number}\0${p.etag}`)).map((p) => p.number);
+        if (lost.length) journal.forgetParts(job.id, lost);
+        parts = parts.filter((p) => ok.has(`${p.number}\0${p.etag}`));
+      }
+    }
+    if (!job.uploadId) {
+      const id = await up.begin(target, job.size, signal);
+      journal.setUploadId(job.id, id);
+      job = journal.get(job.id)!;
+      parts = [];
+    }
+    log.info({ job: job.id, path: job.remotePath, resumeParts: parts.length }, parts.length ? 'upload resuming' : 'upload started');
+
+    const have = new Map(parts.map((p) => [p.number, p]));
+    const sha256 = await this.sendParts(job, up, have, r, signal);
+    const all = journal.parts(job.id);
+    const done = await up.complete(target, job.uploadId!, all, { size: job.size, sha256 }, signal);
+    if (done.size !== job.size) throw new Error(`the remote object has ${done.size} bytes, expected ${job.size}`);
+    journal.finish(job.id, sha256, done.version);
+    log.info({ job: job.id, path: job.remotePath, size: job.size }, 'upload complete');
+    this.o.onDone?.(journal.get(job.id)!);
+  }
+
+  private async resolveConflict(job: Job, up: Uploader, signal: AbortSignal): Promise<Job> {
+    const remote = await up.remoteVersion(this.target(job), signal);
+    if (remote === undefined || remote === job.baseVersion) return job;
+    const parts = splitRemote(job.remotePath);
+    const renamed = [...parts.slice(0, -1), conflictName(parts.at(-1) ?? 'file')].join('/');
+    this.o.log.warn({ job: job.id, path: job.remotePath, conflictCopy: renamed }, 'remote file changed since our last upload: uploading ours beside it');
+    this.o.journal.retarget(job.id, renamed);
+    return this.o.journal.get(job.id)!;
+  }
+
+  /** Reads the file in order, hashing all of it and uploading the parts not yet held. Returns the SHA-256. */
+  private async sendParts(job: Job, up: Uploader, have: Map<number, ConfirmedPart>, r: Running, signal: AbortSignal): Promise<string> {
+    const hash = createHash('sha256');
+    const count = Math.max(1, Math.ceil(job.size / job.partSize));
+    const inflight = new Set<Promise<void>>();
+    let firstError: unknown;
+    const fh = await open(job.localPath, 'r');
+    try {
+      for (let n = 1; n <= count; n++) {
+        if (firstError) break;
+        signal.throwIfAborted();
+        const start = (n - 1) * job.partSize;
+        const len = Math.min(job.partSize, job.size - start);
+        const buf = Buffer.allocUnsafe(len);
+        const { bytesRead } = await fh.read(buf, 0, len, start);
+        if (bytesRead !== len) throw new ChangedError('the file became shorter while it was read');
+        hash.update(buf);
+        if (have.has(n)) continue;
+        while (inflight.size >= (this.o.partsPerFile ?? 4)) await Promise.race(inflight);
+        const p: Promise<void> = this.partLimit(async () => {
+          signal.throwIfAborted();
+          const etag = await up.part(this.target(job), job.uploadId!, n, buf, signal);
+          this.o.journal.recordPart(job.id, { number: n, etag, size: len });
+          r.bytes += len;
+          r.samples.push({ t: Date.now(), bytes: r.bytes });
+          if (r.samples.length > 64) r.samples.splice(0, 32);
+        })
+          .catch((e: unknown) => {
+            firstError ??= e;
+          })
+          .finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      await Promise.all(inflight);
+      if (firstError) throw firstError;
+      const after = await fh.stat();
+      if (after.size !== job.size || Math.trunc(after.mtimeMs) !== Math.trunc(job.mtimeMs)) {
+        throw new ChangedError('the file changed while it was uploaded');
+      }
+    } finally {
+      await fh.close();
+    }
+    return hash.digest('hex');
+  }
+
+  private target(job: Job): UploadTarget {
+    return { source: job.source, path: splitRemote(job.remotePath) };
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The upload engine's seams. One engine, two producers (the sync watcher and writes into the mount),
+ * one journal. Each platform that can take uploads implements `Uploader` next to its provider
+ * (src/providers/<type>/upload.ts) and hands it out through `Provider.uploader()`.
+ *
+ * Invariants every Uploader keeps:
+ *  - `begin` starts a new remote upload session and returns an id that survives a restart of the daemon
+ *    (it is journaled); `confirmed` tells what the platform already holds for that id, or undefined when
+ *    the session is gone (expired, aborted): the engine then begins again.
+ *  - Parts are numbered from 1, each exactly `partSize` bytes except the last; `part` is idempotent for
+ *    a given (uploadId, number) — sending a part again replaces it.
+ *  - Nothing is visible under the target name before `complete` succeeds (no half-written objects).
+ */
+export interface UploadTarget {
+  readonly source: string;
+  /** Remote path segments below the source root (remote names, not sanitised local names). */
+  readonly path: readonly string[];
+}
+
+export interface ConfirmedPart {
+  readonly number: number;
+  /** The platform's receipt: S3 ETag, Azure block id, … */
+  readonly etag: string;
+  readonly size: number;
+}
+
+export interface CompletedUpload {
+  /** The remote version (ETag) of the finished object, for conflict detection next time. */
+  readonly version: string;
+  readonly size: number;
+}
+
+export interface Uploader {
+  /** Bytes per part for a file of `size` bytes (platform minimums and part-count limits respected). */
+  partSize(size: number): number;
+  begin(target: UploadTarget, size: number, signal?: AbortSignal): Promise<string>;
+  /** Parts the platform holds for the session; undefined when it no longer exists; 'unknown' when it cannot tell. */
+  confirmed(target: UploadTarget, uploadId: string, signal?: AbortSignal): Promise<ConfirmedPart[] | undefined | 'unknown'>;
+  part(target: UploadTarget, uploadId: string, number: number, data: Buffer, signal?: AbortSignal): Promise<string>;
+  complete(target: UploadTarget, uploadId: string, parts: readonly ConfirmedPart[], info: { size: number; sha256: string }, signal?: AbortSignal): Promise<CompletedUpload>;
+  abort(target: UploadTarget, uploadId: string): Promise<void>;
+  /** Delete the remote object (sync with `deleteRemote: true`, unlink in the mount); absent when the platform cannot. */
+  remove?(target: UploadTarget, signal?: AbortSignal): Promise<void>;
+  /** The remote object's current version, or undefined when there is none (conflict checks). */
+  remoteVersion(target: UploadTarget, signal?: AbortSignal): Promise<string | undefined>;
+}
+
+export type JobState = 'queued' | 'uploading' | 'done' | 'failed' | 'cancelled';
+export type Producer = 'sync' | 'mount';
+
+export interface Job {
+  readonly id: number;
+  readonly localPath: string;
+  readonly source: string;
+  /** '/'-joined remote path below the source. */
+  readonly remotePath: string;
+  readonly producer: Producer;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly sha256: string | null;
+  readonly partSize: number;
+  readonly uploadId: string | null;
+  readonly state: JobState;
+  readonly attempts: number;
+  readonly lastError: string | null;
+  /** Epoch ms before which a failed job is not retried. */
+  readonly nextAttemptAt: number;
+  /** The remote version our last upload of this target produced (conflict detection); null if none. */
+  readonly baseVersion: string | null;
+  readonly bytesDone: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}

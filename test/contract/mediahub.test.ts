@@ -1,0 +1,40 @@
+import { runProviderContract } from './provider-suite.js';
+import { MediahubProvider } from '../../src/providers/mediahub/index.js';
+import { MEDIAHUB_CLIENT, startMediahubEmulator } from '../../src/emulators/mediahub/index.js';
+import { S3Backing } from '../../src/emulators/common/backing.js';
+import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
+import { startS3rver } from '../../src/emulators/storage-servers.js';
+import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
+import { silentLogger } from '../../src/util/logger.js';
+
+const PIPELINE = '5f1e0c2a9b3d4e6f70819a2b';
+
+// Bytes live in s3rver; presigned URLs point at an expiry-enforcing fault proxy in front of it.
+runProviderContract('mediahub (emulator)', async () => {
+  const s3 = await startS3rver({ buckets: ['mediahub'] });
+  const proxy = await startFaultProxy(s3.url, { enforcePresignExpiry: true });
+  const backing = new S3Backing(s3.url, proxy.url, 'mediahub');
+  const emu = await startMediahubEmulator({ s3: backing });
+  return {
+    provider: ({ listPageSize, urlTtlMs }) => {
+      const cfg = ConfigSchema.parse({
+        sources: [{ name: 'xvid', type: 'mediahub', baseUrl: emu.baseUrl, clientId: MEDIAHUB_CLIENT.id, clientSecret: MEDIAHUB_CLIENT.secret, urlTtl: urlTtlMs }],
+      }).sources[0] as SourceConfigOf<'mediahub'>;
+      return new MediahubProvider(cfg, { log: silentLogger, listPageSize });
+    },
+    base: `${PIPELINE}/contract/`,
+    nested: true,
+    put: async (path, data) => {
+      if (!path.startsWith(`${PIPELINE}/`)) throw new Error(`fixture writes only under ${PIPELINE}/`);
+      await emu.putFile({ pipelineId: PIPELINE, objectKey: path.slice(PIPELINE.length + 1), bytes: data });
+    },
+    putMany: (count) => emu.seedMany(PIPELINE, 'many/', count),
+    missingRefs: ['f:000000000000000000000000', `d:${PIPELINE}/nope/`, 'd:no-such-pipeline/', 'a:000000000000000000000000', 'i:000000000000000000000000:0'],
+    teardown: async () => {
+      await emu.close();
+      backing.close();
+      await proxy.close();
+      await s3.stop();
+    },
+  };
+});

@@ -1,0 +1,45 @@
+import { randomUUID } from 'node:crypto';
+import { runProviderContract } from './provider-suite.js';
+import { NomadProvider } from '../../src/providers/nomad/index.js';
+import { startNomadEmulator } from '../../src/emulators/nomad/index.js';
+import { S3Backing } from '../../src/emulators/common/backing.js';
+import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
+import { startS3rver } from '../../src/emulators/storage-servers.js';
+import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
+import { silentLogger } from '../../src/util/logger.js';
+
+const USER = { userName: 'contract@nomad.example', password: 'contract-pw' };
+
+// Bytes in s3rver behind an expiry-enforcing proxy: fullUrls are real presigned S3 GETs that expire.
+runProviderContract('nomad (emulator)', async () => {
+  const s3 = await startS3rver({ buckets: ['nomad-media'] });
+  const proxy = await startFaultProxy(s3.url, { enforcePresignExpiry: true });
+  const backing = new S3Backing(s3.url, proxy.url, 'nomad-media');
+  const emu = await startNomadEmulator({ s3: backing, users: [USER] });
+  const base = 'contract-bucket/contract/';
+  return {
+    provider: ({ listPageSize, urlTtlMs }) => {
+      // Nomad decides URL lifetimes itself: the fixture tells the emulator.
+      emu.urlTtlMs = urlTtlMs;
+      const cfg = ConfigSchema.parse({
+        sources: [{ name: 'nomad', type: 'nomad', baseUrl: emu.url, username: USER.userName, password: USER.password, applicationId: randomUUID() }],
+      }).sources[0] as SourceConfigOf<'nomad'>;
+      return new NomadProvider(cfg, { log: silentLogger, listPageSize });
+    },
+    base,
+    nested: true,
+    put: async (path, data) => void (await emu.putPath(path, data)),
+    putMany: async (count) => {
+      await emu.seedMany(emu.ensurePath(`${base}many`), count);
+      return `${base}many/`;
+    },
+    missingRefs: [randomUUID(), randomUUID()],
+    expiredStatuses: [403],
+    teardown: async () => {
+      await emu.close();
+      backing.close();
+      await proxy.close();
+      await s3.stop();
+    },
+  };
+});
