@@ -1,6 +1,5 @@
 /** Source type → Provider. The only switch over source types. */
 import type { Provider } from '../core/types.js';
-import { FsError } from '../core/errors.js';
 import type { SourceConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { S3Provider } from './s3/index.js';
@@ -9,6 +8,7 @@ import { WordbeeProvider } from './wordbee/index.js';
 import { MediahubProvider } from './mediahub/index.js';
 import { NomadProvider } from './nomad/index.js';
 import { MkioProvider } from './mkio/index.js';
+import { AmsProvider } from './ams/index.js';
 
 export function createProvider(cfg: SourceConfig, deps: { log: Logger }): Provider {
   switch (cfg.type) {
@@ -20,11 +20,11 @@ export function createProvider(cfg: SourceConfig, deps: { log: Logger }): Provid
       return new WordbeeProvider(cfg, deps);
     case 'mkio':
       return new MkioProvider(cfg, deps);
+    case 'ams':
+      return new AmsProvider(cfg, deps);
     case 'nomad':
       return new NomadProvider(cfg, deps);
     case 'mediahub':
       return new MediahubProvider(cfg, deps);
-    default:
-      throw new FsError('ENOTSUP', `source "${cfg.name}": type "${cfg.type}" is not implemented yet (issue 3)`);
   }
 }

@@ -8,7 +8,7 @@ import { BIN, isMounted, sh } from '../helpers/mount.js';
 import { mediaDir, sha256 } from '../../src/demo/sample-media.js';
 
 describe('assetfs demo', () => {
-  it('mounts s3 and blob sample trees, serves real media byte-exact, and cleans up on SIGINT', async () => {
+  it('mounts all seven sources, serves real media byte-exact, and cleans up on SIGINT', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'assetfs-demo-test-'));
     const mnt = join(dir, 'mnt');
     const child = spawn(process.execPath, [BIN, 'demo', mnt], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -22,14 +22,18 @@ describe('assetfs demo', () => {
         if (child.exitCode !== null || Date.now() > deadline) throw new Error(`demo did not start: ${out}`);
         await new Promise((r) => setTimeout(r, 200));
       }
-      expect((await sh(`ls ${mnt}`)).split('\n').filter(Boolean).sort()).toEqual(['blob', 's3']);
+      expect((await sh(`ls ${mnt}`)).split('\n').filter(Boolean).sort()).toEqual(['ams', 'blob', 'mediahub', 'mkio', 'nomad', 's3', 'wordbee']);
       const want = sha256(await readFile(join(mediaDir(), 'sample.mp4')));
-      for (const src of ['s3', 'blob']) {
-        expect((await sh(`sha256sum ${mnt}/${src}/videos/sample.mp4`)).split(' ')[0]).toBe(want);
-      }
+      const videos = [
+        's3/videos/sample.mp4', 'blob/videos/sample.mp4', 'wordbee/pr7214/19641/27665601/en/videos/teaser.mp4', 'mkio/launch-teaser/teaser.mp4',
+        "'ams/Launch Teaser/teaser.mp4'", 'nomad/media-bucket/Projects/2026/Launch/teaser.mp4', 'mediahub/pl-launch/uploads/teaser.mp4',
+      ];
+      for (const v of videos) expect((await sh(`cd ${mnt} && sha256sum ${v}`)).split(' ')[0]).toBe(want);
+      expect(await sh(`ls ${mnt}/wordbee/pr7214/19641/27665601`)).toMatch(/de\s+en\s+fr/);
+      expect((await sh(`cat ${mnt}/nomad/media-bucket/Archive/2019-master.mp4 2>&1 || true`))).toMatch(/Permission denied/);
       expect(await sh(`ls ${mnt}/s3/large`)).toMatch(/random-72MiB\.bin/);
       const pids = (await sh(`pgrep -P ${child.pid} || true`)).split('\n').filter(Boolean);
-      expect(pids.length).toBeGreaterThanOrEqual(2); // s3rver and Azurite
+      expect(pids.length).toBeGreaterThanOrEqual(2); // s3rver and Azurite (the emulators run in the daemon's process)
       child.kill('SIGINT');
       expect(await exited).toBe(0);
       expect(await isMounted(mnt)).toBe(false);

@@ -1,0 +1,153 @@
+/**
+ * `ams`: Azure Media Services v2 REST (providers.md §3). Tree: `<asset Name>/<file Name>`, two levels,
+ * assets flat. Reads go through SAS locators on the asset's storage container (locators.ts).
+ *
+ * Refs (ids only, never names): '' the root; `<asset Id>/` an asset; `<asset Id>/<file Id>` a file.
+ * Version of a file: its ContentChecksum when the platform gives one, else `Id:ContentFileSize:LastModified`.
+ * Auth: a static bearer `token`, or Azure AD client credentials (`tokenUrl`, `clientId`, `clientSecret`,
+ * `resource`) through a TokenSession (one login at a time, reused until near expiry, again on 401).
+ * Files whose bytes are storage-encrypted are listed but unreadable (EACCES): storage holds ciphertext.
+ */
+import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
+import { AuthError, FsError, NotFoundError, StaleError, UnavailableError } from '../../core/errors.js';
+import type { SourceConfigOf } from '../../config/schema.js';
+import type { Logger } from '../../util/logger.js';
+import { ApiClient, TokenSession, type Authenticator } from '../common/api-client.js';
+import { LocatorPool } from './locators.js';
+import { AMS_MAX_PAGE, AmsRest, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './rest.js';
+
+export interface AmsProviderDeps {
+  log: Logger;
+  /** Entities per listing page (AMS returns at most 1000). */
+  listPageSize?: number;
+}
+
+const ROOT: RemoteEntry = { name: '', kind: 'dir', ref: '', size: 0, mtimeMs: 0, version: '' };
+const ID = /^nb:cid:UUID:[0-9a-fA-F-]{36}$/;
+
+/** `ref` → its asset and file ids; undefined when it is not one of our refs. */
+export function parseRef(ref: Ref): { asset: string; file?: string } | undefined {
+  const slash = ref.indexOf('/');
+  if (slash < 0) return undefined;
+  const asset = ref.slice(0, slash);
+  const file = ref.slice(slash + 1);
+  if (!ID.test(asset) || (file !== '' && !ID.test(file))) return undefined;
+  return file ? { asset, file } : { asset };
+}
+
+export function fileVersion(f: AmsFile): string {
+  return f.ContentChecksum ?? `${f.Id}:${f.ContentFileSize}:${f.LastModified}`;
+}
+
+export class AmsProvider implements Provider {
+  readonly type = 'ams';
+  readonly name: string;
+  readonly caps = { upload: false };
+  /** The OData client; the upload engine reuses it (and its session). */
+  readonly rest: AmsRest;
+  private readonly api: ApiClient;
+  private readonly locators: LocatorPool;
+  private readonly pageSize: number;
+
+  constructor(
+    private readonly cfg: SourceConfigOf<'ams'>,
+    deps: AmsProviderDeps,
+  ) {
+    this.name = cfg.name;
+    const what = `ams source "${cfg.name}"`;
+    this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what) });
+    this.rest = new AmsRest(this.api, cfg.restUrl);
+    this.pageSize = Math.min(AMS_MAX_PAGE, deps.listPageSize ?? AMS_MAX_PAGE);
+    this.locators = new LocatorPool(this.rest, { ttlMs: cfg.urlTtl, log: deps.log.child({ c: 'ams', source: cfg.name }), what });
+  }
+
+  private authenticator(what: string): Authenticator {
+    const { token, tokenUrl, clientId, clientSecret, resource } = this.cfg;
+    if (tokenUrl && clientId && clientSecret) {
+      return new TokenSession(async (signal) => {
+        const form = { grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, resource };
+        const r = await this.api.json<{ access_token?: string; expires_in?: string | number }>({ method: 'POST', path: tokenUrl, form, auth: false, signal });
+        if (!r?.access_token) throw new AuthError(`${what}: the token endpoint answered without an access_token`);
+        const secs = Number(r.expires_in);
+        return { token: r.access_token, expiresInMs: Number.isFinite(secs) && secs > 0 ? secs * 1000 : undefined };
+      }, (t) => ({ authorization: `Bearer ${t}` }));
+    }
+    if (token) return { headers: async () => ({ authorization: `Bearer ${token}` }), invalidate: () => undefined };
+    throw new FsError('EINVAL', `${what}: needs either token, or tokenUrl with clientId and clientSecret`);
+  }
+
+  async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
+    if (dir === '') {
+      for await (const j of this.rest.pages('Assets', this.pageSize, signal)) {
+        const a = toAsset(j);
+        if (a.State !== 2) yield this.assetEntry(a); // 2 = Deleted
+      }
+      return;
+    }
+    const r = parseRef(dir);
+    if (!r) throw new NotFoundError(`${this.name}: no such folder ${dir}`);
+    if (r.file) throw new FsError('ENOTDIR', `${this.name}: ${dir} is a file`);
+    for await (const j of this.rest.pages(`${keyed('Assets', r.asset)}/Files`, this.pageSize, signal)) {
+      yield this.fileEntry(r.asset, toFile(j));
+    }
+  }
+
+  async stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (ref === '') return ROOT;
+    const r = parseRef(ref);
+    if (!r) throw new NotFoundError(`${this.name}: no such entry ${ref}`);
+    if (!r.file) {
+      const a = toAsset(await this.rest.entity(keyed('Assets', r.asset), signal));
+      if (a.State === 2) throw new NotFoundError(`${this.name}: asset ${r.asset} is deleted`);
+      return this.assetEntry(a);
+    }
+    return this.fileEntry(r.asset, await this.file(r.asset, r.file, signal));
+  }
+
+  async locate(obj: ObjectVersion, signal?: AbortSignal): Promise<SignedLocator> {
+    const r = parseRef(obj.ref);
+    if (!r?.file) throw new FsError('EISDIR', `${this.name}: ${obj.ref} is not a file`);
+    const f = await this.file(r.asset, r.file, signal);
+    const entry = this.fileEntry(r.asset, f);
+    if (entry.unreadable) throw new UnavailableError(entry.unreadable.code, `${this.name}/${f.Name}: ${entry.unreadable.reason}`);
+    if (entry.version !== obj.version) throw new StaleError(`${this.name}/${f.Name} changed (version ${obj.version} is gone)`);
+    const loc = await this.locators.get(r.asset, signal);
+    // The version is an AMS revision (checked against a fresh stat just above), not the blob's ETag.
+    return { url: `${loc.BaseUri}/${encodeURIComponent(f.Name)}${loc.ContentAccessComponent}`, expiresAt: loc.ExpirationDateTime, etagIsVersion: false };
+  }
+
+  refused(obj: ObjectVersion, loc: SignedLocator): void {
+    const r = parseRef(obj.ref);
+    if (r) this.locators.refused(r.asset, loc.url);
+  }
+
+  /** Locators of ours alive for an asset (tests and status). */
+  liveLocators(assetRef: Ref): number {
+    const r = parseRef(assetRef);
+    return r ? this.locators.count(r.asset) : 0;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.locators.close();
+    } finally {
+      await this.api.close();
+    }
+  }
+
+  private async file(assetId: string, fileId: string, signal?: AbortSignal): Promise<AmsFile> {
+    const f = toFile(parseEntity(await this.rest.json({ path: keyed('Files', fileId), signal })));
+    if (f.ParentAssetId !== undefined && f.ParentAssetId !== assetId) throw new NotFoundError(`${this.name}: file ${fileId} is not in asset ${assetId}`);
+    return f;
+  }
+
+  private assetEntry(a: AmsAsset): RemoteEntry {
+    return { name: a.Name, kind: 'dir', ref: `${a.Id}/`, size: 0, mtimeMs: a.LastModified, version: '', id: a.Id };
+  }
+
+  private fileEntry(assetId: string, f: AmsFile): RemoteEntry {
+    const e = { name: f.Name, kind: 'file' as const, ref: `${assetId}/${f.Id}`, size: f.ContentFileSize, mtimeMs: f.LastModified, version: fileVersion(f), id: f.Id };
+    if (!f.IsEncrypted) return e;
+    return { ...e, unreadable: { code: 'EACCES', reason: `storage-encrypted (${f.EncryptionScheme ?? 'encrypted'}): the stored bytes are ciphertext` } };
+  }
+}
