@@ -191,6 +191,18 @@ export const ConfigSchema = z
         options: z.array(z.string().regex(/^[a-z_]+(=[A-Za-z0-9_.-]+)?$/, 'expected a libfuse option like max_background=64')).default([]),
       })
       .default({ allowOther: false, options: [] }),
+    uploads: z
+      .strictObject({
+        /** Delay between the last close of a file written into the mount and its upload (rsync renames meanwhile). */
+        writeBack: duration('uploads.writeBack').default(2_000),
+        /** Files uploading at once. */
+        parallelFiles: z.number().int().min(1).max(64).default(2),
+        /** Parts in flight over all files (memory: parallelParts × part size). */
+        parallelParts: z.number().int().min(1).max(256).default(8),
+        /** Parts in flight per file. */
+        partsPerFile: z.number().int().min(1).max(64).default(4),
+      })
+      .default({ writeBack: 2_000, parallelFiles: 2, parallelParts: 8, partsPerFile: 4 }),
     sources: z.array(SourceSchema).min(1, 'at least one source is needed'),
     sync: z.array(SyncEntry).default([]),
   })

@@ -181,6 +181,19 @@ export interface Vfs {
   read(fh: number, into: Buffer, length: number, position: number): Promise<number>;
   release(fh: number): Promise<void>;
   statfs(): Promise<{ blockSize: number; blocks: number; free: number; files: number }>;
+  /** Writes (staged, then uploaded). Sources that cannot take uploads answer EROFS. */
+  create(path: string): Promise<number>;
+  write(fh: number, buf: Buffer, length: number, position: number): Promise<number>;
+  /** Waits for the upload of the file; its failure is the error. */
+  fsync(fh: number): Promise<void>;
+  ftruncate(fh: number, size: number): Promise<void>;
+  truncate(path: string, size: number): Promise<void>;
+  unlink(path: string): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  /** chmod, chown, utimens: accepted where the path exists; modes and owners are not stored remotely. */
+  setattr(path: string): Promise<void>;
   /** Drop cached metadata (and blocks when `blocks`) under a path; used after uploads and on SIGHUP. */
   invalidate(path: string, blocks?: boolean): void;
   close(): Promise<void>;

@@ -22,6 +22,9 @@ import { preflight } from './preflight.js';
 import { controlSocketPath, startControlServer } from './control.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
+import { Staging } from '../vfs/staging.js';
+import { WriteOps } from '../vfs/write-ops.js';
+import { rm } from 'node:fs/promises';
 
 export interface DaemonOptions {
   config: Config;
@@ -112,9 +115,17 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const core = buildCore(config, log);
   await core.disk.init();
   const recent = new RecentEvents();
-  const uploads = new UploadService(config, core.providers, log, (source, remotePath) => {
-    core.vfs.invalidate(`/${source}/${remotePath.split('/').slice(0, -1).join('/')}`);
+  const stagingDir = join(config.cacheDir, 'staging');
+  let staging: Staging | undefined;
+  const uploads = new UploadService(config, core.providers, log, (job) => {
+    core.vfs.invalidate(`/${job.source}`);
+    staging?.uploaded(job.id);
+    // A staged copy of an upload resumed after a restart has no staging entry any more: remove it.
+    if (job.producer === 'mount' && job.localPath.startsWith(stagingDir) && !staging?.owns(job.localPath)) void rm(job.localPath, { force: true });
   });
+  staging = new Staging({ dir: stagingDir, engine: uploads.engine, writeBackMs: config.uploads.writeBack, log: log.child({ c: 'staging' }), onUploaded: () => undefined });
+  await staging.init();
+  core.vfs.enableWrites(new WriteOps(staging, core.vfs.access(), (s) => uploads.uploaderFor(s)));
   let mounted: MountedFs;
   try {
     mounted = await mountVfs({
@@ -166,6 +177,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       while (core.vfs.openFiles > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (core.vfs.openFiles > 0) log.warn({ open: core.vfs.openFiles }, 'files still open at shutdown');
       await control?.close();
+      staging?.stop();
       await uploads.stop();
       await core.close();
       log.info('stopped');

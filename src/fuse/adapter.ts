@@ -106,6 +106,45 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
     release(path: string, fh: number, cb: Cb) {
       vfs.release(fh).then(() => cb(0), (e) => cb(fail('release', path)(e)));
     },
+    create(path: string, _mode: number, cb: Cb) {
+      vfs.create(path).then((fh) => cb(0, fh), (e) => cb(fail('create', path)(e)));
+    },
+    write(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+      vfs.write(fh, buf, len, pos).then((n) => cb(n), (e) => cb(fail('write', path)(e)));
+    },
+    fsync(path: string, fh: number, _datasync: boolean, cb: Cb) {
+      vfs.fsync(fh).then(() => cb(0), (e) => cb(fail('fsync', path)(e)));
+    },
+    flush(_path: string, _fh: number, cb: Cb) {
+      cb(0); // uploads start at release (after the write-back delay) or at fsync, not at every close of a dup
+    },
+    truncate(path: string, size: number, cb: Cb) {
+      vfs.truncate(path, size).then(() => cb(0), (e) => cb(fail('truncate', path)(e)));
+    },
+    ftruncate(path: string, fh: number, size: number, cb: Cb) {
+      vfs.ftruncate(fh, size).then(() => cb(0), (e) => cb(fail('ftruncate', path)(e)));
+    },
+    unlink(path: string, cb: Cb) {
+      vfs.unlink(path).then(() => cb(0), (e) => cb(fail('unlink', path)(e)));
+    },
+    mkdir(path: string, _mode: number, cb: Cb) {
+      vfs.mkdir(path).then(() => cb(0), (e) => cb(fail('mkdir', path)(e)));
+    },
+    rmdir(path: string, cb: Cb) {
+      vfs.rmdir(path).then(() => cb(0), (e) => cb(fail('rmdir', path)(e)));
+    },
+    rename(from: string, to: string, cb: Cb) {
+      vfs.rename(from, to).then(() => cb(0), (e) => cb(fail('rename', from)(e)));
+    },
+    chmod(path: string, _mode: number, cb: Cb) {
+      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('chmod', path)(e)));
+    },
+    chown(path: string, _uid: number, _gid: number, cb: Cb) {
+      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('chown', path)(e)));
+    },
+    utimens(path: string, _atime: unknown, _mtime: unknown, cb: Cb) {
+      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
+    },
     statfs(path: string, cb: Cb) {
       vfs.statfs().then(
         (s) => cb(0, { bsize: s.blockSize, frsize: s.blockSize, blocks: s.blocks, bfree: s.free, bavail: s.free, files: s.files, ffree: s.files, favail: s.files, namemax: 255 }),

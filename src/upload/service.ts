@@ -45,14 +45,17 @@ export class UploadService {
     private readonly config: Config,
     private readonly providers: ReadonlyMap<string, Provider>,
     private readonly log: Logger,
-    onDone: (source: string, remotePath: string) => void,
+    onDone: (job: Job) => void,
   ) {
     this.journal = new Journal(join(config.cacheDir, 'journal.db'));
     this.engine = new UploadEngine({
       journal: this.journal,
       uploaderFor: (s) => this.uploaderFor(s),
       log: log.child({ c: 'upload' }),
-      onDone: (j) => onDone(j.source, j.remotePath),
+      maxFiles: config.uploads.parallelFiles,
+      maxParts: config.uploads.parallelParts,
+      partsPerFile: config.uploads.partsPerFile,
+      onDone,
     });
     for (const e of config.sync) {
       this.syncs.push(new FolderSync(e, { engine: this.engine, journal: this.journal, uploaderFor: (s) => this.uploaderFor(s), log: log.child({ c: 'sync' }) }));

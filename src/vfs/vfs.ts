@@ -8,9 +8,10 @@
  *  - Every open handle reads exactly one ObjectVersion; if the remote object changes under it
  *    (StaleError) the handle switches to the new version only while it has served no bytes yet,
  *    otherwise the read fails with EIO: a reader never gets half-old, half-new data.
- *  - Writes are refused with EROFS until the upload engine exists (issue 4).
+ *  - Writes go to the staging area and the upload engine once enableWrites() was called (write-ops.ts);
+ *    until then, and on sources that cannot take uploads, they fail with EROFS. A staged file shadows
+ *    the remote entry of the same path.
  */
-import { constants } from 'node:fs';
 import type { Attr, BlockSource, DirEntry, ObjectVersion, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
 import { FsError, NotFoundError, StaleError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -18,10 +19,10 @@ import { Readahead } from '../read/readahead.js';
 import { readInto } from '../read/object-reader.js';
 import { isMp4Family, locateMoov } from '../read/media-prefetch.js';
 import { DirCache } from './dir-cache.js';
+import { isWriteOpen, type StagedHandle, type VfsAccess, type WriteOps } from './write-ops.js';
 
 const DIR_MODE = 0o40755;
 const FILE_MODE = 0o100644;
-const O_ACCMODE = 3;
 
 export interface VfsOptions {
   providers: ReadonlyMap<string, Provider>;
@@ -48,14 +49,66 @@ interface FileHandle {
   served: number;
 }
 
+type Handle = FileHandle | StagedHandle;
+const isStaged = (h: Handle): h is StagedHandle => (h as StagedHandle).kind === 'staged';
+
 export class AssetVfs implements Vfs {
   private readonly dirs: DirCache;
-  private readonly handles = new Map<number, FileHandle>();
+  private readonly handles = new Map<number, Handle>();
+  private writes: WriteOps | undefined;
   private nextFh = 1;
   private readonly startedAt = Date.now();
 
   constructor(private readonly o: VfsOptions) {
     this.dirs = new DirCache({ maxRetryTimeMs: o.maxRetryTimeMs });
+  }
+
+  /** Turn on writes into the mount (the upload side builds `ops` with this VFS's access()). */
+  enableWrites(ops: WriteOps): void {
+    this.writes = ops;
+  }
+
+  /** What the write side may use of this VFS. */
+  access(): VfsAccess {
+    return {
+      lookup: (path) => this.lookup(path),
+      remoteNames: async (dirPath) => {
+        const parts = dirPath.split('/').filter(Boolean);
+        const names: string[] = [];
+        for (let i = 2; i <= parts.length; i++) {
+          const e = await this.lookup(`/${parts.slice(0, i).join('/')}`);
+          names.push(e && 'name' in e ? e.name : parts[i - 1]!);
+        }
+        return names;
+      },
+      children: async (path) => (await this.readdir(path)).map((d) => d.name),
+      invalidateDir: (path) => this.invalidateDir(path),
+      blocks: this.o.blocks,
+    };
+  }
+
+  private async lookup(path: string): Promise<RemoteEntry | { kind: 'root' | 'source' } | undefined> {
+    try {
+      const r = await this.resolve(path);
+      return r.kind === 'entry' ? r.entry : { kind: r.kind };
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  }
+
+  private async remoteEntry(path: string): Promise<RemoteEntry | undefined> {
+    const e = await this.lookup(path);
+    return e && 'ref' in e ? e : undefined;
+  }
+
+  /** Forget the cached listing of one folder (a mount path). */
+  private invalidateDir(path: string): void {
+    void this.lookup(path).then((e) => {
+      const source = path.split('/').filter(Boolean)[0];
+      if (!source) return;
+      this.dirs.invalidate(source, e && 'ref' in e ? e.ref : '');
+    }, () => undefined);
   }
 
   private ttl(source: string): number {
@@ -91,11 +144,21 @@ export class AssetVfs implements Vfs {
   }
 
   async getattr(path: string): Promise<Attr> {
+    const staged = this.writes?.stagedAttr(path);
+    if (staged) return staged;
     const r = await this.resolve(path);
     return r.kind === 'entry' ? this.entryAttr(r.entry) : this.dirAttr();
   }
 
   async readdir(path: string): Promise<DirEntry[]> {
+    const overlay = this.writes?.overlay(path.replace(/\/+$/, '') || '/') ?? [];
+    if (this.writes?.stagedAttr(path)?.kind === 'dir') return overlay;
+    const remote = await this.remoteListing(path);
+    const shadowed = new Set(overlay.map((o) => o.name));
+    return [...remote.filter((d) => !shadowed.has(d.name)), ...overlay];
+  }
+
+  private async remoteListing(path: string): Promise<DirEntry[]> {
     const r = await this.resolve(path);
     if (r.kind === 'root') return [...this.o.providers.keys()].map((name) => ({ name, attr: this.dirAttr() }));
     if (r.kind === 'entry' && r.entry.kind !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
@@ -104,9 +167,19 @@ export class AssetVfs implements Vfs {
     return [...listing].map(([name, e]) => ({ name, attr: this.entryAttr(e) }));
   }
 
+  private register(h: Handle): number {
+    const fh = this.nextFh++;
+    if (this.nextFh > 0xfffffff0) this.nextFh = 1;
+    this.handles.set(fh, h);
+    return fh;
+  }
+
   async open(path: string, flags: number): Promise<number> {
-    if ((flags & O_ACCMODE) !== constants.O_RDONLY || flags & constants.O_TRUNC) {
-      throw new FsError('EROFS', `${path}: writing into the mount is not supported yet`);
+    if (this.writes) {
+      const staged = await this.writes.open(path, flags, isWriteOpen(flags) ? await this.remoteEntry(path) : undefined);
+      if (staged) return this.register(staged);
+    } else if (isWriteOpen(flags)) {
+      throw new FsError('EROFS', `${path}: this mount is read-only`);
     }
     const r = await this.resolve(path);
     if (r.kind !== 'entry') throw new FsError('EISDIR', `${path} is a directory`);
@@ -116,17 +189,16 @@ export class AssetVfs implements Vfs {
       this.o.log.warn({ path, reason: entry.unreadable.reason }, 'file is listed but cannot be read now');
       throw new UnavailableError(entry.unreadable.code, `${path}: ${entry.unreadable.reason}`);
     }
-    const fh = this.nextFh++;
-    if (this.nextFh > 0xfffffff0) this.nextFh = 1;
-    this.handles.set(fh, {
+    const handle: FileHandle = {
       provider,
       obj: { source: provider.name, ref: entry.ref, version: entry.version, size: entry.size },
       parentRef: r.parentRef,
       path,
       readahead: new Readahead({ blockSize: this.o.blocks.blockSize, maxWindow: this.o.readaheadMaxBytes }),
       served: 0,
-    });
-    if (isMp4Family(entry.name) && entry.size > this.o.blocks.blockSize) void this.prefetchMoov(this.handles.get(fh)!);
+    };
+    const fh = this.register(handle);
+    if (isMp4Family(entry.name) && entry.size > this.o.blocks.blockSize) void this.prefetchMoov(handle);
     return fh;
   }
 
@@ -149,14 +221,70 @@ export class AssetVfs implements Vfs {
     }
   }
 
-  private handle(fh: number): FileHandle {
+  private anyHandle(fh: number): Handle {
     const h = this.handles.get(fh);
     if (!h) throw new FsError('EBADF', `no open file with handle ${fh}`);
     return h;
   }
 
+  private stagedHandle(fh: number): StagedHandle {
+    const h = this.anyHandle(fh);
+    if (!isStaged(h)) throw new FsError('EBADF', `handle ${fh} is open read-only`);
+    return h;
+  }
+
+  private get w(): WriteOps {
+    if (!this.writes) throw new FsError('EROFS', 'this mount is read-only');
+    return this.writes;
+  }
+
+  async create(path: string): Promise<number> {
+    return this.register(await this.w.create(path));
+  }
+
+  async write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+    return this.w.write(this.stagedHandle(fh), buf, length, position);
+  }
+
+  async fsync(fh: number): Promise<void> {
+    const h = this.anyHandle(fh);
+    if (isStaged(h)) await this.w.fsync(h);
+  }
+
+  async ftruncate(fh: number, size: number): Promise<void> {
+    await this.w.ftruncate(this.stagedHandle(fh), size);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    await this.w.truncate(path, size, await this.remoteEntry(path));
+  }
+
+  async unlink(path: string): Promise<void> {
+    await this.w.unlink(path, await this.remoteEntry(path));
+  }
+
+  async mkdir(path: string): Promise<void> {
+    await this.w.mkdir(path, (await this.lookup(path)) !== undefined);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    await this.w.rmdir(path, await this.remoteEntry(path));
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.w.rename(from, to);
+  }
+
+  /** chmod/chown/utimens: accepted and ignored on writable paths (cp -p, rsync -a set them). */
+  async setattr(path: string): Promise<void> {
+    if (this.writes?.stagedAttr(path)) return;
+    await this.getattr(path);
+  }
+
   async read(fh: number, into: Buffer, length: number, position: number): Promise<number> {
-    const h = this.handle(fh);
+    const any = this.anyHandle(fh);
+    if (isStaged(any)) return this.w.read(any, into, length, position);
+    const h = any;
     for (let attempt = 0; ; attempt++) {
       try {
         const ahead = h.readahead.onRead(position, length, h.obj.size);
@@ -185,7 +313,9 @@ export class AssetVfs implements Vfs {
   }
 
   async release(fh: number): Promise<void> {
+    const h = this.handles.get(fh);
     this.handles.delete(fh);
+    if (h && isStaged(h)) await this.w.release(h);
   }
 
   get openFiles(): number {
