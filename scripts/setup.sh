@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || need_apt+=(libfuse2)
 command -v fusermount >/dev/null 2>&1 || command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
+# rsync: the mount tests copy trees into the mount with `rsync -a`, as users do.
+command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]}"

@@ -14,6 +14,8 @@ export type FaultKind = 'fail' | 'expire' | 'reset' | 'short';
 export interface ProxiedRequest {
   readonly method: string;
   readonly path: string;
+  /** The query string ('' or '?…'); tests read e.g. partNumber from it. */
+  readonly query: string;
   readonly range: string | undefined;
   readonly status: number;
 }
@@ -58,7 +60,7 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   };
 
   const record = (req: IncomingMessage, path: string, status: number) =>
-    log.push({ method: req.method ?? 'GET', path, range: req.headers.range, status });
+    log.push({ method: req.method ?? 'GET', path, query: new URL(req.url ?? '/', 'http://proxy').search, range: req.headers.range, status });
 
   async function control(req: IncomingMessage, res: ServerResponse) {
     let raw = '';
@@ -97,7 +99,10 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
       req.resume();
       return;
     }
-    const headers = { ...req.headers, host: target.host };
+    // Hop-by-hop headers stay here: Node already answered `Expect: 100-continue` (the AWS SDK sends it
+    // for large parts), and undici refuses to forward it.
+    const { expect: _expect, connection: _connection, 'keep-alive': _keepAlive, 'transfer-encoding': _te, ...rest } = req.headers;
+    const headers = { ...rest, host: target.host };
     const upstream = await request(new URL(req.url ?? '/', target), {
       method: (req.method ?? 'GET') as 'GET',
       headers,

@@ -112,7 +112,8 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
     write(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
       vfs.write(fh, buf, len, pos).then((n) => cb(n), (e) => cb(fail('write', path)(e)));
     },
-    fsync(path: string, fh: number, _datasync: boolean, cb: Cb) {
+    // fuse-native passes (path, datasync, fd) here, unlike every other handler.
+    fsync(path: string, _datasync: number, fh: number, cb: Cb) {
       vfs.fsync(fh).then(() => cb(0), (e) => cb(fail('fsync', path)(e)));
     },
     flush(_path: string, _fh: number, cb: Cb) {

@@ -1,0 +1,186 @@
+/**
+ * Writes into a real mount, uploaded by the daemon's engine to s3rver and Azurite: cp and rsync -a of a
+ * tree, reading a file back before its upload, fsync surfacing a rejected upload, mkdir/rmdir/unlink/mv,
+ * EROFS where a source cannot take uploads, and a SIGKILL in the middle of an upload resumed after restart.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, azuriteConnectionString, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
+import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
+import { s3rverClient, seedS3 } from '../../src/demo/seed-storage.js';
+import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
+
+const MiB = 1024 * 1024;
+let s3: StorageServer;
+let az: StorageServer;
+let proxy: FaultProxy;
+let work: string;
+let d: MountedDaemon;
+
+const s3Client = () => s3rverClient(s3.url);
+async function s3Object(key: string): Promise<Buffer | undefined> {
+  const c = s3Client();
+  try {
+    return Buffer.from(await (await c.send(new GetObjectCommand({ Bucket: 'media', Key: key }))).Body!.transformToByteArray());
+  } catch {
+    return undefined;
+  } finally {
+    c.destroy();
+  }
+}
+async function s3Keys(prefix: string): Promise<string[]> {
+  const c = s3Client();
+  try {
+    return ((await c.send(new ListObjectsV2Command({ Bucket: 'media', Prefix: prefix }))).Contents ?? []).map((o) => o.Key!);
+  } finally {
+    c.destroy();
+  }
+}
+async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const sources = () => [
+  { name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
+  { name: 'blob', type: 'azure-blob', accountUrl: az.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY },
+  { name: 'ro', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY, readOnly: true },
+  { name: 'broken', type: 's3', endpoint: proxy.url, bucket: 'no-such-bucket', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
+];
+
+beforeAll(async () => {
+  [s3, az] = await Promise.all([startS3rver({ buckets: ['media'] }), startAzurite()]);
+  proxy = await startFaultProxy(s3.url);
+  await seedS3(s3.url, 'media', [{ path: 'existing/old.txt', data: Buffer.from('old remote file\n') }]);
+  await BlobServiceClient.fromConnectionString(azuriteConnectionString(az)).getContainerClient('media').createIfNotExists();
+  work = await mkdtemp(join(tmpdir(), 'assetfs-writes-'));
+  d = await mountDaemon({ cacheDir: join(work, 'cache'), sources: sources(), uploads: { writeBack: '500ms' }, metadataTtl: '1s' });
+}, 120_000);
+afterAll(async () => {
+  await d?.stop();
+  await proxy?.close();
+  await Promise.allSettled([s3?.stop(), az?.stop()]);
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('writes into the mount', () => {
+  it('cp of a multi-part file uploads it byte-exact, readable from the staged copy meanwhile', async () => {
+    const data = deterministicBytes('cp-into-mount', 19 * MiB + 3);
+    await writeFile(join(work, 'clip.bin'), data);
+    await sh(`mkdir -p ${d.mountpoint}/s3/incoming && cp ${work}/clip.bin ${d.mountpoint}/s3/incoming/clip.bin`);
+    // Before the upload has finished, the file is listed with its size and reads back from staging.
+    expect(await sh(`stat -c %s ${d.mountpoint}/s3/incoming/clip.bin`)).toBe(`${data.length}\n`);
+    expect((await sh(`sha256sum ${d.mountpoint}/s3/incoming/clip.bin`)).split(' ')[0]).toBe(sha256(data));
+    await until(async () => (await s3Object('incoming/clip.bin'))?.length === data.length, 'the upload');
+    expect(sha256((await s3Object('incoming/clip.bin'))!)).toBe(sha256(data));
+    // Multipart: the 19 MiB file went up in parts (8 MiB by default).
+    const parts = proxy.requests().filter((r) => r.method === 'PUT' && r.path.endsWith('/incoming/clip.bin') && /partNumber=/.test(r.query));
+    expect(parts.length).toBe(3);
+  });
+
+  it('rsync -a of a tree uploads every file under its final name, once', async () => {
+    const tree = join(work, 'tree');
+    await mkdir(join(tree, 'sub', 'deeper'), { recursive: true });
+    const files: Record<string, Buffer> = {
+      'a.txt': Buffer.from('alpha\n'),
+      'sub/b.bin': deterministicBytes('rsync-b', 300_000),
+      'sub/deeper/c.srt': Buffer.from('1\n00:00:01,000 --> 00:00:02,000\nHi\n'),
+    };
+    for (const [p, data] of Object.entries(files)) await writeFile(join(tree, p), data);
+    proxy.clearLog();
+    await sh(`rsync -a ${tree}/ ${d.mountpoint}/blob/synced/`);
+    const container = BlobServiceClient.fromConnectionString(azuriteConnectionString(az)).getContainerClient('media');
+    const names = async () => {
+      const out: string[] = [];
+      for await (const b of container.listBlobsFlat({ prefix: 'synced/' })) out.push(b.name);
+      return out.sort();
+    };
+    await until(async () => (await names()).length >= 3, 'the rsync uploads');
+    await new Promise((r) => setTimeout(r, 1_500)); // nothing else (no temp names) arrives later
+    expect(await names()).toEqual(['synced/a.txt', 'synced/sub/b.bin', 'synced/sub/deeper/c.srt']);
+    for (const [p, data] of Object.entries(files)) expect(sha256(await container.getBlobClient(`synced/${p}`).downloadToBuffer())).toBe(sha256(data));
+  });
+
+  it('fsync waits for the upload and reports its failure', async () => {
+    const ok = await shResult(`head -c 100000 /dev/urandom | dd of=${d.mountpoint}/s3/fsynced.bin conv=fsync status=none`);
+    expect(ok.stderr).toBe("");
+    expect(ok.code).toBe(0);
+    expect((await s3Object('fsynced.bin'))?.length).toBe(100_000); // already there when dd returned
+    const bad = await shResult(`echo data | dd of=${d.mountpoint}/broken/x.txt conv=fsync status=none`);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/Input\/output error/);
+    expect(d.logs()).toMatch(/upload failed/);
+  });
+
+  it('EROFS where the source cannot take uploads (read-only source, platform without uploads)', async () => {
+    const r = await shResult(`touch ${d.mountpoint}/ro/new.txt`);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Read-only file system/);
+    expect((await shResult(`mkdir ${d.mountpoint}/ro/dir`)).stderr).toMatch(/Read-only file system/);
+  });
+
+  it('mkdir, rmdir, unlink and mv (EXDEV → copy and delete) behave like a disk', async () => {
+    const m = d.mountpoint;
+    await sh(`mkdir ${m}/s3/made && rmdir ${m}/s3/made`);
+    expect((await shResult(`ls ${m}/s3/made`)).code).not.toBe(0);
+    expect((await shResult(`rmdir ${m}/s3/existing`)).stderr).toMatch(/not empty/);
+    await sh(`mv ${m}/s3/existing/old.txt ${m}/s3/existing/renamed.txt`);
+    await until(async () => (await s3Keys('existing/')).join() === 'existing/renamed.txt', 'the move');
+    expect((await s3Object('existing/renamed.txt'))!.toString()).toBe('old remote file\n');
+    await sh(`rm ${m}/s3/existing/renamed.txt`);
+    expect(await s3Keys('existing/')).toEqual([]);
+  });
+});
+
+describe('SIGKILL during an upload', () => {
+  it('a restarted daemon finishes from the first unconfirmed part; confirmed parts are not sent again', async () => {
+    const cacheDir = join(work, 'kill-cache');
+    const data = deterministicBytes('killed-upload', 200 * MiB + 7);
+    await writeFile(join(work, 'big.bin'), data);
+    const cfg = { cacheDir, sources: sources(), uploads: { writeBack: '100ms', parallelParts: 1, partsPerFile: 1 } };
+    const first = await mountDaemon(cfg);
+    let confirmed: number[] = [];
+    try {
+      await sh(`cp ${work}/big.bin ${first.mountpoint}/s3/killed.bin`);
+      await until(async () => {
+        const db = new Database(join(cacheDir, 'journal.db'), { readonly: true, fileMustExist: true });
+        try {
+          confirmed = (db.prepare('SELECT number FROM parts ORDER BY number').all() as { number: number }[]).map((r) => r.number);
+        } finally {
+          db.close();
+        }
+        return confirmed.length >= 3;
+      }, 'three confirmed parts');
+      await first.kill();
+    } finally {
+      await first.stop();
+    }
+    const db = new Database(join(cacheDir, 'journal.db'), { readonly: true });
+    confirmed = (db.prepare('SELECT number FROM parts ORDER BY number').all() as { number: number }[]).map((r) => r.number);
+    db.close();
+    expect(confirmed.length).toBeGreaterThanOrEqual(3);
+    expect(confirmed.length).toBeLessThan(25); // 200 MiB in 8 MiB parts: the upload was really cut short
+    expect(await s3Object('killed.bin')).toBeUndefined();
+    proxy.clearLog();
+    const second = await mountDaemon(cfg);
+    try {
+      await until(async () => (await s3Object('killed.bin'))?.length === data.length, 'the resumed upload', 120_000);
+    } finally {
+      await second.stop();
+    }
+    expect(sha256((await s3Object('killed.bin'))!)).toBe(sha256(data));
+    const resent = proxy.requests().filter((r) => r.method === 'PUT' && /partNumber=/.test(r.query)).map((r) => Number(/partNumber=(\d+)/.exec(r.query)![1]));
+    expect(resent.length).toBeGreaterThan(0);
+    for (const n of confirmed) expect(resent).not.toContain(n);
+    expect(second.logs()).toMatch(/upload resuming/);
+  });
+});
