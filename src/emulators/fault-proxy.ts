@@ -1,7 +1,7 @@
 /**
  * A reverse proxy that tests and the demo put in front of s3rver/Azurite:
  *  - enforces presigned-URL expiry (X-Amz-Date + X-Amz-Expires), which s3rver never checks;
- *  - injects faults on command (5xx/429, 403 "expired", connection resets, short bodies), in-process
+ *  - injects faults on command (5xx/429, 403 "expired", connection resets, short bodies, delays), in-process
  *    or from another process through POST /__faults {kind, n, status?, retryAfterSec?};
  *  - records every request (method, path, range, status) so tests can count what reached storage.
  */
@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { pipeline } from 'node:stream/promises';
 import { Agent, request } from 'undici';
 
-export type FaultKind = 'fail' | 'expire' | 'reset' | 'short';
+export type FaultKind = 'fail' | 'expire' | 'reset' | 'short' | 'slow';
 
 export interface ProxiedRequest {
   readonly method: string;
@@ -26,6 +26,8 @@ export interface FaultProxy {
   expireNext(n: number): void;
   resetNext(n: number): void;
   shortBodyNext(n: number): void;
+  /** Hold the next n requests (matching `method`, when given) back `delayMs` before forwarding them. */
+  slowNext(n: number, delayMs: number, method?: string): void;
   requests(): readonly ProxiedRequest[];
   clearLog(): void;
   close(): Promise<void>;
@@ -35,6 +37,8 @@ interface Pending {
   kind: FaultKind;
   status: number;
   retryAfterSec?: number;
+  delayMs?: number;
+  method?: string;
 }
 
 const EXPIRED_XML = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>';
@@ -78,14 +82,16 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
     const url = new URL(req.url ?? '/', 'http://proxy');
     if (url.pathname.startsWith('/__faults')) return control(req, res);
     const path = url.pathname;
-    const fault = queue.shift();
+    const at = queue.findIndex((f) => !f.method || f.method === req.method);
+    const fault = at < 0 ? undefined : queue.splice(at, 1)[0];
+    if (fault?.kind === 'slow') await new Promise((r) => setTimeout(r, fault.delayMs ?? 1000));
     if (fault?.kind === 'reset') {
       record(req, path, 0);
       req.socket.destroy();
       return;
     }
     if (fault?.kind === 'expire' || (opts.enforcePresignExpiry && presignExpired(url.searchParams))) {
-      if (fault && fault.kind !== 'expire') queue.unshift(fault);
+      if (fault && fault.kind !== 'expire' && fault.kind !== 'slow') queue.unshift(fault);
       record(req, path, 403);
       res.writeHead(403, { 'content-type': 'application/xml' }).end(EXPIRED_XML);
       req.resume();
@@ -141,6 +147,9 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
     expireNext: (n) => add('expire', n, 403),
     resetNext: (n) => add('reset', n),
     shortBodyNext: (n) => add('short', n),
+    slowNext: (n, delayMs, method) => {
+      for (let i = 0; i < n; i++) queue.push({ kind: 'slow', status: 200, delayMs, method });
+    },
     requests: () => [...log],
     clearLog: () => void log.splice(0),
     close: async () => {

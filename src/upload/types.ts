@@ -39,6 +39,12 @@ export interface Uploader {
   part(target: UploadTarget, uploadId: string, number: number, data: Buffer, signal?: AbortSignal): Promise<string>;
   complete(target: UploadTarget, uploadId: string, parts: readonly ConfirmedPart[], info: { size: number; sha256: string }, signal?: AbortSignal): Promise<CompletedUpload>;
   abort(target: UploadTarget, uploadId: string): Promise<void>;
+  /** Create a folder (Nomad folders, AMS and MK.IO assets); absent where folders are only name prefixes (S3, Azure). */
+  mkdir?(target: UploadTarget, signal?: AbortSignal): Promise<void>;
+  /** Remove an empty folder; absent where folders vanish with their last file. */
+  rmdir?(target: UploadTarget, signal?: AbortSignal): Promise<void>;
+  /** Rename or move a file or folder within the source; absent when the platform cannot (the mount answers EXDEV). */
+  rename?(from: UploadTarget, to: UploadTarget, signal?: AbortSignal): Promise<void>;
   /** Delete the remote object (sync with `deleteRemote: true`, unlink in the mount); absent when the platform cannot. */
   remove?(target: UploadTarget, signal?: AbortSignal): Promise<void>;
   /** The remote object's current version, or undefined when there is none (conflict checks). */

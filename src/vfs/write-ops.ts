@@ -195,10 +195,15 @@ export class WriteOps {
   }
 
   async mkdir(path: string, existing: boolean): Promise<void> {
-    this.writableSource(path);
+    const { source, uploader } = this.writableSource(path);
     if (existing || this.staging.isDir(path) || this.staging.get(path)) throw new FsError('EEXIST', `${path} exists`);
     await this.parentIsDir(path);
-    this.staging.addDir(path);
+    if (uploader.mkdir) {
+      await uploader.mkdir({ source, path: await this.remoteOf(path) });
+      this.vfs.invalidateDir(parentOf(path));
+    } else {
+      this.staging.addDir(path); // object stores: the folder exists once a file is in it
+    }
   }
 
   async rmdir(path: string, remote: RemoteEntry | undefined): Promise<void> {
@@ -210,15 +215,24 @@ export class WriteOps {
       if ((await this.vfs.children(path)).length) throw new FsError('ENOTEMPTY', `${path} is not empty`);
     }
     if (!this.staging.removeDir(path) && !remote) throw new NotFoundError(`${path} not found`);
+    const { source, uploader } = this.writableSource(path);
+    if (remote && uploader.rmdir) await uploader.rmdir({ source, path: await this.remoteOf(path) });
     this.vfs.invalidateDir(parentOf(path));
   }
 
   async rename(from: string, to: string): Promise<void> {
     const f = this.staging.get(from);
     if (split(from)[0] !== split(to)[0]) throw new FsError('EXDEV', `${from} → ${to}: across sources`);
-    if (!f) throw new FsError('EXDEV', `${from}: remote files are renamed by copy and delete`);
-    this.writableSource(to);
+    const { source, uploader } = this.writableSource(to);
     await this.parentIsDir(to);
-    this.staging.rename(f, to, await this.remoteOf(to));
+    if (f) {
+      this.staging.rename(f, to, await this.remoteOf(to));
+      return;
+    }
+    // Remote entries move only where the platform can do it in place; otherwise mv copies and deletes.
+    if (!uploader.rename) throw new FsError('EXDEV', `${from}: the platform of "${source}" renames by copy and delete`);
+    await uploader.rename({ source, path: await this.remoteOf(from) }, { source, path: await this.remoteOf(to) });
+    this.vfs.invalidateDir(parentOf(from));
+    this.vfs.invalidateDir(parentOf(to));
   }
 }
