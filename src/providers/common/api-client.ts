@@ -29,6 +29,8 @@ export interface ApiRequest {
   query?: Record<string, string | number | boolean | undefined>;
   json?: unknown;
   form?: Record<string, string>;
+  /** A raw body (multipart forms, file bytes); its content-type goes in `headers`. */
+  body?: Buffer;
   headers?: Record<string, string>;
   signal?: AbortSignal;
   /** Non-2xx statuses that are answers, not errors (e.g. 302 of a download link). */
@@ -135,8 +137,10 @@ export class ApiClient {
   private async once(req: ApiRequest, useAuth: boolean): Promise<ApiResponse> {
     const u = this.url(req.path, req.query);
     const headers: Record<string, string> = { accept: 'application/json', ...this.o.defaultHeaders, ...req.headers };
-    let body: string | undefined;
-    if (req.json !== undefined) {
+    let body: string | Buffer | undefined;
+    if (req.body !== undefined) {
+      body = req.body;
+    } else if (req.json !== undefined) {
       body = JSON.stringify(req.json);
       headers['content-type'] ??= 'application/json';
     } else if (req.form) {

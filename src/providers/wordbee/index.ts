@@ -18,6 +18,7 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { ApiClient, TokenSession } from '../common/api-client.js';
 import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
+import { WordbeeUploader } from './upload.js';
 
 export interface WordbeeProviderDeps {
   log: Logger;
@@ -52,7 +53,7 @@ const SNAPSHOT_TTL_MS = 5_000;
 export class WordbeeProvider implements Provider {
   readonly type = 'wordbee';
   readonly name: string;
-  readonly caps = { upload: false };
+  readonly caps: { upload: boolean };
   private readonly api: ApiClient;
   private readonly session: TokenSession;
   private readonly scopes = new LRUCache<string, ScopeIndex>({ max: 64, ttl: SNAPSHOT_TTL_MS });
@@ -63,6 +64,7 @@ export class WordbeeProvider implements Provider {
     private readonly deps: WordbeeProviderDeps,
   ) {
     this.name = cfg.name;
+    this.caps = { upload: !cfg.readOnly };
     this.session = new TokenSession(
       async (signal) => ({ token: await this.login(signal), expiresInMs: IDLE_RENEW_MS }),
       (token) => ({ 'X-Auth-Token': token, 'X-Auth-AccountId': cfg.accountId }),
@@ -162,6 +164,19 @@ export class WordbeeProvider implements Provider {
   refused(_obj: ObjectVersion, loc: SignedLocator): void {
     // Only the token the download was refused with: a newer one may already be in use.
     if (loc.headers?.['X-Auth-Token'] === this.session.peek()) this.session.invalidate();
+  }
+
+  uploader(): WordbeeUploader {
+    return new WordbeeUploader(this.api, {
+      versionAt: async (scope, seg, locale, rel, name, signal) => {
+        if (!this.cfg.scopes.includes(scope)) throw new NotFoundError(`wordbee: scope ${scope} is not configured`);
+        const rows = await this.rows(scope, seg, true, signal);
+        const row = rows.find((r) => (r.locale ?? '') === locale && sameParts(splitRelPath(r.relativePath), rel) && rowName(r) === name);
+        if (!row) return undefined;
+        const e = this.fileEntry({ kind: 'file', scope, seg, locale, rel }, row);
+        return { version: e.version, size: e.size };
+      },
+    });
   }
 
   async close(): Promise<void> {
