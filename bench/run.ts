@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: read-path figures measured in ONE run on ONE 1 GiB object in s3rver, each the
+ * `npm run bench`: read-path (and, from bench/upload.ts, upload) figures measured in ONE run on ONE 1 GiB object in s3rver, each the
  * median of several runs, reported as ratios against baselines measured in the same run:
  *   cold sequential read through the mount ÷ direct download (curl) of the same signed URL
  *   warm re-read (blocks in the daemon's memory, kernel page cache dropped) ÷ a trivial in-memory fuse-native FS
@@ -16,6 +16,7 @@ import { deterministicBytes } from '../src/demo/sample-media.js';
 import { seedS3 } from '../src/demo/seed-storage.js';
 import { silentLogger } from '../src/util/logger.js';
 import { isMounted, mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
+import { uploadBench } from './upload.js';
 
 const GiB = 1024 ** 3;
 const SIZE = Number(process.env.BENCH_BYTES ?? GiB);
@@ -107,13 +108,19 @@ async function main() {
       await t.stop();
     }
 
+    let uploadRows: string[][] = [];
+    if (process.env.BENCH_UPLOADS !== '0') {
+      process.stdout.write('bench: uploads (dd into the mount, watched-folder sync vs lib-storage Upload)…\n');
+      uploadRows = await uploadBench(s3.url, SIZE, RUNS, median);
+    }
     const f = (x: number) => x.toFixed(0);
     rows.push(['direct download of the signed URL (curl)', `${f(median(direct))} MiB/s`, 'baseline']);
     rows.push(['cold sequential read through assetfs (dd bs=1M)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.7)`]);
     rows.push(['trivial in-memory fuse-native FS, page cache dropped', `${f(median(trivial))} MiB/s`, 'baseline']);
     rows.push([`warm re-read through assetfs (memory tier${dropped ? ', page cache dropped' : ', page cache NOT dropped'})`, `${f(median(warm))} MiB/s`, `${(median(warm) / median(trivial)).toFixed(2)} × trivial FS (aim ≥ 0.5)`]);
+    rows.push(...uploadRows);
     const table = [
-      `Read benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
+      `Benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
       '',
       '| measurement | throughput | ratio |',
       '|---|---|---|',

@@ -280,7 +280,11 @@ export class UploadEngine {
   private async sendParts(job: Job, up: Uploader, have: Map<number, ConfirmedPart>, r: Running, signal: AbortSignal): Promise<string> {
     const hash = createHash('sha256');
     const count = Math.max(1, Math.ceil(job.size / job.partSize));
+    const perFile = this.o.partsPerFile ?? 4;
     const inflight = new Set<Promise<void>>();
+    // Part buffers are reused: memory stays at (parts in flight + 1) × partSize per file, without
+    // waiting for the garbage collector to notice dropped buffers.
+    const pool: Buffer[] = [];
     let firstError: unknown;
     const fh = await open(job.localPath, 'r');
     try {
@@ -289,12 +293,16 @@ export class UploadEngine {
         signal.throwIfAborted();
         const start = (n - 1) * job.partSize;
         const len = Math.min(job.partSize, job.size - start);
-        const buf = Buffer.allocUnsafe(len);
+        while (inflight.size >= perFile) await Promise.race(inflight);
+        const whole = pool.pop() ?? Buffer.allocUnsafe(job.partSize);
+        const buf = whole.subarray(0, len);
         const { bytesRead } = await fh.read(buf, 0, len, start);
         if (bytesRead !== len) throw new ChangedError('the file became shorter while it was read');
         hash.update(buf);
-        if (have.has(n)) continue;
-        while (inflight.size >= (this.o.partsPerFile ?? 4)) await Promise.race(inflight);
+        if (have.has(n)) {
+          pool.push(whole);
+          continue;
+        }
         const p: Promise<void> = this.partLimit(async () => {
           signal.throwIfAborted();
           const etag = await up.part(this.target(job), job.uploadId!, n, buf, signal);
@@ -306,7 +314,10 @@ export class UploadEngine {
           .catch((e: unknown) => {
             firstError ??= e;
           })
-          .finally(() => inflight.delete(p));
+          .finally(() => {
+            inflight.delete(p);
+            pool.push(whole);
+          });
         inflight.add(p);
       }
       await Promise.all(inflight);
