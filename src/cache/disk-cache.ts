@@ -11,6 +11,8 @@
  *  - A full disk never fails a read: put() evicts and retries once, then gives up silently (the block
  *    simply is not cached). Files are 0600 in 0700 directories.
  *  - Nothing here blocks the event loop: all file I/O is async.
+ *  - Blocks of pinned objects (setPinned) live outside the LRU: never evicted, not counted against
+ *    `maxBytes`, until unpinned (they then rejoin the LRU as its most recent entries).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
@@ -49,6 +51,11 @@ export class DiskBlockCache implements BlockCache {
   readonly blockSize: number;
   private readonly index: LRUCache<string, IndexEntry>;
   private readonly byObject = new Map<string, Set<string>>();
+  private readonly pinnedObjects = new Set<string>();
+  private readonly pinned = new Map<string, IndexEntry>();
+  private pinnedBytes = 0;
+  /** Set while entries move between the LRU and the pinned map: their files must survive. */
+  private moving = false;
   private hits = 0;
   private misses = 0;
   private corrupt = 0;
@@ -61,7 +68,7 @@ export class DiskBlockCache implements BlockCache {
       sizeCalculation: (e) => Math.max(1, e.len),
       dispose: (e, key, reason) => {
         this.unindex(e, key);
-        if (reason !== 'set') void unlink(e.file).catch(() => undefined);
+        if (reason !== 'set' && !this.moving) void unlink(e.file).catch(() => undefined);
       },
     });
   }
@@ -77,6 +84,11 @@ export class DiskBlockCache implements BlockCache {
   }
 
   private addIndex(key: string, e: IndexEntry) {
+    if (this.pinnedObjects.has(this.objKey(e.source, e.ref))) {
+      if (!this.pinned.has(key)) this.pinnedBytes += e.len;
+      this.pinned.set(key, e);
+      return;
+    }
     this.index.set(key, e);
     if (!this.index.has(key)) return; // larger than the whole cache
     const ok = this.objKey(e.source, e.ref);
@@ -133,9 +145,42 @@ export class DiskBlockCache implements BlockCache {
     }
   }
 
+  /** Keep every block of (source, ref), of any version, out of eviction (or let them go again). */
+  setPinned(source: string, ref: Ref, on: boolean): void {
+    const ok = this.objKey(source, ref);
+    if (on === this.pinnedObjects.has(ok)) return;
+    this.moving = true;
+    try {
+      if (on) {
+        this.pinnedObjects.add(ok);
+        for (const k of [...(this.byObject.get(ok) ?? [])]) {
+          const e = this.index.peek(k);
+          this.index.delete(k);
+          if (e) this.addIndex(k, e);
+        }
+      } else {
+        this.pinnedObjects.delete(ok);
+        for (const [k, e] of [...this.pinned]) {
+          if (e.source !== source || e.ref !== ref) continue;
+          this.pinned.delete(k);
+          this.pinnedBytes -= e.len;
+          this.addIndex(k, e);
+        }
+      }
+    } finally {
+      this.moving = false;
+    }
+  }
+
+  /** Whether a block is on disk (no read, no statistics). */
+  has(obj: ObjectVersion, index: number): boolean {
+    const key = blockKey(obj.source, obj.ref, obj.version, index);
+    return this.index.has(key) || this.pinned.has(key);
+  }
+
   async get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
     const key = blockKey(obj.source, obj.ref, obj.version, index);
-    const e = this.index.get(key);
+    const e = this.index.get(key) ?? this.pinned.get(key);
     if (!e) {
       this.misses++;
       return undefined;
@@ -150,6 +195,10 @@ export class DiskBlockCache implements BlockCache {
       this.corrupt++;
       this.misses++;
       this.index.delete(key); // dispose unlinks the file
+      if (this.pinned.delete(key)) {
+        this.pinnedBytes -= e.len;
+        void unlink(e.file).catch(() => undefined);
+      }
       return undefined;
     }
     this.hits++;
@@ -157,9 +206,9 @@ export class DiskBlockCache implements BlockCache {
   }
 
   async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
-    if (data.length > this.o.maxBytes) return;
     const key = blockKey(obj.source, obj.ref, obj.version, index);
-    if (this.index.has(key)) return;
+    if (this.index.has(key) || this.pinned.has(key)) return;
+    if (data.length > this.o.maxBytes && !this.pinnedObjects.has(this.objKey(obj.source, obj.ref))) return;
     const file = this.fileFor(key);
     const header: Header = { source: obj.source, ref: obj.ref, version: obj.version, index, len: data.length, crc: crc32(data) };
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -188,18 +237,27 @@ export class DiskBlockCache implements BlockCache {
   }
 
   async dropObject(source: string, ref: Ref): Promise<void> {
-    const keys = this.byObject.get(this.objKey(source, ref));
-    if (!keys) return;
-    for (const k of [...keys]) this.index.delete(k);
+    for (const k of [...(this.byObject.get(this.objKey(source, ref)) ?? [])]) this.index.delete(k);
+    for (const [k, e] of [...this.pinned]) {
+      if (e.source !== source || e.ref !== ref) continue;
+      this.pinned.delete(k);
+      this.pinnedBytes -= e.len;
+      await unlink(e.file).catch(() => undefined);
+    }
   }
 
-  stats(): CacheStats & { corrupt: number; blocks: number } {
-    return { bytes: this.index.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, blocks: this.index.size };
+  stats(): CacheStats & { corrupt: number; blocks: number; pinnedBytes: number; pinnedBlocks: number } {
+    return {
+      bytes: this.index.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, blocks: this.index.size,
+      pinnedBytes: this.pinnedBytes, pinnedBlocks: this.pinned.size,
+    };
   }
 
   /** Remove every block file (tests, `assetfs cache clear`). */
   async clear(): Promise<void> {
     this.index.clear();
+    this.pinned.clear();
+    this.pinnedBytes = 0;
     await rm(this.o.dir, { recursive: true, force: true });
     await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
   }

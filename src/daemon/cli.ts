@@ -13,6 +13,7 @@ import { startDaemon, type Daemon } from './run.js';
 import { unmount } from './unmount.js';
 import { startDemo } from '../demo/demo.js';
 import { callControl, controlSocketPath } from './control.js';
+import { formatBytes } from '../config/units.js';
 import { fetchStatus, renderStatus } from './status.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
@@ -140,6 +141,26 @@ export function buildProgram(): Command {
         }
       }),
     );
+
+  for (const [name, what] of [['pin', 'keep a file or folder fully cached on disk (downloaded in the background, never evicted)'], ['unpin', 'let a pinned file or folder be evicted again']] as const) {
+    program
+      .command(name)
+      .description(what)
+      .argument('<path>', 'a file or folder inside the mount')
+      .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
+      .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
+      .action((path: string, o: { config: string; socket?: string }) =>
+        withCleanExit(async () => {
+          const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
+          const r = (await callControl(socket, 'POST', `/${name}`, { path: resolve(path) })) as { files?: number; bytes?: number; unpinned?: boolean };
+          process.stdout.write(
+            name === 'pin'
+              ? `pinned ${path}: ${r.files} file${r.files === 1 ? '' : 's'}, ${formatBytes(r.bytes ?? 0)}; downloading in the background (see assetfs status)\n`
+              : r.unpinned ? `unpinned ${path}\n` : `${path} was not pinned\n`,
+          );
+        }),
+      );
+  }
 
   program
     .command('retry')

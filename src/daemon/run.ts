@@ -22,6 +22,7 @@ import { preflight } from './preflight.js';
 import { controlSocketPath, startControlServer } from './control.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
+import { Pinner } from '../cache/pinner.js';
 import { Staging } from '../vfs/staging.js';
 import { WriteOps } from '../vfs/write-ops.js';
 import { rm } from 'node:fs/promises';
@@ -113,6 +114,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   await mkdir(config.cacheDir, { recursive: true, mode: 0o700 });
   await preflight(o.mountpoint, { force: o.force });
   const core = buildCore(config, log);
+  const pinner = new Pinner({ file: join(config.cacheDir, 'pins.json'), disk: core.disk, blocks: core.blocks, walk: (p) => core.vfs.walkFiles(p), log: log.child({ c: 'pin' }) });
+  await pinner.load(); // pinned objects must be known before the disk tier indexes (and may evict) blocks
   await core.disk.init();
   const recent = new RecentEvents();
   const stagingDir = join(config.cacheDir, 'staging');
@@ -145,6 +148,14 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   }
   log.info({ mountpoint: o.mountpoint, sources: [...core.providers.keys()] }, 'mounted');
   await uploads.start();
+  pinner.refreshAll();
+  /** A path given to `assetfs pin`: absolute under the mount point, or already mount-relative. */
+  const inMount = (body: unknown): string => {
+    const raw = String((body as { path?: unknown } | undefined)?.path ?? '');
+    const rel = raw.startsWith(`${o.mountpoint}/`) ? raw.slice(o.mountpoint.length) : raw.startsWith('/') && !raw.startsWith(o.mountpoint) ? raw : '';
+    if (!rel || rel === '/') throw new Error(`${raw} is not a path inside the mount at ${o.mountpoint}`);
+    return rel.replace(/\/+$/, '');
+  };
   const startedAt = Date.now();
   const control = await startControlServer(controlSocketPath(config.cacheDir), {
     'GET /status': async () => ({
@@ -157,8 +168,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       openFiles: core.vfs.openFiles,
       errors: recent.list(),
       uploads: uploads.status(),
+      pins: pinner.status(),
     }),
     'POST /retry': async () => ({ retried: uploads.engine.retryNow() }),
+    'POST /pin': async (body) => pinner.pin(inMount(body)),
+    'POST /unpin': async (body) => ({ unpinned: await pinner.unpin(inMount(body)) }),
   }).catch((e: unknown) => {
     log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');
     return undefined;

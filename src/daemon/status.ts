@@ -14,6 +14,7 @@ interface StatusDoc {
   openFiles: number;
   errors: Array<{ time: string; message: string; path?: string }>;
   uploads?: UploadsStatus;
+  pins?: Array<{ path: string; files: number; bytes: number; cachedBytes: number; state: string; error?: string }>;
 }
 
 const BAR = 24;
@@ -58,6 +59,9 @@ export function renderStatus(s: StatusDoc): string {
     `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytes ?? 0)} fetched`,
     `open files: ${s.openFiles}`,
     ...renderUploads(s.uploads),
+    ...(s.pins?.length
+      ? [`pinned:     ${s.pins.length} path${s.pins.length === 1 ? '' : 's'}`, ...s.pins.map((p) => `  ${bar(p.cachedBytes, p.bytes)} ${formatBytes(p.cachedBytes)}/${formatBytes(p.bytes)}  ${p.files} files  ${p.state}${p.error ? ` (${p.error})` : ''}  ${p.path}`)]
+      : ['pinned:     none']),
   ];
   if (s.errors.length) {
     lines.push('last errors:');

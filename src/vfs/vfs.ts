@@ -87,6 +87,17 @@ export class AssetVfs implements Vfs {
     };
   }
 
+  /** Every file at or below a mount path, with its source (pinning walks folders with it). */
+  async *walkFiles(path: string): AsyncIterable<{ path: string; obj: ObjectVersion }> {
+    const r = await this.resolve(path);
+    if (r.kind === 'root') throw new FsError('EINVAL', 'pin a source or a path inside one, not the whole mount');
+    if (r.kind === 'entry' && r.entry.kind === 'file') {
+      yield { path, obj: { source: r.provider.name, ref: r.entry.ref, version: r.entry.version, size: r.entry.size } };
+      return;
+    }
+    for (const d of await this.remoteListing(path)) yield* this.walkFiles(`${path.replace(/\/+$/, '')}/${d.name}`);
+  }
+
   private async lookup(path: string): Promise<RemoteEntry | { kind: 'root' | 'source' } | undefined> {
     try {
       const r = await this.resolve(path);

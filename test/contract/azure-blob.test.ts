@@ -1,6 +1,5 @@
 import { BlobServiceClient } from '@azure/storage-blob';
-import pLimit from 'p-limit';
-import { runProviderContract } from './provider-suite.js';
+import { putManyFiles, runProviderContract } from './provider-suite.js';
 import { AzureBlobProvider } from '../../src/providers/azure-blob/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, startAzurite } from '../../src/emulators/storage-servers.js';
@@ -23,11 +22,7 @@ runProviderContract('azure-blob (Azurite)', async () => {
     nested: true,
     missingRefs: ['media/nope.bin', 'nope/'],
     put,
-    putMany: async (count) => {
-      const limit = pLimit(16);
-      await Promise.all(Array.from({ length: count }, (_, i) => limit(() => put(`many/f-${String(i).padStart(5, '0')}`, Buffer.from(String(i))))));
-      return 'many/';
-    },
+    putMany: (count) => putManyFiles(put, 'many/', count),
     teardown: () => server.stop(),
   };
 });

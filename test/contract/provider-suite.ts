@@ -35,6 +35,14 @@ export interface ContractFixture {
 }
 
 const MANY = 2500;
+
+/** putMany for object stores: `count` small files `<dir>f-00000…`, 16 at a time. */
+export async function putManyFiles(put: (path: string, data: Buffer) => Promise<void>, dir: string, count: number): Promise<string> {
+  const { default: pLimit } = await import('p-limit');
+  const limit = pLimit(16);
+  await Promise.all(Array.from({ length: count }, (_, i) => limit(() => put(`${dir}f-${String(i).padStart(5, '0')}`, Buffer.from(String(i))))));
+  return dir;
+}
 const BIG = deterministicBytes('contract-big', 3 * 1024 * 1024 + 17);
 
 async function all(p: Provider, dir: Ref): Promise<RemoteEntry[]> {

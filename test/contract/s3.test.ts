@@ -1,6 +1,5 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import pLimit from 'p-limit';
-import { runProviderContract } from './provider-suite.js';
+import { putManyFiles, runProviderContract } from './provider-suite.js';
 import { S3Provider } from '../../src/providers/s3/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { S3RVER_KEY, startS3rver } from '../../src/emulators/storage-servers.js';
@@ -25,11 +24,7 @@ runProviderContract('s3 (s3rver behind an expiry-enforcing proxy)', async () => 
     nested: true,
     missingRefs: ['media/nope.bin', 'nope/'],
     put,
-    putMany: async (count) => {
-      const limit = pLimit(16);
-      await Promise.all(Array.from({ length: count }, (_, i) => limit(() => put(`many/f-${String(i).padStart(5, '0')}`, Buffer.from(String(i))))));
-      return 'many/';
-    },
+    putMany: (count) => putManyFiles(put, 'many/', count),
     teardown: async () => {
       client.destroy();
       await proxy.close();

@@ -12,7 +12,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-s
 import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { s3rverClient } from '../../src/demo/seed-storage.js';
-import { BIN, mountDaemon, sh, type MountedDaemon } from '../helpers/mount.js';
+import { BIN, mountDaemon, sh, type MountedDaemon, until } from '../helpers/mount.js';
 
 let s3: StorageServer;
 let proxy: FaultProxy;
@@ -35,13 +35,6 @@ async function keys(): Promise<string[]> {
     return ((await c.send(new ListObjectsV2Command({ Bucket: 'media', Prefix: 'watched/' }))).Contents ?? []).map((o) => o.Key!).sort();
   } finally {
     c.destroy();
-  }
-}
-async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
   }
 }
 const puts = (key: string) => proxy.requests().filter((r) => r.method === 'PUT' && r.path === `/media/${key}`).length;

@@ -14,7 +14,7 @@ import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, azuriteConnectionString, star
 import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { s3rverClient, seedS3 } from '../../src/demo/seed-storage.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
-import { mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
+import { mountDaemon, sh, shResult, type MountedDaemon, until } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
 let s3: StorageServer;
@@ -40,13 +40,6 @@ async function s3Keys(prefix: string): Promise<string[]> {
     return ((await c.send(new ListObjectsV2Command({ Bucket: 'media', Prefix: prefix }))).Contents ?? []).map((o) => o.Key!);
   } finally {
     c.destroy();
-  }
-}
-async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
