@@ -17,6 +17,7 @@ import { seedS3 } from '../src/demo/seed-storage.js';
 import { silentLogger } from '../src/util/logger.js';
 import { isMounted, mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
 import { uploadBench } from './upload.js';
+import { burstBench } from './burst.js';
 
 const GiB = 1024 ** 3;
 const SIZE = Number(process.env.BENCH_BYTES ?? GiB);
@@ -108,6 +109,8 @@ async function main() {
       await t.stop();
     }
 
+    process.stdout.write('bench: 64 concurrent readers, before/after…\n');
+    const burstRows = await burstBench(s3.url, 'big.bin', SIZE, { readers: 64, burstSecs: Number(process.env.BENCH_BURST_SECS ?? 60), probeSecs: 10 });
     let uploadRows: string[][] = [];
     if (process.env.BENCH_UPLOADS !== '0') {
       process.stdout.write('bench: uploads (dd into the mount, watched-folder sync vs lib-storage Upload)…\n');
@@ -118,7 +121,7 @@ async function main() {
     rows.push(['cold sequential read through assetfs (dd bs=1M)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.7)`]);
     rows.push(['trivial in-memory fuse-native FS, page cache dropped', `${f(median(trivial))} MiB/s`, 'baseline']);
     rows.push([`warm re-read through assetfs (memory tier${dropped ? ', page cache dropped' : ', page cache NOT dropped'})`, `${f(median(warm))} MiB/s`, `${(median(warm) / median(trivial)).toFixed(2)} × trivial FS (aim ≥ 0.5)`]);
-    rows.push(...uploadRows);
+    rows.push(...burstRows, ...uploadRows);
     const table = [
       `Benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
       '',
