@@ -18,6 +18,9 @@ import { silentLogger } from '../src/util/logger.js';
 import { isMounted, mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
 import { uploadBench } from './upload.js';
 import { burstBench } from './burst.js';
+import { ensureTools } from './tools.js';
+import { assetfsExtras, peerColdReads } from './peers.js';
+import { startFaultProxy } from '../src/emulators/fault-proxy.js';
 
 const GiB = 1024 ** 3;
 const SIZE = Number(process.env.BENCH_BYTES ?? GiB);
@@ -109,6 +112,20 @@ async function main() {
       await t.stop();
     }
 
+    const tools = await ensureTools(['rclone', 's3fs', 'fio', 'ffprobe'], (m) => process.stdout.write(`${m}\n`));
+    process.stdout.write('bench: cold reads through rclone mount and s3fs…\n');
+    const peers = await peerColdReads(s3.url, SIZE, RUNS, median, tools);
+    process.stdout.write('bench: fio, ffprobe, ls -l of 10,000 entries, peak RSS over a long read…\n');
+    const proxy = await startFaultProxy(s3.url);
+    let extraRows: string[][] = [];
+    try {
+      extraRows = await assetfsExtras(proxy.url, proxy, s3.url, tools, {
+        bigRssBytes: Number(process.env.BENCH_RSS_BYTES ?? 4 * GiB),
+        ffprobeBytes: Number(process.env.BENCH_MP4_BYTES ?? 512 * 1024 * 1024 + 4096),
+      });
+    } finally {
+      await proxy.close();
+    }
     process.stdout.write('bench: 64 concurrent readers, before/after…\n');
     const burstRows = await burstBench(s3.url, 'big.bin', SIZE, { readers: 64, burstSecs: Number(process.env.BENCH_BURST_SECS ?? 60), probeSecs: 10 });
     let uploadRows: string[][] = [];
@@ -121,7 +138,14 @@ async function main() {
     rows.push(['cold sequential read through assetfs (dd bs=1M)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.7)`]);
     rows.push(['trivial in-memory fuse-native FS, page cache dropped', `${f(median(trivial))} MiB/s`, 'baseline']);
     rows.push([`warm re-read through assetfs (memory tier${dropped ? ', page cache dropped' : ', page cache NOT dropped'})`, `${f(median(warm))} MiB/s`, `${(median(warm) / median(trivial)).toFixed(2)} × trivial FS (aim ≥ 0.5)`]);
-    rows.push(...burstRows, ...uploadRows);
+    for (const [name, speed] of [['rclone mount --vfs-cache-mode full', peers.rclone], ['s3fs', peers.s3fs]] as const) {
+      rows.push(
+        speed === undefined
+          ? [`cold sequential read through ${name}`, 'skipped (tool not available)', '']
+          : [`cold sequential read through ${name}`, `${f(speed)} MiB/s`, `assetfs is ${(median(cold) / speed).toFixed(2)} × this (aim ≥ 1.3)`],
+      );
+    }
+    rows.push(...extraRows, ...burstRows, ...uploadRows);
     const table = [
       `Benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
       '',

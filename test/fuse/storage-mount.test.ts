@@ -39,8 +39,8 @@ beforeAll(async () => {
     metadataTtl: '30s',
     retry: { maxTime: '20s', requestTimeout: '10s' },
     sources: [
-      { name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY, urlTtl: `${URL_TTL_S}s` },
-      { name: 'blob', type: 'azure-blob', accountUrl: az.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY, urlTtl: `${URL_TTL_S}s` },
+      { name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY, urlTtl: `${URL_TTL_S}s`, readOnly: true },
+      { name: 'blob', type: 'azure-blob', accountUrl: az.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY, urlTtl: `${URL_TTL_S}s`, readOnly: true },
     ],
   });
 });
@@ -105,7 +105,7 @@ describe.each(sources)('%s mount', (src) => {
     expect(b.split(' ')[0]).toBe(want);
   });
 
-  it('a missing file is ENOENT and writing is refused with EROFS', async () => {
+  it('a missing file is ENOENT, and writing into a readOnly source is refused with EROFS', async () => {
     const missing = await shResult(`cat ${q(path(src, 'no/such/file'))}`);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/No such file or directory/);
