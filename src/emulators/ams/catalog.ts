@@ -176,6 +176,62 @@ export class Catalog {
     return names.map((n) => this.record(a, n, size, now, null));
   }
 
+  // --- writes (uploads, mkdir/rename/delete) -------------------------------------------------------
+
+  /**
+   * CreateFileInfos: an AssetFile for every committed blob of the asset's container that has none yet
+   * (uncommitted blocks are not blobs). Existing records are left as they are: MERGE updates them.
+   */
+  async createFileInfos(assetId: string): Promise<FileRec[]> {
+    const a = this.asset(assetId);
+    await this.ensureContainer(a.container);
+    const known = new Set(this.filesOf.get(a.Id)!.map((f) => f.Name));
+    return (await this.azure.list(a.container)).filter((b) => !known.has(b.name)).map((b) => this.record(a, b.name, b.size, b.mtimeMs, b.etag));
+  }
+
+  /**
+   * MERGE of an AssetFile. LastModified moves to now; ContentChecksum is the client's when it sends one,
+   * else (emulator choice, see FileRec) it follows the blob's current ETag, so an overwritten blob gets a
+   * new checksum and hence a new version for clients.
+   */
+  async mergeFile(f: FileRec, patch: { ContentFileSize?: number; MimeType?: string; IsPrimary?: boolean; ContentChecksum?: string }): Promise<void> {
+    const a = this.asset(f.ParentAssetId);
+    const blob = patch.ContentChecksum === undefined ? await this.azure.head(a.container, f.Name) : undefined;
+    if (patch.ContentFileSize !== undefined) f.ContentFileSize = patch.ContentFileSize;
+    if (patch.MimeType !== undefined) f.MimeType = patch.MimeType;
+    if (patch.IsPrimary !== undefined) f.IsPrimary = patch.IsPrimary;
+    f.ContentChecksum = patch.ContentChecksum ?? blob?.etag ?? f.ContentChecksum;
+    f.LastModified = Math.max(Date.now(), f.LastModified + 1);
+    a.LastModified = Math.max(a.LastModified, f.LastModified);
+  }
+
+  /** Deletes the AssetFile and its blob. */
+  async deleteFile(f: FileRec): Promise<void> {
+    const a = this.asset(f.ParentAssetId);
+    const list = this.filesOf.get(a.Id)!;
+    list.splice(list.indexOf(f), 1);
+    this.files.delete(f.Id);
+    a.LastModified = Date.now();
+    await this.azure.remove(a.container, f.Name);
+  }
+
+  /**
+   * Deletes the asset, its files, its locators (GUESS: AMS deleted them with the asset) and its
+   * container with every blob in it.
+   */
+  async deleteAsset(a: AssetRec): Promise<void> {
+    for (const f of this.filesOf.get(a.Id) ?? []) this.files.delete(f.Id);
+    for (const id of this.locatorsOf.get(a.Id) ?? []) this.locators.delete(id);
+    this.locatorsOf.delete(a.Id);
+    this.filesOf.delete(a.Id);
+    this.assets.delete(a.Id);
+    this.assetList.splice(this.assetList.indexOf(a), 1);
+    await (this.aclChain.get(a.Id) ?? Promise.resolve()).catch(() => undefined);
+    this.aclChain.delete(a.Id);
+    this.containers.delete(a.container);
+    await this.azure.container(a.container).deleteIfExists();
+  }
+
   // --- access policies and locators ----------------------------------------------------------------
 
   addPolicy(name: string, minutes: number, permissions: number): PolicyRec {

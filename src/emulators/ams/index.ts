@@ -7,7 +7,9 @@
  *    Every call needs `Authorization: Bearer` (401 when missing, invalid or expired) and `x-ms-version`
  *    (400 when missing). `/API/…` (the legacy root) answers 301 to the same path under `/api/`.
  *  - Locators are stored access policies on the asset's Azurite container (catalog.ts): Azurite checks
- *    every read, its expiry and its revocation; a 6th locator on one asset answers 400.
+ *    every read, its expiry and its revocation; a 6th locator on one asset answers 400. A locator whose
+ *    policy has the Write bit (2) lets its SAS Put Block / Put Block List into the container (uploads).
+ *  - Writes (CreateFileInfos, MERGE, DELETE of Assets and Files): writes.ts.
  * The caller owns the Azurite backing (and the fault proxy that is its public face): close() leaves it up.
  */
 import type { IncomingMessage } from 'node:http';
@@ -16,6 +18,7 @@ import { HttpError, Router, sendEmpty, sendJson, startEmulatorServer, type Ctx, 
 import { bearer, Signer } from '../common/signing.js';
 import { Catalog, MAX_LOCATORS_PER_ASSET, type AssetRec, type FileRec, type LocatorRec, type PolicyRec } from './catalog.js';
 import { entity, fmtDate, odataError, page, parseDate, parseKey, sendEntity, sendError, sendSet, type Mode } from './odata.js';
+import { addWriteRoutes, badName } from './writes.js';
 
 export interface AmsEmulatorOptions {
   azure: AzureBacking;
@@ -109,6 +112,14 @@ export class AmsEmulator {
   liveAccessPolicies(): number {
     return this.catalog.policies.size;
   }
+  /** Locators whose SAS can write (upload locators), on all assets. */
+  liveWriteLocators(): number {
+    return [...this.catalog.locators.values()].filter((l) => l.permissions.includes('w')).length;
+  }
+  /** Access policies with the Write bit. */
+  liveWritePolicies(): number {
+    return [...this.catalog.policies.values()].filter((p) => (p.Permissions & 2) !== 0).length;
+  }
 
   async start(): Promise<this> {
     this.srv = await startEmulatorServer({
@@ -141,6 +152,8 @@ export class AmsEmulator {
     r.on('GET', /^\/api\/Assets\/?$/, this.api((c, m) => this.set(c, m, 'Assets', this.catalog.assetList.filter((a) => a.State !== 2), (a) => this.assetJson(a, m))));
     r.on('POST', /^\/api\/Assets\/?$/, this.api(async (c, m) => {
       const b = await c.json<{ Name?: string; AlternateId?: string; Options?: number }>();
+      const why = b.Name === undefined ? undefined : badName(b.Name);
+      if (why) throw bad(why, m);
       const a = this.catalog.createAsset(b.Name ?? '', { alternateId: b.AlternateId, options: Number(b.Options ?? 0) });
       sendEntity(c.res, 201, m, 'Assets', this.assetJson(a, m));
     }));
@@ -183,6 +196,7 @@ export class AmsEmulator {
       if (!(await this.catalog.deleteLocator(this.keyOf(c, m, 'Locator')))) throw notFound('Locator', m);
       sendEmpty(c.res, 204);
     }));
+    addWriteRoutes(r, { catalog: this.catalog, api: (fn) => this.api(fn), keyOf: (c, m, w) => this.keyOf(c, m, w), assetOf: (c, m) => this.assetOf(c, m) });
     return r;
   }
 
@@ -235,7 +249,8 @@ export class AmsEmulator {
     const type = Number(b.Type ?? 1);
     if (type === 2) throw bad('OnDemandOrigin locators (Type 2) are not available in this emulator.', m);
     if (type !== 1) throw bad(`Invalid locator Type ${JSON.stringify(b.Type)}.`, m);
-    if (!(this.catalog.filesOf.get(a.Id)?.length)) throw bad(`A SAS locator can only be created for an asset with files; asset ${a.Id} has none.`, m);
+    // GUESS: the "asset with files" rule is about reading; upload locators (Write bit) go on empty assets.
+    if ((p.Permissions & 2) === 0 && !(this.catalog.filesOf.get(a.Id)?.length)) throw bad(`A SAS locator can only be created for an asset with files; asset ${a.Id} has none.`, m);
     const now = Date.now();
     const start = b.StartTime === undefined || b.StartTime === null ? now : parseDate(b.StartTime);
     if (start === undefined) throw bad(`Invalid StartTime ${JSON.stringify(b.StartTime)}.`, m);

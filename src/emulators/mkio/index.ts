@@ -20,16 +20,17 @@
  *  - Rate limits as documented, per project: `rateLimits` GETs and writes per sliding minute → 429
  *    with Retry-After (seconds until the oldest call leaves the window).
  * Seeding (createAsset, putFile, seedMany) writes records directly and bytes to the real storage.
+ * Uploads bypass the API as on MK.IO: `storageCredential()` is a source's `storage:` key for them.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { HttpError, Router, sendEmpty, sendJson, startEmulatorServer, type Ctx, type EmulatorServer, type Route } from '../common/server.js';
 import { Signer } from '../common/signing.js';
 import type { AzureBacking, S3Backing, StoredObject } from '../common/backing.js';
-import { AssetStore, type StorageAccount, type StorageKind } from './store.js';
+import { AssetStore, type CredentialOptions, type StorageAccount, type StorageCredentialConfig, type StorageKind } from './store.js';
 import { addGatewayRoutes, type AccessClaims } from './gateway.js';
 
-export { AZURE_ACCOUNT, S3_ACCOUNT, type StorageKind } from './store.js';
+export { AZURE_ACCOUNT, S3_ACCOUNT, type CredentialOptions, type StorageCredentialConfig, type StorageKind } from './store.js';
 export const MKIO_DEFAULT_PROJECT = 'demo-project';
 export const MKIO_DEFAULT_TOKEN = 'mkio-emulator-token';
 
@@ -144,6 +145,11 @@ export class MkioEmulator {
       names.push(name);
     }
     return names;
+  }
+
+  /** A `storage:` credential that writes to the registered account of `kind` (AssetStore.credential). */
+  storageCredential(kind: StorageKind, opts?: CredentialOptions): StorageCredentialConfig {
+    return this.store.credential(kind, opts);
   }
 
   asset(name: string): AssetRecord | undefined {

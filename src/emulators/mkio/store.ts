@@ -9,10 +9,26 @@
  *    segment inside it, so a file is the key `{container}/{subPath}/{path}`. (MK.IO registers S3
  *    storage with one fixed `bucketName`, yet keeps (container, storage) unique per asset.)
  * Paths handed in here are already joined (`{subPath}/{path}`, no leading or trailing '/').
+ *
+ * Uploads (providers.md §1 "Upload"): MK.IO has no upload endpoint, clients write to the registered
+ * storage with the customer's own credential. `credential()` hands out such a credential, in the shape
+ * of an mkio source's `storage:` key. The real servers check it (Azurite the SAS signature and
+ * permissions; s3rver only the access key id, it does not verify SigV4 signatures), and the bytes land
+ * where the listing and the gateway read them.
  */
 import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import {
+  AccountSASPermissions,
+  AccountSASResourceTypes,
+  AccountSASServices,
+  ContainerSASPermissions,
+  StorageSharedKeyCredential,
+  generateAccountSASQueryParameters,
+  generateBlobSASQueryParameters,
+} from '@azure/storage-blob';
 import type { AzureBacking, S3Backing, StoredObject } from '../common/backing.js';
 import { s3rverClient } from '../../demo/seed-storage.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY } from '../storage-servers.js';
 
 export type StorageKind = 'azure' | 's3';
 
@@ -28,6 +44,26 @@ export interface StorageAccount {
 export interface FolderListing {
   files: { name: string; size: number; etag: string; mtimeMs: number }[];
   folders: { name: string }[];
+}
+
+/** An mkio source's `storage:` key (src/config/schema.ts StorageCredential). */
+export interface StorageCredentialConfig {
+  type: StorageKind;
+  url?: string;
+  sasToken?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  region?: string;
+  bucket?: string;
+}
+
+export interface CredentialOptions {
+  /** Azure: a container SAS on this container's URL instead of an account SAS on the account URL. */
+  container?: string;
+  /** Azure SAS lifetime; default 1 h. */
+  ttlMs?: number;
+  /** Azure SAS permissions; default `racwdl` (everything an uploader does). */
+  permissions?: string;
 }
 
 export const AZURE_ACCOUNT = 'primary-azure';
@@ -59,6 +95,25 @@ export class AssetStore {
     const a = [...this.accounts.values()].find((x) => x.kind === kind);
     if (!a) throw new Error(`the MK.IO emulator was started without ${kind} storage`);
     return a;
+  }
+
+  /** A storage credential for the registered account of `kind` (see the header). */
+  credential(kind: StorageKind, opts: CredentialOptions = {}): StorageCredentialConfig {
+    const acct = this.accountOf(kind);
+    if (kind === 's3') return { type: 's3', url: acct.url, accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY, region: 'us-east-1', bucket: this.s3b().bucket };
+    const key = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
+    const expiresOn = new Date(Date.now() + (opts.ttlMs ?? 3_600_000));
+    const startsOn = new Date(Date.now() - 5 * 60_000); // clock skew
+    const permissions = opts.permissions ?? 'racwdl';
+    if (opts.container) {
+      const sas = generateBlobSASQueryParameters({ containerName: opts.container, permissions: ContainerSASPermissions.parse(permissions), startsOn, expiresOn }, key).toString();
+      return { type: 'azure', url: `${acct.url}/${opts.container}`, sasToken: `?${sas}` };
+    }
+    const sas = generateAccountSASQueryParameters(
+      { permissions: AccountSASPermissions.parse(permissions), resourceTypes: AccountSASResourceTypes.parse('sco').toString(), services: AccountSASServices.parse('b').toString(), startsOn, expiresOn },
+      key,
+    ).toString();
+    return { type: 'azure', url: acct.url, sasToken: `?${sas}` };
   }
 
   private az(): AzureBacking {

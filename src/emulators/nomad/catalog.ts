@@ -9,6 +9,8 @@
  *    paging with `pageOffset` sees every matching record exactly once while nothing changes.
  *  - The default order of a folder's children (title ascending) is cached and dropped on any change
  *    of that folder, so paging a 10,000-entry folder does not sort it once per page.
+ *  - relocate() and remove() keep the name index, the cached orders and (across buckets) the
+ *    bucketName of a whole subtree consistent; callers check name clashes and cycles first.
  */
 import { randomUUID } from 'node:crypto';
 import { HttpError } from '../common/server.js';
@@ -21,8 +23,8 @@ export interface AssetRecord {
   parentId: string | null;
   name: string;
   readonly type: AssetType;
-  /** The bucket the record lives in (its own name for a bucket). */
-  readonly bucketName: string;
+  /** The bucket the record lives in (its own name for a bucket); changes when a move crosses buckets. */
+  bucketName: string;
   /** S3 key of the bytes in the backing; '' for buckets and folders. */
   objectKey: string;
   assetStatus: string;
@@ -94,6 +96,39 @@ export class Catalog {
   touch(rec: AssetRecord): void {
     rec.modifiedMs = this.tick();
     this.sortedCache.delete(rec.parentId ?? '');
+  }
+
+  /** Renames and/or moves `rec` to `name` under `parentId`; the caller checked that the name is free there. */
+  relocate(rec: AssetRecord, parentId: string | null, name: string): void {
+    const from = rec.parentId ?? '';
+    this.names.get(from)?.delete(rec.name);
+    this.sortedCache.delete(from);
+    rec.parentId = parentId;
+    rec.name = name;
+    const to = parentId ?? '';
+    let m = this.names.get(to);
+    if (!m) this.names.set(to, (m = new Map()));
+    m.set(name, rec.id);
+    const bucket = parentId === null ? name : this.assets.get(parentId)?.bucketName;
+    if (bucket !== undefined && bucket !== rec.bucketName) {
+      for (const r of [rec, ...(rec.type === 'File' ? [] : this.descendants(rec.id))]) r.bucketName = bucket;
+    }
+    this.touch(rec);
+  }
+
+  /** Removes `rec` and everything below it; returns the removed records (their bytes are the caller's). */
+  remove(rec: AssetRecord): AssetRecord[] {
+    const gone = rec.type === 'File' ? [rec] : [rec, ...this.descendants(rec.id)];
+    for (const r of gone) {
+      const key = r.parentId ?? '';
+      this.names.get(key)?.delete(r.name);
+      this.sortedCache.delete(key);
+      this.names.delete(r.id);
+      this.sortedCache.delete(r.id);
+      this.assets.delete(r.id);
+    }
+    this.tick();
+    return gone;
   }
 
   /** Children of `parentId` ('' / null = root), title ascending, ties by id. */

@@ -1,7 +1,8 @@
 /**
  * A loopback emulator of the Nomad Media admin API (providers.md §4), for tests and `assetfs demo`:
  * login / refresh-token / ping, `POST /api/admin/search` with filters and page-index paging,
- * `GET /api/admin/asset/{id}` (+ `/detail`, `/resolve-full-url`), RFC 7807 error bodies.
+ * `GET /api/admin/asset/{id}` (+ `/detail`, `/resolve-full-url`), RFC 7807 error bodies; multipart
+ * uploads (uploads.ts) and folder create / rename / move / delete (folders.ts).
  *
  * Invariants:
  *  - Bearer tokens really expire (`tokenTtlMs`, mutable) and are really checked; an expired one is
@@ -19,6 +20,8 @@ import { bearer, Signer } from '../common/signing.js';
 import type { S3Backing } from '../common/backing.js';
 import { Catalog, type AssetRecord, type SearchFilter, type SortField } from './catalog.js';
 import { assetBody, detailBody, errorBody, searchItem, wantedFields } from './shapes.js';
+import { NomadUploads } from './uploads.js';
+import { registerFolderRoutes } from './folders.js';
 
 export { Catalog, type AssetRecord } from './catalog.js';
 
@@ -36,6 +39,12 @@ export interface NomadEmulatorOptions {
   urlTtlMs?: number;
   /** Status of a request with an expired token. Default 401. */
   expiredStatus?: 401 | 403;
+  /** Lifetime of presigned upload part URLs (GUESS: undocumented). Default 60 min. */
+  partUrlTtlMs?: number;
+  /** Smallest upload chunkSize accepted. Default 5 MiB (S3's part minimum). */
+  minChunkSize?: number;
+  /** Registering phase of a completed upload before it is Available. Default 0 (none). */
+  registerMs?: number;
   port?: number;
 }
 
@@ -49,8 +58,13 @@ export class NomadEmulator {
   tokenTtlMs: number;
   refreshTtlMs: number;
   expiredStatus: 401 | 403;
+  partUrlTtlMs: number;
+  minChunkSize: number;
+  registerMs: number;
   readonly catalog = new Catalog();
   readonly s3: S3Backing;
+  /** Open upload sessions (tests look inside; `uploads.expire(id)` loses one). */
+  readonly uploads: NomadUploads;
   private srv: EmulatorServer | undefined;
   private readonly signer = new Signer();
   private readonly users = new Map<string, { id: string; password: string }>();
@@ -68,6 +82,10 @@ export class NomadEmulator {
     this.tokenTtlMs = opts.tokenTtlMs ?? 45 * 60_000;
     this.refreshTtlMs = opts.refreshTtlMs ?? 24 * 3_600_000;
     this.expiredStatus = opts.expiredStatus ?? 401;
+    this.partUrlTtlMs = opts.partUrlTtlMs ?? 60 * 60_000;
+    this.minChunkSize = opts.minChunkSize ?? 5 * 1024 * 1024;
+    this.registerMs = opts.registerMs ?? 0;
+    this.uploads = new NomadUploads(this);
     for (const u of opts.users ?? [DEFAULT_NOMAD_USER]) this.users.set(u.userName.toLowerCase(), { id: randomUUID(), password: u.password });
   }
 
@@ -87,6 +105,7 @@ export class NomadEmulator {
 
   async close(): Promise<void> {
     await this.srv?.close();
+    this.uploads.close();
   }
 
   /** Every access token issued so far is refused as expired from now on. */
@@ -234,7 +253,8 @@ export class NomadEmulator {
     };
   }
 
-  private authorize(ctx: Ctx): Session {
+  /** The session of a request's bearer token; refuses missing, invalid and expired tokens. */
+  authorize(ctx: Ctx): Session {
     const instance = ctx.url.pathname;
     const v = this.signer.verify<{ sub: string; sid: string }>(bearer(ctx.req.headers.authorization));
     if (!v.ok && v.reason === 'expired') throw new HttpError(this.expiredStatus, 'The access token has expired.', { instance });
@@ -321,6 +341,8 @@ export class NomadEmulator {
       const rec = this.asset(ctx);
       sendJson(ctx.res, 200, assetBody(this.catalog, rec, await this.fullUrl(rec)));
     });
+    this.uploads.register(r);
+    registerFolderRoutes(r, this);
     return r;
   }
 }

@@ -7,6 +7,7 @@
  * Auth: a static bearer `token`, or Azure AD client credentials (`tokenUrl`, `clientId`, `clientSecret`,
  * `resource`) through a TokenSession (one login at a time, reused until near expiry, again on 401).
  * Files whose bytes are storage-encrypted are listed but unreadable (EACCES): storage holds ciphertext.
+ * Uploads, mkdir, rmdir, rename (assets) and remove: upload.ts, through `uploader()` unless readOnly.
  */
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { AuthError, FsError, NotFoundError, StaleError, UnavailableError } from '../../core/errors.js';
@@ -14,7 +15,8 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { ApiClient, TokenSession, type Authenticator } from '../common/api-client.js';
 import { LocatorPool } from './locators.js';
-import { AMS_MAX_PAGE, AmsRest, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './rest.js';
+import { AMS_MAX_PAGE, AmsRest, fileVersion, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './rest.js';
+import { AmsUploader } from './upload.js';
 
 export interface AmsProviderDeps {
   log: Logger;
@@ -35,30 +37,32 @@ export function parseRef(ref: Ref): { asset: string; file?: string } | undefined
   return file ? { asset, file } : { asset };
 }
 
-export function fileVersion(f: AmsFile): string {
-  return f.ContentChecksum ?? `${f.Id}:${f.ContentFileSize}:${f.LastModified}`;
-}
+export { fileVersion };
 
 export class AmsProvider implements Provider {
   readonly type = 'ams';
   readonly name: string;
-  readonly caps = { upload: false };
+  readonly caps: { upload: boolean };
   /** The OData client; the upload engine reuses it (and its session). */
   readonly rest: AmsRest;
   private readonly api: ApiClient;
   private readonly locators: LocatorPool;
   private readonly pageSize: number;
+  private readonly log: Logger;
+  private up: AmsUploader | undefined;
 
   constructor(
     private readonly cfg: SourceConfigOf<'ams'>,
     deps: AmsProviderDeps,
   ) {
     this.name = cfg.name;
+    this.caps = { upload: !cfg.readOnly };
+    this.log = deps.log.child({ c: 'ams', source: cfg.name });
     const what = `ams source "${cfg.name}"`;
     this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what) });
     this.rest = new AmsRest(this.api, cfg.restUrl);
     this.pageSize = Math.min(AMS_MAX_PAGE, deps.listPageSize ?? AMS_MAX_PAGE);
-    this.locators = new LocatorPool(this.rest, { ttlMs: cfg.urlTtl, log: deps.log.child({ c: 'ams', source: cfg.name }), what });
+    this.locators = new LocatorPool(this.rest, { ttlMs: cfg.urlTtl, log: this.log, what });
   }
 
   private authenticator(what: string): Authenticator {
@@ -127,9 +131,15 @@ export class AmsProvider implements Provider {
     return r ? this.locators.count(r.asset) : 0;
   }
 
+  /** The uploader (upload.ts): one per provider, so close() can delete the write locators it holds. */
+  uploader(): AmsUploader {
+    this.up ??= new AmsUploader(this.rest, { what: `ams source "${this.name}"`, log: this.log });
+    return this.up;
+  }
+
   async close(): Promise<void> {
     try {
-      await this.locators.close();
+      await Promise.allSettled([this.up?.close(), this.locators.close()]);
     } finally {
       await this.api.close();
     }

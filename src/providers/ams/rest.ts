@@ -1,6 +1,6 @@
 /**
  * The AMS v2 REST client (OData v3): headers, the service-root redirect, `$skip`/`$top` paging and
- * tolerant parsing of both OData JSON flavours. Shared by the provider and (later) the upload engine.
+ * tolerant parsing of both OData JSON flavours. Shared by the provider and its uploader (upload.ts).
  *
  * Invariants:
  *  - Every call carries `x-ms-version: 2.19`, `DataServiceVersion`/`MaxDataServiceVersion: 3.0` and asks
@@ -83,6 +83,11 @@ export function toLocator(j: Json): AmsLocator {
   }
   if (!base) throw new FsError('EIO', `AMS locator ${String(j.Id)} has neither BaseUri nor Path`);
   return { Id: String(j.Id), BaseUri: base.replace(/\/+$/, ''), ContentAccessComponent: sas ?? '', ExpirationDateTime: parseDate(j.ExpirationDateTime) };
+}
+
+/** A file's version: its ContentChecksum when the platform gives one, else `Id:ContentFileSize:LastModified`. */
+export function fileVersion(f: AmsFile): string {
+  return f.ContentChecksum ?? `${f.Id}:${f.ContentFileSize}:${f.LastModified}`;
 }
 
 /** The entities of a set answer (verbose `d.results` or `d`, light `value`), and its next link if any. */

@@ -56,6 +56,21 @@ export interface FileAccessInfo {
   subPath?: string | null;
 }
 
+/** A registered storage account (`GET …/media/storage`, providers.md §1 "Upload"). */
+export interface MkioStorageAccount {
+  name: string;
+  spec?: { type?: string; url?: string; bucketName?: string; description?: string };
+}
+
+/** `properties` of an asset creation (providers.md §1 "mkdir (create asset)"). */
+export interface AssetCreation {
+  storageAccountName: string;
+  container: string;
+  subPath?: string;
+  description?: string;
+  containerDeletionPolicy?: 'Retain' | 'Delete';
+}
+
 export class MkioApi {
   readonly client: ApiClient;
   private readonly base: string;
@@ -118,6 +133,31 @@ export class MkioApi {
     const info = await this.client.json<FileAccessInfo>({ method: 'POST', path: `${this.assetPath(name)}/getFileAccessInfo`, signal });
     if (!info || typeof info.url !== 'string') throw new FsError('EIO', `${name}: getFileAccessInfo answered without a url`);
     return info;
+  }
+
+  /** Registered storage accounts of the project (one page: projects hold a handful). */
+  async storageAccounts(signal?: AbortSignal): Promise<MkioStorageAccount[]> {
+    const r = await this.client.json<{ value?: MkioStorageAccount[] }>({ path: `${this.base}storage`, signal });
+    return (r?.value ?? []).filter((a) => typeof a?.name === 'string');
+  }
+
+  /**
+   * `PUT assets/{name}`. 409 (the container already belongs to another asset of this storage) is an
+   * answer, not an error, so the caller can pick another container: `undefined` then.
+   */
+  async createAsset(name: string, properties: AssetCreation, signal?: AbortSignal): Promise<MkioAsset | undefined> {
+    const r = await this.client.send({ method: 'PUT', path: this.assetPath(name), json: { properties }, accept: [409], signal });
+    if (r.status === 409) return undefined;
+    try {
+      return JSON.parse(r.text) as MkioAsset;
+    } catch {
+      return { name, properties }; // created; a body is a courtesy
+    }
+  }
+
+  /** `DELETE assets/{name}`: the container stays unless the asset's containerDeletionPolicy is Delete. */
+  async deleteAsset(name: string, signal?: AbortSignal): Promise<void> {
+    await this.client.send({ method: 'DELETE', path: this.assetPath(name), signal });
   }
 
   close(): Promise<void> {

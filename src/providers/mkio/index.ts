@@ -26,6 +26,7 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { MkioApi, type MkioAsset, type StorageFileRow, type StorageListing } from './api.js';
 import { AccessCache } from './access.js';
+import { MkioUploader } from './upload.js';
 
 export interface MkioProviderDeps {
   log: Logger;
@@ -49,9 +50,11 @@ const childRef = (asset: string, path: string, dir: boolean) => `${encodeURIComp
 export class MkioProvider implements Provider {
   readonly type = 'mkio';
   readonly name: string;
-  readonly caps = { upload: false };
+  /** Uploads write straight to the asset's storage, so they need the source's `storage:` credential. */
+  readonly caps: { upload: boolean };
   readonly api: MkioApi;
   private readonly access: AccessCache;
+  private up: MkioUploader | undefined;
   private warnedPath = false;
 
   constructor(
@@ -59,6 +62,7 @@ export class MkioProvider implements Provider {
     private readonly deps: MkioProviderDeps,
   ) {
     this.name = cfg.name;
+    this.caps = { upload: !cfg.readOnly && !!cfg.storage };
     this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio ${cfg.name}` });
     this.access = new AccessCache(this.api, `mkio ${cfg.name}`);
   }
@@ -202,7 +206,14 @@ export class MkioProvider implements Provider {
     } catch { /* not our ref: nothing cached for it */ }
   }
 
+  /** One uploader per provider (it caches asset lookups and holds the storage client). */
+  uploader(): MkioUploader {
+    if (!this.cfg.storage) throw new FsError('EROFS', `${this.name}: MK.IO takes uploads only with a \`storage:\` credential`);
+    return (this.up ??= new MkioUploader(this.api, this.cfg.storage, `mkio ${this.name}`));
+  }
+
   async close(): Promise<void> {
+    this.up?.close();
     await Promise.all([this.api.close(), this.access.close()]);
   }
 }

@@ -1,6 +1,6 @@
 /**
- * The Nomad admin API as the provider (and later the upload engine) uses it: a bearer session and
- * the calls for search, asset and detail (providers.md §4).
+ * The Nomad admin API as the provider and its uploader use it: a bearer session and the calls for
+ * search, asset and detail, the multipart upload and the catalog edits (providers.md §4).
  *
  * Invariants:
  *  - One login at a time (TokenSession). A login uses the refresh token first when one is held; a
@@ -83,6 +83,38 @@ export interface NomadAssetDetail {
   assetStats?: { totalContentLength?: number | string; lastModifiedDate?: string; [k: string]: unknown };
   properties?: Record<string, unknown>;
   [k: string]: unknown;
+}
+
+/** One part of an upload session as `upload/start` (and the GUESSed upload query) describe it. */
+export interface NomadUploadPart {
+  id: string;
+  url: string;
+  partNumber: number;
+  startingPosition: number;
+  /** Inclusive (providers.md GUESS). */
+  endingPosition: number;
+  isCompleted?: boolean;
+  /** GUESS: not in the documented part shape; the emulator sends it for completed parts. */
+  etag?: string | null;
+}
+
+export interface NomadUploadSession {
+  id: string;
+  assetId?: string;
+  contentLength?: number;
+  parts?: NomadUploadPart[];
+  [k: string]: unknown;
+}
+
+export interface NomadUploadStart {
+  displayName: string;
+  relativePath: string;
+  parentId: string;
+  contentLength: number;
+  chunkSize: number;
+  uploadOverwriteOption: 'Cancel' | 'Continue' | 'Replace' | 'AssetReplace';
+  existingAssetId: string | null;
+  languageId: string | null;
 }
 
 /** Fields a listing asks for: enough for name, kind, size, time, version and readability. */
@@ -183,6 +215,49 @@ export class NomadClient {
 
   getDetail(id: string, signal?: AbortSignal): Promise<NomadAssetDetail> {
     return this.api.json<NomadAssetDetail>({ path: `admin/asset/${encodeURIComponent(id)}/detail`, signal });
+  }
+
+  startUpload(body: NomadUploadStart, signal?: AbortSignal): Promise<NomadUploadSession> {
+    return this.api.json<NomadUploadSession>({ method: 'POST', path: 'asset/upload/start', json: body, signal });
+  }
+
+  /** GUESS (undocumented): the session again, with fresh part URLs and the parts' isCompleted. */
+  getUpload(uploadId: string, signal?: AbortSignal): Promise<NomadUploadSession> {
+    return this.api.json<NomadUploadSession>({ path: `asset/upload/${encodeURIComponent(uploadId)}`, signal });
+  }
+
+  completePart(partId: string, etag: string, signal?: AbortSignal): Promise<unknown> {
+    return this.api.json({ method: 'POST', path: `asset/upload/part/${encodeURIComponent(partId)}/complete`, json: { etag }, signal });
+  }
+
+  completeUpload(uploadId: string, signal?: AbortSignal): Promise<{ items?: { id?: string }[]; totalItemCount?: number } | undefined> {
+    return this.api.json({ method: 'POST', path: `asset/upload/${encodeURIComponent(uploadId)}/complete`, json: {}, signal });
+  }
+
+  cancelUpload(uploadId: string, message: string, signal?: AbortSignal): Promise<unknown> {
+    return this.api.json({ method: 'POST', path: `asset/upload/${encodeURIComponent(uploadId)}/cancel`, query: { message }, json: {}, signal });
+  }
+
+  createFolder(parentId: string, displayName: string, signal?: AbortSignal): Promise<{ id?: string } | undefined> {
+    return this.api.json({ method: 'POST', path: `admin/asset/${encodeURIComponent(parentId)}/create-folder`, json: { displayName }, signal });
+  }
+
+  renameAsset(id: string, displayName: string, signal?: AbortSignal): Promise<unknown> {
+    return this.api.json({ method: 'PATCH', path: `admin/asset/${encodeURIComponent(id)}`, json: { displayName }, signal });
+  }
+
+  moveAsset(id: string, destinationFolderAssetId: string, name: string | null, signal?: AbortSignal): Promise<unknown> {
+    return this.api.json({
+      method: 'POST',
+      path: `admin/asset/${encodeURIComponent(id)}/move`,
+      json: { targetIds: [id], actionArguments: { destinationFolderAssetId, name }, batchAction: null, contentDefinitionId: null, schemaName: null, userId: this.userId ?? null, resolverExempt: false },
+      signal,
+    });
+  }
+
+  /** Deletes an asset; a folder goes with everything below it. */
+  deleteAsset(id: string, signal?: AbortSignal): Promise<unknown> {
+    return this.api.json({ method: 'DELETE', path: `admin/asset/${encodeURIComponent(id)}`, signal });
   }
 
   /** Keeps the user session alive (POST /api/account/ping). */

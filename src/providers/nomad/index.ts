@@ -9,7 +9,9 @@
  *    presigned one on the next locate; the URL's own X-Amz-Date + X-Amz-Expires bound its use.
  *  - Assets whose status is not Available/Restored are listed with `unreadable` (entries.ts), and
  *    locate() refuses them with UnavailableError naming the status, logging why.
- *  - The client (client.ts) keeps the session; an upload engine can reuse `this.client`.
+ *  - The client (client.ts) keeps the session; the uploader (upload.ts) shares it and resolves
+ *    names through this provider's list()/stat(), so its versions are the listed ones.
+ *  - caps.upload is `!readOnly`: Nomad takes multipart uploads and folder edits.
  */
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { FsError, UnavailableError } from '../../core/errors.js';
@@ -17,6 +19,7 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { NomadClient, type SearchFilter } from './client.js';
 import { factsOfAsset, factsOfItem, isDir, presignedExpiry, toEntry, unreadableFor } from './entries.js';
+import { NomadUploader } from './upload.js';
 
 export interface NomadProviderDeps {
   log: Logger;
@@ -27,7 +30,7 @@ export interface NomadProviderDeps {
 export class NomadProvider implements Provider {
   readonly type = 'nomad';
   readonly name: string;
-  readonly caps = { upload: false };
+  readonly caps: { upload: boolean };
   readonly client: NomadClient;
   private readonly log: Logger;
 
@@ -36,6 +39,7 @@ export class NomadProvider implements Provider {
     private readonly deps: NomadProviderDeps,
   ) {
     this.name = cfg.name;
+    this.caps = { upload: !cfg.readOnly };
     this.log = deps.log.child({ c: 'nomad', source: cfg.name });
     this.client = new NomadClient(
       { name: cfg.name, baseUrl: cfg.baseUrl, username: cfg.username, password: cfg.password, applicationId: cfg.applicationId },
@@ -87,6 +91,11 @@ export class NomadProvider implements Provider {
     // The fallback version (no eTag field) is a Nomad revision, not the S3 ETag: then ETags are not compared.
     const fallback = obj.version.includes(':');
     return { url: facts.fullUrl, expiresAt: presignedExpiry(facts.fullUrl) ?? Date.now() + this.cfg.urlTtl, ...(fallback ? { etagIsVersion: false } : {}) };
+  }
+
+  /** A fresh uploader (its own folder-id cache) on this provider's session; `partSize` for tests. */
+  uploader(opts: { partSize?: number } = {}): NomadUploader {
+    return new NomadUploader(this.client, this, { rootFolderId: this.cfg.rootFolderId, partSize: opts.partSize });
   }
 
   async close(): Promise<void> {
