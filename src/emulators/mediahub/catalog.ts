@@ -52,10 +52,12 @@ const MIME: Record<string, string> = {
 };
 
 const extOf = (name: string) => (name.includes('.') ? name.split('.').pop()!.toLowerCase() : '');
-const newId = () => randomBytes(12).toString('hex');
+export const newId = () => randomBytes(12).toString('hex');
 
 export interface PutFileInput {
   pipelineId: string;
+  /** The id of a new record (an upload announces its file id up front); ignored when the key already has a record. */
+  id?: string;
   /** Path-like key inside the pipeline; null/absent for a file with no object key. */
   objectKey?: string | null;
   /** Defaults to the last segment of objectKey. */
@@ -94,6 +96,12 @@ export class MediahubCatalog {
     this.generation++;
   }
 
+  /** Whether any record lives in the pipeline (the emulator knows pipelines only through their files). */
+  hasPipeline(pipelineId: string): boolean {
+    for (const r of this.files.values()) if (r.pipelineId === pipelineId) return true;
+    return false;
+  }
+
   byKey(pipelineId: string, objectKey: string): FileRec | undefined {
     for (const r of this.files.values()) if (r.pipelineId === pipelineId && r.objectKey === objectKey) return r;
     return undefined;
@@ -109,7 +117,7 @@ export class MediahubCatalog {
   async putFile(input: PutFileInput): Promise<FileRec> {
     const objectKey = input.objectKey ? input.objectKey : null;
     const existing = objectKey ? this.byKey(input.pipelineId, objectKey) : undefined;
-    const id = existing?.id ?? newId();
+    const id = existing?.id ?? input.id ?? newId();
     const type = input.type ?? 'file';
     let size = 0;
     let etag = '';

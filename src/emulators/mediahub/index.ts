@@ -1,8 +1,8 @@
 /**
  * A loopback emulator of the Xvid MediaHub API (providers.md §5), base path `/v1/` (a provider's
  * baseUrl is `{url}/v1`). Implemented: OAuth2 client-credentials tokens, the flat paged file listing,
- * one file, download links (JSON or 302 to a presigned S3 URL), DELETE of a file. Uploads are a later
- * issue (their routes answer 404 like any unknown file id).
+ * one file, download links (JSON or 302 to a presigned S3 URL), DELETE of a file, and uploads through an
+ * S3 POST form (uploads.ts, form-post.ts).
  *
  * Invariants:
  *  - Every /v1 call but the token call needs `Authorization: Bearer <token>`; a missing, forged or
@@ -16,8 +16,11 @@ import type { S3Backing } from '../common/backing.js';
 import { HttpError, Router, sendEmpty, sendJson, startEmulatorServer, type Ctx, type EmulatorServer } from '../common/server.js';
 import { Signer, bearer } from '../common/signing.js';
 import { MediahubCatalog, toApi, type FileRec, type PutArchiveInput, type PutFileInput } from './catalog.js';
+import { MediahubUploads, uploadRoutes } from './uploads.js';
 
 export { MediahubCatalog, toApi, type FileRec, type PutArchiveInput, type PutFileInput } from './catalog.js';
+export { MediahubUploads, type UploadSession, type UploadStatus } from './uploads.js';
+export { FORM_ACCESS_KEY } from './form-post.js';
 
 export const MEDIAHUB_CLIENT = { id: 'mediahub-demo-client', secret: 'mediahub-demo-secret' } as const;
 
@@ -46,6 +49,12 @@ export interface MediahubEmulatorOptions {
   /** Lifetime of download URLs requested without expiry_time. Default 15 min. */
   urlTtlMs?: number;
   port?: number;
+  /** Pipelines that take uploads before they hold any file (those holding files always do). */
+  pipelines?: string[];
+  /** Lifetime of the S3 POST policies of uploads. Default 24 h (GUESS). */
+  policyTtlMs?: number;
+  /** The policy's content-length-range maximum per chunk. Default 5 GiB (S3's POST limit). */
+  maxChunkBytes?: number;
 }
 
 export interface MediahubEmulator {
@@ -55,6 +64,10 @@ export interface MediahubEmulator {
   readonly server: EmulatorServer;
   readonly catalog: MediahubCatalog;
   readonly backing: S3Backing;
+  /** Upload sessions (uploads.ts): tests look at chunks and expire sessions. */
+  readonly uploads: MediahubUploads;
+  /** Lets uploads into a pipeline that holds no file yet. */
+  addPipeline(id: string): void;
   /** Mutable at runtime: the lifetime of tokens issued from now on. */
   tokenTtlMs: number;
   /** Mutable at runtime: lifetime of download URLs requested without expiry_time. */
@@ -101,6 +114,12 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
   // `state` is the returned object: tokenTtlMs/urlTtlMs are read from it at request time.
   const state = { tokenTtlMs: opts.tokenTtlMs ?? 7_200_000, urlTtlMs: opts.urlTtlMs ?? 15 * 60_000 };
   let apiBase = '';
+  let emuUrl = '';
+  const pipelines = new Set(opts.pipelines ?? []);
+  const uploads = new MediahubUploads({
+    catalog, s3: opts.s3, base: () => emuUrl, pipelines,
+    policyTtlMs: opts.policyTtlMs ?? 24 * 3_600_000, maxChunkBytes: opts.maxChunkBytes ?? 5 * 1024 ** 3,
+  });
 
   const authorize = (ctx: Ctx) => {
     const v = signer.verify<{ cid: string }>(bearer(ctx.req.headers.authorization));
@@ -131,6 +150,8 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
       token_type: 'Bearer',
     });
   });
+
+  uploadRoutes(router, uploads, (ctx) => authorize(ctx));
 
   router.on('GET', /^\/v1\/files\/downloads\/?$/, async (ctx) => {
     authorize(ctx);
@@ -203,6 +224,7 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
     expireTokens: () => signer.revokeAll(),
   });
   apiBase = `${server.url}/v1`;
+  emuUrl = server.url;
 
   const emu: MediahubEmulator = {
     url: server.url,
@@ -210,6 +232,8 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
     server,
     catalog,
     backing: opts.s3,
+    uploads,
+    addPipeline: (id) => void pipelines.add(id),
     get tokenTtlMs() { return state.tokenTtlMs; },
     set tokenTtlMs(v: number) { state.tokenTtlMs = v; },
     get urlTtlMs() { return state.urlTtlMs; },
@@ -220,7 +244,10 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
     seedMany: (pipelineId, prefix, n, shared) => catalog.seedMany(pipelineId, prefix, n, shared),
     removeFile: (id) => catalog.remove(id),
     expireTokens: () => signer.revokeAll(),
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      uploads.close();
+    },
   };
   return emu;
 }

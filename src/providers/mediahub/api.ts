@@ -1,5 +1,5 @@
 /**
- * The MediaHub API as the provider (and later the upload engine) uses it: an OAuth2 client-credentials
+ * The MediaHub API as the provider and its uploader (upload.ts) use it: an OAuth2 client-credentials
  * session, the flat paged file listing, one file, and download links. Tolerant of the answers
  * providers.md marks GUESS: `expires_in` as string or number, `{file}` wrapped or bare, `{url}`,
  * `{urls}` or a 302 Location, `total` present or not.
@@ -117,22 +117,22 @@ export class MediahubApi {
 
   private readonly closeLogin: () => Promise<void>;
 
-  /** One page of the flat listing, oldest first (stable order for offset paging). */
-  async listPage(start: number, limit: number, signal?: AbortSignal): Promise<{ files: MhFile[]; total: number | undefined }> {
+  /** One page of the flat listing (of one pipeline, when given), oldest first (stable order for offset paging). */
+  async listPage(start: number, limit: number, signal?: AbortSignal, pipeline?: string): Promise<{ files: MhFile[]; total: number | undefined }> {
     const page = await this.http.json<Page>({
       path: 'files/', signal,
-      query: { start, limit, type: 'file,folder,archive', sort: 'created_at', direction: 1 },
+      query: { start, limit, type: 'file,folder,archive', sort: 'created_at', direction: 1, 'pipeline.id': pipeline },
     });
     const total = page?.total === undefined ? undefined : Number(page.total);
     return { files: (page?.files ?? []).filter((f) => f && typeof f.id === 'string'), total: Number.isFinite(total) ? total : undefined };
   }
 
   /** Every record, paging by start/limit, each id once. */
-  async *listAll(pageSize: number, signal?: AbortSignal): AsyncIterable<MhFile> {
+  async *listAll(pageSize: number, signal?: AbortSignal, pipeline?: string): AsyncIterable<MhFile> {
     const limit = Math.max(1, Math.min(MAX_PAGE, Math.floor(pageSize)));
     const seen = new Set<string>();
     for (let start = 0; ; start += limit) {
-      const { files, total } = await this.listPage(start, limit, signal);
+      const { files, total } = await this.listPage(start, limit, signal, pipeline);
       for (const f of files) {
         if (seen.has(f.id)) continue;
         seen.add(f.id);

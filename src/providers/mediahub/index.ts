@@ -9,7 +9,7 @@
  *  - a folder missing from the snapshot triggers one fresh pass (a file just added), unless the
  *    snapshot was taken after the call began or less than a second ago (bounds passes under repeated misses).
  * Files, archives and items are stat'ed through `GET /files/{id}`: always fresh, so a changed file
- * shows its new version at once.
+ * shows its new version at once. Uploads: upload.ts (`uploader()`, `caps.upload` unless readOnly).
  */
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { FsError, NotFoundError, TransientError, UnavailableError } from '../../core/errors.js';
@@ -17,8 +17,10 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { MediahubApi, type MhFile } from './api.js';
 import { Tree, archiveEntry, fileEntry, itemEntries, parseRef } from './tree.js';
+import { MediahubUploader, type MediahubUploaderOptions } from './upload.js';
 
 export { MediahubApi } from './api.js';
+export { MediahubUploader, splitUploadId } from './upload.js';
 
 export interface MediahubProviderDeps {
   log: Logger;
@@ -46,11 +48,13 @@ function race<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
 export class MediahubProvider implements Provider {
   readonly type = 'mediahub';
   readonly name: string;
-  readonly caps = { upload: false };
+  readonly caps: { upload: boolean };
   /** The API client and its session: the upload engine reuses them. */
   readonly api: MediahubApi;
   private snap: { tree: Tree; startedAt: number } | undefined;
   private loading: Promise<Tree> | undefined;
+  /** When our uploader last changed the catalog: passes started before it do not become the snapshot. */
+  private changedAt = 0;
 
   constructor(
     private readonly cfg: SourceConfigOf<'mediahub'>,
@@ -58,6 +62,15 @@ export class MediahubProvider implements Provider {
   ) {
     this.name = cfg.name;
     this.api = new MediahubApi(cfg);
+    this.caps = { upload: !cfg.readOnly };
+  }
+
+  /** The uploader (upload.ts); its changes drop the listing snapshot, so new files list at once. */
+  uploader(opts: Omit<MediahubUploaderOptions, 'name' | 'onChange'> = {}): MediahubUploader {
+    return new MediahubUploader(this.api, { ...opts, name: this.name, onChange: () => {
+      this.snap = undefined;
+      this.changedAt = Date.now();
+    } });
   }
 
   /** A fresh snapshot pass, or the one already under way. */
@@ -68,7 +81,7 @@ export class MediahubProvider implements Provider {
         const records: MhFile[] = [];
         for await (const f of this.api.listAll(this.deps.listPageSize ?? 1000)) records.push(f);
         const tree = new Tree(records);
-        if (!this.snap || this.snap.startedAt <= startedAt) this.snap = { tree, startedAt };
+        if ((!this.snap || this.snap.startedAt <= startedAt) && startedAt >= this.changedAt) this.snap = { tree, startedAt };
         this.deps.log.debug({ source: this.name, records: tree.count, ms: Date.now() - startedAt }, 'mediahub catalog listed');
         return tree;
       })().finally(() => (this.loading = undefined));

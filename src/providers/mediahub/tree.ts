@@ -68,6 +68,12 @@ export function leafName(f: MhFile): string {
   return placement(f).leaf;
 }
 
+/** The record's path below its pipeline, as the tree shows it (what upload targets name). */
+export function recordPath(f: MhFile): string[] {
+  const { parent, leaf } = placement(f);
+  return [...parent, leaf];
+}
+
 /** The folder segments (below the pipeline) that hold the record, or make it for a folder record. */
 function placement(f: MhFile): { parent: string[]; leaf: string } {
   const segs = keySegments(f.object_key);
