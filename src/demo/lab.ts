@@ -96,7 +96,8 @@ export async function startPlatformLab(opts: LabOptions): Promise<PlatformLab> {
       { name: 's3', type: 's3', endpoint: s3Proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
       { name: 'blob', type: 'azure-blob', accountUrl: azurite.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY },
       { name: 'wordbee', type: 'wordbee', baseUrl: wordbee.apiUrl, accountId: 'demo', apiKey: 'wordbee-demo-key', scopes: ['pr7214'] },
-      { name: 'mkio', type: 'mkio', baseUrl: mkio.url, project: mkio.project, token: MKIO_DEFAULT_TOKEN },
+      // MK.IO writes go straight to the asset storage with the customer's credential (an account SAS here).
+      { name: 'mkio', type: 'mkio', baseUrl: mkio.url, project: mkio.project, token: MKIO_DEFAULT_TOKEN, storage: mkio.storageCredential('azure', { ttlMs: 7 * 86_400_000 }) },
       { name: 'ams', type: 'ams', restUrl: ams.apiUrl, tokenUrl: ams.tokenUrl, clientId: ams.clientId, clientSecret: ams.clientSecret, urlTtl: ttl },
       { name: 'nomad', type: 'nomad', baseUrl: nomad.url, username: DEFAULT_NOMAD_USER.userName, password: DEFAULT_NOMAD_USER.password },
       { name: 'mediahub', type: 'mediahub', baseUrl: mediahub.baseUrl, clientId: MEDIAHUB_CLIENT.id, clientSecret: MEDIAHUB_CLIENT.secret, urlTtl: ttl },

@@ -63,12 +63,15 @@ export function splitRemote(remotePath: string): string[] {
   return remotePath.split('/').filter(Boolean);
 }
 
-/** `name.conflict-<host>-<UTC time>.ext` for `name.ext` (the extension kept last, so players still know it). */
-export function conflictName(name: string, now = new Date(), host = hostname()): string {
+/**
+ * `name.conflict-<host>-<UTC time>.ext` for `name.ext` (the extension kept last, so players still know
+ * it). `mark` replaces `.conflict-` where the platform limits dots in names (AMS: exactly one).
+ */
+export function conflictName(name: string, now = new Date(), host = hostname(), mark = '.conflict-'): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const dot = name.lastIndexOf('.');
   const safeHost = host.replace(/[^A-Za-z0-9_-]/g, '_');
-  return dot > 0 ? `${name.slice(0, dot)}.conflict-${safeHost}-${stamp}${name.slice(dot)}` : `${name}.conflict-${safeHost}-${stamp}`;
+  return dot > 0 ? `${name.slice(0, dot)}${mark}${safeHost}-${stamp}${name.slice(dot)}` : `${name}${mark}${safeHost}-${stamp}`;
 }
 
 export class UploadEngine {
@@ -270,7 +273,7 @@ export class UploadEngine {
     const remote = await up.remoteVersion(this.target(job), signal);
     if (remote === undefined || remote === job.baseVersion) return job;
     const parts = splitRemote(job.remotePath);
-    const renamed = [...parts.slice(0, -1), conflictName(parts.at(-1) ?? 'file')].join('/');
+    const renamed = [...parts.slice(0, -1), conflictName(parts.at(-1) ?? 'file', undefined, undefined, up.conflictMark)].join('/');
     this.o.log.warn({ job: job.id, path: job.remotePath, conflictCopy: renamed }, 'remote file changed since our last upload: uploading ours beside it');
     this.o.journal.retarget(job.id, renamed);
     return this.o.journal.get(job.id)!;

@@ -39,8 +39,14 @@ export interface Uploader {
   part(target: UploadTarget, uploadId: string, number: number, data: Buffer, signal?: AbortSignal): Promise<string>;
   complete(target: UploadTarget, uploadId: string, parts: readonly ConfirmedPart[], info: { size: number; sha256: string }, signal?: AbortSignal): Promise<CompletedUpload>;
   abort(target: UploadTarget, uploadId: string): Promise<void>;
-  /** Create a folder (Nomad folders, AMS and MK.IO assets); absent where folders are only name prefixes (S3, Azure). */
-  mkdir?(target: UploadTarget, signal?: AbortSignal): Promise<void>;
+  /** Replaces `.conflict-` in conflict-copy names where the platform limits dots in names. */
+  readonly conflictMark?: string;
+  /**
+   * Create a folder (Nomad folders, AMS and MK.IO assets); absent where folders are only name prefixes
+   * (S3, Azure). Resolves 'prefix' when this level is only a name prefix (MK.IO below an asset): the
+   * mount then keeps the empty folder locally until a file lands in it.
+   */
+  mkdir?(target: UploadTarget, signal?: AbortSignal): Promise<void | 'prefix'>;
   /** Remove an empty folder; absent where folders vanish with their last file. */
   rmdir?(target: UploadTarget, signal?: AbortSignal): Promise<void>;
   /** Rename or move a file or folder within the source; absent when the platform cannot (the mount answers EXDEV). */

@@ -198,12 +198,10 @@ export class WriteOps {
     const { source, uploader } = this.writableSource(path);
     if (existing || this.staging.isDir(path) || this.staging.get(path)) throw new FsError('EEXIST', `${path} exists`);
     await this.parentIsDir(path);
-    if (uploader.mkdir) {
-      await uploader.mkdir({ source, path: await this.remoteOf(path) });
-      this.vfs.invalidateDir(parentOf(path));
-    } else {
-      this.staging.addDir(path); // object stores: the folder exists once a file is in it
-    }
+    const made = uploader.mkdir ? await uploader.mkdir({ source, path: await this.remoteOf(path) }) : 'prefix';
+    // A name prefix (object stores, MK.IO below an asset) exists remotely once a file is in it.
+    if (made === 'prefix') this.staging.addDir(path);
+    else this.vfs.invalidateDir(parentOf(path));
   }
 
   async rmdir(path: string, remote: RemoteEntry | undefined): Promise<void> {

@@ -24,10 +24,18 @@ interface Case {
   nested: boolean;
   /** Multi-part uploads: the SIGKILL test applies. */
   multipart: boolean;
+  /** The remote folder a watched local folder syncs into. */
+  sync: string;
 }
 
 const CASES: Case[] = [
-  { platform: 'wordbee', dir: 'pr7214/19641/27665601/en/uploads', nested: true, multipart: false },
+  { platform: 'wordbee', dir: 'pr7214/19641/27665601/en/uploads', nested: true, multipart: false, sync: 'pr7214/19641/27665601/en/synced' },
+  { platform: 'nomad', dir: 'media-bucket/Projects/2026/Uploads', nested: true, multipart: true, sync: 'media-bucket/Projects/2026/Synced' },
+  // AMS: mkdir at the top creates an asset; nothing nests inside one.
+  { platform: 'ams', dir: 'Launch Uploads', nested: false, multipart: true, sync: 'Launch Synced' },
+  // MK.IO: an existing asset (on Azure storage), and a folder below it that is only a name prefix.
+  { platform: 'mkio', dir: 'launch-teaser/uploads', nested: true, multipart: true, sync: 'launch-teaser/synced' },
+  { platform: 'mediahub', dir: 'pl-launch/incoming-uploads', nested: true, multipart: true, sync: 'pl-launch/synced' },
 ];
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -38,13 +46,20 @@ interface UploadStatus {
   uploads: { active: unknown[]; queued: unknown[]; failed: { remote: string; lastError: string }[]; recent: { remote: string; state: string }[] };
 }
 
-async function settled(d: MountedDaemon, remotes: string[]): Promise<void> {
+const status = async (d: MountedDaemon) => JSON.parse(await sh(`node ${BIN} status --json --socket ${join(d.dir, 'cache', 'control.sock')}`)) as UploadStatus;
+
+/** Waits until an upload whose remote path matches each of `remotes` is done; fails on a failed one. */
+async function settled(d: MountedDaemon, remotes: (string | RegExp)[]): Promise<string[]> {
+  const hit = (want: string | RegExp, remote: string) => (typeof want === 'string' ? remote === want : want.test(remote));
+  let found: string[] = [];
   await until(async () => {
-    const s = JSON.parse(await sh(`node ${BIN} status --json --socket ${join(d.dir, 'cache', 'control.sock')}`)) as UploadStatus;
-    const failed = s.uploads.failed.find((f) => remotes.includes(f.remote));
+    const s = await status(d);
+    const failed = s.uploads.failed.find((f) => remotes.some((r) => hit(r, f.remote)));
     if (failed) throw new Error(`upload of ${failed.remote} failed: ${failed.lastError}`);
-    return remotes.every((r) => s.uploads.recent.some((j) => j.remote === r && j.state === 'done'));
+    found = remotes.map((r) => s.uploads.recent.find((j) => hit(r, j.remote) && j.state === 'done')?.remote ?? '');
+    return found.every(Boolean);
   }, `uploads of ${remotes.join(', ')}`, 120_000);
+  return found;
 }
 
 beforeAll(async () => {
@@ -59,8 +74,17 @@ afterAll(async () => {
 describe.each(CASES)('writes into $platform', (c) => {
   let d: MountedDaemon;
   const at = (p: string) => join(d.mountpoint, c.platform, c.dir, p);
+  const watched = () => join(work, `watched-${c.platform}`);
   beforeAll(async () => {
-    d = await mountDaemon({ sources: lab.sources, metadataTtl: '2s', uploads: { writeBack: '300ms' } });
+    await mkdir(watched(), { recursive: true });
+    await writeFile(join(watched(), 'take.txt'), 'ours v1\n');
+    for (const junk of ['.take.txt.swp', '~$script.docx', '.DS_Store', 'movie.mp4.part']) await writeFile(join(watched(), junk), 'junk');
+    d = await mountDaemon({
+      sources: lab.sources,
+      metadataTtl: '2s',
+      uploads: { writeBack: '300ms' },
+      sync: [{ local: watched(), remote: `${c.platform}/${c.sync}`, stableFor: '300ms' }],
+    });
   });
   afterAll(async () => d?.stop());
 
@@ -85,6 +109,23 @@ describe.each(CASES)('writes into $platform', (c) => {
     await sh('echo 1 > /proc/sys/vm/drop_caches');
     expect(await sh(`cat ${q(at(rel[1]!))}`)).toBe('bee\n');
     expect(await sh(`ls -a ${q(join(d.mountpoint, c.platform, c.dir))}`)).not.toMatch(/\.a\.srt\.\w{6}/);
+  });
+
+  it('a watched folder syncs into it without the ignored names; a remote change made meanwhile gets a conflict copy', async () => {
+    const remote = (name: string) => join(d.mountpoint, c.platform, c.sync, name);
+    await settled(d, [`${c.platform}/${c.sync}/take.txt`]);
+    await sh('echo 1 > /proc/sys/vm/drop_caches');
+    expect(await sh(`cat ${q(remote('take.txt'))}`)).toBe('ours v1\n');
+    expect((await sh(`ls -A ${q(join(d.mountpoint, c.platform, c.sync))}`)).trim()).toBe('take.txt');
+    // Someone else replaces the file (here through the mount), then we change ours locally.
+    await sh(`printf 'theirs\\n' > ${q(remote('take.txt'))}`);
+    await until(async () => (await status(d)).uploads.recent.filter((j) => j.remote === `${c.platform}/${c.sync}/take.txt`).length >= 2, 'their upload');
+    await writeFile(join(watched(), 'take.txt'), 'ours v2\n');
+    const [copy] = await settled(d, [new RegExp(`^${c.platform}/${c.sync}/take[.-]conflict-[A-Za-z0-9_-]+-\\d{8}T\\d{6}Z\\.txt$`)]);
+    await new Promise((r) => setTimeout(r, 2_500)); // the metadata TTL
+    await sh('echo 1 > /proc/sys/vm/drop_caches');
+    expect(await sh(`cat ${q(remote('take.txt'))}`)).toBe('theirs\n');
+    expect(await sh(`cat ${q(join(d.mountpoint, copy!))}`)).toBe('ours v2\n');
   });
 });
 

@@ -205,6 +205,23 @@ describe('upload engine → ams', () => {
     journal.close();
   });
 
+  it('a stale base version makes a conflict copy whose name AMS accepts (one dot: name-conflict-host-time.ext)', async () => {
+    const data = deterministicBytes('ams-conflict', PART + 9);
+    const f = await local('conflict.mp4', data);
+    const journal = new Journal(join(dir, 'conflict.db'));
+    const e = engine(journal, p.uploader());
+    e.start();
+    const job = e.enqueue({ localPath: f.path, source: 'ams', remotePath: 'uploads/a.mp4', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: 'a version the platform no longer has' });
+    await e.waitFor(job.id);
+    await e.stop();
+    const copy = journal.get(job.id)!.remotePath;
+    expect(copy).toMatch(/^uploads\/a-conflict-[A-Za-z0-9_-]+-\d{8}T\d{6}Z\.mp4$/);
+    const name = copy.split('/')[1]!;
+    expect(sha256((await stored('uploads', name))!)).toBe(sha256(data));
+    expect(sha256((await stored('uploads', 'a.mp4'))!)).not.toBe(sha256(data)); // theirs is kept
+    journal.close();
+  });
+
   it('a refusal of the platform (no free locator slot) reaches waitFor with its message; nothing is left behind', async () => {
     const asset = emu.createAsset('crowded');
     await emu.putFile(asset, 'seed.txt', Buffer.from('seed'));

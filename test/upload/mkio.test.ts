@@ -230,7 +230,7 @@ for (const kind of ['azure', 's3'] as const) {
       journal.close();
     });
 
-    it('mkdir creates an asset (container from the name, unique), begin() into a new asset too; deeper mkdir is a no-op', async () => {
+    it('mkdir creates an asset (container from the name, unique), begin() into a new asset too; deeper mkdir answers "prefix" (kept locally by the mount)', async () => {
       const up = p.uploader();
       const name = `New ${kind} Asset!`;
       await up.mkdir!(tgt(name));
@@ -238,7 +238,7 @@ for (const kind of ['azure', 's3'] as const) {
       expect(rec).toMatchObject({ storageAccountName: kind === 'azure' ? 'primary-azure' : 'primary-s3', container: `new-${kind}-asset` });
       expect((await list(p, '')).some((x) => x.name === name && x.kind === 'dir')).toBe(true);
       await expect(up.mkdir!(tgt(name))).rejects.toMatchObject({ code: 'EEXIST' });
-      await expect(up.mkdir!(tgt(`${name}/sub/deeper`))).resolves.toBeUndefined();
+      await expect(up.mkdir!(tgt(`${name}/sub/deeper`))).resolves.toBe('prefix');
       // Another asset already holds the container its name derives to: a suffix keeps it unique.
       await emu.createAsset(`${kind}-holder`, { storage: kind, container: `dup-${kind}` });
       await up.mkdir!(tgt(`DUP ${kind}`));

@@ -90,6 +90,8 @@ const storageCode = (e: unknown) => (e as { code?: string }).code ?? '';
 const refused = (e: unknown) => (e as { statusCode?: number }).statusCode === 403 || /AuthenticationFailed|AuthorizationFailure|AuthorizationPermissionMismatch/.test(storageCode(e));
 
 export class AmsUploader implements Uploader {
+  /** AMS file names hold exactly one dot, so conflict copies are `name-conflict-<host>-<time>.ext`. */
+  readonly conflictMark = '-conflict-';
   private readonly grants: WriteGrants;
   private readonly pipeline: Pipeline = newPipeline(new AnonymousCredential(), { retryOptions: { maxTries: 3 } });
   /** Asset name → id (hits only). */

@@ -262,9 +262,9 @@ export class MkioUploader implements Uploader {
     await (await this.bind(asset)).inner.remove!(target, signal);
   }
 
-  async mkdir(t: UploadTarget, signal?: AbortSignal): Promise<void> {
+  async mkdir(t: UploadTarget, signal?: AbortSignal): Promise<void | 'prefix'> {
     if (t.path.length === 0) throw new FsError('EEXIST', `${this.what}: the project root exists`);
-    if (t.path.length > 1) return; // a prefix: it exists once a file is written into it
+    if (t.path.length > 1) return 'prefix'; // it exists remotely once a file is written into it
     const name = t.path[0]!;
     const exists = await this.api.asset(name, signal).then(
       () => true,
