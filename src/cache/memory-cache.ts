@@ -7,6 +7,11 @@
  *    updated on every removal (eviction, delete, clear) through lru-cache's dispose hook, so
  *    dropObject never scans the whole cache and the index never outlives its blocks.
  *  - Cached Buffers may be views into a larger run buffer; callers treat them as read-only.
+ *  - A reservation holds a block's bytes in the LRU while the block is being fetched (prefetch), so
+ *    cached plus in-flight prefetched bytes stay within `maxBytes`: the LRU evicts for it at once,
+ *    and put() of the block replaces it. A reserved block reads as a miss. Reservations take at most
+ *    half the limit: in a memory tier smaller than the readahead window they would otherwise evict
+ *    the blocks the reader is about to use.
  */
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
@@ -21,8 +26,10 @@ const objectKey = (source: string, ref: Ref) => `${source}\0${ref}`;
 const blockKey = (obj: ObjectVersion, index: number) => `${obj.source}\0${obj.ref}\0${obj.version}\0${index}`;
 
 interface Slot {
-  readonly data: Buffer;
+  /** Undefined while only reserved. */
+  readonly data: Buffer | undefined;
   readonly object: string;
+  readonly size: number;
 }
 
 export class MemoryBlockCache implements BlockCache {
@@ -31,15 +38,17 @@ export class MemoryBlockCache implements BlockCache {
   private readonly byObject = new Map<string, Set<string>>();
   private hits = 0;
   private misses = 0;
+  private reservedBytes = 0;
 
   constructor(private readonly o: MemoryCacheOptions) {
     if (!(o.blockSize > 0)) throw new Error('blockSize must be positive');
     this.blockSize = o.blockSize;
     this.lru = new LRUCache<string, Slot>({
       maxSize: Math.max(1, o.maxBytes),
-      sizeCalculation: (slot) => Math.max(1, slot.data.length),
+      sizeCalculation: (slot) => Math.max(1, slot.size),
       // 'set' replaces the value under the same key: the key stays cached, so it stays indexed.
       dispose: (slot, key, reason) => {
+        if (slot.data === undefined) this.reservedBytes -= slot.size;
         if (reason !== 'set') this.unindex(slot.object, key);
       },
     });
@@ -47,15 +56,32 @@ export class MemoryBlockCache implements BlockCache {
 
   async get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
     const slot = this.lru.get(blockKey(obj, index));
-    if (slot) this.hits++;
+    if (slot?.data) this.hits++;
     else this.misses++;
     return slot?.data;
   }
 
   async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
+    this.store(obj, index, data, data.length);
+  }
+
+  /** Hold `bytes` for a block about to be fetched; put() fills it, unreserve() gives it back. */
+  reserve(obj: ObjectVersion, index: number, bytes: number): void {
+    if (this.lru.peek(blockKey(obj, index))) return;
+    if (this.reservedBytes + bytes > this.o.maxBytes / 2) return;
+    this.store(obj, index, undefined, bytes);
+    if (this.lru.peek(blockKey(obj, index))) this.reservedBytes += bytes;
+  }
+
+  unreserve(obj: ObjectVersion, index: number): void {
+    const key = blockKey(obj, index);
+    if (this.lru.peek(key)?.data === undefined) this.lru.delete(key);
+  }
+
+  private store(obj: ObjectVersion, index: number, data: Buffer | undefined, size: number): void {
     const key = blockKey(obj, index);
     const object = objectKey(obj.source, obj.ref);
-    this.lru.set(key, { data, object });
+    this.lru.set(key, { data, object, size });
     // A block larger than the whole cache is refused by lru-cache; index only what was stored.
     if (!this.lru.has(key)) return;
     let keys = this.byObject.get(object);

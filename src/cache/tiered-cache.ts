@@ -45,6 +45,14 @@ export class TieredBlockCache implements BlockCache {
       });
   }
 
+  reserve(obj: ObjectVersion, index: number, bytes: number): void {
+    this.memory.reserve?.(obj, index, bytes);
+  }
+
+  unreserve(obj: ObjectVersion, index: number): void {
+    this.memory.unreserve?.(obj, index);
+  }
+
   /** Resolves when no background disk write is pending (tests, shutdown). */
   flushed(): Promise<void> {
     return this.pendingWrites === 0 ? Promise.resolve() : new Promise((r) => this.idle.push(r));

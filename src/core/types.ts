@@ -135,6 +135,12 @@ export interface BlockCache {
   readonly blockSize: number;
   get(obj: ObjectVersion, index: number): Promise<Buffer | undefined>;
   put(obj: ObjectVersion, index: number, data: Buffer): Promise<void>;
+  /**
+   * Optional: count a block being prefetched against the memory bound until put() (or unreserve())
+   * settles it, so cached plus prefetched bytes stay within the memory tier's limit.
+   */
+  reserve?(obj: ObjectVersion, index: number, bytes: number): void;
+  unreserve?(obj: ObjectVersion, index: number): void;
   /** Forget every block of every version of (source, ref). */
   dropObject(source: string, ref: Ref): Promise<void>;
   stats(): CacheStats;

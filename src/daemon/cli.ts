@@ -11,10 +11,8 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import { startDaemon, type Daemon } from './run.js';
 import { unmount } from './unmount.js';
-import { startDemo } from '../demo/demo.js';
 import { callControl, controlSocketPath } from './control.js';
 import { formatBytes } from '../config/units.js';
-import { fetchStatus, renderStatus } from './status.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
 
@@ -133,6 +131,7 @@ export function buildProgram(): Command {
       withCleanExit(async () => {
         const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
         for (;;) {
+          const { fetchStatus, renderStatus } = await import('./status.js'); // cli-progress only for status
           const s = await fetchStatus(socket);
           const text = o.json ? JSON.stringify(s, null, 2) : renderStatus(s);
           process.stdout.write(o.watch && process.stdout.isTTY ? `\x1b[2J\x1b[H${text}\n` : `${text}\n`);
@@ -183,6 +182,7 @@ export function buildProgram(): Command {
       withCleanExit(async () => {
         const log = createLogger({ level: process.env.ASSETFS_LOG_LEVEL ?? 'warn' });
         process.stdout.write('assetfs demo: starting storage servers and seeding sample media…\n');
+        const { startDemo } = await import('../demo/demo.js'); // the emulators and storage servers only for the demo
         const demo = await startDemo({ mountpoint: resolve(mp), log });
         process.stdout.write(`${demo.tour}\n`);
         await runUntilSignal(log, () => demo.stop());

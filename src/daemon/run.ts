@@ -50,9 +50,9 @@ export interface Daemon {
 }
 
 /** Build everything but the mount: used by the daemon and by tests that drive the VFS directly. */
-export function buildCore(config: Config, log: Logger) {
+export async function buildCore(config: Config, log: Logger) {
   const providers = new Map<string, Provider>();
-  for (const s of config.sources) providers.set(s.name, createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
+  for (const s of config.sources) providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
   const transport = new HttpTransport({ requestTimeoutMs: config.retry.requestTimeout });
   const memory = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
@@ -81,6 +81,7 @@ export function buildCore(config: Config, log: Logger) {
     metadataTtlMs: config.metadataTtl,
     sourceTtlMs: (name) => ttlBySource.get(name),
     readaheadMaxBytes: config.readahead.max,
+    readaheadStepBytes: config.readahead.part,
     maxRetryTimeMs: config.retry.maxTime,
   });
   async function close() {
@@ -96,7 +97,7 @@ export function buildCore(config: Config, log: Logger) {
         log.warn({ source: s.name }, 'new source in the reloaded config: remount to add it');
         continue;
       }
-      providers.set(s.name, createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
+      providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
       locators.clear(s.name);
       vfs.invalidate(`/${s.name}`);
       await old.close().catch(() => undefined);
@@ -113,7 +114,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const { config, log } = o;
   await mkdir(config.cacheDir, { recursive: true, mode: 0o700 });
   await preflight(o.mountpoint, { force: o.force });
-  const core = buildCore(config, log);
+  const core = await buildCore(config, log);
   const pinner = new Pinner({ file: join(config.cacheDir, 'pins.json'), disk: core.disk, blocks: core.blocks, walk: (p) => core.vfs.walkFiles(p), log: log.child({ c: 'pin' }) });
   await pinner.load(); // pinned objects must be known before the disk tier indexes (and may evict) blocks
   await core.disk.init();

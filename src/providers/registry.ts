@@ -1,30 +1,25 @@
-/** Source type → Provider. The only switch over source types. */
+/**
+ * Source type → Provider. The only switch over source types. Each provider's module (and the SDK it
+ * pulls in) is imported on first use: a mount of one S3 bucket does not load the Azure SDK and four
+ * platform clients, which keeps the daemon's heap small (every major GC walks all of it).
+ */
 import type { Provider } from '../core/types.js';
-import type { SourceConfig } from '../config/schema.js';
+import type { SourceConfig, SourceConfigOf } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
-import { S3Provider } from './s3/index.js';
-import { AzureBlobProvider } from './azure-blob/index.js';
-import { WordbeeProvider } from './wordbee/index.js';
-import { MediahubProvider } from './mediahub/index.js';
-import { NomadProvider } from './nomad/index.js';
-import { MkioProvider } from './mkio/index.js';
-import { AmsProvider } from './ams/index.js';
 
-export function createProvider(cfg: SourceConfig, deps: { log: Logger }): Provider {
-  switch (cfg.type) {
-    case 's3':
-      return new S3Provider(cfg, deps);
-    case 'azure-blob':
-      return new AzureBlobProvider(cfg, deps);
-    case 'wordbee':
-      return new WordbeeProvider(cfg, deps);
-    case 'mkio':
-      return new MkioProvider(cfg, deps);
-    case 'ams':
-      return new AmsProvider(cfg, deps);
-    case 'nomad':
-      return new NomadProvider(cfg, deps);
-    case 'mediahub':
-      return new MediahubProvider(cfg, deps);
-  }
+type Deps = { log: Logger };
+type Loaders = { [T in SourceConfig['type']]: (cfg: SourceConfigOf<T>, deps: Deps) => Promise<Provider> };
+
+const loaders: Loaders = {
+  s3: async (cfg, deps) => new (await import('./s3/index.js')).S3Provider(cfg, deps),
+  'azure-blob': async (cfg, deps) => new (await import('./azure-blob/index.js')).AzureBlobProvider(cfg, deps),
+  wordbee: async (cfg, deps) => new (await import('./wordbee/index.js')).WordbeeProvider(cfg, deps),
+  mkio: async (cfg, deps) => new (await import('./mkio/index.js')).MkioProvider(cfg, deps),
+  ams: async (cfg, deps) => new (await import('./ams/index.js')).AmsProvider(cfg, deps),
+  nomad: async (cfg, deps) => new (await import('./nomad/index.js')).NomadProvider(cfg, deps),
+  mediahub: async (cfg, deps) => new (await import('./mediahub/index.js')).MediahubProvider(cfg, deps),
+};
+
+export function createProvider(cfg: SourceConfig, deps: Deps): Promise<Provider> {
+  return (loaders[cfg.type] as (c: SourceConfig, d: Deps) => Promise<Provider>)(cfg, deps);
 }

@@ -132,6 +132,7 @@ export class NetworkBlockSource implements BlockSource {
         break;
       }
       this.prefetchBytes += end - start;
+      this.o.cache.reserve?.(obj, index, end - start);
       wanted.push({ index, pending: this.register(obj, index, true, end - start) });
     }
     if (wanted.length === 0) return;
@@ -252,6 +253,7 @@ export class NetworkBlockSource implements BlockSource {
 
   private fail(obj: ObjectVersion, index: number, pending: Pending, e: unknown): void {
     const key = blockKey(obj, index);
+    if (pending.prefetch) this.o.cache.unreserve?.(obj, index);
     if (this.inflight.get(key) === pending) this.inflight.delete(key);
     this.releaseBudget(pending);
     pending.reject(e);

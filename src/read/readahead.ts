@@ -8,8 +8,11 @@
  *  - A read inside what is already requested (a small forward seek, or the kernel's slightly out-of-order
  *    reads) keeps the stream. A backward seek, or a jump beyond what is requested, ends it: random
  *    reads then fetch only the blocks they touch.
- *  - New blocks are asked for only once the reader is within half a window of the requested end, so
- *    each request is at least half a window long (large ranged GETs, not a trickle of blocks).
+ *  - The pipeline stays full: once the reader has consumed one step (a GET part, at most half the
+ *    window) of what lay ahead, the window is topped up again. Each request is therefore at least a
+ *    step long (part-sized ranged GETs, not a trickle of blocks), and about a window of bytes is always
+ *    requested ahead of the reader. (Waiting until half the window is consumed, then asking for half
+ *    a window at once, leaves the network idle while the reader drains it: measured at 0.3× curl.)
  *  - Requested ranges never overlap and never pass the end of the object.
  */
 import { blockIndex } from '../core/blocks.js';
@@ -20,6 +23,8 @@ export interface ReadaheadOptions {
   maxWindow?: number;
   /** Bytes beyond the read that a new stream prefetches. Default 1 MiB (at least one block). */
   initialWindow?: number;
+  /** Smallest top-up once streaming (the GET part size). Default 8 MiB, capped at half the window. */
+  step?: number;
 }
 
 /** How far back of the previous read's end a read may start and still count as the same stream. */
@@ -29,6 +34,7 @@ export class Readahead {
   private readonly blockSize: number;
   private readonly maxWindow: number;
   private readonly initialWindow: number;
+  private readonly step: number;
   /** End of the previous read, or -1 before the first read. */
   private lastEnd = -1;
   /** Current window in bytes; 0 when not streaming. */
@@ -41,6 +47,7 @@ export class Readahead {
     this.blockSize = opts.blockSize;
     this.initialWindow = Math.max(opts.initialWindow ?? 1024 * 1024, opts.blockSize);
     this.maxWindow = Math.max(opts.maxWindow ?? 64 * 1024 * 1024, this.initialWindow);
+    this.step = Math.max(opts.step ?? 8 * 1024 * 1024, opts.blockSize);
   }
 
   /** Record a read; returns the blocks to prefetch now, if any (inclusive indices). */
@@ -53,7 +60,7 @@ export class Readahead {
       const inStream = position >= previousEnd - BACKWARD_TOLERANCE && position <= Math.max(previousEnd, this.requestedEnd);
       if (!inStream) return this.stop(end);
       this.lastEnd = Math.max(previousEnd, end);
-      if (this.requestedEnd - this.lastEnd > this.window / 2) return undefined;
+      if (this.requestedEnd - this.lastEnd > this.window - Math.min(this.step, this.window / 2)) return undefined;
       this.window = Math.min(this.window * 2, this.maxWindow);
       return this.request(position, this.lastEnd + this.window, size);
     }

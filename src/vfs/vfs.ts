@@ -32,6 +32,8 @@ export interface VfsOptions {
   /** Per-source override of the metadata TTL. */
   sourceTtlMs?: (source: string) => number | undefined;
   readaheadMaxBytes: number;
+  /** Smallest readahead top-up: the GET part size. */
+  readaheadStepBytes?: number;
   maxRetryTimeMs: number;
 }
 
@@ -205,7 +207,7 @@ export class AssetVfs implements Vfs {
       obj: { source: provider.name, ref: entry.ref, version: entry.version, size: entry.size },
       parentRef: r.parentRef,
       path,
-      readahead: new Readahead({ blockSize: this.o.blocks.blockSize, maxWindow: this.o.readaheadMaxBytes }),
+      readahead: new Readahead({ blockSize: this.o.blocks.blockSize, maxWindow: this.o.readaheadMaxBytes, step: this.o.readaheadStepBytes }),
       served: 0,
     };
     const fh = this.register(handle);

@@ -17,6 +17,33 @@ describe('MemoryBlockCache', () => {
     expect(c.stats()).toMatchObject({ hits: 1, misses: 1, bytes: 10, limit: 1000 });
   });
 
+  it('a reservation counts against the limit at once, reads as a miss, and is filled by put()', async () => {
+    const c = new MemoryBlockCache({ maxBytes: 100, blockSize: 10 });
+    for (let i = 0; i < 10; i++) await c.put(other, i, block(10));
+    c.reserve(v1, 0, 10);
+    c.reserve(v1, 1, 10);
+    expect(c.stats().bytes).toBe(100);
+    expect(await c.get(other, 0)).toBeUndefined(); // evicted to make room for the reservations
+    expect(await c.get(other, 1)).toBeUndefined();
+    expect(await c.get(v1, 0)).toBeUndefined();
+    await c.put(v1, 0, block(10, 5));
+    expect(await c.get(v1, 0)).toEqual(block(10, 5));
+    c.unreserve(v1, 1);
+    c.unreserve(v1, 0); // filled: not a reservation any more, stays
+    expect(c.stats().bytes).toBe(90);
+    expect(await c.get(v1, 0)).toEqual(block(10, 5));
+  });
+
+  it('reservations take at most half the limit (a small tier keeps the blocks in use)', async () => {
+    const c = new MemoryBlockCache({ maxBytes: 100, blockSize: 10 });
+    for (let i = 0; i < 10; i++) c.reserve(v1, i, 10);
+    expect(c.stats().bytes).toBe(50);
+    await c.dropObject(v1.source, v1.ref);
+    expect(c.stats().bytes).toBe(0);
+    for (let i = 0; i < 10; i++) c.reserve(v1, i, 10); // dropped reservations were given back
+    expect(c.stats().bytes).toBe(50);
+  });
+
   it('keys blocks by source, ref, version and index', async () => {
     const c = new MemoryBlockCache({ maxBytes: 1000, blockSize: 10 });
     await c.put(v1, 0, block(10, 1));

@@ -21,20 +21,30 @@ describe('Readahead', () => {
     expect(ra.onRead(0, 128 * KiB, 1024 * MiB)).toEqual({ first: 0, last: 1 });
   });
 
-  it('sequential reads cover every block exactly once, in growing requests, up to the window cap', () => {
+  it('sequential reads cover every block exactly once; the window grows to the cap and stays full in part-sized top-ups', () => {
     const size = 1024 * MiB + 123;
-    const ra = new Readahead({ blockSize: BS, maxWindow: 64 * MiB });
-    const asked = sequential(ra, size, 128 * KiB);
+    const ra = new Readahead({ blockSize: BS, maxWindow: 64 * MiB, step: 8 * MiB });
+    const asked: Array<{ first: number; last: number }> = [];
+    let maxAhead = 0;
+    let minSteadyAhead = Infinity;
+    for (let pos = 0; pos < size; pos += 128 * KiB) {
+      const r = ra.onRead(pos, 128 * KiB, size);
+      if (r) asked.push(r);
+      const requestedEnd = (asked.at(-1)!.last + 1) * MiB;
+      const ahead = Math.min(requestedEnd, size) - Math.min(pos + 128 * KiB, size);
+      maxAhead = Math.max(maxAhead, ahead);
+      if (pos > 128 * MiB && requestedEnd < size) minSteadyAhead = Math.min(minSteadyAhead, ahead);
+    }
     const blocks = asked.flatMap((r) => Array.from({ length: r.last - r.first + 1 }, (_, i) => r.first + i));
     expect(blocks).toEqual(Array.from({ length: 1025 }, (_, i) => i));
     const sizes = asked.map((r) => r.last - r.first + 1);
-    expect(Math.max(...sizes)).toBeLessThanOrEqual(64);
-    expect(Math.max(...sizes)).toBeGreaterThanOrEqual(32);
-    // Once the window is full, requests are at least half a window (large GETs, not a trickle).
-    const steady = sizes.slice(8, -1);
-    expect(steady.every((n) => n >= 32)).toBe(true);
-    // The window grows: early requests are smaller than later ones.
-    expect(sizes[0]).toBeLessThan(sizes[5]!);
+    // The window grows: early requests are smaller than the window at its cap.
+    expect(sizes[0]).toBeLessThan(8);
+    expect(maxAhead).toBeLessThanOrEqual(64 * MiB);
+    // Once full, the pipeline never drains below a window minus one part, topped up one part at a time.
+    expect(minSteadyAhead).toBeGreaterThanOrEqual(64 * MiB - 8 * MiB - 128 * KiB);
+    const steady = sizes.slice(10, -1);
+    expect(steady.every((n) => n >= 8)).toBe(true);
   });
 
   it('never requests past the end of the object', () => {

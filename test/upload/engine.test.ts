@@ -23,7 +23,7 @@ const MiB = 1024 * 1024;
 
 interface Backend {
   label: string;
-  provider(): Provider;
+  provider(): Promise<Provider>;
   get(path: string): Promise<Buffer | undefined>;
   put(path: string, data: Buffer): Promise<void>;
   stop(): Promise<void>;
@@ -98,7 +98,7 @@ for (const make of [s3Backend, azureBackend]) {
     let dir: string;
     beforeAll(async () => {
       be = await make();
-      provider = be.provider();
+      provider = await be.provider();
       dir = await mkdtemp(join(tmpdir(), 'assetfs-upload-'));
     });
     afterAll(async () => {
