@@ -2,7 +2,8 @@
  * `npm run bench`: read-path (and, from bench/upload.ts, upload) figures measured in ONE run on ONE 1 GiB object in s3rver, each the
  * median of several runs, reported as ratios against baselines measured in the same run:
  *   cold sequential read through the mount ÷ direct download (curl) of the same signed URL
- *   warm re-read (blocks in the daemon's memory, kernel page cache dropped) ÷ a trivial in-memory fuse-native FS
+ *   hot re-read (memory tier) and warm re-read (disk tier, restarted daemon), kernel page cache dropped,
+ *   ÷ a trivial in-memory fuse-native FS; kernel options; rclone and s3fs; fio; ffprobe; ls -l; RSS; bursts
  * Writes bench/results/latest.md. Not a test: nothing here asserts.
  */
 import { spawn } from 'node:child_process';
@@ -19,6 +20,7 @@ import { isMounted, mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
 import { uploadBench } from './upload.js';
 import { burstBench } from './burst.js';
 import { ensureTools } from './tools.js';
+import { kernelOptionsBench } from './kernel.js';
 import { assetfsExtras, peerColdReads } from './peers.js';
 import { startFaultProxy } from '../src/emulators/fault-proxy.js';
 
@@ -75,6 +77,10 @@ async function main() {
   try {
     process.stdout.write(`bench: seeding a ${SIZE / GiB} GiB object into s3rver…\n`);
     await seedS3(s3.url, 'bench', [{ path: 'big.bin', data: deterministicBytes('bench', SIZE) }], 1);
+    // Let the kernel write the seeded object back before anything is timed: writeback of a just-written
+    // GiB competes for both cores and halved the first measurements.
+    await sh('sync', { timeoutMs: 600_000 });
+    await new Promise((r) => setTimeout(r, 3_000));
     const srcCfg = { name: 's3', type: 's3', endpoint: s3.url, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY } as const;
     const cfg = ConfigSchema.parse({ sources: [srcCfg] }).sources[0] as SourceConfigOf<'s3'>;
     const provider = new S3Provider(cfg, { log: silentLogger });
@@ -85,18 +91,34 @@ async function main() {
     const direct: number[] = [];
     for (let i = 0; i < RUNS; i++) direct.push(MiB(SIZE, await curlSeconds(loc.url)));
 
+    // Cold with both tiers on (the default configuration: blocks also go to disk), then the hot re-read
+    // from the memory tier, then a restarted daemon on the same cache dir re-reads from the disk tier.
     const cold: number[] = [];
+    const hot: number[] = [];
     const warm: number[] = [];
     let dropped = true;
+    const tiers = { memory: `${Math.ceil((SIZE * 1.25) / 1024 / 1024)}MiB`, disk: `${Math.ceil((SIZE * 1.25) / 1024 / 1024)}MiB` };
     for (let i = 0; i < RUNS; i++) {
-      const d = await mountDaemon({ cache: { memory: `${Math.ceil((SIZE * 1.25) / 1024 / 1024)}MiB`, disk: 0 }, sources: [srcCfg] }, { logLevel: 'warn' });
+      const cacheDir = await mkdtemp(join(tmpdir(), 'assetfs-bench-cache-'));
       try {
-        const f = join(d.mountpoint, 's3', 'big.bin');
-        cold.push(MiB(SIZE, await ddSeconds(f)));
-        dropped = (await dropPageCache()) && dropped;
-        warm.push(MiB(SIZE, await ddSeconds(f)));
+        const first = await mountDaemon({ cacheDir, cache: tiers, sources: [srcCfg] }, { logLevel: 'warn' });
+        try {
+          const f = join(first.mountpoint, 's3', 'big.bin');
+          cold.push(MiB(SIZE, await ddSeconds(f)));
+          dropped = (await dropPageCache()) && dropped;
+          hot.push(MiB(SIZE, await ddSeconds(f)));
+        } finally {
+          await first.stop(); // flushes the disk tier's background writes
+        }
+        const second = await mountDaemon({ cacheDir, cache: tiers, sources: [srcCfg] }, { logLevel: 'warn' });
+        try {
+          dropped = (await dropPageCache()) && dropped;
+          warm.push(MiB(SIZE, await ddSeconds(join(second.mountpoint, 's3', 'big.bin'))));
+        } finally {
+          await second.stop();
+        }
       } finally {
-        await d.stop();
+        await rm(cacheDir, { recursive: true, force: true });
       }
     }
 
@@ -113,6 +135,8 @@ async function main() {
     }
 
     const tools = await ensureTools(['rclone', 's3fs', 'fio', 'ffprobe'], (m) => process.stdout.write(`${m}\n`));
+    process.stdout.write('bench: kernel options…\n');
+    const kernelRows = await kernelOptionsBench(s3.url, 'big.bin', SIZE, tools.has('fio'));
     process.stdout.write('bench: cold reads through rclone mount and s3fs…\n');
     const peers = await peerColdReads(s3.url, SIZE, RUNS, median, tools);
     process.stdout.write('bench: fio, ffprobe, ls -l of 10,000 entries, peak RSS over a long read…\n');
@@ -135,9 +159,11 @@ async function main() {
     }
     const f = (x: number) => x.toFixed(0);
     rows.push(['direct download of the signed URL (curl)', `${f(median(direct))} MiB/s`, 'baseline']);
-    rows.push(['cold sequential read through assetfs (dd bs=1M)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.7)`]);
+    rows.push(['cold sequential read through assetfs (dd bs=1M; memory and disk tiers on)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.9)`]);
     rows.push(['trivial in-memory fuse-native FS, page cache dropped', `${f(median(trivial))} MiB/s`, 'baseline']);
-    rows.push([`warm re-read through assetfs (memory tier${dropped ? ', page cache dropped' : ', page cache NOT dropped'})`, `${f(median(warm))} MiB/s`, `${(median(warm) / median(trivial)).toFixed(2)} × trivial FS (aim ≥ 0.5)`]);
+    const pc = dropped ? 'page cache dropped' : 'page cache NOT dropped';
+    rows.push([`hot re-read through assetfs (memory tier, ${pc})`, `${f(median(hot))} MiB/s`, `${(median(hot) / median(trivial)).toFixed(2)} × trivial FS (aim ≥ 0.8)`]);
+    rows.push([`warm re-read through assetfs (disk tier: restarted daemon, ${pc})`, `${f(median(warm))} MiB/s`, `${(median(warm) / median(trivial)).toFixed(2)} × trivial FS (aim ≥ 0.8)`]);
     for (const [name, speed] of [['rclone mount --vfs-cache-mode full', peers.rclone], ['s3fs', peers.s3fs]] as const) {
       rows.push(
         speed === undefined
@@ -145,7 +171,7 @@ async function main() {
           : [`cold sequential read through ${name}`, `${f(speed)} MiB/s`, `assetfs is ${(median(cold) / speed).toFixed(2)} × this (aim ≥ 1.3)`],
       );
     }
-    rows.push(...extraRows, ...burstRows, ...uploadRows);
+    rows.push(...kernelRows, ...extraRows, ...burstRows, ...uploadRows);
     const table = [
       `Benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
       '',
@@ -153,7 +179,7 @@ async function main() {
       '|---|---|---|',
       ...rows.map((r) => `| ${r.join(' | ')} |`),
       '',
-      `raw MiB/s — direct: ${direct.map(f).join(', ')}; cold: ${cold.map(f).join(', ')}; warm: ${warm.map(f).join(', ')}; trivial: ${trivial.map(f).join(', ')}`,
+      `raw MiB/s — direct: ${direct.map(f).join(', ')}; cold: ${cold.map(f).join(', ')}; hot: ${hot.map(f).join(', ')}; warm: ${warm.map(f).join(', ')}; trivial: ${trivial.map(f).join(', ')}`,
     ].join('\n');
     process.stdout.write(`\n${table}\n`);
     await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });

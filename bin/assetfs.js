@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Runs the compiled CLI; `npm run build` (done by the README's setup commands) produces dist/.
 import { existsSync } from 'node:fs';
+// Disk-tier reads and writes run on libuv's thread pool (4 threads by default); readahead asks for
+// many blocks at once. Set before the pool starts, i.e. before anything is imported.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 const entry = new URL('../dist/daemon/assetfs.js', import.meta.url);
 if (!existsSync(entry)) {
   process.stderr.write('assetfs: not built yet: run `npm ci && npm run build` in the assetfs directory\n');

@@ -12,6 +12,12 @@
  *    and put() of the block replaces it. A reserved block reads as a miss. Reservations take at most
  *    half the limit: in a memory tier smaller than the readahead window they would otherwise evict
  *    the blocks the reader is about to use.
+ *  - Recycled buffers (takeBuffer/putOwned): a block read from the disk tier lands in a buffer this
+ *    cache owns and hands back to its free list when the block leaves the LRU, so warm reads allocate
+ *    nothing (every fresh Buffer counts toward V8's external memory, and each 64 MiB of it costs a
+ *    full GC). A recycled buffer is overwritten only by a later disk read, i.e. after a thread-pool
+ *    round trip: readers copy out of a block in the microtask that receives it, long before that.
+ *    A holder that keeps a block across I/O of its own must copy it first.
  */
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
@@ -28,6 +34,8 @@ const blockKey = (obj: ObjectVersion, index: number) => `${obj.source}\0${obj.re
 interface Slot {
   /** Undefined while only reserved. */
   readonly data: Buffer | undefined;
+  /** The whole recycled buffer `data` is a view of, when the cache owns it (see takeBuffer). */
+  readonly owned?: Buffer;
   readonly object: string;
   readonly size: number;
 }
@@ -39,6 +47,10 @@ export class MemoryBlockCache implements BlockCache {
   private hits = 0;
   private misses = 0;
   private reservedBytes = 0;
+  private readonly free: Buffer[] = [];
+  /** One allocation for all the buffers takeBuffer hands out (see below), carved in order. */
+  private arena: Buffer | undefined;
+  private carved = 0;
 
   constructor(private readonly o: MemoryCacheOptions) {
     if (!(o.blockSize > 0)) throw new Error('blockSize must be positive');
@@ -49,6 +61,7 @@ export class MemoryBlockCache implements BlockCache {
       // 'set' replaces the value under the same key: the key stays cached, so it stays indexed.
       dispose: (slot, key, reason) => {
         if (slot.data === undefined) this.reservedBytes -= slot.size;
+        if (slot.owned && this.free.length < this.o.maxBytes / this.blockSize) this.free.push(slot.owned);
         if (reason !== 'set') this.unindex(slot.object, key);
       },
     });
@@ -65,6 +78,37 @@ export class MemoryBlockCache implements BlockCache {
     this.store(obj, index, data, data.length);
   }
 
+  /** A block-sized buffer to read a block into, recycled when possible; give it to putOwned or giveBack. */
+  takeBuffer(): Buffer {
+    const recycled = this.free.pop();
+    if (recycled) return recycled;
+    // The first time, the tier's whole size is allocated at once (address space: pages are only
+    // touched as blocks arrive). V8 starts a full GC for each 64 MiB of new external memory; one
+    // allocation instead of one per block turns a warm read's dozens of GCs into one.
+    const slots = Math.floor(this.o.maxBytes / this.blockSize);
+    if (!this.arena && slots > 0) {
+      try {
+        this.arena = Buffer.allocUnsafeSlow(slots * this.blockSize);
+      } catch {
+        this.carved = slots; // no address space for it: allocate block by block
+      }
+    }
+    if (this.arena && this.carved < slots) {
+      const start = this.carved++ * this.blockSize;
+      return this.arena.subarray(start, start + this.blockSize);
+    }
+    return Buffer.allocUnsafeSlow(this.blockSize);
+  }
+
+  giveBack(buf: Buffer): void {
+    if (buf.length === this.blockSize && this.free.length < this.o.maxBytes / this.blockSize) this.free.push(buf);
+  }
+
+  /** put() of `data`, a view of `owned` (from takeBuffer): the cache recycles `owned` when the block leaves. */
+  putOwned(obj: ObjectVersion, index: number, data: Buffer, owned: Buffer): void {
+    this.store(obj, index, data, data.length, owned);
+  }
+
   /** Hold `bytes` for a block about to be fetched; put() fills it, unreserve() gives it back. */
   reserve(obj: ObjectVersion, index: number, bytes: number): void {
     if (this.lru.peek(blockKey(obj, index))) return;
@@ -78,10 +122,10 @@ export class MemoryBlockCache implements BlockCache {
     if (this.lru.peek(key)?.data === undefined) this.lru.delete(key);
   }
 
-  private store(obj: ObjectVersion, index: number, data: Buffer | undefined, size: number): void {
+  private store(obj: ObjectVersion, index: number, data: Buffer | undefined, size: number, owned?: Buffer): void {
     const key = blockKey(obj, index);
     const object = objectKey(obj.source, obj.ref);
-    this.lru.set(key, { data, object, size });
+    this.lru.set(key, { data, object, size, owned });
     // A block larger than the whole cache is refused by lru-cache; index only what was stored.
     if (!this.lru.has(key)) return;
     let keys = this.byObject.get(object);

@@ -133,7 +133,8 @@ export class Pinner {
     for (let i = 0; i < blockCount(obj.size, bs); i++) {
       if (this.pins.get(p.path) !== p) return; // unpinned meanwhile
       const len = Math.min(bs, obj.size - i * bs);
-      if (!this.d.disk.has(obj, i)) await this.d.disk.put(obj, i, await this.d.blocks.readBlock(obj, i));
+      // A copy: the block may sit in a recycled memory-tier buffer, and the disk write outlives a microtask.
+      if (!this.d.disk.has(obj, i)) await this.d.disk.put(obj, i, Buffer.from(await this.d.blocks.readBlock(obj, i)));
       p.cachedBytes += len;
     }
   }

@@ -5,6 +5,8 @@
  * of a block is skipped (it stays in memory; caching is best effort).
  */
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
+import type { MemoryBlockCache } from './memory-cache.js';
+import type { DiskBlockCache } from './disk-cache.js';
 
 export class TieredBlockCache implements BlockCache {
   readonly blockSize: number;
@@ -13,8 +15,8 @@ export class TieredBlockCache implements BlockCache {
   private idle: Array<() => void> = [];
 
   constructor(
-    readonly memory: BlockCache,
-    readonly disk: BlockCache,
+    readonly memory: MemoryBlockCache,
+    readonly disk: DiskBlockCache,
     private readonly maxPendingWrites = 64,
   ) {
     if (memory.blockSize !== disk.blockSize) throw new Error('memory and disk tiers must share one block size');
@@ -24,8 +26,14 @@ export class TieredBlockCache implements BlockCache {
   async get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
     const hot = await this.memory.get(obj, index);
     if (hot) return hot;
-    const warm = await this.disk.get(obj, index);
-    if (warm) await this.memory.put(obj, index, warm);
+    // Read straight into a recycled buffer of the memory tier: a warm read allocates nothing.
+    const buf = this.memory.takeBuffer();
+    const warm = await this.disk.get(obj, index, buf);
+    if (!warm) {
+      this.memory.giveBack(buf);
+      return undefined;
+    }
+    this.memory.putOwned(obj, index, warm, buf);
     return warm;
   }
 

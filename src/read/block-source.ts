@@ -151,26 +151,33 @@ export class NetworkBlockSource implements BlockSource {
     return { ...this.counters, inflightBlocks: this.inflight.size, prefetchBytesInFlight: this.prefetchBytes };
   }
 
-  /** Blocks already cached settle from the cache; the rest go out as runs of consecutive blocks. */
+  /**
+   * Blocks already cached settle from the cache; the rest go out as runs of consecutive blocks.
+   * The lookups run in parallel but are taken in order, and a cached block is settled as soon as its
+   * own lookup answers: no block is held while waiting on another's I/O (the memory tier recycles
+   * the buffers of evicted disk-read blocks, see memory-cache.ts).
+   */
   private async prefetchMissing(obj: ObjectVersion, wanted: Array<{ index: number; pending: Pending }>): Promise<void> {
-    const cached = await Promise.all(wanted.map(({ index }) => this.o.cache.get(obj, index).catch(() => undefined)));
+    const lookups = wanted.map(({ index }) => this.o.cache.get(obj, index).catch(() => undefined));
     const maxBlocks = Math.max(1, Math.floor(this.partSize / this.blockSize));
     let run: Array<{ index: number; pending: Pending }> = [];
-    wanted.forEach((item, i) => {
-      const block = cached[i];
+    const flush = () => {
+      if (run.length > 0) void this.fetchRun(obj, run);
+      run = [];
+    };
+    for (let i = 0; i < wanted.length; i++) {
+      const item = wanted[i]!;
+      const block = await lookups[i];
       const { start, end } = this.rangeOf(obj, item.index);
       if (block && block.length === end - start) {
         this.settle(obj, item.index, item.pending, block, false);
-        return;
+        continue;
       }
       const previous = run[run.length - 1];
-      if (previous && (previous.index !== item.index - 1 || run.length >= maxBlocks)) {
-        void this.fetchRun(obj, run);
-        run = [];
-      }
+      if (previous && (previous.index !== item.index - 1 || run.length >= maxBlocks)) flush();
       run.push(item);
-    });
-    if (run.length > 0) void this.fetchRun(obj, run);
+    }
+    flush();
   }
 
   private startDemandFetch(obj: ObjectVersion, index: number): Pending {
