@@ -17,7 +17,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { S3RVER_KEY } from '../src/emulators/storage-servers.js';
 import type { FaultProxy } from '../src/emulators/fault-proxy.js';
 import { s3rverClient, seedS3 } from '../src/demo/seed-storage.js';
-import { mediaDir } from '../src/demo/sample-media.js';
+import { sampleMp4WithMoovAtEnd } from '../src/demo/sample-media.js';
 import { isMounted, mountDaemon, sh } from '../test/helpers/mount.js';
 import { timed } from './tools.js';
 
@@ -103,26 +103,6 @@ export async function peerColdReads(endpoint: string, size: number, runs: number
   return out;
 }
 
-/** A valid MP4 of about `size` bytes with its moov at the end: the sample's boxes, a large `free` box before moov. */
-async function bigMoovAtEnd(size: number): Promise<Buffer> {
-  const sample = await readFile(join(mediaDir(), 'sample.mp4'));
-  let at = 0;
-  let moovAt = -1;
-  while (at + 8 <= sample.length) {
-    const len = sample.readUInt32BE(at);
-    if (sample.toString('latin1', at + 4, at + 8) === 'moov') moovAt = at;
-    if (len < 8) break;
-    at += len;
-  }
-  if (moovAt < 0) throw new Error('sample.mp4 has no top-level moov');
-  const pad = Math.max(16, size - sample.length);
-  const free = Buffer.alloc(pad);
-  free.writeUInt32BE(1, 0); // 64-bit size follows
-  free.write('free', 4, 'latin1');
-  free.writeBigUInt64BE(BigInt(pad), 8);
-  return Buffer.concat([sample.subarray(0, moovAt), free, sample.subarray(moovAt)]);
-}
-
 /** A deterministic stream of `size` bytes (AES-CTR keystream), for objects too big to hold. */
 function keystream(seed: string, size: number): Readable {
   const cipher = createCipheriv('aes-128-ctr', createHash('sha256').update(seed).digest().subarray(0, 16), Buffer.alloc(16));
@@ -161,7 +141,7 @@ export async function assetfsExtras(endpoint: string, proxy: FaultProxy, s3url: 
 
   // ffprobe of a large MP4 with moov at the end.
   if (tools.has('ffprobe')) {
-    const mp4 = await bigMoovAtEnd(opts.ffprobeBytes);
+    const mp4 = await sampleMp4WithMoovAtEnd(opts.ffprobeBytes);
     await seedS3(s3url, 'bench', [{ path: 'movie.mp4', data: mp4 }], 1);
     const d = await mountDaemon({ cache: { disk: 0 }, sources: [source] }, { logLevel: 'warn' });
     try {

@@ -48,3 +48,23 @@ export async function storageSampleTree(opts: { bigFileBytes?: number } = {}): P
     { path: `large/random-${Math.round(big / 1024 / 1024)}MiB.bin`, data: deterministicBytes('assetfs-demo-large', big) },
   ];
 }
+
+/** A valid MP4 of about `size` bytes with its moov at the end: the sample's boxes, a large `free` box before moov. */
+export async function sampleMp4WithMoovAtEnd(size: number): Promise<Buffer> {
+  const sample = await readFile(join(mediaDir(), 'sample.mp4'));
+  let at = 0;
+  let moovAt = -1;
+  while (at + 8 <= sample.length) {
+    const len = sample.readUInt32BE(at);
+    if (sample.toString('latin1', at + 4, at + 8) === 'moov') moovAt = at;
+    if (len < 8) break;
+    at += len;
+  }
+  if (moovAt < 0) throw new Error('sample.mp4 has no top-level moov');
+  const pad = Math.max(16, size - sample.length);
+  const free = Buffer.alloc(pad);
+  free.writeUInt32BE(1, 0); // 64-bit size follows
+  free.write('free', 4, 'latin1');
+  free.writeBigUInt64BE(BigInt(pad), 8);
+  return Buffer.concat([sample.subarray(0, moovAt), free, sample.subarray(moovAt)]);
+}

@@ -3,16 +3,18 @@
  * proxy), and a corrupted block file is detected and fetched again, byte-exact.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { seedS3 } from '../../src/demo/seed-storage.js';
-import { mountDaemon, sh } from '../helpers/mount.js';
+import { mountDaemon, sh, shResult } from '../helpers/mount.js';
 
-const DATA = deterministicBytes('disk-tier', 6 * 1024 * 1024 + 99);
+const MiB = 1024 * 1024;
+const DATA = deterministicBytes('disk-tier', 6 * MiB + 99);
+const LARGE = deterministicBytes('disk-tier-large', 24 * MiB + 7);
 let s3: StorageServer;
 let proxy: FaultProxy;
 let cacheDir: string;
@@ -20,7 +22,7 @@ let cacheDir: string;
 beforeAll(async () => {
   s3 = await startS3rver({ buckets: ['media'] });
   proxy = await startFaultProxy(s3.url);
-  await seedS3(s3.url, 'media', [{ path: 'clip.bin', data: DATA }]);
+  await seedS3(s3.url, 'media', [{ path: 'clip.bin', data: DATA }, { path: 'large.bin', data: LARGE }]);
   cacheDir = await mkdtemp(join(tmpdir(), 'assetfs-diskcache-'));
 });
 afterAll(async () => {
@@ -77,5 +79,39 @@ describe('disk cache tier', () => {
       await d.stop();
     }
     expect(gets()).toHaveLength(1);
+  });
+
+  it('a small cap: reading four times the cap is byte-exact and the block files stay within the cap', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'assetfs-diskcap-'));
+    const d = await mountDaemon({ ...config(), cacheDir: dir, cache: { memory: '2MiB', disk: '6MiB' } });
+    try {
+      expect((await sh(`sha256sum ${d.mountpoint}/s3/large.bin`)).split(' ')[0]).toBe(sha256(LARGE));
+    } finally {
+      await d.stop();
+    }
+    let bytes = 0;
+    const root = join(dir, 'blocks');
+    for (const sub of await readdir(root)) for (const f of await readdir(join(root, sub))) bytes += (await stat(join(root, sub, f))).size;
+    expect(bytes).toBeGreaterThan(0);
+    expect(bytes).toBeLessThanOrEqual(6 * MiB + 6 * 4096); // the cap, plus each file's small header
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a full cache disk (a 10 MiB tmpfs under a 64 MiB cap) never fails a read: blocks are evicted or not cached', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'assetfs-fulldisk-'));
+    await sh(`mount -t tmpfs -o size=10m tmpfs ${dir}`);
+    try {
+      await mkdir(join(dir, 'cache'));
+      const d = await mountDaemon({ ...config(), cacheDir: join(dir, 'cache'), cache: { memory: '2MiB', disk: '64MiB' } });
+      try {
+        for (let i = 0; i < 2; i++) expect((await sh(`sha256sum ${d.mountpoint}/s3/large.bin`)).split(' ')[0]).toBe(sha256(LARGE));
+        expect(d.logs()).not.toMatch(/ENOSPC/);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      await shResult(`umount -l ${dir}`);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sampleMp4WithMoovAtEnd, sha256 } from '../../src/demo/sample-media.js';
 import { seedS3 } from '../../src/demo/seed-storage.js';
-import { mountDaemon, sh, type MountedDaemon } from '../helpers/mount.js';
+import { mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
 const SEQ = deterministicBytes('ra-seq', 48 * MiB);
@@ -34,6 +34,7 @@ beforeAll(async () => {
   proxy = await startFaultProxy(s3.url);
   await seedS3(s3.url, 'media', [{ path: 'seq.bin', data: SEQ }, { path: 'rnd.bin', data: RND }, { path: 'movie.mp4', data: MP4 }]);
   d = await mountDaemon({
+    metadataTtl: '2s',
     cache: { memory: '256MiB', disk: 0 },
     sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
   });
@@ -86,5 +87,20 @@ describe('readahead', () => {
     expect(covered()).toBe(true);
     const fetched = getsOf('movie.mp4').reduce((n, r) => n + rangeLen(r.range), 0);
     expect(fetched).toBeLessThanOrEqual(4 * MiB); // head block(s) + the moov's block, not the 20 MiB mdat
+  });
+
+  // ffprobe is Debian's ffmpeg; CI runs on a machine that has it (bench/tools.ts installs it), elsewhere this says skipped.
+  const hasFfprobe = async () => (await shResult('command -v ffprobe')).code === 0;
+  it('ffprobe of a 400 MiB MP4 with its moov at the end fetches at most 1 % of it', async (ctx) => {
+    if (!(await hasFfprobe())) ctx.skip();
+    const big = await sampleMp4WithMoovAtEnd(400 * MiB);
+    await seedS3(s3.url, 'media', [{ path: 'long.mp4', data: big }], 1);
+    await new Promise((r) => setTimeout(r, 2_500)); // the metadata TTL: the root listing was cached before
+    proxy.clearLog();
+    const out = await sh(`ffprobe -v error -show_entries stream=codec_type -of csv=p=0 ${d.mountpoint}/s3/long.mp4`);
+    expect(out).toMatch(/video/);
+    const fetched = getsOf('long.mp4').reduce((n, r) => n + rangeLen(r.range), 0);
+    expect(fetched).toBeGreaterThan(0);
+    expect(fetched / big.length).toBeLessThanOrEqual(0.01);
   });
 });

@@ -4,7 +4,7 @@
  * a file changed mid-upload, a platform refusal (locator limit), and mkdir/rmdir/rename/remove.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmsProvider } from '../../src/providers/ams/index.js';
@@ -15,10 +15,11 @@ import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
-import { UploadEngine } from '../../src/upload/engine.js';
+
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { Provider, RemoteEntry } from '../../src/core/types.js';
 import { walk } from '../contract/provider-suite.js';
+import { countingUploader, localFile, testEngine } from './harness.js';
 
 const KiB = 1024;
 const PART = 256 * KiB; // Azure blocks have no minimum size: small parts keep the test quick
@@ -52,12 +53,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function local(name: string, data: Buffer) {
-  const path = join(dir, name);
-  await writeFile(path, data);
-  const st = await stat(path);
-  return { path, size: st.size, mtimeMs: st.mtimeMs };
-}
+const local = (name: string, data: Buffer) => localFile(dir, name, data);
 /** The bytes Azurite holds for `<asset>/<file>`, or undefined. */
 async function stored(asset: string, file: string): Promise<Buffer | undefined> {
   const id = emu.findAsset(asset);
@@ -71,24 +67,9 @@ async function listing(prov: Provider, ref: string): Promise<RemoteEntry[]> {
 }
 /** The uploader with a small part size, some methods replaced, and the parts it sent. */
 function wrap(inner: Uploader, over: Partial<Uploader> = {}, onPart?: (n: number) => Promise<void> | void) {
-  const sent: number[] = [];
-  const names = ['begin', 'confirmed', 'part', 'complete', 'abort', 'remoteVersion', 'remove', 'mkdir', 'rmdir', 'rename'] as const;
-  const bound = Object.fromEntries(names.map((k) => [k, (inner[k] as (...a: unknown[]) => unknown).bind(inner)])) as unknown as Uploader;
-  const u: Uploader = {
-    ...bound,
-    partSize: () => PART,
-    part: async (t, id, n, data, signal) => {
-      await onPart?.(n);
-      const etag = await bound.part(t, id, n, data, signal);
-      sent.push(n);
-      return etag;
-    },
-    ...over,
-  };
-  return { u, sent };
+  return countingUploader(inner, { over, onPart, partSize: PART });
 }
-const engine = (journal: Journal, u: Uploader, partsPerFile = 2) =>
-  new UploadEngine({ journal, uploaderFor: () => u, log: silentLogger, retryBaseMs: 50, stableMs: 100, partsPerFile });
+const engine = (journal: Journal, u: Uploader, partsPerFile = 2) => testEngine(journal, u, { partsPerFile });
 const t = (path: string): UploadTarget => ({ source: 'ams', path: path.split('/') });
 const assetRef = (name: string) => `${emu.findAsset(name)}/`;
 

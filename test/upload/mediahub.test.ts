@@ -20,9 +20,10 @@ import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { NotFoundError } from '../../src/core/errors.js';
 import { Journal } from '../../src/upload/journal.js';
-import { UploadEngine } from '../../src/upload/engine.js';
+
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import { walk } from '../contract/provider-suite.js';
+import { countingUploader, localFile, testEngine } from './harness.js';
 
 const MiB = 1024 * 1024;
 const PART = 1 * MiB; // MediaHub names no chunk minimum: small chunks keep the test quick
@@ -63,12 +64,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function local(name: string, data: Buffer) {
-  const path = join(dir, name);
-  await writeFile(path, data);
-  const st = await stat(path);
-  return { path, size: st.size, mtimeMs: st.mtimeMs };
-}
+const local = (name: string, data: Buffer) => localFile(dir, name, data);
 /** The stored bytes of the catalog file at `key` in PIPE (straight from s3rver). */
 async function stored(key: string): Promise<Buffer | undefined> {
   const rec = emu.catalog.byKey(PIPE, key);
@@ -83,23 +79,9 @@ async function keys(prefix: string): Promise<string[]> {
 const T = (path: string): UploadTarget => ({ source: 'xvid', path: path.split('/') });
 /** The uploader with parts counted and optionally held back (its methods live on the prototype: bind them). */
 function wrap(inner: Uploader, onPart?: (n: number) => Promise<void> | void, over: Partial<Uploader> = {}) {
-  const sent: number[] = [];
-  const names = ['partSize', 'begin', 'confirmed', 'part', 'complete', 'abort', 'remoteVersion'] as const;
-  const bound = Object.fromEntries(names.map((k) => [k, (inner[k] as (...a: unknown[]) => unknown).bind(inner)])) as unknown as Uploader;
-  const u: Uploader = {
-    ...bound,
-    part: async (t, id, n, data, signal) => {
-      await onPart?.(n);
-      const etag = await inner.part(t, id, n, data, signal);
-      sent.push(n);
-      return etag;
-    },
-    ...over,
-  };
-  return { u, sent };
+  return countingUploader(inner, { over, onPart });
 }
-const engine = (journal: Journal, u: Uploader, partsPerFile = 2) =>
-  new UploadEngine({ journal, uploaderFor: () => u, log: silentLogger, retryBaseMs: 50, stableMs: 100, partsPerFile });
+const engine = (journal: Journal, u: Uploader, partsPerFile = 2) => testEngine(journal, u, { partsPerFile });
 const calls = (method: string, path: RegExp) => emu.server.requests().filter((r) => r.method === method && path.test(r.path));
 const job = (f: { path: string; size: number; mtimeMs: number }, remotePath: string, baseVersion: string | null = null) =>
   ({ localPath: f.path, source: 'xvid', remotePath, producer: 'sync' as const, size: f.size, mtimeMs: f.mtimeMs, baseVersion });

@@ -7,7 +7,7 @@
  * mkdir (create asset) / rmdir (delete empty asset) / remove (delete from storage); no rename.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MkioProvider } from '../../src/providers/mkio/index.js';
@@ -19,9 +19,10 @@ import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
-import { UploadEngine } from '../../src/upload/engine.js';
+
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { RemoteEntry } from '../../src/core/types.js';
+import { countingUploader, localFile, testEngine } from './harness.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -51,12 +52,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function local(name: string, data: Buffer) {
-  const path = join(dir, name);
-  await writeFile(path, data);
-  const st = await stat(path);
-  return { path, size: st.size, mtimeMs: st.mtimeMs };
-}
+const local = (name: string, data: Buffer) => localFile(dir, name, data);
 
 /** The stored bytes of `asset/path`, read from the real storage server (not through our code). */
 async function stored(asset: string, path: string): Promise<Buffer | undefined> {
@@ -75,27 +71,10 @@ async function list(p: MkioProvider, ref: string): Promise<RemoteEntry[]> {
 
 /** Small parts (S3's 5 MiB minimum; Azure blocks have none); counts and optionally intercepts parts. */
 function counting(inner: Uploader, part: number, onPart?: (n: number) => Promise<void> | void) {
-  const sent: number[] = [];
-  const u: Uploader = {
-    partSize: () => part,
-    begin: (...a) => inner.begin(...a),
-    confirmed: (...a) => inner.confirmed(...a),
-    part: async (t, id, n, data, signal) => {
-      await onPart?.(n);
-      const etag = await inner.part(t, id, n, data, signal);
-      sent.push(n);
-      return etag;
-    },
-    complete: (...a) => inner.complete(...a),
-    abort: (...a) => inner.abort(...a),
-    remoteVersion: (...a) => inner.remoteVersion(...a),
-  };
-  return { u, sent };
+  return countingUploader(inner, { partSize: part, onPart });
 }
 
-function engine(journal: Journal, uploader: Uploader, over: Partial<ConstructorParameters<typeof UploadEngine>[0]> = {}) {
-  return new UploadEngine({ journal, uploaderFor: () => uploader, log: silentLogger, retryBaseMs: 50, stableMs: 100, partsPerFile: 2, ...over });
-}
+const engine = (journal: Journal, uploader: Uploader, over: Parameters<typeof testEngine>[2] = {}) => testEngine(journal, uploader, over);
 
 const other = (k: StorageKind): StorageKind => (k === 'azure' ? 's3' : 'azure');
 

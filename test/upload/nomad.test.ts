@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { appendFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -19,10 +19,11 @@ import { s3rverClient } from '../../src/demo/seed-storage.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
-import { UploadEngine } from '../../src/upload/engine.js';
+
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { RemoteEntry } from '../../src/core/types.js';
 import { walk } from '../contract/provider-suite.js';
+import { countingUploader, localFile, testEngine } from './harness.js';
 
 const MiB = 1024 * 1024;
 const USER = { userName: 'uploader@nomad.example', password: 'up-pw' };
@@ -59,12 +60,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function local(name: string, data: Buffer) {
-  const path = join(dir, name);
-  await writeFile(path, data);
-  const st = await stat(path);
-  return { path, size: st.size, mtimeMs: st.mtimeMs };
-}
+const local = (name: string, data: Buffer) => localFile(dir, name, data);
 /** The stored bytes of the catalog file at `path` (read straight from s3rver). */
 async function stored(path: string): Promise<Buffer | undefined> {
   const rec = emu.find(path);
@@ -80,23 +76,9 @@ async function list(ref: string): Promise<RemoteEntry[]> {
 const T = (path: string): UploadTarget => ({ source: 'nm', path: path.split('/') });
 /** The uploader with some methods replaced (its methods live on the prototype: bind them). */
 function wrap(inner: Uploader, over: Partial<Uploader> = {}, onPart?: (n: number) => Promise<void> | void) {
-  const sent: number[] = [];
-  const keys = ['partSize', 'begin', 'confirmed', 'part', 'complete', 'abort', 'remoteVersion'] as const;
-  const bound = Object.fromEntries(keys.map((k) => [k, (inner[k] as (...a: unknown[]) => unknown).bind(inner)])) as unknown as Uploader;
-  const u: Uploader = {
-    ...bound,
-    part: async (t, id, n, data, signal) => {
-      await onPart?.(n);
-      const etag = await inner.part(t, id, n, data, signal);
-      sent.push(n);
-      return etag;
-    },
-    ...over,
-  };
-  return { u, sent };
+  return countingUploader(inner, { over, onPart });
 }
-const engine = (journal: Journal, u: Uploader, partsPerFile = 2) =>
-  new UploadEngine({ journal, uploaderFor: () => u, log: silentLogger, retryBaseMs: 50, stableMs: 100, partsPerFile });
+const engine = (journal: Journal, u: Uploader, partsPerFile = 2) => testEngine(journal, u, { partsPerFile });
 const uploads = (what: RegExp) => emu.server.requests().filter((r) => what.test(r.path));
 
 describe('upload engine → nomad', () => {

@@ -1,6 +1,6 @@
 /** The upload engine → Wordbee (emulator): the two-step file-token upload, resume, changes, rejections, delete. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
@@ -9,9 +9,10 @@ import { startWordbeeEmulator, type WordbeeEmulator } from '../../src/emulators/
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
-import { UploadEngine } from '../../src/upload/engine.js';
+
 import type { Uploader } from '../../src/upload/types.js';
 import { walk } from '../contract/provider-suite.js';
+import { countingUploader, localFile, testEngine } from './harness.js';
 
 const SEG = 27_665_601;
 let emu: WordbeeEmulator;
@@ -32,24 +33,16 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function local(name: string, data: Buffer) {
-  const path = join(dir, name);
-  await writeFile(path, data);
-  const st = await stat(path);
-  return { path, size: st.size, mtimeMs: st.mtimeMs };
-}
+const local = (name: string, data: Buffer) => localFile(dir, name, data);
 const stored = async (rel: string, name: string) => {
   const a = emu.catalog.find(SEG, 'en', rel, name);
   return a && readFile(a.file);
 };
 /** The uploader with some methods replaced (its own methods live on the prototype: bind them). */
 function wrap(inner: Uploader, over: Partial<Uploader>): Uploader {
-  const bound = Object.fromEntries(
-    (['partSize', 'begin', 'confirmed', 'part', 'complete', 'abort', 'remoteVersion', 'remove'] as const).map((k) => [k, (inner[k] as (...a: unknown[]) => unknown).bind(inner)]),
-  ) as unknown as Uploader;
-  return { ...bound, ...over };
+  return countingUploader(inner, { over }).u;
 }
-const engine = (journal: Journal, u: Uploader) => new UploadEngine({ journal, uploaderFor: () => u, log: silentLogger, retryBaseMs: 50, stableMs: 100 });
+const engine = (journal: Journal, u: Uploader) => testEngine(journal, u);
 const target = (name: string) => `pr7214/19641/${SEG}/en/videos/${name}`;
 
 describe('upload engine → wordbee', () => {
