@@ -6,7 +6,6 @@
  *   ÷ a trivial in-memory fuse-native FS; kernel options; rclone and s3fs; fio; ffprobe; ls -l; RSS; bursts
  * Writes bench/results/latest.md. Not a test: nothing here asserts.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,10 +15,10 @@ import { S3RVER_KEY, startS3rver } from '../src/emulators/storage-servers.js';
 import { deterministicBytes } from '../src/demo/sample-media.js';
 import { seedS3 } from '../src/demo/seed-storage.js';
 import { silentLogger } from '../src/util/logger.js';
-import { isMounted, mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
+import { mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
 import { uploadBench } from './upload.js';
 import { burstBench } from './burst.js';
-import { ensureTools } from './tools.js';
+import { ensureTools, trivialFs } from './tools.js';
 import { kernelOptionsBench } from './kernel.js';
 import { assetfsExtras, peerColdReads } from './peers.js';
 import { startFaultProxy } from '../src/emulators/fault-proxy.js';
@@ -49,26 +48,6 @@ async function ddSeconds(file: string): Promise<number> {
 async function curlSeconds(url: string): Promise<number> {
   const out = await sh(`curl -s -f -o /dev/null -w '%{time_total}' ${JSON.stringify(url)}`, { timeoutMs: 600_000 });
   return Number(out.trim());
-}
-
-async function trivialFs(): Promise<{ file: string; stop(): Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'assetfs-trivial-'));
-  const mnt = join(dir, 'mnt');
-  await mkdir(mnt);
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'trivial-fs.js'), mnt, String(SIZE)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => d.toString().includes('mounted') && resolve());
-    child.once('exit', (c) => reject(new Error(`trivial fs exited ${c}`)));
-  });
-  return {
-    file: join(mnt, 'data.bin'),
-    async stop() {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-      if (await isMounted(mnt)) await sh(`fusermount -uz ${mnt}`);
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 async function main() {
@@ -123,7 +102,7 @@ async function main() {
     }
 
     const trivial: number[] = [];
-    const t = await trivialFs();
+    const t = await trivialFs(SIZE);
     try {
       await ddSeconds(t.file);
       for (let i = 0; i < RUNS; i++) {

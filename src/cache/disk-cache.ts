@@ -299,14 +299,26 @@ function parseHeader(buf: Buffer): { header: Header; dataOffset: number } | unde
   }
 }
 
+/** Sub-directories known to exist: a block write costs no mkdir once its directory is made. */
+const madeDirs = new Set<string>();
+
 /** Writes the block file (temp name, then rename); returns where its bytes start. */
 async function writeBlockFile(file: string, header: Header, data: Buffer): Promise<number> {
   const json = Buffer.from(JSON.stringify(header));
   const len = Buffer.alloc(4);
   len.writeUInt32LE(json.length);
-  await mkdir(join(file, '..'), { recursive: true, mode: 0o700 });
+  const dir = join(file, '..');
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
+  const makeDir = async () => {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    madeDirs.add(dir);
+  };
+  if (!madeDirs.has(dir)) await makeDir();
+  const fh = await open(tmp, 'w', 0o600).catch(async (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+    await makeDir(); // removed behind our back (clear(), or by hand): make it again
+    return open(tmp, 'w', 0o600);
+  });
   try {
     const total = MAGIC.length + len.length + json.length + data.length;
     const { bytesWritten } = await fh.writev([MAGIC, len, json, data]);

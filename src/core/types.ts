@@ -192,6 +192,8 @@ export interface Vfs {
   write(fh: number, buf: Buffer, length: number, position: number): Promise<number>;
   /** Waits for the upload of the file; its failure is the error. */
   fsync(fh: number): Promise<void>;
+  /** close() of a descriptor (not the last release): buffered writes reach their staged copy. */
+  flush(fh: number): Promise<void>;
   ftruncate(fh: number, size: number): Promise<void>;
   truncate(path: string, size: number): Promise<void>;
   unlink(path: string): Promise<void>;

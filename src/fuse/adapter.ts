@@ -116,8 +116,10 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
     fsync(path: string, _datasync: number, fh: number, cb: Cb) {
       vfs.fsync(fh).then(() => cb(0), (e) => cb(fail('fsync', path)(e)));
     },
-    flush(_path: string, _fh: number, cb: Cb) {
-      cb(0); // uploads start at release (after the write-back delay) or at fsync, not at every close of a dup
+    flush(path: string, fh: number, cb: Cb) {
+      // Buffered writes reach the staged copy, so close() reports their failure. Uploads start at
+      // release (after the write-back delay) or at fsync, not at every close of a dup.
+      vfs.flush(fh).then(() => cb(0), (e) => cb(fail('flush', path)(e)));
     },
     truncate(path: string, size: number, cb: Cb) {
       vfs.truncate(path, size).then(() => cb(0), (e) => cb(fail('truncate', path)(e)));

@@ -264,6 +264,12 @@ export class AssetVfs implements Vfs {
     if (isStaged(h)) await this.w.fsync(h);
   }
 
+  /** close() of a descriptor: a staged file's buffered writes reach its staged copy. */
+  async flush(fh: number): Promise<void> {
+    const h = this.handles.get(fh);
+    if (h && isStaged(h)) await this.w.flush(h);
+  }
+
   async ftruncate(fh: number, size: number): Promise<void> {
     await this.w.ftruncate(this.stagedHandle(fh), size);
   }

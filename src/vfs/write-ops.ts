@@ -13,6 +13,7 @@ import { FsError, NotFoundError } from '../core/errors.js';
 import type { Uploader } from '../upload/types.js';
 import { readInto } from '../read/object-reader.js';
 import type { Staging, StagedFile } from './staging.js';
+import { WriteBehind } from './write-behind.js';
 
 const O_ACCMODE = 3;
 const FILE_MODE = 0o100644;
@@ -23,6 +24,24 @@ export interface StagedHandle {
   readonly f: StagedFile;
   readonly fh: FileHandle;
   readonly write: boolean;
+  /** Writable handles only: writes are answered from a buffer (write-behind.ts). */
+  readonly wb?: WriteBehind;
+}
+
+/** Buffered writes of every open handle of a staged file, per file: reads and stats must see them. */
+const buffered = new WeakMap<StagedFile, Set<WriteBehind>>();
+
+/** Every handle's buffered writes of `f` are in its staged file (or the first write error is thrown). */
+async function flushAll(f: StagedFile): Promise<void> {
+  await Promise.all([...(buffered.get(f) ?? [])].map((wb) => wb.flush()));
+}
+
+function writableHandle(f: StagedFile, fh: FileHandle): StagedHandle {
+  const wb = new WriteBehind(fh);
+  let set = buffered.get(f);
+  if (!set) buffered.set(f, (set = new Set()));
+  set.add(wb);
+  return { kind: 'staged', f, fh, write: true, wb };
 }
 
 /** What the write side needs from the VFS. */
@@ -91,7 +110,7 @@ export class WriteOps {
     const { source } = this.writableSource(path);
     await this.parentIsDir(path);
     const f = await this.staging.create(path, source, await this.remoteOf(path));
-    return { kind: 'staged', f, fh: await this.staging.openFile(f, true), write: true };
+    return writableHandle(f, await this.staging.openFile(f, true));
   }
 
   /** open() of a staged file, or of a remote file for writing (copied into staging unless O_TRUNC). */
@@ -110,10 +129,11 @@ export class WriteOps {
     }
     const fh = await this.staging.openFile(f, write);
     if (write && flags & constants.O_TRUNC) {
+      await flushAll(f);
       await fh.truncate(0);
       await this.staging.wrote(f, fh);
     }
-    return { kind: 'staged', f, fh, write };
+    return write ? writableHandle(f, fh) : { kind: 'staged', f, fh, write };
   }
 
   private async copyRemote(f: StagedFile, obj: ObjectVersion): Promise<void> {
@@ -135,7 +155,7 @@ export class WriteOps {
 
   async write(h: StagedHandle, buf: Buffer, length: number, position: number): Promise<number> {
     if (!h.write) throw new FsError('EBADF', `${h.f.path} is open read-only`);
-    const { bytesWritten } = await h.fh.write(buf, 0, length, position);
+    const bytesWritten = await h.wb!.write(buf, length, position);
     h.f.dirty = true;
     if (position + bytesWritten > h.f.size) h.f.size = position + bytesWritten;
     h.f.mtimeMs = Date.now();
@@ -143,12 +163,23 @@ export class WriteOps {
   }
 
   async read(h: StagedHandle, into: Buffer, length: number, position: number): Promise<number> {
+    await flushAll(h.f);
     return (await h.fh.read(into, 0, length, position)).bytesRead;
+  }
+
+  /** close() of a descriptor (FUSE flush): buffered writes reach the staged file; their error is close()'s. */
+  async flush(h: StagedHandle): Promise<void> {
+    await h.wb?.flush();
   }
 
   async release(h: StagedHandle): Promise<void> {
     try {
-      if (h.write) await this.staging.wrote(h.f, h.fh);
+      if (h.wb) {
+        buffered.get(h.f)?.delete(h.wb);
+        // A staged copy that missed some writes must not be uploaded (close() already reported why).
+        await h.wb.flush().catch(() => (h.f.dirty = false));
+      }
+      if (h.write && h.f.dirty) await this.staging.wrote(h.f, h.fh);
     } finally {
       await h.fh.close();
       if (h.write) this.staging.closedWriter(h.f);
@@ -157,6 +188,7 @@ export class WriteOps {
 
   async fsync(h: StagedHandle): Promise<void> {
     if (!h.write) return;
+    await h.wb?.flush();
     await h.fh.sync();
     await this.staging.wrote(h.f, h.fh);
     try {
@@ -168,6 +200,7 @@ export class WriteOps {
 
   async ftruncate(h: StagedHandle, size: number): Promise<void> {
     if (!h.write) throw new FsError('EBADF', `${h.f.path} is open read-only`);
+    await flushAll(h.f);
     await h.fh.truncate(size);
     await this.staging.wrote(h.f, h.fh);
   }
