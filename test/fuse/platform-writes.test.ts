@@ -8,8 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { BIN, mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
+import { BIN, journaledParts, mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
 import { startPlatformLab, type PlatformLab, type PlatformName } from '../../src/demo/lab.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -140,12 +139,7 @@ describe.each(CASES.filter((c) => c.multipart))('SIGKILL during an upload into $
     try {
       await sh(`mkdir -p ${q(join(first.mountpoint, c.platform, c.dir))} && cp ${work}/kill-${c.platform}.bin ${q(join(first.mountpoint, c.platform, c.dir, 'killed.bin'))}`);
       await until(async () => {
-        const db = new Database(join(cacheDir, 'journal.db'), { readonly: true, fileMustExist: true });
-        try {
-          confirmed = (db.prepare('SELECT number FROM parts ORDER BY number').all() as { number: number }[]).map((r) => r.number);
-        } finally {
-          db.close();
-        }
+        confirmed = journaledParts(cacheDir);
         return confirmed.length >= 2;
       }, 'two confirmed parts');
       await first.kill();

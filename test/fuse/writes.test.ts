@@ -14,7 +14,7 @@ import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, azuriteConnectionString, star
 import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { s3rverClient, seedS3 } from '../../src/demo/seed-storage.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
-import { mountDaemon, sh, shResult, type MountedDaemon, until } from '../helpers/mount.js';
+import { journaledParts, mountDaemon, sh, shResult, type MountedDaemon, until } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
 let s3: StorageServer;
@@ -145,12 +145,7 @@ describe('SIGKILL during an upload', () => {
     try {
       await sh(`cp ${work}/big.bin ${first.mountpoint}/s3/killed.bin`);
       await until(async () => {
-        const db = new Database(join(cacheDir, 'journal.db'), { readonly: true, fileMustExist: true });
-        try {
-          confirmed = (db.prepare('SELECT number FROM parts ORDER BY number').all() as { number: number }[]).map((r) => r.number);
-        } finally {
-          db.close();
-        }
+        confirmed = journaledParts(cacheDir);
         return confirmed.length >= 3;
       }, 'three confirmed parts');
       await first.kill();

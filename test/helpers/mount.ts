@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
 
 const pexec = promisify(execFile);
 /** The repository root (this file runs from test/helpers/ under vitest, or dist/test/helpers/ in the bench). */
@@ -115,4 +116,19 @@ export async function mountDaemon(config: Record<string, unknown>, opts: { logLe
     throw e;
   }
   return handle;
+}
+
+/** Part numbers the upload journal under `cacheDir` has confirmed (read-only; [] before it exists). */
+export function journaledParts(cacheDir: string): number[] {
+  let db: Database.Database;
+  try {
+    db = new Database(join(cacheDir, 'journal.db'), { readonly: true, fileMustExist: true });
+  } catch {
+    return [];
+  }
+  try {
+    return (db.prepare('SELECT number FROM parts ORDER BY number').all() as { number: number }[]).map((r) => r.number);
+  } finally {
+    db.close();
+  }
 }
