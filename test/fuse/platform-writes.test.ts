@@ -1,7 +1,7 @@
 /**
- * Writes into the platform sources of a real mount (the lab's emulators), per platform: mkdir, cp of a
- * multi-part file read back byte-exact from the platform after its upload, rsync -a of a small tree,
- * and — where uploads have several parts — SIGKILL of the daemon in the middle of an upload, restart,
+ * Writes into every source of a real mount (the lab's platform emulators, Azurite and s3rver): mkdir, cp of a
+ * multi-part file read back byte-exact from the platform after its upload, rsync -a of a small tree, a
+ * watched folder (ignore list, conflict copy), and — where uploads have several parts — SIGKILL of the daemon in the middle of an upload, restart,
  * and completion from the parts the journal had confirmed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,14 +9,15 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, journaledParts, mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
-import { startPlatformLab, type PlatformLab, type PlatformName } from '../../src/demo/lab.js';
+import { startPlatformLab, type PlatformLab } from '../../src/demo/lab.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 
 const MiB = 1024 * 1024;
 
 interface Case {
-  platform: PlatformName;
+  /** The lab's source name (its folder in the mount). */
+  platform: string;
   /** A folder to create and write into (mount-relative under the source). */
   dir: string;
   /** Whether folders nest below `dir` (rsync of a tree). */
@@ -35,6 +36,9 @@ const CASES: Case[] = [
   // MK.IO: an existing asset (on Azure storage), and a folder below it that is only a name prefix.
   { platform: 'mkio', dir: 'launch-teaser/uploads', nested: true, multipart: true, sync: 'launch-teaser/synced' },
   { platform: 'mediahub', dir: 'pl-launch/incoming-uploads', nested: true, multipart: true, sync: 'pl-launch/synced' },
+  // The plain stores too: Azure staged blocks on Azurite, S3 multipart on s3rver.
+  { platform: 'blob', dir: 'incoming/batch', nested: true, multipart: true, sync: 'synced' },
+  { platform: 's3', dir: 'incoming/batch', nested: true, multipart: true, sync: 'synced' },
 ];
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
