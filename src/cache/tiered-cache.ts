@@ -26,6 +26,8 @@ export class TieredBlockCache implements BlockCache {
   async get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
     const hot = await this.memory.get(obj, index);
     if (hot) return hot;
+    // A disk miss (every block of a cold read) takes no buffer; disk.get still counts it.
+    if (!this.disk.has(obj, index)) return this.disk.get(obj, index);
     // Read straight into a recycled buffer of the memory tier: a warm read allocates nothing.
     const buf = this.memory.takeBuffer();
     const warm = await this.disk.get(obj, index, buf);
