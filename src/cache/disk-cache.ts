@@ -15,13 +15,17 @@
  *    `maxBytes`, until unpinned (they then rejoin the LRU as its most recent entries).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
+import { DIRECT_IO_ALIGN, alignUp, alignedBuffer } from '../util/aligned.js';
 
 const MAGIC = Buffer.from('AFSBLK1\n');
+/** Direct writes in flight at once (each needs an aligned header page); more are written buffered. */
+const HEADER_PAGES = 64;
 
 interface Header {
   source: string;
@@ -30,6 +34,8 @@ interface Header {
   index: number;
   len: number;
   crc: number;
+  /** Where the bytes start, when not right after the header. */
+  at?: number;
 }
 
 interface IndexEntry {
@@ -62,6 +68,10 @@ export class DiskBlockCache implements BlockCache {
   private misses = 0;
   private corrupt = 0;
   private scanned: Promise<void> | undefined;
+  /** Whether aligned blocks are written with O_DIRECT (see put). */
+  private direct = true;
+  private headerArena: Buffer | undefined;
+  private readonly headerPages: Buffer[] = [];
 
   constructor(private readonly o: DiskCacheOptions) {
     this.blockSize = o.blockSize;
@@ -183,17 +193,20 @@ export class DiskBlockCache implements BlockCache {
 
   /**
    * The block, verified against its header. `into` (at least the block's length) receives the bytes
-   * when given — the memory tier's recycled buffers, so a warm read allocates nothing.
+   * when given — the memory tier's recycled buffers, so a warm read allocates nothing. When `into` is
+   * page-aligned (`intoAligned`) and the file was written for direct I/O, it is read with O_DIRECT.
    */
-  async get(obj: ObjectVersion, index: number, into?: Buffer): Promise<Buffer | undefined> {
+  async get(obj: ObjectVersion, index: number, into?: Buffer, intoAligned = false): Promise<Buffer | undefined> {
     const key = blockKey(obj.source, obj.ref, obj.version, index);
     const e = this.index.get(key) ?? this.pinned.get(key);
     if (!e) {
       this.misses++;
       return undefined;
     }
-    const data = into && into.length >= e.len ? into.subarray(0, e.len) : Buffer.allocUnsafe(e.len);
-    const head = await readBlockFile(e.file, e.dataOffset, data).catch(() => undefined);
+    const fits = into !== undefined && into.length >= e.len;
+    const data = fits ? into.subarray(0, e.len) : Buffer.allocUnsafe(e.len);
+    const direct = fits && intoAligned && into.length >= alignUp(e.len) && e.dataOffset === DIRECT_IO_ALIGN;
+    const head = await this.readFile(e, data, direct ? into : undefined).catch(() => undefined);
     const h = head && parseHeader(head)?.header;
     const valid = h && h.source === obj.source && h.ref === obj.ref && h.version === obj.version && h.index === index && h.len === data.length && crc32(data) === h.crc;
     if (!valid) {
@@ -210,7 +223,13 @@ export class DiskBlockCache implements BlockCache {
     return data;
   }
 
-  async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
+  /**
+   * Store a block. `aligned`: a page-aligned buffer `data` is the start of (the memory tier's, see
+   * MemoryBlockCache.isAligned), at least the block rounded up to a page: the file is then written with
+   * O_DIRECT, so streaming a large file through the cache neither copies it into nor floods the page
+   * cache. The caller must keep `aligned` unchanged until this resolves.
+   */
+  async put(obj: ObjectVersion, index: number, data: Buffer, aligned?: Buffer): Promise<void> {
     const key = blockKey(obj.source, obj.ref, obj.version, index);
     if (this.index.has(key) || this.pinned.has(key)) return;
     if (data.length > this.o.maxBytes && !this.pinnedObjects.has(this.objKey(obj.source, obj.ref))) return;
@@ -218,7 +237,7 @@ export class DiskBlockCache implements BlockCache {
     const header: Header = { source: obj.source, ref: obj.ref, version: obj.version, index, len: data.length, crc: crc32(data) };
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const dataOffset = await writeBlockFile(file, header, data);
+        const dataOffset = await this.writeFile(file, header, data, aligned);
         this.addIndex(key, { file, len: data.length, dataOffset, source: obj.source, ref: obj.ref });
         return;
       } catch (e) {
@@ -228,6 +247,56 @@ export class DiskBlockCache implements BlockCache {
         await new Promise((r) => setTimeout(r, 10));
       }
     }
+  }
+
+  /**
+   * The file's header bytes, with the block's bytes read into `data`; with O_DIRECT into `aligned`
+   * (whose start `data` is) when given and allowed. The header is copied out of its aligned page.
+   */
+  private async readFile(e: IndexEntry, data: Buffer, aligned: Buffer | undefined): Promise<Buffer> {
+    const page = aligned && this.direct ? this.takeHeaderPage() : undefined;
+    if (page) {
+      try {
+        await readBlockFileDirect(e.file, page, aligned!.subarray(0, alignUp(data.length)), data.length);
+        return Buffer.from(page);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        this.direct = false;
+      } finally {
+        this.headerPages.push(page);
+      }
+    }
+    return readBlockFile(e.file, e.dataOffset, data);
+  }
+
+  /** Direct I/O when it can be had; the filesystem refusing it once (EINVAL) turns it off for good. */
+  private async writeFile(file: string, header: Header, data: Buffer, aligned: Buffer | undefined): Promise<number> {
+    const page = aligned && this.direct ? this.takeHeaderPage() : undefined;
+    if (page) {
+      try {
+        return await writeBlockFileDirect(file, header, data, aligned!, page);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+        this.direct = false;
+      } finally {
+        this.headerPages.push(page);
+      }
+    }
+    return writeBlockFile(file, header, data);
+  }
+
+  /** An aligned page for a direct write's header; none when all are in use (that write is buffered). */
+  private takeHeaderPage(): Buffer | undefined {
+    if (!this.headerArena) {
+      try {
+        this.headerArena = alignedBuffer(HEADER_PAGES * DIRECT_IO_ALIGN);
+      } catch {
+        this.direct = false;
+        return undefined;
+      }
+      for (let i = 0; i < HEADER_PAGES; i++) this.headerPages.push(this.headerArena.subarray(i * DIRECT_IO_ALIGN, (i + 1) * DIRECT_IO_ALIGN));
+    }
+    return this.headerPages.pop();
   }
 
   /** Drop the least recently used blocks worth at least `bytes`. */
@@ -285,6 +354,17 @@ async function readBlockFile(file: string, dataOffset: number, data: Buffer): Pr
   }
 }
 
+/** A block file written by writeBlockFileDirect: its header page into `page`, its bytes (padded) into `padded`. */
+async function readBlockFileDirect(file: string, page: Buffer, padded: Buffer, len: number): Promise<void> {
+  const fh = await open(file, constants.O_RDONLY | constants.O_DIRECT);
+  try {
+    const { bytesRead } = await fh.readv([page, padded], 0);
+    if (bytesRead < page.length + len) throw new Error(`short block file (${bytesRead} bytes)`);
+  } finally {
+    await fh.close();
+  }
+}
+
 function parseHeader(buf: Buffer): { header: Header; dataOffset: number } | undefined {
   if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   const len = buf.readUInt32LE(MAGIC.length);
@@ -293,7 +373,10 @@ function parseHeader(buf: Buffer): { header: Header; dataOffset: number } | unde
   try {
     const header = JSON.parse(buf.subarray(start, start + len).toString('utf8')) as Header;
     if (typeof header.version !== 'string' || typeof header.index !== 'number' || typeof header.crc !== 'number') return undefined;
-    return { header, dataOffset: start + len };
+    // `at`: the bytes start past padding (files written with direct I/O start them on a page).
+    const at = header.at ?? start + len;
+    if (!Number.isInteger(at) || at < start + len || at > DIRECT_IO_ALIGN) return undefined;
+    return { header, dataOffset: at };
   } catch {
     return undefined;
   }
@@ -307,6 +390,33 @@ async function writeBlockFile(file: string, header: Header, data: Buffer): Promi
   const json = Buffer.from(JSON.stringify(header));
   const len = Buffer.alloc(4);
   len.writeUInt32LE(json.length);
+  await writeThenRename(file, 'w', [MAGIC, len, json, data]);
+  return MAGIC.length + len.length + json.length;
+}
+
+/**
+ * The block file written with O_DIRECT, past the page cache: the header padded to one page in `page`,
+ * then the bytes, which must be the start of `aligned` (a page-aligned buffer at least alignUp(len)
+ * long, whose bytes past the block are zeroed for the padding). Returns where the bytes start.
+ */
+async function writeBlockFileDirect(file: string, header: Header, data: Buffer, aligned: Buffer, page: Buffer): Promise<number> {
+  const json = Buffer.from(JSON.stringify({ ...header, at: DIRECT_IO_ALIGN }));
+  const padded = alignUp(data.length);
+  const isStartOfAligned = data.buffer === aligned.buffer && data.byteOffset === aligned.byteOffset && aligned.length >= padded;
+  if (!isStartOfAligned || MAGIC.length + 4 + json.length > DIRECT_IO_ALIGN || page.length !== DIRECT_IO_ALIGN) {
+    throw Object.assign(new Error('not laid out for direct I/O'), { code: 'EINVAL' });
+  }
+  page.fill(0);
+  MAGIC.copy(page);
+  page.writeUInt32LE(json.length, MAGIC.length);
+  json.copy(page, MAGIC.length + 4);
+  aligned.fill(0, data.length, padded);
+  await writeThenRename(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, [page, aligned.subarray(0, padded)]);
+  return DIRECT_IO_ALIGN;
+}
+
+/** Write `buffers` to a temp file next to `file` (opened with `flags`, 0600), then rename it into place. */
+async function writeThenRename(file: string, flags: string | number, buffers: Buffer[]): Promise<void> {
   const dir = join(file, '..');
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   const makeDir = async () => {
@@ -314,14 +424,14 @@ async function writeBlockFile(file: string, header: Header, data: Buffer): Promi
     madeDirs.add(dir);
   };
   if (!madeDirs.has(dir)) await makeDir();
-  const fh = await open(tmp, 'w', 0o600).catch(async (e: NodeJS.ErrnoException) => {
+  const fh = await open(tmp, flags, 0o600).catch(async (e: NodeJS.ErrnoException) => {
     if (e.code !== 'ENOENT') throw e;
     await makeDir(); // removed behind our back (clear(), or by hand): make it again
-    return open(tmp, 'w', 0o600);
+    return open(tmp, flags, 0o600);
   });
   try {
-    const total = MAGIC.length + len.length + json.length + data.length;
-    const { bytesWritten } = await fh.writev([MAGIC, len, json, data]);
+    const total = buffers.reduce((n, b) => n + b.length, 0);
+    const { bytesWritten } = await fh.writev(buffers, 0);
     if (bytesWritten !== total) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
   } catch (e) {
     await fh.close().catch(() => undefined);
@@ -330,5 +440,4 @@ async function writeBlockFile(file: string, header: Header, data: Buffer): Promi
   }
   await fh.close();
   await rename(tmp, file);
-  return MAGIC.length + len.length + json.length;
 }

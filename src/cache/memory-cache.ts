@@ -12,15 +12,35 @@
  *    and put() of the block replaces it. A reserved block reads as a miss. Reservations take at most
  *    half the limit: in a memory tier smaller than the readahead window they would otherwise evict
  *    the blocks the reader is about to use.
- *  - Recycled buffers (takeBuffer/putOwned): a block read from the disk tier lands in a buffer this
- *    cache owns and hands back to its free list when the block leaves the LRU, so warm reads allocate
- *    nothing (every fresh Buffer counts toward V8's external memory, and each 64 MiB of it costs a
- *    full GC). A recycled buffer is overwritten only by a later disk read, i.e. after a thread-pool
- *    round trip: readers copy out of a block in the microtask that receives it, long before that.
- *    A holder that keeps a block across I/O of its own must copy it first.
+ *  - Recycled buffers (takeBuffer/putOwned): a block fetched from the network or read from the disk
+ *    tier lands in a buffer this cache owns and hands back to its free list when the block leaves the
+ *    LRU, so reads allocate nothing once the tier is full (a fresh Buffer costs page faults on first
+ *    touch, and every 64 MiB of them a full GC). A recycled buffer is overwritten only by a later
+ *    fetch or disk read, i.e. after an I/O round trip: readers copy out of a block in the microtask
+ *    that receives it, long before that. A holder that keeps a block across I/O of its own must
+ *    copy it first, or hold() it (the background disk write does) until release().
  */
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
+import { DIRECT_IO_ALIGN, MAX_ALIGNED_BYTES, alignedBuffer } from '../util/aligned.js';
+
+const ARENA_BYTES = Math.min(2 ** 30, MAX_ALIGNED_BYTES);
+const alignedArenas = new WeakSet<Buffer>();
+
+/** An arena of `bytes`, page-aligned when possible; undefined without the address space for it. */
+function allocateArena(bytes: number): Buffer | undefined {
+  try {
+    const arena = alignedBuffer(bytes);
+    alignedArenas.add(arena);
+    return arena;
+  } catch {
+    try {
+      return Buffer.allocUnsafeSlow(bytes);
+    } catch {
+      return undefined;
+    }
+  }
+}
 
 export interface MemoryCacheOptions {
   /** Byte limit of all cached blocks together. */
@@ -48,9 +68,16 @@ export class MemoryBlockCache implements BlockCache {
   private misses = 0;
   private reservedBytes = 0;
   private readonly free: Buffer[] = [];
-  /** One allocation for all the buffers takeBuffer hands out (see below), carved in order. */
+  /** Recycled buffers held across I/O (see hold), with the count of holders. */
+  private readonly holds = new Map<Buffer, number>();
+  /** Held buffers whose block left the LRU: recycled on their last release. */
+  private readonly freeOnRelease = new Set<Buffer>();
+  /** The allocation takeBuffer carves new buffers from, in order (see carve). */
   private arena: Buffer | undefined;
+  private arenaAt = 0;
   private carved = 0;
+  /** Carved buffers that start on a page boundary (usable for O_DIRECT, see isAligned). */
+  private readonly alignedBuffers = new WeakSet<Buffer>();
 
   constructor(private readonly o: MemoryCacheOptions) {
     if (!(o.blockSize > 0)) throw new Error('blockSize must be positive');
@@ -61,7 +88,7 @@ export class MemoryBlockCache implements BlockCache {
       // 'set' replaces the value under the same key: the key stays cached, so it stays indexed.
       dispose: (slot, key, reason) => {
         if (slot.data === undefined) this.reservedBytes -= slot.size;
-        if (slot.owned && this.free.length < this.o.maxBytes / this.blockSize) this.free.push(slot.owned);
+        if (slot.owned) this.recycle(slot.owned);
         if (reason !== 'set') this.unindex(slot.object, key);
       },
     });
@@ -80,27 +107,58 @@ export class MemoryBlockCache implements BlockCache {
 
   /** A block-sized buffer to read a block into, recycled when possible; give it to putOwned or giveBack. */
   takeBuffer(): Buffer {
-    const recycled = this.free.pop();
-    if (recycled) return recycled;
-    // The first time, the tier's whole size is allocated at once (address space: pages are only
-    // touched as blocks arrive). V8 starts a full GC for each 64 MiB of new external memory; one
-    // allocation instead of one per block turns a warm read's dozens of GCs into one.
+    return this.free.pop() ?? this.carve();
+  }
+
+  /** Whether `buf` (from takeBuffer) starts on a page boundary, as direct I/O needs. */
+  isAligned(buf: Buffer): boolean {
+    return this.alignedBuffers.has(buf);
+  }
+
+  /**
+   * A new block-sized buffer, carved from arenas of up to 1 GiB that together hold the tier's size
+   * (address space only: pages are touched as blocks arrive). V8 starts a full GC for each 64 MiB of
+   * new external memory; a few arenas instead of one Buffer per block turn dozens of GCs into one.
+   * Arenas are page-aligned when the platform allows (util/aligned.ts), so are their block-sized
+   * slices when the block size is a multiple of the page. Past the tier's size, or without address
+   * space, buffers are allocated one by one.
+   */
+  private carve(): Buffer {
     const slots = Math.floor(this.o.maxBytes / this.blockSize);
-    if (!this.arena && slots > 0) {
-      try {
-        this.arena = Buffer.allocUnsafeSlow(slots * this.blockSize);
-      } catch {
+    if (this.carved >= slots) return Buffer.allocUnsafeSlow(this.blockSize);
+    if (!this.arena || this.arenaAt + this.blockSize > this.arena.length) {
+      const bytes = Math.min(slots - this.carved, Math.max(1, Math.floor(ARENA_BYTES / this.blockSize))) * this.blockSize;
+      this.arenaAt = 0;
+      this.arena = allocateArena(bytes);
+      if (!this.arena) {
         this.carved = slots; // no address space for it: allocate block by block
+        return Buffer.allocUnsafeSlow(this.blockSize);
       }
     }
-    if (this.arena && this.carved < slots) {
-      const start = this.carved++ * this.blockSize;
-      return this.arena.subarray(start, start + this.blockSize);
-    }
-    return Buffer.allocUnsafeSlow(this.blockSize);
+    const buf = this.arena.subarray(this.arenaAt, (this.arenaAt += this.blockSize));
+    this.carved++;
+    if (alignedArenas.has(this.arena) && this.blockSize % DIRECT_IO_ALIGN === 0) this.alignedBuffers.add(buf);
+    return buf;
   }
 
   giveBack(buf: Buffer): void {
+    this.recycle(buf);
+  }
+
+  /** Keep `owned` (from takeBuffer) from being recycled while I/O reads it, even if its block leaves. */
+  hold(owned: Buffer): void {
+    this.holds.set(owned, (this.holds.get(owned) ?? 0) + 1);
+  }
+
+  release(owned: Buffer): void {
+    const n = (this.holds.get(owned) ?? 1) - 1;
+    if (n > 0) return void this.holds.set(owned, n);
+    this.holds.delete(owned);
+    if (this.freeOnRelease.delete(owned)) this.recycle(owned);
+  }
+
+  private recycle(buf: Buffer): void {
+    if (this.holds.has(buf)) return void this.freeOnRelease.add(buf);
     if (buf.length === this.blockSize && this.free.length < this.o.maxBytes / this.blockSize) this.free.push(buf);
   }
 

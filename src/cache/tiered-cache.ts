@@ -30,7 +30,7 @@ export class TieredBlockCache implements BlockCache {
     if (!this.disk.has(obj, index)) return this.disk.get(obj, index);
     // Read straight into a recycled buffer of the memory tier: a warm read allocates nothing.
     const buf = this.memory.takeBuffer();
-    const warm = await this.disk.get(obj, index, buf);
+    const warm = await this.disk.get(obj, index, buf, this.memory.isAligned(buf));
     if (!warm) {
       this.memory.giveBack(buf);
       return undefined;
@@ -41,15 +41,35 @@ export class TieredBlockCache implements BlockCache {
 
   async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
     await this.memory.put(obj, index, data);
+    this.writeBehind(obj, index, data);
+  }
+
+  takeBuffer(): Buffer {
+    return this.memory.takeBuffer();
+  }
+
+  giveBack(buf: Buffer): void {
+    this.memory.giveBack(buf);
+  }
+
+  /** put() of a block fetched into a buffer from takeBuffer; it is held until its disk copy is written. */
+  putOwned(obj: ObjectVersion, index: number, data: Buffer, owned: Buffer): void {
+    this.memory.putOwned(obj, index, data, owned);
+    this.writeBehind(obj, index, data, owned);
+  }
+
+  private writeBehind(obj: ObjectVersion, index: number, data: Buffer, owned?: Buffer): void {
     if (this.pendingWrites >= this.maxPendingWrites) {
       this.skippedWrites++;
       return;
     }
     this.pendingWrites++;
+    if (owned) this.memory.hold(owned);
     void this.disk
-      .put(obj, index, data)
+      .put(obj, index, data, owned && this.memory.isAligned(owned) ? owned : undefined)
       .catch(() => undefined)
       .finally(() => {
+        if (owned) this.memory.release(owned);
         this.pendingWrites--;
         if (this.pendingWrites === 0) for (const f of this.idle.splice(0)) f();
       });

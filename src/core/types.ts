@@ -102,8 +102,8 @@ export interface ByteRange {
   readonly end: number;
 }
 
-/** Called while a ranged body arrives: `data[0, filled)` is final. */
-export type Progress = (data: Buffer, filled: number) => void;
+/** Called while a ranged body arrives: its first `filled` bytes are final. */
+export type Progress = (filled: number) => void;
 
 /** What a read must match: a response for any other version is a StaleError. */
 export interface Expectation {
@@ -117,11 +117,14 @@ export interface Expectation {
  * resets, timeouts and short bodies (the caller retries), NotFoundError on 404.
  */
 export interface Transport {
+  /** Exactly range.end - range.start bytes, or an error. */
+  readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer>;
   /**
-   * Exactly range.end - range.start bytes, or an error. `onProgress(buffer, filled)` may be called as
-   * the body arrives: bytes [0, filled) of `buffer` are final and are the bytes the result will hold.
+   * readRange into `into`: consecutive buffers whose lengths add up to the range's. `onProgress(filled)`
+   * may be called as the body arrives: the first `filled` bytes are final. On an error the buffers hold
+   * garbage.
    */
-  readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal, onProgress?: Progress): Promise<Buffer>;
+  readRangeInto(loc: SignedLocator, range: ByteRange, expect: Expectation, into: readonly Buffer[], onProgress?: Progress, signal?: AbortSignal): Promise<void>;
   /**
    * The whole object in order, chunk by chunk, without holding it (locators with `rangeable: false`).
    * Resolves after exactly `expect.size` bytes went to `onChunk`; errors as readRange.
@@ -141,6 +144,14 @@ export interface BlockCache {
    */
   reserve?(obj: ObjectVersion, index: number, bytes: number): void;
   unreserve?(obj: ObjectVersion, index: number): void;
+  /**
+   * Optional: a block-sized buffer to fetch a block into, recycled from blocks that left the cache (a
+   * cold read then allocates nothing once the memory tier is full). Hand it to putOwned, which stores
+   * `data` (a view of it) and recycles it when the block leaves, or back to giveBack if unused.
+   */
+  takeBuffer?(): Buffer;
+  putOwned?(obj: ObjectVersion, index: number, data: Buffer, owned: Buffer): void;
+  giveBack?(buf: Buffer): void;
   /** Forget every block of every version of (source, ref). */
   dropObject(source: string, ref: Ref): Promise<void>;
   stats(): CacheStats;

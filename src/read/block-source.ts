@@ -17,7 +17,7 @@
  *  - A failed fetch leaves nothing behind: its blocks leave `inflight` before their waiters hear of it,
  *    and a demand reader that had joined a failed prefetch tries once more with its own fetch.
  */
-import type { BlockCache, BlockSource, ByteRange, ObjectVersion, Progress, Provider, Ref, SignedLocator, Transport } from '../core/types.js';
+import type { BlockCache, BlockSource, ByteRange, ObjectVersion, Provider, Ref, SignedLocator, Transport } from '../core/types.js';
 import { blockCount, blockRange } from '../core/blocks.js';
 import { ExpiredError, FsError, StaleError, TransientError } from '../core/errors.js';
 import { retry } from '../util/pacer.js';
@@ -55,12 +55,6 @@ export interface BlockSourceStats {
   readonly prefetchSkippedBlocks: number;
   readonly inflightBlocks: number;
   readonly prefetchBytesInFlight: number;
-}
-
-/** Bytes fetched for a run: `data` starts at byte `offset` of the object. */
-interface Fetched {
-  readonly data: Buffer;
-  readonly offset: number;
 }
 
 interface Pending {
@@ -201,57 +195,69 @@ export class NetworkBlockSource implements BlockSource {
   }
 
   /**
-   * One GET for consecutive blocks; each block is cached and its waiters answered as the run lands.
-   * When the GET brought the whole object (a server that ignores Range), the other blocks are cached too.
+   * One GET for consecutive blocks, each landing in its own buffer (recycled by the cache when it can
+   * give one); each block is cached and its waiters answered as soon as its bytes have arrived, not
+   * when the whole run has: with several runs in flight the reader would otherwise wait for a whole
+   * part before each one (pipeline bubbles). A retry fetches only the blocks not yet settled: a
+   * settled block's buffer belongs to the cache, which may already have recycled it.
    */
   private async fetchRun(obj: ObjectVersion, run: Array<{ index: number; pending: Pending }>): Promise<void> {
-    const first = run[0]!.index;
-    const last = run[run.length - 1]!.index;
-    const range: ByteRange = { start: this.rangeOf(obj, first).start, end: this.rangeOf(obj, last).end };
-    // Blocks are answered as soon as their bytes have arrived, not when the whole run has: with several
-    // runs in flight the reader would otherwise wait for a whole part before each one (pipeline bubbles).
-    const settled = new Set<number>();
-    const onProgress = (data: Buffer, filled: number) => {
-      for (const { index, pending } of run) {
-        if (settled.has(index)) continue;
-        const { start, end } = this.rangeOf(obj, index);
-        if (end - range.start > filled) break;
-        settled.add(index);
-        this.settle(obj, index, pending, data.subarray(start - range.start, end - range.start), true);
+    const ranges = run.map(({ index }) => this.rangeOf(obj, index));
+    const buffers = this.buffersFor(ranges.map((r) => r.end - r.start));
+    const start = ranges[0]!.start;
+    const end = ranges[ranges.length - 1]!.end;
+    let next = 0; // run[next] is the first block not settled yet
+    const settleUpTo = (filledTo: number) => {
+      for (; next < run.length && ranges[next]!.end <= filledTo; next++) {
+        const { data, owned } = buffers[next]!;
+        this.settle(obj, run[next]!.index, run[next]!.pending, data, owned ?? true);
       }
     };
-    let fetched: Fetched;
     try {
-      fetched = await this.fetchRange(obj, range, onProgress);
+      await this.fetchRange(obj, end, () => ({ start: ranges[next]!.start, into: buffers.slice(next).map((b) => b.data) }), settleUpTo);
+      settleUpTo(end);
     } catch (e) {
-      for (const { index, pending } of run) if (!settled.has(index)) this.fail(obj, index, pending, e);
+      for (let i = next; i < run.length; i++) {
+        this.fail(obj, run[i]!.index, run[i]!.pending, e);
+        const owned = buffers[i]!.owned;
+        if (owned) this.o.cache.giveBack?.(owned);
+      }
       const level = e instanceof StaleError ? 'info' : 'warn';
-      this.log[level]({ err: e, source: obj.source, blocks: [first, last], prefetch: run[0]!.pending.prefetch }, 'block fetch failed');
-      return;
-    }
-    const view = (index: number) => {
-      const { start, end } = this.rangeOf(obj, index);
-      return fetched.data.subarray(start - fetched.offset, end - fetched.offset);
-    };
-    for (const { index, pending } of run) if (!settled.has(index)) this.settle(obj, index, pending, view(index), true);
-    if (fetched.data.length === range.end - range.start) return;
-    const count = blockCount(obj.size, this.blockSize);
-    for (let index = 0; index < count; index++) {
-      if (index >= first && index <= last) continue;
-      if (this.inflight.has(blockKey(obj, index))) continue;
-      this.o.cache.put(obj, index, view(index)).catch(() => undefined);
+      this.log[level]({ err: e, source: obj.source, blocks: [run[0]!.index, run[run.length - 1]!.index], bytes: [start, end], prefetch: run[0]!.pending.prefetch }, 'block fetch failed');
     }
   }
 
-  /** Answer a block's waiters, cache it (when fetched), and only then let it leave `inflight`. */
-  private settle(obj: ObjectVersion, index: number, pending: Pending, block: Buffer, store: boolean): void {
+  /** A buffer per block: recycled ones from the cache, else views of one new run buffer. */
+  private buffersFor(lengths: number[]): Array<{ data: Buffer; owned?: Buffer }> {
+    const cache = this.o.cache;
+    if (cache.takeBuffer && cache.putOwned && cache.giveBack) {
+      return lengths.map((len) => {
+        const owned = cache.takeBuffer!();
+        if (owned.length < len) throw new Error(`the cache gave a ${owned.length}-byte buffer for a ${len}-byte block`);
+        return { data: owned.subarray(0, len), owned };
+      });
+    }
+    const whole = Buffer.allocUnsafe(lengths.reduce((a, b) => a + b, 0));
+    let at = 0;
+    return lengths.map((len) => ({ data: whole.subarray(at, (at += len)) }));
+  }
+
+  /**
+   * Answer a block's waiters, cache it (when fetched: `store` is true, or the recycled buffer `block`
+   * is a view of), and only then let it leave `inflight`.
+   */
+  private settle(obj: ObjectVersion, index: number, pending: Pending, block: Buffer, store: boolean | Buffer): void {
     pending.resolve(block);
     this.releaseBudget(pending);
     const key = blockKey(obj, index);
     const done = () => {
       if (this.inflight.get(key) === pending) this.inflight.delete(key);
     };
-    if (!store) return done();
+    if (store === false) return done();
+    if (store !== true) {
+      this.o.cache.putOwned!(obj, index, block, store);
+      return done();
+    }
     this.o.cache.put(obj, index, block).then(done, (e: unknown) => {
       this.log.debug({ err: e }, 'cache put failed');
       done();
@@ -272,23 +278,25 @@ export class NetworkBlockSource implements BlockSource {
   }
 
   /**
-   * Bytes [range.start, range.end) of `obj` (or all of it, from a locator that cannot do ranges),
-   * re-locating on expiry and retrying transient faults.
+   * Bytes of `obj` up to `end` (from a locator that cannot do ranges: out of its whole download), into
+   * the buffers `remaining()` names from the offset it names, re-locating on expiry and retrying
+   * transient faults. `onProgress(to)`: bytes before offset `to` of the object have arrived.
    */
-  private async fetchRange(obj: ObjectVersion, range: ByteRange, onProgress?: Progress): Promise<Fetched> {
+  private async fetchRange(obj: ObjectVersion, end: number, remaining: () => { start: number; into: Buffer[] }, onProgress: (to: number) => void): Promise<void> {
     const provider = this.o.providerFor(obj.source);
     let remints = 0;
     try {
-      return await retry(
+      await retry(
         async () => {
           for (;;) {
             const loc = await this.o.locators.get(provider, obj);
+            const { start, into } = remaining();
             try {
-              if (loc.rangeable === false) return await this.fetchFromWhole(obj, loc, range, onProgress);
+              if (loc.rangeable === false) return await this.fetchFromWhole(obj, loc, start, into, onProgress);
               this.counters.requests++;
-              const data = await this.o.transport.readRange(loc, range, obj, undefined, onProgress);
-              this.counters.bytesFetched += data.length;
-              return { data, offset: range.start };
+              await this.o.transport.readRangeInto(loc, { start, end }, obj, into, (filled) => onProgress(start + filled));
+              this.counters.bytesFetched += end - start;
+              return;
             } catch (e) {
               if (!(e instanceof ExpiredError) || remints >= MAX_REMINTS) throw e;
               remints++;
@@ -314,18 +322,15 @@ export class NetworkBlockSource implements BlockSource {
     }
   }
 
-  /** Bytes of `range` from the whole-body download of a server that ignores Range, answered block by block. */
-  private async fetchFromWhole(obj: ObjectVersion, loc: SignedLocator, range: ByteRange, onProgress?: Progress): Promise<Fetched> {
-    const out = Buffer.allocUnsafe(range.end - range.start);
-    const first = Math.floor(range.start / this.blockSize);
-    const last = Math.floor((range.end - 1) / this.blockSize);
-    for (let index = first; index <= last; index++) {
-      const block = await this.whole.block(obj, loc, index);
-      const { start } = this.rangeOf(obj, index);
-      block.copy(out, start - range.start);
-      onProgress?.(out, start - range.start + block.length);
+  /** Blocks from `start` on (block-aligned), one per buffer of `into`, out of the whole-body download of a server that ignores Range. */
+  private async fetchFromWhole(obj: ObjectVersion, loc: SignedLocator, start: number, into: Buffer[], onProgress: (to: number) => void): Promise<void> {
+    const first = Math.floor(start / this.blockSize);
+    for (let i = 0; i < into.length; i++) {
+      const block = await this.whole.block(obj, loc, first + i);
+      if (block.length !== into[i]!.length) throw new FsError('EIO', `block ${first + i} of ${obj.source}:${obj.ref} has ${block.length} bytes, expected ${into[i]!.length}`);
+      block.copy(into[i]!);
+      onProgress(this.rangeOf(obj, first + i).end);
     }
-    return { data: out, offset: range.start };
   }
 
   private rangeOf(obj: ObjectVersion, index: number): ByteRange {

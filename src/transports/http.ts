@@ -5,8 +5,8 @@
  *  - A returned Buffer holds exactly the requested bytes of exactly the expected version: a 206 must
  *    carry a Content-Range naming that range and the expected total size, and a compatible ETag.
  *    A 200 (a server that ignores Range) is accepted only when it is the whole object of the expected size.
- *  - Bytes are copied once, from the socket's chunks into one Buffer preallocated at the exact size;
- *    of a 200 only the requested slice is kept (never a view pinning the whole object).
+ *  - Bytes are copied once, from the socket's chunks into the caller's buffers (readRangeInto), or one
+ *    Buffer preallocated at the exact size (readRange); of a 200 only the requested slice is kept.
  *  - Every failure is an FsError the read path understands (see Transport in core/types.ts); a body
  *    we stop reading is destroyed, so its socket is closed rather than left half-read in the pool.
  *  - Headers and every pause in a body are bounded by `requestTimeoutMs` (a server that sends headers and
@@ -80,12 +80,20 @@ export class HttpTransport implements Transport {
     this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: opts.maxRedirections ?? 5 }));
   }
 
-  async readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal, onProgress?: Progress): Promise<Buffer> {
+  async readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(Math.max(0, range.end - range.start));
+    await this.readRangeInto(loc, range, expect, [out], undefined, signal);
+    return out;
+  }
+
+  async readRangeInto(loc: SignedLocator, range: ByteRange, expect: Expectation, into: readonly Buffer[], onProgress?: Progress, signal?: AbortSignal): Promise<void> {
     const length = range.end - range.start;
     if (length < 0 || range.start < 0 || range.end > expect.size) {
       throw new FsError('EINVAL', `range ${range.start}-${range.end} outside an object of ${expect.size} bytes`);
     }
-    if (length === 0) return Buffer.alloc(0);
+    const out = new Segments(into);
+    if (out.length !== length) throw new FsError('EINVAL', `${out.length} bytes of buffers for a range of ${length}`);
+    if (length === 0) return;
     const what = `GET ${redactUrl(loc.url)} bytes=${range.start}-${range.end - 1}`;
     let url: URL;
     try {
@@ -93,55 +101,19 @@ export class HttpTransport implements Transport {
     } catch (e) {
       throw new FsError('EINVAL', `invalid locator URL ${redactUrl(loc.url)}`, { cause: e });
     }
-
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await this.dispatcher.request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method: 'GET',
-        headers: { ...loc.headers, range: `bytes=${range.start}-${range.end - 1}` },
-        signal,
+    if (signal?.aborted) throw signal.reason;
+    // The dispatcher's handler API, not request(): a body chunk goes straight from the parser into
+    // `into`, without a Readable stream and an async iterator step per 64 KiB.
+    await new Promise<void>((resolve, reject) => {
+      const receiver = new RangeReceiver({ loc, range, expect, what, out, onProgress, signal }, (e) => {
+        if (e === undefined) return resolve();
+        reject(e instanceof FsError ? e : this.networkError(e, what, signal));
       });
-    } catch (e) {
-      throw this.networkError(e, what, signal);
-    }
-
-    const { statusCode: status, headers, body } = res;
-    try {
-      if (status === 206 || status === 200) {
-        const etag = header(headers, 'etag');
-        if (loc.etagIsVersion !== false && !etagMatches(expect.version, etag)) {
-          throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
-        }
-        const declared = header(headers, 'content-length');
-        if (status === 206) {
-          const cr = parseContentRange(header(headers, 'content-range'));
-          if (!cr) throw new TransientError(`${what}: 206 without a usable Content-Range`, { status });
-          if (!Number.isNaN(cr.total) && cr.total !== expect.size) {
-            throw new StaleError(`${what}: object is ${cr.total} bytes, expected ${expect.size}`);
-          }
-          if (cr.start !== range.start || cr.end !== range.end || Number.isNaN(cr.total)) {
-            throw new TransientError(`${what}: server answered Content-Range ${header(headers, 'content-range')}`, { status });
-          }
-          if (declared !== undefined && Number(declared) !== length) {
-            throw new TransientError(`${what}: short body (Content-Length ${declared})`, { status });
-          }
-          return await readSlice(body, { start: 0, end: length }, length, declared !== undefined, what, onProgress);
-        }
-        // 200: the server ignored Range and sends the whole object.
-        if (declared !== undefined && Number(declared) !== expect.size) {
-          throw new StaleError(`${what}: 200 with ${declared} bytes, expected the whole object of ${expect.size}`);
-        }
-        return await readSlice(body, range, expect.size, declared !== undefined, what);
-      }
-      throw statusError(status, headers, what, loc);
-    } catch (e) {
-      // Not drained: an unwanted body may be large, or may never come.
-      discard(body);
-      if (e instanceof FsError) throw e;
-      throw this.networkError(e, what, signal);
-    }
+      this.dispatcher.dispatch(
+        { origin: url.origin, path: url.pathname + url.search, method: 'GET', headers: { ...loc.headers, range: `bytes=${range.start}-${range.end - 1}` } },
+        receiver,
+      );
+    });
   }
 
   async streamWhole(loc: SignedLocator, expect: Expectation, onChunk: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void> {
@@ -205,30 +177,147 @@ function statusError(status: number, headers: Headers, what: string, loc: Signed
 }
 
 /**
- * Bytes [want.start, want.end) of a body of `total` bytes, copied chunk by chunk into one Buffer of
- * exactly that size (a 206 asks for all of its body; a 200 to a ranged request only for a slice of it).
- * Once the slice is complete and the declared length already vouched for the total, the rest of the
- * body is not read: the socket is closed instead. Otherwise the body must be exactly `total` bytes.
+ * Consecutive buffers written as one: the segments of one range (e.g. the cache's block buffers, so a
+ * body lands where it will be cached, with no copy and no fresh allocation). Writes only move forward.
  */
-async function readSlice(body: Body, want: ByteRange, total: number, lengthDeclared: boolean, what: string, onProgress?: Progress): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(want.end - want.start);
-  let at = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    const chunkEnd = at + chunk.length;
-    if (chunkEnd > total) throw new TransientError(`${what}: body longer than ${total} bytes`);
-    if (chunkEnd > want.start && at < want.end) {
-      const from = Math.max(want.start, at);
-      chunk.copy(out, from - want.start, from - at, Math.min(want.end, chunkEnd) - at);
-    }
-    at = chunkEnd;
-    if (onProgress && want.start === 0) onProgress(out, Math.min(at, want.end));
-    if (at >= want.end && at < total && lengthDeclared) {
-      discard(body);
-      return out;
+export class Segments {
+  readonly length: number;
+  private index = 0;
+  /** Offset in the whole at which parts[index] starts. */
+  private base = 0;
+
+  constructor(private readonly parts: readonly Buffer[]) {
+    this.length = parts.reduce((n, p) => n + p.length, 0);
+  }
+
+  /** Copy `src` to offset `at` of the whole; `at` is never below the previous write's start. */
+  set(src: Buffer, at: number): void {
+    let done = 0;
+    while (done < src.length) {
+      while (at + done >= this.base + this.parts[this.index]!.length) this.base += this.parts[this.index++]!.length;
+      const part = this.parts[this.index]!;
+      done += src.copy(part, at + done - this.base, done, Math.min(src.length, done + part.length - (at + done - this.base)));
     }
   }
-  if (at !== total) throw new TransientError(`${what}: short body (${at} of ${total} bytes)`);
-  return out;
+}
+
+interface RangeRequest {
+  readonly loc: SignedLocator;
+  readonly range: ByteRange;
+  readonly expect: Expectation;
+  readonly what: string;
+  readonly out: Segments;
+  readonly onProgress?: Progress;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Receives one ranged GET into `out`: bytes [want.start, want.end) of a body of `total` bytes (a 206
+ * is all wanted; a 200 to a ranged request is the whole object, of which only the range is kept).
+ * Once the range is complete and the declared length already vouched for the total, the rest of the
+ * body is not read: the request is aborted, which closes its socket. Otherwise the body must be
+ * exactly `total` bytes. `finish` is called exactly once: with nothing on success, else the error.
+ */
+class RangeReceiver implements Dispatcher.DispatchHandler {
+  private want: ByteRange = { start: 0, end: 0 };
+  private total = 0;
+  private lengthDeclared = false;
+  private at = 0;
+  private finished = false;
+  private unlisten: (() => void) | undefined;
+
+  constructor(
+    private readonly r: RangeRequest,
+    private readonly finish: (e?: unknown) => void,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    const { signal } = this.r;
+    if (!signal) return;
+    const onAbort = () => controller.abort(signal.reason as Error);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.unlisten = () => signal.removeEventListener('abort', onAbort);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
+    if (status < 200) return;
+    try {
+      ({ want: this.want, total: this.total, lengthDeclared: this.lengthDeclared } = planBody(this.r, status, headers));
+    } catch (e) {
+      this.end(e);
+      controller.abort(e as Error);
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.finished) return;
+    const { want, total, r } = this;
+    const at = this.at;
+    const chunkEnd = at + chunk.length;
+    this.at = chunkEnd;
+    if (chunkEnd > total) {
+      const e = new TransientError(`${r.what}: body longer than ${total} bytes`);
+      this.end(e);
+      return controller.abort(e);
+    }
+    if (chunkEnd > want.start && at < want.end) {
+      const from = Math.max(want.start, at);
+      r.out.set(chunk.subarray(from - at, Math.min(want.end, chunkEnd) - at), from - want.start);
+      r.onProgress?.(Math.min(chunkEnd, want.end) - want.start);
+    }
+    if (chunkEnd >= want.end && chunkEnd < total && this.lengthDeclared) {
+      this.end();
+      controller.abort(new Error('the rest of the body is not needed'));
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.at !== this.total) this.end(new TransientError(`${this.r.what}: short body (${this.at} of ${this.total} bytes)`));
+    else this.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, e: Error): void {
+    this.end(e);
+  }
+
+  private end(e?: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.unlisten?.();
+    this.finish(e);
+  }
+}
+
+/** What of a 200/206 body is wanted, or the error its status and headers amount to. */
+function planBody(r: RangeRequest, status: number, headers: Headers): { want: ByteRange; total: number; lengthDeclared: boolean } {
+  const { what, range, expect, loc } = r;
+  if (status !== 206 && status !== 200) throw statusError(status, headers, what, loc);
+  const etag = header(headers, 'etag');
+  if (loc.etagIsVersion !== false && !etagMatches(expect.version, etag)) {
+    throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
+  }
+  const declared = header(headers, 'content-length');
+  const length = range.end - range.start;
+  if (status === 206) {
+    const cr = parseContentRange(header(headers, 'content-range'));
+    if (!cr) throw new TransientError(`${what}: 206 without a usable Content-Range`, { status });
+    if (!Number.isNaN(cr.total) && cr.total !== expect.size) {
+      throw new StaleError(`${what}: object is ${cr.total} bytes, expected ${expect.size}`);
+    }
+    if (cr.start !== range.start || cr.end !== range.end || Number.isNaN(cr.total)) {
+      throw new TransientError(`${what}: server answered Content-Range ${header(headers, 'content-range')}`, { status });
+    }
+    if (declared !== undefined && Number(declared) !== length) {
+      throw new TransientError(`${what}: short body (Content-Length ${declared})`, { status });
+    }
+    return { want: { start: 0, end: length }, total: length, lengthDeclared: declared !== undefined };
+  }
+  // 200: the server ignored Range and sends the whole object.
+  if (declared !== undefined && Number(declared) !== expect.size) {
+    throw new StaleError(`${what}: 200 with ${declared} bytes, expected the whole object of ${expect.size}`);
+  }
+  return { want: range, total: expect.size, lengthDeclared: declared !== undefined };
 }
 
 /** Stop reading a body: destroying it closes its socket, so nothing is left half-read in the pool. */

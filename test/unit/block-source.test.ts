@@ -113,6 +113,25 @@ describe('NetworkBlockSource', () => {
     expect(source.stats()).toMatchObject({ requests: 6, bytesFetched: SIZE });
   });
 
+  it('blocks land in buffers the cache recycles, and a fetch cut midway re-asks only for the blocks not yet answered', async () => {
+    // A tiny memory tier (6 blocks) whose recycled buffers are reused by every later fetch: a retry
+    // that wrote into an answered block's buffer would corrupt whatever block it holds by then.
+    cache = new MemoryBlockCache({ maxBytes: 6 * BS, blockSize: BS });
+    source = new NetworkBlockSource({ cache, transport, locators: new LocatorCache(), providerFor: () => provider, partSize: PART, maxRetryTimeMs: 5_000, retryBaseDelayMs: 1 });
+    server.inject('media.bin', { kind: 'short', declared: false }); // half a 4-block part, then the end
+    source.prefetch(obj, 0, 3);
+    await settled(source);
+    expect(rangesOf()).toEqual([{ start: 0, end: 4 * BS }, { start: 2 * BS, end: 4 * BS }]);
+    for (let i = 0; i < 4; i++) expect((await source.readBlock(obj, i)).equals(blockBytes(i))).toBe(true);
+    // Read the whole object twice through the small tier: buffers are recycled over and over.
+    for (let pass = 0; pass < 2; pass++) {
+      source.prefetch(obj, 0, 20);
+      for (let i = 0; i <= 20; i++) expect((await source.readBlock(obj, i)).equals(blockBytes(i))).toBe(true);
+      await settled(source);
+    }
+    expect(cache.stats().bytes).toBeLessThanOrEqual(6 * BS);
+  });
+
   it('prefetch skips cached and in-flight blocks and splits around them', async () => {
     await source.readBlock(obj, 2);
     source.prefetch(obj, 0, 5);

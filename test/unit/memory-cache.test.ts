@@ -106,4 +106,27 @@ describe('MemoryBlockCache', () => {
     await c.dropObject('s', 'a.mp4');
     expect(c.stats().bytes).toBe(0);
   });
+
+  it('recycles the buffers of blocks that leave, but not while they are held', async () => {
+    const c = new MemoryBlockCache({ maxBytes: 2 * 4096, blockSize: 4096 });
+    const a = c.takeBuffer();
+    const b = c.takeBuffer();
+    expect(a.length).toBe(4096);
+    expect(c.isAligned(a) && c.isAligned(b)).toBe(true); // page-aligned arena, page-sized blocks
+    c.putOwned(v1, 0, a.subarray(0, 100), a);
+    c.putOwned(v1, 1, b, b);
+    c.hold(a);
+    await c.dropObject('s', 'a.mp4'); // both blocks leave; `a` is still held (a disk write reads it)
+    const next = c.takeBuffer();
+    expect(next).toBe(b);
+    expect(c.takeBuffer()).not.toBe(a); // past the tier's size: a fresh allocation
+    c.release(a);
+    expect(c.takeBuffer()).toBe(a);
+  });
+
+  it('a block size that is not a multiple of the page gives no aligned buffers', () => {
+    const c = new MemoryBlockCache({ maxBytes: 10_000, blockSize: 1000 });
+    expect(c.isAligned(c.takeBuffer())).toBe(false);
+    expect(c.isAligned(c.takeBuffer())).toBe(false);
+  });
 });
