@@ -5,8 +5,9 @@
  *  - Single flight: a block is fetched at most once at a time. A block being fetched, on demand or by
  *    prefetch, is in `inflight` from the moment the fetch is decided (synchronously) until it is in the
  *    cache, so a reader either joins that fetch or finds the block cached.
- *  - Prefetch turns runs of consecutive missing blocks into one GET each (≤ partSize), runs in parallel;
- *    the run's Buffer is split into subarray views (no copy). Prefetched bytes in flight never exceed
+ *  - Prefetch turns runs of consecutive missing blocks into one GET each (≤ partSize), runs in parallel.
+ *    The body lands in one buffer per block, recycled by the cache (takeBuffer) when it offers them, so
+ *    a long read allocates nothing once the memory tier is full. Prefetched bytes in flight never exceed
  *    `prefetchBudgetBytes`: over budget, prefetch skips blocks rather than wait. Demand reads are never
  *    bounded by it.
  *  - Errors: ExpiredError → the locator is forgotten and re-minted (≤ MAX_REMINTS per fetch);
@@ -15,7 +16,8 @@
  *  - A locator with `rangeable: false` (the server always sends the whole object) costs one whole
  *    download per object version at a time, streamed into blocks (whole-stream.ts).
  *  - A failed fetch leaves nothing behind: its blocks leave `inflight` before their waiters hear of it,
- *    and a demand reader that had joined a failed prefetch tries once more with its own fetch.
+ *    their buffers go back to the cache, and a demand reader that had joined a failed prefetch tries
+ *    once more with its own fetch. A retried fetch asks only for the blocks not answered yet.
  */
 import type { BlockCache, BlockSource, ByteRange, ObjectVersion, Provider, Ref, SignedLocator, Transport } from '../core/types.js';
 import { blockCount, blockRange } from '../core/blocks.js';

@@ -4,14 +4,14 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, isMounted, sh } from '../helpers/mount.js';
+import { BIN, NODE_FLAGS, isMounted, sh } from '../helpers/mount.js';
 import { mediaDir, sha256 } from '../../src/demo/sample-media.js';
 
 describe('assetfs demo', () => {
   it('mounts all seven sources, serves real media byte-exact, and cleans up on SIGINT', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'assetfs-demo-test-'));
     const mnt = join(dir, 'mnt');
-    const child = spawn(process.execPath, [BIN, 'demo', mnt], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, BIN, 'demo', mnt], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

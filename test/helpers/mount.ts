@@ -4,7 +4,7 @@
  * thread, so nothing here may touch the mount synchronously. `stop()` always leaves nothing mounted.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -20,6 +20,8 @@ export const ROOT = ((): string => {
   return dir;
 })();
 export const BIN = join(ROOT, 'bin', 'assetfs.js');
+/** The Node flags of BIN's `#!/usr/bin/env -S node …` line: the daemon runs as it does when started as a command. */
+export const NODE_FLAGS: readonly string[] = readFileSync(BIN, 'utf8').split('\n', 1)[0]!.split(/\s+/).slice(3);
 
 export async function isMounted(path: string): Promise<boolean> {
   const mounts = await readFile('/proc/mounts', 'utf8');
@@ -79,7 +81,7 @@ export async function mountDaemon(config: Record<string, unknown>, opts: { logLe
   await mkdir(mountpoint);
   const file = join(dir, 'config.json');
   await writeFile(file, JSON.stringify({ cacheDir: join(dir, 'cache'), log: { level: opts.logLevel ?? 'info' }, ...config, mountpoint }));
-  const child = spawn(process.execPath, [BIN, 'mount', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, BIN, 'mount', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout!.on('data', (d: Buffer) => (stderr += d.toString()));
