@@ -82,6 +82,21 @@ describe('Readahead', () => {
     expect(restart).toEqual({ first: 10, last: 11 });
   });
 
+  it('keeps the stream when a raised kernel readahead delivers a whole MiB of reads out of order', () => {
+    const ra = new Readahead({ blockSize: BS });
+    const size = 1024 * MiB;
+    for (let pos = 0; pos < 8 * MiB; pos += 128 * KiB) ra.onRead(pos, 128 * KiB, size);
+    // The eight 128 KiB requests of the next MiB arrive last-first.
+    for (let i = 7; i >= 0; i--) ra.onRead(8 * MiB + i * 128 * KiB, 128 * KiB, size);
+    const more: Array<{ first: number; last: number }> = [];
+    for (let pos = 9 * MiB; pos < 40 * MiB; pos += 128 * KiB) {
+      const r = ra.onRead(pos, 128 * KiB, size);
+      if (r) more.push(r);
+    }
+    expect(more.length).toBeGreaterThan(0);
+    expect(more.every((r) => r.last - r.first + 1 >= 8)).toBe(true); // part-sized top-ups, not single blocks
+  });
+
   it('a large forward seek resets', () => {
     const ra = new Readahead({ blockSize: BS });
     const size = 1024 * MiB;
