@@ -60,6 +60,25 @@ describe('HttpTransport.readRange', () => {
     expect(server.requests[0]?.status).toBe(200);
   });
 
+  it('readRangeInto fills consecutive buffers of any lengths, reporting progress, from a 206 and from a 200', async () => {
+    for (const ignoreRange of [false, true]) {
+      if (ignoreRange) server.inject('obj', { kind: 'ignore-range' });
+      const parts = [Buffer.alloc(70_000), Buffer.alloc(1), Buffer.alloc(0), Buffer.alloc(129_999)];
+      const progress: number[] = [];
+      await transport.readRangeInto(loc(), { start: 20_000, end: 220_000 }, expect1, parts, (filled) => progress.push(filled));
+      expect(Buffer.concat(parts).equals(DATA.subarray(20_000, 220_000))).toBe(true);
+      expect(progress[progress.length - 1]).toBe(200_000);
+      expect(progress.every((p, i) => i === 0 || p >= progress[i - 1]!)).toBe(true);
+    }
+    expect(server.requests.map((r) => r.status)).toEqual([206, 200]);
+  });
+
+  it('readRangeInto refuses buffers that do not add up to the range', async () => {
+    const e = await errorOf(transport.readRangeInto(loc(), { start: 0, end: 100 }, expect1, [Buffer.alloc(99)]));
+    expect((e as { code?: string }).code).toBe('EINVAL');
+    expect(server.requests).toHaveLength(0);
+  });
+
   it('keeps only the requested slice of a 200, not a view pinning the whole object', async () => {
     server.inject('obj', { kind: 'ignore-range' }, 2);
     const head = await transport.readRange(loc(), { start: 0, end: 10_000 }, expect1);
