@@ -1,16 +1,22 @@
 /**
  * Memory in front of disk, itself a BlockCache: get() tries memory, then disk (promoting a disk hit
  * into memory); put() stores in memory at once and writes to disk in the background, so a cold read
- * never waits for the disk. Background writes are bounded: when too many are queued, the disk copy
- * of a block is skipped (it stays in memory; caching is best effort).
+ * never waits for the disk. A block between the two (evicted from memory, its disk write not done)
+ * is served from the write's buffer: a block is never fetched twice because the disk was slow.
+ * Background writes are bounded: when too many are queued, the disk copy of a block is skipped (it
+ * stays in memory; caching is best effort).
  */
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
 import type { MemoryBlockCache } from './memory-cache.js';
 import type { DiskBlockCache } from './disk-cache.js';
 
+const blockKey = (obj: ObjectVersion, index: number) => `${obj.source}\0${obj.ref}\0${obj.version}\0${index}`;
+
 export class TieredBlockCache implements BlockCache {
   readonly blockSize: number;
   private pendingWrites = 0;
+  /** Blocks whose disk write is in flight, by key: readable from there if memory evicts them first. */
+  private readonly writing = new Map<string, Buffer>();
   private skippedWrites = 0;
   private idle: Array<() => void> = [];
 
@@ -26,6 +32,10 @@ export class TieredBlockCache implements BlockCache {
   async get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
     const hot = await this.memory.get(obj, index);
     if (hot) return hot;
+    // Evicted from memory before its disk copy landed: still readable from the write's own buffer
+    // (held until the write ends), rather than a miss that would fetch it again.
+    const writing = this.writing.get(blockKey(obj, index));
+    if (writing) return writing;
     // A disk miss (every block of a cold read) takes no buffer; disk.get still counts it.
     if (!this.disk.has(obj, index)) return this.disk.get(obj, index);
     // Read straight into a recycled buffer of the memory tier: a warm read allocates nothing.
@@ -65,10 +75,13 @@ export class TieredBlockCache implements BlockCache {
     }
     this.pendingWrites++;
     if (owned) this.memory.hold(owned);
+    const key = blockKey(obj, index);
+    this.writing.set(key, data);
     void this.disk
       .put(obj, index, data, owned && this.memory.isAligned(owned) ? owned : undefined)
       .catch(() => undefined)
       .finally(() => {
+        if (this.writing.get(key) === data) this.writing.delete(key);
         if (owned) this.memory.release(owned);
         this.pendingWrites--;
         if (this.pendingWrites === 0) for (const f of this.idle.splice(0)) f();
@@ -89,6 +102,8 @@ export class TieredBlockCache implements BlockCache {
   }
 
   async dropObject(source: string, ref: Ref): Promise<void> {
+    const prefix = `${source}\0${ref}\0`;
+    for (const key of this.writing.keys()) if (key.startsWith(prefix)) this.writing.delete(key);
     await Promise.all([this.memory.dropObject(source, ref), this.disk.dropObject(source, ref)]);
   }
 

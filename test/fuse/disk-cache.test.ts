@@ -78,7 +78,7 @@ describe('disk cache tier', () => {
     } finally {
       await d.stop();
     }
-    expect(gets()).toHaveLength(1);
+    expect(gets(), JSON.stringify(gets())).toHaveLength(1);
   });
 
   it('a small cap: reading four times the cap is byte-exact and the block files stay within the cap', async () => {
