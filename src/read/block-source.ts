@@ -229,14 +229,15 @@ export class NetworkBlockSource implements BlockSource {
     }
   }
 
-  /** A buffer per block: recycled ones from the cache, else views of one new run buffer. */
+  /** A buffer per block: recycled ones from the cache, else views of one new run buffer. Never throws. */
   private buffersFor(lengths: number[]): Array<{ data: Buffer; owned?: Buffer }> {
     const cache = this.o.cache;
     if (cache.takeBuffer && cache.putOwned && cache.giveBack) {
       return lengths.map((len) => {
         const owned = cache.takeBuffer!();
-        if (owned.length < len) throw new Error(`the cache gave a ${owned.length}-byte buffer for a ${len}-byte block`);
-        return { data: owned.subarray(0, len), owned };
+        if (owned.length >= len) return { data: owned.subarray(0, len), owned };
+        cache.giveBack!(owned); // a block larger than the cache's buffers: not one of ours to recycle
+        return { data: Buffer.allocUnsafe(len) };
       });
     }
     const whole = Buffer.allocUnsafe(lengths.reduce((a, b) => a + b, 0));

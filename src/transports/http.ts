@@ -109,10 +109,14 @@ export class HttpTransport implements Transport {
         if (e === undefined) return resolve();
         reject(e instanceof FsError ? e : this.networkError(e, what, signal));
       });
-      this.dispatcher.dispatch(
-        { origin: url.origin, path: url.pathname + url.search, method: 'GET', headers: { ...loc.headers, range: `bytes=${range.start}-${range.end - 1}` } },
-        receiver,
-      );
+      try {
+        this.dispatcher.dispatch(
+          { origin: url.origin, path: url.pathname + url.search, method: 'GET', headers: { ...loc.headers, range: `bytes=${range.start}-${range.end - 1}` } },
+          receiver,
+        );
+      } catch (e) {
+        receiver.onResponseError(undefined, e as Error);
+      }
     });
   }
 
@@ -277,7 +281,7 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
     else this.end();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, e: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, e: Error): void {
     this.end(e);
   }
 
