@@ -101,6 +101,13 @@ export class MemoryBlockCache implements BlockCache {
     return slot?.data;
   }
 
+  /** get() without the promise: a hit is counted, a miss is left for the get() that follows it. */
+  peek(obj: ObjectVersion, index: number): Buffer | undefined {
+    const data = this.lru.get(blockKey(obj, index))?.data;
+    if (data) this.hits++;
+    return data;
+  }
+
   async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
     this.store(obj, index, data, data.length);
   }

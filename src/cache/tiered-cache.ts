@@ -49,6 +49,10 @@ export class TieredBlockCache implements BlockCache {
     return warm;
   }
 
+  peek(obj: ObjectVersion, index: number): Buffer | undefined {
+    return this.memory.peek(obj, index) ?? this.writing.get(blockKey(obj, index));
+  }
+
   async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
     await this.memory.put(obj, index, data);
     this.writeBehind(obj, index, data);

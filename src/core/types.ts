@@ -150,6 +150,8 @@ export interface BlockCache {
    * `data` (a view of it) and recycles it when the block leaves, or back to giveBack if unused.
    */
   takeBuffer?(): Buffer;
+  /** Optional: the block if it is in memory right now, without I/O or waiting (the read fast path). */
+  peek?(obj: ObjectVersion, index: number): Buffer | undefined;
   putOwned?(obj: ObjectVersion, index: number, data: Buffer, owned: Buffer): void;
   giveBack?(buf: Buffer): void;
   /** Forget every block of every version of (source, ref). */
@@ -168,6 +170,8 @@ export interface CacheStats {
 export interface BlockSource {
   readonly blockSize: number;
   readBlock(obj: ObjectVersion, index: number, signal?: AbortSignal): Promise<Buffer>;
+  /** Optional: the block if it can be had synchronously (cached in memory), else undefined. */
+  peekBlock?(obj: ObjectVersion, index: number): Buffer | undefined;
   /** Start fetching blocks [first, last] in the background, in large ranged GETs. Never throws. */
   prefetch(obj: ObjectVersion, first: number, last: number): void;
   /** Forget blocks and locators of an object (its remote version changed). */
@@ -195,7 +199,8 @@ export interface Vfs {
   getattr(path: string): Promise<Attr>;
   readdir(path: string): Promise<DirEntry[]>;
   open(path: string, flags: number): Promise<number>;
-  read(fh: number, into: Buffer, length: number, position: number): Promise<number>;
+  /** Bytes read into `into`: a number when answered at once from memory, else a promise. Never throws. */
+  read(fh: number, into: Buffer, length: number, position: number): number | Promise<number>;
   release(fh: number): Promise<void>;
   statfs(): Promise<{ blockSize: number; blocks: number; free: number; files: number }>;
   /** Writes (staged, then uploaded). Sources that cannot take uploads answer EROFS. */

@@ -116,6 +116,13 @@ export class NetworkBlockSource implements BlockSource {
     }
   }
 
+  peekBlock(obj: ObjectVersion, index: number): Buffer | undefined {
+    if (!Number.isInteger(index) || index < 0 || index * this.blockSize >= obj.size) return undefined;
+    const { start, end } = blockRange(index, this.blockSize, obj.size);
+    const block = this.o.cache.peek?.(obj, index);
+    return block && block.length === end - start ? block : undefined;
+  }
+
   prefetch(obj: ObjectVersion, first: number, last: number): void {
     const from = Math.max(0, first);
     const to = Math.min(last, blockCount(obj.size, this.blockSize) - 1);

@@ -40,3 +40,30 @@ export async function readInto(
   for (const r of results) if (r.status === 'rejected') throw r.reason;
   return end - position;
 }
+
+/**
+ * readInto answered synchronously, when every block the read touches is in memory: no promise, no
+ * microtask hop (a hot read is one of these per 128 KiB FUSE request). Undefined, with nothing
+ * copied, when any block is missing: the caller then takes readInto.
+ */
+export function readIntoCached(source: BlockSource, obj: ObjectVersion, into: Buffer, length: number, position: number): number | undefined {
+  if (!source.peekBlock || position < 0 || !Number.isSafeInteger(position)) return undefined;
+  const want = Math.min(length, into.length);
+  const blockSize = source.blockSize;
+  const span = blocksForRead(position, want, obj.size, blockSize);
+  if (!span) return 0;
+  const end = Math.min(position + want, obj.size);
+  const blocks: Buffer[] = [];
+  for (let index = span.first; index <= span.last; index++) {
+    const block = source.peekBlock(obj, index);
+    if (!block || block.length < Math.min(end, (index + 1) * blockSize) - index * blockSize) return undefined;
+    blocks.push(block);
+  }
+  for (let index = span.first; index <= span.last; index++) {
+    const blockStart = index * blockSize;
+    const from = Math.max(position, blockStart);
+    const to = Math.min(end, blockStart + blockSize);
+    blocks[index - span.first]!.copy(into, from - position, from - blockStart, to - blockStart);
+  }
+  return end - position;
+}

@@ -16,7 +16,7 @@ import type { Attr, BlockSource, DirEntry, ObjectVersion, Provider, Ref, RemoteE
 import { FsError, NotFoundError, StaleError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
 import { Readahead } from '../read/readahead.js';
-import { readInto } from '../read/object-reader.js';
+import { readInto, readIntoCached } from '../read/object-reader.js';
 import { isMp4Family, locateMoov } from '../read/media-prefetch.js';
 import { DirCache } from './dir-cache.js';
 import { isWriteOpen, type StagedHandle, type VfsAccess, type WriteOps } from './write-ops.js';
@@ -300,14 +300,32 @@ export class AssetVfs implements Vfs {
     await this.getattr(path);
   }
 
-  async read(fh: number, into: Buffer, length: number, position: number): Promise<number> {
+  /**
+   * A number when the read could be answered at once (every block it touches in memory), else a
+   * promise. Never throws: errors reject the promise.
+   */
+  read(fh: number, into: Buffer, length: number, position: number): number | Promise<number> {
+    const h = this.handles.get(fh);
+    if (!h || isStaged(h)) return this.readAsync(fh, into, length, position, false);
+    const ahead = h.readahead.onRead(position, length, h.obj.size);
+    if (ahead) this.o.blocks.prefetch(h.obj, ahead.first, ahead.last);
+    const n = readIntoCached(this.o.blocks, h.obj, into, length, position);
+    if (n === undefined) return this.readAsync(fh, into, length, position, true);
+    h.served += n;
+    return n;
+  }
+
+  /** `noted`: the readahead has already seen this read (by read()'s synchronous attempt). */
+  private async readAsync(fh: number, into: Buffer, length: number, position: number, noted: boolean): Promise<number> {
     const any = this.anyHandle(fh);
     if (isStaged(any)) return this.w.read(any, into, length, position);
     const h = any;
     for (let attempt = 0; ; attempt++) {
       try {
-        const ahead = h.readahead.onRead(position, length, h.obj.size);
-        if (ahead) this.o.blocks.prefetch(h.obj, ahead.first, ahead.last);
+        if (attempt > 0 || !noted) {
+          const ahead = h.readahead.onRead(position, length, h.obj.size);
+          if (ahead) this.o.blocks.prefetch(h.obj, ahead.first, ahead.last);
+        }
         const n = await readInto(this.o.blocks, h.obj, into, length, position);
         h.served += n;
         return n;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { NetworkBlockSource } from '../../src/read/block-source.js';
 import { LocatorCache } from '../../src/read/locator-cache.js';
-import { readInto } from '../../src/read/object-reader.js';
+import { readInto, readIntoCached } from '../../src/read/object-reader.js';
 import { MemoryBlockCache } from '../../src/cache/memory-cache.js';
 import { HttpTransport } from '../../src/transports/http.js';
 import { ExpiredError, NotFoundError, StaleError, TransientError } from '../../src/core/errors.js';
@@ -152,6 +152,23 @@ describe('NetworkBlockSource', () => {
     }
     const fetched = rangesOf().map((r) => r!.start / BS).sort((a, b) => a - b);
     expect(fetched).toEqual([1, 2, 9, 17, 20]);
+  });
+
+  it('readIntoCached answers at once, byte-exact, only when every block is in memory, and copies nothing otherwise', async () => {
+    const into = Buffer.alloc(2 * BS + 10, 0xee);
+    expect(readIntoCached(source, obj, into, 100, BS - 50)).toBeUndefined(); // nothing cached yet
+    await source.readBlock(obj, 0);
+    expect(readIntoCached(source, obj, into, 100, BS - 50)).toBeUndefined(); // block 1 still missing
+    expect(into.every((b) => b === 0xee)).toBe(true);
+    source.prefetch(obj, 0, 20);
+    await settled(source);
+    const cases: Array<[number, number]> = [[BS - 50, 100], [0, into.length], [5 * BS + 3, 2 * BS], [SIZE - 10, 100], [SIZE, 10]];
+    for (const [pos, len] of cases) {
+      const n = readIntoCached(source, obj, into, len, pos);
+      const want = data.subarray(pos, Math.min(pos + Math.min(len, into.length), SIZE));
+      expect(n).toBe(want.length);
+      expect(into.subarray(0, n).equals(want)).toBe(true);
+    }
   });
 
   it('readInto is byte-exact across block boundaries and returns 0 at EOF', async () => {
