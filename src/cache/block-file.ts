@@ -3,16 +3,22 @@
  *
  * A file is MAGIC, a 4-byte little-endian header length, the header (JSON: source, ref, version,
  * index, len, crc32, and `at` when the bytes do not follow it directly), then the block's bytes.
- * Written for direct I/O, the header is padded to one page (`at` = 4096) and the bytes to a page
- * multiple; `len` says how many of them are the block's.
+ * Written for direct I/O (blocks a page multiple long), the header is padded to one page (`at` = 4096).
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DIRECT_IO_ALIGN, alignUp } from '../util/aligned.js';
+import { DIRECT_IO_ALIGN } from '../util/aligned.js';
 
 const MAGIC = Buffer.from('AFSBLK1\n');
+/** Longest header JSON: with MAGIC and its length it always fits the one page a scan reads (and a direct write pads to). */
+const MAX_HEADER = 3500;
+
+/** Whether a block with this header can be stored (a name of thousands of bytes cannot). */
+export function headerFits(header: Header): boolean {
+  return Buffer.byteLength(JSON.stringify({ ...header, at: DIRECT_IO_ALIGN })) <= MAX_HEADER;
+}
 
 export interface Header {
   source: string;
@@ -42,12 +48,12 @@ export async function readBlockFile(file: string, dataOffset: number, data: Buff
   }
 }
 
-/** A block file written by writeBlockFileDirect: its header page into `page`, its bytes (padded) into `padded`. */
-export async function readBlockFileDirect(file: string, page: Buffer, padded: Buffer, len: number): Promise<void> {
+/** A block file written by writeBlockFileDirect, with O_DIRECT: its header page into `page`, its bytes into `data`. */
+export async function readBlockFileDirect(file: string, page: Buffer, data: Buffer): Promise<void> {
   const fh = await open(file, constants.O_RDONLY | constants.O_DIRECT);
   try {
-    const { bytesRead } = await fh.readv([page, padded], 0);
-    if (bytesRead < page.length + len) throw new Error(`short block file (${bytesRead} bytes)`);
+    const { bytesRead } = await fh.readv([page, data], 0);
+    if (bytesRead !== page.length + data.length) throw new Error(`short block file (${bytesRead} bytes)`);
   } finally {
     await fh.close();
   }
@@ -57,7 +63,7 @@ export function parseHeader(buf: Buffer): { header: Header; dataOffset: number }
   if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   const len = buf.readUInt32LE(MAGIC.length);
   const start = MAGIC.length + 4;
-  if (len > 3500 || buf.length < start + len) return undefined;
+  if (len > MAX_HEADER || buf.length < start + len) return undefined;
   try {
     const header = JSON.parse(buf.subarray(start, start + len).toString('utf8')) as Header;
     if (typeof header.version !== 'string' || typeof header.index !== 'number' || typeof header.crc !== 'number') return undefined;
@@ -83,23 +89,17 @@ export async function writeBlockFile(file: string, header: Header, data: Buffer)
 }
 
 /**
- * The block file written with O_DIRECT, past the page cache: the header padded to one page in `page`,
- * then the bytes, which must be the start of `aligned` (a page-aligned buffer at least alignUp(len)
- * long, whose bytes past the block are zeroed for the padding). Returns where the bytes start.
+ * The block file written with O_DIRECT, past the page cache: the header padded to one page in `page`
+ * (page-aligned; the header fits, see headerFits), then `data` (page-aligned, a page multiple long).
+ * Returns where the bytes start.
  */
-export async function writeBlockFileDirect(file: string, header: Header, data: Buffer, aligned: Buffer, page: Buffer): Promise<number> {
+export async function writeBlockFileDirect(file: string, header: Header, data: Buffer, page: Buffer): Promise<number> {
   const json = Buffer.from(JSON.stringify({ ...header, at: DIRECT_IO_ALIGN }));
-  const padded = alignUp(data.length);
-  const isStartOfAligned = data.buffer === aligned.buffer && data.byteOffset === aligned.byteOffset && aligned.length >= padded;
-  if (!isStartOfAligned || MAGIC.length + 4 + json.length > DIRECT_IO_ALIGN || page.length !== DIRECT_IO_ALIGN) {
-    throw Object.assign(new Error('not laid out for direct I/O'), { code: 'EINVAL' });
-  }
   page.fill(0);
   MAGIC.copy(page);
   page.writeUInt32LE(json.length, MAGIC.length);
   json.copy(page, MAGIC.length + 4);
-  aligned.fill(0, data.length, padded);
-  await writeThenRename(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, [page, aligned.subarray(0, padded)]);
+  await writeThenRename(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, [page, data]);
   return DIRECT_IO_ALIGN;
 }
 

@@ -6,11 +6,11 @@
  *    checked on every read: a torn, corrupted or foreign file is deleted and reported as a miss, and a
  *    block of another object version can never be returned (the version is in the key and the header).
  *  - Files are written to a temp name and renamed, so a crash leaves either the old state or a whole block.
- *  - Blocks in page-aligned buffers (the memory tier's) are written and read with O_DIRECT: the header
- *    is padded to one page (`at` in it says where the bytes start) and the bytes to a page multiple.
- *    Streaming gigabytes through the cache thus costs no page-cache copy and evicts nobody's pages.
- *    A filesystem that refuses direct I/O (EINVAL) gets buffered I/O from then on; both layouts read
- *    back either way.
+ *  - Blocks in page-aligned memory (the memory tier's, util/aligned.ts) and a page multiple long are
+ *    written and read with O_DIRECT, the header padded to one page (`at` in it says where the bytes
+ *    start). Streaming gigabytes through the cache thus costs no page-cache copy and evicts nobody's
+ *    pages. Other blocks (an object's short last one) are buffered; a filesystem that refuses direct
+ *    I/O (EINVAL) gets buffered I/O from then on. Both layouts read back either way.
  *  - The index lives in memory (an LRU bounded by bytes) and is rebuilt at start by scanning headers,
  *    oldest first: there is no second copy of the truth to disagree with the files.
  *  - A full disk never fails a read: put() evicts and retries once, then gives up silently (the block
@@ -25,10 +25,10 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
-import { DIRECT_IO_ALIGN, alignUp, alignedBuffer } from '../util/aligned.js';
-import { parseHeader, readBlockFile, readBlockFileDirect, writeBlockFile, writeBlockFileDirect, type Header } from './block-file.js';
+import { DIRECT_IO_ALIGN, alignedBuffer, isDirectIoReady } from '../util/aligned.js';
+import { headerFits, parseHeader, readBlockFile, readBlockFileDirect, writeBlockFile, writeBlockFileDirect, type Header } from './block-file.js';
 
-/** Direct writes in flight at once (each needs an aligned header page); more are written buffered. */
+/** Direct reads and writes in flight at once (each needs an aligned header page); more are buffered. */
 const HEADER_PAGES = 64;
 
 
@@ -187,21 +187,18 @@ export class DiskBlockCache implements BlockCache {
 
   /**
    * The block, verified against its header. `into` (at least the block's length) receives the bytes
-   * when given — the memory tier's recycled buffers, so a warm read allocates nothing. When `into` is
-   * page-aligned (`intoAligned`) and the file was written for direct I/O, it is read with O_DIRECT.
+   * when given — the memory tier's recycled buffers, so a warm read allocates nothing; with O_DIRECT
+   * when they are page-aligned and the file was written for it.
    */
-  async get(obj: ObjectVersion, index: number, into?: Buffer, intoAligned = false): Promise<Buffer | undefined> {
+  async get(obj: ObjectVersion, index: number, into?: Buffer): Promise<Buffer | undefined> {
     const key = blockKey(obj.source, obj.ref, obj.version, index);
     const e = this.index.get(key) ?? this.pinned.get(key);
     if (!e) {
       this.misses++;
       return undefined;
     }
-    const fits = into !== undefined && into.length >= e.len;
-    const data = fits ? into.subarray(0, e.len) : Buffer.allocUnsafe(e.len);
-    const direct = fits && intoAligned && into.length >= alignUp(e.len) && e.dataOffset === DIRECT_IO_ALIGN;
-    const head = await this.readFile(e, data, direct ? into : undefined).catch(() => undefined);
-    const h = head && parseHeader(head)?.header;
+    const data = into && into.length >= e.len ? into.subarray(0, e.len) : Buffer.allocUnsafe(e.len);
+    const h = await this.readHeaderAndData(e, data).catch(() => undefined);
     const valid = h && h.source === obj.source && h.ref === obj.ref && h.version === obj.version && h.index === index && h.len === data.length && crc32(data) === h.crc;
     if (!valid) {
       this.corrupt++;
@@ -218,20 +215,21 @@ export class DiskBlockCache implements BlockCache {
   }
 
   /**
-   * Store a block. `aligned`: a page-aligned buffer `data` is the start of (the memory tier's, see
-   * MemoryBlockCache.isAligned), at least the block rounded up to a page: the file is then written with
-   * O_DIRECT, so streaming a large file through the cache neither copies it into nor floods the page
-   * cache. The caller must keep `aligned` unchanged until this resolves.
+   * Store a block: with O_DIRECT when `data` is ready for it (util/aligned.ts), so streaming a large
+   * file through the cache neither copies it into nor floods the page cache. The caller keeps `data`
+   * unchanged until this resolves.
    */
-  async put(obj: ObjectVersion, index: number, data: Buffer, aligned?: Buffer): Promise<void> {
+  async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
     const key = blockKey(obj.source, obj.ref, obj.version, index);
     if (this.index.has(key) || this.pinned.has(key)) return;
     if (data.length > this.o.maxBytes && !this.pinnedObjects.has(this.objKey(obj.source, obj.ref))) return;
     const file = this.fileFor(key);
-    const header: Header = { source: obj.source, ref: obj.ref, version: obj.version, index, len: data.length, crc: crc32(data) };
+    const header: Header = { source: obj.source, ref: obj.ref, version: obj.version, index, len: data.length, crc: 0 };
+    if (!headerFits(header)) return; // a name too long for a block file's header: not cached on disk
+    header.crc = crc32(data);
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const dataOffset = await this.writeFile(file, header, data, aligned);
+        const dataOffset = await this.writeFile(file, header, data);
         this.addIndex(key, { file, len: data.length, dataOffset, source: obj.source, ref: obj.ref });
         return;
       } catch (e) {
@@ -243,43 +241,41 @@ export class DiskBlockCache implements BlockCache {
     }
   }
 
+  /** The file's parsed header, with the block's bytes read into `data`. */
+  private async readHeaderAndData(e: IndexEntry, data: Buffer): Promise<Header | undefined> {
+    const direct = e.dataOffset === DIRECT_IO_ALIGN && isDirectIoReady(data);
+    const viaPage = await this.withHeaderPage(direct, async (page) => {
+      await readBlockFileDirect(e.file, page, data);
+      return parseHeader(page)?.header;
+    });
+    if (viaPage.done) return viaPage.value;
+    return parseHeader(await readBlockFile(e.file, e.dataOffset, data))?.header;
+  }
+
+  private async writeFile(file: string, header: Header, data: Buffer): Promise<number> {
+    const viaPage = await this.withHeaderPage(isDirectIoReady(data), (page) => writeBlockFileDirect(file, header, data, page));
+    return viaPage.done ? viaPage.value : writeBlockFile(file, header, data);
+  }
+
   /**
-   * The file's header bytes, with the block's bytes read into `data`; with O_DIRECT into `aligned`
-   * (whose start `data` is) when given and allowed. The header is copied out of its aligned page.
+   * Direct I/O with an aligned header page, when `wanted` and it can be had: not done when no page is
+   * free, or when the filesystem refuses direct I/O (EINVAL), which turns it off for good.
    */
-  private async readFile(e: IndexEntry, data: Buffer, aligned: Buffer | undefined): Promise<Buffer> {
-    const page = aligned && this.direct ? this.takeHeaderPage() : undefined;
-    if (page) {
-      try {
-        await readBlockFileDirect(e.file, page, aligned!.subarray(0, alignUp(data.length)), data.length);
-        return Buffer.from(page);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-        this.direct = false;
-      } finally {
-        this.headerPages.push(page);
-      }
+  private async withHeaderPage<T>(wanted: boolean, io: (page: Buffer) => Promise<T>): Promise<{ done: true; value: T } | { done: false }> {
+    const page = wanted && this.direct ? this.takeHeaderPage() : undefined;
+    if (!page) return { done: false };
+    try {
+      return { done: true, value: await io(page) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+      this.direct = false;
+      return { done: false };
+    } finally {
+      this.headerPages.push(page);
     }
-    return readBlockFile(e.file, e.dataOffset, data);
   }
 
-  /** Direct I/O when it can be had; the filesystem refusing it once (EINVAL) turns it off for good. */
-  private async writeFile(file: string, header: Header, data: Buffer, aligned: Buffer | undefined): Promise<number> {
-    const page = aligned && this.direct ? this.takeHeaderPage() : undefined;
-    if (page) {
-      try {
-        return await writeBlockFileDirect(file, header, data, aligned!, page);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-        this.direct = false;
-      } finally {
-        this.headerPages.push(page);
-      }
-    }
-    return writeBlockFile(file, header, data);
-  }
-
-  /** An aligned page for a direct write's header; none when all are in use (that write is buffered). */
+  /** An aligned page for a direct read's or write's header; none when all are in use (that one is buffered). */
   private takeHeaderPage(): Buffer | undefined {
     if (!this.headerArena) {
       try {

@@ -22,17 +22,14 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
-import { DIRECT_IO_ALIGN, MAX_ALIGNED_BYTES, alignedBuffer } from '../util/aligned.js';
+import { MAX_ALIGNED_BYTES, alignedBuffer } from '../util/aligned.js';
 
 const ARENA_BYTES = Math.min(2 ** 30, MAX_ALIGNED_BYTES);
-const alignedArenas = new WeakSet<Buffer>();
 
 /** An arena of `bytes`, page-aligned when possible; undefined without the address space for it. */
 function allocateArena(bytes: number): Buffer | undefined {
   try {
-    const arena = alignedBuffer(bytes);
-    alignedArenas.add(arena);
-    return arena;
+    return alignedBuffer(bytes);
   } catch {
     try {
       return Buffer.allocUnsafeSlow(bytes);
@@ -76,8 +73,6 @@ export class MemoryBlockCache implements BlockCache {
   private arena: Buffer | undefined;
   private arenaAt = 0;
   private carved = 0;
-  /** Carved buffers that start on a page boundary (usable for O_DIRECT, see isAligned). */
-  private readonly alignedBuffers = new WeakSet<Buffer>();
 
   constructor(private readonly o: MemoryCacheOptions) {
     if (!(o.blockSize > 0)) throw new Error('blockSize must be positive');
@@ -117,11 +112,6 @@ export class MemoryBlockCache implements BlockCache {
     return this.free.pop() ?? this.carve();
   }
 
-  /** Whether `buf` (from takeBuffer) starts on a page boundary, as direct I/O needs. */
-  isAligned(buf: Buffer): boolean {
-    return this.alignedBuffers.has(buf);
-  }
-
   /**
    * A new block-sized buffer, carved from arenas of up to 1 GiB that together hold the tier's size
    * (address space only: pages are touched as blocks arrive). V8 starts a full GC for each 64 MiB of
@@ -142,10 +132,8 @@ export class MemoryBlockCache implements BlockCache {
         return Buffer.allocUnsafeSlow(this.blockSize);
       }
     }
-    const buf = this.arena.subarray(this.arenaAt, (this.arenaAt += this.blockSize));
     this.carved++;
-    if (alignedArenas.has(this.arena) && this.blockSize % DIRECT_IO_ALIGN === 0) this.alignedBuffers.add(buf);
-    return buf;
+    return this.arena.subarray(this.arenaAt, (this.arenaAt += this.blockSize));
   }
 
   giveBack(buf: Buffer): void {

@@ -40,7 +40,7 @@ export class TieredBlockCache implements BlockCache {
     if (!this.disk.has(obj, index)) return this.disk.get(obj, index);
     // Read straight into a recycled buffer of the memory tier: a warm read allocates nothing.
     const buf = this.memory.takeBuffer();
-    const warm = await this.disk.get(obj, index, buf, this.memory.isAligned(buf));
+    const warm = await this.disk.get(obj, index, buf);
     if (!warm) {
       this.memory.giveBack(buf);
       return undefined;
@@ -82,7 +82,7 @@ export class TieredBlockCache implements BlockCache {
     const key = blockKey(obj, index);
     this.writing.set(key, data);
     void this.disk
-      .put(obj, index, data, owned && this.memory.isAligned(owned) ? owned : undefined)
+      .put(obj, index, data)
       .catch(() => undefined)
       .finally(() => {
         if (this.writing.get(key) === data) this.writing.delete(key);

@@ -16,15 +16,19 @@ const WASM_PAGE = 65536;
 // The ES2022 lib has no WebAssembly types (they come with the DOM lib); this is the one use.
 declare const WebAssembly: { Memory: new (d: { initial: number; maximum?: number }) => { buffer: ArrayBuffer } };
 
+/** The memories alignedBuffer handed out: a view of one starts on a page when its offset is a page multiple. */
+const alignedMemories = new WeakSet<ArrayBufferLike>();
+
 /** `bytes` (≤ MAX_ALIGNED_BYTES) of page-aligned, zero-filled memory. Throws when it can't be had. */
 export function alignedBuffer(bytes: number): Buffer {
   if (!(bytes > 0) || bytes > MAX_ALIGNED_BYTES) throw new RangeError(`aligned buffer of ${bytes} bytes`);
   const pages = Math.ceil(bytes / WASM_PAGE);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  alignedMemories.add(memory.buffer);
   return Buffer.from(memory.buffer, 0, bytes);
 }
 
-/** `n` rounded up to a multiple of DIRECT_IO_ALIGN. */
-export function alignUp(n: number): number {
-  return Math.ceil(n / DIRECT_IO_ALIGN) * DIRECT_IO_ALIGN;
+/** Whether `buf` can be read or written with O_DIRECT as it is: page-aligned start and length. */
+export function isDirectIoReady(buf: Buffer): boolean {
+  return alignedMemories.has(buf.buffer) && buf.byteOffset % DIRECT_IO_ALIGN === 0 && buf.length % DIRECT_IO_ALIGN === 0;
 }
