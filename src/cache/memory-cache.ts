@@ -22,6 +22,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
+import { blockKey } from '../core/blocks.js';
 import { MAX_ALIGNED_BYTES, alignedBuffer } from '../util/aligned.js';
 
 const ARENA_BYTES = Math.min(2 ** 30, MAX_ALIGNED_BYTES);
@@ -46,7 +47,6 @@ export interface MemoryCacheOptions {
 }
 
 const objectKey = (source: string, ref: Ref) => `${source}\0${ref}`;
-const blockKey = (obj: ObjectVersion, index: number) => `${obj.source}\0${obj.ref}\0${obj.version}\0${index}`;
 
 interface Slot {
   /** Undefined while only reserved. */

@@ -7,10 +7,10 @@
  * stays in memory; caching is best effort).
  */
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
+import { blockKey } from '../core/blocks.js';
 import type { MemoryBlockCache } from './memory-cache.js';
 import type { DiskBlockCache } from './disk-cache.js';
 
-const blockKey = (obj: ObjectVersion, index: number) => `${obj.source}\0${obj.ref}\0${obj.version}\0${index}`;
 
 export class TieredBlockCache implements BlockCache {
   readonly blockSize: number;

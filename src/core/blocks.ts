@@ -1,5 +1,5 @@
 /** Byte-range ↔ block-index arithmetic. Pure; every other module uses these instead of its own math. */
-import type { ByteRange } from './types.js';
+import type { ByteRange, ObjectVersion } from './types.js';
 
 /** Index of the block holding byte `offset`. */
 export function blockIndex(offset: number, blockSize: number): number {
@@ -37,4 +37,9 @@ export function chunkRuns(first: number, last: number, maxBlocks: number): Array
   const runs: Array<{ first: number; last: number }> = [];
   for (let i = first; i <= last; i += maxBlocks) runs.push({ first: i, last: Math.min(i + maxBlocks - 1, last) });
   return runs;
+}
+
+/** The in-memory key of block `index` of an object version (memory tier, tiered writes, in-flight fetches). */
+export function blockKey(obj: ObjectVersion, index: number): string {
+  return `${obj.source}\0${obj.ref}\0${obj.version}\0${index}`;
 }

@@ -20,7 +20,7 @@
  *    once more with its own fetch. A retried fetch asks only for the blocks not answered yet.
  */
 import type { BlockCache, BlockSource, ByteRange, ObjectVersion, Provider, Ref, SignedLocator, Transport } from '../core/types.js';
-import { blockCount, blockRange } from '../core/blocks.js';
+import { blockCount, blockKey, blockRange } from '../core/blocks.js';
 import { ExpiredError, FsError, StaleError, TransientError } from '../core/errors.js';
 import { retry } from '../util/pacer.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -69,7 +69,6 @@ interface Pending {
   budgetBytes: number;
 }
 
-const blockKey = (obj: ObjectVersion, index: number) => `${obj.source}\0${obj.ref}\0${obj.version}\0${index}`;
 
 export class NetworkBlockSource implements BlockSource {
   readonly blockSize: number;

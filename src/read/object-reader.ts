@@ -23,15 +23,11 @@ export async function readInto(
   const end = Math.min(position + want, obj.size);
   const copies: Array<Promise<void>> = [];
   for (let index = span.first; index <= span.last; index++) {
-    const blockStart = index * blockSize;
-    const from = Math.max(position, blockStart);
-    const to = Math.min(end, blockStart + blockSize);
     copies.push(
       source.readBlock(obj, index, signal).then((block) => {
-        if (block.length < to - blockStart) {
-          throw new FsError('EIO', `block ${index} of ${obj.source}:${obj.ref} has ${block.length} bytes, expected at least ${to - blockStart}`);
+        if (!copyFromBlock(block, index, blockSize, into, position, end)) {
+          throw new FsError('EIO', `block ${index} of ${obj.source}:${obj.ref} has ${block.length} bytes, too few for this read`);
         }
-        block.copy(into, from - position, from - blockStart, to - blockStart);
       }),
     );
   }
@@ -59,11 +55,16 @@ export function readIntoCached(source: BlockSource, obj: ObjectVersion, into: Bu
     if (!block || block.length < Math.min(end, (index + 1) * blockSize) - index * blockSize) return undefined;
     blocks.push(block);
   }
-  for (let index = span.first; index <= span.last; index++) {
-    const blockStart = index * blockSize;
-    const from = Math.max(position, blockStart);
-    const to = Math.min(end, blockStart + blockSize);
-    blocks[index - span.first]!.copy(into, from - position, from - blockStart, to - blockStart);
-  }
+  blocks.forEach((block, i) => copyFromBlock(block, span.first + i, blockSize, into, position, end));
   return end - position;
+}
+
+/** Copy block `index`'s share of the read [position, end) into `into`; false when the block is too short for it. */
+function copyFromBlock(block: Buffer, index: number, blockSize: number, into: Buffer, position: number, end: number): boolean {
+  const blockStart = index * blockSize;
+  const from = Math.max(position, blockStart);
+  const to = Math.min(end, blockStart + blockSize);
+  if (block.length < to - blockStart) return false;
+  block.copy(into, from - position, from - blockStart, to - blockStart);
+  return true;
 }

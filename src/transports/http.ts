@@ -184,7 +184,7 @@ function statusError(status: number, headers: Headers, what: string, loc: Signed
  * Consecutive buffers written as one: the segments of one range (e.g. the cache's block buffers, so a
  * body lands where it will be cached, with no copy and no fresh allocation). Writes only move forward.
  */
-export class Segments {
+class Segments {
   readonly length: number;
   private index = 0;
   /** Offset in the whole at which parts[index] starts. */

@@ -306,26 +306,29 @@ export class AssetVfs implements Vfs {
    */
   read(fh: number, into: Buffer, length: number, position: number): number | Promise<number> {
     const h = this.handles.get(fh);
-    if (!h || isStaged(h)) return this.readAsync(fh, into, length, position, false);
-    const ahead = h.readahead.onRead(position, length, h.obj.size);
-    if (ahead) this.o.blocks.prefetch(h.obj, ahead.first, ahead.last);
+    if (!h || isStaged(h)) return this.readStaged(fh, into, length, position);
+    this.noteRead(h, position, length);
     const n = readIntoCached(this.o.blocks, h.obj, into, length, position);
-    if (n === undefined) return this.readAsync(fh, into, length, position, true);
+    if (n === undefined) return this.readRemote(h, into, length, position);
     h.served += n;
     return n;
   }
 
-  /** `noted`: the readahead has already seen this read (by read()'s synchronous attempt). */
-  private async readAsync(fh: number, into: Buffer, length: number, position: number, noted: boolean): Promise<number> {
-    const any = this.anyHandle(fh);
-    if (isStaged(any)) return this.w.read(any, into, length, position);
-    const h = any;
+  private async readStaged(fh: number, into: Buffer, length: number, position: number): Promise<number> {
+    return this.w.read(this.stagedHandle(fh), into, length, position);
+  }
+
+  /** Tell the handle's readahead of a read, and prefetch what it asks for. */
+  private noteRead(h: FileHandle, position: number, length: number): void {
+    const ahead = h.readahead.onRead(position, length, h.obj.size);
+    if (ahead) this.o.blocks.prefetch(h.obj, ahead.first, ahead.last);
+  }
+
+  /** A read some of whose blocks are not in memory; read() has already noted it. */
+  private async readRemote(h: FileHandle, into: Buffer, length: number, position: number): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       try {
-        if (attempt > 0 || !noted) {
-          const ahead = h.readahead.onRead(position, length, h.obj.size);
-          if (ahead) this.o.blocks.prefetch(h.obj, ahead.first, ahead.last);
-        }
+        if (attempt > 0) this.noteRead(h, position, length);
         const n = await readInto(this.o.blocks, h.obj, into, length, position);
         h.served += n;
         return n;
