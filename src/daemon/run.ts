@@ -16,6 +16,7 @@ import { TieredBlockCache } from '../cache/tiered-cache.js';
 import { join } from 'node:path';
 import { LocatorCache } from '../read/locator-cache.js';
 import { NetworkBlockSource } from '../read/block-source.js';
+import { fitReadahead } from '../read/readahead.js';
 import { AssetVfs } from '../vfs/vfs.js';
 import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
@@ -58,6 +59,7 @@ export async function buildCore(config: Config, log: Logger) {
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
   const disk = new DiskBlockCache({ dir: join(config.cacheDir, 'blocks'), maxBytes: config.cache.disk, blockSize: config.cache.blockSize });
   const cache = new TieredBlockCache(memory, disk);
+  const readahead = fitReadahead(config.readahead, config.cache.memory);
   const locators = new LocatorCache();
   const blocks = new NetworkBlockSource({
     cache,
@@ -70,7 +72,7 @@ export async function buildCore(config: Config, log: Logger) {
     },
     partSize: config.readahead.part,
     maxRetryTimeMs: config.retry.maxTime,
-    prefetchBudgetBytes: config.readahead.budget,
+    prefetchBudgetBytes: readahead.budget,
     log: log.child({ c: 'blocks' }),
   });
   const ttlBySource = new Map(config.sources.map((s) => [s.name, s.metadataTtl]));
@@ -80,7 +82,7 @@ export async function buildCore(config: Config, log: Logger) {
     log: log.child({ c: 'vfs' }),
     metadataTtlMs: config.metadataTtl,
     sourceTtlMs: (name) => ttlBySource.get(name),
-    readaheadMaxBytes: config.readahead.max,
+    readaheadMaxBytes: readahead.max,
     readaheadStepBytes: config.readahead.part,
     maxRetryTimeMs: config.retry.maxTime,
   });

@@ -104,3 +104,20 @@ describe('readahead', () => {
     expect(fetched / big.length).toBeLessThanOrEqual(0.01);
   });
 });
+
+describe('readahead with a memory tier smaller than its default window', () => {
+  it('a sequential read fetches every byte once: prefetched blocks are not evicted before they are read', async () => {
+    // 16 MiB of memory, the default 64 MiB window: unclamped, the blocks fetched ahead evict each other.
+    const small = await mountDaemon({
+      cache: { memory: '16MiB', disk: 0 },
+      sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+    });
+    try {
+      proxy.clearLog();
+      expect((await sh(`dd if=${small.mountpoint}/s3/seq.bin bs=1M status=none | sha256sum`)).split(' ')[0]).toBe(sha256(SEQ));
+      expect(getsOf('seq.bin').reduce((n, r) => n + rangeLen(r.range), 0)).toBe(SEQ.length);
+    } finally {
+      await small.stop();
+    }
+  });
+});

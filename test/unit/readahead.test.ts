@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Readahead } from '../../src/read/readahead.js';
+import { Readahead, fitReadahead } from '../../src/read/readahead.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -127,5 +127,14 @@ describe('Readahead', () => {
     const ra = new Readahead({ blockSize: BS });
     expect(ra.onRead(0, 0, 100)).toBeUndefined();
     expect(ra.onRead(100, 10, 100)).toBeUndefined();
+  });
+});
+
+describe('fitReadahead', () => {
+  it('keeps the configured window and budget when the memory tier holds them', () => {
+    expect(fitReadahead({ max: 64 * MiB, budget: 256 * MiB }, 512 * MiB)).toEqual({ max: 64 * MiB, budget: 256 * MiB });
+  });
+  it('shrinks them to a quarter and a half of a smaller memory tier', () => {
+    expect(fitReadahead({ max: 64 * MiB, budget: 256 * MiB }, 16 * MiB)).toEqual({ max: 4 * MiB, budget: 8 * MiB });
   });
 });
