@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -43,6 +43,30 @@ describe('DiskBlockCache', () => {
     await b.init();
     for (let i = 0; i < 4; i++) expect((await b.get(obj, i))?.equals(block(i))).toBe(true);
     expect(b.stats().hits).toBe(4);
+  });
+
+  it('the start-up scan indexes every block, oldest first for eviction, and removes temp files and foreign files', async () => {
+    const root = join(dir, 'scan');
+    const a = new DiskBlockCache({ dir: root, maxBytes: 100 * BS, blockSize: BS });
+    await a.init();
+    const many: ObjectVersion = { ...obj, size: 60 * BS };
+    for (let i = 0; i < 60; i++) await a.put(many, i, block(i));
+    // mtimes 1 s apart, block 0 oldest: the restarted cache must evict in that order.
+    for (const [n, f] of (await blockFiles(root)).entries()) {
+      const header = (await readFile(f)).subarray(0, 4096).toString('latin1');
+      const index = Number(/"index":(\d+)/.exec(header)![1]);
+      await utimes(f, 1_000_000 + index, 1_000_000 + index);
+      if (n === 0) await writeFile(`${f}.abcd1234.tmp`, 'torn write');
+      if (n === 1) await writeFile(join(f, '..', 'f'.repeat(64) + '.blk'), 'not a block file');
+    }
+    expect(await blockFiles(root)).toHaveLength(62);
+
+    const b = new DiskBlockCache({ dir: root, maxBytes: 50 * BS, blockSize: BS });
+    await b.init();
+    expect(await blockFiles(root)).toHaveLength(50); // the 10 oldest evicted, the 2 strays deleted
+    expect(b.stats().blocks).toBe(50);
+    for (let i = 0; i < 10; i++) expect(b.has(many, i)).toBe(false);
+    for (let i = 10; i < 60; i++) expect((await b.get(many, i))?.equals(block(i))).toBe(true);
   });
 
   it('never serves a block of another object version', async () => {
