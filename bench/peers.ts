@@ -7,7 +7,6 @@
  *   the daemon's peak RSS during a 4 GiB sequential read with cache.memory 256 MiB.
  * Bytes fetched are counted at a proxy in front of s3rver.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,15 +17,11 @@ import { S3RVER_KEY } from '../src/emulators/storage-servers.js';
 import type { FaultProxy } from '../src/emulators/fault-proxy.js';
 import { s3rverClient, seedS3 } from '../src/demo/seed-storage.js';
 import { sampleMp4WithMoovAtEnd } from '../src/demo/sample-media.js';
-import { isMounted, mountDaemon, sh } from '../test/helpers/mount.js';
-import { timed } from './tools.js';
+import { mountDaemon, sh } from '../test/helpers/mount.js';
+import { ddMiBps, dropPageCache, foreignMount, timed } from './tools.js';
 
 const MiB = 1024 * 1024;
 type Median = (xs: number[]) => number;
-
-async function dropPageCache(): Promise<void> {
-  await writeFile('/proc/sys/vm/drop_caches', '1').catch(() => undefined);
-}
 
 /** Bytes the proxy passed for GETs of `key` since its log was cleared (from Content-Range-less ranges). */
 export function fetchedBytes(proxy: FaultProxy, key: string, size: number): number {
@@ -37,24 +32,6 @@ export function fetchedBytes(proxy: FaultProxy, key: string, size: number): numb
     n += m ? (m[2] ? Number(m[2]) : size - 1) - Number(m[1]) + 1 : size;
   }
   return n;
-}
-
-async function foreignMount(cmd: string[], mnt: string, env: Record<string, string> = {}): Promise<{ stop(): Promise<void> }> {
-  // Debian's rclone 1.60 fails on AWS_CA_BUNDLE ("unsupported transport"); loopback HTTP needs no CA anyway.
-  const { AWS_CA_BUNDLE: _ca, ...base } = process.env;
-  const child: ChildProcess = spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore', env: { ...base, ...env } });
-  const deadline = Date.now() + 30_000;
-  while (!(await isMounted(mnt))) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${cmd[0]} did not mount (exit ${child.exitCode})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    async stop() {
-      await sh(`fusermount -uz ${mnt} || true`);
-      child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
-    },
-  };
 }
 
 export async function peerColdReads(endpoint: string, size: number, runs: number, median: Median, tools: Set<string>): Promise<{ rclone?: number; s3fs?: number }> {
@@ -73,7 +50,7 @@ export async function peerColdReads(endpoint: string, size: number, runs: number
         );
         try {
           await dropPageCache();
-          speeds.push(size / MiB / (await timed(`dd if=${mnt}/big.bin of=/dev/null bs=1M status=none`)));
+          speeds.push(await ddMiBps(`${mnt}/big.bin`, size));
         } finally {
           await m.stop();
         }
@@ -90,7 +67,7 @@ export async function peerColdReads(endpoint: string, size: number, runs: number
         const m = await foreignMount(['s3fs', 'bench', mnt, '-f', '-o', `url=${endpoint},use_path_request_style,passwd_file=${pw},ro`], mnt);
         try {
           await dropPageCache();
-          speeds.push(size / MiB / (await timed(`dd if=${mnt}/big.bin of=/dev/null bs=1M status=none`)));
+          speeds.push(await ddMiBps(`${mnt}/big.bin`, size));
         } finally {
           await m.stop();
         }

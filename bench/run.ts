@@ -4,6 +4,7 @@
  *   cold sequential read through the mount ÷ direct download (curl) of the same signed URL
  *   hot re-read (memory tier) and warm re-read (disk tier, restarted daemon), kernel page cache dropped,
  *   ÷ a trivial in-memory fuse-native FS; kernel options; rclone and s3fs; fio; ffprobe; ls -l; RSS; bursts
+ *   and the cold-read comparison again on the same bytes in Azurite (bench/azurite.ts)
  * Writes bench/results/latest.md. Not a test: nothing here asserts.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,7 +19,8 @@ import { silentLogger } from '../src/util/logger.js';
 import { mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
 import { uploadBench } from './upload.js';
 import { burstBench } from './burst.js';
-import { ensureTools, trivialFs } from './tools.js';
+import { curlMiBps, ddMiBps, dropPageCache, ensureTools, trivialFs } from './tools.js';
+import { azuriteColdReads } from './azurite.js';
 import { kernelOptionsBench } from './kernel.js';
 import { assetfsExtras, peerColdReads } from './peers.js';
 import { startFaultProxy } from '../src/emulators/fault-proxy.js';
@@ -26,36 +28,15 @@ import { startFaultProxy } from '../src/emulators/fault-proxy.js';
 const GiB = 1024 ** 3;
 const SIZE = Number(process.env.BENCH_BYTES ?? GiB);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const MiB = (bytes: number, secs: number) => bytes / 1024 / 1024 / secs;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-async function dropPageCache(): Promise<boolean> {
-  try {
-    await writeFile('/proc/sys/vm/drop_caches', '1');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Seconds to read `file` sequentially with dd bs=1M. */
-async function ddSeconds(file: string): Promise<number> {
-  const t = process.hrtime.bigint();
-  await sh(`dd if=${JSON.stringify(file)} of=/dev/null bs=1M status=none`, { timeoutMs: 600_000 });
-  return Number(process.hrtime.bigint() - t) / 1e9;
-}
-
-async function curlSeconds(url: string): Promise<number> {
-  const out = await sh(`curl -s -f -o /dev/null -w '%{time_total}' ${JSON.stringify(url)}`, { timeoutMs: 600_000 });
-  return Number(out.trim());
-}
 
 async function main() {
   const rows: string[][] = [];
   const s3 = await startS3rver({ buckets: ['bench'] });
   try {
     process.stdout.write(`bench: seeding a ${SIZE / GiB} GiB object into s3rver…\n`);
-    await seedS3(s3.url, 'bench', [{ path: 'big.bin', data: deterministicBytes('bench', SIZE) }], 1);
+    let data: Buffer | undefined = deterministicBytes('bench', SIZE);
+    await seedS3(s3.url, 'bench', [{ path: 'big.bin', data }], 1);
     // Let the kernel write the seeded object back before anything is timed: writeback of a just-written
     // GiB competes for both cores and halved the first measurements.
     await sh('sync', { timeoutMs: 600_000 });
@@ -68,7 +49,7 @@ async function main() {
     await provider.close();
 
     const direct: number[] = [];
-    for (let i = 0; i < RUNS; i++) direct.push(MiB(SIZE, await curlSeconds(loc.url)));
+    for (let i = 0; i < RUNS; i++) direct.push(await curlMiBps(loc.url, SIZE));
 
     // Cold, with the default cache configuration (512 MiB memory tier, the disk tier on); then a
     // restarted daemon on the same cache dir re-reads from the disk tier (warm); then one whose memory
@@ -89,18 +70,18 @@ async function main() {
     for (let i = 0; i < RUNS; i++) {
       const cacheDir = await mkdtemp(join(tmpdir(), 'assetfs-bench-cache-'));
       try {
-        cold.push(await daemonOn(cacheDir, {}, async (f) => MiB(SIZE, await ddSeconds(f))));
+        cold.push(await daemonOn(cacheDir, {}, async (f) => await ddMiBps(f, SIZE)));
         warm.push(
           await daemonOn(cacheDir, {}, async (f) => {
             dropped = (await dropPageCache()) && dropped;
-            return MiB(SIZE, await ddSeconds(f));
+            return await ddMiBps(f, SIZE);
           }),
         );
         hot.push(
           await daemonOn(cacheDir, wholeInMemory, async (f) => {
-            await ddSeconds(f);
+            await ddMiBps(f, SIZE);
             dropped = (await dropPageCache()) && dropped;
-            return MiB(SIZE, await ddSeconds(f));
+            return await ddMiBps(f, SIZE);
           }),
         );
       } finally {
@@ -111,10 +92,10 @@ async function main() {
     const trivial: number[] = [];
     const t = await trivialFs(SIZE);
     try {
-      await ddSeconds(t.file);
+      await ddMiBps(t.file, SIZE);
       for (let i = 0; i < RUNS; i++) {
         await dropPageCache();
-        trivial.push(MiB(SIZE, await ddSeconds(t.file)));
+        trivial.push(await ddMiBps(t.file, SIZE));
       }
     } finally {
       await t.stop();
@@ -125,6 +106,9 @@ async function main() {
     const kernelRows = await kernelOptionsBench(s3.url, 'big.bin', SIZE, tools.has('fio'));
     process.stdout.write('bench: cold reads through rclone mount and s3fs…\n');
     const peers = await peerColdReads(s3.url, SIZE, RUNS, median, tools);
+    process.stdout.write('bench: the cold reads again, on Azurite…\n');
+    const azurite = await azuriteColdReads(data, RUNS, median, tools);
+    data = undefined;
     process.stdout.write('bench: fio, ffprobe, ls -l of 10,000 entries, peak RSS over a long read…\n');
     const proxy = await startFaultProxy(s3.url);
     let extraRows: string[][] = [];
@@ -157,7 +141,7 @@ async function main() {
           : [`cold sequential read through ${name}`, `${f(speed)} MiB/s`, `assetfs is ${(median(cold) / speed).toFixed(2)} × this (aim ≥ 1.3)`],
       );
     }
-    rows.push(...kernelRows, ...extraRows, ...burstRows, ...uploadRows);
+    rows.push(...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows);
     const table = [
       `Benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
       '',
@@ -166,6 +150,8 @@ async function main() {
       ...rows.map((r) => `| ${r.join(' | ')} |`),
       '',
       `raw MiB/s — direct: ${direct.map(f).join(', ')}; cold: ${cold.map(f).join(', ')}; hot: ${hot.map(f).join(', ')}; warm: ${warm.map(f).join(', ')}; trivial: ${trivial.map(f).join(', ')}`,
+      '',
+      azurite.raw,
     ].join('\n');
     process.stdout.write(`\n${table}\n`);
     await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });

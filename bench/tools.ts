@@ -1,6 +1,6 @@
 /** Peer tools for the benchmark: installed from Debian when missing (as root), else reported as skipped. */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMounted, ROOT, sh, shResult } from '../test/helpers/mount.js';
@@ -29,6 +29,46 @@ export async function timed(cmd: string): Promise<number> {
   const t = process.hrtime.bigint();
   await sh(cmd, { timeoutMs: 1_200_000 });
   return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+/** Drop the kernel page cache (root only); false when it could not be dropped. */
+export async function dropPageCache(): Promise<boolean> {
+  try {
+    await writeFile('/proc/sys/vm/drop_caches', '1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** MiB/s of reading `file` sequentially with dd bs=1M. */
+export async function ddMiBps(file: string, bytes: number): Promise<number> {
+  return bytes / 1024 / 1024 / (await timed(`dd if=${JSON.stringify(file)} of=/dev/null bs=1M status=none`));
+}
+
+/** MiB/s of downloading `url` with curl (its own timing, so process start-up is not counted). */
+export async function curlMiBps(url: string, bytes: number): Promise<number> {
+  const out = await sh(`curl -s -f -o /dev/null -w '%{time_total}' ${JSON.stringify(url)}`, { timeoutMs: 600_000 });
+  return bytes / 1024 / 1024 / Number(out.trim());
+}
+
+/** A peer's FUSE mount (rclone, s3fs) started in the background; resolves once it is mounted. */
+export async function foreignMount(cmd: string[], mnt: string, env: Record<string, string> = {}): Promise<{ stop(): Promise<void> }> {
+  // Debian's rclone 1.60 fails on AWS_CA_BUNDLE ("unsupported transport"); loopback HTTP needs no CA anyway.
+  const { AWS_CA_BUNDLE: _ca, ...base } = process.env;
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore', env: { ...base, ...env } });
+  const deadline = Date.now() + 30_000;
+  while (!(await isMounted(mnt))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${cmd[0]} did not mount (exit ${child.exitCode})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    async stop() {
+      await sh(`fusermount -uz ${mnt} || true`);
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+    },
+  };
 }
 
 /** The trivial in-memory fuse-native FS (trivial-fs.ts) serving one file of `size` bytes, mounted in a child. */
