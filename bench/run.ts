@@ -19,7 +19,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
 import { uploadBench } from './upload.js';
 import { burstBench } from './burst.js';
-import { curlMiBps, ddMiBps, dropPageCache, ensureTools, trivialFs } from './tools.js';
+import { curlMiBps, ddMiBps, dropPageCache, ensureTools, fioRandomReadIops, trivialFs } from './tools.js';
 import { azuriteColdReads } from './azurite.js';
 import { kernelOptionsBench } from './kernel.js';
 import { assetfsExtras, peerColdReads } from './peers.js';
@@ -89,7 +89,9 @@ async function main() {
       }
     }
 
+    const tools = await ensureTools(['rclone', 's3fs', 'fio', 'ffprobe'], (m) => process.stdout.write(`${m}\n`));
     const trivial: number[] = [];
+    let trivialIops: number | undefined;
     const t = await trivialFs(SIZE);
     try {
       await ddMiBps(t.file, SIZE);
@@ -97,11 +99,11 @@ async function main() {
         await dropPageCache();
         trivial.push(await ddMiBps(t.file, SIZE));
       }
+      if (tools.has('fio')) trivialIops = await fioRandomReadIops(t.file);
     } finally {
       await t.stop();
     }
 
-    const tools = await ensureTools(['rclone', 's3fs', 'fio', 'ffprobe'], (m) => process.stdout.write(`${m}\n`));
     process.stdout.write('bench: kernel options…\n');
     const kernelRows = await kernelOptionsBench(s3.url, 'big.bin', SIZE, tools.has('fio'));
     process.stdout.write('bench: cold reads through rclone mount and s3fs…\n');
@@ -116,6 +118,7 @@ async function main() {
       extraRows = await assetfsExtras(proxy.url, proxy, s3.url, tools, {
         bigRssBytes: Number(process.env.BENCH_RSS_BYTES ?? 4 * GiB),
         ffprobeBytes: Number(process.env.BENCH_MP4_BYTES ?? 512 * 1024 * 1024 + 4096),
+        trivialIops,
       });
     } finally {
       await proxy.close();

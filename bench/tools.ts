@@ -52,6 +52,12 @@ export async function curlMiBps(url: string, bytes: number): Promise<number> {
   return bytes / 1024 / 1024 / Number(out.trim());
 }
 
+/** IOPS of one fio job of 4 KiB random O_DIRECT reads of `file` for 10 s. */
+export async function fioRandomReadIops(file: string): Promise<number> {
+  const out = await sh(`fio --name=rand --filename=${JSON.stringify(file)} --readonly --rw=randread --bs=4k --ioengine=psync --direct=1 --runtime=10 --time_based --output-format=json`, { timeoutMs: 120_000 });
+  return (JSON.parse(out) as { jobs: { read: { iops: number } }[] }).jobs[0]!.read.iops;
+}
+
 /** A peer's FUSE mount (rclone, s3fs) started in the background; resolves once it is mounted. */
 export async function foreignMount(cmd: string[], mnt: string, env: Record<string, string> = {}): Promise<{ stop(): Promise<void> }> {
   // Debian's rclone 1.60 fails on AWS_CA_BUNDLE ("unsupported transport"); loopback HTTP needs no CA anyway.
