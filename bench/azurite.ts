@@ -4,7 +4,7 @@
  * rclone 1.60 reaches Azurite only through an account SAS in `sas_url` (test-servers.md). s3fs has no
  * Azure backend and Debian packages no blobfuse2, so those have no row.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, StorageSharedKeyCredential, generateAccountSASQueryParameters } from '@azure/storage-blob';
@@ -14,7 +14,7 @@ import { AzureBlobProvider } from '../src/providers/azure-blob/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../src/config/schema.js';
 import { silentLogger } from '../src/util/logger.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
-import { curlMiBps, ddMiBps, dropPageCache, foreignMount } from './tools.js';
+import { curlMiBps, ddMiBps, dropPageCache, peerColdRead } from './tools.js';
 
 type Median = (xs: number[]) => number;
 
@@ -44,8 +44,6 @@ export async function azuriteColdReads(data: Buffer, runs: number, median: Media
         await d.stop();
       }
       if (!tools.has('rclone')) continue;
-      const mnt = join(work, `rclone-${i}`);
-      await mkdir(mnt, { recursive: true });
       const sas = generateAccountSASQueryParameters(
         {
           services: AccountSASServices.parse('b').toString(),
@@ -55,16 +53,9 @@ export async function azuriteColdReads(data: Buffer, runs: number, median: Media
         },
         new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
       ).toString();
-      const m = await foreignMount(['rclone', 'mount', 'az:bench', mnt, '--vfs-cache-mode', 'full', '--cache-dir', join(work, `rclone-cache-${i}`), '--read-only'], mnt, {
-        RCLONE_CONFIG_AZ_TYPE: 'azureblob',
-        RCLONE_CONFIG_AZ_SAS_URL: `${az.url}?${sas}`,
-      });
-      try {
-        await dropPageCache();
-        rclone.push(await ddMiBps(join(mnt, 'big.bin'), data.length));
-      } finally {
-        await m.stop();
-      }
+      const mnt = join(work, `rclone-${i}`);
+      const env = { RCLONE_CONFIG_AZ_TYPE: 'azureblob', RCLONE_CONFIG_AZ_SAS_URL: `${az.url}?${sas}` };
+      rclone.push(await peerColdRead(['rclone', 'mount', 'az:bench', mnt, '--vfs-cache-mode', 'full', '--cache-dir', join(work, `rclone-cache-${i}`), '--read-only'], mnt, 'big.bin', data.length, env));
     }
     const f = (x: number) => x.toFixed(0);
     const rows: string[][] = [

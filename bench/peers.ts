@@ -18,7 +18,7 @@ import type { FaultProxy } from '../src/emulators/fault-proxy.js';
 import { s3rverClient, seedS3 } from '../src/demo/seed-storage.js';
 import { sampleMp4WithMoovAtEnd } from '../src/demo/sample-media.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
-import { ddMiBps, dropPageCache, fioRandomReadIops, foreignMount, timed } from './tools.js';
+import { fioRandomReadIops, peerColdRead, timed } from './tools.js';
 
 const MiB = 1024 * 1024;
 type Median = (xs: number[]) => number;
@@ -40,20 +40,10 @@ export async function peerColdReads(endpoint: string, size: number, runs: number
   try {
     if (tools.has('rclone')) {
       const speeds: number[] = [];
+      const env = { RCLONE_CONFIG_BENCH_TYPE: 's3', RCLONE_CONFIG_BENCH_PROVIDER: 'Other', RCLONE_CONFIG_BENCH_ENDPOINT: endpoint, RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: S3RVER_KEY, RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: S3RVER_KEY, RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE: 'true' };
       for (let i = 0; i < runs; i++) {
         const mnt = join(work, `rclone-${i}`);
-        await mkdir(mnt, { recursive: true });
-        const m = await foreignMount(
-          ['rclone', 'mount', 'bench:bench', mnt, '--vfs-cache-mode', 'full', '--cache-dir', join(work, `rclone-cache-${i}`), '--read-only'],
-          mnt,
-          { RCLONE_CONFIG_BENCH_TYPE: 's3', RCLONE_CONFIG_BENCH_PROVIDER: 'Other', RCLONE_CONFIG_BENCH_ENDPOINT: endpoint, RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: S3RVER_KEY, RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: S3RVER_KEY, RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE: 'true' },
-        );
-        try {
-          await dropPageCache();
-          speeds.push(await ddMiBps(`${mnt}/big.bin`, size));
-        } finally {
-          await m.stop();
-        }
+        speeds.push(await peerColdRead(['rclone', 'mount', 'bench:bench', mnt, '--vfs-cache-mode', 'full', '--cache-dir', join(work, `rclone-cache-${i}`), '--read-only'], mnt, 'big.bin', size, env));
       }
       out.rclone = median(speeds);
     }
@@ -63,14 +53,7 @@ export async function peerColdReads(endpoint: string, size: number, runs: number
       await writeFile(pw, `${S3RVER_KEY}:${S3RVER_KEY}\n`, { mode: 0o600 });
       for (let i = 0; i < runs; i++) {
         const mnt = join(work, `s3fs-${i}`);
-        await mkdir(mnt, { recursive: true });
-        const m = await foreignMount(['s3fs', 'bench', mnt, '-f', '-o', `url=${endpoint},use_path_request_style,passwd_file=${pw},ro`], mnt);
-        try {
-          await dropPageCache();
-          speeds.push(await ddMiBps(`${mnt}/big.bin`, size));
-        } finally {
-          await m.stop();
-        }
+        speeds.push(await peerColdRead(['s3fs', 'bench', mnt, '-f', '-o', `url=${endpoint},use_path_request_style,passwd_file=${pw},ro`], mnt, 'big.bin', size));
       }
       out.s3fs = median(speeds);
     }

@@ -77,6 +77,18 @@ export async function foreignMount(cmd: string[], mnt: string, env: Record<strin
   };
 }
 
+/** MiB/s of a cold sequential read of `file` through a peer's mount started by `cmd` (page cache dropped first). */
+export async function peerColdRead(cmd: string[], mnt: string, file: string, bytes: number, env: Record<string, string> = {}): Promise<number> {
+  await mkdir(mnt, { recursive: true });
+  const m = await foreignMount(cmd, mnt, env);
+  try {
+    await dropPageCache();
+    return await ddMiBps(join(mnt, file), bytes);
+  } finally {
+    await m.stop();
+  }
+}
+
 /** The trivial in-memory fuse-native FS (trivial-fs.ts) serving one file of `size` bytes, mounted in a child. */
 export async function trivialFs(size: number): Promise<{ file: string; stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'assetfs-trivial-'));
