@@ -120,7 +120,7 @@ export class DiskBlockCache implements BlockCache {
   private async scan(): Promise<void> {
     await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
     // Headers are read SCAN_CONCURRENCY at a time: one after another, a 4 GiB cache took 1.5 s to
-    // index after a reboot (each read waits on the disk), and a 100 GiB one would hold the mount ~40 s.
+    // index after a reboot (each read waits on the disk); a 100 GiB one would have held the mount ~40 s.
     const limit = pLimit(SCAN_CONCURRENCY);
     const reads: Array<Promise<{ key: string; e: IndexEntry; mtime: number } | undefined>> = [];
     for (const sub of await readdir(this.o.dir).catch(() => [] as string[])) {

@@ -60,6 +60,9 @@ export async function buildCore(config: Config, log: Logger) {
   const disk = new DiskBlockCache({ dir: join(config.cacheDir, 'blocks'), maxBytes: config.cache.disk, blockSize: config.cache.blockSize });
   const cache = new TieredBlockCache(memory, disk);
   const readahead = fitReadahead(config.readahead, config.cache.memory);
+  if (readahead.max < config.readahead.max || readahead.budget < config.readahead.budget) {
+    log.info({ window: readahead.max, budget: readahead.budget }, 'readahead window and prefetch budget limited to a quarter and a half of cache.memory');
+  }
   const locators = new LocatorCache();
   const blocks = new NetworkBlockSource({
     cache,
