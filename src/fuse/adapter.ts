@@ -164,7 +164,10 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
 export async function mountVfs(o: MountOptions): Promise<MountedFs> {
   const Fuse = await loadFuse();
   // fuse-native concatenates fsname unescaped into the -o string: that is how extra options get through.
-  const fsname = ['assetfs', 'big_writes', ...o.extraOptions].join(',');
+  // hard_remove: an unlink of an open file reaches the VFS as an unlink. Without it, libfuse renames
+  // the file to .fuse_hidden… instead, which the platforms answer with EXDEV (so `mv` and `rm` failed
+  // whenever a close was still in flight), and which would have uploaded a staged file under that name.
+  const fsname = ['assetfs', 'big_writes', 'hard_remove', ...o.extraOptions].join(',');
   const fuse = new Fuse(o.mountpoint, buildOps(o.vfs, o.log, o.recent), {
     fsname,
     subtype: 'assetfs',

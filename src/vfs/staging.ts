@@ -30,6 +30,8 @@ export interface StagedFile {
   dirty: boolean;
   jobId: number | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Removed (rm, or replaced) while a writer still had it open: its writes go nowhere. */
+  removed?: boolean;
 }
 
 export class Staging {
@@ -104,7 +106,7 @@ export class Staging {
   /** A writer closed: once none is left, the file is queued after the write-back delay. */
   closedWriter(f: StagedFile): void {
     f.writers = Math.max(0, f.writers - 1);
-    if (f.writers === 0 && f.dirty) this.schedule(f);
+    if (f.writers === 0 && f.dirty && !f.removed) this.schedule(f);
   }
 
   private schedule(f: StagedFile): void {
@@ -129,6 +131,7 @@ export class Staging {
 
   /** fsync: queue at once and wait for the upload; its failure is the fsync's error. */
   async flush(f: StagedFile): Promise<void> {
+    if (f.removed) return; // fsync of an unlinked file: nothing to upload
     const id = await this.queue(f);
     await this.o.engine.waitFor(id);
   }
@@ -170,6 +173,7 @@ export class Staging {
   }
 
   private drop(f: StagedFile, reason: string): void {
+    f.removed = true;
     clearTimeout(f.timer);
     if (f.jobId !== undefined) this.o.engine.cancel(f.jobId, reason);
     this.files.delete(f.path);

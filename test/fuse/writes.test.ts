@@ -132,6 +132,20 @@ describe('writes into the mount', () => {
     await sh(`rm ${m}/s3/existing/renamed.txt`);
     expect(await s3Keys('existing/')).toEqual([]);
   });
+
+  it('a file still open can be removed: remote (the unlink reaches the platform) and staged (nothing is uploaded)', async () => {
+    const m = d.mountpoint;
+    await seedS3(s3.url, 'media', [{ path: 'open/remote.txt', data: Buffer.from('still open\n') }]);
+    await new Promise((r) => setTimeout(r, 1_100)); // the metadata TTL: the listing may be cached
+    // bash holds fd 3 open across rm. libfuse without hard_remove renamed the open file to .fuse_hidden…
+    // instead of unlinking it, and the platform's EXDEV for that rename failed the rm.
+    expect(await sh(`bash -c 'exec 3< ${m}/s3/open/remote.txt; rm ${m}/s3/open/remote.txt && echo removed; exec 3<&-'`)).toBe('removed\n');
+    await until(async () => (await s3Keys('open/')).length === 0, 'the remote delete');
+    await sh(`bash -c 'exec 3> ${m}/s3/open/staged.txt; echo first >&3; rm ${m}/s3/open/staged.txt; echo second >&3; exec 3>&-'`);
+    await new Promise((r) => setTimeout(r, 1_500)); // past the 500 ms write-back delay
+    expect(await s3Keys('open/')).toEqual([]);
+    expect((await shResult(`ls -a ${m}/s3/open`)).stdout).not.toMatch(/fuse_hidden|staged/);
+  });
 });
 
 describe('SIGKILL during an upload', () => {
