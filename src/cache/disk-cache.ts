@@ -34,7 +34,6 @@ const HEADER_PAGES = 64;
 /** Block files whose headers the start-up scan reads at once. */
 const SCAN_CONCURRENCY = 32;
 
-
 interface IndexEntry {
   file: string;
   len: number;

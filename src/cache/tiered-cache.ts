@@ -7,10 +7,9 @@
  * stays in memory; caching is best effort).
  */
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
-import { blockKey } from '../core/blocks.js';
+import { blockKey, blockKeyPrefix } from '../core/blocks.js';
 import type { MemoryBlockCache } from './memory-cache.js';
 import type { DiskBlockCache } from './disk-cache.js';
-
 
 export class TieredBlockCache implements BlockCache {
   readonly blockSize: number;
@@ -106,7 +105,7 @@ export class TieredBlockCache implements BlockCache {
   }
 
   async dropObject(source: string, ref: Ref): Promise<void> {
-    const prefix = `${source}\0${ref}\0`;
+    const prefix = blockKeyPrefix(source, ref);
     for (const key of this.writing.keys()) if (key.startsWith(prefix)) this.writing.delete(key);
     await Promise.all([this.memory.dropObject(source, ref), this.disk.dropObject(source, ref)]);
   }

@@ -41,5 +41,10 @@ export function chunkRuns(first: number, last: number, maxBlocks: number): Array
 
 /** The in-memory key of block `index` of an object version (memory tier, tiered writes, in-flight fetches). */
 export function blockKey(obj: ObjectVersion, index: number): string {
-  return `${obj.source}\0${obj.ref}\0${obj.version}\0${index}`;
+  return `${blockKeyPrefix(obj.source, obj.ref)}${obj.version}\0${index}`;
+}
+
+/** What every blockKey of (source, ref), of any version, starts with. */
+export function blockKeyPrefix(source: string, ref: string): string {
+  return `${source}\0${ref}\0`;
 }

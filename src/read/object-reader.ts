@@ -52,19 +52,23 @@ export function readIntoCached(source: BlockSource, obj: ObjectVersion, into: Bu
   const blocks: Buffer[] = [];
   for (let index = span.first; index <= span.last; index++) {
     const block = source.peekBlock(obj, index);
-    if (!block || block.length < Math.min(end, (index + 1) * blockSize) - index * blockSize) return undefined;
+    if (!block || !covers(block, index, blockSize, end)) return undefined;
     blocks.push(block);
   }
   blocks.forEach((block, i) => copyFromBlock(block, span.first + i, blockSize, into, position, end));
   return end - position;
 }
 
+/** Whether block `index` holds all its share of a read ending at `end`. */
+function covers(block: Buffer, index: number, blockSize: number, end: number): boolean {
+  return block.length >= Math.min(end, (index + 1) * blockSize) - index * blockSize;
+}
+
 /** Copy block `index`'s share of the read [position, end) into `into`; false when the block is too short for it. */
 function copyFromBlock(block: Buffer, index: number, blockSize: number, into: Buffer, position: number, end: number): boolean {
+  if (!covers(block, index, blockSize, end)) return false;
   const blockStart = index * blockSize;
   const from = Math.max(position, blockStart);
-  const to = Math.min(end, blockStart + blockSize);
-  if (block.length < to - blockStart) return false;
-  block.copy(into, from - position, from - blockStart, to - blockStart);
+  block.copy(into, from - position, from - blockStart, Math.min(end, blockStart + blockSize) - blockStart);
   return true;
 }

@@ -30,8 +30,6 @@ export interface StagedFile {
   dirty: boolean;
   jobId: number | undefined;
   timer: NodeJS.Timeout | undefined;
-  /** Removed (rm, or replaced) while a writer still had it open: its writes go nowhere. */
-  removed?: boolean;
 }
 
 export class Staging {
@@ -106,7 +104,7 @@ export class Staging {
   /** A writer closed: once none is left, the file is queued after the write-back delay. */
   closedWriter(f: StagedFile): void {
     f.writers = Math.max(0, f.writers - 1);
-    if (f.writers === 0 && f.dirty && !f.removed) this.schedule(f);
+    if (f.writers === 0 && f.dirty && this.holds(f)) this.schedule(f);
   }
 
   private schedule(f: StagedFile): void {
@@ -131,7 +129,7 @@ export class Staging {
 
   /** fsync: queue at once and wait for the upload; its failure is the fsync's error. */
   async flush(f: StagedFile): Promise<void> {
-    if (f.removed) return; // fsync of an unlinked file: nothing to upload
+    if (!this.holds(f)) return; // fsync of a file removed while open: nothing to upload
     const id = await this.queue(f);
     await this.o.engine.waitFor(id);
   }
@@ -172,8 +170,15 @@ export class Staging {
     }
   }
 
+  /**
+   * Whether `f` is still in the staging area. A file removed (rm, or replaced) while a writer had it
+   * open is not: that writer's data goes nowhere, and its close queues nothing.
+   */
+  private holds(f: StagedFile): boolean {
+    return this.files.get(f.path) === f;
+  }
+
   private drop(f: StagedFile, reason: string): void {
-    f.removed = true;
     clearTimeout(f.timer);
     if (f.jobId !== undefined) this.o.engine.cancel(f.jobId, reason);
     this.files.delete(f.path);
