@@ -88,7 +88,10 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
   const gid = process.getgid?.() ?? 0;
   const fail = (op: string, path: string) => (e: unknown) => toErrno(e, log, op, path, recent);
   return {
-    getattr(path: string, cb: Cb) {
+    // path is null for an open file already unlinked (hard_remove): fstat of it (fuse-native answers
+    // fgetattr with getattr) finds nothing. The handle-based operations use the handle, not the path.
+    getattr(path: string | null, cb: Cb) {
+      if (path === null) return cb(-ERRNO.ENOENT!);
       vfs.getattr(path).then((a) => cb(0, toStat(a, uid, gid)), (e) => cb(fail('getattr', path)(e)));
     },
     readdir(path: string, cb: Cb) {
