@@ -53,7 +53,7 @@ async function main() {
 
     // Cold, with the default cache configuration (512 MiB memory tier, the disk tier on); then a
     // restarted daemon on the same cache dir re-reads from the disk tier (warm); then one whose memory
-    // tier holds the whole file reads it once from the disk tier and re-reads it from memory (hot).
+    // tier holds the whole file reads it from the disk tier (twice, see below) and re-reads it from memory (hot).
     const cold: number[] = [];
     const hot: number[] = [];
     const warm: number[] = [];
@@ -79,8 +79,12 @@ async function main() {
         );
         hot.push(
           await daemonOn(cacheDir, wholeInMemory, async (f) => {
-            await ddMiBps(f, SIZE);
-            dropped = (await dropPageCache()) && dropped;
+            // Read twice from the disk tier first: a block a sequential stream has read once is let go
+            // early, one read again is kept (scan resistance, memory-cache.ts).
+            for (let i = 0; i < 2; i++) {
+              await ddMiBps(f, SIZE);
+              dropped = (await dropPageCache()) && dropped;
+            }
             return await ddMiBps(f, SIZE);
           }),
         );

@@ -19,6 +19,13 @@
  *    fetch or disk read, i.e. after an I/O round trip: readers copy out of a block in the microtask
  *    that receives it, long before that. A holder that keeps a block across I/O of its own must
  *    copy it first, or hold() it (the background disk write does) until release().
+ *  - Scan resistance (after the Linux page cache's inactive list and 2Q): a block demote()d, i.e. read
+ *    by a sequential stream that has moved on, waits in a short FIFO (`streamedKeepBytes`) and then
+ *    leaves, its buffer recycled for the stream's next blocks. A long sequential read therefore
+ *    neither pushes the rest of the tier out nor grows the process into fresh pages (on this VM a
+ *    first-touched page costs more than the copy into it), and the kernel's page cache already holds
+ *    what such a reader has read. A demoted block read again while in the FIFO, or stored again
+ *    while its key is remembered as recently demoted (`ghosts`), is kept like any other block.
  */
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
@@ -44,6 +51,8 @@ export interface MemoryCacheOptions {
   /** Byte limit of all cached blocks together. */
   maxBytes: number;
   blockSize: number;
+  /** Bytes of demoted blocks kept before the oldest leaves. Default: an eighth of maxBytes, at most 16 MiB. */
+  streamedKeepBytes?: number;
 }
 
 const objectKey = (source: string, ref: Ref) => `${source}\0${ref}`;
@@ -55,6 +64,8 @@ interface Slot {
   readonly owned?: Buffer;
   readonly object: string;
   readonly size: number;
+  /** Read again after a demotion, or by another reader: demote() leaves it alone. */
+  kept?: boolean;
 }
 
 export class MemoryBlockCache implements BlockCache {
@@ -73,10 +84,17 @@ export class MemoryBlockCache implements BlockCache {
   private arena: Buffer | undefined;
   private arenaAt = 0;
   private carved = 0;
+  /** Demoted keys still cached, oldest first (a Map keeps insertion order). */
+  private readonly streamed = new Map<string, number>();
+  private streamedBytes = 0;
+  private readonly streamedKeepBytes: number;
+  /** Keys that left as demoted, oldest first; bounded by the blocks the tier holds. */
+  private readonly ghosts = new Set<string>();
 
   constructor(private readonly o: MemoryCacheOptions) {
     if (!(o.blockSize > 0)) throw new Error('blockSize must be positive');
     this.blockSize = o.blockSize;
+    this.streamedKeepBytes = o.streamedKeepBytes ?? Math.min(16 * 1024 * 1024, Math.floor(o.maxBytes / 8));
     this.lru = new LRUCache<string, Slot>({
       maxSize: Math.max(1, o.maxBytes),
       sizeCalculation: (slot) => Math.max(1, slot.size),
@@ -84,23 +102,53 @@ export class MemoryBlockCache implements BlockCache {
       dispose: (slot, key, reason) => {
         if (slot.data === undefined) this.reservedBytes -= slot.size;
         if (slot.owned) this.recycle(slot.owned);
+        this.forgetStreamed(key);
         if (reason !== 'set') this.unindex(slot.object, key);
       },
     });
   }
 
   async get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
-    const slot = this.lru.get(blockKey(obj, index));
-    if (slot?.data) this.hits++;
-    else this.misses++;
-    return slot?.data;
+    const data = this.hit(blockKey(obj, index));
+    if (!data) this.misses++;
+    return data;
   }
 
   /** get() without the promise: a hit is counted, a miss is left for the get() that follows it. */
   peek(obj: ObjectVersion, index: number): Buffer | undefined {
-    const data = this.lru.get(blockKey(obj, index))?.data;
-    if (data) this.hits++;
-    return data;
+    return this.hit(blockKey(obj, index));
+  }
+
+  private hit(key: string): Buffer | undefined {
+    const slot = this.lru.get(key);
+    if (!slot?.data) return undefined;
+    this.hits++;
+    if (this.streamed.size > 0 && this.forgetStreamed(key)) slot.kept = true;
+    return slot.data;
+  }
+
+  /** A sequential reader has read this block and moved on: see "Scan resistance" above. */
+  demote(obj: ObjectVersion, index: number): void {
+    const key = blockKey(obj, index);
+    const slot = this.lru.peek(key);
+    if (!slot?.data || slot.kept || this.streamed.has(key)) return;
+    this.streamed.set(key, slot.size);
+    this.streamedBytes += slot.size;
+    while (this.streamedBytes > this.streamedKeepBytes) {
+      const oldest = this.streamed.keys().next().value as string;
+      this.lru.delete(oldest); // its dispose forgets it here and recycles its buffer
+      this.forgetStreamed(oldest);
+      this.ghosts.add(oldest);
+      if (this.ghosts.size > this.o.maxBytes / this.blockSize) this.ghosts.delete(this.ghosts.values().next().value as string);
+    }
+  }
+
+  private forgetStreamed(key: string): boolean {
+    const size = this.streamed.get(key);
+    if (size === undefined) return false;
+    this.streamed.delete(key);
+    this.streamedBytes -= size;
+    return true;
   }
 
   async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
@@ -178,7 +226,8 @@ export class MemoryBlockCache implements BlockCache {
   private store(obj: ObjectVersion, index: number, data: Buffer | undefined, size: number, owned?: Buffer): void {
     const key = blockKey(obj, index);
     const object = objectKey(obj.source, obj.ref);
-    this.lru.set(key, { data, object, size, owned });
+    const kept = data !== undefined && this.ghosts.size > 0 && this.ghosts.delete(key);
+    this.lru.set(key, { data, object, size, owned, kept });
     // A block larger than the whole cache is refused by lru-cache; index only what was stored.
     if (!this.lru.has(key)) return;
     let keys = this.byObject.get(object);
@@ -197,6 +246,7 @@ export class MemoryBlockCache implements BlockCache {
   clear(): void {
     this.lru.clear();
     this.byObject.clear();
+    this.ghosts.clear();
   }
 
   stats(): CacheStats & { blocks: number } {

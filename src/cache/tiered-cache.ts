@@ -91,6 +91,14 @@ export class TieredBlockCache implements BlockCache {
       });
   }
 
+  /**
+   * Only with a disk tier: a demoted block leaves memory early, and its next read must find it on
+   * disk rather than go back to the network.
+   */
+  demote(obj: ObjectVersion, index: number): void {
+    if (this.disk.enabled) this.memory.demote(obj, index);
+  }
+
   reserve(obj: ObjectVersion, index: number, bytes: number): void {
     this.memory.reserve?.(obj, index, bytes);
   }

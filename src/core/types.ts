@@ -154,6 +154,11 @@ export interface BlockCache {
   peek?(obj: ObjectVersion, index: number): Buffer | undefined;
   putOwned?(obj: ObjectVersion, index: number, data: Buffer, owned: Buffer): void;
   giveBack?(buf: Buffer): void;
+  /**
+   * Optional: a sequential reader has read this block and moved on. The cache may let it go before
+   * blocks used otherwise (scan resistance; see memory-cache.ts).
+   */
+  demote?(obj: ObjectVersion, index: number): void;
   /** Forget every block of every version of (source, ref). */
   dropObject(source: string, ref: Ref): Promise<void>;
   stats(): CacheStats;
@@ -172,6 +177,8 @@ export interface BlockSource {
   readBlock(obj: ObjectVersion, index: number, signal?: AbortSignal): Promise<Buffer>;
   /** Optional: the block if it can be had synchronously (cached in memory), else undefined. */
   peekBlock?(obj: ObjectVersion, index: number): Buffer | undefined;
+  /** Optional: blocks [first, last] were read by a sequential reader that has moved on (BlockCache.demote). */
+  demote?(obj: ObjectVersion, first: number, last: number): void;
   /** Start fetching blocks [first, last] in the background, in large ranged GETs. Never throws. */
   prefetch(obj: ObjectVersion, first: number, last: number): void;
   /** Forget blocks and locators of an object (its remote version changed). */

@@ -144,6 +144,11 @@ export class NetworkBlockSource implements BlockSource {
     });
   }
 
+  demote(obj: ObjectVersion, first: number, last: number): void {
+    const demote = this.o.cache.demote?.bind(this.o.cache);
+    if (demote) for (let index = first; index <= last; index++) demote(obj, index);
+  }
+
   async invalidate(source: string, ref: Ref): Promise<void> {
     this.o.locators.invalidateRef(source, ref);
     await this.o.cache.dropObject(source, ref);

@@ -14,6 +14,8 @@
  *    requested ahead of the reader. (Waiting until half the window is consumed, then asking for half
  *    a window at once, leaves the network idle while the reader drains it: measured at 0.3× curl.)
  *  - Requested ranges never overlap and never pass the end of the object.
+ *  - passed() names each block once per stream, after the stream has read the whole block and moved
+ *    on by more than BACKWARD_TOLERANCE (so the kernel's late out-of-order reads still find it).
  */
 import { blockIndex } from '../core/blocks.js';
 
@@ -46,6 +48,8 @@ export class Readahead {
   private window = 0;
   /** Exclusive end of the bytes already requested (block-aligned, or the object size). */
   private requestedEnd = 0;
+  /** First block the current stream may still report as passed. */
+  private passedFrom = 0;
 
   constructor(opts: ReadaheadOptions) {
     if (!(opts.blockSize > 0)) throw new Error('blockSize must be positive');
@@ -74,7 +78,21 @@ export class Readahead {
     if (position !== 0 && position !== previousEnd) return undefined;
     this.window = this.initialWindow;
     this.requestedEnd = 0;
+    this.passedFrom = Math.ceil(position / this.blockSize);
     return this.request(position, end + this.window, size);
+  }
+
+  /**
+   * Blocks the stream has read whole and left behind since the last call (inclusive indices), if any:
+   * a sequential reader will not come back for them, and the kernel's page cache holds their bytes.
+   */
+  passed(): { first: number; last: number } | undefined {
+    if (this.window === 0) return undefined;
+    const upTo = Math.floor((this.lastEnd - BACKWARD_TOLERANCE) / this.blockSize);
+    if (upTo <= this.passedFrom) return undefined;
+    const first = this.passedFrom;
+    this.passedFrom = upTo;
+    return { first, last: upTo - 1 };
   }
 
   /** Forget the stream (the object changed, or the handle was reopened). */

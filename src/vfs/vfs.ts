@@ -318,10 +318,12 @@ export class AssetVfs implements Vfs {
     return this.w.read(this.stagedHandle(fh), into, length, position);
   }
 
-  /** Tell the handle's readahead of a read, and prefetch what it asks for. */
+  /** Tell the handle's readahead of a read, prefetch what it asks for, and demote what its stream left behind. */
   private noteRead(h: FileHandle, position: number, length: number): void {
     const ahead = h.readahead.onRead(position, length, h.obj.size);
     if (ahead) this.o.blocks.prefetch(h.obj, ahead.first, ahead.last);
+    const passed = h.readahead.passed();
+    if (passed) this.o.blocks.demote?.(h.obj, passed.first, passed.last);
   }
 
   /** A read some of whose blocks are not in memory; read() has already noted it. */

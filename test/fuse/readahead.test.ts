@@ -7,7 +7,8 @@ import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators
 import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sampleMp4WithMoovAtEnd, sha256 } from '../../src/demo/sample-media.js';
 import { seedS3 } from '../../src/demo/seed-storage.js';
-import { mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
+import { join } from 'node:path';
+import { BIN, mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
 const SEQ = deterministicBytes('ra-seq', 48 * MiB);
@@ -118,6 +119,44 @@ describe('readahead with a memory tier smaller than its default window', () => {
       expect(getsOf('seq.bin').reduce((n, r) => n + rangeLen(r.range), 0)).toBe(SEQ.length);
     } finally {
       await small.stop();
+    }
+  });
+});
+
+describe('scan resistance: a sequential read streams through a small part of the memory tier', () => {
+  it('blocks used otherwise survive a sequential read larger than the tier, which leaves little behind', async () => {
+    // 32 MiB of memory (an 8 MiB window), the disk tier on, a 48 MiB sequential read.
+    const m = await mountDaemon({
+      cache: { memory: '32MiB' },
+      sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+    });
+    const memory = async () =>
+      (JSON.parse(await sh(`node ${BIN} status --json --socket ${join(m.dir, 'cache', 'control.sock')}`)) as { cache: { memory: { bytes: number; hits: number; misses: number } } }).cache.memory;
+    // O_DIRECT: every read reaches the daemon, whatever the kernel's page cache holds.
+    const readRandom = async (offsets: number[]) => {
+      for (const off of offsets) {
+        const got = await sh(`dd if=${m.mountpoint}/s3/rnd.bin bs=4096 count=1 iflag=skip_bytes,direct skip=${off} status=none | sha256sum`);
+        expect(got.split(' ')[0]).toBe(sha256(RND.subarray(off, off + 4096)));
+      }
+    };
+    try {
+      const offsets = [5, 17, 29, 41].map((b) => b * MiB + 4096);
+      await readRandom(offsets);
+      expect((await sh(`dd if=${m.mountpoint}/s3/seq.bin bs=1M status=none | sha256sum`)).split(' ')[0]).toBe(sha256(SEQ));
+      const after = await memory();
+      // The random blocks, the last 2 MiB of the stream (not yet passed) and a 4 MiB tail of demoted
+      // blocks: a plain LRU would hold 32 MiB of seq.bin here, the random blocks evicted.
+      expect(after.bytes).toBeLessThanOrEqual(12 * MiB);
+      proxy.clearLog();
+      await readRandom(offsets);
+      const again = await memory();
+      expect(again.hits - after.hits).toBeGreaterThanOrEqual(offsets.length);
+      expect(again.misses).toBe(after.misses);
+      // What left memory is on disk: reading the file again costs the storage server nothing.
+      expect((await sh(`dd if=${m.mountpoint}/s3/seq.bin bs=1M iflag=direct status=none | sha256sum`)).split(' ')[0]).toBe(sha256(SEQ));
+      expect(proxy.requests().filter((r) => r.method === 'GET').length).toBe(0);
+    } finally {
+      await m.stop();
     }
   });
 });

@@ -130,4 +130,56 @@ describe('MemoryBlockCache', () => {
     expect(isDirectIoReady(c.takeBuffer())).toBe(false);
     expect(isDirectIoReady(c.takeBuffer())).toBe(false);
   });
+
+  describe('scan resistance', () => {
+    const big: ObjectVersion = { source: 's', ref: 'big.bin', version: 'e1', size: 1000 };
+    const fill = (c: MemoryBlockCache, o: ObjectVersion, i: number) => {
+      const owned = c.takeBuffer();
+      c.putOwned(o, i, owned, owned);
+      return owned;
+    };
+
+    it('demoted blocks wait in a short FIFO, then leave and their buffers carry the stream on', async () => {
+      const c = new MemoryBlockCache({ maxBytes: 10 * 4096, blockSize: 4096, streamedKeepBytes: 2 * 4096 });
+      fill(c, other, 0); // used otherwise: a sequential read must not push it out
+      const buffers = new Set<Buffer>();
+      for (let i = 0; i < 30; i++) {
+        buffers.add(fill(c, big, i));
+        if (i >= 3) c.demote(big, i - 3);
+      }
+      // 3 blocks ahead of the demotions, 2 demoted ones kept, and the other object's block
+      expect(c.stats().bytes).toBe(6 * 4096);
+      expect(buffers.size).toBeLessThanOrEqual(6); // recycled: no buffer beyond what the stream holds
+      expect(await c.get(other, 0)).toBeDefined();
+      expect(await c.get(big, 0)).toBeUndefined(); // the oldest demoted left first
+      expect(await c.get(big, 25)).toBeDefined(); // the last two demoted are kept
+      expect(await c.get(big, 26)).toBeDefined();
+      expect(await c.get(big, 24)).toBeUndefined();
+    });
+
+    it('a demoted block read again stays; a block demoted before that is stored again is kept', async () => {
+      const c = new MemoryBlockCache({ maxBytes: 10 * 4096, blockSize: 4096, streamedKeepBytes: 4096 });
+      for (let i = 0; i < 3; i++) fill(c, big, i);
+      c.demote(big, 0);
+      c.demote(big, 1); // 0 leaves (it is remembered), 1 waits
+      expect(c.peek(big, 1)).toBeDefined(); // a second reader: 1 is kept from now on
+      c.demote(big, 2);
+      c.demote(big, 1); // ignored: kept
+      expect(await c.get(big, 1)).toBeDefined();
+      fill(c, big, 0); // read again (from disk) after it left as demoted: kept
+      c.demote(big, 0);
+      fill(c, big, 3);
+      c.demote(big, 3); // 2 leaves, not 0
+      expect(await c.get(big, 0)).toBeDefined();
+      expect(await c.get(big, 2)).toBeUndefined();
+    });
+
+    it('demote ignores reservations and blocks it does not hold', () => {
+      const c = new MemoryBlockCache({ maxBytes: 10 * 4096, blockSize: 4096, streamedKeepBytes: 0 });
+      c.reserve(big, 0, 4096);
+      c.demote(big, 0);
+      c.demote(big, 7);
+      expect(c.stats().bytes).toBe(4096);
+    });
+  });
 });

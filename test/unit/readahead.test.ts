@@ -123,6 +123,31 @@ describe('Readahead', () => {
     expect(ra.onRead(0, 128 * KiB, 100 * MiB)).toEqual({ first: 0, last: 1 });
   });
 
+  it('passed() names each block a stream has read and left 2 MiB behind, once', () => {
+    const ra = new Readahead({ blockSize: BS });
+    const size = 100 * MiB;
+    const passed: number[] = [];
+    for (let pos = 0; pos < 10 * MiB; pos += 128 * KiB) {
+      ra.onRead(pos, 128 * KiB, size);
+      const p = ra.passed();
+      if (p) for (let i = p.first; i <= p.last; i++) passed.push(i);
+    }
+    expect(passed).toEqual([0, 1, 2, 3, 4, 5, 6, 7]); // read up to 10 MiB: blocks 8 and 9 are within the tolerance
+    expect(ra.passed()).toBeUndefined();
+  });
+
+  it('passed() names nothing for random reads, and a new stream starts from its own first whole block', () => {
+    const ra = new Readahead({ blockSize: BS });
+    const size = 100 * MiB;
+    for (const pos of [37, 5, 22, 41].map((b) => b * MiB + 4096)) {
+      ra.onRead(pos, 4096, size);
+      expect(ra.passed()).toBeUndefined();
+    }
+    // A stream continuing the last random read (it started mid-block 41): block 41 was not read whole.
+    for (let pos = 41 * MiB + 8192; pos < 50 * MiB; pos += 128 * KiB) ra.onRead(pos, 128 * KiB, size);
+    expect(ra.passed()).toEqual({ first: 42, last: 47 }); // read to 50 MiB: 48 and 49 are within the tolerance
+  });
+
   it('ignores empty reads and reads past EOF', () => {
     const ra = new Readahead({ blockSize: BS });
     expect(ra.onRead(0, 0, 100)).toBeUndefined();

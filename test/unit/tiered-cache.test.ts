@@ -74,4 +74,18 @@ describe('TieredBlockCache', () => {
     disk.release();
     await cache.flushed();
   });
+
+  it('demotes blocks in memory only when a disk tier holds them', async () => {
+    for (const diskBytes of [0, 100 * BS]) {
+      const memory = new MemoryBlockCache({ maxBytes: 8 * BS, blockSize: BS, streamedKeepBytes: 0 });
+      const disk = new DiskBlockCache({ dir: join(dir, `demote-${diskBytes}`), maxBytes: diskBytes, blockSize: BS });
+      await disk.init();
+      const cache = new TieredBlockCache(memory, disk);
+      await cache.put(obj, 0, bytes(0));
+      await cache.flushed();
+      cache.demote(obj, 0);
+      expect(memory.peek(obj, 0) !== undefined).toBe(diskBytes === 0);
+      expect((await cache.get(obj, 0))?.equals(bytes(0))).toBe(true); // from memory, or from disk
+    }
+  });
 });
