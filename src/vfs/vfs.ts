@@ -335,6 +335,14 @@ export class AssetVfs implements Vfs {
         h.served += n;
         return n;
       } catch (e) {
+        if (e instanceof NotFoundError) {
+          // A 404 for a block of an open file: the object was deleted. Its cached blocks stay and still
+          // read (keyed by version, they are never another object's); a read needing others is an
+          // I/O error of this open file, not "no such file". New lookups see the name gone.
+          this.dirs.invalidate(h.obj.source, h.parentRef);
+          this.o.log.warn({ path: h.path }, 'remote object removed while open; failing the read');
+          throw new FsError('EIO', `${h.path} was removed remotely while open`, { cause: e });
+        }
         if (!(e instanceof StaleError)) throw e;
         await this.forgetObject(h);
         if (h.served > 0 || attempt > 0) {

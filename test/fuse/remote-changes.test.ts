@@ -1,0 +1,120 @@
+/**
+ * A remote object that changes or disappears while a file on the mount is open (Semantics 3): the
+ * open file never gets a mix of versions, a read that needs bytes it cannot have fails with EIO
+ * (not ENOENT, not a hang), what it already read stays readable, and a new open sees the new state.
+ * Another process holds the file open across the change; the test asks it for reads line by line.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
+import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { seedS3 } from '../../src/demo/seed-storage.js';
+import { mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
+
+const MiB = 1024 * 1024;
+const V1 = deterministicBytes('change-v1', 8 * MiB);
+const V2 = deterministicBytes('change-v2', 8 * MiB);
+let s3: StorageServer;
+let d: MountedDaemon;
+
+beforeAll(async () => {
+  s3 = await startS3rver({ buckets: ['media'] });
+  await seedS3(s3.url, 'media', [
+    { path: 'changed.bin', data: V1 },
+    { path: 'removed.bin', data: V1 },
+  ]);
+  d = await mountDaemon({
+    metadataTtl: '1s',
+    sources: [{ name: 's3', type: 's3', endpoint: s3.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+  });
+});
+afterAll(async () => {
+  await d?.stop();
+  await s3?.stop();
+});
+
+/**
+ * Another process that holds `file` open and reads it at absolute offsets on request (pread), answering
+ * each with the sha256 of what it read or the error code: the file stays open across remote changes.
+ */
+class HeldOpen {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private lines: string[] = [];
+  private buffered = '';
+  constructor(file: string) {
+    const script = `
+      const { open } = require('node:fs/promises');
+      const { createHash } = require('node:crypto');
+      const rl = require('node:readline').createInterface({ input: process.stdin });
+      const fh = open(process.argv[1], 'r');
+      rl.on('line', async (line) => {
+        const [at, len] = line.split(' ').map(Number);
+        try {
+          const buf = Buffer.alloc(len);
+          const { bytesRead } = await (await fh).read(buf, 0, len, at);
+          console.log(createHash('sha256').update(buf.subarray(0, bytesRead)).digest('hex'));
+        } catch (e) {
+          console.log(e.code ?? String(e));
+        }
+      });`;
+    this.child = spawn(process.execPath, ['-e', script, file], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdout.on('data', (c: Buffer) => {
+      this.buffered += c.toString();
+      const parts = this.buffered.split('\n');
+      this.buffered = parts.pop()!;
+      this.lines.push(...parts);
+    });
+  }
+  /** sha256 of `len` bytes at `at`, or the error code of the read. */
+  async read(at: number, len: number): Promise<string> {
+    this.child.stdin.write(`${at} ${len}\n`);
+    for (let i = 0; i < 600 && this.lines.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    const line = this.lines.shift();
+    if (line === undefined) throw new Error(`no answer to a read at ${at}`);
+    return line;
+  }
+  async close(): Promise<void> {
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.stdin.end();
+    await exited;
+  }
+}
+
+const head = sha256(V1.subarray(0, 4096));
+
+describe('a remote object changed or removed while open', () => {
+  it('changed: the open file fails with EIO where it would need the new bytes, a new open reads the new version', async () => {
+    const file = `${d.mountpoint}/s3/changed.bin`;
+    const held = new HeldOpen(file);
+    try {
+      expect(await held.read(0, 4096)).toBe(head);
+      await seedS3(s3.url, 'media', [{ path: 'changed.bin', data: V2 }], 1);
+      expect(await held.read(6 * MiB, 4096)).toBe('EIO');
+      expect(await held.read(0, 4096)).toBe(head); // what it read stays readable, and is still the old version
+    } finally {
+      await held.close();
+    }
+    await new Promise((r) => setTimeout(r, 1_100)); // the kernel's attribute timeout (metadataTtl)
+    expect((await sh(`sha256sum ${file}`)).split(' ')[0]).toBe(sha256(V2));
+    expect(d.logs()).toMatch(/remote object changed while open/);
+  });
+
+  it('removed: the open file fails with EIO (not ENOENT) where it needs bytes it never had; the name is gone', async () => {
+    const file = `${d.mountpoint}/s3/removed.bin`;
+    const held = new HeldOpen(file);
+    try {
+      expect(await held.read(0, 4096)).toBe(head);
+      const client = new S3Client({ endpoint: s3.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY } });
+      await client.send(new DeleteObjectCommand({ Bucket: 'media', Key: 'removed.bin' }));
+      client.destroy();
+      expect(await held.read(6 * MiB, 4096)).toBe('EIO');
+      expect(await held.read(0, 4096)).toBe(head);
+    } finally {
+      await held.close();
+    }
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect((await shResult(`cat ${file}`)).stderr).toMatch(/No such file or directory/);
+    expect(d.logs()).toMatch(/remote object removed while open/);
+  });
+});
