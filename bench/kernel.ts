@@ -16,16 +16,18 @@ async function seconds(cmd: string): Promise<number> {
   return Number(process.hrtime.bigint() - t) / 1e9;
 }
 
-export const CANDIDATES: { name: string; options: string[] }[] = [
-  { name: 'libfuse defaults (max_background 12)', options: [] },
-  { name: 'max_background=64', options: ['max_background=64'] },
+export const CANDIDATES: { name: string; fuse: { options?: string[]; readahead?: string } }[] = [
+  { name: 'readahead 128 KiB (the kernel default: 128 KiB requests)', fuse: { readahead: '128KiB' } },
+  { name: 'readahead 1 MiB (default), max_background 12 (libfuse default)', fuse: {} },
+  { name: 'readahead 4 MiB', fuse: { readahead: '4MiB' } },
+  { name: 'max_background=64', fuse: { options: ['max_background=64'] } },
 ];
 
 export async function kernelOptionsBench(endpoint: string, key: string, size: number, haveFio: boolean): Promise<string[][]> {
   const rows: string[][] = [];
   const source = { name: 's3', type: 's3', endpoint, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY };
   for (const c of CANDIDATES) {
-    const d = await mountDaemon({ cache: { memory: `${Math.ceil((size * 1.25) / MiB)}MiB`, disk: 0 }, sources: [source], fuse: { options: c.options } }, { logLevel: 'warn' });
+    const d = await mountDaemon({ cache: { memory: `${Math.ceil((size * 1.25) / MiB)}MiB`, disk: 0 }, sources: [source], fuse: c.fuse }, { logLevel: 'warn' });
     try {
       const f = `${d.mountpoint}/s3/${key}`;
       const cold = size / MiB / (await seconds(`dd if=${f} of=/dev/null bs=1M status=none`));

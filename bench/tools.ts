@@ -41,9 +41,21 @@ export async function dropPageCache(): Promise<boolean> {
   }
 }
 
-/** MiB/s of reading `file` sequentially with dd bs=1M. */
-export async function ddMiBps(file: string, bytes: number): Promise<number> {
-  return bytes / 1024 / 1024 / (await timed(`dd if=${JSON.stringify(file)} of=/dev/null bs=1M status=none`));
+/** MiB/s of reading `file` sequentially with dd bs=1M (and `flags`, e.g. iflag=direct). */
+export async function ddMiBps(file: string, bytes: number, flags = ''): Promise<number> {
+  return bytes / 1024 / 1024 / (await timed(`dd if=${JSON.stringify(file)} of=/dev/null bs=1M ${flags} status=none`));
+}
+
+/** MiB/s of an O_DIRECT sequential read (dd bs=1M) of a `bytes` file written for it under the temp dir (the cache dir's disk). */
+export async function directReadMiBps(bytes: number): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'assetfs-disk-'));
+  try {
+    await sh(`dd if=/dev/zero of=${dir}/f bs=1M count=${Math.ceil(bytes / 1024 / 1024)} status=none && sync`, { timeoutMs: 600_000 });
+    await dropPageCache();
+    return await ddMiBps(`${dir}/f`, bytes, 'iflag=direct');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** MiB/s of downloading `url` with curl (its own timing, so process start-up is not counted). */
@@ -90,11 +102,11 @@ export async function peerColdRead(cmd: string[], mnt: string, file: string, byt
 }
 
 /** The trivial in-memory fuse-native FS (trivial-fs.ts) serving one file of `size` bytes, mounted in a child. */
-export async function trivialFs(size: number): Promise<{ file: string; stop(): Promise<void> }> {
+export async function trivialFs(size: number, readaheadKb = 1024): Promise<{ file: string; stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'assetfs-trivial-'));
   const mnt = join(dir, 'mnt');
   await mkdir(mnt);
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'trivial-fs.js'), mnt, String(size)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'trivial-fs.js'), mnt, String(size), String(readaheadKb)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => d.toString().includes('mounted') && resolve());
     child.once('exit', (c) => reject(new Error(`trivial fs exited ${c}`)));

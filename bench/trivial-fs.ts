@@ -1,11 +1,13 @@
 /**
  * The baseline FUSE filesystem for benchmarks: one file of N bytes held in memory (writes to it are
  * accepted and dropped), served by
- * fuse-native with the same mount options assetfs uses. Run as a child: `node trivial-fs.js MNT BYTES`.
+ * fuse-native with the same mount options and kernel readahead assetfs uses. Run as a child:
+ * `node trivial-fs.js MNT BYTES [READAHEAD_KB]`.
  */
 import Fuse from 'fuse-native';
+import { setKernelReadahead } from '../src/fuse/kernel-readahead.js';
 
-const [mnt, bytesArg] = process.argv.slice(2);
+const [mnt, bytesArg, readaheadArg] = process.argv.slice(2);
 const size = Number(bytesArg);
 const data = Buffer.alloc(size, 7);
 const now = new Date();
@@ -29,13 +31,14 @@ const fuse = new Fuse(
     truncate: (_p: string, _size: number, cb: (err: number) => void) => cb(0),
     ftruncate: (_p: string, _fd: number, _size: number, cb: (err: number) => void) => cb(0),
   },
-  { fsname: 'trivialfs,big_writes', autoCache: true, force: true },
+  { fsname: 'trivialfs', autoCache: true, force: true },
 );
 fuse.mount((err) => {
   if (err) {
     process.stderr.write(`mount failed: ${err.message}\n`);
     process.exit(1);
   }
-  process.stdout.write('mounted\n');
+  // The same kernel readahead as assetfs sets (src/fuse/kernel-readahead.ts).
+  void setKernelReadahead(mnt!, Number(readaheadArg ?? 1024)).then(() => process.stdout.write('mounted\n'));
 });
 process.on('SIGTERM', () => Fuse.unmount(mnt!, () => process.exit(0)));

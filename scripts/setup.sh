@@ -5,8 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || need_apt+=(libfuse2)
+# fuse3: libfuse3.so.3 and fusermount3; libfuse3-dev and pkg-config: npm ci compiles our fuse-native
+# (vendor/fuse-native) against libfuse 3.
 command -v fusermount >/dev/null 2>&1 || command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
+ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so\.3' || need_apt+=(fuse3)
+[ -f /usr/include/fuse3/fuse.h ] || need_apt+=(libfuse3-dev)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # rsync: the mount tests copy trees into the mount with `rsync -a`, as users do.
 command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
 if ((${#need_apt[@]})); then
@@ -34,6 +38,12 @@ fi
 if ! node -e "require('better-sqlite3')(':memory:').close()" 2>/dev/null; then
   echo "setup: building better-sqlite3"
   npm rebuild better-sqlite3 --loglevel=error
+fi
+# A build from before the move to libfuse 3 would still load: rebuild it.
+addon=vendor/fuse-native/build/Release/fuse.node
+if [ -f "$addon" ] && ! ldd "$addon" | grep -q 'libfuse3\.so'; then
+  echo "setup: rebuilding fuse-native against libfuse 3"
+  rm -rf vendor/fuse-native/build && npm rebuild fuse-native --loglevel=error
 fi
 node -e "require('fuse-native')" || { echo "setup: fuse-native does not load (see above)" >&2; exit 1; }
 

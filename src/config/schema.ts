@@ -187,10 +187,12 @@ export const ConfigSchema = z
     fuse: z
       .strictObject({
         allowOther: z.boolean().default(false),
+        /** The kernel's readahead for the mount (its read_ahead_kb; needs root): it also sizes the kernel's read requests, up to 1 MiB. */
+        readahead: size('fuse.readahead').default(1024 ** 2),
         /** Extra libfuse options, appended verbatim (e.g. max_background=64). */
         options: z.array(z.string().regex(/^[a-z_]+(=[A-Za-z0-9_.-]+)?$/, 'expected a libfuse option like max_background=64')).default([]),
       })
-      .default({ allowOther: false, options: [] }),
+      .default({ allowOther: false, readahead: 1024 ** 2, options: [] }),
     uploads: z
       .strictObject({
         /** Delay between the last close of a file written into the mount and its upload (rsync renames meanwhile). */

@@ -82,12 +82,12 @@ export async function checkPrivileges(): Promise<void> {
 /** Why the FUSE binding failed to load, as one line naming the fix. */
 export function explainBindingLoadError(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  if (/libfuse\.so\.2/.test(msg)) return 'libfuse.so.2 is missing: install it with `apt-get install libfuse2`';
+  if (/libfuse3\.so\.3/.test(msg)) return 'libfuse3.so.3 is missing: install it with `apt-get install fuse3`';
   return `the FUSE binding (fuse-native) could not be loaded (${msg.split('\n')[0]}): reinstall the npm packages (npm ci)`;
 }
 
 /**
- * fuse-native's prebuild links libfuse.so.2 (Debian's libfuse2). `ldconfig -p` answers cheaply; when it
+ * Our fuse-native (vendor/fuse-native) links libfuse3.so.3 (Debian's libfuse3-3, installed with fuse3). `ldconfig -p` answers cheaply; when it
  * does not list the library (or cannot run), loading the binding is the authoritative test.
  */
 export async function checkLibfuse(): Promise<void> {
@@ -96,7 +96,7 @@ export async function checkLibfuse(): Promise<void> {
       done(err ? '' : String(stdout)),
     );
   });
-  if (/^\s*libfuse\.so\.2\s/m.test(listed)) return;
+  if (/^\s*libfuse3\.so\.3\s/m.test(listed)) return;
   try {
     // The one import of the binding outside src/fuse/: only to tell "library missing" apart from the rest.
     await import('fuse-native');

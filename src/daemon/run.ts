@@ -144,6 +144,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       attrTimeoutSec: Math.max(1, Math.round(config.metadataTtl / 1000)),
       allowOther: config.fuse.allowOther,
       extraOptions: config.fuse.options,
+      kernelReadaheadKb: Math.max(4, Math.round(config.fuse.readahead / 1024)),
       opTimeoutMs: config.retry.maxTime + config.retry.requestTimeout + 5_000,
       recent,
     });

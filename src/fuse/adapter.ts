@@ -9,6 +9,7 @@ import { isFsError, type ErrnoCode } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import type { RecentEvents } from '../util/recent.js';
+import { setKernelReadahead } from './kernel-readahead.js';
 
 type Cb = (...args: any[]) => void;
 
@@ -25,6 +26,8 @@ export interface MountOptions {
   opTimeoutMs: number;
   /** Errors returned to readers, for `assetfs status`. */
   recent?: RecentEvents;
+  /** The kernel's readahead for the mount (read_ahead_kb), which also sizes its read requests (≤ 1 MiB). */
+  kernelReadaheadKb: number;
 }
 
 export interface MountedFs {
@@ -33,7 +36,7 @@ export interface MountedFs {
   unmount(): Promise<void>;
 }
 
-/** Thrown when the FUSE binding can't be loaded (missing libfuse.so.2): one line naming the fix. */
+/** Thrown when the FUSE binding can't be loaded (missing libfuse3.so.3): one line naming the fix. */
 export class FuseUnavailableError extends Error {}
 
 const ERRNO = osConstants.errno as Record<string, number>;
@@ -76,8 +79,8 @@ async function loadFuse(): Promise<typeof import('fuse-native').default> {
     return (await import('fuse-native')).default;
   } catch (e) {
     const msg = String((e as Error).message ?? e);
-    if (/libfuse\.so\.2/.test(msg)) {
-      throw new FuseUnavailableError('libfuse.so.2 is missing: install it with `apt-get install libfuse2` (and `fuse3` for fusermount)');
+    if (/libfuse3\.so\.3/.test(msg)) {
+      throw new FuseUnavailableError('libfuse3.so.3 is missing: install it with `apt-get install fuse3`');
     }
     throw new FuseUnavailableError(`the FUSE binding (fuse-native) could not be loaded: ${msg.split('\n')[0]}; run \`npm ci\``);
   }
@@ -170,7 +173,7 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
   // hard_remove: an unlink of an open file reaches the VFS as an unlink. Without it, libfuse renames
   // the file to .fuse_hidden… instead, which the platforms answer with EXDEV (so `mv` and `rm` failed
   // whenever a close was still in flight), and which would have uploaded a staged file under that name.
-  const fsname = ['assetfs', 'big_writes', 'hard_remove', ...o.extraOptions].join(',');
+  const fsname = ['assetfs', 'hard_remove', ...o.extraOptions].join(',');
   const fuse = new Fuse(o.mountpoint, buildOps(o.vfs, o.log, o.recent), {
     fsname,
     subtype: 'assetfs',
@@ -181,6 +184,9 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
     timeout: o.opTimeoutMs,
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  const ra = await setKernelReadahead(o.mountpoint, o.kernelReadaheadKb);
+  if (ra.reason) o.log.info({ readaheadKb: ra.kb, reason: ra.reason }, 'kernel readahead for the mount left as it was');
+  else o.log.debug({ readaheadKb: ra.kb }, 'kernel readahead for the mount');
   let detached: Promise<void> | undefined;
   return {
     mountpoint: o.mountpoint,

@@ -8,6 +8,8 @@ import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-prox
 import { deterministicBytes, sampleMp4WithMoovAtEnd, sha256 } from '../../src/demo/sample-media.js';
 import { seedS3 } from '../../src/demo/seed-storage.js';
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { mountDevice } from '../../src/fuse/kernel-readahead.js';
 import { BIN, mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
@@ -158,5 +160,15 @@ describe('scan resistance: a sequential read streams through a small part of the
     } finally {
       await m.stop();
     }
+  });
+});
+
+describe('the kernel side', () => {
+  it("sets the mount's kernel readahead to fuse.readahead (1 MiB by default), so reads reach the daemon in requests of up to 1 MiB", async () => {
+    const device = await mountDevice(d.mountpoint);
+    expect(device).toMatch(/^\d+:\d+$/);
+    const kb = Number((await readFile(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8')).trim());
+    // Only root may raise it; CI runs as root.
+    expect(kb).toBe(process.getuid?.() === 0 ? 1024 : 128);
   });
 });

@@ -183,9 +183,9 @@ describe('system checks', () => {
     await expect(checkFusermount(both)).resolves.toBeUndefined();
   });
 
-  it('a failed dlopen of libfuse.so.2 becomes the apt-get line', () => {
-    const dlopen = new Error('libfuse.so.2: cannot open shared object file: No such file or directory');
-    expect(explainBindingLoadError(dlopen)).toBe('libfuse.so.2 is missing: install it with `apt-get install libfuse2`');
+  it('a failed dlopen of libfuse3.so.3 becomes the apt-get line', () => {
+    const dlopen = new Error('libfuse3.so.3: cannot open shared object file: No such file or directory');
+    expect(explainBindingLoadError(dlopen)).toBe('libfuse3.so.3 is missing: install it with `apt-get install fuse3`');
     expect(explainBindingLoadError(new Error('No native build was found for platform=linux\nmore'))).toBe(
       'the FUSE binding (fuse-native) could not be loaded (No native build was found for platform=linux): reinstall the npm packages (npm ci)',
     );

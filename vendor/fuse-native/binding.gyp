@@ -3,33 +3,18 @@
     "target_name": "fuse",
     "include_dirs": [
       "<!(node -e \"require('napi-macros')\")",
-      "<!(node -e \"require('fuse-shared-library/include')\")",
+      "<!@(pkg-config --cflags-only-I fuse3 | sed 's/-I//g')",
     ],
     "libraries": [
-      "<!(node -e \"require('fuse-shared-library/lib')\")",
+      "<!@(pkg-config --libs fuse3)",
     ],
     "sources": [
       "fuse-native.c"
     ],
-    'xcode_settings': {
-      'OTHER_CFLAGS': [
-        '-g',
-        '-O3',
-        '-Wall'
-      ]
-    },
     'cflags': [
       '-g',
       '-O3',
       '-Wall'
     ],
-  }, {
-    "target_name": "postinstall",
-    "type": "none",
-    "dependencies": ["fuse"],
-    "copies": [{
-      "destination": "build/Release",
-      "files": [ "<!(node -e \"require('fuse-shared-library/lib')\")" ],
-    }]
   }]
 }

@@ -1,4 +1,8 @@
-#define FUSE_USE_VERSION 29
+// assetfs patch 3: built against libfuse 3 (Debian's libfuse3-dev), FUSE_USE_VERSION 3.12. libfuse 2
+// cannot negotiate FUSE_MAX_PAGES, so every read reached the filesystem as 128 KiB requests whatever
+// the readahead; libfuse 3 takes requests of up to 1 MiB. The JS API is unchanged: getattr/truncate
+// with a file handle go to the fgetattr/ftruncate handlers when those are implemented.
+#define FUSE_USE_VERSION 312
 
 #include <uv.h>
 #include <node_api.h>
@@ -15,6 +19,8 @@
 #include <fuse_lowlevel.h>
 
 #include <unistd.h>
+#include <errno.h>
+#include <stddef.h>
 #include <sys/wait.h>
 #include <pthread.h>
 
@@ -132,7 +138,10 @@ typedef struct {
   napi_ref handlers[35];
 
   struct fuse *fuse;
-  struct fuse_chan *ch;
+  struct fuse_conn_info_opts *conn_opts;
+  int hard_remove; // libfuse 3 takes it in init's fuse_config, not as -o
+  struct fuse_loop_config *loop_cfg;
+  uint32_t implemented[35];
   char mnt[1024];
   char mntopts[1024];
   int mounted;
@@ -172,6 +181,7 @@ typedef struct {
   size_t size;
   uint32_t position;
   int flags;
+  enum fuse_readdir_flags readdir_flags;
 
   // Stat + Statfs
   struct stat *stat;
@@ -373,7 +383,7 @@ FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info 
   }
 })
 
-FUSE_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2]), {
+FUSE_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2], struct fuse_file_info *fi), {
   l->path = path;
   l->atime = timespec_to_uint64(&tv[0]);
   l->mtime = timespec_to_uint64(&tv[1]);
@@ -439,8 +449,9 @@ FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t o
   if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[3]) == napi_ok);
 })
 
-FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info *info), {
+FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info *info, enum fuse_readdir_flags flags), {
   l->buf = buf;
+  l->readdir_flags = flags;
   l->path = path;
   l->offset = offset;
   l->info = info;
@@ -459,7 +470,7 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
   if (names_length != stats_length) {
     NAPI_FOR_EACH(raw_names, raw_name) {
       NAPI_UTF8(name, 1024, raw_name)
-      int err = l->readdir_filler((char *) l->buf, name, NULL, 0);
+      int err = l->readdir_filler((char *) l->buf, name, NULL, 0, 0);
       if (err == 1) {
         break;
       }
@@ -474,9 +485,8 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
       struct stat st;
       populate_stat(stats_array, &st);
 
-      // TODO: It turns out readdirplus likely won't work with FUSE 29...
-      // Metadata caching between readdir/getattr will be enabled when we upgrade fuse-shared-library
-      int err = l->readdir_filler((char *) l->buf, name, (struct stat *) &st, 0);
+      // readdirplus: with the attributes, `ls -l` needs no getattr per entry.
+      int err = l->readdir_filler((char *) l->buf, name, (struct stat *) &st, 0, (l->readdir_flags & FUSE_READDIR_PLUS) ? FUSE_FILL_DIR_PLUS : 0);
       if (err == 1) {
         break;
       }
@@ -645,7 +655,7 @@ FUSE_METHOD(readlink, 1, 1, (const char *path, char *linkname, size_t len), {
   strncpy(l->linkname, linkname, l->len);
 })
 
-FUSE_METHOD_VOID(chown, 3, 0, (const char *path, uid_t uid, gid_t gid), {
+FUSE_METHOD_VOID(chown, 3, 0, (const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi), {
   l->path = path;
   l->uid = uid;
   l->gid = gid;
@@ -655,7 +665,7 @@ FUSE_METHOD_VOID(chown, 3, 0, (const char *path, uid_t uid, gid_t gid), {
   napi_create_uint32(env, l->gid, &(argv[4]));
 })
 
-FUSE_METHOD_VOID(chmod, 2, 0, (const char *path, mode_t mode), {
+FUSE_METHOD_VOID(chmod, 2, 0, (const char *path, mode_t mode, struct fuse_file_info *fi), {
   l->path = path;
   l->mode = mode;
 }, {
@@ -737,7 +747,12 @@ NAPI_METHOD(fuse_native_signal_init) {
   return NULL;
 }
 
-static void * fuse_native_init (struct fuse_conn_info *conn) {
+static void * fuse_native_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {
+  fuse_thread_t *ft = (fuse_thread_t *) fuse_get_context()->private_data;
+  // Options such as max_background=N are connection settings in libfuse 3 (parsed at mount).
+  if (ft->conn_opts != NULL) fuse_apply_conn_info_opts(ft->conn_opts, conn);
+  cfg->hard_remove = ft->hard_remove;
+
   fuse_thread_locals_t *l = get_thread_locals();
 
   l->op = op_init;
@@ -747,6 +762,26 @@ static void * fuse_native_init (struct fuse_conn_info *conn) {
   uv_sem_wait(&(l->sem));
 
   return l->fuse;
+}
+
+// libfuse 3 signatures over the libfuse 2 shaped handlers above
+
+static int fuse_native_getattr3 (const char *path, struct stat *stat, struct fuse_file_info *info) {
+  fuse_thread_t *ft = (fuse_thread_t *) fuse_get_context()->private_data;
+  if (info != NULL && ft->implemented[op_fgetattr]) return fuse_native_fgetattr(path, stat, info);
+  return fuse_native_getattr(path, stat);
+}
+
+static int fuse_native_truncate3 (const char *path, off_t size, struct fuse_file_info *info) {
+  fuse_thread_t *ft = (fuse_thread_t *) fuse_get_context()->private_data;
+  if (info != NULL && ft->implemented[op_ftruncate]) return fuse_native_ftruncate(path, size, info);
+  return fuse_native_truncate(path, size);
+}
+
+// RENAME_NOREPLACE / RENAME_EXCHANGE are not supported: EINVAL makes callers (coreutils) fall back.
+static int fuse_native_rename3 (const char *path, const char *dest, unsigned int flags) {
+  if (flags != 0) return -EINVAL;
+  return fuse_native_rename(path, dest);
 }
 
 // Top-level dispatcher
@@ -824,11 +859,12 @@ static fuse_thread_locals_t* get_thread_locals () {
 
 static void* start_fuse_thread (void *data) {
   fuse_thread_t *ft = (fuse_thread_t *) data;
-  fuse_loop_mt(ft->fuse);
+  fuse_loop_mt(ft->fuse, ft->loop_cfg);
 
-  fuse_unmount(ft->mnt, ft->ch);
-  fuse_session_remove_chan(ft->ch);
+  fuse_unmount(ft->fuse);
   fuse_destroy(ft->fuse);
+  fuse_loop_cfg_destroy(ft->loop_cfg);
+  if (ft->conn_opts != NULL) free(ft->conn_opts);
 
   return NULL;
 }
@@ -846,6 +882,7 @@ NAPI_METHOD(fuse_native_mount) {
 
   for (int i = 0; i < 35; i++) {
     ft->handlers[i] = NULL;
+    ft->implemented[i] = implemented[i];
   }
 
   NAPI_FOR_EACH(handlers, handler) {
@@ -856,10 +893,8 @@ NAPI_METHOD(fuse_native_mount) {
 
   struct fuse_operations ops = { };
   if (implemented[op_access]) ops.access = fuse_native_access;
-  if (implemented[op_truncate]) ops.truncate = fuse_native_truncate;
-  if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;
-  if (implemented[op_getattr]) ops.getattr = fuse_native_getattr;
-  if (implemented[op_fgetattr]) ops.fgetattr = fuse_native_fgetattr;
+  if (implemented[op_truncate] || implemented[op_ftruncate]) ops.truncate = fuse_native_truncate3;
+  if (implemented[op_getattr]) ops.getattr = fuse_native_getattr3;
   if (implemented[op_flush]) ops.flush = fuse_native_flush;
   if (implemented[op_fsync]) ops.fsync = fuse_native_fsync;
   if (implemented[op_fsyncdir]) ops.fsyncdir = fuse_native_fsyncdir;
@@ -882,12 +917,12 @@ NAPI_METHOD(fuse_native_mount) {
   if (implemented[op_create]) ops.create = fuse_native_create;
   if (implemented[op_utimens]) ops.utimens = fuse_native_utimens;
   if (implemented[op_unlink]) ops.unlink = fuse_native_unlink;
-  if (implemented[op_rename]) ops.rename = fuse_native_rename;
+  if (implemented[op_rename]) ops.rename = fuse_native_rename3;
   if (implemented[op_link]) ops.link = fuse_native_link;
   if (implemented[op_symlink]) ops.symlink = fuse_native_symlink;
   if (implemented[op_mkdir]) ops.mkdir = fuse_native_mkdir;
   if (implemented[op_rmdir]) ops.rmdir = fuse_native_rmdir;
-  if (implemented[op_init]) ops.init = fuse_native_init;
+  ops.init = fuse_native_init; // always: it applies the connection options
 
   int _argc = (strcmp(mntopts, "-o") <= 0) ? 1 : 2;
   char *_argv[] = {
@@ -896,14 +931,26 @@ NAPI_METHOD(fuse_native_mount) {
   };
 
   struct fuse_args args = FUSE_ARGS_INIT(_argc, _argv);
-  struct fuse_chan *ch = fuse_mount(mnt, &args);
-
-  if (ch == NULL) {
-    napi_throw_error(env, "fuse failed", "fuse failed");
+  ft->conn_opts = fuse_parse_conn_info_opts(&args);
+  ft->hard_remove = 0;
+  const struct fuse_opt own_opts[] = { { "hard_remove", offsetof(fuse_thread_t, hard_remove), 1 }, FUSE_OPT_END };
+  fuse_opt_parse(&args, ft, own_opts, NULL);
+  // fuse_new before fuse_mount: a bad option fails here, before anything is mounted.
+  struct fuse *fuse = fuse_new(&args, &ops, sizeof(struct fuse_operations), ft);
+  fuse_opt_free_args(&args);
+  if (fuse == NULL) {
+    napi_throw_error(env, "fuse failed", "fuse failed: bad options?");
     return NULL;
   }
-
-  struct fuse *fuse = fuse_new(ch, &args, &ops, sizeof(struct fuse_operations), ft);
+  if (fuse_mount(fuse, mnt) != 0) {
+    fuse_destroy(fuse);
+    napi_throw_error(env, "fuse failed", "fuse failed: mount");
+    return NULL;
+  }
+  // Workers: libfuse 2 started one per concurrent request without a limit and kept 10 idle.
+  ft->loop_cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(ft->loop_cfg, 256);
+  fuse_loop_cfg_set_idle_threads(ft->loop_cfg, 10);
 
   uv_mutex_init(&(ft->mut));
   uv_sem_init(&(ft->sem), 0);
@@ -911,7 +958,6 @@ NAPI_METHOD(fuse_native_mount) {
   strncpy(ft->mnt, mnt, 1024);
   strncpy(ft->mntopts, mntopts, 1024);
   ft->fuse = fuse;
-  ft->ch = ch;
   ft->mounted++;
 
   int err = uv_async_init(uv_default_loop(), &(ft->async), (uv_async_cb) fuse_native_async_init);
