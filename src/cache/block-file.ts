@@ -5,9 +5,8 @@
  * index, len, crc32, and `at` when the bytes do not follow it directly), then the block's bytes.
  * Written for direct I/O (blocks a page multiple long), the header is padded to one page (`at` = 4096).
  */
-import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DIRECT_IO_ALIGN } from '../util/aligned.js';
 
@@ -79,12 +78,12 @@ export function parseHeader(buf: Buffer): { header: Header; dataOffset: number }
 /** Sub-directories known to exist: a block write costs no mkdir once its directory is made. */
 const madeDirs = new Set<string>();
 
-/** Writes the block file (temp name, then rename); returns where its bytes start. */
+/** Writes the block file (in place, see writeInPlace); returns where its bytes start. */
 export async function writeBlockFile(file: string, header: Header, data: Buffer): Promise<number> {
   const json = Buffer.from(JSON.stringify(header));
   const len = Buffer.alloc(4);
   len.writeUInt32LE(json.length);
-  await writeThenRename(file, 'w', [MAGIC, len, json, data]);
+  await writeInPlace(file, 'w', [MAGIC, len, json, data]);
   return MAGIC.length + len.length + json.length;
 }
 
@@ -99,23 +98,27 @@ export async function writeBlockFileDirect(file: string, header: Header, data: B
   MAGIC.copy(page);
   page.writeUInt32LE(json.length, MAGIC.length);
   json.copy(page, MAGIC.length + 4);
-  await writeThenRename(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, [page, data]);
+  await writeInPlace(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT, [page, data]);
   return DIRECT_IO_ALIGN;
 }
 
-/** Write `buffers` to a temp file next to `file` (opened with `flags`, 0600), then rename it into place. */
-async function writeThenRename(file: string, flags: string | number, buffers: Buffer[]): Promise<void> {
+/**
+ * Write `buffers` to `file` (opened with `flags`, 0600). In place, not to a temp name renamed after: a
+ * block file is only ever read once the index holds it, which happens after this resolves, and a
+ * crash mid-write leaves a file shorter than its header says (the start-up scan deletes it) or bytes
+ * its CRC rejects (deleted on read). The rename cost a fourth file operation per block.
+ */
+async function writeInPlace(file: string, flags: string | number, buffers: Buffer[]): Promise<void> {
   const dir = join(file, '..');
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
   const makeDir = async () => {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     madeDirs.add(dir);
   };
   if (!madeDirs.has(dir)) await makeDir();
-  const fh = await open(tmp, flags, 0o600).catch(async (e: NodeJS.ErrnoException) => {
+  const fh = await open(file, flags, 0o600).catch(async (e: NodeJS.ErrnoException) => {
     if (e.code !== 'ENOENT') throw e;
     await makeDir(); // removed behind our back (clear(), or by hand): make it again
-    return open(tmp, flags, 0o600);
+    return open(file, flags, 0o600);
   });
   try {
     const total = buffers.reduce((n, b) => n + b.length, 0);
@@ -123,9 +126,8 @@ async function writeThenRename(file: string, flags: string | number, buffers: Bu
     if (bytesWritten !== total) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
   } catch (e) {
     await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
+    await unlink(file).catch(() => undefined);
     throw e;
   }
   await fh.close();
-  await rename(tmp, file);
 }

@@ -5,7 +5,8 @@
  *  - A block file starts with a header naming (source, ref, version, index, length, crc32) that is
  *    checked on every read: a torn, corrupted or foreign file is deleted and reported as a miss, and a
  *    block of another object version can never be returned (the version is in the key and the header).
- *  - Files are written to a temp name and renamed, so a crash leaves either the old state or a whole block.
+ *  - Files are written in place: a crash mid-write leaves a file shorter than its header says, which
+ *    the start-up scan deletes, or bytes whose CRC fails on read.
  *  - Blocks in page-aligned memory (the memory tier's, util/aligned.ts) and a page multiple long are
  *    written and read with O_DIRECT, the header padded to one page (`at` in it says where the bytes
  *    start). Streaming gigabytes through the cache thus costs no page-cache copy and evicts nobody's
@@ -132,7 +133,7 @@ export class DiskBlockCache implements BlockCache {
       for (const name of await readdir(d).catch(() => [] as string[])) {
         const file = join(d, name);
         if (!name.endsWith('.blk')) {
-          reads.push(limit(() => unlink(file).then(() => undefined, () => undefined))); // a temp file from an interrupted write
+          reads.push(limit(() => unlink(file).then(() => undefined, () => undefined))); // not ours (or a temp file of an older version)
           continue;
         }
         reads.push(limit(() => this.indexEntryOf(file)));
@@ -153,7 +154,9 @@ export class DiskBlockCache implements BlockCache {
       const head = Buffer.alloc(DIRECT_IO_ALIGN);
       const { bytesRead } = await fh.read(head, 0, head.length, 0);
       parsed = parseHeader(head.subarray(0, bytesRead));
-      mtime = (await fh.stat()).mtimeMs;
+      const st = await fh.stat();
+      mtime = st.mtimeMs;
+      if (parsed && st.size < parsed.dataOffset + parsed.header.len) parsed = undefined; // torn by a crash mid-write
     } catch {
       parsed = undefined;
     } finally {

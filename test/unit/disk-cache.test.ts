@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -45,7 +45,7 @@ describe('DiskBlockCache', () => {
     expect(b.stats().hits).toBe(4);
   });
 
-  it('the start-up scan indexes every block, oldest first for eviction, and removes temp files and foreign files', async () => {
+  it('the start-up scan indexes every block, oldest first for eviction, and removes torn, temp and foreign files', async () => {
     const root = join(dir, 'scan');
     const a = new DiskBlockCache({ dir: root, maxBytes: 100 * BS, blockSize: BS });
     await a.init();
@@ -58,15 +58,17 @@ describe('DiskBlockCache', () => {
       await utimes(f, 1_000_000 + index, 1_000_000 + index);
       if (n === 0) await writeFile(`${f}.abcd1234.tmp`, 'torn write');
       if (n === 1) await writeFile(join(f, '..', 'f'.repeat(64) + '.blk'), 'not a block file');
+      if (index === 59) await truncate(f, 4096 + 1000); // a crash mid-write: shorter than its header says
     }
     expect(await blockFiles(root)).toHaveLength(62);
 
     const b = new DiskBlockCache({ dir: root, maxBytes: 50 * BS, blockSize: BS });
     await b.init();
-    expect(await blockFiles(root)).toHaveLength(50); // the 10 oldest evicted, the 2 strays deleted
+    expect(await blockFiles(root)).toHaveLength(50); // the torn block and the 2 strays deleted, the 9 oldest evicted
     expect(b.stats().blocks).toBe(50);
-    for (let i = 0; i < 10; i++) expect(b.has(many, i)).toBe(false);
-    for (let i = 10; i < 60; i++) expect((await b.get(many, i))?.equals(block(i))).toBe(true);
+    for (let i = 0; i < 9; i++) expect(b.has(many, i)).toBe(false);
+    for (let i = 9; i < 59; i++) expect((await b.get(many, i))?.equals(block(i))).toBe(true);
+    expect(b.has(many, 59)).toBe(false);
   });
 
   it('never serves a block of another object version', async () => {
