@@ -775,6 +775,7 @@ static int fuse_native_getattr3 (const char *path, struct stat *stat, struct fus
 static int fuse_native_truncate3 (const char *path, off_t size, struct fuse_file_info *info) {
   fuse_thread_t *ft = (fuse_thread_t *) fuse_get_context()->private_data;
   if (info != NULL && ft->implemented[op_ftruncate]) return fuse_native_ftruncate(path, size, info);
+  if (!ft->implemented[op_truncate]) return -ENOSYS;
   return fuse_native_truncate(path, size);
 }
 
