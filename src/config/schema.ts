@@ -5,6 +5,9 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
 
+/** Mount options of libfuse 2 that libfuse 3 (our fuse-native's) rejects, failing the mount. */
+const LIBFUSE2_ONLY = new Set(['big_writes', 'nonempty', 'large_read', 'atomic_o_trunc', 'no_remote_lock']);
+
 const size = (what: string) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
     const n = parseSize(v);
@@ -190,7 +193,16 @@ export const ConfigSchema = z
         /** The kernel's readahead for the mount (its read_ahead_kb; needs root): it also sizes the kernel's read requests, up to 1 MiB. */
         readahead: size('fuse.readahead').default(1024 ** 2),
         /** Extra libfuse options, appended verbatim (e.g. max_background=64). */
-        options: z.array(z.string().regex(/^[a-z_]+(=[A-Za-z0-9_.-]+)?$/, 'expected a libfuse option like max_background=64')).default([]),
+        options: z
+          .array(
+            z
+              .string()
+              .regex(/^[a-z_]+(=[A-Za-z0-9_.-]+)?$/, 'expected a libfuse option like max_background=64')
+              .refine((o) => !LIBFUSE2_ONLY.has(o.split('=')[0]!), {
+                error: (iss) => `${String(iss.input)} is a libfuse 2 option that libfuse 3 refuses: remove it (writes are large by default now)`,
+              }),
+          )
+          .default([]),
       })
       .default({ allowOther: false, readahead: 1024 ** 2, options: [] }),
     uploads: z

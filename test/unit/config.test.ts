@@ -155,6 +155,11 @@ describe('parseConfigText', () => {
     });
   });
 
+  it('refuses libfuse 2 options that libfuse 3 would refuse at mount time', () => {
+    const problems = problemsOf(() => parseConfigText(json({ fuse: { options: ['max_background=64', 'big_writes'] }, sources: [{ name: 'ok', ...MINIMAL_SOURCES.s3 }] }), '/c.json', {}));
+    expect(problems).toEqual([{ path: 'fuse.options[1]', message: 'big_writes is a libfuse 2 option that libfuse 3 refuses: remove it (writes are large by default now)' }]);
+  });
+
   it('reports every problem at once, each with its exact key path', () => {
     const e = (() => {
       try {
