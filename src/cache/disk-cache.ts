@@ -82,11 +82,6 @@ export class DiskBlockCache implements BlockCache {
     });
   }
 
-  /** False with `cache.disk: 0`: nothing is written (pinned files aside). */
-  get enabled(): boolean {
-    return this.o.maxBytes > 0;
-  }
-
   private objKey(source: string, ref: Ref) {
     return `${source}\0${ref}`;
   }

@@ -92,11 +92,12 @@ export class TieredBlockCache implements BlockCache {
   }
 
   /**
-   * Only with a disk tier: a demoted block leaves memory early, and its next read must find it on
-   * disk rather than go back to the network.
+   * Only a block the disk tier holds, or is writing: a demoted block leaves memory early, and its next
+   * read must find it on disk rather than go back to the network (with `cache.disk: 0`, or when its
+   * disk write was skipped because the disk fell behind, it stays an ordinary memory block).
    */
   demote(obj: ObjectVersion, index: number): void {
-    if (this.disk.enabled) this.memory.demote(obj, index);
+    if (this.writing.has(blockKey(obj, index)) || this.disk.has(obj, index)) this.memory.demote(obj, index);
   }
 
   reserve(obj: ObjectVersion, index: number, bytes: number): void {

@@ -75,16 +75,18 @@ describe('TieredBlockCache', () => {
     await cache.flushed();
   });
 
-  it('demotes blocks in memory only when a disk tier holds them', async () => {
-    for (const diskBytes of [0, 100 * BS]) {
+  it('demotes blocks in memory only when the disk tier holds them', async () => {
+    // [disk bytes, background writes allowed]: no disk tier; a disk that fell behind (write skipped); a disk.
+    for (const [diskBytes, maxPending] of [[0, 64], [100 * BS, 0], [100 * BS, 64]] as const) {
       const memory = new MemoryBlockCache({ maxBytes: 8 * BS, blockSize: BS, streamedKeepBytes: 0 });
-      const disk = new DiskBlockCache({ dir: join(dir, `demote-${diskBytes}`), maxBytes: diskBytes, blockSize: BS });
+      const disk = new DiskBlockCache({ dir: join(dir, `demote-${diskBytes}-${maxPending}`), maxBytes: diskBytes, blockSize: BS });
       await disk.init();
-      const cache = new TieredBlockCache(memory, disk);
+      const cache = new TieredBlockCache(memory, disk, maxPending);
       await cache.put(obj, 0, bytes(0));
       await cache.flushed();
       cache.demote(obj, 0);
-      expect(memory.peek(obj, 0) !== undefined).toBe(diskBytes === 0);
+      const onDisk = diskBytes > 0 && maxPending > 0;
+      expect(memory.peek(obj, 0) !== undefined).toBe(!onDisk);
       expect((await cache.get(obj, 0))?.equals(bytes(0))).toBe(true); // from memory, or from disk
     }
   });
