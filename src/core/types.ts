@@ -198,6 +198,12 @@ export interface DirEntry {
   readonly attr: Attr;
 }
 
+/** An open file: its handle, and whether the kernel may keep the pages it cached for the path (they are of the version this open reads). */
+export interface OpenFile {
+  readonly fh: number;
+  readonly keepCache: boolean;
+}
+
 /**
  * The filesystem core: paths in, attributes and bytes out, FsErrors thrown. Knows nothing of FUSE.
  * Paths are absolute within the mount ('/' is the root, which lists the sources).
@@ -205,7 +211,7 @@ export interface DirEntry {
 export interface Vfs {
   getattr(path: string): Promise<Attr>;
   readdir(path: string): Promise<DirEntry[]>;
-  open(path: string, flags: number): Promise<number>;
+  open(path: string, flags: number): Promise<OpenFile>;
   /** Bytes read into `into`: a number when answered at once from memory, else a promise. Never throws. */
   read(fh: number, into: Buffer, length: number, position: number): number | Promise<number>;
   release(fh: number): Promise<void>;

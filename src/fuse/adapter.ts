@@ -104,7 +104,8 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
       );
     },
     open(path: string, flags: number, cb: Cb) {
-      vfs.open(path, flags).then((fh) => cb(0, fh), (e) => cb(fail('open', path)(e)));
+      // keepCache → FOPEN_KEEP_CACHE (our fuse-native, patch 4); otherwise the kernel drops the file's cached pages.
+      vfs.open(path, flags).then((f) => cb(0, f.fh, f.keepCache), (e) => cb(fail('open', path)(e)));
     },
     read(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
       // Answered in this same call when the blocks are in memory: no promise per hot 128 KiB request.
@@ -177,7 +178,8 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
   const fuse = new Fuse(o.mountpoint, buildOps(o.vfs, o.log, o.recent), {
     fsname,
     subtype: 'assetfs',
-    autoCache: true,
+    // No auto_cache: each open says itself whether the kernel keeps the file's pages (keepCache, exact
+    // per object version); auto_cache would override that with a guess from size and mtime.
     attrTimeout: o.attrTimeoutSec,
     entryTimeout: o.attrTimeoutSec,
     allowOther: o.allowOther,

@@ -12,13 +12,14 @@
  *    until then, and on sources that cannot take uploads, they fail with EROFS. A staged file shadows
  *    the remote entry of the same path.
  */
-import type { Attr, BlockSource, DirEntry, ObjectVersion, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
+import type { Attr, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
 import { FsError, NotFoundError, StaleError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
 import { Readahead } from '../read/readahead.js';
 import { readInto, readIntoCached } from '../read/object-reader.js';
 import { isMp4Family, locateMoov } from '../read/media-prefetch.js';
 import { DirCache } from './dir-cache.js';
+import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
 import { isWriteOpen, type StagedHandle, type VfsAccess, type WriteOps } from './write-ops.js';
 
@@ -58,6 +59,7 @@ const isStaged = (h: Handle): h is StagedHandle => (h as StagedHandle).kind === 
 export class AssetVfs implements Vfs {
   private readonly dirs: DirCache;
   private readonly handles = new Map<number, Handle>();
+  private readonly pageCache = new PageCacheVersions();
   private writes: WriteOps | undefined;
   private nextFh = 1;
   private readonly startedAt = Date.now();
@@ -188,10 +190,13 @@ export class AssetVfs implements Vfs {
     return fh;
   }
 
-  async open(path: string, flags: number): Promise<number> {
+  async open(path: string, flags: number): Promise<OpenFile> {
     if (this.writes) {
       const staged = await this.writes.open(path, flags, isWriteOpen(flags) ? await this.remoteEntry(path) : undefined);
-      if (staged) return this.register(staged);
+      if (staged) {
+        this.pageCache.forget(path); // local bytes, changed through the kernel: never trust older pages
+        return { fh: this.register(staged), keepCache: false };
+      }
     } else if (isWriteOpen(flags)) {
       throw new FsError('EROFS', `${path}: this mount is read-only`);
     }
@@ -213,7 +218,7 @@ export class AssetVfs implements Vfs {
     };
     const fh = this.register(handle);
     if (isMp4Family(entry.name) && entry.size > this.o.blocks.blockSize) void this.prefetchMoov(handle);
-    return fh;
+    return { fh, keepCache: this.pageCache.opened(path, entry.version) };
   }
 
   /** Fetch the head and the moov box of an MP4-family file before the player asks (media-prefetch.ts). */
@@ -253,6 +258,7 @@ export class AssetVfs implements Vfs {
   }
 
   async create(path: string): Promise<number> {
+    this.pageCache.forget(path);
     return this.register(await this.w.create(path));
   }
 
@@ -276,10 +282,12 @@ export class AssetVfs implements Vfs {
   }
 
   async truncate(path: string, size: number): Promise<void> {
+    this.pageCache.forget(path);
     await this.w.truncate(path, size, await this.remoteEntry(path));
   }
 
   async unlink(path: string): Promise<void> {
+    this.pageCache.forget(path);
     await this.w.unlink(path, await this.remoteEntry(path));
   }
 
@@ -292,6 +300,8 @@ export class AssetVfs implements Vfs {
   }
 
   async rename(from: string, to: string): Promise<void> {
+    this.pageCache.forgetTree(from);
+    this.pageCache.forgetTree(to);
     await this.w.rename(from, to);
   }
 
@@ -309,6 +319,7 @@ export class AssetVfs implements Vfs {
     const h = this.handles.get(fh);
     if (!h || isStaged(h)) return this.readStaged(fh, into, length, position);
     this.noteRead(h, position, length);
+    this.pageCache.served(h.path, h.obj.version);
     const n = readIntoCached(this.o.blocks, h.obj, into, length, position);
     if (n === undefined) return this.readRemote(h, into, length, position);
     h.served += n;
@@ -394,10 +405,10 @@ export class AssetVfs implements Vfs {
 
 /**
  * A file's mtime as shown to the kernel: the platform's, with its milliseconds taken from the version
- * when the platform gives whole seconds (S3 and Azure do). The kernel keeps a file's page cache
- * across opens while its size and mtime are unchanged (auto_cache), so an object replaced within
- * the same second by one of the same size was read as the old pages mixed with the new bytes
- * (seen in CI). Two versions now look alike only if they also share this 1-in-1000 hash.
+ * when the platform gives whole seconds (S3 and Azure do), so that a replacement of the same size
+ * within the same second still changes it. Opens decide exactly whether the kernel keeps a file's
+ * pages (PageCacheVersions); this serves the kernel's own check (auto_inval_data: cached pages go when
+ * a fresh getattr shows another size or mtime), and tools that compare mtimes (rsync, make).
  */
 export function versionedMtime(mtimeMs: number, version: string): number {
   if (mtimeMs % 1000 !== 0 || version === '') return mtimeMs;

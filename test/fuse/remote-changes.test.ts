@@ -6,7 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { DeleteObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { seedS3 } from '../../src/demo/seed-storage.js';
@@ -23,6 +25,7 @@ beforeAll(async () => {
   await seedS3(s3.url, 'media', [
     { path: 'changed.bin', data: V1 },
     { path: 'removed.bin', data: V1 },
+    { path: 'kept.bin', data: V1 },
   ]);
   d = await mountDaemon({
     metadataTtl: '1s',
@@ -82,6 +85,24 @@ class HeldOpen {
 }
 
 const head = sha256(V1.subarray(0, 4096));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const s3client = () => new S3Client({ endpoint: s3.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY } });
+
+/**
+ * Two contents of one size whose ETags (s3rver: the MD5) share crc32 % 1000, so that versionedMtime
+ * gives both the same mtime when they are stored within one second: only the version tells them apart.
+ */
+function contentsWithCollidingMtime(size: number): [Buffer, Buffer] {
+  const a = deterministicBytes('collide', size);
+  const tag = (h: ReturnType<typeof createHash>) => crc32(h.digest('hex')) % 1000;
+  const want = tag(createHash('md5').update(a));
+  const prefix = createHash('md5').update(a.subarray(0, size - 8));
+  for (let i = 1n; ; i++) {
+    const tail = Buffer.alloc(8);
+    tail.writeBigUInt64LE(i);
+    if (tag(prefix.copy().update(tail)) === want) return [a, Buffer.concat([a.subarray(0, size - 8), tail])];
+  }
+}
 
 describe('a remote object changed or removed while open', () => {
   it('changed: the open file fails with EIO where it would need the new bytes, a new open reads the new version', async () => {
@@ -103,12 +124,48 @@ describe('a remote object changed or removed while open', () => {
     expect(d.logs()).toMatch(/remote object changed while open/);
   });
 
+  it('unchanged: the kernel keeps the file\'s cached pages across opens', async () => {
+    const file = `${d.mountpoint}/s3/kept.bin`;
+    await sh(`cat ${file} > /dev/null`);
+    // fincore opens the file again: an open that dropped the pages would leave none resident.
+    expect((await sh(`fincore --bytes --noheadings --output RES ${file}`)).trim()).toBe(String(V1.length));
+  });
+
+  it('replaced within one second by an object of the same size and the same mtime: a new open drops the old pages', async () => {
+    const [a, b] = contentsWithCollidingMtime(MiB);
+    const client = s3client();
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const name = `collide-${attempt}.bin`;
+        const file = `${d.mountpoint}/s3/${name}`;
+        const lastModified = async () => (await client.send(new HeadObjectCommand({ Bucket: 'media', Key: name }))).LastModified!.getTime();
+        await sleep(1_100); // the daemon's listing of /s3 is then stale, and the new name is looked up afresh
+        while (Date.now() % 1000 > 200) await sleep(10); // early in a second: store, read and replace within it
+        await seedS3(s3.url, 'media', [{ path: name, data: a }], 1);
+        const storedA = await lastModified();
+        const first = (await sh(`sha256sum ${file}`)).split(' ')[0]; // the kernel now holds a's pages
+        const shownA = await sh(`stat -c '%s %.3Y' ${file}`);
+        await seedS3(s3.url, 'media', [{ path: name, data: b }], 1);
+        const storedB = await lastModified();
+        if (Math.floor(storedA / 1000) !== Math.floor(storedB / 1000) && attempt < 5) continue; // a second ticked in between
+        expect(first).toBe(sha256(a));
+        await sleep(1_100); // the kernel's attribute timeout and the daemon's metadata TTL
+        // The precondition: both versions show the same size and mtime, so only the version tells them apart.
+        expect(await sh(`stat -c '%s %.3Y' ${file}`)).toBe(shownA);
+        expect((await sh(`sha256sum ${file}`)).split(' ')[0]).toBe(sha256(b));
+        return;
+      }
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('removed: the open file fails with EIO (not ENOENT) where it needs bytes it never had; the name is gone', async () => {
     const file = `${d.mountpoint}/s3/removed.bin`;
     const held = new HeldOpen(file);
     try {
       expect(await held.read(0, 4096)).toBe(head);
-      const client = new S3Client({ endpoint: s3.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY } });
+      const client = s3client();
       await client.send(new DeleteObjectCommand({ Bucket: 'media', Key: 'removed.bin' }));
       client.destroy();
       expect(await held.read(6 * MiB, 4096)).toBe('EIO');

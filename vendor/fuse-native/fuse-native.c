@@ -333,7 +333,7 @@ FUSE_METHOD_VOID(access, 2, 0, (const char *path, int mode), {
   napi_create_uint32(env, l->mode, &(argv[3]));
 })
 
-FUSE_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {
+FUSE_METHOD(open, 2, 2, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
@@ -348,6 +348,10 @@ FUSE_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {
   if (fd != 0) {
     l->info->fh = fd;
   }
+  // assetfs patch 4: the filesystem decides per open whether the kernel keeps the file's cached
+  // pages (FOPEN_KEEP_CACHE) or drops them; libfuse's auto_cache could only guess from mtime and size.
+  NAPI_ARGV_UINT32(keep_cache, 3)
+  l->info->keep_cache = keep_cache & 1;
 })
 
 FUSE_METHOD(opendir, 3, 1, (const char *path, struct fuse_file_info *info), {

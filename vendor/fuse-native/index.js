@@ -87,7 +87,7 @@ const OpcodesAndDefaults = new Map([
   }],
   ['open', {
     op: binding.op_open,
-    defaults: [0]
+    defaults: [0, 0]
   }],
   ['opendir', {
     op: binding.op_opendir,
@@ -436,8 +436,9 @@ class Fuse extends Nanoresource {
   }
 
   _op_open (signal, path, flags) {
-    this.ops.open(path, flags, (err, fd) => {
-      return signal(err, fd)
+    // assetfs patch 4: cb(err, fd, keepCache) — keepCache true lets the kernel keep the file's cached pages
+    this.ops.open(path, flags, (err, fd, keepCache) => {
+      return signal(err, fd || 0, keepCache ? 1 : 0)
     })
   }
 
