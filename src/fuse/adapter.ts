@@ -10,6 +10,7 @@ import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import type { RecentEvents } from '../util/recent.js';
 import { setKernelReadahead } from './kernel-readahead.js';
+import { DirPages } from './dir-pages.js';
 
 type Cb = (...args: any[]) => void;
 
@@ -90,6 +91,7 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const fail = (op: string, path: string) => (e: unknown) => toErrno(e, log, op, path, recent);
+  const dirs = new DirPages();
   return {
     // path is null for an open file already unlinked (hard_remove): fstat of it (fuse-native answers
     // fgetattr with getattr) finds nothing. The handle-based operations use the handle, not the path.
@@ -97,11 +99,20 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
       if (path === null) return cb(-ERRNO.ENOENT!);
       vfs.getattr(path).then((a) => cb(0, toStat(a, uid, gid)), (e) => cb(fail('getattr', path)(e)));
     },
-    readdir(path: string, cb: Cb) {
-      vfs.readdir(path).then(
-        (list) => cb(0, list.map((d) => d.name), list.map((d) => toStat(d.attr, uid, gid))),
+    opendir(_path: string, _fh: number, cb: Cb) {
+      cb(0, dirs.opendir());
+    },
+    // By offset (fuse-native patch 5), so that READDIRPLUS carries every entry's attributes: `ls -l`
+    // then needs no LOOKUP per entry.
+    readdir(path: string, offset: number, fh: number, cb: Cb) {
+      dirs.page(fh, offset, () => vfs.readdir(path)).then(
+        (page) => cb(0, page.map((d) => d.name), page.map((d) => toStat(d.attr, uid, gid))),
         (e) => cb(fail('readdir', path)(e)),
       );
+    },
+    releasedir(_path: string, fh: number, cb: Cb) {
+      dirs.releasedir(fh);
+      cb(0);
     },
     open(path: string, flags: number, cb: Cb) {
       // keepCache → FOPEN_KEEP_CACHE (our fuse-native, patch 4); otherwise the kernel drops the file's cached pages.

@@ -171,4 +171,24 @@ describe('the kernel side', () => {
     // Only root may raise it; CI runs as root.
     expect(kb).toBe(process.getuid?.() === 0 ? 1024 : 128);
   });
+
+  it('ls -l of a 600-entry folder: every entry comes with its attributes (READDIRPLUS), none is looked up alone', async () => {
+    const names = Array.from({ length: 600 }, (_, i) => `dir/e-${String(i).padStart(4, '0')}.txt`);
+    await seedS3(s3.url, 'media', names.map((path, i) => ({ path, data: Buffer.from(String(i)) })), 16);
+    // libfuse's debug output names every request the kernel sends.
+    const m = await mountDaemon({
+      fuse: { options: ['debug'] },
+      cache: { disk: 0 },
+      sources: [{ name: 's3', type: 's3', endpoint: s3.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+    });
+    try {
+      const listed = (await sh(`ls -l ${m.mountpoint}/s3/dir | grep -c '^-'`)).trim();
+      expect(Number(listed)).toBe(600);
+      const ops = [...m.logs().matchAll(/opcode: (\w+)/g)].map((x) => x[1]);
+      expect(ops.filter((o) => o === 'READDIRPLUS').length).toBeGreaterThan(1); // paged: offsets across requests
+      expect(ops.filter((o) => o === 'LOOKUP').length).toBeLessThanOrEqual(2); // s3 and dir themselves
+    } finally {
+      await m.stop();
+    }
+  });
 });

@@ -453,7 +453,12 @@ FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t o
   if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[3]) == napi_ok);
 })
 
-FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info *info, enum fuse_readdir_flags flags), {
+// assetfs patch 5: readdir works by offset. The handler gets (path, offset, fh) and answers the entries
+// from `offset` on; entry i of the answer is filled with the offset `offset + i + 1`, and filling stops
+// where the kernel's buffer is full, which the next request's offset then says. libfuse 3.14 answers
+// READDIRPLUS with attributes only in this mode: entries filled with offset 0 reached the kernel
+// without them, and `ls -l` sent one LOOKUP per entry.
+FUSE_METHOD(readdir, 3, 2, (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset, struct fuse_file_info *info, enum fuse_readdir_flags flags), {
   l->buf = buf;
   l->readdir_flags = flags;
   l->path = path;
@@ -462,6 +467,8 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
   l->readdir_filler = filler;
 }, {
   FUSE_NATIVE_PATH(env, l->path, &(argv[2]));
+  napi_create_double(env, (double) l->offset, &(argv[3]));
+  napi_create_uint32(env, l->info != NULL ? l->info->fh : 0, &(argv[4]));
 }, {
   uint32_t stats_length;
   uint32_t names_length;
@@ -474,7 +481,7 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
   if (names_length != stats_length) {
     NAPI_FOR_EACH(raw_names, raw_name) {
       NAPI_UTF8(name, 1024, raw_name)
-      int err = l->readdir_filler((char *) l->buf, name, NULL, 0, 0);
+      int err = l->readdir_filler((char *) l->buf, name, NULL, l->offset + i + 1, 0);
       if (err == 1) {
         break;
       }
@@ -490,7 +497,7 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
       populate_stat(stats_array, &st);
 
       // readdirplus: with the attributes, `ls -l` needs no getattr per entry.
-      int err = l->readdir_filler((char *) l->buf, name, (struct stat *) &st, 0, (l->readdir_flags & FUSE_READDIR_PLUS) ? FUSE_FILL_DIR_PLUS : 0);
+      int err = l->readdir_filler((char *) l->buf, name, (struct stat *) &st, l->offset + i + 1, (l->readdir_flags & FUSE_READDIR_PLUS) ? FUSE_FILL_DIR_PLUS : 0);
       if (err == 1) {
         break;
       }

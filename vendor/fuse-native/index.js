@@ -486,8 +486,9 @@ class Fuse extends Nanoresource {
     })
   }
 
-  _op_readdir (signal, path) {
-    this.ops.readdir(path, (err, names, stats) => {
+  // assetfs patch 5: readdir(path, offset, fh, cb) answers the entries from `offset` on (see fuse-native.c)
+  _op_readdir (signal, path, offset, fh) {
+    this.ops.readdir(path, offset, fh, (err, names, stats) => {
       if (err) return signal(err)
       if (stats) stats = stats.map(getStatArray)
       return signal(0, names, stats || [])
