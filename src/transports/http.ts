@@ -19,6 +19,7 @@ import type { ByteRange, Expectation, Progress, SignedLocator, Transport } from 
 import { etagMatches } from '../core/etag.js';
 import { ExpiredError, FsError, NotFoundError, StaleError, TransientError, isAbort } from '../core/errors.js';
 import { redactUrl } from '../util/redact.js';
+import { noteBodyBytes } from '../util/gc-pacer.js';
 
 export interface HttpTransportOptions {
   /** Bound on waiting for headers, and on each pause while a body streams. Default 20 s. */
@@ -255,6 +256,7 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    noteBodyBytes(chunk.length);
     if (this.finished) return;
     const { want, total, r } = this;
     const at = this.at;

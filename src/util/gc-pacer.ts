@@ -1,0 +1,29 @@
+/**
+ * A young-generation GC after every few MiB of network bodies, so that the socket buffers they came
+ * in do not pile up between collections.
+ *
+ * Each socket read lands in a fresh 64 KiB buffer whose bytes live outside V8's heap; the daemon
+ * copies them into a cache block and drops the buffer. V8 frees such memory only when it collects the
+ * small JS object holding it, and a fast download allocates too little on the JS heap to trigger that
+ * often: during a 1 GiB cold read the malloc heap grew from 7 to 43 MiB of buffers waiting for a GC.
+ * A minor GC (well under a millisecond with the 1 MiB young generation of bin/assetfs.js) every 4 MiB
+ * received cut the daemon's peak RSS by about 20 MiB, throughput unchanged (alternating runs).
+ *
+ * Needs `--expose-gc` (set by bin/assetfs.js); without it this does nothing.
+ */
+type Gc = (options?: { type?: 'minor' | 'major' }) => void;
+
+/** Bytes received between two collections. */
+export const GC_EVERY_BYTES = 4 * 1024 * 1024;
+
+const gc = (globalThis as { gc?: Gc }).gc;
+let received = 0;
+
+/** Count `bytes` of a response body just consumed; collect the young generation every GC_EVERY_BYTES. */
+export function noteBodyBytes(bytes: number): void {
+  if (!gc) return;
+  received += bytes;
+  if (received < GC_EVERY_BYTES) return;
+  received = 0;
+  gc({ type: 'minor' });
+}
