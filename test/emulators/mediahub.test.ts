@@ -11,7 +11,7 @@ import { MEDIAHUB_CLIENT, startMediahubEmulator, type MediahubEmulator } from '.
 import { S3Backing } from '../../src/emulators/common/backing.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
+import { presignExpired, startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { HttpTransport } from '../../src/transports/http.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -222,6 +222,19 @@ describe('mediahub: auth', () => {
 });
 
 describe('mediahub: downloads and faults', () => {
+  it('a download URL asked to live until expiry_time is valid until then, also when asked late in a second', async () => {
+    const rec = await emu.putFile({ pipelineId: PIPE, objectKey: 'media/late.bin', bytes: Buffer.from('late') });
+    const t = await token();
+    while (Date.now() % 1000 < 600) await new Promise((r) => setTimeout(r, 5));
+    // Two whole seconds ahead: `expiry_time − now` is then 1.0–1.4 s, which rounded to S3's whole seconds
+    // from a signing time truncated to the second once ended the URL a second early.
+    const expiry = Math.floor(Date.now() / 1000) + 2;
+    const j = (await (await fetch(`${emu.baseUrl}/files/downloads?file_id=${rec.id}&expiry_time=${expiry}`, { headers: { authorization: `Bearer ${t}` } })).json()) as { url: string };
+    const query = new URL(j.url).searchParams;
+    expect(presignExpired(query, expiry * 1000 - 1)).toBe(false);
+    expect(presignExpired(query, expiry * 1000 + 2_000)).toBe(true);
+  });
+
   it('redirect=true: the provider takes the 302 Location, and bytes are exact', async () => {
     const p = provider({ redirectDownloads: true }, { urlTtl: 30_000 });
     const clip = await walk(p, `${PIPE}/media/clip.mp4`);

@@ -166,7 +166,10 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
     if (rec.status) throw new HttpError(400, `Invalid Input: file is not ready for download (${rec.status})`);
     const expiry = q.get('expiry_time');
     if (expiry !== null && !/^\d+$/.test(expiry)) throw new HttpError(400, 'Invalid Input: expiry_time must be epoch seconds');
-    const ttlMs = Math.max(1000, expiry ? Number(expiry) * 1000 - Date.now() : state.urlTtlMs);
+    // Counted from the start of the current second: a presigned URL's X-Amz-Date is truncated to the
+    // second, so `expiry_time − now` rounded would end the URL up to a second before expiry_time (a
+    // 1 s URL signed at x.95 s was refused 50 ms later).
+    const ttlMs = Math.max(1000, expiry ? (Number(expiry) - Math.floor(Date.now() / 1000)) * 1000 : state.urlTtlMs);
     const redirect = q.get('redirect') === 'true' || q.get('redirect') === '1';
     if (rec.type === 'archive') {
       if (redirect) throw new HttpError(400, 'Invalid Input: an archive has one URL per item and cannot redirect');
