@@ -36,8 +36,8 @@ export class DirPages {
 
   /** The entries of handle `fh` after `offset`; `list` takes the listing when one is needed. */
   async page(fh: number, offset: number, list: () => Promise<DirEntry[]>): Promise<DirEntry[]> {
-    let d = this.open.get(fh);
-    if (!d) this.open.set(fh, (d = { lastOffset: 0, pageSize: FIRST_PAGE })); // a handle we did not open (fh 0)
+    const d = this.open.get(fh);
+    if (!d) return (await list()).slice(offset, offset + FIRST_PAGE); // a handle we did not open: nothing to keep
     if (offset === 0 || !d.entries) d.entries = await list();
     if (offset > d.lastOffset) d.pageSize = offset - d.lastOffset + SLACK;
     d.lastOffset = offset;

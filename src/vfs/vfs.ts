@@ -300,8 +300,11 @@ export class AssetVfs implements Vfs {
   }
 
   async rename(from: string, to: string): Promise<void> {
-    this.pageCache.forgetTree(from);
-    this.pageCache.forgetTree(to);
+    // A staged file is a file (rsync renames one per file copied): its two names are all that move. A
+    // remote rename may move a folder, so everything under both names is forgotten.
+    const forget = this.writes?.stagedAttr(from)?.kind === 'file' ? (p: string) => this.pageCache.forget(p) : (p: string) => this.pageCache.forgetTree(p);
+    forget(from);
+    forget(to);
     await this.w.rename(from, to);
   }
 
@@ -319,7 +322,6 @@ export class AssetVfs implements Vfs {
     const h = this.handles.get(fh);
     if (!h || isStaged(h)) return this.readStaged(fh, into, length, position);
     this.noteRead(h, position, length);
-    this.pageCache.served(h.path, h.obj.version);
     const n = readIntoCached(this.o.blocks, h.obj, into, length, position);
     if (n === undefined) return this.readRemote(h, into, length, position);
     h.served += n;
@@ -330,8 +332,13 @@ export class AssetVfs implements Vfs {
     return this.w.read(this.stagedHandle(fh), into, length, position);
   }
 
-  /** Tell the handle's readahead of a read, prefetch what it asks for, and demote what its stream left behind. */
+  /**
+   * A read the kernel sent for this handle, about to be served from h.obj (also again after a switch to
+   * a new version): tell the page-cache bookkeeping and the readahead, prefetch what it asks for, and
+   * demote what its stream left behind.
+   */
   private noteRead(h: FileHandle, position: number, length: number): void {
+    this.pageCache.served(h.path, h.obj.version);
     const ahead = h.readahead.onRead(position, length, h.obj.size);
     if (ahead) this.o.blocks.prefetch(h.obj, ahead.first, ahead.last);
     const passed = h.readahead.passed();

@@ -38,6 +38,13 @@ describe('DirPages: a directory listing served by offset', () => {
     expect((await pages.page(pages.opendir(), 0, list))[0]!.name).toBe('v3-0');
   });
 
+  it('a handle it did not open (fh 0) gets its page, and nothing is kept for it', async () => {
+    const pages = new DirPages();
+    const all = entries('e', 300);
+    expect((await pages.page(0, 200, async () => all)).map((e) => e.name)).toEqual(all.slice(200, 300).map((e) => e.name));
+    expect(pages.size).toBe(0);
+  });
+
   it('pages are sized by what the previous page consumed, plus slack', async () => {
     const pages = new DirPages();
     const all = entries('e', 1000);
