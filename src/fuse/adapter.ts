@@ -4,6 +4,7 @@
  * the JS main thread, so a handler must never block: all work is async in the VFS.
  */
 import { constants as osConstants } from 'node:os';
+import { posix } from 'node:path';
 import type { Attr, Vfs } from '../core/types.js';
 import { isFsError, type ErrnoCode } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -59,9 +60,10 @@ export function toErrno(e: unknown, log: Logger, op: string, path: string, recen
   return -ERRNO.EIO!;
 }
 
-function toStat(a: Attr, uid: number, gid: number) {
+function toStat(a: Attr, uid: number, gid: number, ino?: number) {
   const t = new Date(a.mtimeMs);
   return {
+    ino,
     mode: a.mode,
     size: a.size,
     uid,
@@ -73,6 +75,21 @@ function toStat(a: Attr, uid: number, gid: number) {
     mtime: t,
     ctime: t,
   };
+}
+
+/**
+ * libfuse's "inode number not known" (FUSE_UNKNOWN_INO), for `.` and `..`: the other entries get the
+ * node ids of their lookups, these two get no lookup, and an entry with inode 0 is skipped by glibc's
+ * readdir as deleted (`ls -a` showed neither).
+ */
+const UNKNOWN_INO = 0xffffffff;
+const isDot = (name: string) => name === '.' || name === '..';
+
+/** A directory's entries after `.` and `..` (no remote name can be either: vfs/names.ts escapes them). */
+async function listWithDots(vfs: Vfs, path: string): Promise<Array<{ name: string; attr: Attr }>> {
+  const parent = path === '/' ? '/' : posix.dirname(path);
+  const [self, up, entries] = await Promise.all([vfs.getattr(path), vfs.getattr(parent), vfs.readdir(path)]);
+  return [{ name: '.', attr: self }, { name: '..', attr: up }, ...entries];
 }
 
 async function loadFuse(): Promise<typeof import('fuse-native').default> {
@@ -105,8 +122,8 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
     // By offset (fuse-native patch 5), so that READDIRPLUS carries every entry's attributes: `ls -l`
     // then needs no LOOKUP per entry.
     readdir(path: string, offset: number, fh: number, cb: Cb) {
-      dirs.page(fh, offset, () => vfs.readdir(path)).then(
-        (page) => cb(0, page.map((d) => d.name), page.map((d) => toStat(d.attr, uid, gid))),
+      dirs.page(fh, offset, () => listWithDots(vfs, path)).then(
+        (page) => cb(0, page.map((d) => d.name), page.map((d) => toStat(d.attr, uid, gid, isDot(d.name) ? UNKNOWN_INO : undefined))),
         (e) => cb(fail('readdir', path)(e)),
       );
     },

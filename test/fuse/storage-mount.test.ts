@@ -68,6 +68,19 @@ describe.each(sources)('%s mount', (src) => {
     expect(l).toContain(` ${mp4.data.length} `);
   });
 
+  it('ls -a lists . and .. first, as directories, and find walks the tree without them', async () => {
+    const all = (await sh(`ls -a1 ${q(path(src, 'videos'))}`)).split('\n').filter(Boolean);
+    expect(all.slice(0, 2)).toEqual(['.', '..']);
+    expect(all).toContain('sample.mp4');
+    expect(await sh(`ls -a1 ${q(d.mountpoint)}`)).toBe('.\n..\nblob\ns3\n');
+    const long = (await sh(`ls -la ${q(path(src, 'videos'))}`)).split('\n');
+    expect(long.find((l) => / \.$/.test(l))).toMatch(/^d/);
+    expect(long.find((l) => / \.\.$/.test(l))).toMatch(/^d/);
+    const found = (await sh(`find ${q(path(src, 'projects'))} -mindepth 1`)).split('\n').filter(Boolean);
+    expect(found.length).toBeGreaterThan(0);
+    expect(found.filter((f) => /\/\.{1,2}$/.test(f))).toEqual([]);
+  });
+
   it(`ls -l of a directory of ${MANY} objects shows every one (paging)`, async () => {
     const names = (await sh(`ls -1 ${q(path(src, 'many'))}`)).split('\n').filter(Boolean);
     expect(names.length).toBe(MANY);
