@@ -28,6 +28,8 @@ export interface Header {
   crc: number;
   /** Where the bytes start, when not right after the header. */
   at?: number;
+  /** When it was written (ms since the epoch), in slab slots: the start-up scan's order for eviction. */
+  t?: number;
 }
 
 /**
@@ -93,13 +95,18 @@ export async function writeBlockFile(file: string, header: Header, data: Buffer)
  * Returns where the bytes start.
  */
 export async function writeBlockFileDirect(file: string, header: Header, data: Buffer, page: Buffer): Promise<number> {
+  fillHeaderPage(header, page);
+  await writeInPlace(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT, [page, data]);
+  return DIRECT_IO_ALIGN;
+}
+
+/** `page` (one page) := MAGIC, the header's length and the header, naming its bytes as starting one page in. */
+export function fillHeaderPage(header: Header, page: Buffer): void {
   const json = Buffer.from(JSON.stringify({ ...header, at: DIRECT_IO_ALIGN }));
   page.fill(0);
   MAGIC.copy(page);
   page.writeUInt32LE(json.length, MAGIC.length);
   json.copy(page, MAGIC.length + 4);
-  await writeInPlace(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT, [page, data]);
-  return DIRECT_IO_ALIGN;
 }
 
 /**

@@ -1,19 +1,21 @@
 /**
- * The disk tier of the block cache: one file per block under <cacheDir>/blocks/<2 hex>/<sha256>.blk.
+ * The disk tier of the block cache: full-size blocks in the slots of <cacheDir>/blocks/blocks.slab
+ * (slab.ts), an object's shorter last block in a file of its own, <cacheDir>/blocks/<2 hex>/<sha256>.blk.
  *
  * Invariants:
- *  - A block file starts with a header naming (source, ref, version, index, length, crc32) that is
- *    checked on every read: a torn, corrupted or foreign file is deleted and reported as a miss, and a
- *    block of another object version can never be returned (the version is in the key and the header).
- *  - Files are written in place: a crash mid-write leaves a file shorter than its header says, which
- *    the start-up scan deletes, or bytes whose CRC fails on read.
+ *  - A block file, and a slot, starts with a header naming (source, ref, version, index, length,
+ *    crc32) that is checked on every read: a torn, corrupted or foreign block is dropped (file deleted,
+ *    slot freed) and reported as a miss, and a block of another object version can never be returned
+ *    (the version is in the key and the header).
+ *  - Blocks are written in place: a crash mid-write leaves a file shorter than its header says, which
+ *    the start-up scan deletes, or bytes whose CRC fails on read. A block is indexed only once written.
  *  - Blocks in page-aligned memory (the memory tier's, util/aligned.ts) and a page multiple long are
  *    written and read with O_DIRECT, the header padded to one page (`at` in it says where the bytes
  *    start). Streaming gigabytes through the cache thus costs no page-cache copy and evicts nobody's
  *    pages. Other blocks (an object's short last one) are buffered; a filesystem that refuses direct
  *    I/O (EINVAL) gets buffered I/O from then on. Both layouts read back either way.
  *  - The index lives in memory (an LRU bounded by bytes) and is rebuilt at start by scanning headers,
- *    oldest first: there is no second copy of the truth to disagree with the files.
+ *    oldest first (file mtime, slot write time): there is no second copy of the truth to disagree with.
  *  - A full disk never fails a read: put() evicts and retries once, then gives up silently (the block
  *    simply is not cached). Files are 0600 in 0700 directories.
  *  - Nothing here blocks the event loop: all file I/O is async.
@@ -28,7 +30,8 @@ import { LRUCache } from 'lru-cache';
 import pLimit from 'p-limit';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
 import { DIRECT_IO_ALIGN, alignedBuffer, isDirectIoReady } from '../util/aligned.js';
-import { headerFits, parseHeader, readBlockFile, readBlockFileDirect, writeBlockFile, writeBlockFileDirect, type Header } from './block-file.js';
+import { fillHeaderPage, headerFits, parseHeader, readBlockFile, readBlockFileDirect, writeBlockFile, writeBlockFileDirect, type Header } from './block-file.js';
+import { Slab } from './slab.js';
 
 /** Direct reads and writes in flight at once (each needs an aligned header page); more are buffered. */
 const HEADER_PAGES = 64;
@@ -36,7 +39,10 @@ const HEADER_PAGES = 64;
 const SCAN_CONCURRENCY = 32;
 
 interface IndexEntry {
+  /** The block file, or the slab's file when `slot` is set. */
   file: string;
+  /** The block's slot in the slab (full-size blocks), else it has a file of its own. */
+  slot?: number;
   len: number;
   /** Where the block's bytes start in the file (after magic, header length and header). */
   dataOffset: number;
@@ -69,15 +75,19 @@ export class DiskBlockCache implements BlockCache {
   private direct = true;
   private headerArena: Buffer | undefined;
   private readonly headerPages: Buffer[] = [];
+  private readonly slab: Slab;
+  /** Keys whose put() is writing: a second put of one waits for nothing and writes nothing. */
+  private readonly writingKeys = new Set<string>();
 
   constructor(private readonly o: DiskCacheOptions) {
     this.blockSize = o.blockSize;
+    this.slab = new Slab(join(o.dir, 'blocks.slab'), o.blockSize);
     this.index = new LRUCache<string, IndexEntry>({
       maxSize: Math.max(1, o.maxBytes),
       sizeCalculation: (e) => Math.max(1, e.len),
       dispose: (e, key, reason) => {
         this.unindex(e, key);
-        if (reason !== 'set' && !this.moving) void unlink(e.file).catch(() => undefined);
+        if (reason !== 'set' && !this.moving) this.discard(e);
       },
     });
   }
@@ -92,14 +102,23 @@ export class DiskBlockCache implements BlockCache {
     if (set && set.size === 0) this.byObject.delete(this.objKey(e.source, e.ref));
   }
 
+  /** The storage of a block no longer indexed: its slot is freed, its file deleted. */
+  private discard(e: IndexEntry) {
+    if (e.slot !== undefined) this.slab.release(e.slot);
+    else void unlink(e.file).catch(() => undefined);
+  }
+
   private addIndex(key: string, e: IndexEntry) {
+    // A second copy of a block (the scan found it twice): the older one's storage goes.
+    const old = this.index.peek(key) ?? this.pinned.get(key);
+    if (old && (old.file !== e.file || old.slot !== e.slot)) this.discard(old);
     if (this.pinnedObjects.has(this.objKey(e.source, e.ref))) {
       if (!this.pinned.has(key)) this.pinnedBytes += e.len;
       this.pinned.set(key, e);
       return;
     }
     this.index.set(key, e);
-    if (!this.index.has(key)) return; // larger than the whole cache
+    if (!this.index.has(key)) return this.discard(e); // larger than the whole cache
     const ok = this.objKey(e.source, e.ref);
     let set = this.byObject.get(ok);
     if (!set) this.byObject.set(ok, (set = new Set()));
@@ -135,6 +154,10 @@ export class DiskBlockCache implements BlockCache {
       }
     }
     const found = (await Promise.all(reads)).filter((f) => f !== undefined);
+    for (const { slot, header: h } of await this.slab.scan()) {
+      const e: IndexEntry = { file: this.slab.file, slot, len: h.len, dataOffset: DIRECT_IO_ALIGN, source: h.source, ref: h.ref };
+      found.push({ key: blockKey(h.source, h.ref, h.version, h.index), e, mtime: h.t ?? 0 });
+    }
     found.sort((a, b) => a.mtime - b.mtime);
     for (const f of found) this.addIndex(f.key, f.e);
   }
@@ -214,12 +237,14 @@ export class DiskBlockCache implements BlockCache {
     const h = await this.readHeaderAndData(e, data).catch(() => undefined);
     const valid = h && h.source === obj.source && h.ref === obj.ref && h.version === obj.version && h.index === index && h.len === data.length && crc32(data) === h.crc;
     if (!valid) {
-      this.corrupt++;
       this.misses++;
-      this.index.delete(key); // dispose unlinks the file
+      // A slot freed and reused while this read waited to start holds another block: a miss, not corruption.
+      if ((this.index.peek(key) ?? this.pinned.get(key)) !== e) return undefined;
+      this.corrupt++;
+      this.index.delete(key); // dispose frees its storage
       if (this.pinned.delete(key)) {
         this.pinnedBytes -= e.len;
-        void unlink(e.file).catch(() => undefined);
+        this.discard(e);
       }
       return undefined;
     }
@@ -234,28 +259,77 @@ export class DiskBlockCache implements BlockCache {
    */
   async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
     const key = blockKey(obj.source, obj.ref, obj.version, index);
-    if (this.index.has(key) || this.pinned.has(key)) return;
+    if (this.index.has(key) || this.pinned.has(key) || this.writingKeys.has(key)) return;
     if (data.length > this.o.maxBytes && !this.pinnedObjects.has(this.objKey(obj.source, obj.ref))) return;
-    const file = this.fileFor(key);
     const header: Header = { source: obj.source, ref: obj.ref, version: obj.version, index, len: data.length, crc: 0 };
     if (!headerFits(header)) return; // a name too long for a block file's header: not cached on disk
     header.crc = crc32(data);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const dataOffset = await this.writeFile(file, header, data);
-        this.addIndex(key, { file, len: data.length, dataOffset, source: obj.source, ref: obj.ref });
-        return;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOSPC' && code !== 'EDQUOT') return; // caching is best effort: never fail the read
-        this.evictBytes(Math.max(data.length * 8, 64 * 1024 * 1024));
-        await new Promise((r) => setTimeout(r, 10));
+    this.writingKeys.add(key);
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          this.addIndex(key, await this.store(key, header, data));
+          return;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'ENOSPC' && code !== 'EDQUOT') return; // caching is best effort: never fail the read
+          // Evicted slots are reused first, and overwriting one needs no new space.
+          this.evictBytes(Math.max(data.length * 8, 64 * 1024 * 1024));
+          await new Promise((r) => setTimeout(r, 10));
+        }
       }
+    } finally {
+      this.writingKeys.delete(key);
     }
+  }
+
+  /** Write the block: a full-size one into a slab slot, another (an object's short last block) into a file of its own. */
+  private async store(key: string, header: Header, data: Buffer): Promise<IndexEntry> {
+    const at = { source: header.source, ref: header.ref, len: data.length };
+    if (data.length !== this.blockSize) {
+      const file = this.fileFor(key);
+      return { ...at, file, dataOffset: await this.writeFile(file, header, data) };
+    }
+    const slot = this.takeSlot();
+    if (slot === undefined) throw Object.assign(new Error('no free slot'), { code: 'ENOBUFS' }); // not cached
+    try {
+      const stamped = { ...header, t: Date.now() };
+      const viaPage = await this.withHeaderPage(isDirectIoReady(data), async (page) => {
+        fillHeaderPage(stamped, page);
+        await this.slab.write(slot, page, data, true);
+      });
+      if (!viaPage.done) {
+        const page = Buffer.alloc(DIRECT_IO_ALIGN);
+        fillHeaderPage(stamped, page);
+        await this.slab.write(slot, page, data, false);
+      }
+    } catch (e) {
+      this.slab.release(slot);
+      throw e;
+    }
+    return { ...at, file: this.slab.file, slot, dataOffset: DIRECT_IO_ALIGN };
+  }
+
+  /**
+   * A slot, keeping the slab within the cap (and the pinned blocks): when none is free and the file
+   * has as many slots as the cap holds, the least recently used block makes room first. Undefined when
+   * even that frees none (its slot is being read): the block is then not cached.
+   */
+  private takeSlot(): number | undefined {
+    const maxSlots = Math.ceil(this.o.maxBytes / this.blockSize) + this.pinned.size;
+    const slot = this.slab.take(maxSlots);
+    if (slot !== undefined) return slot;
+    this.evictBytes(this.blockSize);
+    return this.slab.take(maxSlots);
   }
 
   /** The file's parsed header, with the block's bytes read into `data`. */
   private async readHeaderAndData(e: IndexEntry, data: Buffer): Promise<Header | undefined> {
+    const slot = e.slot;
+    if (slot !== undefined) {
+      const viaPage = await this.withHeaderPage(isDirectIoReady(data), (page) => this.slab.read(slot, page, data, true));
+      return viaPage.done ? viaPage.value : this.slab.read(slot, Buffer.alloc(DIRECT_IO_ALIGN), data, false);
+    }
     const direct = e.dataOffset === DIRECT_IO_ALIGN && isDirectIoReady(data);
     const viaPage = await this.withHeaderPage(direct, async (page) => {
       await readBlockFileDirect(e.file, page, data);
@@ -319,15 +393,21 @@ export class DiskBlockCache implements BlockCache {
       if (e.source !== source || e.ref !== ref) continue;
       this.pinned.delete(k);
       this.pinnedBytes -= e.len;
-      await unlink(e.file).catch(() => undefined);
+      this.discard(e);
     }
   }
 
-  stats(): CacheStats & { corrupt: number; blocks: number; pinnedBytes: number; pinnedBlocks: number } {
+  stats(): CacheStats & { corrupt: number; blocks: number; pinnedBytes: number; pinnedBlocks: number; slabSlots: number; directIo: boolean } {
     return {
       bytes: this.index.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, blocks: this.index.size,
-      pinnedBytes: this.pinnedBytes, pinnedBlocks: this.pinned.size,
+      pinnedBytes: this.pinnedBytes, pinnedBlocks: this.pinned.size, slabSlots: this.slab.slots, directIo: this.direct,
     };
+  }
+
+  /** Close the slab (shutdown; a tier used after this must init() again). */
+  async close(): Promise<void> {
+    this.scanned = undefined;
+    await this.slab.reset();
   }
 
   /** Remove every block file (tests, `assetfs cache clear`). */
@@ -335,7 +415,9 @@ export class DiskBlockCache implements BlockCache {
     this.index.clear();
     this.pinned.clear();
     this.pinnedBytes = 0;
+    await this.slab.reset();
     await rm(this.o.dir, { recursive: true, force: true });
     await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+    await this.slab.scan();
   }
 }

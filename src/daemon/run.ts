@@ -92,6 +92,7 @@ export async function buildCore(config: Config, log: Logger) {
   async function close() {
     await vfs.close();
     await cache.flushed();
+    await disk.close();
     await Promise.allSettled([...providers.values()].map((p) => p.close()));
     await transport.close();
   }

@@ -1,6 +1,6 @@
 /**
  * The disk tier through real mounts: blocks survive a daemon restart (counted as GETs at the storage
- * proxy), and a corrupted block file is detected and fetched again, byte-exact.
+ * proxy), and a corrupted block is detected and fetched again, byte-exact.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -38,11 +38,23 @@ const config = () => ({
 });
 const gets = () => proxy.requests().filter((r) => r.method === 'GET' && r.path.endsWith('/clip.bin'));
 
-async function blockFiles(): Promise<string[]> {
-  const root = join(cacheDir, 'blocks');
-  const out: string[] = [];
-  for (const sub of await readdir(root)) for (const f of await readdir(join(root, sub))) out.push(join(root, sub, f));
-  return out;
+const SLOT = 4096 + MiB;
+
+/** What the disk tier holds under `dir`: the block index of each slab slot, and the bytes of the tier's files. */
+async function stored(dir = cacheDir): Promise<{ slots: number[]; files: string[]; bytes: number }> {
+  const root = join(dir, 'blocks');
+  const slab = await readFile(join(root, 'blocks.slab'));
+  const slots = Array.from({ length: Math.ceil(slab.length / SLOT) }, (_, i) => Number(/"index":(\d+)/.exec(slab.subarray(i * SLOT, i * SLOT + 4096).toString('latin1'))?.[1] ?? -1));
+  const files: string[] = [];
+  let bytes = slab.length;
+  for (const sub of await readdir(root)) {
+    if (sub === 'blocks.slab') continue;
+    for (const f of await readdir(join(root, sub))) {
+      files.push(join(root, sub, f));
+      bytes += (await stat(join(root, sub, f))).size;
+    }
+  }
+  return { slots, files, bytes };
 }
 
 describe('disk cache tier', () => {
@@ -54,7 +66,9 @@ describe('disk cache tier', () => {
       await first.stop();
     }
     expect(gets().length).toBeGreaterThan(0);
-    expect((await blockFiles()).length).toBe(7);
+    const { slots, files } = await stored();
+    expect(slots.sort()).toEqual([0, 1, 2, 3, 4, 5]); // the six full blocks; the short seventh has a file
+    expect(files).toHaveLength(1);
     proxy.clearLog();
     const second = await mountDaemon(config());
     try {
@@ -65,12 +79,11 @@ describe('disk cache tier', () => {
     expect(gets()).toHaveLength(0);
   });
 
-  it('a corrupted block file is detected and that block alone is fetched again', async () => {
-    const files = await blockFiles();
-    const victim = files[0]!;
-    const raw = await readFile(victim);
-    raw[raw.length - 1] ^= 0xff;
-    await writeFile(victim, raw);
+  it('a corrupted block is detected and that block alone is fetched again', async () => {
+    const slab = join(cacheDir, 'blocks', 'blocks.slab');
+    const raw = await readFile(slab);
+    raw[SLOT - 1] ^= 0xff; // the last byte of the first slot's block
+    await writeFile(slab, raw);
     proxy.clearLog();
     const d = await mountDaemon(config());
     try {
@@ -81,7 +94,7 @@ describe('disk cache tier', () => {
     expect(gets(), JSON.stringify(gets())).toHaveLength(1);
   });
 
-  it('a small cap: reading four times the cap is byte-exact and the block files stay within the cap', async () => {
+  it('a small cap: reading four times the cap is byte-exact and the cache files stay within the cap', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'assetfs-diskcap-'));
     const d = await mountDaemon({ ...config(), cacheDir: dir, cache: { memory: '2MiB', disk: '6MiB' } });
     try {
@@ -89,11 +102,9 @@ describe('disk cache tier', () => {
     } finally {
       await d.stop();
     }
-    let bytes = 0;
-    const root = join(dir, 'blocks');
-    for (const sub of await readdir(root)) for (const f of await readdir(join(root, sub))) bytes += (await stat(join(root, sub, f))).size;
+    const { bytes } = await stored(dir);
     expect(bytes).toBeGreaterThan(0);
-    expect(bytes).toBeLessThanOrEqual(6 * MiB + 6 * 4096); // the cap, plus each file's small header
+    expect(bytes).toBeLessThanOrEqual(6 * MiB + 7 * 4096); // the cap, plus each block's header page (and the short block's file)
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,10 +21,31 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** The block files of short blocks (full-size blocks live in the slab). */
 async function blockFiles(root: string): Promise<string[]> {
   const out: string[] = [];
-  for (const sub of await readdir(root)) for (const f of await readdir(join(root, sub))) out.push(join(root, sub, f));
+  for (const sub of await readdir(root)) {
+    if (sub === SLAB) continue;
+    for (const f of await readdir(join(root, sub))) out.push(join(root, sub, f));
+  }
   return out;
+}
+
+const SLAB = 'blocks.slab';
+const SLOT = 4096 + BS;
+
+/** Each slot of the slab: its header page as text (empty for a slot the file holds only in part). */
+async function slots(root: string): Promise<string[]> {
+  const raw = await readFile(join(root, SLAB));
+  return Array.from({ length: Math.ceil(raw.length / SLOT) }, (_, i) => raw.subarray(i * SLOT, i * SLOT + 4096).toString('latin1'));
+}
+const slotIndex = (head: string) => Number(/"index":(\d+)/.exec(head)?.[1] ?? -1);
+
+/** Overwrite `bytes` at `offset` of the slab file. */
+async function patchSlab(root: string, offset: number, bytes: Buffer): Promise<void> {
+  const raw = await readFile(join(root, SLAB));
+  bytes.copy(raw, offset);
+  await writeFile(join(root, SLAB), raw);
 }
 
 describe('DiskBlockCache', () => {
@@ -33,42 +54,64 @@ describe('DiskBlockCache', () => {
     const a = new DiskBlockCache({ dir: root, maxBytes: 100 * BS, blockSize: BS });
     await a.init();
     for (let i = 0; i < 4; i++) await a.put(obj, i, block(i));
+    await a.put(obj, 9, block(9).subarray(0, 100)); // the short last block: a file of its own
+    expect((await slots(root)).map(slotIndex)).toEqual([0, 1, 2, 3]);
+    expect((await stat(join(root, SLAB))).mode & 0o777).toBe(0o600);
     const files = await blockFiles(root);
-    expect(files).toHaveLength(4);
+    expect(files).toHaveLength(1);
     expect((await stat(files[0]!)).mode & 0o777).toBe(0o600);
     expect((await stat(join(files[0]!, '..'))).mode & 0o777).toBe(0o700);
     expect((await stat(root)).mode & 0o777).toBe(0o700);
+    await a.close();
 
     const b = new DiskBlockCache({ dir: root, maxBytes: 100 * BS, blockSize: BS });
     await b.init();
     for (let i = 0; i < 4; i++) expect((await b.get(obj, i))?.equals(block(i))).toBe(true);
-    expect(b.stats().hits).toBe(4);
+    expect((await b.get(obj, 9))?.equals(block(9).subarray(0, 100))).toBe(true);
+    expect(b.stats().hits).toBe(5);
+    await b.close();
   });
 
   it('the start-up scan indexes every block, oldest first for eviction, and removes torn, temp and foreign files', async () => {
     const root = join(dir, 'scan');
     const a = new DiskBlockCache({ dir: root, maxBytes: 100 * BS, blockSize: BS });
     await a.init();
-    const many: ObjectVersion = { ...obj, size: 60 * BS };
-    for (let i = 0; i < 60; i++) await a.put(many, i, block(i));
-    // mtimes 1 s apart, block 0 oldest: the restarted cache must evict in that order.
-    for (const [n, f] of (await blockFiles(root)).entries()) {
-      const header = (await readFile(f)).subarray(0, 4096).toString('latin1');
-      const index = Number(/"index":(\d+)/.exec(header)![1]);
-      await utimes(f, 1_000_000 + index, 1_000_000 + index);
-      if (n === 0) await writeFile(`${f}.abcd1234.tmp`, 'torn write');
-      if (n === 1) await writeFile(join(f, '..', 'f'.repeat(64) + '.blk'), 'not a block file');
-      if (index === 59) await truncate(f, 4096 + 1000); // a crash mid-write: shorter than its header says
+    const many: ObjectVersion = { ...obj, size: 60 * BS + 100 };
+    // Written in reverse, a few ms apart: slot order is not age order, and the scan must go by age.
+    for (let i = 59; i >= 0; i--) {
+      await a.put(many, i, block(i));
+      await new Promise((r) => setTimeout(r, 2));
     }
-    expect(await blockFiles(root)).toHaveLength(62);
+    await a.put(many, 60, block(60).subarray(0, 100));
+    await a.close();
+    // Block 0, written last, is the newest; the slot of block 59 (the first written) gets a foreign
+    // header, and the file ends part-way into one more slot (a crash mid-write).
+    expect((await slots(root)).map(slotIndex)).toEqual(Array.from({ length: 60 }, (_, i) => 59 - i));
+    await patchSlab(root, 0, Buffer.from('not a header'));
+    await appendFile(join(root, SLAB), Buffer.alloc(5000, 7));
+    const [f] = await blockFiles(root);
+    await utimes(f!, 1_000_000, 1_000_000); // the short block: oldest of all
+    await writeFile(`${f}.abcd1234.tmp`, 'torn write');
+    await writeFile(join(f!, '..', 'f'.repeat(64) + '.blk'), 'not a block file');
+    const short = join(f!, '..', '..', '00', 'e'.repeat(64) + '.blk');
+    await mkdir(join(short, '..'), { recursive: true });
+    const whole = await readFile(f!);
+    await writeFile(short, whole.subarray(0, whole.length - 50)); // shorter than its header says
+    expect(await blockFiles(root)).toHaveLength(4);
 
     const b = new DiskBlockCache({ dir: root, maxBytes: 50 * BS, blockSize: BS });
     await b.init();
-    expect(await blockFiles(root)).toHaveLength(50); // the torn block and the 2 strays deleted, the 9 oldest evicted
+    // 59 full blocks found (the foreign slot is free), the 9 oldest evicted, and with them the short block.
     expect(b.stats().blocks).toBe(50);
-    for (let i = 0; i < 9; i++) expect(b.has(many, i)).toBe(false);
-    for (let i = 9; i < 59; i++) expect((await b.get(many, i))?.equals(block(i))).toBe(true);
-    expect(b.has(many, 59)).toBe(false);
+    expect(await blockFiles(root)).toHaveLength(0);
+    for (let i = 50; i < 61; i++) expect(b.has(many, i)).toBe(false);
+    for (let i = 0; i < 50; i++) expect((await b.get(many, i))?.equals(block(i))).toBe(true);
+    // Freed slots (the foreign one, the evicted ones) are written before the file grows.
+    expect(b.stats().slabSlots).toBe(61);
+    for (let i = 50; i < 60; i++) await b.put(many, i, block(i));
+    expect(b.stats().slabSlots).toBe(61);
+    for (let i = 50; i < 60; i++) expect((await b.get(many, i))?.equals(block(i))).toBe(true);
+    await b.close();
   });
 
   it('never serves a block of another object version', async () => {
@@ -85,15 +128,26 @@ describe('DiskBlockCache', () => {
     await c.init();
     await c.put(obj, 0, block(0));
     await c.put(obj, 1, block(1));
-    const [f0, f1] = await blockFiles(root);
-    const raw = await readFile(f0!);
-    raw[raw.length - 100] ^= 0xff;
-    await writeFile(f0!, raw);
-    await writeFile(f1!, (await readFile(f1!)).subarray(0, 1000)); // torn
+    await c.put(obj, 9, block(9).subarray(0, 100));
+    expect((await slots(root)).map(slotIndex)).toEqual([0, 1]);
+    await patchSlab(root, 4096 + BS - 100, Buffer.from([~block(0)[0]! & 0xff])); // one byte of block 0 flipped
+    await patchSlab(root, SLOT + 4096 + BS / 2, Buffer.alloc(BS / 2)); // block 1 torn: its second half never written
+    const [f] = await blockFiles(root);
+    const raw = await readFile(f!);
+    raw[raw.length - 1] ^= 0xff;
+    await writeFile(f!, raw);
     expect(await c.get(obj, 0)).toBeUndefined();
     expect(await c.get(obj, 1)).toBeUndefined();
-    expect(c.stats().corrupt).toBe(2);
+    expect(await c.get(obj, 9)).toBeUndefined();
+    expect(c.stats()).toMatchObject({ corrupt: 3, blocks: 0 });
     expect(await blockFiles(root)).toHaveLength(0);
+    // The two slots are free again: rewriting the blocks does not grow the file, and they read back.
+    await c.put(obj, 0, block(0));
+    await c.put(obj, 1, block(1));
+    expect(c.stats().slabSlots).toBe(2);
+    expect((await c.get(obj, 0))?.equals(block(0))).toBe(true);
+    expect((await c.get(obj, 1))?.equals(block(1))).toBe(true);
+    await c.close();
   });
 
   it('evicts least recently used blocks to stay under its cap', async () => {
@@ -101,11 +155,12 @@ describe('DiskBlockCache', () => {
     const c = new DiskBlockCache({ dir: root, maxBytes: 4 * BS, blockSize: BS });
     await c.init();
     for (let i = 0; i < 10; i++) await c.put(obj, i, block(i));
-    await new Promise((r) => setTimeout(r, 50));
     expect(c.stats().bytes).toBeLessThanOrEqual(4 * BS);
-    expect(await blockFiles(root)).toHaveLength(4);
+    // The slab holds the cap's worth of slots: a block evicts the least recently used one before it is written.
+    expect((await stat(join(root, SLAB))).size).toBe(4 * SLOT);
     expect(await c.get(obj, 9)).toBeDefined();
     expect(await c.get(obj, 0)).toBeUndefined();
+    await c.close();
   });
 
   it('dropObject forgets every block of an object', async () => {
@@ -133,7 +188,8 @@ describe('DiskBlockCache', () => {
       const held = c.stats().blocks;
       expect(held).toBeGreaterThan(0);
       expect(held).toBeLessThan(40);
-      expect(await c.get({ ...obj, size: 40 * BS }, 39)).toBeDefined();
+      expect((await c.get({ ...obj, size: 40 * BS }, 39))?.equals(block(39))).toBe(true);
+      await c.close();
     } finally {
       await pexec('umount', [root]);
     }
@@ -150,15 +206,23 @@ describe('DiskBlockCache', () => {
     owned(1).set(short);
     await c.put(obj, 0, owned(0));
     await c.put(obj, 1, owned(1).subarray(0, 5000));
-    const heads = await Promise.all((await blockFiles(root)).map(async (f) => (await readFile(f)).subarray(0, 300).toString('latin1')));
-    expect(heads.filter((h) => h.includes('"at":4096') && h.includes('"index":0'))).toHaveLength(1);
-    expect(heads.filter((h) => !h.includes('"at"') && h.includes('"index":1'))).toHaveLength(1);
+    expect(c.stats().directIo).toBe(true);
+    const [head] = await slots(root);
+    expect(head).toContain('"at":4096');
+    expect(slotIndex(head!)).toBe(0);
+    const files = await blockFiles(root);
+    expect(files).toHaveLength(1);
+    const shortHead = (await readFile(files[0]!)).subarray(0, 300).toString('latin1');
+    expect(shortHead).not.toContain('"at"');
+    expect(slotIndex(shortHead)).toBe(1);
+    await c.close();
     const b = new DiskBlockCache({ dir: root, maxBytes: 100 * BS, blockSize: BS });
     await b.init();
     expect((await b.get(obj, 0, owned(2)))?.equals(block(0))).toBe(true); // O_DIRECT read
     expect((await b.get(obj, 0))?.equals(block(0))).toBe(true); // buffered read of the same file
     expect((await b.get(obj, 1, owned(3)))?.equals(short)).toBe(true);
-    expect(b.stats()).toMatchObject({ hits: 3, corrupt: 0 });
+    expect(b.stats()).toMatchObject({ hits: 3, corrupt: 0, directIo: true });
+    await b.close();
   });
 
   it('a name too long for a block file header is not cached on disk (it could never be read back), and direct I/O stays on', async () => {
@@ -173,9 +237,11 @@ describe('DiskBlockCache', () => {
     await c.put(obj, 3, arena.subarray(BS));
     expect(c.has(long, 0)).toBe(false);
     expect((await c.get(obj, 3))?.equals(block(3))).toBe(true);
-    const files = await blockFiles(root);
-    expect(files).toHaveLength(1);
-    expect((await readFile(files[0]!)).subarray(0, 300).toString('latin1')).toContain('"at":4096');
+    const held = await slots(root);
+    expect(held).toHaveLength(1);
+    expect(held[0]).toContain('"at":4096');
+    expect(c.stats().directIo).toBe(true);
+    await c.close();
   });
 
   it('falls back to buffered I/O on a filesystem that refuses O_DIRECT (ramfs), losing no block', async () => {
@@ -196,7 +262,8 @@ describe('DiskBlockCache', () => {
       await c.put(obj, 5, arena.subarray(BS));
       expect((await c.get(obj, 4, arena.subarray(BS)))?.equals(block(4))).toBe(true);
       expect((await c.get(obj, 5))?.equals(block(5))).toBe(true);
-      for (const f of await blockFiles(join(root, 'blocks'))) expect((await readFile(f)).subarray(0, 300).toString('latin1')).not.toContain('"at"');
+      expect(c.stats()).toMatchObject({ directIo: false, blocks: 2, corrupt: 0 });
+      await c.close();
     } finally {
       await pexec('umount', [root]);
     }
