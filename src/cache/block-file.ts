@@ -6,7 +6,8 @@
  * Written for direct I/O (blocks a page multiple long), the header is padded to one page (`at` = 4096).
  */
 import { constants } from 'node:fs';
-import { mkdir, open, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, unlink } from 'node:fs/promises';
+import pLimit from 'p-limit';
 import { join } from 'node:path';
 import { DIRECT_IO_ALIGN } from '../util/aligned.js';
 
@@ -137,4 +138,53 @@ async function writeInPlace(file: string, flags: string | number, buffers: Buffe
     throw e;
   }
   await fh.close();
+}
+
+/** Block files whose headers the start-up scan reads at once. */
+const SCAN_CONCURRENCY = 32;
+
+/**
+ * The block files under `dir`/<sub>/, with their headers; an unreadable, foreign or torn one (shorter
+ * than its header says: a crash mid-write) is deleted. Headers are read SCAN_CONCURRENCY at a time:
+ * one after another, a 4 GiB cache took 1.5 s to index after a reboot (each read waits on the disk).
+ */
+export async function scanBlockFiles(dir: string): Promise<Array<{ file: string; header: Header; dataOffset: number; mtime: number }>> {
+  const limit = pLimit(SCAN_CONCURRENCY);
+  const reads: Array<Promise<{ file: string; header: Header; dataOffset: number; mtime: number } | undefined>> = [];
+  for (const sub of await readdir(dir).catch(() => [] as string[])) {
+    const d = join(dir, sub);
+    for (const name of await readdir(d).catch(() => [] as string[])) {
+      const file = join(d, name);
+      if (!name.endsWith('.blk')) {
+        reads.push(limit(() => unlink(file).then(() => undefined, () => undefined))); // not ours (or a temp file of an older version)
+        continue;
+      }
+      reads.push(limit(() => readBlockFileHeader(file)));
+    }
+  }
+  return (await Promise.all(reads)).filter((f) => f !== undefined);
+}
+
+async function readBlockFileHeader(file: string): Promise<{ file: string; header: Header; dataOffset: number; mtime: number } | undefined> {
+  const fh = await open(file, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  let parsed: ReturnType<typeof parseHeader>;
+  let mtime = 0;
+  try {
+    const head = Buffer.alloc(DIRECT_IO_ALIGN);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    parsed = parseHeader(head.subarray(0, bytesRead));
+    const st = await fh.stat();
+    mtime = st.mtimeMs;
+    if (parsed && st.size < parsed.dataOffset + parsed.header.len) parsed = undefined;
+  } catch {
+    parsed = undefined;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  if (!parsed) {
+    await unlink(file).catch(() => undefined);
+    return undefined;
+  }
+  return { file, header: parsed.header, dataOffset: parsed.dataOffset, mtime };
 }

@@ -23,21 +23,17 @@
  *    `maxBytes`, until unpinned (they then rejoin the LRU as its most recent entries).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, rm, unlink } from 'node:fs/promises';
+import { mkdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
-import pLimit from 'p-limit';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
 import { DIRECT_IO_ALIGN, alignedBuffer, isDirectIoReady } from '../util/aligned.js';
-import { fillHeaderPage, headerFits, parseHeader, readBlockFile, readBlockFileDirect, writeBlockFile, writeBlockFileDirect, type Header } from './block-file.js';
+import { fillHeaderPage, headerFits, parseHeader, readBlockFile, readBlockFileDirect, scanBlockFiles, writeBlockFile, writeBlockFileDirect, type Header } from './block-file.js';
 import { Slab } from './slab.js';
 
 /** Direct reads and writes in flight at once (each needs an aligned header page); more are buffered. */
 const HEADER_PAGES = 64;
-/** Block files whose headers the start-up scan reads at once. */
-const SCAN_CONCURRENCY = 32;
-
 interface IndexEntry {
   /** The block file, or the slab's file when `slot` is set. */
   file: string;
@@ -138,54 +134,17 @@ export class DiskBlockCache implements BlockCache {
 
   private async scan(): Promise<void> {
     await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
-    // Headers are read SCAN_CONCURRENCY at a time: one after another, a 4 GiB cache took 1.5 s to
-    // index after a reboot (each read waits on the disk); a 100 GiB one would have held the mount ~40 s.
-    const limit = pLimit(SCAN_CONCURRENCY);
-    const reads: Array<Promise<{ key: string; e: IndexEntry; mtime: number } | undefined>> = [];
-    for (const sub of await readdir(this.o.dir).catch(() => [] as string[])) {
-      const d = join(this.o.dir, sub);
-      for (const name of await readdir(d).catch(() => [] as string[])) {
-        const file = join(d, name);
-        if (!name.endsWith('.blk')) {
-          reads.push(limit(() => unlink(file).then(() => undefined, () => undefined))); // not ours (or a temp file of an older version)
-          continue;
-        }
-        reads.push(limit(() => this.indexEntryOf(file)));
-      }
+    const found: Array<{ key: string; e: IndexEntry; mtime: number }> = [];
+    for (const { file, header: h, dataOffset, mtime } of await scanBlockFiles(this.o.dir)) {
+      found.push({ key: blockKey(h.source, h.ref, h.version, h.index), e: { file, len: h.len, dataOffset, source: h.source, ref: h.ref }, mtime });
     }
-    const found = (await Promise.all(reads)).filter((f) => f !== undefined);
     for (const { slot, header: h } of await this.slab.scan()) {
       const e: IndexEntry = { file: this.slab.file, slot, len: h.len, dataOffset: DIRECT_IO_ALIGN, source: h.source, ref: h.ref };
       found.push({ key: blockKey(h.source, h.ref, h.version, h.index), e, mtime: h.t ?? 0 });
     }
     found.sort((a, b) => a.mtime - b.mtime);
     for (const f of found) this.addIndex(f.key, f.e);
-  }
-
-  /** The index entry of a block file found by the scan; an unreadable or foreign file is deleted. */
-  private async indexEntryOf(file: string): Promise<{ key: string; e: IndexEntry; mtime: number } | undefined> {
-    const fh = await open(file, 'r').catch(() => undefined);
-    if (!fh) return undefined;
-    let parsed: ReturnType<typeof parseHeader>;
-    let mtime = 0;
-    try {
-      const head = Buffer.alloc(DIRECT_IO_ALIGN);
-      const { bytesRead } = await fh.read(head, 0, head.length, 0);
-      parsed = parseHeader(head.subarray(0, bytesRead));
-      const st = await fh.stat();
-      mtime = st.mtimeMs;
-      if (parsed && st.size < parsed.dataOffset + parsed.header.len) parsed = undefined; // torn by a crash mid-write
-    } catch {
-      parsed = undefined;
-    } finally {
-      await fh.close().catch(() => undefined);
-    }
-    if (!parsed) {
-      await unlink(file).catch(() => undefined);
-      return undefined;
-    }
-    const h = parsed.header;
-    return { key: blockKey(h.source, h.ref, h.version, h.index), e: { file, len: h.len, dataOffset: parsed.dataOffset, source: h.source, ref: h.ref }, mtime };
+    await this.slab.trim(); // a smaller cap than last time evicted blocks at the end of the slab
   }
 
   /** Keep every block of (source, ref), of any version, out of eviction (or let them go again). */

@@ -122,6 +122,20 @@ export class Slab {
     }
   }
 
+  /**
+   * Cut the file after its last slot in use (at start, once the caller has indexed what it keeps: a
+   * smaller cap than the last run's leaves free slots at the end). Only call with no slot being written.
+   */
+  async trim(): Promise<void> {
+    const free = new Set(this.free);
+    let end = this.next;
+    while (end > 0 && free.has(end - 1)) end--;
+    if (end === this.next) return;
+    await this.buffered?.truncate(end * this.slotSize);
+    this.next = end;
+    for (let i = this.free.length - 1; i >= 0; i--) if (this.free[i]! >= end) this.free.splice(i, 1);
+  }
+
   /** Close the file and forget every slot (clear() removes the file). Call scan() again before use. */
   async reset(): Promise<void> {
     const handles = [this.buffered, await this.direct?.catch(() => undefined)];

@@ -69,4 +69,19 @@ describe('Slab', () => {
     expect(data.equals(Buffer.alloc(BS, 2))).toBe(true);
     await b.reset();
   });
+
+  it('trim cuts free slots off the end of the file, and only those', async () => {
+    const file = join(dir, 'trim.slab');
+    const slab = new Slab(file, BS);
+    await slab.scan();
+    for (let i = 0; i < 5; i++) await slab.write(slab.take(10)!, page(i), Buffer.alloc(BS, i), false);
+    slab.release(1);
+    slab.release(4);
+    slab.release(3);
+    await slab.trim();
+    expect(slab.slots).toBe(3);
+    expect((await stat(file)).size).toBe(3 * (4096 + BS));
+    expect([slab.take(10), slab.take(10)]).toEqual([1, 3]); // slot 1 stays free inside the file
+    await slab.reset();
+  });
 });
