@@ -105,9 +105,19 @@ export class DiskBlockCache implements BlockCache {
   }
 
   private addIndex(key: string, e: IndexEntry) {
-    // A second copy of a block (the scan found it twice): the older one's storage goes.
+    // A second copy of a block (the scan found it twice): the older entry goes, and its storage
+    // with it unless the new entry reuses it.
     const old = this.index.peek(key) ?? this.pinned.get(key);
-    if (old && (old.file !== e.file || old.slot !== e.slot)) this.discard(old);
+    if (old) {
+      this.moving = true;
+      try {
+        this.index.delete(key);
+      } finally {
+        this.moving = false;
+      }
+      if (this.pinned.delete(key)) this.pinnedBytes -= old.len;
+      if (old.file !== e.file || old.slot !== e.slot) this.discard(old);
+    }
     if (this.pinnedObjects.has(this.objKey(e.source, e.ref))) {
       if (!this.pinned.has(key)) this.pinnedBytes += e.len;
       this.pinned.set(key, e);

@@ -46,6 +46,8 @@ export class Slab {
   /** Slots below this exist in the file (or are being written); the file grows past it only. */
   private next = 0;
   private readonly free: number[] = [];
+  /** The slots in `free`: releasing a slot twice must not hand it to two writers. */
+  private readonly isFree = new Set<number>();
   private readonly reading = new Map<number, number>();
   /** Released while being read: freed when the last read ends. */
   private readonly releasedWhileRead = new Set<number>();
@@ -79,21 +81,24 @@ export class Slab {
     this.next = Math.ceil(size / this.slotSize);
     const held = found.filter((f) => f !== undefined);
     const used = new Set(held.map((f) => f.slot));
-    for (let slot = this.next - 1; slot >= 0; slot--) if (!used.has(slot)) this.free.push(slot);
+    for (let slot = this.next - 1; slot >= 0; slot--) if (!used.has(slot)) this.pushFree(slot);
     return held;
   }
 
   /** A slot to write a block into: a freed one, else a new one at the end of the file while it has fewer than `maxSlots`. */
   take(maxSlots: number): number | undefined {
     const slot = this.free.pop();
-    if (slot !== undefined) return slot;
+    if (slot !== undefined) {
+      this.isFree.delete(slot);
+      return slot;
+    }
     return this.next < maxSlots ? this.next++ : undefined;
   }
 
   /** The slot's block is gone (evicted, dropped, corrupt, or its write failed): the slot may be reused. */
   release(slot: number): void {
     if (this.reading.has(slot)) this.releasedWhileRead.add(slot);
-    else this.free.push(slot);
+    else this.pushFree(slot);
   }
 
   /** Header page (`page`, one page) and bytes (`data`, blockSize) into `slot`, with O_DIRECT when `direct`. */
@@ -117,7 +122,7 @@ export class Slab {
       if (n > 0) this.reading.set(slot, n);
       else {
         this.reading.delete(slot);
-        if (this.releasedWhileRead.delete(slot)) this.free.push(slot);
+        if (this.releasedWhileRead.delete(slot)) this.pushFree(slot);
       }
     }
   }
@@ -127,13 +132,16 @@ export class Slab {
    * smaller cap than the last run's leaves free slots at the end). Only call with no slot being written.
    */
   async trim(): Promise<void> {
-    const free = new Set(this.free);
     let end = this.next;
-    while (end > 0 && free.has(end - 1)) end--;
+    while (end > 0 && this.isFree.has(end - 1)) end--;
     if (end === this.next) return;
     await this.buffered?.truncate(end * this.slotSize);
     this.next = end;
-    for (let i = this.free.length - 1; i >= 0; i--) if (this.free[i]! >= end) this.free.splice(i, 1);
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      if (this.free[i]! < end) continue;
+      this.isFree.delete(this.free[i]!);
+      this.free.splice(i, 1);
+    }
   }
 
   /** Close the file and forget every slot (clear() removes the file). Call scan() again before use. */
@@ -142,8 +150,15 @@ export class Slab {
     this.buffered = this.direct = undefined;
     this.next = 0;
     this.free.length = 0;
+    this.isFree.clear();
     this.releasedWhileRead.clear();
     await Promise.all(handles.map((h) => h?.close().catch(() => undefined)));
+  }
+
+  private pushFree(slot: number): void {
+    if (this.isFree.has(slot)) return;
+    this.isFree.add(slot);
+    this.free.push(slot);
   }
 
   /** Slots the file holds (blocks and free ones), for tests and status. */
