@@ -35,9 +35,14 @@ async function withCleanExit(fn: () => Promise<void>): Promise<void> {
   }
 }
 
-/** Run until SIGTERM/SIGINT, then stop cleanly; SIGHUP calls `reload`. */
-function runUntilSignal(log: Logger, stop: () => Promise<void>, reload?: () => Promise<void>): Promise<void> {
-  return new Promise((done) => {
+/**
+ * Run until SIGTERM/SIGINT, then stop cleanly; SIGHUP calls `reload`. The handlers are in place
+ * before `started` settles: a signal that arrives while the daemon is still starting (its mount may
+ * already be visible) stops it once it is up, instead of killing the process with the mount left
+ * stale. Rejects with `started`'s error when it fails.
+ */
+function runUntilSignal<T extends { stop(): Promise<void> }>(log: Logger, started: Promise<T>, reload?: (running: T) => Promise<void>): Promise<void> {
+  return new Promise((done, fail) => {
     let stopping = false;
     const onStop = (sig: NodeJS.Signals) => {
       if (stopping) {
@@ -46,7 +51,7 @@ function runUntilSignal(log: Logger, stop: () => Promise<void>, reload?: () => P
       }
       stopping = true;
       log.info({ sig }, 'shutting down');
-      stop().then(done, (e) => {
+      started.then((running) => running.stop()).then(done, (e: unknown) => {
         log.error({ err: e }, 'shutdown failed');
         process.exitCode = 1;
         done();
@@ -57,9 +62,10 @@ function runUntilSignal(log: Logger, stop: () => Promise<void>, reload?: () => P
     if (reload) {
       process.on('SIGHUP', () => {
         log.info('SIGHUP: reloading credentials');
-        reload().catch((e) => log.error({ err: e }, 'reload failed; keeping the old credentials'));
+        started.then(reload).catch((e: unknown) => log.error({ err: e }, 'reload failed; keeping the old credentials'));
       });
     }
+    started.catch(fail);
   });
 }
 
@@ -90,8 +96,8 @@ export function buildProgram(): Command {
         const config = await loadConfig(o.config);
         const log = createLogger(config.log);
         const mountpoint = mountpointOf(config, mp);
-        const daemon: Daemon = await startDaemon({ config, log, mountpoint, force: o.force });
-        await runUntilSignal(log, () => daemon.stop(), async () => daemon.reload(await loadConfig(o.config)));
+        const started: Promise<Daemon> = startDaemon({ config, log, mountpoint, force: o.force });
+        await runUntilSignal(log, started, async (daemon) => daemon.reload(await loadConfig(o.config)));
         exitNow(log);
       }),
     );
@@ -183,9 +189,11 @@ export function buildProgram(): Command {
         const log = createLogger({ level: process.env.ASSETFS_LOG_LEVEL ?? 'warn' });
         process.stdout.write('assetfs demo: starting storage servers and seeding sample media…\n');
         const { startDemo } = await import('../demo/demo.js'); // the emulators and storage servers only for the demo
-        const demo = await startDemo({ mountpoint: resolve(mp), log });
-        process.stdout.write(`${demo.tour}\n`);
-        await runUntilSignal(log, () => demo.stop());
+        const started = startDemo({ mountpoint: resolve(mp), log }).then((demo) => {
+          process.stdout.write(`${demo.tour}\n`);
+          return demo;
+        });
+        await runUntilSignal(log, started);
         process.stdout.write('assetfs demo: stopped, nothing left mounted.\n');
         exitNow(log);
       }),

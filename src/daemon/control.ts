@@ -45,6 +45,38 @@ export async function startControlServer(path: string, routes: Record<string, Co
   };
 }
 
+/**
+ * Refuses a cache dir another running daemon uses: two daemons would share its disk tier's slab, its
+ * upload journal and staging files, and the second would take over the first's control socket.
+ * Something that accepts the connection but does not answer within `timeoutMs` is a daemon too (a
+ * busy one); a socket file nobody listens on is a crashed daemon's and is free.
+ */
+export async function assertCacheDirFree(cacheDir: string, timeoutMs = 3_000): Promise<void> {
+  const path = controlSocketPath(cacheDir);
+  const answer = await new Promise<{ mountpoint?: string } | 'silent' | undefined>((resolve) => {
+    const req = request({ socketPath: path, method: 'GET', path: '/status', timeout: timeoutMs }, (res) => {
+      let raw = '';
+      res.on('data', (d: Buffer) => (raw += d.toString()));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(raw) as { mountpoint?: string });
+        } catch {
+          resolve({});
+        }
+      });
+    });
+    req.on('timeout', () => {
+      req.destroy();
+      resolve('silent');
+    });
+    req.on('error', () => resolve(undefined)); // ENOENT, ECONNREFUSED: nobody there
+    req.end();
+  });
+  if (answer === undefined) return;
+  const where = answer !== 'silent' && answer.mountpoint ? ` (mounted at ${answer.mountpoint})` : '';
+  throw new Error(`another assetfs daemon${where} uses the cache dir ${cacheDir}: give each mount its own cacheDir`);
+}
+
 /** Call the running daemon; throws a one-line error when none answers at `path`. */
 export async function callControl(path: string, method: 'GET' | 'POST', url: string, body?: unknown): Promise<unknown> {
   return new Promise((resolve, reject) => {

@@ -20,7 +20,7 @@ import { fitReadahead } from '../read/readahead.js';
 import { AssetVfs } from '../vfs/vfs.js';
 import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
-import { controlSocketPath, startControlServer } from './control.js';
+import { assertCacheDirFree, controlSocketPath, startControlServer } from './control.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
 import { Pinner } from '../cache/pinner.js';
@@ -119,6 +119,7 @@ export async function buildCore(config: Config, log: Logger) {
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const { config, log } = o;
   await mkdir(config.cacheDir, { recursive: true, mode: 0o700 });
+  await assertCacheDirFree(config.cacheDir);
   await preflight(o.mountpoint, { force: o.force });
   const core = await buildCore(config, log);
   const pinner = new Pinner({ file: join(config.cacheDir, 'pins.json'), disk: core.disk, blocks: core.blocks, walk: (p) => core.vfs.walkFiles(p), log: log.child({ c: 'pin' }) });

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { seedAzure, seedS3 } from '../../src/demo/seed-storage.js';
-import { BIN, isMounted, mountDaemon, sh, shResult } from '../helpers/mount.js';
+import { spawn } from 'node:child_process';
+import { BIN, NODE_FLAGS, isMounted, mountDaemon, sh, shResult } from '../helpers/mount.js';
 
 let s3: StorageServer;
 let az: StorageServer;
@@ -67,6 +68,56 @@ describe('one clear line for mistakes a person can fix', () => {
 });
 
 describe('lifecycle', () => {
+  it('a second daemon on the same cache dir is refused in one line, and the first keeps its control socket', async () => {
+    const cacheDir = join(work, 'shared-cache');
+    const first = await mountDaemon({ cacheDir, sources: [s3Source()] });
+    try {
+      const file = join(work, 'second.json');
+      const mnt = join(work, 'second-mnt');
+      await mkdir(mnt);
+      await writeFile(file, JSON.stringify({ cacheDir, sources: [s3Source()] }));
+      // Bounded: without the check, the second daemon would mount and run on.
+      const second = await shResult(`timeout -s INT 20 ${node(`mount --config ${file} ${mnt}`)}`);
+      expect(second.code).toBe(1);
+      expect(second.stderr.trim().split('\n')).toHaveLength(1);
+      expect(second.stderr).toContain(`another assetfs daemon (mounted at ${first.mountpoint}) uses the cache dir ${cacheDir}`);
+      expect(await isMounted(mnt)).toBe(false);
+      const status = JSON.parse(await sh(node(`status --json --socket ${join(cacheDir, 'control.sock')}`)));
+      expect(status.mountpoint).toBe(first.mountpoint);
+      expect(await readFile(join(first.mountpoint, 's3', 'a.txt'), 'utf8')).toBe(DATA.toString());
+    } finally {
+      await shResult(`fusermount -uz ${join(work, 'second-mnt')}`);
+      expect(await first.stop()).toBe(0);
+    }
+    // Once it is gone (its socket file may stay behind after a crash), the cache dir is free again.
+    await writeFile(join(cacheDir, 'control.sock'), '');
+    const again = await mountDaemon({ cacheDir, sources: [s3Source()] });
+    expect(await again.stop()).toBe(0);
+  });
+
+  it('a SIGTERM the moment the mount appears (the daemon still starting) unmounts cleanly and exits 0', async () => {
+    const dir = await mkdtemp(join(work, 'early-'));
+    const mnt = join(dir, 'mnt');
+    await mkdir(mnt);
+    const file = join(dir, 'c.json');
+    await writeFile(file, JSON.stringify({ cacheDir: join(dir, 'cache'), sources: [s3Source()], mountpoint: mnt }));
+    const child = spawn(process.execPath, [...NODE_FLAGS, BIN, 'mount', '--config', file], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      // Poll fast, and signal at once: the rest of start-up (uploads, pins, control socket) follows the mount.
+      while (!(await isMounted(mnt))) {
+        if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(await isMounted(mnt)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      await shResult(`fusermount -uz ${mnt}`);
+    }
+  });
+
   it('SIGTERM unmounts cleanly and exits 0', async () => {
     const d = await mountDaemon({ sources: [s3Source()] });
     expect(await sh(`cat ${d.mountpoint}/s3/a.txt`)).toBe(DATA.toString());
