@@ -263,15 +263,12 @@ export class DiskBlockCache implements BlockCache {
     if (slot === undefined) throw Object.assign(new Error('no free slot'), { code: 'ENOBUFS' }); // not cached
     try {
       const stamped = { ...header, t: Date.now() };
-      const viaPage = await this.withHeaderPage(isDirectIoReady(data), async (page) => {
+      const write = (page: Buffer, direct: boolean) => {
         fillHeaderPage(stamped, page);
-        await this.slab.write(slot, page, data, true);
-      });
-      if (!viaPage.done) {
-        const page = Buffer.alloc(DIRECT_IO_ALIGN);
-        fillHeaderPage(stamped, page);
-        await this.slab.write(slot, page, data, false);
-      }
+        return this.slab.write(slot, page, data, direct);
+      };
+      const viaPage = await this.withHeaderPage(isDirectIoReady(data), (page) => write(page, true));
+      if (!viaPage.done) await write(Buffer.alloc(DIRECT_IO_ALIGN), false);
     } catch (e) {
       this.slab.release(slot);
       throw e;

@@ -48,39 +48,27 @@ export async function startControlServer(path: string, routes: Record<string, Co
 /**
  * Refuses a cache dir another running daemon uses: two daemons would share its disk tier's slab, its
  * upload journal and staging files, and the second would take over the first's control socket.
- * Something that accepts the connection but does not answer within `timeoutMs` is a daemon too (a
- * busy one); a socket file nobody listens on is a crashed daemon's and is free.
+ * Whatever answers on the socket — even with an error, or not within `timeoutMs` (a busy daemon) —
+ * is a daemon; a socket file nobody listens on is a crashed daemon's and is free.
  */
 export async function assertCacheDirFree(cacheDir: string, timeoutMs = 3_000): Promise<void> {
-  const path = controlSocketPath(cacheDir);
-  const answer = await new Promise<{ mountpoint?: string } | 'silent' | undefined>((resolve) => {
-    const req = request({ socketPath: path, method: 'GET', path: '/status', timeout: timeoutMs }, (res) => {
-      let raw = '';
-      res.on('data', (d: Buffer) => (raw += d.toString()));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(raw) as { mountpoint?: string });
-        } catch {
-          resolve({});
-        }
-      });
-    });
-    req.on('timeout', () => {
-      req.destroy();
-      resolve('silent');
-    });
-    req.on('error', () => resolve(undefined)); // ENOENT, ECONNREFUSED: nobody there
-    req.end();
-  });
-  if (answer === undefined) return;
-  const where = answer !== 'silent' && answer.mountpoint ? ` (mounted at ${answer.mountpoint})` : '';
+  let where = '';
+  try {
+    const status = (await callControl(controlSocketPath(cacheDir), 'GET', '/status', undefined, timeoutMs)) as { mountpoint?: string };
+    if (status.mountpoint) where = ` (mounted at ${status.mountpoint})`;
+  } catch (e) {
+    if (e instanceof NoDaemonError) return;
+  }
   throw new Error(`another assetfs daemon${where} uses the cache dir ${cacheDir}: give each mount its own cacheDir`);
 }
 
+/** Nothing listens at the control socket's path. */
+export class NoDaemonError extends Error {}
+
 /** Call the running daemon; throws a one-line error when none answers at `path`. */
-export async function callControl(path: string, method: 'GET' | 'POST', url: string, body?: unknown): Promise<unknown> {
+export async function callControl(path: string, method: 'GET' | 'POST', url: string, body?: unknown, timeoutMs?: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: path, method, path: url, headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = request({ socketPath: path, method, path: url, headers: { 'content-type': 'application/json' }, timeout: timeoutMs }, (res) => {
       let raw = '';
       res.on('data', (d: Buffer) => (raw += d.toString()));
       res.on('end', () => {
@@ -93,8 +81,9 @@ export async function callControl(path: string, method: 'GET' | 'POST', url: str
         }
       });
     });
+    req.on('timeout', () => req.destroy(new Error(`the daemon at ${path} did not answer within ${timeoutMs} ms`)));
     req.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(new Error(`no running assetfs daemon answers at ${path}`));
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(new NoDaemonError(`no running assetfs daemon answers at ${path}`));
       else reject(e);
     });
     req.end(body === undefined ? undefined : JSON.stringify(body));
