@@ -25,11 +25,11 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
 import { DIRECT_IO_ALIGN, alignedBuffer, isDirectIoReady } from '../util/aligned.js';
 import { fillHeaderPage, headerFits, parseHeader, readBlockFile, readBlockFileDirect, scanBlockFiles, writeBlockFile, writeBlockFileDirect, type Header } from './block-file.js';
+import { blockCrc32, crc32Implementation } from './checksum.js';
 import { Slab } from './slab.js';
 
 /** Direct reads and writes in flight at once (each needs an aligned header page); more are buffered. */
@@ -204,7 +204,7 @@ export class DiskBlockCache implements BlockCache {
     }
     const data = into && into.length >= e.len ? into.subarray(0, e.len) : Buffer.allocUnsafe(e.len);
     const h = await this.readHeaderAndData(e, data).catch(() => undefined);
-    const valid = h && h.source === obj.source && h.ref === obj.ref && h.version === obj.version && h.index === index && h.len === data.length && crc32(data) === h.crc;
+    const valid = h && h.source === obj.source && h.ref === obj.ref && h.version === obj.version && h.index === index && h.len === data.length && blockCrc32(data) === h.crc;
     if (!valid) {
       this.misses++;
       // A slot freed and reused while this read waited to start holds another block: a miss, not corruption.
@@ -232,7 +232,7 @@ export class DiskBlockCache implements BlockCache {
     if (data.length > this.o.maxBytes && !this.pinnedObjects.has(this.objKey(obj.source, obj.ref))) return;
     const header: Header = { source: obj.source, ref: obj.ref, version: obj.version, index, len: data.length, crc: 0 };
     if (!headerFits(header)) return; // a name too long for a block file's header: not cached on disk
-    header.crc = crc32(data);
+    header.crc = blockCrc32(data);
     this.writingKeys.add(key);
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
@@ -363,10 +363,10 @@ export class DiskBlockCache implements BlockCache {
     }
   }
 
-  stats(): CacheStats & { corrupt: number; blocks: number; pinnedBytes: number; pinnedBlocks: number; slabSlots: number; directIo: boolean } {
+  stats(): CacheStats & { corrupt: number; blocks: number; pinnedBytes: number; pinnedBlocks: number; slabSlots: number; directIo: boolean; checksum: string } {
     return {
       bytes: this.index.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, blocks: this.index.size,
-      pinnedBytes: this.pinnedBytes, pinnedBlocks: this.pinned.size, slabSlots: this.slab.slots, directIo: this.direct,
+      pinnedBytes: this.pinnedBytes, pinnedBlocks: this.pinned.size, slabSlots: this.slab.slots, directIo: this.direct, checksum: crc32Implementation,
     };
   }
 
