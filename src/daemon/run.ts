@@ -21,6 +21,7 @@ import { AssetVfs } from '../vfs/vfs.js';
 import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
 import { assertCacheDirFree, controlSocketPath, startControlServer } from './control.js';
+import { lockCacheDir } from './cache-dir-lock.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
 import { Pinner } from '../cache/pinner.js';
@@ -117,9 +118,20 @@ export async function buildCore(config: Config, log: Logger) {
 }
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
+  await mkdir(o.config.cacheDir, { recursive: true, mode: 0o700 });
+  await assertCacheDirFree(o.config.cacheDir); // names the mount of a running daemon
+  const lock = lockCacheDir(o.config.cacheDir); // and this also refuses one still starting
+  try {
+    const d = await startWithCacheDir(o);
+    return { ...d, stop: () => d.stop().finally(() => lock.release()) };
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   const { config, log } = o;
-  await mkdir(config.cacheDir, { recursive: true, mode: 0o700 });
-  await assertCacheDirFree(config.cacheDir);
   await preflight(o.mountpoint, { force: o.force });
   const core = await buildCore(config, log);
   const pinner = new Pinner({ file: join(config.cacheDir, 'pins.json'), disk: core.disk, blocks: core.blocks, walk: (p) => core.vfs.walkFiles(p), log: log.child({ c: 'pin' }) });
