@@ -237,7 +237,8 @@ export class DiskBlockCache implements BlockCache {
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
-          this.addIndex(key, await this.store(key, header, data));
+          const stored = await this.store(key, header, data);
+          if (stored) this.addIndex(key, stored);
           return;
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
@@ -252,15 +253,18 @@ export class DiskBlockCache implements BlockCache {
     }
   }
 
-  /** Write the block: a full-size one into a slab slot, another (an object's short last block) into a file of its own. */
-  private async store(key: string, header: Header, data: Buffer): Promise<IndexEntry> {
+  /**
+   * Write the block: a full-size one into a slab slot, another (an object's short last block) into a
+   * file of its own. Undefined when no slot can be had: the block is then not cached.
+   */
+  private async store(key: string, header: Header, data: Buffer): Promise<IndexEntry | undefined> {
     const at = { source: header.source, ref: header.ref, len: data.length };
     if (data.length !== this.blockSize) {
       const file = this.fileFor(key);
       return { ...at, file, dataOffset: await this.writeFile(file, header, data) };
     }
     const slot = this.takeSlot();
-    if (slot === undefined) throw Object.assign(new Error('no free slot'), { code: 'ENOBUFS' }); // not cached
+    if (slot === undefined) return undefined;
     try {
       const stamped = { ...header, t: Date.now() };
       const write = (page: Buffer, direct: boolean) => {

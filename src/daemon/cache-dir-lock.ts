@@ -4,12 +4,12 @@
  *
  * SQLite locks with fcntl record locks, which the kernel drops when their process exits however it
  * exits, so a crashed or killed daemon never leaves a stale lock behind, and of two daemons started at
- * the same instant exactly one gets it. (The control-socket check in control.ts, which names the
- * mount that holds the dir, cannot see a daemon still starting up.) The file holds no data.
+ * the same instant exactly one gets it. The file holds no data.
  */
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { mountpointOfDaemonAt } from './control.js';
 
 export interface CacheDirLock {
   /** Let the cache dir go; idempotent. */
@@ -41,4 +41,19 @@ export function lockCacheDir(cacheDir: string): CacheDirLock {
       db.close();
     },
   };
+}
+
+/**
+ * lockCacheDir for a daemon about to start: a refusal names the mount that holds the dir when that
+ * daemon answers on its control socket (one still starting or stopping may not).
+ */
+export async function claimCacheDir(cacheDir: string): Promise<CacheDirLock> {
+  try {
+    return lockCacheDir(cacheDir);
+  } catch (e) {
+    if (!(e instanceof CacheDirBusyError)) throw e;
+    const mountpoint = await mountpointOfDaemonAt(cacheDir);
+    if (mountpoint) throw new CacheDirBusyError(`another assetfs daemon (mounted at ${mountpoint}) uses the cache dir ${cacheDir}: give each mount its own cacheDir`);
+    throw e;
+  }
 }

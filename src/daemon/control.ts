@@ -46,24 +46,17 @@ export async function startControlServer(path: string, routes: Record<string, Co
 }
 
 /**
- * Refuses a cache dir another running daemon uses: two daemons would share its disk tier's slab, its
- * upload journal and staging files, and the second would take over the first's control socket.
- * Whatever answers on the socket — even with an error, or not within `timeoutMs` (a busy daemon) —
- * is a daemon; a socket file nobody listens on is a crashed daemon's and is free.
+ * The mount point of the daemon answering on the control socket of `cacheDir`, if one answers within
+ * `timeoutMs`: named in the message that refuses a second daemon on that dir (cache-dir-lock.ts).
  */
-export async function assertCacheDirFree(cacheDir: string, timeoutMs = 3_000): Promise<void> {
-  let where = '';
+export async function mountpointOfDaemonAt(cacheDir: string, timeoutMs = 1_000): Promise<string | undefined> {
   try {
-    const status = (await callControl(controlSocketPath(cacheDir), 'GET', '/status', undefined, timeoutMs)) as { mountpoint?: string };
-    if (status.mountpoint) where = ` (mounted at ${status.mountpoint})`;
-  } catch (e) {
-    if (e instanceof NoDaemonError) return;
+    const status = (await callControl(controlSocketPath(cacheDir), 'GET', '/status', undefined, timeoutMs)) as { mountpoint?: unknown };
+    return typeof status.mountpoint === 'string' ? status.mountpoint : undefined;
+  } catch {
+    return undefined;
   }
-  throw new Error(`another assetfs daemon${where} uses the cache dir ${cacheDir}: give each mount its own cacheDir`);
 }
-
-/** Nothing listens at the control socket's path. */
-export class NoDaemonError extends Error {}
 
 /** Call the running daemon; throws a one-line error when none answers at `path`. */
 export async function callControl(path: string, method: 'GET' | 'POST', url: string, body?: unknown, timeoutMs?: number): Promise<unknown> {
@@ -83,7 +76,7 @@ export async function callControl(path: string, method: 'GET' | 'POST', url: str
     });
     req.on('timeout', () => req.destroy(new Error(`the daemon at ${path} did not answer within ${timeoutMs} ms`)));
     req.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(new NoDaemonError(`no running assetfs daemon answers at ${path}`));
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(new Error(`no running assetfs daemon answers at ${path}`));
       else reject(e);
     });
     req.end(body === undefined ? undefined : JSON.stringify(body));

@@ -20,8 +20,8 @@ import { fitReadahead } from '../read/readahead.js';
 import { AssetVfs } from '../vfs/vfs.js';
 import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
-import { assertCacheDirFree, controlSocketPath, startControlServer } from './control.js';
-import { lockCacheDir } from './cache-dir-lock.js';
+import { controlSocketPath, startControlServer } from './control.js';
+import { claimCacheDir } from './cache-dir-lock.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
 import { Pinner } from '../cache/pinner.js';
@@ -119,8 +119,7 @@ export async function buildCore(config: Config, log: Logger) {
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   await mkdir(o.config.cacheDir, { recursive: true, mode: 0o700 });
-  await assertCacheDirFree(o.config.cacheDir); // names the mount of a running daemon
-  const lock = lockCacheDir(o.config.cacheDir); // and this also refuses one still starting
+  const lock = await claimCacheDir(o.config.cacheDir);
   try {
     const d = await startWithCacheDir(o);
     return { ...d, stop: () => d.stop().finally(() => lock.release()) };
