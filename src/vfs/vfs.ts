@@ -5,20 +5,16 @@
  *   /<source>/<names…>     that source's tree, resolved through cached listings (dir-cache.ts)
  *
  * Invariants:
- *  - Every open handle reads exactly one ObjectVersion; if the remote object changes under it
- *    (StaleError) the handle switches to the new version only while it has served no bytes yet,
- *    otherwise the read fails with EIO: a reader never gets half-old, half-new data.
+ *  - Every open handle of a remote file reads exactly one ObjectVersion (remote-file.ts).
  *  - Writes go to the staging area and the upload engine once enableWrites() was called (write-ops.ts);
  *    until then, and on sources that cannot take uploads, they fail with EROFS. A staged file shadows
  *    the remote entry of the same path.
  */
 import type { Attr, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
-import { FsError, NotFoundError, StaleError, UnavailableError } from '../core/errors.js';
+import { FsError, NotFoundError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
-import { Readahead } from '../read/readahead.js';
-import { readInto, readIntoCached } from '../read/object-reader.js';
-import { isMp4Family, locateMoov } from '../read/media-prefetch.js';
 import { DirCache } from './dir-cache.js';
+import { RemoteFile, type RemoteFileDeps } from './remote-file.js';
 import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
 import { isWriteOpen, type StagedHandle, type VfsAccess, type WriteOps } from './write-ops.js';
@@ -44,17 +40,8 @@ type Resolved =
   | { kind: 'source'; provider: Provider }
   | { kind: 'entry'; provider: Provider; entry: RemoteEntry; parentRef: Ref };
 
-interface FileHandle {
-  provider: Provider;
-  obj: ObjectVersion;
-  parentRef: Ref;
-  path: string;
-  readahead: Readahead;
-  served: number;
-}
-
-type Handle = FileHandle | StagedHandle;
-const isStaged = (h: Handle): h is StagedHandle => (h as StagedHandle).kind === 'staged';
+type Handle = RemoteFile | StagedHandle;
+const isStaged = (h: Handle): h is StagedHandle => h.kind === 'staged';
 
 export class AssetVfs implements Vfs {
   private readonly dirs: DirCache;
@@ -64,8 +51,18 @@ export class AssetVfs implements Vfs {
   private nextFh = 1;
   private readonly startedAt = Date.now();
 
+  private readonly fileDeps: RemoteFileDeps;
+
   constructor(private readonly o: VfsOptions) {
     this.dirs = new DirCache({ maxRetryTimeMs: o.maxRetryTimeMs });
+    this.fileDeps = {
+      blocks: o.blocks,
+      log: o.log,
+      pageCache: this.pageCache,
+      readaheadMaxBytes: o.readaheadMaxBytes,
+      readaheadStepBytes: o.readaheadStepBytes,
+      invalidateDir: (source, parentRef) => this.dirs.invalidate(source, parentRef),
+    };
   }
 
   /** Turn on writes into the mount (the upload side builds `ops` with this VFS's access()). */
@@ -208,36 +205,9 @@ export class AssetVfs implements Vfs {
       this.o.log.warn({ path, reason: entry.unreadable.reason }, 'file is listed but cannot be read now');
       throw new UnavailableError(entry.unreadable.code, `${path}: ${entry.unreadable.reason}`);
     }
-    const handle: FileHandle = {
-      provider,
-      obj: { source: provider.name, ref: entry.ref, version: entry.version, size: entry.size },
-      parentRef: r.parentRef,
-      path,
-      readahead: new Readahead({ blockSize: this.o.blocks.blockSize, maxWindow: this.o.readaheadMaxBytes, step: this.o.readaheadStepBytes }),
-      served: 0,
-    };
-    const fh = this.register(handle);
-    if (isMp4Family(entry.name) && entry.size > this.o.blocks.blockSize) void this.prefetchMoov(handle);
-    return { fh, keepCache: this.pageCache.opened(path, entry.version) };
-  }
-
-  /** Fetch the head and the moov box of an MP4-family file before the player asks (media-prefetch.ts). */
-  private async prefetchMoov(h: FileHandle): Promise<void> {
-    const obj = h.obj;
-    try {
-      const readAt = async (position: number, length: number) => {
-        const buf = Buffer.allocUnsafe(length);
-        const n = await readInto(this.o.blocks, obj, buf, length, position);
-        return buf.subarray(0, n);
-      };
-      const moov = await locateMoov(readAt, obj.size);
-      if (!moov) return;
-      const bs = this.o.blocks.blockSize;
-      this.o.blocks.prefetch(obj, Math.floor(moov.start / bs), Math.floor((moov.end - 1) / bs));
-      this.o.log.debug({ path: h.path, moov }, 'prefetched the moov box');
-    } catch (e) {
-      this.o.log.debug({ path: h.path, err: e }, 'moov prefetch skipped');
-    }
+    const obj = { source: provider.name, ref: entry.ref, version: entry.version, size: entry.size };
+    const file = new RemoteFile(this.fileDeps, provider, obj, r.parentRef, path, entry.name);
+    return { fh: this.register(file), keepCache: this.pageCache.opened(path, entry.version) };
   }
 
   private anyHandle(fh: number): Handle {
@@ -321,64 +291,11 @@ export class AssetVfs implements Vfs {
   read(fh: number, into: Buffer, length: number, position: number): number | Promise<number> {
     const h = this.handles.get(fh);
     if (!h || isStaged(h)) return this.readStaged(fh, into, length, position);
-    this.noteRead(h, position, length);
-    const n = readIntoCached(this.o.blocks, h.obj, into, length, position);
-    if (n === undefined) return this.readRemote(h, into, length, position);
-    h.served += n;
-    return n;
+    return h.read(into, length, position);
   }
 
   private async readStaged(fh: number, into: Buffer, length: number, position: number): Promise<number> {
     return this.w.read(this.stagedHandle(fh), into, length, position);
-  }
-
-  /**
-   * A read the kernel sent for this handle, about to be served from h.obj (also again after a switch to
-   * a new version): tell the page-cache bookkeeping and the readahead, prefetch what it asks for, and
-   * demote what its stream left behind.
-   */
-  private noteRead(h: FileHandle, position: number, length: number): void {
-    this.pageCache.served(h.path, h.obj.version);
-    const ahead = h.readahead.onRead(position, length, h.obj.size);
-    if (ahead) this.o.blocks.prefetch(h.obj, ahead.first, ahead.last);
-    const passed = h.readahead.passed();
-    if (passed) this.o.blocks.demote?.(h.obj, passed.first, passed.last);
-  }
-
-  /** A read some of whose blocks are not in memory; read() has already noted it. */
-  private async readRemote(h: FileHandle, into: Buffer, length: number, position: number): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        if (attempt > 0) this.noteRead(h, position, length);
-        const n = await readInto(this.o.blocks, h.obj, into, length, position);
-        h.served += n;
-        return n;
-      } catch (e) {
-        if (e instanceof NotFoundError) {
-          // A 404 for a block of an open file: the object was deleted. Its cached blocks stay and still
-          // read (keyed by version, they are never another object's); a read needing others is an
-          // I/O error of this open file, not "no such file". New lookups see the name gone.
-          this.dirs.invalidate(h.obj.source, h.parentRef);
-          this.o.log.warn({ path: h.path }, 'remote object removed while open; failing the read');
-          throw new FsError('EIO', `${h.path} was removed remotely while open`, { cause: e });
-        }
-        if (!(e instanceof StaleError)) throw e;
-        await this.forgetObject(h);
-        if (h.served > 0 || attempt > 0) {
-          this.o.log.warn({ path: h.path }, 'remote object changed while open; failing the read');
-          throw new FsError('EIO', `${h.path} changed remotely while open; reopen it`, { cause: e });
-        }
-        const fresh = await h.provider.stat(h.obj.ref);
-        h.obj = { source: h.obj.source, ref: fresh.ref, version: fresh.version, size: fresh.size };
-        h.readahead.reset();
-        this.o.log.info({ path: h.path }, 'remote object changed before the first read; reading the new version');
-      }
-    }
-  }
-
-  private async forgetObject(h: FileHandle): Promise<void> {
-    this.dirs.invalidate(h.obj.source, h.parentRef);
-    await this.o.blocks.invalidate(h.obj.source, h.obj.ref);
   }
 
   async release(fh: number): Promise<void> {
