@@ -1,20 +1,16 @@
 import { runProviderContract } from './provider-suite.js';
 import { MediahubProvider } from '../../src/providers/mediahub/index.js';
 import { MEDIAHUB_CLIENT, startMediahubEmulator } from '../../src/emulators/mediahub/index.js';
-import { S3Backing } from '../../src/emulators/common/backing.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
-import { startS3rver } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { startS3BackedStorage } from '../helpers/s3-backed.js';
 
 const PIPELINE = '5f1e0c2a9b3d4e6f70819a2b';
 
 // Bytes live in s3rver; presigned URLs point at an expiry-enforcing fault proxy in front of it.
 runProviderContract('mediahub (emulator)', async () => {
-  const s3 = await startS3rver({ buckets: ['mediahub'] });
-  const proxy = await startFaultProxy(s3.url, { enforcePresignExpiry: true });
-  const backing = new S3Backing(s3.url, proxy.url, 'mediahub');
-  const emu = await startMediahubEmulator({ s3: backing });
+  const storage = await startS3BackedStorage('mediahub');
+  const emu = await startMediahubEmulator({ s3: storage.backing });
   return {
     provider: ({ listPageSize, urlTtlMs }) => {
       const cfg = ConfigSchema.parse({
@@ -32,9 +28,7 @@ runProviderContract('mediahub (emulator)', async () => {
     missingRefs: ['f:000000000000000000000000', `d:${PIPELINE}/nope/`, 'd:no-such-pipeline/', 'a:000000000000000000000000', 'i:000000000000000000000000:0'],
     teardown: async () => {
       await emu.close();
-      backing.close();
-      await proxy.close();
-      await s3.stop();
+      await storage.close();
     },
   };
 });

@@ -6,10 +6,10 @@ import { runProviderContract } from './provider-suite.js';
 import { MkioProvider } from '../../src/providers/mkio/index.js';
 import { MKIO_DEFAULT_TOKEN, startMkioEmulator, type StorageKind } from '../../src/emulators/mkio/index.js';
 import { AzureBacking, S3Backing } from '../../src/emulators/common/backing.js';
-import { startAzurite, startS3rver } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
+import { startAzurite } from '../../src/emulators/storage-servers.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { startS3BackedStorage } from '../helpers/s3-backed.js';
 
 function contract(kind: StorageKind, label: string): void {
   runProviderContract(label, async () => {
@@ -20,10 +20,9 @@ function contract(kind: StorageKind, label: string): void {
       stops.push(() => az.stop());
       backing = { azure: new AzureBacking(az.url, az.url) };
     } else {
-      const s3 = await startS3rver({ buckets: ['mkio'] });
-      const proxy = await startFaultProxy(s3.url, { enforcePresignExpiry: true });
-      stops.push(() => s3.stop(), () => proxy.close());
-      backing = { s3: new S3Backing(s3.url, proxy.url, 'mkio') };
+      const storage = await startS3BackedStorage('mkio');
+      stops.push(() => storage.close());
+      backing = { s3: storage.backing };
     }
     const emu = await startMkioEmulator(backing);
     const asset = async (name: string) => emu.createAsset(name, { storage: kind, subPath: 'incoming' });
@@ -49,7 +48,6 @@ function contract(kind: StorageKind, label: string): void {
       expiredStatuses: [401, 403],
       teardown: async () => {
         await emu.close();
-        backing.s3?.close();
         for (const stop of stops) await stop();
       },
     };

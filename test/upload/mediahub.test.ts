@@ -12,10 +12,6 @@ import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { MediahubProvider, splitUploadId } from '../../src/providers/mediahub/index.js';
 import { MEDIAHUB_CLIENT, startMediahubEmulator, type MediahubEmulator } from '../../src/emulators/mediahub/index.js';
-import { S3Backing } from '../../src/emulators/common/backing.js';
-import { startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
-import { s3rverClient } from '../../src/demo/seed-storage.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { NotFoundError } from '../../src/core/errors.js';
@@ -24,15 +20,14 @@ import { Journal } from '../../src/upload/journal.js';
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import { walk } from '../contract/provider-suite.js';
 import { countingUploader, localFile, testEngine } from './harness.js';
+import { startS3BackedStorage, type S3BackedStorage } from '../helpers/s3-backed.js';
 
 const MiB = 1024 * 1024;
 const PART = 1 * MiB; // MediaHub names no chunk minimum: small chunks keep the test quick
 const PIPE = '65a1b2c3d4e5f60718293a4b';
 const BUCKET = 'mediahub-up';
 
-let s3: StorageServer;
-let proxy: FaultProxy;
-let backing: S3Backing;
+let storage: S3BackedStorage;
 let direct: S3Client;
 let emu: MediahubEmulator;
 let p: MediahubProvider;
@@ -46,21 +41,16 @@ function provider(src: Record<string, unknown> = {}): MediahubProvider {
 }
 
 beforeAll(async () => {
-  s3 = await startS3rver({ buckets: [BUCKET] });
-  proxy = await startFaultProxy(s3.url, { enforcePresignExpiry: true });
-  backing = new S3Backing(s3.url, proxy.url, BUCKET);
-  direct = s3rverClient(s3.url);
-  emu = await startMediahubEmulator({ s3: backing, pipelines: [PIPE] });
+  storage = await startS3BackedStorage(BUCKET);
+  direct = storage.direct;
+  emu = await startMediahubEmulator({ s3: storage.backing, pipelines: [PIPE] });
   p = provider();
   dir = await mkdtemp(join(tmpdir(), 'assetfs-mediahub-upload-'));
 });
 afterAll(async () => {
   await p?.close();
   await emu?.close();
-  backing?.close();
-  direct?.destroy();
-  await proxy?.close();
-  await s3?.stop();
+  await storage?.close();
   await rm(dir, { recursive: true, force: true });
 });
 

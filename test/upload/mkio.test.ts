@@ -12,13 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MkioProvider } from '../../src/providers/mkio/index.js';
 import { MKIO_DEFAULT_TOKEN, startMkioEmulator, type MkioEmulator, type StorageCredentialConfig, type StorageKind } from '../../src/emulators/mkio/index.js';
-import { AzureBacking, S3Backing } from '../../src/emulators/common/backing.js';
-import { startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
+import { AzureBacking } from '../../src/emulators/common/backing.js';
+import { startAzurite, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
+import { startS3BackedStorage, type S3BackedStorage } from '../helpers/s3-backed.js';
 
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { RemoteEntry } from '../../src/core/types.js';
@@ -26,7 +26,7 @@ import { countingUploader, localFile, testEngine } from './harness.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-let az: StorageServer, s3: StorageServer, proxy: FaultProxy, s3b: S3Backing, emu: MkioEmulator, dir: string;
+let az: StorageServer, storage: S3BackedStorage, emu: MkioEmulator, dir: string;
 const providers: MkioProvider[] = [];
 
 function mkio(storage: StorageCredentialConfig | undefined, extra: Record<string, unknown> = {}): MkioProvider {
@@ -37,18 +37,14 @@ function mkio(storage: StorageCredentialConfig | undefined, extra: Record<string
 }
 
 beforeAll(async () => {
-  [az, s3] = await Promise.all([startAzurite(), startS3rver({ buckets: ['mkio'] })]);
-  proxy = await startFaultProxy(s3.url, { enforcePresignExpiry: true });
-  s3b = new S3Backing(s3.url, proxy.url, 'mkio');
-  emu = await startMkioEmulator({ azure: new AzureBacking(az.url, az.url), s3: s3b });
+  [az, storage] = await Promise.all([startAzurite(), startS3BackedStorage('mkio')]);
+  emu = await startMkioEmulator({ azure: new AzureBacking(az.url, az.url), s3: storage.backing });
   dir = await mkdtemp(join(tmpdir(), 'assetfs-mkio-upload-'));
 }, 120_000);
 afterAll(async () => {
   for (const p of providers) await p.close();
   await emu?.close();
-  s3b?.close();
-  await proxy?.close();
-  await Promise.all([az?.stop(), s3?.stop()]);
+  await Promise.all([az?.stop(), storage?.close()]);
   await rm(dir, { recursive: true, force: true });
 });
 

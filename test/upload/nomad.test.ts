@@ -12,10 +12,6 @@ import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/cli
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { NomadProvider } from '../../src/providers/nomad/index.js';
 import { startNomadEmulator, type NomadEmulator } from '../../src/emulators/nomad/index.js';
-import { S3Backing } from '../../src/emulators/common/backing.js';
-import { startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
-import { s3rverClient } from '../../src/demo/seed-storage.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
@@ -24,25 +20,24 @@ import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { RemoteEntry } from '../../src/core/types.js';
 import { walk } from '../contract/provider-suite.js';
 import { countingUploader, localFile, testEngine } from './harness.js';
+import { startS3BackedStorage, type S3BackedStorage } from '../helpers/s3-backed.js';
+import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 
 const MiB = 1024 * 1024;
 const USER = { userName: 'uploader@nomad.example', password: 'up-pw' };
 const PART = 5 * MiB; // S3's (and the emulator's) smallest part
 
-let s3: StorageServer;
+let storage: S3BackedStorage;
 let proxy: FaultProxy;
-let backing: S3Backing;
 let direct: S3Client;
 let emu: NomadEmulator;
 let p: NomadProvider;
 let dir: string;
 
 beforeAll(async () => {
-  s3 = await startS3rver({ buckets: ['nomad-up'] });
-  proxy = await startFaultProxy(s3.url, { enforcePresignExpiry: true });
-  backing = new S3Backing(s3.url, proxy.url, 'nomad-up');
-  direct = s3rverClient(s3.url);
-  emu = await startNomadEmulator({ s3: backing, users: [USER] });
+  storage = await startS3BackedStorage('nomad-up');
+  ({ proxy, direct } = storage);
+  emu = await startNomadEmulator({ s3: storage.backing, users: [USER] });
   emu.ensurePath('media/in/afolder');
   const cfg = ConfigSchema.parse({
     sources: [{ name: 'nm', type: 'nomad', baseUrl: emu.url, username: USER.userName, password: USER.password, applicationId: randomUUID() }],
@@ -53,10 +48,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await p?.close();
   await emu?.close();
-  backing?.close();
-  direct?.destroy();
-  await proxy?.close();
-  await s3?.stop();
+  await storage?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
