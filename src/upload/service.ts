@@ -9,7 +9,8 @@ import type { Logger } from '../util/logger.js';
 import { Journal } from './journal.js';
 import { UploadEngine } from './engine.js';
 import type { Job, Uploader } from './types.js';
-import { FolderSync } from '../sync/watcher.js';
+// Type only: the watcher (and chokidar under it) loads in start(), and only when a folder is synced.
+import type { FolderSync } from '../sync/watcher.js';
 
 export interface UploadJobStatus {
   id: number;
@@ -57,9 +58,6 @@ export class UploadService {
       partsPerFile: config.uploads.partsPerFile,
       onDone,
     });
-    for (const e of config.sync) {
-      this.syncs.push(new FolderSync(e, { engine: this.engine, journal: this.journal, uploaderFor: (s) => this.uploaderFor(s), log: log.child({ c: 'sync' }) }));
-    }
   }
 
   /** The uploader of a source; undefined when it is read-only or its platform cannot take uploads. */
@@ -78,6 +76,12 @@ export class UploadService {
 
   async start(): Promise<void> {
     this.engine.start();
+    if (this.config.sync.length > 0) {
+      const { FolderSync } = await import('../sync/watcher.js');
+      for (const e of this.config.sync) {
+        this.syncs.push(new FolderSync(e, { engine: this.engine, journal: this.journal, uploaderFor: (s) => this.uploaderFor(s), log: this.log.child({ c: 'sync' }) }));
+      }
+    }
     for (const s of this.syncs) {
       if (!this.uploaderFor(s.source)) this.log.warn({ source: s.source }, 'sync target cannot take uploads (read-only source, or a platform without uploads yet): files will fail until it can');
       await s.start();
