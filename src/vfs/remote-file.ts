@@ -42,10 +42,13 @@ export class RemoteFile {
     private obj: ObjectVersion,
     private readonly parentRef: Ref,
     readonly path: string,
-    name: string,
   ) {
     this.readahead = new Readahead({ blockSize: deps.blocks.blockSize, maxWindow: deps.readaheadMaxBytes, step: deps.readaheadStepBytes });
-    if (isMp4Family(name) && obj.size > deps.blocks.blockSize) void this.prefetchMoov();
+  }
+
+  /** At open: an MP4-family file (by its name) gets its head and moov box fetched in the background. */
+  prefetchMedia(name: string): void {
+    if (isMp4Family(name) && this.obj.size > this.deps.blocks.blockSize) void this.prefetchMoov();
   }
 
   /**

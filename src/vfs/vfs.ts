@@ -206,7 +206,8 @@ export class AssetVfs implements Vfs {
       throw new UnavailableError(entry.unreadable.code, `${path}: ${entry.unreadable.reason}`);
     }
     const obj = { source: provider.name, ref: entry.ref, version: entry.version, size: entry.size };
-    const file = new RemoteFile(this.fileDeps, provider, obj, r.parentRef, path, entry.name);
+    const file = new RemoteFile(this.fileDeps, provider, obj, r.parentRef, path);
+    file.prefetchMedia(entry.name);
     return { fh: this.register(file), keepCache: this.pageCache.opened(path, entry.version) };
   }
 
