@@ -168,11 +168,11 @@ export const ConfigSchema = z
         /** Largest readahead window per open file. */
         max: size('readahead.max').default(64 * 1024 ** 2),
         /** Size of one ranged GET when several blocks are fetched together. */
-        part: size('readahead.part').default(8 * 1024 ** 2),
+        part: size('readahead.part').default(16 * 1024 ** 2),
         /** Global cap on bytes being prefetched at once. */
         budget: size('readahead.budget').default(256 * 1024 ** 2),
       })
-      .default({ max: 64 * 1024 ** 2, part: 8 * 1024 ** 2, budget: 256 * 1024 ** 2 }),
+      .default({ max: 64 * 1024 ** 2, part: 16 * 1024 ** 2, budget: 256 * 1024 ** 2 }),
     retry: z
       .strictObject({
         /** How long a read keeps retrying transient faults before it fails with EIO. */

@@ -35,7 +35,7 @@ export interface NetworkBlockSourceOptions {
   transport: Transport;
   locators: LocatorCache;
   providerFor(source: string): Provider;
-  /** Bytes per ranged GET when several blocks go together. Default 8 MiB. */
+  /** Bytes per ranged GET when several blocks go together. Default 16 MiB (the config's default; see README, Semantics 2). */
   partSize?: number;
   /** How long transient faults are retried before a read fails. */
   maxRetryTimeMs: number;
@@ -82,7 +82,7 @@ export class NetworkBlockSource implements BlockSource {
 
   constructor(private readonly o: NetworkBlockSourceOptions) {
     this.blockSize = o.cache.blockSize;
-    this.partSize = Math.max(o.partSize ?? 8 * 1024 * 1024, this.blockSize);
+    this.partSize = Math.max(o.partSize ?? 16 * 1024 * 1024, this.blockSize);
     this.budget = o.prefetchBudgetBytes ?? 256 * 1024 * 1024;
     this.log = o.log ?? silentLogger;
     this.whole = new WholeObjectStreams({

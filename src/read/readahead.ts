@@ -25,7 +25,7 @@ export interface ReadaheadOptions {
   maxWindow?: number;
   /** Bytes beyond the read that a new stream prefetches. Default 1 MiB (at least one block). */
   initialWindow?: number;
-  /** Smallest top-up once streaming (the GET part size). Default 8 MiB, capped at half the window. */
+  /** Smallest top-up once streaming (the GET part size). Default 16 MiB, capped at half the window. */
   step?: number;
 }
 
@@ -56,7 +56,7 @@ export class Readahead {
     this.blockSize = opts.blockSize;
     this.initialWindow = Math.max(opts.initialWindow ?? 1024 * 1024, opts.blockSize);
     this.maxWindow = Math.max(opts.maxWindow ?? 64 * 1024 * 1024, this.initialWindow);
-    this.step = Math.max(opts.step ?? 8 * 1024 * 1024, opts.blockSize);
+    this.step = Math.max(opts.step ?? 16 * 1024 * 1024, opts.blockSize);
   }
 
   /** Record a read; returns the blocks to prefetch now, if any (inclusive indices). */

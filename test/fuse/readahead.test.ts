@@ -61,7 +61,7 @@ describe('readahead', () => {
     const gets = getsOf('seq.bin');
     const bytes = gets.reduce((n, r) => n + rangeLen(r.range), 0);
     expect(bytes).toBe(SEQ.length); // every byte once, no overlap
-    expect(gets.length).toBeLessThanOrEqual(20); // 48 blocks of 1 MiB, merged into parts of up to 8 MiB
+    expect(gets.length).toBeLessThanOrEqual(20); // 48 blocks of 1 MiB, merged into parts of up to 16 MiB
     expect(gets.filter((r) => rangeLen(r.range) >= 4 * MiB).length).toBeGreaterThanOrEqual(3);
   });
 
