@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
+import { DEFAULT_PART_BYTES } from '../core/blocks.js';
 
 /** Mount options of libfuse 2 that libfuse 3 (our fuse-native's) rejects, failing the mount. */
 const LIBFUSE2_ONLY = new Set(['big_writes', 'nonempty', 'large_read', 'atomic_o_trunc', 'no_remote_lock']);
@@ -168,11 +169,11 @@ export const ConfigSchema = z
         /** Largest readahead window per open file. */
         max: size('readahead.max').default(64 * 1024 ** 2),
         /** Size of one ranged GET when several blocks are fetched together. */
-        part: size('readahead.part').default(16 * 1024 ** 2),
+        part: size('readahead.part').default(DEFAULT_PART_BYTES),
         /** Global cap on bytes being prefetched at once. */
         budget: size('readahead.budget').default(256 * 1024 ** 2),
       })
-      .default({ max: 64 * 1024 ** 2, part: 16 * 1024 ** 2, budget: 256 * 1024 ** 2 }),
+      .default({ max: 64 * 1024 ** 2, part: DEFAULT_PART_BYTES, budget: 256 * 1024 ** 2 }),
     retry: z
       .strictObject({
         /** How long a read keeps retrying transient faults before it fails with EIO. */

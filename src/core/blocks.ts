@@ -1,6 +1,12 @@
 /** Byte-range ↔ block-index arithmetic. Pure; every other module uses these instead of its own math. */
 import type { ByteRange, ObjectVersion } from './types.js';
 
+/**
+ * Bytes per ranged GET when readahead fetches several blocks together (`readahead.part`'s default).
+ * 16 MiB, not 8: the daemon's heap grows with the number of GETs (README, Semantics 2).
+ */
+export const DEFAULT_PART_BYTES = 16 * 1024 ** 2;
+
 /** Index of the block holding byte `offset`. */
 export function blockIndex(offset: number, blockSize: number): number {
   return Math.floor(offset / blockSize);

@@ -20,7 +20,7 @@
  *    once more with its own fetch. A retried fetch asks only for the blocks not answered yet.
  */
 import type { BlockCache, BlockSource, ByteRange, ObjectVersion, Provider, Ref, SignedLocator, Transport } from '../core/types.js';
-import { blockCount, blockKey, blockRange } from '../core/blocks.js';
+import { DEFAULT_PART_BYTES, blockCount, blockKey, blockRange } from '../core/blocks.js';
 import { ExpiredError, FsError, StaleError, TransientError } from '../core/errors.js';
 import { retry } from '../util/pacer.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -35,7 +35,7 @@ export interface NetworkBlockSourceOptions {
   transport: Transport;
   locators: LocatorCache;
   providerFor(source: string): Provider;
-  /** Bytes per ranged GET when several blocks go together. Default 16 MiB (the config's default; see README, Semantics 2). */
+  /** Bytes per ranged GET when several blocks go together. Default DEFAULT_PART_BYTES. */
   partSize?: number;
   /** How long transient faults are retried before a read fails. */
   maxRetryTimeMs: number;
@@ -82,7 +82,7 @@ export class NetworkBlockSource implements BlockSource {
 
   constructor(private readonly o: NetworkBlockSourceOptions) {
     this.blockSize = o.cache.blockSize;
-    this.partSize = Math.max(o.partSize ?? 16 * 1024 * 1024, this.blockSize);
+    this.partSize = Math.max(o.partSize ?? DEFAULT_PART_BYTES, this.blockSize);
     this.budget = o.prefetchBudgetBytes ?? 256 * 1024 * 1024;
     this.log = o.log ?? silentLogger;
     this.whole = new WholeObjectStreams({

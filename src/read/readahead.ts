@@ -17,7 +17,7 @@
  *  - passed() names each block once per stream, after the stream has read the whole block and moved
  *    on by more than BACKWARD_TOLERANCE (so the kernel's late out-of-order reads still find it).
  */
-import { blockIndex } from '../core/blocks.js';
+import { DEFAULT_PART_BYTES, blockIndex } from '../core/blocks.js';
 
 export interface ReadaheadOptions {
   blockSize: number;
@@ -25,7 +25,7 @@ export interface ReadaheadOptions {
   maxWindow?: number;
   /** Bytes beyond the read that a new stream prefetches. Default 1 MiB (at least one block). */
   initialWindow?: number;
-  /** Smallest top-up once streaming (the GET part size). Default 16 MiB, capped at half the window. */
+  /** Smallest top-up once streaming (the GET part size). Default DEFAULT_PART_BYTES, capped at half the window. */
   step?: number;
 }
 
@@ -56,7 +56,7 @@ export class Readahead {
     this.blockSize = opts.blockSize;
     this.initialWindow = Math.max(opts.initialWindow ?? 1024 * 1024, opts.blockSize);
     this.maxWindow = Math.max(opts.maxWindow ?? 64 * 1024 * 1024, this.initialWindow);
-    this.step = Math.max(opts.step ?? 16 * 1024 * 1024, opts.blockSize);
+    this.step = Math.max(opts.step ?? DEFAULT_PART_BYTES, opts.blockSize);
   }
 
   /** Record a read; returns the blocks to prefetch now, if any (inclusive indices). */
