@@ -14,7 +14,7 @@ import { AzureBlobProvider } from '../src/providers/azure-blob/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../src/config/schema.js';
 import { silentLogger } from '../src/util/logger.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
-import { curlMiBps, ddMiBps, dropPageCache, peerColdRead } from './tools.js';
+import { coldStart, curlMiBps, ddMiBps, peerColdRead } from './tools.js';
 
 type Median = (xs: number[]) => number;
 
@@ -35,10 +35,11 @@ export async function azuriteColdReads(data: Buffer, runs: number, median: Media
     const cold: number[] = [];
     const rclone: number[] = [];
     for (let i = 0; i < runs; i++) {
+      await coldStart(az.dir);
       direct.push(await curlMiBps(loc.url, data.length));
       const d = await mountDaemon({ cacheDir: join(work, `cache-${i}`), sources: [source] }, { logLevel: 'warn' });
       try {
-        await dropPageCache();
+        await coldStart(az.dir);
         cold.push(await ddMiBps(join(d.mountpoint, 'blob', 'big.bin'), data.length));
       } finally {
         await d.stop();
@@ -55,7 +56,7 @@ export async function azuriteColdReads(data: Buffer, runs: number, median: Media
       ).toString();
       const mnt = join(work, `rclone-${i}`);
       const env = { RCLONE_CONFIG_AZ_TYPE: 'azureblob', RCLONE_CONFIG_AZ_SAS_URL: `${az.url}?${sas}` };
-      rclone.push(await peerColdRead(['rclone', 'mount', 'az:bench', mnt, '--vfs-cache-mode', 'full', '--cache-dir', join(work, `rclone-cache-${i}`), '--read-only'], mnt, 'big.bin', data.length, env));
+      rclone.push(await peerColdRead(az.dir, ['rclone', 'mount', 'az:bench', mnt, '--vfs-cache-mode', 'full', '--cache-dir', join(work, `rclone-cache-${i}`), '--read-only'], mnt, 'big.bin', data.length, env));
     }
     const f = (x: number) => x.toFixed(0);
     const rows: string[][] = [

@@ -7,6 +7,7 @@
  */
 import { S3RVER_KEY } from '../src/emulators/storage-servers.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
+import { coldStart } from './tools.js';
 
 const MiB = 1024 * 1024;
 
@@ -23,13 +24,14 @@ export const CANDIDATES: { name: string; fuse: { options?: string[]; readahead?:
   { name: 'max_background=64', fuse: { options: ['max_background=64'] } },
 ];
 
-export async function kernelOptionsBench(endpoint: string, key: string, size: number, haveFio: boolean): Promise<string[][]> {
+export async function kernelOptionsBench(endpoint: string, serverDir: string, key: string, size: number, haveFio: boolean): Promise<string[][]> {
   const rows: string[][] = [];
   const source = { name: 's3', type: 's3', endpoint, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY };
   for (const c of CANDIDATES) {
     const d = await mountDaemon({ cache: { memory: `${Math.ceil((size * 1.25) / MiB)}MiB`, disk: 0 }, sources: [source], fuse: c.fuse }, { logLevel: 'warn' });
     try {
       const f = `${d.mountpoint}/s3/${key}`;
+      await coldStart(serverDir);
       const cold = size / MiB / (await seconds(`dd if=${f} of=/dev/null bs=1M status=none`));
       const again = size / MiB / (await seconds(`dd if=${f} of=/dev/null bs=1M status=none`));
       let iops = 'fio not available';

@@ -35,7 +35,7 @@ export function fetchedBytes(proxy: FaultProxy, key: string, size: number): numb
   return n;
 }
 
-export async function peerColdReads(endpoint: string, size: number, runs: number, median: Median, tools: Set<string>): Promise<{ rclone?: number; s3fs?: number }> {
+export async function peerColdReads(endpoint: string, serverDir: string, size: number, runs: number, median: Median, tools: Set<string>): Promise<{ rclone?: number; s3fs?: number }> {
   const work = await mkdtemp(join(tmpdir(), 'assetfs-peers-'));
   const out: { rclone?: number; s3fs?: number } = {};
   try {
@@ -44,7 +44,7 @@ export async function peerColdReads(endpoint: string, size: number, runs: number
       const env = { RCLONE_CONFIG_BENCH_TYPE: 's3', RCLONE_CONFIG_BENCH_PROVIDER: 'Other', RCLONE_CONFIG_BENCH_ENDPOINT: endpoint, RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: S3RVER_KEY, RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: S3RVER_KEY, RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE: 'true' };
       for (let i = 0; i < runs; i++) {
         const mnt = join(work, `rclone-${i}`);
-        speeds.push(await peerColdRead(['rclone', 'mount', 'bench:bench', mnt, '--vfs-cache-mode', 'full', '--cache-dir', join(work, `rclone-cache-${i}`), '--read-only'], mnt, 'big.bin', size, env));
+        speeds.push(await peerColdRead(serverDir, ['rclone', 'mount', 'bench:bench', mnt, '--vfs-cache-mode', 'full', '--cache-dir', join(work, `rclone-cache-${i}`), '--read-only'], mnt, 'big.bin', size, env));
       }
       out.rclone = median(speeds);
     }
@@ -54,7 +54,7 @@ export async function peerColdReads(endpoint: string, size: number, runs: number
       await writeFile(pw, `${S3RVER_KEY}:${S3RVER_KEY}\n`, { mode: 0o600 });
       for (let i = 0; i < runs; i++) {
         const mnt = join(work, `s3fs-${i}`);
-        speeds.push(await peerColdRead(['s3fs', 'bench', mnt, '-f', '-o', `url=${endpoint},use_path_request_style,passwd_file=${pw},ro`], mnt, 'big.bin', size));
+        speeds.push(await peerColdRead(serverDir, ['s3fs', 'bench', mnt, '-f', '-o', `url=${endpoint},use_path_request_style,passwd_file=${pw},ro`], mnt, 'big.bin', size));
       }
       out.s3fs = median(speeds);
     }

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: read-path (and, from bench/upload.ts, upload) figures measured in ONE run on ONE 1 GiB object in s3rver, each the
  * median of several runs, reported as ratios against baselines measured in the same run:
- *   cold sequential read through the mount ÷ direct download (curl) of the same signed URL
+ *   cold sequential read through the mount ÷ direct download (curl) of the same signed URL, each from
+ *   the same start (coldStart: page cache dropped, the server's files read back in)
  *   hot re-read (memory tier) and warm re-read (disk tier, restarted daemon), kernel page cache dropped,
  *   ÷ a trivial in-memory fuse-native FS; kernel options; rclone and s3fs; fio; ffprobe; ls -l; RSS; bursts
  *   and the cold-read comparison again on the same bytes in Azurite (bench/azurite.ts)
@@ -19,7 +20,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
 import { uploadBench } from './upload.js';
 import { burstBench } from './burst.js';
-import { curlMiBps, ddMiBps, directReadMiBps, dropPageCache, ensureTools, fioRandomReadIops, trivialFs } from './tools.js';
+import { coldStart, curlMiBps, ddMiBps, directReadMiBps, dropPageCache, ensureTools, fioRandomReadIops, trivialFs } from './tools.js';
 import { azuriteColdReads } from './azurite.js';
 import { kernelOptionsBench } from './kernel.js';
 import { assetfsExtras, peerColdReads } from './peers.js';
@@ -49,7 +50,10 @@ async function main() {
     await provider.close();
 
     const direct: number[] = [];
-    for (let i = 0; i < RUNS; i++) direct.push(await curlMiBps(loc.url, SIZE));
+    for (let i = 0; i < RUNS; i++) {
+      await coldStart(s3.dir);
+      direct.push(await curlMiBps(loc.url, SIZE));
+    }
 
     // Cold, with the default cache configuration (512 MiB memory tier, the disk tier on); then a
     // restarted daemon on the same cache dir re-reads from the disk tier (warm); then one whose memory
@@ -70,7 +74,12 @@ async function main() {
     for (let i = 0; i < RUNS; i++) {
       const cacheDir = await mkdtemp(join(tmpdir(), 'assetfs-bench-cache-'));
       try {
-        cold.push(await daemonOn(cacheDir, {}, async (f) => await ddMiBps(f, SIZE)));
+        cold.push(
+          await daemonOn(cacheDir, {}, async (f) => {
+            dropped = (await coldStart(s3.dir)) && dropped;
+            return await ddMiBps(f, SIZE);
+          }),
+        );
         warm.push(
           await daemonOn(cacheDir, {}, async (f) => {
             dropped = (await dropPageCache()) && dropped;
@@ -115,9 +124,9 @@ async function main() {
     const diskRead = await directReadMiBps(SIZE);
 
     process.stdout.write('bench: kernel options…\n');
-    const kernelRows = await kernelOptionsBench(s3.url, 'big.bin', SIZE, tools.has('fio'));
+    const kernelRows = await kernelOptionsBench(s3.url, s3.dir, 'big.bin', SIZE, tools.has('fio'));
     process.stdout.write('bench: cold reads through rclone mount and s3fs…\n');
-    const peers = await peerColdReads(s3.url, SIZE, RUNS, median, tools);
+    const peers = await peerColdReads(s3.url, s3.dir, SIZE, RUNS, median, tools);
     process.stdout.write('bench: the cold reads again, on Azurite…\n');
     const azurite = await azuriteColdReads(data, RUNS, median, tools);
     data = undefined;
