@@ -11,6 +11,8 @@ trap 'rm -rf "$out"' EXIT
 grep -E ' fuse(\.assetfs)? ' /proc/mounts | awk '{print $2}' | grep -E 'assetfs' | while read -r m; do fusermount -uz "$m" 2>/dev/null || true; done
 
 status=0
+# vitest strips types without checking them: the tests are type-checked here, with what they import.
+npx tsc -p test/tsconfig.json || { echo "test: type errors (above)"; status=1; }
 npx vitest run test/unit test/contract test/emulators test/upload --reporter=default --reporter=json --outputFile.json="$out/a.json" || status=1
 if [ -e /dev/fuse ]; then
   npx vitest run test/fuse --no-file-parallelism --reporter=default --reporter=json --outputFile.json="$out/b.json" || status=1

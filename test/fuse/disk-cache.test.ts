@@ -82,7 +82,7 @@ describe('disk cache tier', () => {
   it('a corrupted block is detected and that block alone is fetched again', async () => {
     const slab = join(cacheDir, 'blocks', 'blocks.slab');
     const raw = await readFile(slab);
-    raw[SLOT - 1] ^= 0xff; // the last byte of the first slot's block
+    raw[SLOT - 1] = raw[SLOT - 1]! ^ 0xff; // the last byte of the first slot's block
     await writeFile(slab, raw);
     proxy.clearLog();
     const d = await mountDaemon(config());

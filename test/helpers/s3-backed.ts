@@ -3,7 +3,7 @@
  * and the expiry-enforcing fault proxy in front of it that the platform's presigned URLs point at.
  * `direct` talks to s3rver itself, for tests to check what was stored.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { S3Backing } from '../../src/emulators/common/backing.js';
 import { startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
@@ -14,6 +14,10 @@ export interface S3BackedStorage {
   readonly proxy: FaultProxy;
   readonly backing: S3Backing;
   readonly direct: S3Client;
+  /** The bytes stored at `key` in the bucket, read from s3rver itself; undefined when there are none. */
+  object(key: string): Promise<Buffer | undefined>;
+  /** The bucket's keys under `prefix`. */
+  keys(prefix: string): Promise<string[]>;
   /** Stops all of it; safe to call once whatever happened before. */
   close(): Promise<void>;
 }
@@ -34,6 +38,19 @@ export async function startS3BackedStorage(bucket: string): Promise<S3BackedStor
     proxy,
     backing,
     direct,
+    async object(key) {
+      try {
+        const o = await direct.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        return Buffer.from(await o.Body!.transformToByteArray());
+      } catch (e) {
+        if ((e as { name?: string }).name === 'NoSuchKey') return undefined;
+        throw e;
+      }
+    },
+    async keys(prefix) {
+      const r = await direct.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+      return (r.Contents ?? []).map((c) => c.Key!);
+    },
     async close() {
       backing.close();
       direct.destroy();

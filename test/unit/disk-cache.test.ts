@@ -136,7 +136,7 @@ describe('DiskBlockCache', () => {
     await patchSlab(root, SLOT + 4096 + BS / 2, Buffer.alloc(BS / 2)); // block 1 torn: its second half never written
     const [f] = await blockFiles(root);
     const raw = await readFile(f!);
-    raw[raw.length - 1] ^= 0xff;
+    raw[raw.length - 1] = raw[raw.length - 1]! ^ 0xff;
     await writeFile(f!, raw);
     expect(await c.get(obj, 0)).toBeUndefined();
     expect(await c.get(obj, 1)).toBeUndefined();

@@ -21,9 +21,9 @@ class GatedDisk extends DiskBlockCache {
   release(): void {
     this.open();
   }
-  override async put(o: ObjectVersion, index: number, data: Buffer, aligned?: Buffer): Promise<void> {
+  override async put(o: ObjectVersion, index: number, data: Buffer): Promise<void> {
     await this.gate;
-    return super.put(o, index, data, aligned);
+    return super.put(o, index, data);
   }
 }
 

@@ -4,7 +4,7 @@
  * a file changed mid-upload, a platform refusal (locator limit), and mkdir/rmdir/rename/remove.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmsProvider } from '../../src/providers/ams/index.js';
@@ -19,7 +19,7 @@ import { Journal } from '../../src/upload/journal.js';
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { Provider, RemoteEntry } from '../../src/core/types.js';
 import { walk } from '../contract/provider-suite.js';
-import { countingUploader, localFile, testEngine } from './harness.js';
+import { countingUploader, localFile, resumeUpload, testEngine, uploadUntilCrash, uploadWhileAppending } from './harness.js';
 
 const KiB = 1024;
 const PART = 256 * KiB; // Azure blocks have no minimum size: small parts keep the test quick
@@ -116,42 +116,26 @@ describe('upload engine → ams', () => {
     const data = deterministicBytes('ams-resume', 4 * PART + 99); // 5 parts
     const f = await local('resume.mov', data);
     const db = join(dir, 'b.db');
-    let journal = new Journal(db);
+    const journal = new Journal(db);
     const first = amsProvider(); // the crashed process
-    let crash!: () => void;
-    const crashed = new Promise<void>((r) => (crash = r));
-    const w1 = wrap(first.uploader(), {}, async (n) => {
-      if (n >= 3) {
-        crash();
-        await new Promise(() => undefined); // parts ≥ 3 never finish: the process dies first
-      }
-    });
-    const e1 = engine(journal, w1.u, 1);
-    e1.start();
-    const job = e1.enqueue({ localPath: f.path, source: 'ams', remotePath: 'uploads/resume.mov', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-    await crashed;
-    void e1.stop(); // like SIGKILL: nothing more is recorded, the write locator stays behind
-    expect(journal.parts(job.id).map((x) => x.number)).toEqual([1, 2]);
+    const id = await uploadUntilCrash(journal, first.uploader(), { localPath: f.path, source: 'ams', remotePath: 'uploads/resume.mov', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null }, 3, PART);
+    // Nothing more is recorded, the write locator stays behind.
+    expect(journal.parts(id).map((x) => x.number)).toEqual([1, 2]);
     expect(emu.liveWriteLocators()).toBe(1);
     expect(await listing(p, assetRef('uploads'))).not.toContainEqual(expect.objectContaining({ name: 'resume.mov' }));
     journal.close();
 
     const posts = () => emu.server.requests().filter((r) => r.method === 'POST' && r.path === '/api/Locators').length;
     const before = posts();
-    journal = new Journal(db);
     const second = amsProvider(); // the restarted process
-    const w2 = wrap(second.uploader());
-    const e2 = engine(journal, w2.u);
-    e2.start();
-    await e2.waitFor(job.id);
-    await e2.stop();
+    const w2 = await resumeUpload(db, second.uploader(), id, PART);
     expect(w2.sent.sort()).toEqual([3, 4, 5]);
     expect(posts()).toBe(before); // the journaled locator was still alive: adopted, not replaced
     expect(sha256((await stored('uploads', 'resume.mov'))!)).toBe(sha256(data));
     expect(emu.liveWriteLocators()).toBe(0);
     expect(emu.liveWritePolicies()).toBe(0);
     expect((await walk(second, 'uploads/resume.mov')).size).toBe(data.length);
-    journal.close();
+    w2.journal.close();
   });
 
   it('a file modified during its upload ends remotely with the new content (and a new version)', async () => {
@@ -159,26 +143,14 @@ describe('upload engine → ams', () => {
     const f = await local('change.mp4', data);
     const journal = new Journal(join(dir, 'c.db'));
     const oldVersion = await p.uploader().remoteVersion(t('uploads/a.mp4'));
-    let changed = false;
-    const { u } = wrap(p.uploader(), {}, async (n) => {
-      if (n === 2 && !changed) {
-        changed = true;
-        await appendFile(f.path, 'tail written during the upload');
-      }
-    });
-    const e = engine(journal, u);
-    e.start();
     // Over an existing file whose version we know (no conflict): the AssetFile keeps its Id, gets the new size and version.
-    const job = e.enqueue({ localPath: f.path, source: 'ams', remotePath: 'uploads/a.mp4', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: oldVersion! });
-    await e.waitFor(job.id).catch(() => undefined); // the first attempt fails as "changed"
-    while (journal.get(job.id)!.state !== 'done') await new Promise((r) => setTimeout(r, 50));
-    await e.stop();
+    const id = await uploadWhileAppending(journal, p.uploader(), { localPath: f.path, source: 'ams', remotePath: 'uploads/a.mp4', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: oldVersion! }, 'tail written during the upload', { partSize: PART });
     const want = Buffer.concat([data, Buffer.from('tail written during the upload')]);
     expect(sha256((await stored('uploads', 'a.mp4'))!)).toBe(sha256(want));
     const listed = await walk(p, 'uploads/a.mp4');
     expect(listed.size).toBe(want.length);
     expect(listed.version).not.toBe(oldVersion);
-    expect(journal.get(job.id)!.remotePath).toBe('uploads/a.mp4'); // no conflict copy
+    expect(journal.get(id)!.remotePath).toBe('uploads/a.mp4'); // no conflict copy
     expect(journal.synced(f.path)?.remoteVersion).toBe(listed.version);
     expect((await listing(p, assetRef('uploads'))).filter((x) => x.name === 'a.mp4')).toHaveLength(1);
     expect(emu.liveWriteLocators()).toBe(0);

@@ -3,7 +3,7 @@
  * a crash from the journaled parts, a file changed mid-upload, conflict copies, and failures surfaced.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -15,7 +15,8 @@ import { s3rverClient } from '../../src/demo/seed-storage.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
-import { UploadEngine, conflictName } from '../../src/upload/engine.js';
+import { conflictName } from '../../src/upload/engine.js';
+import { countingUploader, localFile as harnessLocalFile, resumeUpload, testEngine, uploadUntilCrash, uploadWhileAppending } from './harness.js';
 import type { Uploader } from '../../src/upload/types.js';
 import type { Provider } from '../../src/core/types.js';
 
@@ -71,25 +72,9 @@ async function azureBackend(): Promise<Backend> {
   };
 }
 
-/** Counts and optionally intercepts part uploads. */
-function counting(inner: Uploader, onPart?: (n: number) => Promise<void> | void) {
-  const sent: number[] = [];
-  const u: Uploader = {
-    partSize: () => 5 * MiB,
-    begin: (...a) => inner.begin(...a),
-    confirmed: (...a) => inner.confirmed(...a),
-    part: async (t, id, n, data, signal) => {
-      await onPart?.(n);
-      const etag = await inner.part(t, id, n, data, signal);
-      sent.push(n);
-      return etag;
-    },
-    complete: (...a) => inner.complete(...a),
-    abort: (...a) => inner.abort(...a),
-    remoteVersion: (...a) => inner.remoteVersion(...a),
-  };
-  return { u, sent };
-}
+const PART = 5 * MiB;
+/** Counts and optionally intercepts part uploads, of 5 MiB (S3's smallest). */
+const counting = (inner: Uploader, onPart?: (n: number) => Promise<void> | void) => countingUploader(inner, { partSize: PART, onPart });
 
 for (const make of [s3Backend, azureBackend]) {
   describe.sequential(`upload engine → ${make.name === 's3Backend' ? 's3' : 'azure-blob'}`, () => {
@@ -107,27 +92,19 @@ for (const make of [s3Backend, azureBackend]) {
       await rm(dir, { recursive: true, force: true });
     });
 
-    function engine(journal: Journal, uploader: Uploader, over: Partial<ConstructorParameters<typeof UploadEngine>[0]> = {}) {
-      return new UploadEngine({ journal, uploaderFor: () => uploader, log: silentLogger, retryBaseMs: 50, stableMs: 100, partsPerFile: 2, ...over });
-    }
-
-    async function localFile(name: string, data: Buffer) {
-      const path = join(dir, name);
-      await writeFile(path, data);
-      const { stat } = await import('node:fs/promises');
-      const st = await stat(path);
-      return { path, size: st.size, mtimeMs: st.mtimeMs };
-    }
+    const localFile = (name: string, data: Buffer) => harnessLocalFile(dir, name, data);
+    const job = (f: { path: string; size: number; mtimeMs: number }, remotePath: string) =>
+      ({ localPath: f.path, source: 'dst', remotePath, producer: 'sync' as const, size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
 
     it('uploads a file of several parts byte-exact', async () => {
       const data = deterministicBytes('multi', 12 * MiB + 17);
       const f = await localFile('multi.bin', data);
       const journal = new Journal(join(dir, 'j1.db'));
       const { u, sent } = counting(provider.uploader!());
-      const e = engine(journal, u);
+      const e = testEngine(journal, u);
       e.start();
-      const job = e.enqueue({ localPath: f.path, source: 'dst', remotePath: 'in/multi.bin', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-      await e.waitFor(job.id);
+      const j = e.enqueue(job(f, 'in/multi.bin'));
+      await e.waitFor(j.id);
       await e.stop();
       expect(sent.sort()).toEqual([1, 2, 3]);
       expect(sha256((await be.get('in/multi.bin'))!)).toBe(sha256(data));
@@ -139,52 +116,23 @@ for (const make of [s3Backend, azureBackend]) {
       const data = deterministicBytes('resume', 21 * MiB + 5); // 5 parts of 5 MiB
       const f = await localFile('resume.bin', data);
       const dbFile = join(dir, 'j2.db');
-      let journal = new Journal(dbFile);
-      let crash!: () => void;
-      const crashed = new Promise<void>((r) => (crash = r));
-      const first = counting(provider.uploader!(), async (n) => {
-        if (n >= 3) {
-          crash();
-          await new Promise(() => undefined); // parts ≥ 3 never finish: the "process" dies first
-        }
-      });
-      const e1 = engine(journal, first.u, { partsPerFile: 1 });
-      e1.start();
-      const job = e1.enqueue({ localPath: f.path, source: 'dst', remotePath: 'in/resume.bin', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-      await crashed;
-      void e1.stop(); // like SIGKILL: nothing more is recorded
-      expect(journal.get(job.id)!.state).toBe('uploading');
-      expect(journal.parts(job.id).map((p) => p.number)).toEqual([1, 2]);
+      const journal = new Journal(dbFile);
+      const id = await uploadUntilCrash(journal, provider.uploader!(), job(f, 'in/resume.bin'), 3, PART);
+      expect(journal.get(id)!.state).toBe('uploading');
+      expect(journal.parts(id).map((p) => p.number)).toEqual([1, 2]);
       journal.close();
 
-      journal = new Journal(dbFile);
-      const second = counting(provider.uploader!());
-      const e2 = engine(journal, second.u);
-      e2.start();
-      await e2.waitFor(job.id);
-      await e2.stop();
+      const second = await resumeUpload(dbFile, provider.uploader!(), id, PART);
       expect(second.sent.sort()).toEqual([3, 4, 5]);
       expect(sha256((await be.get('in/resume.bin'))!)).toBe(sha256(data));
-      journal.close();
+      second.journal.close();
     });
 
     it('a file modified during its upload is not committed half-old: the upload restarts with the new bytes', async () => {
       const data = deterministicBytes('changing', 11 * MiB);
       const f = await localFile('changing.bin', data);
       const journal = new Journal(join(dir, 'j3.db'));
-      let modified = false;
-      const { u } = counting(provider.uploader!(), async (n) => {
-        if (n === 2 && !modified) {
-          modified = true;
-          await appendFile(f.path, Buffer.from('tail written during the upload'));
-        }
-      });
-      const e = engine(journal, u);
-      e.start();
-      const job = e.enqueue({ localPath: f.path, source: 'dst', remotePath: 'in/changing.bin', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-      await e.waitFor(job.id).catch(() => undefined); // the first attempt fails as "changed"
-      while (journal.get(job.id)!.state !== 'done') await new Promise((r) => setTimeout(r, 50));
-      await e.stop();
+      await uploadWhileAppending(journal, provider.uploader!(), job(f, 'in/changing.bin'), 'tail written during the upload', { partSize: PART });
       const remote = (await be.get('in/changing.bin'))!;
       expect(sha256(remote)).toBe(sha256(Buffer.concat([data, Buffer.from('tail written during the upload')])));
       journal.close();
@@ -195,12 +143,12 @@ for (const make of [s3Backend, azureBackend]) {
       const journal = new Journal(join(dir, 'j4.db'));
       const up = provider.uploader!();
       await be.put('in/report.txt', Buffer.from('someone else edited this'));
-      const e = engine(journal, up);
+      const e = testEngine(journal, up);
       e.start();
-      const job = e.enqueue({ localPath: f.path, source: 'dst', remotePath: 'in/report.txt', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: 'an-older-etag' });
-      await e.waitFor(job.id);
+      const j = e.enqueue({ ...job(f, 'in/report.txt'), baseVersion: 'an-older-etag' });
+      await e.waitFor(j.id);
       await e.stop();
-      const done = journal.get(job.id)!;
+      const done = journal.get(j.id)!;
       expect(done.remotePath).toMatch(/^in\/report\.conflict-[A-Za-z0-9_-]+-\d{8}T\d{6}Z\.txt$/);
       expect((await be.get('in/report.txt'))!.toString()).toBe('someone else edited this');
       expect((await be.get(done.remotePath))!.toString()).toBe('ours v2');
@@ -213,14 +161,14 @@ for (const make of [s3Backend, azureBackend]) {
       const inner = provider.uploader!();
       let fail = true;
       const u: Uploader = { ...counting(inner).u, begin: async (...a) => (fail ? Promise.reject(new Error('platform says no (injected)')) : inner.begin(...a)) };
-      const e = engine(journal, u);
+      const e = testEngine(journal, u);
       e.start();
-      const job = e.enqueue({ localPath: f.path, source: 'dst', remotePath: 'in/rejected.bin', producer: 'mount', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-      await expect(e.waitFor(job.id)).rejects.toThrow(/platform says no/);
-      expect(journal.get(job.id)).toMatchObject({ state: 'failed', attempts: 1, lastError: expect.stringMatching(/platform says no/) });
+      const j = e.enqueue({ ...job(f, 'in/rejected.bin'), producer: 'mount' });
+      await expect(e.waitFor(j.id)).rejects.toThrow(/platform says no/);
+      expect(journal.get(j.id)).toMatchObject({ state: 'failed', attempts: 1, lastError: expect.stringMatching(/platform says no/) });
       fail = false;
       expect(e.retryNow()).toBe(1);
-      await e.waitFor(job.id);
+      await e.waitFor(j.id);
       await e.stop();
       expect((await be.get('in/rejected.bin'))!.toString()).toBe('x');
       journal.close();

@@ -1,10 +1,12 @@
 /**
- * What every uploader test needs: local files, an engine with short delays, and an uploader wrapper
- * that counts (and can hold back or fail) the parts it sends.
+ * What every uploader test needs: local files, an engine with short delays, an uploader wrapper that
+ * counts (and can hold back or fail) the parts it sends, and the scenarios every uploader is put
+ * through the same way: a daemon killed mid-upload and restarted, and a file that changes while it
+ * goes up. Each test keeps its own assertions on what the platform saw.
  */
-import { stat, writeFile } from 'node:fs/promises';
+import { appendFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Journal } from '../../src/upload/journal.js';
+import { Journal } from '../../src/upload/journal.js';
 import type { Uploader } from '../../src/upload/types.js';
 import { UploadEngine, type UploadEngineOptions } from '../../src/upload/engine.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -50,4 +52,64 @@ export function countingUploader(
     ...opts.over,
   };
   return { u, sent };
+}
+
+export type TestJob = Parameters<UploadEngine['enqueue']>[0];
+
+/**
+ * A daemon killed mid-upload: `job` runs in an engine sending one part at a time, whose uploader
+ * sends the parts below `crashAt` and never finishes `crashAt` or a later one. Once that part starts,
+ * the engine is abandoned as SIGKILL would leave it: nothing more is journaled. The job's id.
+ */
+export async function uploadUntilCrash(journal: Journal, inner: Uploader, job: TestJob, crashAt: number, partSize?: number): Promise<number> {
+  let crash!: () => void;
+  const crashed = new Promise<void>((r) => (crash = r));
+  const { u } = countingUploader(inner, {
+    partSize,
+    onPart: async (n) => {
+      if (n < crashAt) return;
+      crash();
+      await new Promise(() => undefined);
+    },
+  });
+  const e = testEngine(journal, u, { partsPerFile: 1 });
+  e.start();
+  const { id } = e.enqueue(job);
+  await crashed;
+  void e.stop();
+  return id;
+}
+
+/** The restarted daemon: a new engine on the journal file `db` finishes job `id` through `inner`. The journal (the caller closes it) and the parts sent. */
+export async function resumeUpload(db: string, inner: Uploader, id: number, partSize?: number): Promise<{ journal: Journal; sent: number[] }> {
+  const journal = new Journal(db);
+  const { u, sent } = countingUploader(inner, { partSize });
+  const e = testEngine(journal, u);
+  e.start();
+  await e.waitFor(id);
+  await e.stop();
+  return { journal, sent };
+}
+
+/**
+ * `job` uploaded while `tail` is appended to its local file as part `atPart` starts (once). Resolves
+ * when the journal has the job done (its first attempt fails as "changed"); the job's id.
+ */
+export async function uploadWhileAppending(journal: Journal, inner: Uploader, job: TestJob, tail: Buffer | string, opts: { atPart?: number; partSize?: number } = {}): Promise<number> {
+  let appended = false;
+  const { u } = countingUploader(inner, {
+    partSize: opts.partSize,
+    onPart: async (n) => {
+      if (n !== (opts.atPart ?? 2) || appended) return;
+      appended = true;
+      await appendFile(job.localPath, tail);
+    },
+  });
+  const e = testEngine(journal, u);
+  e.start();
+  const { id } = e.enqueue(job);
+  await e.waitFor(id).catch(() => undefined);
+  while (journal.get(id)!.state !== 'done') await new Promise((r) => setTimeout(r, 50));
+  await e.stop();
+  return id;
 }

@@ -5,10 +5,9 @@
  * platform's message, the form policy's checks, re-upload in place, and the remove hook.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { MediahubProvider, splitUploadId } from '../../src/providers/mediahub/index.js';
 import { MEDIAHUB_CLIENT, startMediahubEmulator, type MediahubEmulator } from '../../src/emulators/mediahub/index.js';
@@ -19,7 +18,7 @@ import { Journal } from '../../src/upload/journal.js';
 
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import { walk } from '../contract/provider-suite.js';
-import { countingUploader, localFile, testEngine } from './harness.js';
+import { countingUploader, localFile, resumeUpload, testEngine, uploadUntilCrash, uploadWhileAppending } from './harness.js';
 import { startS3BackedStorage, type S3BackedStorage } from '../helpers/s3-backed.js';
 
 const MiB = 1024 * 1024;
@@ -28,7 +27,6 @@ const PIPE = '65a1b2c3d4e5f60718293a4b';
 const BUCKET = 'mediahub-up';
 
 let storage: S3BackedStorage;
-let direct: S3Client;
 let emu: MediahubEmulator;
 let p: MediahubProvider;
 let dir: string;
@@ -42,7 +40,6 @@ function provider(src: Record<string, unknown> = {}): MediahubProvider {
 
 beforeAll(async () => {
   storage = await startS3BackedStorage(BUCKET);
-  direct = storage.direct;
   emu = await startMediahubEmulator({ s3: storage.backing, pipelines: [PIPE] });
   p = provider();
   dir = await mkdtemp(join(tmpdir(), 'assetfs-mediahub-upload-'));
@@ -58,14 +55,9 @@ const local = (name: string, data: Buffer) => localFile(dir, name, data);
 /** The stored bytes of the catalog file at `key` in PIPE (straight from s3rver). */
 async function stored(key: string): Promise<Buffer | undefined> {
   const rec = emu.catalog.byKey(PIPE, key);
-  if (!rec?.storageKey) return undefined;
-  const o = await direct.send(new GetObjectCommand({ Bucket: BUCKET, Key: rec.storageKey }));
-  return Buffer.from(await o.Body!.transformToByteArray());
+  return rec?.storageKey ? storage.object(rec.storageKey) : undefined;
 }
-async function keys(prefix: string): Promise<string[]> {
-  const r = await direct.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
-  return (r.Contents ?? []).map((c) => c.Key!);
-}
+const keys = (prefix: string) => storage.keys(prefix);
 const T = (path: string): UploadTarget => ({ source: 'xvid', path: path.split('/') });
 /** The uploader with parts counted and optionally held back (its methods live on the prototype: bind them). */
 function wrap(inner: Uploader, onPart?: (n: number) => Promise<void> | void, over: Partial<Uploader> = {}) {
@@ -112,73 +104,39 @@ describe('upload engine → mediahub', () => {
     const data = deterministicBytes('mh-resume', 4 * PART + 5); // 5 chunks
     const f = await local('resume.bin', data);
     const db = join(dir, 'b.db');
-    let journal = new Journal(db);
-    let crash!: () => void;
-    const crashed = new Promise<void>((r) => (crash = r));
-    const first = wrap(p.uploader({ partSize: PART }), async (n) => {
-      if (n >= 3) {
-        crash();
-        await new Promise(() => undefined); // chunks ≥ 3 never finish: the "process" dies first
-      }
-    });
-    const e1 = engine(journal, first.u, 1);
-    e1.start();
-    const j = e1.enqueue(job(f, `${PIPE}/in/resume.bin`));
-    await crashed;
-    void e1.stop(); // like SIGKILL
-    const journaled = journal.get(j.id)!.uploadId!;
+    const journal = new Journal(db);
+    const id = await uploadUntilCrash(journal, p.uploader({ partSize: PART }), job(f, `${PIPE}/in/resume.bin`), 3);
+    const journaled = journal.get(id)!.uploadId!;
     expect(splitUploadId(journaled).chunks).toBe(5);
     const session = emu.uploads.sessions.get(splitUploadId(journaled).id)!;
     expect([...session.chunks.keys()].sort()).toEqual([0, 1]);
-    expect(journal.parts(j.id).map((x) => x.number)).toEqual([1, 2]);
+    expect(journal.parts(id).map((x) => x.number)).toEqual([1, 2]);
     journal.close();
 
     emu.server.clearLog();
-    journal = new Journal(db);
-    const second = wrap(p.uploader({ partSize: PART })); // a new process: no form params in memory
-    const e2 = engine(journal, second.u);
-    e2.start();
-    await e2.waitFor(j.id);
-    await e2.stop();
+    const second = await resumeUpload(db, p.uploader({ partSize: PART }), id); // a new process: no form params in memory
     expect(second.sent.sort()).toEqual([3, 4, 5]);
     expect(calls('POST', /^\/v1\/files\/uploads\/?$/).length).toBe(0); // the same upload, no new one
     expect(calls('GET', new RegExp(`^/v1/files/uploads/${session.id}$`)).length).toBeGreaterThanOrEqual(1);
     expect(sha256((await stored('in/resume.bin'))!)).toBe(sha256(data));
-    journal.close();
+    second.journal.close();
   });
 
   it('an upload the platform forgot is begun anew, every chunk sent again', async () => {
     const data = deterministicBytes('mh-lost', 2 * PART + 1);
     const f = await local('lost.bin', data);
     const db = join(dir, 'c.db');
-    let journal = new Journal(db);
-    let crash!: () => void;
-    const crashed = new Promise<void>((r) => (crash = r));
-    const first = wrap(p.uploader({ partSize: PART }), async (n) => {
-      if (n >= 2) {
-        crash();
-        await new Promise(() => undefined);
-      }
-    });
-    const e1 = engine(journal, first.u, 1);
-    e1.start();
-    const j = e1.enqueue(job(f, `${PIPE}/in/lost.bin`));
-    await crashed;
-    void e1.stop();
-    const old = journal.get(j.id)!.uploadId!;
+    const journal = new Journal(db);
+    const id = await uploadUntilCrash(journal, p.uploader({ partSize: PART }), job(f, `${PIPE}/in/lost.bin`), 2);
+    const old = journal.get(id)!.uploadId!;
     journal.close();
     await emu.uploads.expire(splitUploadId(old).id);
 
-    journal = new Journal(db);
-    const second = wrap(p.uploader({ partSize: PART }));
-    const e2 = engine(journal, second.u);
-    e2.start();
-    await e2.waitFor(j.id);
-    await e2.stop();
+    const second = await resumeUpload(db, p.uploader({ partSize: PART }), id);
     expect(second.sent.sort()).toEqual([1, 2, 3]);
-    expect(journal.get(j.id)!.uploadId).not.toBe(old);
+    expect(second.journal.get(id)!.uploadId).not.toBe(old);
     expect(sha256((await stored('in/lost.bin'))!)).toBe(sha256(data));
-    journal.close();
+    second.journal.close();
   });
 
   it('a file modified during its upload ends remotely with the new content', async () => {
@@ -186,19 +144,7 @@ describe('upload engine → mediahub', () => {
     const f = await local('changing.bin', data);
     const tail = Buffer.from('tail written during the upload');
     const journal = new Journal(join(dir, 'd.db'));
-    let modified = false;
-    const { u } = wrap(p.uploader({ partSize: PART }), async (n) => {
-      if (n === 2 && !modified) {
-        modified = true;
-        await appendFile(f.path, tail);
-      }
-    });
-    const e = engine(journal, u);
-    e.start();
-    const j = e.enqueue(job(f, `${PIPE}/in/changing.bin`));
-    await e.waitFor(j.id).catch(() => undefined); // the first attempt fails as "changed"
-    while (journal.get(j.id)!.state !== 'done') await new Promise((r) => setTimeout(r, 50));
-    await e.stop();
+    await uploadWhileAppending(journal, p.uploader({ partSize: PART }), job(f, `${PIPE}/in/changing.bin`), tail);
     expect(sha256((await stored('in/changing.bin'))!)).toBe(sha256(Buffer.concat([data, tail])));
     expect((await walk(p, `${PIPE}/in/changing.bin`)).size).toBe(data.length + tail.length);
     expect([...emu.uploads.sessions.values()].filter((s) => s.objectKey === 'in/changing.bin' && s.status === 'UPLOADING')).toEqual([]);
@@ -271,7 +217,7 @@ describe('upload engine → mediahub', () => {
   });
 
   it('remove deletes the file and its bytes, seen through the provider; no mkdir or rename hooks', async () => {
-    const up = p.uploader({ partSize: PART });
+    const up: Uploader = p.uploader({ partSize: PART });
     const f = await local('gone.bin', deterministicBytes('mh-gone', PART + 3));
     const journal = new Journal(join(dir, 'g.db'));
     const e = engine(journal, up);

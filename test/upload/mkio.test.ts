@@ -7,7 +7,7 @@
  * mkdir (create asset) / rmdir (delete empty asset) / remove (delete from storage); no rename.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MkioProvider } from '../../src/providers/mkio/index.js';
@@ -22,7 +22,7 @@ import { startS3BackedStorage, type S3BackedStorage } from '../helpers/s3-backed
 
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { RemoteEntry } from '../../src/core/types.js';
-import { countingUploader, localFile, testEngine } from './harness.js';
+import { countingUploader, localFile, resumeUpload, testEngine, uploadUntilCrash, uploadWhileAppending } from './harness.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -89,7 +89,7 @@ for (const kind of ['azure', 's3'] as const) {
       expect(p.caps.upload).toBe(true);
       expect(mkio(undefined).caps.upload).toBe(false);
       expect(mkio(emu.storageCredential(kind), { readOnly: true }).caps.upload).toBe(false);
-      expect(p.uploader().rename).toBeUndefined(); // the name is the key: mv copies
+      expect((p.uploader() as Uploader).rename).toBeUndefined(); // the name is the key: mv copies
     });
 
     it('uploads a file of 3 parts byte-exact into the asset storage; the provider lists it with version = remoteVersion()', async () => {
@@ -123,35 +123,19 @@ for (const kind of ['azure', 's3'] as const) {
       const data = deterministicBytes(`resume-${kind}`, 4 * PART + 5); // 5 parts
       const f = await local(`resume-${kind}.bin`, data);
       const dbFile = join(dir, `j2-${kind}.db`);
-      let journal = new Journal(dbFile);
-      let crash!: () => void;
-      const crashed = new Promise<void>((r) => (crash = r));
-      const first = counting(p.uploader(), PART, async (n) => {
-        if (n >= 3) {
-          crash();
-          await new Promise(() => undefined); // parts ≥ 3 never finish: the "process" dies first
-        }
-      });
-      const e1 = engine(journal, first.u, { partsPerFile: 1 });
-      e1.start();
-      const job = e1.enqueue({ localPath: f.path, source: 'mk', remotePath: `${A}/resume.bin`, producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-      await crashed;
-      void e1.stop(); // like SIGKILL: nothing more is recorded
-      expect(journal.get(job.id)!.state).toBe('uploading');
-      expect(journal.parts(job.id).map((x) => x.number)).toEqual([1, 2]);
+      const journal = new Journal(dbFile);
+      const job = { localPath: f.path, source: 'mk', remotePath: `${A}/resume.bin`, producer: 'sync' as const, size: f.size, mtimeMs: f.mtimeMs, baseVersion: null };
+      const id = await uploadUntilCrash(journal, p.uploader(), job, 3, PART);
+      expect(journal.get(id)!.state).toBe('uploading');
+      expect(journal.parts(id).map((x) => x.number)).toEqual([1, 2]);
       expect(await stored(A, 'resume.bin')).toBeUndefined(); // nothing visible before complete
       journal.close();
 
-      journal = new Journal(dbFile);
       const fresh = mkio(emu.storageCredential(kind)); // a new daemon: no cached lookups
-      const second = counting(fresh.uploader(), PART);
-      const e2 = engine(journal, second.u);
-      e2.start();
-      await e2.waitFor(job.id);
-      await e2.stop();
+      const second = await resumeUpload(dbFile, fresh.uploader(), id, PART);
       expect(second.sent.sort()).toEqual([3, 4, 5]);
       expect(sha256((await stored(A, 'resume.bin'))!)).toBe(sha256(data));
-      journal.close();
+      second.journal.close();
     });
 
     it('a file modified during its upload ends remotely with the new content', async () => {
@@ -159,19 +143,8 @@ for (const kind of ['azure', 's3'] as const) {
       const tail = Buffer.from('tail written during the upload');
       const f = await local(`changing-${kind}.bin`, data);
       const journal = new Journal(join(dir, `j3-${kind}.db`));
-      let modified = false;
-      const { u } = counting(p.uploader(), PART, async (n) => {
-        if (n === 2 && !modified) {
-          modified = true;
-          await appendFile(f.path, tail);
-        }
-      });
-      const e = engine(journal, u);
-      e.start();
-      const job = e.enqueue({ localPath: f.path, source: 'mk', remotePath: `${A}/changing.bin`, producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-      await e.waitFor(job.id).catch(() => undefined); // the first attempt fails as "changed"
-      while (journal.get(job.id)!.state !== 'done') await new Promise((r) => setTimeout(r, 50));
-      await e.stop();
+      const job = { localPath: f.path, source: 'mk', remotePath: `${A}/changing.bin`, producer: 'sync' as const, size: f.size, mtimeMs: f.mtimeMs, baseVersion: null };
+      await uploadWhileAppending(journal, p.uploader(), job, tail, { partSize: PART });
       expect(sha256((await stored(A, 'changing.bin'))!)).toBe(sha256(Buffer.concat([data, tail])));
       journal.close();
     });

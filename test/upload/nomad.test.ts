@@ -5,10 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { appendFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { NomadProvider } from '../../src/providers/nomad/index.js';
 import { startNomadEmulator, type NomadEmulator } from '../../src/emulators/nomad/index.js';
@@ -19,7 +18,7 @@ import { Journal } from '../../src/upload/journal.js';
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { RemoteEntry } from '../../src/core/types.js';
 import { walk } from '../contract/provider-suite.js';
-import { countingUploader, localFile, testEngine } from './harness.js';
+import { countingUploader, localFile, resumeUpload, testEngine, uploadUntilCrash, uploadWhileAppending } from './harness.js';
 import { startS3BackedStorage, type S3BackedStorage } from '../helpers/s3-backed.js';
 import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 
@@ -29,14 +28,13 @@ const PART = 5 * MiB; // S3's (and the emulator's) smallest part
 
 let storage: S3BackedStorage;
 let proxy: FaultProxy;
-let direct: S3Client;
 let emu: NomadEmulator;
 let p: NomadProvider;
 let dir: string;
 
 beforeAll(async () => {
   storage = await startS3BackedStorage('nomad-up');
-  ({ proxy, direct } = storage);
+  ({ proxy } = storage);
   emu = await startNomadEmulator({ s3: storage.backing, users: [USER] });
   emu.ensurePath('media/in/afolder');
   const cfg = ConfigSchema.parse({
@@ -56,9 +54,7 @@ const local = (name: string, data: Buffer) => localFile(dir, name, data);
 /** The stored bytes of the catalog file at `path` (read straight from s3rver). */
 async function stored(path: string): Promise<Buffer | undefined> {
   const rec = emu.find(path);
-  if (!rec || rec.type !== 'File') return undefined;
-  const o = await direct.send(new GetObjectCommand({ Bucket: 'nomad-up', Key: rec.objectKey }));
-  return Buffer.from(await o.Body!.transformToByteArray());
+  return rec?.type === 'File' ? storage.object(rec.objectKey) : undefined;
 }
 async function list(ref: string): Promise<RemoteEntry[]> {
   const out: RemoteEntry[] = [];
@@ -72,6 +68,8 @@ function wrap(inner: Uploader, over: Partial<Uploader> = {}, onPart?: (n: number
 }
 const engine = (journal: Journal, u: Uploader, partsPerFile = 2) => testEngine(journal, u, { partsPerFile });
 const uploads = (what: RegExp) => emu.server.requests().filter((r) => what.test(r.path));
+const job = (f: { path: string; size: number; mtimeMs: number }, remotePath: string) =>
+  ({ localPath: f.path, source: 'nm', remotePath, producer: 'sync' as const, size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
 
 describe('upload engine → nomad', () => {
   it('uploads a file of several parts byte-exact into folders it creates; nothing shows before completion; listed with remoteVersion', async () => {
@@ -83,8 +81,8 @@ describe('upload engine → nomad', () => {
     const { u, sent } = wrap(inner, {}, () => void seenEarly.push(emu.find('media/new/deeper/multi.bin'), emu.find('media/new')));
     const e = engine(journal, u);
     e.start();
-    const job = e.enqueue({ localPath: f.path, source: 'nm', remotePath: 'media/new/deeper/multi.bin', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-    await e.waitFor(job.id);
+    const j = e.enqueue(job(f, 'media/new/deeper/multi.bin'));
+    await e.waitFor(j.id);
     await e.stop();
     expect(sent.sort()).toEqual([1, 2, 3, 4]);
     expect(seenEarly.every((x) => x === undefined)).toBe(true); // neither the file nor its new folders before complete
@@ -105,71 +103,37 @@ describe('upload engine → nomad', () => {
     const data = deterministicBytes('nomad-resume', 4 * PART + 5); // 5 parts
     const f = await local('resume.bin', data);
     const db = join(dir, 'b.db');
-    let journal = new Journal(db);
-    let crash!: () => void;
-    const crashed = new Promise<void>((r) => (crash = r));
-    const first = wrap(p.uploader({ partSize: PART }), {}, async (n) => {
-      if (n >= 3) {
-        crash();
-        await new Promise(() => undefined); // parts ≥ 3 never finish: the "process" dies first
-      }
-    });
-    const e1 = engine(journal, first.u, 1);
-    e1.start();
-    const job = e1.enqueue({ localPath: f.path, source: 'nm', remotePath: 'media/in/resume.bin', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-    await crashed;
-    void e1.stop(); // like SIGKILL
-    const uploadId = journal.get(job.id)!.uploadId!;
-    expect(journal.parts(job.id).map((x) => x.number)).toEqual([1, 2]);
+    const journal = new Journal(db);
+    const id = await uploadUntilCrash(journal, p.uploader({ partSize: PART }), job(f, 'media/in/resume.bin'), 3);
+    const uploadId = journal.get(id)!.uploadId!;
+    expect(journal.parts(id).map((x) => x.number)).toEqual([1, 2]);
     expect(emu.uploads.sessions.get(uploadId)!.parts.map((x) => x.etag !== null)).toEqual([true, true, false, false, false]);
     journal.close();
 
     emu.server.clearLog();
-    journal = new Journal(db);
-    const second = wrap(p.uploader({ partSize: PART })); // a new process: nothing cached
-    const e2 = engine(journal, second.u);
-    e2.start();
-    await e2.waitFor(job.id);
-    await e2.stop();
+    const second = await resumeUpload(db, p.uploader({ partSize: PART }), id); // a new process: nothing cached
     expect(second.sent.sort()).toEqual([3, 4, 5]);
     expect(uploads(new RegExp(`^/api/asset/upload/${uploadId}$`)).length).toBeGreaterThanOrEqual(1); // the resume query
     expect(uploads(/^\/api\/asset\/upload\/start$/).length).toBe(0); // same session, no new one
     expect(sha256((await stored('media/in/resume.bin'))!)).toBe(sha256(data));
-    journal.close();
+    second.journal.close();
   });
 
   it('a session the platform forgot is begun anew, all parts sent again', async () => {
     const data = deterministicBytes('nomad-lost', 2 * PART + 1);
     const f = await local('lost.bin', data);
     const db = join(dir, 'c.db');
-    let journal = new Journal(db);
-    let crash!: () => void;
-    const crashed = new Promise<void>((r) => (crash = r));
-    const first = wrap(p.uploader({ partSize: PART }), {}, async (n) => {
-      if (n >= 2) {
-        crash();
-        await new Promise(() => undefined);
-      }
-    });
-    const e1 = engine(journal, first.u, 1);
-    e1.start();
-    const job = e1.enqueue({ localPath: f.path, source: 'nm', remotePath: 'media/in/lost.bin', producer: 'mount', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-    await crashed;
-    void e1.stop();
-    const oldId = journal.get(job.id)!.uploadId!;
+    const journal = new Journal(db);
+    const id = await uploadUntilCrash(journal, p.uploader({ partSize: PART }), { ...job(f, 'media/in/lost.bin'), producer: 'mount' }, 2);
+    const oldId = journal.get(id)!.uploadId!;
     journal.close();
     await emu.uploads.expire(oldId);
 
-    journal = new Journal(db);
-    const second = wrap(p.uploader({ partSize: PART }));
-    const e2 = engine(journal, second.u);
-    e2.start();
-    await e2.waitFor(job.id);
-    await e2.stop();
+    const second = await resumeUpload(db, p.uploader({ partSize: PART }), id);
     expect(second.sent.sort()).toEqual([1, 2, 3]);
-    expect(journal.get(job.id)!.uploadId).not.toBe(oldId);
+    expect(second.journal.get(id)!.uploadId).not.toBe(oldId);
     expect(sha256((await stored('media/in/lost.bin'))!)).toBe(sha256(data));
-    journal.close();
+    second.journal.close();
   });
 
   it('a file modified during its upload ends remotely with the new content', async () => {
@@ -177,18 +141,7 @@ describe('upload engine → nomad', () => {
     const f = await local('changing.bin', data);
     const tail = Buffer.from('tail written during the upload');
     const journal = new Journal(join(dir, 'd.db'));
-    let modified = false;
-    const { u } = wrap(p.uploader({ partSize: PART }), {}, async (n) => {
-      if (n === 2 && !modified) {
-        modified = true;
-        await appendFile(f.path, tail);
-      }
-    });
-    const e = engine(journal, u);
-    e.start();
-    const job = e.enqueue({ localPath: f.path, source: 'nm', remotePath: 'media/in/changing.bin', producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-    while (journal.get(job.id)!.state !== 'done') await new Promise((r) => setTimeout(r, 50));
-    await e.stop();
+    await uploadWhileAppending(journal, p.uploader({ partSize: PART }), job(f, 'media/in/changing.bin'), tail);
     expect(sha256((await stored('media/in/changing.bin'))!)).toBe(sha256(Buffer.concat([data, tail])));
     expect((await walk(p, 'media/in/changing.bin')).size).toBe(data.length + tail.length);
     journal.close();
@@ -199,8 +152,8 @@ describe('upload engine → nomad', () => {
     const journal = new Journal(join(dir, 'e.db'));
     const e = engine(journal, p.uploader({ partSize: PART }));
     e.start();
-    const job = e.enqueue({ localPath: f.path, source: 'nm', remotePath: 'media/in/afolder', producer: 'mount', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-    await expect(e.waitFor(job.id)).rejects.toThrow(/HTTP 400: An asset named "afolder" already exists here and is a folder/);
+    const j = e.enqueue({ ...job(f, 'media/in/afolder'), producer: 'mount' });
+    await expect(e.waitFor(j.id)).rejects.toThrow(/HTTP 400: An asset named "afolder" already exists here and is a folder/);
     await e.stop();
     expect(emu.find('media/in/afolder')!.type).toBe('Folder');
     journal.close();
@@ -213,8 +166,8 @@ describe('upload engine → nomad', () => {
     const journal = new Journal(join(dir, 'f.db'));
     const e = engine(journal, p.uploader({ partSize: PART }));
     e.start();
-    const job = e.enqueue({ localPath: f.path, source: 'nm', remotePath: 'media/in/over.txt', producer: 'mount', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-    await e.waitFor(job.id);
+    const j = e.enqueue({ ...job(f, 'media/in/over.txt'), producer: 'mount' });
+    await e.waitFor(j.id);
     await e.stop();
     const after = await walk(p, 'media/in/over.txt');
     expect(after.ref).toBe(id);
@@ -224,7 +177,7 @@ describe('upload engine → nomad', () => {
   });
 
   it('an expired part URL (403 from storage) is replaced from the upload query and the PUT retried once', async () => {
-    const u = p.uploader({ partSize: PART });
+    const u: Uploader = p.uploader({ partSize: PART });
     const data = Buffer.from('short-lived part url');
     emu.partUrlTtlMs = 1000;
     try {
@@ -301,7 +254,7 @@ describe('nomad folder hooks, seen through the provider', () => {
     await u.remove!(T('media/in/gone/f.txt'));
     expect(await names('media/in/gone')).toEqual([]);
     expect(await u.remoteVersion(T('media/in/gone/f.txt'))).toBeUndefined();
-    await expect(direct.send(new HeadObjectCommand({ Bucket: 'nomad-up', Key: key }))).rejects.toBeTruthy();
+    expect(await storage.object(key)).toBeUndefined();
     await u.rmdir!(T('media/in/gone'));
     expect(await names('media/in')).not.toContain('gone/');
     await expect(u.remove!(T('media/in/gone/f.txt'))).rejects.toMatchObject({ code: 'ENOENT' });

@@ -1,6 +1,6 @@
 /** The upload engine → Wordbee (emulator): the two-step file-token upload, resume, changes, rejections, delete. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
@@ -12,7 +12,7 @@ import { Journal } from '../../src/upload/journal.js';
 
 import type { Uploader } from '../../src/upload/types.js';
 import { walk } from '../contract/provider-suite.js';
-import { countingUploader, localFile, testEngine } from './harness.js';
+import { countingUploader, localFile, testEngine, uploadWhileAppending } from './harness.js';
 
 const SEG = 27_665_601;
 let emu: WordbeeEmulator;
@@ -92,20 +92,8 @@ describe('upload engine → wordbee', () => {
   it('a file modified during its upload ends with the new content', async () => {
     const f = await local('notes.txt', Buffer.from('first\n'));
     const journal = new Journal(join(dir, 'c.db'));
-    const inner = p.uploader();
-    let changed = false;
-    const u = wrap(inner, { part: async (...a) => {
-      if (!changed) {
-        changed = true;
-        await appendFile(f.path, 'second\n');
-      }
-      return inner.part(...a);
-    } });
-    const e = engine(journal, u);
-    e.start();
-    const job = e.enqueue({ localPath: f.path, source: 'wb', remotePath: target('notes.txt'), producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null });
-    while (journal.get(job.id)!.state !== 'done') await new Promise((r) => setTimeout(r, 50));
-    await e.stop();
+    // One part: the file grows as it starts.
+    await uploadWhileAppending(journal, p.uploader(), { localPath: f.path, source: 'wb', remotePath: target('notes.txt'), producer: 'sync', size: f.size, mtimeMs: f.mtimeMs, baseVersion: null }, 'second\n', { atPart: 1 });
     expect((await stored('videos', 'notes.txt'))!.toString()).toBe('first\nsecond\n');
     journal.close();
   });
