@@ -36,6 +36,8 @@ export interface MountedFs {
   readonly mountpoint: string;
   /** Lazy unmount; open files stay served until released. */
   unmount(): Promise<void>;
+  /** libfuse worker threads' locals allocated so far: bounded by the most workers alive at once (vendor/fuse-native patches 1 and 6). */
+  workerLocals(): number;
 }
 
 /** Thrown when the FUSE binding can't be loaded (missing libfuse3.so.3): one line naming the fix. */
@@ -226,5 +228,6 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
       detached ??= new Promise<void>((resolve, reject) => Fuse.unmount(o.mountpoint, (err) => (err ? reject(err) : resolve())));
       return detached;
     },
+    workerLocals: () => fuse.workerLocals,
   };
 }

@@ -23,6 +23,8 @@ declare module 'fuse-native' {
   export default class Fuse {
     constructor(mnt: string, ops: Record<string, Cb>, opts?: FuseOptions);
     mount(cb: (err: Error | null) => void): void;
+    /** libfuse workers' locals allocated so far (vendor/fuse-native patch 6). */
+    readonly workerLocals: number;
     unmount(cb: (err: Error | null) => void): void;
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     static ENOENT: number;

@@ -207,6 +207,13 @@ class Fuse extends Nanoresource {
     return buf
   }
 
+  // assetfs patch 6: how many libfuse worker threads' locals were ever allocated (each is kept in
+  // _threads for good). With patch 1 a new worker reuses an exited one's, so this stays at the most
+  // workers alive at once; upstream it counted every worker ever started.
+  get workerLocals () {
+    return this._threads.size
+  }
+
   _makeHandlerArray () {
     const self = this
     const handlers = new Array(OpcodesAndDefaults.size)
