@@ -10,7 +10,7 @@ import { seedS3 } from '../../src/demo/seed-storage.js';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { mountDevice } from '../../src/fuse/kernel-readahead.js';
-import { BIN, mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
+import { BIN, mountDaemon, sh, shResult, until, type MountedDaemon } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
 const SEQ = deterministicBytes('ra-seq', 48 * MiB);
@@ -170,6 +170,44 @@ describe('the kernel side', () => {
     const kb = Number((await readFile(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8')).trim());
     // Only root may raise it; CI runs as root.
     expect(kb).toBe(process.getuid?.() === 0 ? 1024 : 128);
+  });
+
+  it('attribute and entry timeouts follow metadataTtl: repeated stats stay in the kernel for the TTL, and reach the daemon after it', async () => {
+    await seedS3(s3.url, 'media', [{ path: 'ttl/a.txt', data: Buffer.from('a') }, { path: 'ttl/b.txt', data: Buffer.from('b') }, { path: 'ttl/c.txt', data: Buffer.from('c') }]);
+    // libfuse's debug output names each LOOKUP and getattr the kernel sends, with its path, in order.
+    const asked = (m: MountedDaemon, file: string) => m.logs().split('\n').filter((l) => new RegExp(`^(LOOKUP|getattr\\[[^\\]]*\\]) /s3/ttl/${file.replace('.', '\\.')}$`).test(l)).length;
+    const mountWithTtl = (ttl: string) =>
+      mountDaemon({
+        metadataTtl: ttl,
+        fuse: { options: ['debug'] },
+        cache: { disk: 0 },
+        sources: [{ name: 's3', type: 's3', endpoint: s3.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+      });
+    const long = await mountWithTtl('30s');
+    try {
+      await sh(`stat ${long.mountpoint}/s3/ttl/a.txt`);
+      await until(async () => asked(long, 'a.txt') > 0, 'the first lookup of a.txt');
+      const first = asked(long, 'a.txt');
+      await new Promise((r) => setTimeout(r, 2_200)); // past libfuse's default timeouts (1 s), within the TTL
+      for (let i = 0; i < 5; i++) await sh(`stat ${long.mountpoint}/s3/ttl/a.txt`);
+      // b.txt is asked after them: once its lookup shows, anything the stats of a.txt sent would show too.
+      await sh(`stat ${long.mountpoint}/s3/ttl/b.txt`);
+      await until(async () => asked(long, 'b.txt') > 0, 'the lookup of b.txt');
+      expect(asked(long, 'a.txt')).toBe(first);
+    } finally {
+      await long.stop();
+    }
+    const short = await mountWithTtl('1s');
+    try {
+      await sh(`stat ${short.mountpoint}/s3/ttl/c.txt`);
+      await until(async () => asked(short, 'c.txt') > 0, 'the first lookup of c.txt');
+      const first = asked(short, 'c.txt');
+      await new Promise((r) => setTimeout(r, 2_200)); // past the 1 s attribute and entry timeouts
+      await sh(`stat ${short.mountpoint}/s3/ttl/c.txt`);
+      await until(async () => asked(short, 'c.txt') > first, 'c.txt asked again after its timeout', 10_000);
+    } finally {
+      await short.stop();
+    }
   });
 
   it('ls -l of a 600-entry folder: every entry comes with its attributes (READDIRPLUS), none is looked up alone', async () => {
