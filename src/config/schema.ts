@@ -193,7 +193,13 @@ export const ConfigSchema = z
         allowOther: z.boolean().default(false),
         /** The kernel's readahead for the mount (its read_ahead_kb; needs root): it also sizes the kernel's read requests, up to 1 MiB. */
         readahead: size('fuse.readahead').default(1024 ** 2),
-        /** Extra libfuse options, appended verbatim (e.g. max_background=64). */
+        /**
+         * Asynchronous requests (readahead, O_DIRECT reads) the kernel keeps in flight to the daemon;
+         * past 3/4 of it, readahead is cut short. libfuse's default is 12: too few for many readers of
+         * cold files (README, Semantics 13). A max_background in `options` takes precedence.
+         */
+        maxBackground: z.number().int().min(1).max(65535).default(64),
+        /** Extra libfuse options, appended verbatim (e.g. congestion_threshold=32). */
         options: z
           .array(
             z
@@ -205,7 +211,7 @@ export const ConfigSchema = z
           )
           .default([]),
       })
-      .default({ allowOther: false, readahead: 1024 ** 2, options: [] }),
+      .default({ allowOther: false, readahead: 1024 ** 2, maxBackground: 64, options: [] }),
     uploads: z
       .strictObject({
         /** Delay between the last close of a file written into the mount and its upload (rsync renames meanwhile). */

@@ -156,6 +156,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       log: log.child({ c: 'fuse' }),
       attrTimeoutSec: Math.max(1, Math.round(config.metadataTtl / 1000)),
       allowOther: config.fuse.allowOther,
+      maxBackground: config.fuse.maxBackground,
       extraOptions: config.fuse.options,
       kernelReadaheadKb: Math.max(4, Math.round(config.fuse.readahead / 1024)),
       opTimeoutMs: config.retry.maxTime + config.retry.requestTimeout + 5_000,

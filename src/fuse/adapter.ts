@@ -22,7 +22,9 @@ export interface MountOptions {
   /** Kernel attribute/entry cache lifetime, seconds (from the metadata TTL). */
   attrTimeoutSec: number;
   allowOther: boolean;
-  /** Extra libfuse options, e.g. max_background=64 (fuse-native has no option for them). */
+  /** The kernel's max_background (async requests in flight), unless extraOptions sets it. */
+  maxBackground: number;
+  /** Extra libfuse options, e.g. congestion_threshold=32 (fuse-native has no option for them). */
   extraOptions: readonly string[];
   /** A handler that has not replied after this long fails with ETIMEDOUT (fuse-native's own timer). */
   opTimeoutMs: number;
@@ -204,7 +206,8 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
   // hard_remove: an unlink of an open file reaches the VFS as an unlink. Without it, libfuse renames
   // the file to .fuse_hidden… instead, which the platforms answer with EXDEV (so `mv` and `rm` failed
   // whenever a close was still in flight), and which would have uploaded a staged file under that name.
-  const fsname = ['assetfs', 'hard_remove', ...o.extraOptions].join(',');
+  const ownMaxBackground = o.extraOptions.some((x) => x.startsWith('max_background='));
+  const fsname = ['assetfs', 'hard_remove', ...(ownMaxBackground ? [] : [`max_background=${o.maxBackground}`]), ...o.extraOptions].join(',');
   const fuse = new Fuse(o.mountpoint, buildOps(o.vfs, o.log, o.recent), {
     fsname,
     subtype: 'assetfs',

@@ -40,9 +40,9 @@ beforeAll(async () => {
   d = await mountDaemon({
     metadataTtl: '10m', // the listing taken before the bursts answers every lookup: only the block GETs are held
     cache: { disk: 0 },
-    // The kernel sends O_DIRECT reads as background requests (async DIO), at most max_background (12)
-    // at once: raised so that every reader's read is in flight together.
-    fuse: { options: ['max_background=64'] },
+    // The kernel sends O_DIRECT reads as background requests (async DIO), at most max_background at
+    // once: 64 (the default, set here in case that changes), so every reader's read is in flight together.
+    fuse: { maxBackground: 64 },
     sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
   });
 }, 120_000);

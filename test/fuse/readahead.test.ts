@@ -172,6 +172,25 @@ describe('the kernel side', () => {
     expect(kb).toBe(process.getuid?.() === 0 ? 1024 : 128);
   });
 
+  it('max_background is 64 by default (congestion threshold 48); fuse.maxBackground sets it, and a max_background in fuse.options wins', async () => {
+    // The kernel's own values, in the fuse control filesystem (mounted here when it is not yet).
+    await sh('mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections');
+    const kernelSays = async (m: MountedDaemon) => {
+      const minor = (await mountDevice(m.mountpoint))!.split(':')[1];
+      const read = async (f: string) => Number((await readFile(`/sys/fs/fuse/connections/${minor}/${f}`, 'utf8')).trim());
+      return { maxBackground: await read('max_background'), congestion: await read('congestion_threshold') };
+    };
+    expect(await kernelSays(d)).toEqual({ maxBackground: 64, congestion: 48 });
+    for (const [fuse, want] of [[{ maxBackground: 20 }, { maxBackground: 20, congestion: 15 }], [{ maxBackground: 20, options: ['max_background=12'] }, { maxBackground: 12, congestion: 9 }]] as const) {
+      const m = await mountDaemon({ fuse, cache: { disk: 0 }, sources: [{ name: 's3', type: 's3', endpoint: s3.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }] });
+      try {
+        expect(await kernelSays(m), JSON.stringify(fuse)).toEqual(want);
+      } finally {
+        await m.stop();
+      }
+    }
+  });
+
   it('attribute and entry timeouts follow metadataTtl: repeated stats stay in the kernel for the TTL, and reach the daemon after it', async () => {
     await seedS3(s3.url, 'media', [{ path: 'ttl/a.txt', data: Buffer.from('a') }, { path: 'ttl/b.txt', data: Buffer.from('b') }, { path: 'ttl/c.txt', data: Buffer.from('c') }]);
     // libfuse's debug output names each LOOKUP and getattr the kernel sends, with its path, in order.

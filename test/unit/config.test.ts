@@ -160,6 +160,13 @@ describe('parseConfigText', () => {
     expect(problems).toEqual([{ path: 'fuse.options[1]', message: 'big_writes is a libfuse 2 option that libfuse 3 refuses: remove it (writes are large by default now)' }]);
   });
 
+  it('fuse.maxBackground defaults to 64 and must be a whole number from 1 to 65535', () => {
+    const parse = (fuse: unknown) => parseConfigText(json({ fuse, sources: [{ name: 'ok', ...MINIMAL_SOURCES.s3 }] }), '/c.json', {});
+    expect(parse({}).fuse.maxBackground).toBe(64);
+    expect(parse({ maxBackground: 200 }).fuse.maxBackground).toBe(200);
+    for (const bad of [0, 1.5, 70000]) expect(problemsOf(() => parse({ maxBackground: bad })).map((p) => p.path)).toEqual(['fuse.maxBackground']);
+  });
+
   it('reports every problem at once, each with its exact key path', () => {
     const e = (() => {
       try {
