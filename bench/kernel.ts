@@ -33,13 +33,13 @@ export const CANDIDATES: { name: string; fuse: { options?: string[]; readahead?:
 export async function kernelOptionsBench(endpoint: string, serverDir: string, key: string, size: number, haveFio: boolean): Promise<string[][]> {
   const rows: string[][] = [];
   const proxy = await startFaultProxy(endpoint);
+  // The big object straight from s3rver; the many small ones through the proxy that adds the latency.
+  const direct = { name: 's3', type: 's3', endpoint, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY };
+  const slow = { ...direct, name: 'slow', endpoint: proxy.url };
   try {
     const many = (c: number, i: number) => `kernel-many/c${c}/f${i}.bin`;
     await seedS3(endpoint, 'bench', CANDIDATES.flatMap((_, c) => Array.from({ length: READERS }, (_, i) => ({ path: many(c, i), data: deterministicBytes(many(c, i), MiB) }))), 16);
     for (const [ci, c] of CANDIDATES.entries()) {
-      // The big object straight from s3rver; the many small ones through the proxy that adds the latency.
-      const direct = { name: 's3', type: 's3', endpoint, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY };
-      const slow = { ...direct, name: 'slow', endpoint: proxy.url };
       const d = await mountDaemon({ metadataTtl: '10m', cache: { memory: `${Math.ceil((size * 1.25) / MiB)}MiB`, disk: 0 }, sources: [direct, slow], fuse: c.fuse }, { logLevel: 'warn' });
       try {
         const f = `${d.mountpoint}/s3/${key}`;

@@ -15,7 +15,7 @@ interface StatusDoc {
   errors: Array<{ time: string; message: string; path?: string }>;
   uploads?: UploadsStatus;
   pins?: Array<{ path: string; files: number; bytes: number; cachedBytes: number; state: string; error?: string }>;
-  fuse?: { threads: number; workerLocals: number };
+  fuse?: { workerLocals: number };
 }
 
 const BAR = 24;
