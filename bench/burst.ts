@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { S3RVER_KEY } from '../src/emulators/storage-servers.js';
+import { s3rverSource } from '../src/emulators/storage-servers.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
 
 /** A child process doing random 4 KiB reads on `file` for `secs`; resolves with its reads per second. */
@@ -37,7 +37,7 @@ export function randomReader(file: string, size: number, secs: number): Promise<
 
 export async function burstBench(endpoint: string, key: string, size: number, opts: { readers: number; burstSecs: number; probeSecs: number; probes: number }): Promise<string[][]> {
   const d = await mountDaemon(
-    { cache: { memory: `${Math.ceil((size * 1.5) / 1024 / 1024)}MiB`, disk: 0 }, sources: [{ name: 's3', type: 's3', endpoint, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }] },
+    { cache: { memory: `${Math.ceil((size * 1.5) / 1024 / 1024)}MiB`, disk: 0 }, sources: [s3rverSource(endpoint, 'bench')] },
     { logLevel: 'warn' },
   );
   try {

@@ -6,7 +6,7 @@
  *   cached file, and 64 readers at once of their own cold 1 MiB file behind 100 ms per GET (the
  *   kernel keeps at most max_background of their reads in flight).
  */
-import { S3RVER_KEY } from '../src/emulators/storage-servers.js';
+import { s3rverSource } from '../src/emulators/storage-servers.js';
 import { startFaultProxy } from '../src/emulators/fault-proxy.js';
 import { deterministicBytes } from '../src/demo/sample-media.js';
 import { seedS3 } from '../src/demo/seed-storage.js';
@@ -34,7 +34,7 @@ export async function kernelOptionsBench(endpoint: string, serverDir: string, ke
   const rows: string[][] = [];
   const proxy = await startFaultProxy(endpoint);
   // The big object straight from s3rver; the many small ones through the proxy that adds the latency.
-  const direct = { name: 's3', type: 's3', endpoint, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY };
+  const direct = s3rverSource(endpoint, 'bench');
   const slow = { ...direct, name: 'slow', endpoint: proxy.url };
   try {
     const many = (c: number, i: number) => `kernel-many/c${c}/f${i}.bin`;

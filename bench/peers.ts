@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import { createCipheriv, createHash } from 'node:crypto';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { S3RVER_KEY } from '../src/emulators/storage-servers.js';
+import { S3RVER_KEY, s3rverSource } from '../src/emulators/storage-servers.js';
 import type { FaultProxy } from '../src/emulators/fault-proxy.js';
 import { s3rverClient, seedS3 } from '../src/demo/seed-storage.js';
 import { sampleMp4WithMoovAtEnd } from '../src/demo/sample-media.js';
@@ -97,7 +97,7 @@ function keystream(seed: string, size: number): Readable {
 
 export async function assetfsExtras(endpoint: string, proxy: FaultProxy, s3url: string, tools: Set<string>, opts: { bigRssBytes: number; ffprobeBytes: number; trivialIops?: number }): Promise<string[][]> {
   const rows: string[][] = [];
-  const source = { name: 's3', type: 's3', endpoint, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY };
+  const source = s3rverSource(endpoint, 'bench');
 
   // fio random reads: cold (bytes fetched ÷ read) on a fresh daemon, then IOPS on the now-cached file.
   if (tools.has('fio')) {

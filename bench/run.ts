@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Provider } from '../src/providers/s3/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../src/config/schema.js';
-import { S3RVER_KEY, startS3rver } from '../src/emulators/storage-servers.js';
+import { s3rverSource, startS3rver } from '../src/emulators/storage-servers.js';
 import { deterministicBytes } from '../src/demo/sample-media.js';
 import { seedS3 } from '../src/demo/seed-storage.js';
 import { silentLogger } from '../src/util/logger.js';
@@ -42,7 +42,7 @@ async function main() {
     // GiB competes for both cores and halved the first measurements.
     await sh('sync', { timeoutMs: 600_000 });
     await new Promise((r) => setTimeout(r, 3_000));
-    const srcCfg = { name: 's3', type: 's3', endpoint: s3.url, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY } as const;
+    const srcCfg = s3rverSource(s3.url, 'bench');
     const cfg = ConfigSchema.parse({ sources: [srcCfg] }).sources[0] as SourceConfigOf<'s3'>;
     const provider = new S3Provider(cfg, { log: silentLogger });
     const st = await provider.stat('big.bin');

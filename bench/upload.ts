@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { S3RVER_KEY } from '../src/emulators/storage-servers.js';
+import { s3rverSource } from '../src/emulators/storage-servers.js';
 import { s3rverClient } from '../src/demo/seed-storage.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
 import { trivialFs } from './tools.js';
@@ -44,7 +44,7 @@ async function peakRssMiB(pid: number): Promise<number> {
 export async function uploadBench(endpoint: string, size: number, runs: number, median: (xs: number[]) => number): Promise<string[][]> {
   const rows: string[][] = [];
   const work = await mkdtemp(join(tmpdir(), 'assetfs-bench-up-'));
-  const source = { name: 's3', type: 's3', endpoint, bucket: 'bench', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY };
+  const source = s3rverSource(endpoint, 'bench');
   const rate = (secs: number) => size / MiB / secs;
   try {
     // 1. dd into the mount (staged in the cache dir) vs dd onto the cache dir's disk.

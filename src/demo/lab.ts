@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, startAzurite, startS3rver, type StorageServer } from '../emulators/storage-servers.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, s3rverSource, startAzurite, startS3rver, type StorageServer } from '../emulators/storage-servers.js';
 import { startFaultProxy, type FaultProxy } from '../emulators/fault-proxy.js';
 import { AzureBacking, S3Backing } from '../emulators/common/backing.js';
 import { startWordbeeEmulator, type WordbeeEmulator } from '../emulators/wordbee/index.js';
@@ -93,7 +93,7 @@ export async function startPlatformLab(opts: LabOptions): Promise<PlatformLab> {
     ]);
 
     const sources: Record<string, unknown>[] = [
-      { name: 's3', type: 's3', endpoint: s3Proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
+      s3rverSource(s3Proxy.url, 'media'),
       { name: 'blob', type: 'azure-blob', accountUrl: azurite.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY },
       { name: 'wordbee', type: 'wordbee', baseUrl: wordbee.apiUrl, accountId: 'demo', apiKey: 'wordbee-demo-key', scopes: ['pr7214'] },
       // MK.IO writes go straight to the asset storage with the customer's credential (an account SAS here).

@@ -16,6 +16,14 @@ export const AZURITE_ACCOUNT = 'devstoreaccount1';
 export const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 export const S3RVER_KEY = 'S3RVER';
 
+/**
+ * A config `sources` entry for `bucket` on s3rver, or on a proxy in front of it, with s3rver's
+ * credentials; named 's3' unless `extra` says otherwise.
+ */
+export function s3rverSource(endpoint: string, bucket: string, extra: Record<string, unknown> = {}) {
+  return { name: 's3', type: 's3' as const, endpoint, bucket, accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY, ...extra };
+}
+
 export interface StorageServer {
   /** Base URL: `http://127.0.0.1:PORT` for s3rver, `http://127.0.0.1:PORT/devstoreaccount1` for Azurite. */
   readonly url: string;

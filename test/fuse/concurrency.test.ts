@@ -13,10 +13,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdir } from 'node:fs/promises';
-import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
-import { seedS3 } from '../../src/demo/seed-storage.js';
+import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { BIN, mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
 
 const READERS = 24;
@@ -27,29 +25,25 @@ const FILE = 64 * 1024;
 const name = (round: number, i: number) => `burst/r${round}-f${String(i).padStart(2, '0')}.bin`;
 const data = (round: number, i: number) => deterministicBytes(name(round, i), FILE);
 
-let s3: StorageServer;
-let proxy: FaultProxy;
+let bucket: ProxiedBucket;
 let d: MountedDaemon;
 
 beforeAll(async () => {
-  s3 = await startS3rver({ buckets: ['media'] });
-  proxy = await startFaultProxy(s3.url);
   const files = [];
   for (let r = 0; r < ROUNDS; r++) for (let i = 0; i < READERS; i++) files.push({ path: name(r, i), data: data(r, i) });
-  await seedS3(s3.url, 'media', files, 16);
+  bucket = await startProxiedBucket('media', { files, parallel: 16 });
   d = await mountDaemon({
     metadataTtl: '10m', // the listing taken before the bursts answers every lookup: only the block GETs are held
     cache: { disk: 0 },
     // The kernel sends O_DIRECT reads as background requests (async DIO), at most max_background at
     // once: 64 (the default, set here in case that changes), so every reader's read is in flight together.
     fuse: { maxBackground: 64 },
-    sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+    sources: [bucket.source()],
   });
 }, 120_000);
 afterAll(async () => {
   await d?.stop();
-  await proxy?.close();
-  await s3?.stop();
+  await bucket?.close();
 });
 
 const threads = async () => (await readdir(`/proc/${d.child.pid}/task`)).length;
@@ -60,7 +54,7 @@ describe('bursts of concurrent readers', () => {
     expect((await sh(`ls ${d.mountpoint}/s3/burst | wc -l`)).trim()).toBe(String(ROUNDS * READERS));
     const perRound: Array<{ peak: number; after: number; workerLocals: number }> = [];
     for (let r = 0; r < ROUNDS; r++) {
-      proxy.slowNext(READERS, HOLD_MS, 'GET');
+      bucket.proxy.slowNext(READERS, HOLD_MS, 'GET');
       const readers = Array.from({ length: READERS }, (_, i) => sh(`dd if=${d.mountpoint}/s3/${name(r, i)} bs=64k iflag=direct status=none | sha256sum`));
       // While the GETs are held, every reader's read waits in its own libfuse worker.
       let peak = 0;

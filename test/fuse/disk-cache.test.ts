@@ -6,35 +6,32 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
+import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
-import { seedS3 } from '../../src/demo/seed-storage.js';
+import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { mountDaemon, sh, shResult } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
 const DATA = deterministicBytes('disk-tier', 6 * MiB + 99);
 const LARGE = deterministicBytes('disk-tier-large', 24 * MiB + 7);
-let s3: StorageServer;
+let storage: ProxiedBucket;
 let proxy: FaultProxy;
 let cacheDir: string;
 
 beforeAll(async () => {
-  s3 = await startS3rver({ buckets: ['media'] });
-  proxy = await startFaultProxy(s3.url);
-  await seedS3(s3.url, 'media', [{ path: 'clip.bin', data: DATA }, { path: 'large.bin', data: LARGE }]);
+  storage = await startProxiedBucket('media', { files: [{ path: 'clip.bin', data: DATA }, { path: 'large.bin', data: LARGE }] });
+  ({ proxy } = storage);
   cacheDir = await mkdtemp(join(tmpdir(), 'assetfs-diskcache-'));
 });
 afterAll(async () => {
-  await proxy?.close();
-  await s3?.stop();
+  await storage?.close();
   await rm(cacheDir, { recursive: true, force: true });
 });
 
 const config = () => ({
   cacheDir,
   cache: { memory: '2MiB', disk: '64MiB' },
-  sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+  sources: [storage.source()],
 });
 const gets = () => proxy.requests().filter((r) => r.method === 'GET' && r.path.endsWith('/clip.bin'));
 

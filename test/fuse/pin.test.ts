@@ -7,17 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
+import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
-import { seedS3 } from '../../src/demo/seed-storage.js';
+import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { BIN, mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
 const A = deterministicBytes('pin-a', 5 * MiB + 1);
 const B = deterministicBytes('pin-b', 3 * MiB);
 const OTHER = deterministicBytes('pin-other', 24 * MiB);
-let s3: StorageServer;
+let storage: ProxiedBucket;
 let proxy: FaultProxy;
 let work: string;
 
@@ -28,16 +27,16 @@ interface Status {
 const config = () => ({
   cacheDir: join(work, 'cache'),
   cache: { memory: '2MiB', disk: '8MiB' },
-  sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+  sources: [storage.source()],
 });
 const cli = (args: string) => sh(`node ${BIN} ${args} --socket ${join(work, 'cache', 'control.sock')}`);
 const status = async () => JSON.parse(await cli('status --json')) as Status;
 const pinnedGets = () => proxy.requests().filter((r) => r.method === 'GET' && r.path.startsWith('/media/pinned/')).length;
 
 beforeAll(async () => {
-  s3 = await startS3rver({ buckets: ['media'] });
-  proxy = await startFaultProxy(s3.url);
-  await seedS3(s3.url, 'media', [
+  storage = await startProxiedBucket('media');
+  ({ proxy } = storage);
+  await storage.seed([
     { path: 'pinned/a.bin', data: A },
     { path: 'pinned/sub/b.bin', data: B },
     { path: 'other/big.bin', data: OTHER },
@@ -45,8 +44,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'assetfs-pin-'));
 });
 afterAll(async () => {
-  await proxy?.close();
-  await s3?.stop();
+  await storage?.close();
   await rm(work, { recursive: true, force: true });
 });
 

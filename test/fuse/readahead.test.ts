@@ -3,13 +3,12 @@
  * random small reads only as block-sized ones (counted at the proxy in front of s3rver).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
+import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sampleMp4WithMoovAtEnd, sha256 } from '../../src/demo/sample-media.js';
-import { seedS3 } from '../../src/demo/seed-storage.js';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { mountDevice } from '../../src/fuse/kernel-readahead.js';
+import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { BIN, mountDaemon, sh, shResult, until, type MountedDaemon } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
@@ -28,24 +27,22 @@ function mp4WithMoovAtEnd(): Buffer {
   return Buffer.concat([boxHeader('ftyp', 24), Buffer.alloc(16), boxHeader('mdat', 8 + mdat.length), mdat, boxHeader('moov', 8 + moov.length), moov]);
 }
 const MP4 = mp4WithMoovAtEnd();
-let s3: StorageServer;
+let storage: ProxiedBucket;
 let proxy: FaultProxy;
 let d: MountedDaemon;
 
 beforeAll(async () => {
-  s3 = await startS3rver({ buckets: ['media'] });
-  proxy = await startFaultProxy(s3.url);
-  await seedS3(s3.url, 'media', [{ path: 'seq.bin', data: SEQ }, { path: 'rnd.bin', data: RND }, { path: 'movie.mp4', data: MP4 }]);
+  storage = await startProxiedBucket('media', { files: [{ path: 'seq.bin', data: SEQ }, { path: 'rnd.bin', data: RND }, { path: 'movie.mp4', data: MP4 }] });
+  ({ proxy } = storage);
   d = await mountDaemon({
     metadataTtl: '2s',
     cache: { memory: '256MiB', disk: 0 },
-    sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+    sources: [storage.source()],
   });
 });
 afterAll(async () => {
   await d?.stop();
-  await proxy?.close();
-  await s3?.stop();
+  await storage?.close();
 });
 
 const rangeLen = (r: string | undefined) => {
@@ -97,7 +94,7 @@ describe('readahead', () => {
   it('ffprobe of a 400 MiB MP4 with its moov at the end fetches at most 1 % of it', async (ctx) => {
     if (!(await hasFfprobe())) ctx.skip();
     const big = await sampleMp4WithMoovAtEnd(400 * MiB);
-    await seedS3(s3.url, 'media', [{ path: 'long.mp4', data: big }], 1);
+    await storage.seed([{ path: 'long.mp4', data: big }], 1);
     await new Promise((r) => setTimeout(r, 2_500)); // the metadata TTL: the root listing was cached before
     proxy.clearLog();
     const out = await sh(`ffprobe -v error -show_entries stream=codec_type -of csv=p=0 ${d.mountpoint}/s3/long.mp4`);
@@ -113,7 +110,7 @@ describe('readahead with a memory tier smaller than its default window', () => {
     // 16 MiB of memory, the default 64 MiB window: unclamped, the blocks fetched ahead evict each other.
     const small = await mountDaemon({
       cache: { memory: '16MiB', disk: 0 },
-      sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+      sources: [storage.source()],
     });
     try {
       proxy.clearLog();
@@ -130,7 +127,7 @@ describe('scan resistance: a sequential read streams through a small part of the
     // 32 MiB of memory (an 8 MiB window), the disk tier on, a 48 MiB sequential read.
     const m = await mountDaemon({
       cache: { memory: '32MiB' },
-      sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+      sources: [storage.source()],
     });
     const memory = async () =>
       (JSON.parse(await sh(`node ${BIN} status --json --socket ${join(m.dir, 'cache', 'control.sock')}`)) as { cache: { memory: { bytes: number; hits: number; misses: number } } }).cache.memory;
@@ -182,7 +179,7 @@ describe('the kernel side', () => {
     };
     expect(await kernelSays(d)).toEqual({ maxBackground: 64, congestion: 48 });
     for (const [fuse, want] of [[{ maxBackground: 20 }, { maxBackground: 20, congestion: 15 }], [{ maxBackground: 20, options: ['max_background=12'] }, { maxBackground: 12, congestion: 9 }]] as const) {
-      const m = await mountDaemon({ fuse, cache: { disk: 0 }, sources: [{ name: 's3', type: 's3', endpoint: s3.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }] });
+      const m = await mountDaemon({ fuse, cache: { disk: 0 }, sources: [storage.directSource()] });
       try {
         expect(await kernelSays(m), JSON.stringify(fuse)).toEqual(want);
       } finally {
@@ -192,7 +189,7 @@ describe('the kernel side', () => {
   });
 
   it('attribute and entry timeouts follow metadataTtl: repeated stats stay in the kernel for the TTL, and reach the daemon after it', async () => {
-    await seedS3(s3.url, 'media', [{ path: 'ttl/a.txt', data: Buffer.from('a') }, { path: 'ttl/b.txt', data: Buffer.from('b') }, { path: 'ttl/c.txt', data: Buffer.from('c') }]);
+    await storage.seed([{ path: 'ttl/a.txt', data: Buffer.from('a') }, { path: 'ttl/b.txt', data: Buffer.from('b') }, { path: 'ttl/c.txt', data: Buffer.from('c') }]);
     // libfuse's debug output names each LOOKUP and getattr the kernel sends, with its path, in order.
     const asked = (m: MountedDaemon, file: string) => m.logs().split('\n').filter((l) => new RegExp(`^(LOOKUP|getattr\\[[^\\]]*\\]) /s3/ttl/${file.replace('.', '\\.')}$`).test(l)).length;
     const mountWithTtl = (ttl: string) =>
@@ -200,7 +197,7 @@ describe('the kernel side', () => {
         metadataTtl: ttl,
         fuse: { options: ['debug'] },
         cache: { disk: 0 },
-        sources: [{ name: 's3', type: 's3', endpoint: s3.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+        sources: [storage.directSource()],
       });
     const long = await mountWithTtl('30s');
     try {
@@ -231,12 +228,12 @@ describe('the kernel side', () => {
 
   it('ls -l of a 600-entry folder: every entry comes with its attributes (READDIRPLUS), none is looked up alone', async () => {
     const names = Array.from({ length: 600 }, (_, i) => `dir/e-${String(i).padStart(4, '0')}.txt`);
-    await seedS3(s3.url, 'media', names.map((path, i) => ({ path, data: Buffer.from(String(i)) })), 16);
+    await storage.seed(names.map((path, i) => ({ path, data: Buffer.from(String(i)) })), 16);
     // libfuse's debug output names every request the kernel sends.
     const m = await mountDaemon({
       fuse: { options: ['debug'] },
       cache: { disk: 0 },
-      sources: [{ name: 's3', type: 's3', endpoint: s3.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+      sources: [storage.directSource()],
     });
     try {
       const listed = (await sh(`ls -l ${m.mountpoint}/s3/dir | grep -c '^-'`)).trim();

@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { DeleteObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
+import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { s3rverSource, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
-import { seedS3 } from '../../src/demo/seed-storage.js';
+import { s3rverClient, seedS3 } from '../../src/demo/seed-storage.js';
 import { mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
@@ -29,7 +29,7 @@ beforeAll(async () => {
   ]);
   d = await mountDaemon({
     metadataTtl: '1s',
-    sources: [{ name: 's3', type: 's3', endpoint: s3.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+    sources: [s3rverSource(s3.url, 'media')],
   });
 });
 afterAll(async () => {
@@ -86,7 +86,7 @@ class HeldOpen {
 
 const head = sha256(V1.subarray(0, 4096));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const s3client = () => new S3Client({ endpoint: s3.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY } });
+const s3client = () => s3rverClient(s3.url);
 
 /**
  * Two contents of one size whose ETags (s3rver: the MD5) share crc32 % 1000, so that versionedMtime

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, s3rverSource, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sha256, storageSampleTree, type SampleFile } from '../../src/demo/sample-media.js';
 import { seedAzure, seedS3 } from '../../src/demo/seed-storage.js';
@@ -39,7 +39,7 @@ beforeAll(async () => {
     metadataTtl: '30s',
     retry: { maxTime: '20s', requestTimeout: '10s' },
     sources: [
-      { name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY, urlTtl: `${URL_TTL_S}s`, readOnly: true },
+      s3rverSource(proxy.url, 'media', { urlTtl: `${URL_TTL_S}s`, readOnly: true }),
       { name: 'blob', type: 'azure-blob', accountUrl: az.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY, urlTtl: `${URL_TTL_S}s`, readOnly: true },
     ],
   });

@@ -8,54 +8,37 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendFile, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { S3RVER_KEY, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { s3rverClient } from '../../src/demo/seed-storage.js';
+import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { BIN, mountDaemon, sh, type MountedDaemon, until } from '../helpers/mount.js';
 
-let s3: StorageServer;
+let storage: ProxiedBucket;
 let proxy: FaultProxy;
 let work: string;
 let local: string;
 
-async function object(key: string): Promise<string | undefined> {
-  const c = s3rverClient(s3.url);
-  try {
-    return Buffer.from(await (await c.send(new GetObjectCommand({ Bucket: 'media', Key: key }))).Body!.transformToByteArray()).toString();
-  } catch {
-    return undefined;
-  } finally {
-    c.destroy();
-  }
-}
-async function keys(): Promise<string[]> {
-  const c = s3rverClient(s3.url);
-  try {
-    return ((await c.send(new ListObjectsV2Command({ Bucket: 'media', Prefix: 'watched/' }))).Contents ?? []).map((o) => o.Key!).sort();
-  } finally {
-    c.destroy();
-  }
-}
+const object = async (key: string) => (await storage.object(key))?.toString();
+const keys = async () => (await storage.keys('watched/')).sort();
 const puts = (key: string) => proxy.requests().filter((r) => r.method === 'PUT' && r.path === `/media/${key}`).length;
 
 const config = () => ({
   cacheDir: join(work, 'cache'),
-  sources: [{ name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }],
+  sources: [storage.source()],
   sync: [{ local, remote: 's3/watched', stableFor: '300ms', ignore: ['*.bak'] }],
 });
 
 beforeAll(async () => {
-  s3 = await startS3rver({ buckets: ['media'] });
-  proxy = await startFaultProxy(s3.url);
+  storage = await startProxiedBucket('media');
+  ({ proxy } = storage);
   work = await mkdtemp(join(tmpdir(), 'assetfs-sync-'));
   local = join(work, 'outgoing');
   await mkdir(join(local, 'shots', 'day1'), { recursive: true });
   await writeFile(join(local, 'present-at-start.txt'), 'was here before the daemon\n');
 });
 afterAll(async () => {
-  await proxy?.close();
-  await s3?.stop();
+  await storage?.close();
   await rm(work, { recursive: true, force: true });
 });
 
@@ -90,7 +73,7 @@ describe.sequential('watched folder', () => {
   });
 
   it('a remote file changed since our upload is kept; ours goes up beside it as a conflict copy', async () => {
-    const c = s3rverClient(s3.url);
+    const c = s3rverClient(storage.s3.url);
     await c.send(new PutObjectCommand({ Bucket: 'media', Key: 'watched/shots/day1/take1.txt', Body: 'edited by a colleague\n' }));
     c.destroy();
     await writeFile(join(local, 'shots', 'day1', 'take1.txt'), 'take one, our second version\n');

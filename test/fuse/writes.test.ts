@@ -8,60 +8,40 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, azuriteConnectionString, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
-import { s3rverClient, seedS3 } from '../../src/demo/seed-storage.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, startAzurite, type StorageServer } from '../../src/emulators/storage-servers.js';
+import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { journaledParts, mountDaemon, sh, shResult, type MountedDaemon, until } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;
-let s3: StorageServer;
+let storage: ProxiedBucket;
 let az: StorageServer;
 let proxy: FaultProxy;
 let work: string;
 let d: MountedDaemon;
 
-const s3Client = () => s3rverClient(s3.url);
-async function s3Object(key: string): Promise<Buffer | undefined> {
-  const c = s3Client();
-  try {
-    return Buffer.from(await (await c.send(new GetObjectCommand({ Bucket: 'media', Key: key }))).Body!.transformToByteArray());
-  } catch {
-    return undefined;
-  } finally {
-    c.destroy();
-  }
-}
-async function s3Keys(prefix: string): Promise<string[]> {
-  const c = s3Client();
-  try {
-    return ((await c.send(new ListObjectsV2Command({ Bucket: 'media', Prefix: prefix }))).Contents ?? []).map((o) => o.Key!);
-  } finally {
-    c.destroy();
-  }
-}
+const s3Object = (key: string) => storage.object(key);
+const s3Keys = (prefix: string) => storage.keys(prefix);
 
 const sources = () => [
-  { name: 's3', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
+  storage.source(),
   { name: 'blob', type: 'azure-blob', accountUrl: az.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY },
-  { name: 'ro', type: 's3', endpoint: proxy.url, bucket: 'media', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY, readOnly: true },
-  { name: 'broken', type: 's3', endpoint: proxy.url, bucket: 'no-such-bucket', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
+  storage.source({ name: 'ro', readOnly: true }),
+  storage.source({ name: 'broken', bucket: 'no-such-bucket' }),
 ];
 
 beforeAll(async () => {
-  [s3, az] = await Promise.all([startS3rver({ buckets: ['media'] }), startAzurite()]);
-  proxy = await startFaultProxy(s3.url);
-  await seedS3(s3.url, 'media', [{ path: 'existing/old.txt', data: Buffer.from('old remote file\n') }]);
+  [storage, az] = await Promise.all([startProxiedBucket('media', { files: [{ path: 'existing/old.txt', data: Buffer.from('old remote file\n') }] }), startAzurite()]);
+  ({ proxy } = storage);
   await BlobServiceClient.fromConnectionString(azuriteConnectionString(az)).getContainerClient('media').createIfNotExists();
   work = await mkdtemp(join(tmpdir(), 'assetfs-writes-'));
   d = await mountDaemon({ cacheDir: join(work, 'cache'), sources: sources(), uploads: { writeBack: '500ms' }, metadataTtl: '1s' });
 }, 120_000);
 afterAll(async () => {
   await d?.stop();
-  await proxy?.close();
-  await Promise.allSettled([s3?.stop(), az?.stop()]);
+  await Promise.allSettled([storage?.close(), az?.stop()]);
   await rm(work, { recursive: true, force: true });
 });
 
@@ -135,7 +115,7 @@ describe('writes into the mount', () => {
 
   it('a file still open can be removed: remote (the unlink reaches the platform) and staged (nothing is uploaded)', async () => {
     const m = d.mountpoint;
-    await seedS3(s3.url, 'media', [{ path: 'open/remote.txt', data: Buffer.from('still open\n') }]);
+    await storage.seed([{ path: 'open/remote.txt', data: Buffer.from('still open\n') }]);
     await new Promise((r) => setTimeout(r, 1_100)); // the metadata TTL: the listing may be cached
     // bash holds fd 3 open across rm. libfuse without hard_remove renamed the open file to .fuse_hidden…
     // instead of unlinking it, and the platform's EXDEV for that rename failed the rm.

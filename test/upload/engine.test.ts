@@ -10,7 +10,7 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { ConfigSchema, type SourceConfig } from '../../src/config/schema.js';
 import { createProvider } from '../../src/providers/registry.js';
-import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, azuriteConnectionString, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, s3rverSource, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { s3rverClient } from '../../src/demo/seed-storage.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -33,7 +33,7 @@ interface Backend {
 async function s3Backend(): Promise<Backend> {
   const server = await startS3rver({ buckets: ['up'] });
   const client = s3rverClient(server.url);
-  const cfg = { name: 'dst', type: 's3', endpoint: server.url, bucket: 'up', accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY };
+  const cfg = s3rverSource(server.url, 'up', { name: 'dst' });
   return {
     label: 's3 (s3rver)',
     provider: () => createProvider(ConfigSchema.parse({ sources: [cfg] }).sources[0] as SourceConfig, { log: silentLogger }),
