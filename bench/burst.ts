@@ -35,7 +35,7 @@ export function randomReader(file: string, size: number, secs: number): Promise<
   });
 }
 
-export async function burstBench(endpoint: string, key: string, size: number, opts: { readers: number; burstSecs: number; probeSecs: number; probes: number }): Promise<string[][]> {
+export async function burstBench(endpoint: string, key: string, size: number, opts: { readers: number; burstSecs: number; probeSecs: number; probes: number }, median: (xs: number[]) => number): Promise<string[][]> {
   const d = await mountDaemon(
     { cache: { memory: `${Math.ceil((size * 1.5) / 1024 / 1024)}MiB`, disk: 0 }, sources: [s3rverSource(endpoint, 'bench')] },
     { logLevel: 'warn' },
@@ -55,10 +55,9 @@ export async function burstBench(endpoint: string, key: string, size: number, op
     await Promise.all(Array.from({ length: opts.readers }, () => randomReader(file, size, opts.burstSecs)));
     const after = await probes();
     const threads = Number((await sh(`ls /proc/${d.child.pid}/task | wc -l`)).trim());
-    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const show = (xs: number[]) => `${med(xs).toFixed(0)} reads/s (probes: ${xs.map((x) => x.toFixed(0)).join(', ')})`;
-    const ratio = med(after) / med(before);
-    const verdict = med(after) >= 0.9 * med(before) || med(after) >= Math.min(...before) ? 'within noise' : 'SLOWER';
+    const show = (xs: number[]) => `${median(xs).toFixed(0)} reads/s (probes: ${xs.map((x) => x.toFixed(0)).join(', ')})`;
+    const ratio = median(after) / median(before);
+    const verdict = median(after) >= 0.9 * median(before) || median(after) >= Math.min(...before) ? 'within noise' : 'SLOWER';
     return [
       [`one reader, 4 KiB random reads on a cached file, before a burst (median of ${opts.probes} × ${opts.probeSecs} s)`, show(before), 'baseline'],
       [`the same after ${opts.readers} concurrent readers for ${opts.burstSecs} s`, show(after), `${ratio.toFixed(2)} × before, ${verdict} (aim: equal within noise); daemon threads after: ${threads}`],

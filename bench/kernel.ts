@@ -35,7 +35,7 @@ export async function kernelOptionsBench(endpoint: string, serverDir: string, ke
   const proxy = await startFaultProxy(endpoint);
   // The big object straight from s3rver; the many small ones through the proxy that adds the latency.
   const direct = s3rverSource(endpoint, 'bench');
-  const slow = { ...direct, name: 'slow', endpoint: proxy.url };
+  const slow = s3rverSource(proxy.url, 'bench', { name: 'slow' });
   try {
     const many = (c: number, i: number) => `kernel-many/c${c}/f${i}.bin`;
     await seedS3(endpoint, 'bench', CANDIDATES.flatMap((_, c) => Array.from({ length: READERS }, (_, i) => ({ path: many(c, i), data: deterministicBytes(many(c, i), MiB) }))), 16);

@@ -143,7 +143,7 @@ async function main() {
       await proxy.close();
     }
     process.stdout.write('bench: 64 concurrent readers, before/after…\n');
-    const burstRows = await burstBench(s3.url, 'big.bin', SIZE, { readers: 64, burstSecs: Number(process.env.BENCH_BURST_SECS ?? 60), probeSecs: 5, probes: 3 });
+    const burstRows = await burstBench(s3.url, 'big.bin', SIZE, { readers: 64, burstSecs: Number(process.env.BENCH_BURST_SECS ?? 60), probeSecs: 5, probes: 3 }, median);
     let uploadRows: string[][] = [];
     if (process.env.BENCH_UPLOADS !== '0') {
       process.stdout.write('bench: uploads (dd into the mount, watched-folder sync vs lib-storage Upload)…\n');

@@ -161,7 +161,7 @@ export const ConfigSchema = z
         disk: size('cache.disk').default(20 * 1024 ** 3),
         blockSize: size('cache.blockSize').default(1024 ** 2),
       })
-      .default({ memory: 512 * 1024 ** 2, disk: 20 * 1024 ** 3, blockSize: 1024 ** 2 }),
+      .prefault({}),
     metadataTtl: duration('metadataTtl').default(60_000),
     negativeTtl: duration('negativeTtl').default(10_000),
     readahead: z
@@ -173,7 +173,7 @@ export const ConfigSchema = z
         /** Global cap on bytes being prefetched at once. */
         budget: size('readahead.budget').default(256 * 1024 ** 2),
       })
-      .default({ max: 64 * 1024 ** 2, part: DEFAULT_PART_BYTES, budget: 256 * 1024 ** 2 }),
+      .prefault({}),
     retry: z
       .strictObject({
         /** How long a read keeps retrying transient faults before it fails with EIO. */
@@ -181,13 +181,13 @@ export const ConfigSchema = z
         /** Per-request timeout for headers and for each body stall. */
         requestTimeout: duration('retry.requestTimeout').default(20_000),
       })
-      .default({ maxTime: 30_000, requestTimeout: 20_000 }),
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
         file: z.string().optional(),
       })
-      .default({ level: 'info' }),
+      .prefault({}),
     fuse: z
       .strictObject({
         allowOther: z.boolean().default(false),
@@ -211,7 +211,7 @@ export const ConfigSchema = z
           )
           .default([]),
       })
-      .default({ allowOther: false, readahead: 1024 ** 2, maxBackground: 64, options: [] }),
+      .prefault({}),
     uploads: z
       .strictObject({
         /** Delay between the last close of a file written into the mount and its upload (rsync renames meanwhile). */
@@ -223,7 +223,7 @@ export const ConfigSchema = z
         /** Parts in flight per file. */
         partsPerFile: z.number().int().min(1).max(64).default(4),
       })
-      .default({ writeBack: 2_000, parallelFiles: 2, parallelParts: 8, partsPerFile: 4 }),
+      .prefault({}),
     sources: z.array(SourceSchema).min(1, 'at least one source is needed'),
     sync: z.array(SyncEntry).default([]),
   })

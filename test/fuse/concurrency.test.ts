@@ -25,25 +25,25 @@ const FILE = 64 * 1024;
 const name = (round: number, i: number) => `burst/r${round}-f${String(i).padStart(2, '0')}.bin`;
 const data = (round: number, i: number) => deterministicBytes(name(round, i), FILE);
 
-let bucket: ProxiedBucket;
+let storage: ProxiedBucket;
 let d: MountedDaemon;
 
 beforeAll(async () => {
   const files = [];
   for (let r = 0; r < ROUNDS; r++) for (let i = 0; i < READERS; i++) files.push({ path: name(r, i), data: data(r, i) });
-  bucket = await startProxiedBucket('media', { files, parallel: 16 });
+  storage = await startProxiedBucket('media', { files, parallel: 16 });
   d = await mountDaemon({
     metadataTtl: '10m', // the listing taken before the bursts answers every lookup: only the block GETs are held
     cache: { disk: 0 },
     // The kernel sends O_DIRECT reads as background requests (async DIO), at most max_background at
     // once: 64 (the default, set here in case that changes), so every reader's read is in flight together.
     fuse: { maxBackground: 64 },
-    sources: [bucket.source()],
+    sources: [storage.source()],
   });
 }, 120_000);
 afterAll(async () => {
   await d?.stop();
-  await bucket?.close();
+  await storage?.close();
 });
 
 const threads = async () => (await readdir(`/proc/${d.child.pid}/task`)).length;
@@ -54,7 +54,7 @@ describe('bursts of concurrent readers', () => {
     expect((await sh(`ls ${d.mountpoint}/s3/burst | wc -l`)).trim()).toBe(String(ROUNDS * READERS));
     const perRound: Array<{ peak: number; after: number; workerLocals: number }> = [];
     for (let r = 0; r < ROUNDS; r++) {
-      bucket.proxy.slowNext(READERS, HOLD_MS, 'GET');
+      storage.proxy.slowNext(READERS, HOLD_MS, 'GET');
       const readers = Array.from({ length: READERS }, (_, i) => sh(`dd if=${d.mountpoint}/s3/${name(r, i)} bs=64k iflag=direct status=none | sha256sum`));
       // While the GETs are held, every reader's read waits in its own libfuse worker.
       let peak = 0;

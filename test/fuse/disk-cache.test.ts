@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { mountDaemon, sh, shResult } from '../helpers/mount.js';
@@ -15,12 +14,10 @@ const MiB = 1024 * 1024;
 const DATA = deterministicBytes('disk-tier', 6 * MiB + 99);
 const LARGE = deterministicBytes('disk-tier-large', 24 * MiB + 7);
 let storage: ProxiedBucket;
-let proxy: FaultProxy;
 let cacheDir: string;
 
 beforeAll(async () => {
   storage = await startProxiedBucket('media', { files: [{ path: 'clip.bin', data: DATA }, { path: 'large.bin', data: LARGE }] });
-  ({ proxy } = storage);
   cacheDir = await mkdtemp(join(tmpdir(), 'assetfs-diskcache-'));
 });
 afterAll(async () => {
@@ -33,7 +30,7 @@ const config = () => ({
   cache: { memory: '2MiB', disk: '64MiB' },
   sources: [storage.source()],
 });
-const gets = () => proxy.requests().filter((r) => r.method === 'GET' && r.path.endsWith('/clip.bin'));
+const gets = () => storage.proxy.requests().filter((r) => r.method === 'GET' && r.path.endsWith('/clip.bin'));
 
 const SLOT = 4096 + MiB;
 
@@ -66,7 +63,7 @@ describe('disk cache tier', () => {
     const { slots, files } = await stored();
     expect(slots.sort()).toEqual([0, 1, 2, 3, 4, 5]); // the six full blocks; the short seventh has a file
     expect(files).toHaveLength(1);
-    proxy.clearLog();
+    storage.proxy.clearLog();
     const second = await mountDaemon(config());
     try {
       expect((await sh(`sha256sum ${second.mountpoint}/s3/clip.bin`)).split(' ')[0]).toBe(sha256(DATA));
@@ -81,7 +78,7 @@ describe('disk cache tier', () => {
     const raw = await readFile(slab);
     raw[SLOT - 1] = raw[SLOT - 1]! ^ 0xff; // the last byte of the first slot's block
     await writeFile(slab, raw);
-    proxy.clearLog();
+    storage.proxy.clearLog();
     const d = await mountDaemon(config());
     try {
       expect((await sh(`sha256sum ${d.mountpoint}/s3/clip.bin`)).split(' ')[0]).toBe(sha256(DATA));

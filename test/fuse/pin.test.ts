@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { BIN, mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
@@ -17,7 +16,6 @@ const A = deterministicBytes('pin-a', 5 * MiB + 1);
 const B = deterministicBytes('pin-b', 3 * MiB);
 const OTHER = deterministicBytes('pin-other', 24 * MiB);
 let storage: ProxiedBucket;
-let proxy: FaultProxy;
 let work: string;
 
 interface Status {
@@ -31,11 +29,10 @@ const config = () => ({
 });
 const cli = (args: string) => sh(`node ${BIN} ${args} --socket ${join(work, 'cache', 'control.sock')}`);
 const status = async () => JSON.parse(await cli('status --json')) as Status;
-const pinnedGets = () => proxy.requests().filter((r) => r.method === 'GET' && r.path.startsWith('/media/pinned/')).length;
+const pinnedGets = () => storage.proxy.requests().filter((r) => r.method === 'GET' && r.path.startsWith('/media/pinned/')).length;
 
 beforeAll(async () => {
   storage = await startProxiedBucket('media');
-  ({ proxy } = storage);
   await storage.seed([
     { path: 'pinned/a.bin', data: A },
     { path: 'pinned/sub/b.bin', data: B },
@@ -63,7 +60,7 @@ describe.sequential('pinning', () => {
 
   it('pinned files are not evicted by reading three times the disk cache, and are read without the network', async () => {
     expect((await sh(`sha256sum ${d.mountpoint}/s3/other/big.bin`)).split(' ')[0]).toBe(sha256(OTHER));
-    proxy.clearLog();
+    storage.proxy.clearLog();
     expect((await sh(`sha256sum ${d.mountpoint}/s3/pinned/a.bin`)).split(' ')[0]).toBe(sha256(A));
     expect((await sh(`sha256sum ${d.mountpoint}/s3/pinned/sub/b.bin`)).split(' ')[0]).toBe(sha256(B));
     expect(pinnedGets()).toBe(0);
@@ -71,7 +68,7 @@ describe.sequential('pinning', () => {
 
   it('pins survive a restart', async () => {
     await d.stop();
-    proxy.clearLog();
+    storage.proxy.clearLog();
     d = await mountDaemon(config());
     await until(async () => (await status()).pins[0]?.state === 'complete', 'the pin refresh');
     expect((await sh(`sha256sum ${d.mountpoint}/s3/pinned/a.bin`)).split(' ')[0]).toBe(sha256(A));

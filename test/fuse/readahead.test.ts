@@ -3,7 +3,6 @@
  * random small reads only as block-sized ones (counted at the proxy in front of s3rver).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sampleMp4WithMoovAtEnd, sha256 } from '../../src/demo/sample-media.js';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
@@ -28,12 +27,10 @@ function mp4WithMoovAtEnd(): Buffer {
 }
 const MP4 = mp4WithMoovAtEnd();
 let storage: ProxiedBucket;
-let proxy: FaultProxy;
 let d: MountedDaemon;
 
 beforeAll(async () => {
   storage = await startProxiedBucket('media', { files: [{ path: 'seq.bin', data: SEQ }, { path: 'rnd.bin', data: RND }, { path: 'movie.mp4', data: MP4 }] });
-  ({ proxy } = storage);
   d = await mountDaemon({
     metadataTtl: '2s',
     cache: { memory: '256MiB', disk: 0 },
@@ -49,11 +46,11 @@ const rangeLen = (r: string | undefined) => {
   const m = /bytes=(\d+)-(\d+)/.exec(r ?? '');
   return m ? Number(m[2]) - Number(m[1]) + 1 : 0;
 };
-const getsOf = (name: string) => proxy.requests().filter((r) => r.method === 'GET' && r.path.endsWith(`/${name}`));
+const getsOf = (name: string) => storage.proxy.requests().filter((r) => r.method === 'GET' && r.path.endsWith(`/${name}`));
 
 describe('readahead', () => {
   it('a sequential read of 48 MiB goes out as few, mostly large ranged GETs', async () => {
-    proxy.clearLog();
+    storage.proxy.clearLog();
     expect((await sh(`dd if=${d.mountpoint}/s3/seq.bin bs=1M status=none | sha256sum`)).split(' ')[0]).toBe(sha256(SEQ));
     const gets = getsOf('seq.bin');
     const bytes = gets.reduce((n, r) => n + rangeLen(r.range), 0);
@@ -63,7 +60,7 @@ describe('readahead', () => {
   });
 
   it('random 4 KiB reads fetch only the blocks they touch, one block per GET', async () => {
-    proxy.clearLog();
+    storage.proxy.clearLog();
     const offsets = [37, 5, 22, 41, 13, 30, 2, 46].map((b) => b * MiB + 12345);
     for (const off of offsets) {
       const got = await sh(`dd if=${d.mountpoint}/s3/rnd.bin bs=4096 count=1 iflag=skip_bytes skip=${off} status=none | sha256sum`);
@@ -75,7 +72,7 @@ describe('readahead', () => {
   });
 
   it('opening an MP4 prefetches its moov box at the end, and nothing in between', async () => {
-    proxy.clearLog();
+    storage.proxy.clearLog();
     const moovStart = MP4.length - (300 * 1024 + 8);
     expect((await sh(`head -c 64 ${d.mountpoint}/s3/movie.mp4 | sha256sum`)).split(' ')[0]).toBe(sha256(MP4.subarray(0, 64)));
     const covered = () =>
@@ -96,7 +93,7 @@ describe('readahead', () => {
     const big = await sampleMp4WithMoovAtEnd(400 * MiB);
     await storage.seed([{ path: 'long.mp4', data: big }], 1);
     await new Promise((r) => setTimeout(r, 2_500)); // the metadata TTL: the root listing was cached before
-    proxy.clearLog();
+    storage.proxy.clearLog();
     const out = await sh(`ffprobe -v error -show_entries stream=codec_type -of csv=p=0 ${d.mountpoint}/s3/long.mp4`);
     expect(out).toMatch(/video/);
     const fetched = getsOf('long.mp4').reduce((n, r) => n + rangeLen(r.range), 0);
@@ -113,7 +110,7 @@ describe('readahead with a memory tier smaller than its default window', () => {
       sources: [storage.source()],
     });
     try {
-      proxy.clearLog();
+      storage.proxy.clearLog();
       expect((await sh(`dd if=${small.mountpoint}/s3/seq.bin bs=1M status=none | sha256sum`)).split(' ')[0]).toBe(sha256(SEQ));
       expect(getsOf('seq.bin').reduce((n, r) => n + rangeLen(r.range), 0)).toBe(SEQ.length);
     } finally {
@@ -146,14 +143,14 @@ describe('scan resistance: a sequential read streams through a small part of the
       // The random blocks, the last 2 MiB of the stream (not yet passed) and a 4 MiB tail of demoted
       // blocks: a plain LRU would hold 32 MiB of seq.bin here, the random blocks evicted.
       expect(after.bytes).toBeLessThanOrEqual(12 * MiB);
-      proxy.clearLog();
+      storage.proxy.clearLog();
       await readRandom(offsets);
       const again = await memory();
       expect(again.hits - after.hits).toBeGreaterThanOrEqual(offsets.length);
       expect(again.misses).toBe(after.misses);
       // What left memory is on disk: reading the file again costs the storage server nothing.
       expect((await sh(`dd if=${m.mountpoint}/s3/seq.bin bs=1M iflag=direct status=none | sha256sum`)).split(' ')[0]).toBe(sha256(SEQ));
-      expect(proxy.requests().filter((r) => r.method === 'GET').length).toBe(0);
+      expect(storage.proxy.requests().filter((r) => r.method === 'GET').length).toBe(0);
     } finally {
       await m.stop();
     }

@@ -9,19 +9,17 @@ import { appendFile, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { s3rverClient } from '../../src/demo/seed-storage.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { BIN, mountDaemon, sh, type MountedDaemon, until } from '../helpers/mount.js';
 
 let storage: ProxiedBucket;
-let proxy: FaultProxy;
 let work: string;
 let local: string;
 
 const object = async (key: string) => (await storage.object(key))?.toString();
 const keys = async () => (await storage.keys('watched/')).sort();
-const puts = (key: string) => proxy.requests().filter((r) => r.method === 'PUT' && r.path === `/media/${key}`).length;
+const puts = (key: string) => storage.proxy.requests().filter((r) => r.method === 'PUT' && r.path === `/media/${key}`).length;
 
 const config = () => ({
   cacheDir: join(work, 'cache'),
@@ -31,7 +29,6 @@ const config = () => ({
 
 beforeAll(async () => {
   storage = await startProxiedBucket('media');
-  ({ proxy } = storage);
   work = await mkdtemp(join(tmpdir(), 'assetfs-sync-'));
   local = join(work, 'outgoing');
   await mkdir(join(local, 'shots', 'day1'), { recursive: true });
@@ -96,7 +93,7 @@ describe.sequential('watched folder', () => {
     await writeFile(join(local, 'new-while-down.txt'), 'new\n');
     const later = new Date(Date.now() + 60_000);
     await utimes(join(local, 'shots', 'day1', 'take1.txt'), later, later); // same bytes, new mtime
-    proxy.clearLog();
+    storage.proxy.clearLog();
     d = await mountDaemon(config());
     await until(async () => (await object('watched/new-while-down.txt')) === 'new\n', 'the new file');
     await until(async () => (await object('watched/present-at-start.txt')) === 'changed while the daemon was down\n', 'the changed file');

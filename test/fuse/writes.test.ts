@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, startAzurite, type StorageServer } from '../../src/emulators/storage-servers.js';
-import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { journaledParts, mountDaemon, sh, shResult, type MountedDaemon, until } from '../helpers/mount.js';
@@ -18,7 +17,6 @@ import { journaledParts, mountDaemon, sh, shResult, type MountedDaemon, until } 
 const MiB = 1024 * 1024;
 let storage: ProxiedBucket;
 let az: StorageServer;
-let proxy: FaultProxy;
 let work: string;
 let d: MountedDaemon;
 
@@ -34,7 +32,6 @@ const sources = () => [
 
 beforeAll(async () => {
   [storage, az] = await Promise.all([startProxiedBucket('media', { files: [{ path: 'existing/old.txt', data: Buffer.from('old remote file\n') }] }), startAzurite()]);
-  ({ proxy } = storage);
   await BlobServiceClient.fromConnectionString(azuriteConnectionString(az)).getContainerClient('media').createIfNotExists();
   work = await mkdtemp(join(tmpdir(), 'assetfs-writes-'));
   d = await mountDaemon({ cacheDir: join(work, 'cache'), sources: sources(), uploads: { writeBack: '500ms' }, metadataTtl: '1s' });
@@ -56,7 +53,7 @@ describe('writes into the mount', () => {
     await until(async () => (await s3Object('incoming/clip.bin'))?.length === data.length, 'the upload');
     expect(sha256((await s3Object('incoming/clip.bin'))!)).toBe(sha256(data));
     // Multipart: the 19 MiB file went up in parts (8 MiB by default).
-    const parts = proxy.requests().filter((r) => r.method === 'PUT' && r.path.endsWith('/incoming/clip.bin') && /partNumber=/.test(r.query));
+    const parts = storage.proxy.requests().filter((r) => r.method === 'PUT' && r.path.endsWith('/incoming/clip.bin') && /partNumber=/.test(r.query));
     expect(parts.length).toBe(3);
   });
 
@@ -69,7 +66,7 @@ describe('writes into the mount', () => {
       'sub/deeper/c.srt': Buffer.from('1\n00:00:01,000 --> 00:00:02,000\nHi\n'),
     };
     for (const [p, data] of Object.entries(files)) await writeFile(join(tree, p), data);
-    proxy.clearLog();
+    storage.proxy.clearLog();
     await sh(`rsync -a ${tree}/ ${d.mountpoint}/blob/synced/`);
     const container = BlobServiceClient.fromConnectionString(azuriteConnectionString(az)).getContainerClient('media');
     const names = async () => {
@@ -154,7 +151,7 @@ describe('SIGKILL during an upload', () => {
     expect(confirmed.length).toBeGreaterThanOrEqual(3);
     expect(confirmed.length).toBeLessThan(25); // 200 MiB in 8 MiB parts: the upload was really cut short
     expect(await s3Object('killed.bin')).toBeUndefined();
-    proxy.clearLog();
+    storage.proxy.clearLog();
     const second = await mountDaemon(cfg);
     try {
       await until(async () => (await s3Object('killed.bin'))?.length === data.length, 'the resumed upload', 120_000);
@@ -162,7 +159,7 @@ describe('SIGKILL during an upload', () => {
       await second.stop();
     }
     expect(sha256((await s3Object('killed.bin'))!)).toBe(sha256(data));
-    const resent = proxy.requests().filter((r) => r.method === 'PUT' && /partNumber=/.test(r.query)).map((r) => Number(/partNumber=(\d+)/.exec(r.query)![1]));
+    const resent = storage.proxy.requests().filter((r) => r.method === 'PUT' && /partNumber=/.test(r.query)).map((r) => Number(/partNumber=(\d+)/.exec(r.query)![1]));
     expect(resent.length).toBeGreaterThan(0);
     for (const n of confirmed) expect(resent).not.toContain(n);
     expect(second.logs()).toMatch(/upload resuming/);

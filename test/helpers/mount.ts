@@ -57,20 +57,12 @@ export interface MountedDaemon {
   kill(): Promise<void>;
 }
 
-/** Polls `cond` every 200 ms until it holds; throws naming `what` after `timeoutMs`. */
-export async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+/** Polls `cond` every `intervalMs` until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 60_000, intervalMs = 200): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function waitFor(cond: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
@@ -109,10 +101,15 @@ export async function mountDaemon(config: Record<string, unknown>, opts: { logLe
     },
   };
   try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${stderr.slice(-2000)}`);
-      return isMounted(mountpoint);
-    }, 'the mount');
+    await until(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${stderr.slice(-2000)}`);
+        return isMounted(mountpoint);
+      },
+      'the mount',
+      60_000,
+      100,
+    );
   } catch (e) {
     await handle.stop();
     throw e;

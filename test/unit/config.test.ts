@@ -163,6 +163,7 @@ describe('parseConfigText', () => {
   it('fuse.maxBackground defaults to 64 and must be a whole number from 1 to 65535', () => {
     const parse = (fuse: unknown) => parseConfigText(json({ fuse, sources: [{ name: 'ok', ...MINIMAL_SOURCES.s3 }] }), '/c.json', {});
     expect(parse({}).fuse.maxBackground).toBe(64);
+    expect(parse(undefined).fuse).toEqual({ allowOther: false, readahead: 1024 ** 2, maxBackground: 64, options: [] }); // no fuse section at all
     expect(parse({ maxBackground: 200 }).fuse.maxBackground).toBe(200);
     for (const bad of [0, 1.5, 70000]) expect(problemsOf(() => parse({ maxBackground: bad })).map((p) => p.path)).toEqual(['fuse.maxBackground']);
   });

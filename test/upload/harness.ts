@@ -10,6 +10,7 @@ import { Journal } from '../../src/upload/journal.js';
 import type { Uploader } from '../../src/upload/types.js';
 import { UploadEngine, type UploadEngineOptions } from '../../src/upload/engine.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { until } from '../helpers/mount.js';
 
 export async function localFile(dir: string, name: string, data: Buffer): Promise<{ path: string; size: number; mtimeMs: number }> {
   const path = join(dir, name);
@@ -109,7 +110,7 @@ export async function uploadWhileAppending(journal: Journal, inner: Uploader, jo
   e.start();
   const { id } = e.enqueue(job);
   await e.waitFor(id).catch(() => undefined);
-  while (journal.get(id)!.state !== 'done') await new Promise((r) => setTimeout(r, 50));
+  await until(async () => journal.get(id)!.state === 'done', `job ${id} done after its restart`, 60_000, 50);
   await e.stop();
   return id;
 }
