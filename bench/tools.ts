@@ -47,8 +47,7 @@ export async function dropPageCache(): Promise<boolean> {
  * `serverDir` read back in, so the server serves from memory as it did for the first reads after
  * seeding. Here the server's disk and the clients' cache dirs are one device; a server reading its
  * object from that disk while a client writes its cache to it measures the shared disk, not the
- * client (measured: 242–344 against 320–374 MiB/s for assetfs, alternating). False when the page
- * cache could not be dropped.
+ * client (docs/perf-log.md, 2026-11-29). False when the page cache could not be dropped.
  */
 export async function coldStart(serverDir: string): Promise<boolean> {
   const dropped = await dropPageCache();

@@ -1,14 +1,12 @@
 #!/usr/bin/env -S node --max-semi-space-size=1 --initial-old-space-size=32 --expose-gc
 // --max-semi-space-size=1 (MiB): V8's young generation otherwise grows to 3 × 16 MiB of resident
-// memory that a daemon serving reads from its own block cache never needs (measured: 18 MiB less peak
-// RSS over a long read, throughput unchanged).
+// memory that a daemon serving reads from its own block cache never needs.
 // --initial-old-space-size=32 (MiB): V8 counts the socket buffers of a fast download as external
-// memory and, against a small old generation (about 19 MiB here), started a full mark-compact every
-// ~60 ms of a cold read: 25 of them per 512 MiB, each freeing almost nothing. With this, 1. Measured
-// (alternating runs, default cache): cold 196–233 → 258–280 MiB/s; peak RSS over a 4 GiB read
-// 397–398 → 399–401 MiB.
+// memory and, against a small old generation, starts a full mark-compact every few tens of
+// milliseconds of a cold read, each freeing almost nothing; with this, about one per read.
 // --expose-gc: for src/util/gc-pacer.ts, which collects the young generation every 4 MiB of network
-// bodies so that their socket buffers do not pile up (peak RSS about 20 MiB lower).
+// bodies so that their socket buffers do not pile up.
+// What each flag was measured to change: docs/perf-log.md (2026-11-28, 2026-11-29).
 // Tests and the bench start the daemon with the flags of this line too (test/helpers/mount.ts).
 // Runs the compiled CLI; `npm run build` (done by the README's setup commands) produces dist/.
 import { existsSync } from 'node:fs';

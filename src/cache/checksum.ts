@@ -4,9 +4,9 @@
  *
  * Every block is checksummed once when written and once per read from disk, on the main thread, so
  * its speed is the disk tier's CPU cost per byte. @node-rs/crc32 folds with the CPU's carry-less
- * multiply (PCLMULQDQ) where the CPU has one: ≈50 ms per GiB on this machine's Xeon, against
- * ≈230–410 for Node's zlib, which does not use it. Where its prebuilt binary is missing (a
- * platform it does not ship for), zlib's gives the same values more slowly.
+ * multiply (PCLMULQDQ) where the CPU has one, several times faster than Node's zlib, which does not
+ * use it (docs/perf-log.md). Where its prebuilt binary is missing (a platform it does not ship for),
+ * zlib's gives the same values more slowly.
  */
 import { createRequire } from 'node:module';
 import { crc32 as zlibCrc32 } from 'node:zlib';

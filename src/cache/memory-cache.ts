@@ -22,9 +22,9 @@
  *  - Scan resistance (after the Linux page cache's inactive list and 2Q): a block demote()d, i.e. read
  *    by a sequential stream that has moved on, waits in a short FIFO (`streamedKeepBytes`) and then
  *    leaves, its buffer recycled for the stream's next blocks. A long sequential read therefore
- *    neither pushes the rest of the tier out nor grows the process into fresh pages (on this VM a
- *    first-touched page costs more than the copy into it), and the kernel's page cache already holds
- *    what such a reader has read. A demoted block read again while in the FIFO, or stored again
+ *    neither pushes the rest of the tier out nor grows the process into fresh pages (a first-touched
+ *    page can cost more than the copy into it: docs/perf-log.md), and the kernel's page cache
+ *    already holds what such a reader has read. A demoted block read again while in the FIFO, or stored again
  *    while its key is remembered as recently demoted (`ghosts`), is kept like any other block.
  */
 import { LRUCache } from 'lru-cache';

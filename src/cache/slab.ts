@@ -4,9 +4,8 @@
  * page, `at` = one page) and then the block's bytes.
  *
  * Why one file: a block file per block cost three thread-pool trips (open with O_CREAT, write, close)
- * and an inode per block. Measured over 1 GiB cold reads (alternating runs), the daemon spent 2.7–2.9
- * CPU-s with block files against 1.9–2.0 with a slot write each (one pwritev), and read 292–342 against
- * 375–384 MiB/s. A warm read is one preadv instead of open, readv and close.
+ * and an inode per block; a slot write is one pwritev, a warm read one preadv instead of open, readv
+ * and close. Cold reads got both faster and cheaper in CPU (docs/perf-log.md, 2026-11-29).
  *
  * Invariants:
  *  - A slot is either free, being written (taken, not yet indexed by the caller), or holds the block

@@ -196,7 +196,7 @@ export const ConfigSchema = z
         /**
          * Asynchronous requests (readahead, O_DIRECT reads) the kernel keeps in flight to the daemon;
          * past 3/4 of it, readahead is cut short. libfuse's default is 12: too few for many readers of
-         * cold files (README, Semantics 13). A max_background in `options` takes precedence.
+         * cold files (docs/design.md#kernel-options). A max_background in `options` takes precedence.
          */
         maxBackground: z.number().int().min(1).max(65535).default(64),
         /** Extra libfuse options, appended verbatim (e.g. congestion_threshold=32). */

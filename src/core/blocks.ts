@@ -3,7 +3,7 @@ import type { ByteRange, ObjectVersion } from './types.js';
 
 /**
  * Bytes per ranged GET when readahead fetches several blocks together (`readahead.part`'s default).
- * 16 MiB, not 8: the daemon's heap grows with the number of GETs (README, Semantics 2).
+ * 16 MiB, not 8: the daemon's heap grows with the number of GETs (docs/design.md#readahead).
  */
 export const DEFAULT_PART_BYTES = 16 * 1024 ** 2;
 

@@ -191,7 +191,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       uploads: uploads.status(),
       pins: pinner.status(),
       // libfuse workers' locals ever allocated: bounded by the most workers alive at once, however many
-      // bursts of concurrent operations came (issue 5, "concurrency without decay").
+      // bursts of concurrent operations came (fuse-native patch 1: docs/design.md#fuse-native-patched).
       fuse: { workerLocals: mounted.workerLocals() },
     }),
     'POST /retry': async () => ({ retried: uploads.engine.retryNow() }),

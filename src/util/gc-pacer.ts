@@ -5,11 +5,10 @@
  * Each socket read lands in a fresh 64 KiB buffer whose bytes live outside V8's heap; the daemon
  * copies them into a cache block and drops the buffer. V8 frees such memory only when it collects the
  * small JS object holding it, and a fast download allocates too little on the JS heap to trigger that
- * often: during a 1 GiB cold read the malloc heap grew from 7 to 43 MiB. A minor GC (well under a
- * millisecond with the 1 MiB young generation of bin/assetfs.js) every 4 MiB received cut the peak RSS
- * of that read by about 20 MiB, throughput unchanged (alternating runs). Over 4 GiB the heap still
- * reaches 45–51 MiB, and heaptrack finds 43 MiB of socket buffers alive at that peak: something else
- * holds them as well (not yet found; README, Benchmarks).
+ * often, so the malloc heap grows by tens of MiB during a cold read. A minor GC (well under a
+ * millisecond with the 1 MiB young generation of bin/assetfs.js) every 4 MiB received frees them
+ * early, at no cost in throughput. It does not explain all of that heap: over long reads something
+ * else keeps socket buffers alive too (not yet found; the investigation is in docs/perf-log.md).
  *
  * Needs `--expose-gc` (set by bin/assetfs.js); without it this does nothing.
  */

@@ -1,5 +1,5 @@
 /**
- * Remote names → local names, per directory listing. Invariants (SPEC §Directory tree):
+ * Remote names → local names, per directory listing. Invariants (docs/semantics.md#names):
  *  - a local name is one safe path segment: no '/', no NUL, never '' / '.' / '..', at most 255 bytes;
  *  - the mapping is stable: the same remote entries give the same local names on every listing;
  *  - two entries that would share a local name are told apart by a stable suffix from their id,

@@ -1,4 +1,4 @@
-/** Wordbee emulator + provider specifics (providers.md §2), beyond the shared contract. */
+/** Wordbee emulator + provider specifics (docs/providers.md#wordbee), beyond the shared contract. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Provider, RemoteEntry } from '../../src/core/types.js';
 import { TransientError } from '../../src/core/errors.js';

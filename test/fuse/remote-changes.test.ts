@@ -1,5 +1,5 @@
 /**
- * A remote object that changes or disappears while a file on the mount is open (Semantics 3): the
+ * A remote object that changes or disappears while a file on the mount is open (docs/semantics.md#reads): the
  * open file never gets a mix of versions, a read that needs bytes it cannot have fails with EIO
  * (not ENOENT, not a hang), what it already read stays readable, and a new open sees the new state.
  * Another process holds the file open across the change; the test asks it for reads line by line.

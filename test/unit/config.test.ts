@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseConfigText } from '../../src/config/load.js';
 
-/** The example from SPEC.md, verbatim: flow mappings with unquoted ${VAR} inside. */
+/** A full config in the style of the example in docs/config.md: flow mappings with unquoted ${VAR} inside. */
 const SPEC_EXAMPLE = `
 mountpoint: /mnt/assets
 cacheDir: /var/cache/assetfs        # disk cache + journal live here (0700)

@@ -1,5 +1,5 @@
 /**
- * Azure Media Services v2 REST emulator (providers.md §3), on loopback, for tests and `assetfs demo`.
+ * Azure Media Services v2 REST emulator (docs/providers.md#ams), on loopback, for tests and `assetfs demo`.
  * The v2 API was retired in 2024, so this emulator is the only place it still runs.
  *
  *  - `POST /{tenant}/oauth2/token` — Azure AD client credentials → `{token_type, access_token, expires_in}`.

@@ -1,5 +1,5 @@
 /**
- * OData v3 wire format of the AMS v2 REST emulator (providers.md §3):
+ * OData v3 wire format of the AMS v2 REST emulator (docs/providers.md#ams):
  *  - `Accept: application/json;odata=verbose` → `{"d":{"results":[…]}}` for sets and `{"d":{…}}` for one
  *    entity, each entity with `__metadata`, dates as `/Date(ms)/`, errors as `{"error":{…}}`;
  *  - anything else (JSON light / minimal metadata) → `{"odata.metadata":…,"value":[…]}`, ISO dates,

@@ -1,5 +1,5 @@
 /**
- * The write side of the AMS v2 emulator (providers.md §3 "Upload" and "mkdir / rename / delete"):
+ * The write side of the AMS v2 emulator (docs/providers.md#ams, "Uploads and edits"):
  *
  *  - `GET CreateFileInfos?assetid='nb:cid:UUID:…'` → 204: an AssetFile for every committed blob of the
  *    asset's container that has none (GUESS: 204 No Content, as for other AMS functions without a result).
@@ -9,9 +9,9 @@
  *  - OData clients that cannot send MERGE/DELETE tunnel them: `POST` with `X-HTTP-Method: MERGE|DELETE`.
  *
  * Invariants / GUESSes:
- *  - An AssetFile's Name is its blob's name, so MERGE refuses a Name change with 400 (providers.md: file
+ *  - An AssetFile's Name is its blob's name, so MERGE refuses a Name change with 400 (docs/providers.md#ams: file
  *    rename is not supported).
- *  - Names follow providers.md "Name rules" (≤ 260 characters, none of !*'();:@&=+$,/?%#[]"); a bad
+ *  - Names follow AMS's name rules (docs/providers.md#ams) (≤ 260 characters, none of !*'();:@&=+$,/?%#[]"); a bad
  *    asset Name is a 400. The "exactly one ." rule is about file names (the extension): CreateFileInfos
  *    cannot refuse a blob, so the emulator does not police it; clients do.
  *  - Bytes never pass through here: clients put them into Azurite through a write SAS locator.
@@ -32,7 +32,7 @@ export interface WriteHost {
 const NAME_FORBIDDEN = /[!*'();:@&=+$,/?%#[\]"]/;
 export const MAX_NAME = 260;
 
-/** The providers.md name rule for an entity Name; undefined when fine. */
+/** AMS's name rule for an entity Name (docs/providers.md#ams); undefined when fine. */
 export function badName(name: unknown): string | undefined {
   if (typeof name !== 'string' || name === '') return 'Name must be a non-empty string.';
   if (name.length > MAX_NAME) return `Name is ${name.length} characters long; at most ${MAX_NAME} are allowed.`;

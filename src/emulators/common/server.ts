@@ -1,7 +1,7 @@
 /**
  * The small HTTP core every platform emulator shares: a method+path router over node:http on
  * loopback, JSON helpers, a request log, and the fault queue (faults.ts) applied before any route.
- * Emulators are test and demo infrastructure: they favour faithfulness to providers.md over speed.
+ * Emulators are test and demo infrastructure: they favour faithfulness to docs/providers.md over speed.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { FaultQueue, type FaultSpec } from './faults.js';
@@ -100,7 +100,7 @@ export class HttpError extends Error {
 
 export interface StartOptions {
   router: Router;
-  /** The platform's error body for a status and message (providers.md, "Errors"). */
+  /** The platform's error body for a status and message (docs/providers.md, each platform's "Errors"). */
   errorBody(status: number, message: string, extra: Record<string, unknown>): unknown;
   /** Called by an `expire-tokens` fault: the emulator forgets every token it issued. */
   expireTokens?(): void;

@@ -1,8 +1,8 @@
 /**
- * The MediaHub emulator's data: file records (providers.md §5) per pipeline, their bytes in an S3
+ * The MediaHub emulator's data: file records (docs/providers.md#mediahub) per pipeline, their bytes in an S3
  * bucket on s3rver (S3Backing), as MediaHub keeps files in S3 and hands out presigned S3 URLs.
  *
- * Record shape choices where providers.md says GUESS (the provider stays tolerant of others):
+ * Record shape choices where docs/providers.md#mediahub says Guess (the provider stays tolerant of others):
  *  - `created_at`/`updated_at` are ISO-8601 strings with milliseconds; `updated_at` changes when a
  *    file's bytes are replaced (same pipeline + object_key keeps its id, like a re-upload in place).
  *  - `etag` is the hex MD5 the bytes have in S3 (the storage ETag), so a reader can tell versions apart.
@@ -203,7 +203,7 @@ export class MediahubCatalog {
   }
 }
 
-/** The API form of a record (providers.md §5 field names). */
+/** The API form of a record (docs/providers.md#mediahub field names). */
 export function toApi(r: FileRec, apiBase: string): Record<string, unknown> {
   const ext = extOf(r.name);
   const out: Record<string, unknown> = {

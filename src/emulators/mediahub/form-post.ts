@@ -1,5 +1,5 @@
 /**
- * The S3 browser-POST endpoint that MediaHub's `form_post_url` points at (providers.md §5, step 2: "an
+ * The S3 browser-POST endpoint that MediaHub's `form_post_url` points at (docs/providers.md#mediahub, "Uploads", step 2: "an
  * S3 POST policy, not a signed PUT"). s3rver's own POST-policy support is doubtful, so the emulator
  * serves the form itself at `{emulator}/s3-form/<bucket>/` and checks it as S3 does:
  *  - `policy` is base64 JSON `{expiration, conditions}`; `signature` is base64 HMAC-SHA1 of the base64

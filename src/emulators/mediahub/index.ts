@@ -1,5 +1,5 @@
 /**
- * A loopback emulator of the Xvid MediaHub API (providers.md §5), base path `/v1/` (a provider's
+ * A loopback emulator of the Xvid MediaHub API (docs/providers.md#mediahub), base path `/v1/` (a provider's
  * baseUrl is `{url}/v1`). Implemented: OAuth2 client-credentials tokens, the flat paged file listing,
  * one file, download links (JSON or 302 to a presigned S3 URL), DELETE of a file, and uploads through an
  * S3 POST form (uploads.ts, form-post.ts).

@@ -1,5 +1,5 @@
 /**
- * MediaHub uploads in the emulator (providers.md §5 "Upload"):
+ * MediaHub uploads in the emulator (docs/providers.md#mediahub, "Uploads"):
  *  1. `POST /v1/files/uploads/?object_key=&pipeline_id=&expires_at=` creates an upload record and answers
  *     `{upload:{form_post_params, form_post_url, status:"UPLOADING", nb_chunks:0, storage_type:"S3",
  *     object_key, pipeline:{id}, file:{id}, id}}`;

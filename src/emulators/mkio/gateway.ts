@@ -12,7 +12,7 @@
  *    account's public base (so the fault proxy in front of s3rver/Azurite sees it), passing Range
  *    through and Content-Range, ETag, Content-Length, Last-Modified back. HEAD is answered from a
  *    direct HEAD of the object.
- *  - `x-ms-version` is accepted and ignored (providers.md GUESS).
+ *  - `x-ms-version` is accepted and ignored (a guess, docs/providers.md#mkio).
  */
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';

@@ -1,5 +1,5 @@
 /**
- * A loopback emulator of MediaKind MK.IO's Media API (providers.md §1), for tests and `assetfs demo`.
+ * A loopback emulator of MediaKind MK.IO's Media API (docs/providers.md#mkio), for tests and `assetfs demo`.
  *
  *  - `/api/v1/projects/{project}/media/assets[/{name}[/storage/|/getFileAccessInfo]]`, and the SDK's
  *    legacy `/api/ams/{subscription}/assets…` (subscription id or project name), same handlers.

@@ -1,7 +1,7 @@
 /**
  * The MK.IO emulator's view of its registered storage accounts: where an asset's bytes live and how
  * the emulator lists, probes, signs and deletes them. MK.IO never holds bytes itself; every file is a
- * blob in Azurite or an object in s3rver (providers.md §1 "Signed read", "Upload").
+ * blob in Azurite or an object in s3rver (docs/providers.md#mkio, "Reads", "Uploads and edits").
  *
  * Layout (emulator choice):
  *  - Azure account: an asset's `container` is an Azure container; a file is the blob `{subPath}/{path}`.
@@ -10,7 +10,7 @@
  *    storage with one fixed `bucketName`, yet keeps (container, storage) unique per asset.)
  * Paths handed in here are already joined (`{subPath}/{path}`, no leading or trailing '/').
  *
- * Uploads (providers.md §1 "Upload"): MK.IO has no upload endpoint, clients write to the registered
+ * Uploads (docs/providers.md#mkio, "Uploads and edits"): MK.IO has no upload endpoint, clients write to the registered
  * storage with the customer's own credential. `credential()` hands out such a credential, in the shape
  * of an mkio source's `storage:` key. The real servers check it (Azurite the SAS signature and
  * permissions; s3rver only the access key id, it does not verify SigV4 signatures), and the bytes land
@@ -37,7 +37,7 @@ export interface StorageAccount {
   readonly kind: StorageKind;
   /** The storage account's URL as MK.IO registered it (`spec.url`). */
   readonly url: string;
-  /** Simulates an expired storage credential: getFileAccessInfo then fails (providers.md, KB). */
+  /** Simulates an expired storage credential: getFileAccessInfo then fails (docs/providers.md#mkio, "Reads"). */
   credentialExpired: boolean;
 }
 

@@ -1,9 +1,9 @@
 /**
  * The Nomad emulator's asset catalog: buckets at the root, folders below them, files below those
- * (providers.md §4). Records only; a file's bytes live in the S3 backing under `objectKey`.
+ * (docs/providers.md#nomad). Records only; a file's bytes live in the S3 backing under `objectKey`.
  *
  * Invariants:
- *  - Names are unique per folder (providers.md GUESS): putting a file under an existing name replaces
+ *  - Names are unique per folder (a guess, docs/providers.md#nomad): putting a file under an existing name replaces
  *    that record's bytes and bumps its lastModifiedDate (strictly increasing), keeping its id.
  *  - Search pages are cut from one stable order (the requested sort, ties broken by id), so a client
  *    paging with `pageOffset` sees every matching record exactly once while nothing changes.
@@ -35,7 +35,7 @@ export interface AssetRecord {
   modifiedMs: number;
 }
 
-/** Filter operators in the order their numbers (0–10) stand for (providers.md lists them so). */
+/** Filter operators in the order their numbers (0–10) stand for (docs/providers.md#nomad lists them so). */
 export const OPERATORS = ['Equals', 'NotEquals', 'Contains', 'NotContains', 'Like', 'NotLike', 'LessThan', 'GreaterThan', 'LessThanEquals', 'GreaterThanEquals', 'Prefix'] as const;
 type Operator = (typeof OPERATORS)[number];
 

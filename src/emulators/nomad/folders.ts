@@ -1,8 +1,8 @@
 /**
- * The Nomad emulator's catalog edits (providers.md §4): create-folder, rename (PATCH), move and delete.
+ * The Nomad emulator's catalog edits (docs/providers.md#nomad): create-folder, rename (PATCH), move and delete.
  *
  * Invariants:
- *  - Names are unique per folder (providers.md GUESS): a create, rename or move onto a taken name
+ *  - Names are unique per folder (a guess, docs/providers.md#nomad): a create, rename or move onto a taken name
  *    answers 400 (GUESS: the docs list 400/401/404 only) and changes nothing.
  *  - Buckets are the catalog root: they are neither created, moved nor deleted here (GUESS: admin-only
  *    operations elsewhere); a folder never moves into itself or below itself.

@@ -1,5 +1,5 @@
 /**
- * A loopback emulator of the Nomad Media admin API (providers.md §4), for tests and `assetfs demo`:
+ * A loopback emulator of the Nomad Media admin API (docs/providers.md#nomad), for tests and `assetfs demo`:
  * login / refresh-token / ping, `POST /api/admin/search` with filters and page-index paging,
  * `GET /api/admin/asset/{id}` (+ `/detail`, `/resolve-full-url`), RFC 7807 error bodies; multipart
  * uploads (uploads.ts) and folder create / rename / move / delete (folders.ts).

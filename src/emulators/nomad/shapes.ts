@@ -1,7 +1,7 @@
 /**
- * The JSON shapes the Nomad emulator answers with (providers.md §4): search items, the asset (stat)
+ * The JSON shapes the Nomad emulator answers with (docs/providers.md#nomad): search items, the asset (stat)
  * object, the asset detail, and RFC 7807 problem details for every error.
- * Fields marked GUESS in providers.md, or added here, are noted where they are made.
+ * Fields marked as guesses in docs/providers.md#nomad, or added here, are noted where they are made.
  */
 import type { AssetRecord, Catalog } from './catalog.js';
 
@@ -46,7 +46,7 @@ export function wantedFields(raw: unknown): Set<string> | undefined {
 /**
  * One search item. `identifiers` holds only the requested `identifiers.*` fields when the request
  * names any (as the real search projects); id, title and the dates are always present.
- * `assetStatus`, `eTag` and `parentId` in identifiers are GUESSes (the item shape in providers.md
+ * `assetStatus`, `eTag` and `parentId` in identifiers are GUESSes (the item shape in docs/providers.md#nomad
  * shows neither status nor a content hash); folders and buckets carry no fullUrl nor contentLength.
  */
 export function searchItem(cat: Catalog, rec: AssetRecord, fields: Set<string> | undefined, fullUrl: string | null): unknown {
@@ -98,7 +98,7 @@ export function assetBody(cat: Catalog, rec: AssetRecord, fullUrl: string | null
   };
 }
 
-/** `GET /api/admin/asset/{id}/detail` (a subset: the fields providers.md names). */
+/** `GET /api/admin/asset/{id}/detail` (a subset: the fields docs/providers.md#nomad names). */
 export function detailBody(cat: Catalog, rec: AssetRecord, fullUrl: string | null): unknown {
   const files = rec.type === 'File' ? [rec] : cat.descendants(rec.id).filter((r) => r.type === 'File');
   return {

@@ -1,5 +1,5 @@
 /**
- * The Nomad emulator's multipart upload (providers.md §4 "Multipart upload"):
+ * The Nomad emulator's multipart upload (docs/providers.md#nomad, "Uploads"):
  * `POST /api/asset/upload/start`, `POST /api/asset/upload/part/{partId}/complete`,
  * `POST /api/asset/upload/{uploadId}/complete`, `POST /api/asset/upload/{uploadId}/cancel?message=`,
  * and (GUESS, not documented) `GET /api/asset/upload/{uploadId}`: the start answer again, with fresh
@@ -10,7 +10,7 @@
  *    `assets/<assetId>/<uploadId>`; a part's `url` is a SigV4 presigned UploadPart on the backing's
  *    public base (the expiry-enforcing proxy), minted for every answer with lifetime `partUrlTtlMs`.
  *  - The server cuts the parts: `chunkSize` bytes each, the last one shorter; positions are inclusive
- *    (providers.md GUESS). chunkSize is at least `minChunkSize` (S3's 5 MiB part minimum: S3 would
+ *    (a guess, docs/providers.md#nomad). chunkSize is at least `minChunkSize` (S3's 5 MiB part minimum: S3 would
  *    refuse smaller parts at completion) and grows so that there are at most 10,000 parts.
  *  - A part counts only after `part/{id}/complete` recorded its ETag. Completing refuses (400) while a
  *    part is missing, and checks the stored object's size against `contentLength` (s3rver, unlike S3,

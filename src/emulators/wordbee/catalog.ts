@@ -120,7 +120,7 @@ export class WordbeeCatalog {
   }
 
   find(segmentId: number, locale: string | null, relativePath: string, filename: string): AssetRecord | undefined {
-    // relativePath wins over a path written into filename (providers.md).
+    // relativePath wins over a path written into filename (docs/providers.md#wordbee).
     const parts = filename.split(/[\\/]+/).filter(Boolean);
     const name = parts.pop() ?? '';
     const rel = normRelPath(relativePath) || parts.join('\\');

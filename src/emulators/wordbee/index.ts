@@ -1,5 +1,5 @@
 /**
- * A loopback emulator of Wordbee Translator's project-asset API (providers.md §2): token auth with a
+ * A loopback emulator of Wordbee Translator's project-asset API (docs/providers.md#wordbee): token auth with a
  * 30-minute idle lifetime, scopes (pr/jbs/jbc), segment search with skip/take, asset listing per
  * segment and for many segments, downloads that ignore Range and always send the whole file, the
  * two-step upload (media upload → file token → attach to a segment), delete, Wordbee's error bodies,

@@ -1,5 +1,5 @@
 /**
- * `ams`: Azure Media Services v2 REST (providers.md §3). Tree: `<asset Name>/<file Name>`, two levels,
+ * `ams`: Azure Media Services v2 REST (docs/providers.md#ams). Tree: `<asset Name>/<file Name>`, two levels,
  * assets flat. Reads go through SAS locators on the asset's storage container (locators.ts).
  *
  * Refs (ids only, never names): '' the root; `<asset Id>/` an asset; `<asset Id>/<file Id>` a file.

@@ -1,5 +1,5 @@
 /**
- * AMS v2 uploads (providers.md §3 "Upload", "mkdir / rename / delete"). The tree is `<asset Name>/<file
+ * AMS v2 uploads (docs/providers.md#ams, "Uploads and edits"). The tree is `<asset Name>/<file
  * Name>`: an asset is a folder at the root, its files are the blobs of its container.
  *
  * An upload: a write grant on the asset (write-locators.ts), Put Block of every part through the grant's
@@ -15,7 +15,7 @@
  *    after the commit and CreateFileInfos (uncommitted blocks are not even a blob).
  *  - Versions come from the provider's own `fileVersion` of the AssetFile entity, so complete() and
  *    remoteVersion() report exactly the provider's RemoteEntry.version.
- *  - Names follow providers.md "Name rules" (≤ 260 characters, none of !*'();:@&=+$,/?%#[]", and for
+ *  - Names follow AMS's name rules (docs/providers.md#ams) (≤ 260 characters, none of !*'();:@&=+$,/?%#[]", and for
  *    files exactly one '.'), checked before anything is sent: EINVAL with the rule in the message.
  *  - Asset names resolve to ids through the Assets listing (first asset of a name in creation order, as
  *    AMS allows duplicates). Hits are cached for NAME_TTL_MS; a cached id the platform no longer knows
@@ -76,7 +76,7 @@ function parseSession(id: string): Session | undefined {
   return { tag, assetId, locatorId, policyId };
 }
 
-/** providers.md "Name rules" as an EINVAL naming the broken rule. */
+/** AMS's name rules (docs/providers.md#ams) as an EINVAL naming the broken rule. */
 export function checkName(kind: 'asset' | 'file', name: string): void {
   const bad = (why: string) => new FsError('EINVAL', `ams: ${kind} name "${name.slice(0, 80)}${name.length > 80 ? '…' : ''}" ${why}`);
   if (!name) throw bad('is empty');

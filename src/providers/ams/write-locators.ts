@@ -1,5 +1,5 @@
 /**
- * AMS upload grants: a write AccessPolicy plus a SAS locator on one asset (providers.md §3 "Upload"
+ * AMS upload grants: a write AccessPolicy plus a SAS locator on one asset (docs/providers.md#ams, "Uploads and edits",
  * steps 1 and 3), shared by every upload session of this uploader into that asset.
  *
  * Invariants:

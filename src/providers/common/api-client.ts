@@ -61,7 +61,7 @@ const header = (h: ApiResponse['headers'], n: string) => {
   return Array.isArray(v) ? v[0] : v;
 };
 
-/** The human part of a platform error body (the shapes of providers.md), redacted and short. */
+/** The human part of a platform error body (the shapes in docs/providers.md), redacted and short. */
 export function errorMessage(text: string): string {
   let msg = text;
   try {

@@ -1,7 +1,7 @@
 /**
  * The MediaHub API as the provider and its uploader (upload.ts) use it: an OAuth2 client-credentials
  * session, the flat paged file listing, one file, and download links. Tolerant of the answers
- * providers.md marks GUESS: `expires_in` as string or number, `{file}` wrapped or bare, `{url}`,
+ * docs/providers.md#mediahub marks as guesses: `expires_in` as string or number, `{file}` wrapped or bare, `{url}`,
  * `{urls}` or a 302 Location, `total` present or not.
  *
  * Invariants:
@@ -16,7 +16,7 @@ import type { SourceConfigOf } from '../../config/schema.js';
 
 export const INVALID_TOKEN = '0x0000003';
 export const FILE_NOT_FOUND = '0x0230002';
-/** The listing's largest page (providers.md: limit may be at most 5000). */
+/** The listing's largest page (docs/providers.md#mediahub: limit may be at most 5000). */
 export const MAX_PAGE = 5000;
 
 export interface MhItem {

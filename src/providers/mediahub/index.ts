@@ -1,5 +1,5 @@
 /**
- * `mediahub`: an Xvid MediaHub account (providers.md §5). Tree `<pipeline id>/<object_key path…>`,
+ * `mediahub`: an Xvid MediaHub account (docs/providers.md#mediahub). Tree `<pipeline id>/<object_key path…>`,
  * files without an object key under `<pipeline id>/_files/`, archives as folders of their items
  * (refs: tree.ts). Reads go through presigned S3 URLs from `GET /files/downloads`.
  *

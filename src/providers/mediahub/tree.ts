@@ -1,5 +1,5 @@
 /**
- * The directory tree of a MediaHub catalog (SPEC: `<pipeline id>/<object_key path…>`, files with no
+ * The directory tree of a MediaHub catalog (docs/providers.md#mediahub: `<pipeline id>/<object_key path…>`, files with no
  * object key under `<pipeline id>/_files/`), built from one pass over the flat listing.
  *
  * Refs (opaque to the rest of assetfs, stable across snapshots):

@@ -1,5 +1,5 @@
 /**
- * Uploads to Xvid MediaHub (providers.md §5 "Upload"): an upload record (`POST files/uploads/`), one S3
+ * Uploads to Xvid MediaHub (docs/providers.md#mediahub, "Uploads"): an upload record (`POST files/uploads/`), one S3
  * POST form per chunk to its `form_post_url`, `PUT files/uploads/{id}` with `nb_chunks`, then polling
  * `GET files/uploads/{id}` until FINISHED. A part is a chunk: part n is posted with `chunk` = n-1.
  *

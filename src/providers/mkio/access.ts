@@ -44,7 +44,7 @@ interface Entry {
 }
 
 const DEFAULT_LIFE_MS = 5 * 60_000;
-/** Azure wants a version header on bearer calls (providers.md GUESS: MK.IO's gateway may ignore it). */
+/** Azure wants a version header on bearer calls (a guess: MK.IO's gateway may ignore it; docs/providers.md#mkio). */
 const X_MS_VERSION = '2021-08-06';
 
 /** Epoch ms of a JWT's `exp`, or undefined when it is not a decodable JWT. */

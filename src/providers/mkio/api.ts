@@ -1,5 +1,5 @@
 /**
- * MK.IO Media API calls (providers.md §1) over the shared ApiClient: asset paging, one asset, the
+ * MK.IO Media API calls (docs/providers.md#mkio) over the shared ApiClient: asset paging, one asset, the
  * storage listing of an asset folder, getFileAccessInfo. Kept apart from the Provider so an upload
  * engine can reuse the same client and token.
  *
@@ -56,13 +56,13 @@ export interface FileAccessInfo {
   subPath?: string | null;
 }
 
-/** A registered storage account (`GET …/media/storage`, providers.md §1 "Upload"). */
+/** A registered storage account (`GET …/media/storage`, docs/providers.md#mkio). */
 export interface MkioStorageAccount {
   name: string;
   spec?: { type?: string; url?: string; bucketName?: string; description?: string };
 }
 
-/** `properties` of an asset creation (providers.md §1 "mkdir (create asset)"). */
+/** `properties` of an asset creation (docs/providers.md#mkio, "Uploads and edits"). */
 export interface AssetCreation {
   storageAccountName: string;
   container: string;

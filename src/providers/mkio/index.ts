@@ -1,6 +1,6 @@
 /**
- * `mkio`: a MediaKind MK.IO project (providers.md §1). Tree: `<asset name>/<file path below the
- * asset's subPath>` (SPEC §Directory tree). Assets come from the paged asset list; an asset's folders
+ * `mkio`: a MediaKind MK.IO project (docs/providers.md#mkio). Tree: `<asset name>/<file path below the
+ * asset's subPath>` (docs/providers.md#common-to-every-source). Assets come from the paged asset list; an asset's folders
  * and files from its storage listing (`…/storage/`, nested folders with `?path=`, a GUESS); bytes are
  * read straight from the asset's Azure/S3 storage with what getFileAccessInfo hands out (access.ts).
  *

@@ -1,5 +1,5 @@
 /**
- * MK.IO uploads (providers.md §1 "Upload", "mkdir (create asset)", "Delete", "Rename"). MK.IO has no
+ * MK.IO uploads (docs/providers.md#mkio, "Uploads and edits"). MK.IO has no
  * upload endpoint: the bytes go straight into the asset's registered storage with the credential of the
  * source's `storage:` key, and MK.IO's storage listing shows them from there.
  *  - Azure storage (`url` + `sasToken`): staged blocks and one block-list commit of the blob

@@ -1,6 +1,6 @@
 /**
  * The Nomad admin API as the provider and its uploader use it: a bearer session and the calls for
- * search, asset and detail, the multipart upload and the catalog edits (providers.md §4).
+ * search, asset and detail, the multipart upload and the catalog edits (docs/providers.md#nomad).
  *
  * Invariants:
  *  - One login at a time (TokenSession). A login uses the refresh token first when one is held; a
@@ -91,7 +91,7 @@ export interface NomadUploadPart {
   url: string;
   partNumber: number;
   startingPosition: number;
-  /** Inclusive (providers.md GUESS). */
+  /** Inclusive (a guess: docs/providers.md#nomad). */
   endingPosition: number;
   isCompleted?: boolean;
   /** GUESS: not in the documented part shape; the emulator sends it for completed parts. */

@@ -1,6 +1,6 @@
 /**
  * Nomad answers (search items and asset objects) → RemoteEntry. Tolerant of missing or renamed
- * fields (much of the shape is GUESS in providers.md), and the same rules for both answers, so that a
+ * fields (much of the shape is a guess: docs/providers.md#nomad), and the same rules for both answers, so that a
  * listed entry and a stat of it agree on kind, size and version.
  *
  * Version: the S3 ETag when the answer carries one. The read path checks every ranged response's
@@ -12,7 +12,7 @@
 import type { RemoteEntry, Unreadable } from '../../core/types.js';
 import type { NomadAsset, SearchItem } from './client.js';
 
-/** Statuses whose bytes can be read (providers.md GUESS: only these two). */
+/** Statuses whose bytes can be read (a guess: only these two; docs/providers.md#nomad). */
 const READABLE = new Set(['available', 'restored']);
 
 /** Statuses that will not become readable by waiting: EACCES. Every other unreadable one is EAGAIN. */

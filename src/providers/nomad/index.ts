@@ -1,5 +1,5 @@
 /**
- * `nomad`: a Nomad Media catalog (providers.md §4). The tree is Nomad's folder tree from the buckets
+ * `nomad`: a Nomad Media catalog (docs/providers.md#nomad). The tree is Nomad's folder tree from the buckets
  * down (or from the children of `rootFolderId`); a ref is the asset id, '' is the source root.
  *
  * Invariants:

@@ -1,5 +1,5 @@
 /**
- * Nomad uploads (providers.md §4): `upload/start` with chunkSize = our part size, each part PUT to its
+ * Nomad uploads (docs/providers.md#nomad): `upload/start` with chunkSize = our part size, each part PUT to its
  * presigned S3 URL and confirmed with `part/{id}/complete {etag}`, then `upload/{id}/complete`;
  * `upload/{id}/cancel` aborts. Folders: create-folder, PATCH (rename), move, DELETE.
  *

@@ -1,6 +1,6 @@
 /**
  * `wordbee`: Wordbee Translator project assets, as
- * `<scope>/<documentId>/<segmentId>/<locale or _>/<relativePath…>/<file>` (SPEC, providers.md §2).
+ * `<scope>/<documentId>/<segmentId>/<locale or _>/<relativePath…>/<file>` (docs/providers.md#wordbee).
  *
  * Invariants:
  *  - Documents and segments of a scope come from the paged segment search; the asset rows of a segment
