@@ -6,7 +6,7 @@
  * refuse it. What remains goes to libfuse, which knows the generic flags (`ro`, `nosuid`, `noatime`…)
  * and its own options (`default_permissions`, `max_read=`…) and rejects anything else.
  */
-import type { Config } from '../config/schema.js';
+import { LIBFUSE2_ONLY, type Config } from '../config/schema.js';
 
 /** A bad `-o` list; the message is one complete line. */
 export class MountOptionError extends Error {
@@ -49,6 +49,8 @@ export function parseMountOptions(lists: string | readonly string[]): MountOptio
       out.ignored.push(opt);
     } else if (MOUNT_FUSE_ONLY[name]) {
       throw new MountOptionError(MOUNT_FUSE_ONLY[name]);
+    } else if (LIBFUSE2_ONLY.has(name)) {
+      throw new MountOptionError(`${opt} is a libfuse 2 option that libfuse 3 refuses: remove it from the mount options`);
     } else if (opt === 'allow_other') {
       out.allowOther = true;
     } else if (!FUSE_OPTION.test(opt)) {

@@ -33,6 +33,7 @@ describe('mount options (-o)', () => {
     expect(() => parseMountOptions('setuid=bob')).toThrow(MountOptionError);
     expect(() => parseMountOptions('drop_privileges')).toThrow(/drop_privileges/);
     expect(() => parseMountOptions('a b')).toThrow(/"a b" is not one FUSE takes/);
+    expect(() => parseMountOptions('rw,nonempty')).toThrow(/nonempty is a libfuse 2 option/); // old fstab lines have it
   });
 });
 
