@@ -110,7 +110,7 @@ export function supervise(o: SuperviseOptions): Supervised {
       supervising = false;
       clearInterval(statusTimer);
       o.notifier.stopping(gone ? `stopping: ${o.mountpoint} was unmounted` : `stopping: unmounting ${o.mountpoint}`);
-      return d.stop({ ...opts, unmounted: gone || opts?.unmounted });
+      return d.stop({ ...opts, unmounted: gone || (opts?.unmounted ?? false) });
     };
     return { ...d, stop };
   });
