@@ -10,14 +10,13 @@ import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import { startDaemon, type Daemon } from './run.js';
-import { unmount } from './unmount.js';
+import { isMounted, unmount } from './unmount.js';
 import { callControl, controlSocketPath } from './control.js';
 import { formatBytes } from '../config/units.js';
 import { notifierFromEnv } from './notify.js';
 import { supervise } from './supervise.js';
 import { applyMountOptions } from './mount-options.js';
 import { isMountHelperCall } from './mount-helper.js';
-import { isMounted } from './unmount.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
 

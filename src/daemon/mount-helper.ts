@@ -121,6 +121,10 @@ export async function runMountHelper(argv: readonly string[], prog = 'mount.asse
     process.stderr.write(`${prog}: ${line}\n`);
     return code;
   };
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(`${USAGE}\nSee docs/operations.md: the helper's link, fstab lines, options and logs.\n`);
+    return EXIT.ok;
+  }
   let args: HelperArgs;
   try {
     args = parseHelperArgs(argv);
