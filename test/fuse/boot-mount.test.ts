@@ -77,7 +77,7 @@ async function reap(s: Setup) {
   if (pid && (await alive(pid))) await shResult(`kill -TERM ${pid}`);
 }
 
-describe.skipIf(!canNamespace)('mount(8) (skipped: unshare -m with an overlay on /usr/sbin does not work here)', () => {
+describe.skipIf(!canNamespace)(canNamespace ? 'mount(8)' : 'mount(8) (skipped: unshare -m with an overlay on /usr/sbin does not work here)', () => {
   it('mount -t fuse.assetfs CONFIG MOUNTPOINT via /sbin/mount.fuse.assetfs: up when mount returns, readable, and `umount` ends the daemon', async () => {
     const s = await setup('direct');
     const sbin = join(s.dir, 'sbin');
@@ -147,7 +147,7 @@ describe.skipIf(!canNamespace)('mount(8) (skipped: unshare -m with an overlay on
   });
 });
 
-describe.skipIf(!canReceive)('systemd notify protocol (skipped: needs /usr/bin/python3 and systemd-notify)', () => {
+describe.skipIf(!canReceive)(canReceive ? 'systemd notify protocol' : 'systemd notify protocol (skipped: needs /usr/bin/python3 and systemd-notify)', () => {
   /** Receives datagrams on a unix socket the test owns, as systemd would: one JSON string per datagram. */
   async function receiver(path: string) {
     const py = spawn(PYTHON, ['-u', '-c', 'import socket,sys,json\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint(json.dumps("LISTENING"))\nwhile True: print(json.dumps(s.recv(65536).decode()))', path], {
