@@ -18,6 +18,10 @@ const USERSPACE_ONLY = new Set([
   'defaults', 'auto', 'noauto', 'user', 'nouser', 'users', 'owner', 'group', 'nofail', '_netdev', 'nobootwait',
   // The kernel's defaults: nothing to ask for (and libfuse does not know atime and relatime by name).
   'rw', 'async', 'atime', 'relatime',
+  // fuse3's mount.fuse adds these to every mount it passes on (unless nosuid/nodev were given). Remote
+  // assets have no business being device nodes or setuid programs: the mount stays nosuid,nodev, as
+  // libfuse mounts for root by default and as `assetfs mount` does.
+  'dev', 'suid',
 ]);
 const USERSPACE_PREFIXES = ['x-', 'comment=', 'helper=', 'uhelper='];
 

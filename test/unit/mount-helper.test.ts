@@ -19,6 +19,7 @@ describe('mount options (-o)', () => {
     expect(o.fuse).toEqual(['noatime', 'nosuid', 'default_permissions', 'max_read=131072']);
     expect(o.ignored).toEqual(['rw', '_netdev', 'nofail', 'noauto', 'user', 'x-systemd.automount', 'x-systemd.idle-timeout=60', 'comment=hi', 'defaults']);
     expect(o.allowOther).toBe(false);
+    expect(parseMountOptions('rw,noatime,dev,suid').fuse).toEqual(['noatime']); // what fuse3's mount.fuse passes on
   });
 
   it('maps allow_other to fuse.allowOther and appends the rest to fuse.options without duplicates', () => {
