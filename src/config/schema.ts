@@ -7,7 +7,7 @@ import { parseDuration, parseSize } from './units.js';
 import { DEFAULT_PART_BYTES } from '../core/blocks.js';
 
 /** Mount options of libfuse 2 that libfuse 3 (our fuse-native's) rejects, failing the mount. */
-const LIBFUSE2_ONLY = new Set(['big_writes', 'nonempty', 'large_read', 'atomic_o_trunc', 'no_remote_lock']);
+export const LIBFUSE2_ONLY = new Set(['big_writes', 'nonempty', 'large_read', 'atomic_o_trunc', 'no_remote_lock']);
 
 const size = (what: string) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {

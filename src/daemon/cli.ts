@@ -10,9 +10,13 @@ import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import { startDaemon, type Daemon } from './run.js';
-import { unmount } from './unmount.js';
+import { isMounted, unmount } from './unmount.js';
 import { callControl, controlSocketPath } from './control.js';
 import { formatBytes } from '../config/units.js';
+import { notifierFromEnv } from './notify.js';
+import { supervise } from './supervise.js';
+import { applyMountOptions } from './mount-options.js';
+import { isMountHelperCall } from './mount-helper.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
 
@@ -25,13 +29,15 @@ function explain(e: unknown): string {
   return msg.split('\n')[0] ?? msg;
 }
 
-async function withCleanExit(fn: () => Promise<void>): Promise<void> {
+/** `onError` also gets the line (the mount command reports it to systemd or the mount helper). */
+async function withCleanExit(fn: () => Promise<void>, onError?: (line: string) => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (e) {
     process.stderr.write(`assetfs: ${explain(e)}\n`);
     if (process.env.ASSETFS_DEBUG === '1' && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     process.exitCode = e instanceof ConfigError ? 2 : 1;
+    await onError?.(explain(e));
   }
 }
 
@@ -41,10 +47,16 @@ async function withCleanExit(fn: () => Promise<void>): Promise<void> {
  * already be visible) stops it once it is up, instead of killing the process with the mount left
  * stale. Rejects with `started`'s error when it fails.
  */
-function runUntilSignal<T extends { stop(): Promise<void> }>(log: Logger, started: Promise<T>, reload?: (running: T) => Promise<void>): Promise<void> {
+function runUntilSignal<T extends { stop(): Promise<void> }>(
+  log: Logger,
+  started: Promise<T>,
+  reload?: (running: T) => Promise<void>,
+  /** Resolves when the daemon must stop without a signal (its mount was unmounted from outside). */
+  stopWhen?: Promise<void>,
+): Promise<void> {
   return new Promise((done, fail) => {
     let stopping = false;
-    const onStop = (sig: NodeJS.Signals) => {
+    const onStop = (sig: NodeJS.Signals | 'umount') => {
       if (stopping) {
         log.warn({ sig }, 'second signal: exiting now');
         process.exit(130);
@@ -59,6 +71,9 @@ function runUntilSignal<T extends { stop(): Promise<void> }>(log: Logger, starte
     };
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
+    void stopWhen?.then(() => {
+      if (!stopping) onStop('umount');
+    });
     if (reload) {
       process.on('SIGHUP', () => {
         log.info('SIGHUP: reloading credentials');
@@ -91,26 +106,40 @@ export function buildProgram(): Command {
     .argument('[mountpoint]', 'where to mount (default: `mountpoint` from the config)')
     .option('-c, --config <file>', 'config file (YAML or JSON)', DEFAULT_CONFIG)
     .option('--force', 'clear a stale mount left by a killed daemon', false)
-    .action((mp: string | undefined, o: { config: string; force: boolean }) =>
-      withCleanExit(async () => {
-        const config = await loadConfig(o.config);
-        const log = createLogger(config.log);
-        const mountpoint = mountpointOf(config, mp);
-        const started: Promise<Daemon> = startDaemon({ config, log, mountpoint, force: o.force });
-        await runUntilSignal(log, started, async (daemon) => daemon.reload(await loadConfig(o.config)));
-        exitNow(log);
-      }),
-    );
+    .option('-o, --options <list>', 'mount options as mount(8) gives them (allow_other, ro, noatime…; _netdev, nofail… are ignored)')
+    .action((mp: string | undefined, o: { config: string; force: boolean; options?: string }) => {
+      // Reports READY/STATUS/STOPPING to systemd (NOTIFY_SOCKET) or the mount helper: docs/operations.md.
+      const notifier = notifierFromEnv();
+      let log: Logger | undefined;
+      return withCleanExit(
+        async () => {
+          const config = applyMountOptions(await loadConfig(o.config), o.options);
+          log = createLogger(config.log);
+          const mountpoint = mountpointOf(config, mp);
+          const { started, unmountedOutside } = supervise({ started: startDaemon({ config, log, mountpoint, force: o.force }), mountpoint, notifier, log });
+          await runUntilSignal(log, started, async (daemon: Daemon) => daemon.reload(await loadConfig(o.config)), unmountedOutside);
+          await notifier.flushed();
+          exitNow(log);
+        },
+        async (line) => {
+          notifier.failed(line);
+          await notifier.flushed();
+          if (log) exitNow(log); // a mount that was up and stopped again leaves native handles behind
+        },
+      );
+    });
 
   program
     .command('unmount')
     .description('unmount cleanly; also clears a stale mount left by a killed daemon')
     .argument('[mountpoint]', 'the mount point (default: `mountpoint` from --config)')
     .option('-c, --config <file>', 'config file whose mountpoint to unmount')
-    .action((mp: string | undefined, o: { config?: string }) =>
+    .option('--if-stale', "only clear a stale mount (its daemon gone); leave a live one alone (the systemd unit's ExecStartPre)", false)
+    .action((mp: string | undefined, o: { config?: string; ifStale: boolean }) =>
       withCleanExit(async () => {
         const target = mp ?? (o.config ? mountpointOf(await loadConfig(o.config), undefined) : undefined);
         if (!target) throw new UserError('give the mount point to unmount (or --config FILE)');
+        if (o.ifStale && (await isMounted(resolve(target))) !== 'stale') return;
         await unmount(resolve(target));
       }),
     );
@@ -203,5 +232,13 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  await buildProgram().parseAsync(argv);
+  const program = buildProgram();
+  // fuse3's mount.fuse runs `assetfs CONFIG MOUNTPOINT -o OPTIONS` for `mount -t fuse.assetfs` when
+  // no /sbin/mount.fuse.assetfs exists: that is the mount helper's call (docs/operations.md).
+  if (isMountHelperCall(argv.slice(2), program.commands.map((c) => c.name()))) {
+    const { runMountHelper } = await import('./mount-helper.js');
+    process.exitCode = await runMountHelper(argv.slice(2), 'assetfs');
+    return;
+  }
+  await program.parseAsync(argv);
 }

@@ -48,7 +48,8 @@ export interface Daemon {
   readonly uploads: UploadService;
   /** SIGHUP: new credentials for existing sources, without unmounting. Added/removed sources need a remount. */
   reload(config: Config): Promise<void>;
-  stop(): Promise<void>;
+  /** `unmounted`: the mount is already gone (an outside `umount`): only drain and close. */
+  stop(opts?: { unmounted?: boolean }): Promise<void>;
 }
 
 /** Build everything but the mount: used by the daemon and by tests that drive the VFS directly. */
@@ -122,7 +123,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const lock = await claimCacheDir(o.config.cacheDir);
   try {
     const d = await startWithCacheDir(o);
-    return { ...d, stop: () => d.stop().finally(() => lock.release()) };
+    return { ...d, stop: (opts) => d.stop(opts).finally(() => lock.release()) };
   } catch (e) {
     lock.release();
     throw e;
@@ -203,13 +204,15 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   });
 
   let stopping: Promise<void> | undefined;
-  const stop = () =>
+  const stop = (opts?: { unmounted?: boolean }) =>
     (stopping ??= (async () => {
-      log.info({ mountpoint: o.mountpoint }, 'unmounting');
-      try {
-        await mounted.unmount();
-      } catch (e) {
-        log.warn({ err: e }, 'unmount failed');
+      if (!opts?.unmounted) {
+        log.info({ mountpoint: o.mountpoint }, 'unmounting');
+        try {
+          await mounted.unmount();
+        } catch (e) {
+          log.warn({ err: e }, 'unmount failed');
+        }
       }
       const deadline = Date.now() + (o.drainTimeoutMs ?? 10_000);
       while (core.vfs.openFiles > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
