@@ -14,6 +14,7 @@ import type { Attr, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Re
 import { FsError, NotFoundError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
 import { DirCache } from './dir-cache.js';
+import { remoteNameOf } from './names.js';
 import { RemoteFile, type RemoteFileDeps } from './remote-file.js';
 import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
@@ -74,12 +75,13 @@ export class AssetVfs implements Vfs {
   access(): VfsAccess {
     return {
       lookup: (path) => this.lookup(path),
-      remoteNames: async (dirPath) => {
-        const parts = dirPath.split('/').filter(Boolean);
+      remoteNames: async (path) => {
+        const parts = path.split('/').filter(Boolean);
         const names: string[] = [];
         for (let i = 2; i <= parts.length; i++) {
           const e = await this.lookup(`/${parts.slice(0, i).join('/')}`);
-          names.push(e && 'name' in e ? e.name : parts[i - 1]!);
+          // A listed entry's own name (escaped, suffixed and shortened local names go back to it); a new name read back.
+          names.push(e && 'name' in e ? e.name : remoteNameOf(parts[i - 1]!));
         }
         return names;
       },
