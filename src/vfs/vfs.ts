@@ -50,7 +50,8 @@ export class AssetVfs implements Vfs {
   private readonly pageCache = new PageCacheVersions();
   private writes: WriteOps | undefined;
   private nextFh = 1;
-  private readonly startedAt = Date.now();
+  /** Whole seconds, so that versionedMtime() still tells versions of a file without a known mtime apart. */
+  private readonly startedAt = Math.floor(Date.now() / 1000) * 1000;
 
   private readonly fileDeps: RemoteFileDeps;
 
@@ -154,8 +155,8 @@ export class AssetVfs implements Vfs {
 
   private entryAttr(e: RemoteEntry): Attr {
     return e.kind === 'dir'
-      ? this.dirAttr(e.mtimeMs || this.startedAt)
-      : { kind: 'file', size: e.size, mtimeMs: versionedMtime(e.mtimeMs, e.version), mode: FILE_MODE };
+      ? this.dirAttr(e.mtimeMs > 0 ? e.mtimeMs : this.startedAt)
+      : { kind: 'file', size: e.size, mtimeMs: versionedMtime(e.mtimeMs > 0 ? e.mtimeMs : this.startedAt, e.version), mode: FILE_MODE };
   }
 
   async getattr(path: string): Promise<Attr> {
