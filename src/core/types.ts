@@ -13,9 +13,9 @@
 /** Opaque provider-side handle of an entry (an S3 key, a blob path, an asset id, …). '' is the source root. */
 export type Ref = string;
 
-/** Why an existing file cannot be read right now (archived, still uploading, processing …). */
+/** Why an existing file cannot be read right now (archived, still uploading, processing, no valid size …). */
 export interface Unreadable {
-  readonly code: 'EAGAIN' | 'EACCES';
+  readonly code: 'EAGAIN' | 'EACCES' | 'EIO';
   readonly reason: string;
 }
 
@@ -25,8 +25,9 @@ export interface RemoteEntry {
   readonly name: string;
   readonly kind: 'file' | 'dir';
   readonly ref: Ref;
-  /** Bytes; 0 for directories. */
+  /** Bytes; 0 for directories, and for files whose size the server did not give validly (then unreadable). */
   readonly size: number;
+  /** Epoch ms; 0 when unknown (the VFS shows the mount's start). Checked: providers/common/entry-numbers.ts. */
   readonly mtimeMs: number;
   /** ETag / revision / size+mtime. Part of every cache key; '' for directories. */
   readonly version: string;

@@ -59,7 +59,25 @@ interface Running {
 
 class ChangedError extends Error {}
 
+/** A segment that '/'-joining (or SQLite text) would not keep: empty, with '/' or NUL, or a lone UTF-16 surrogate. */
+const UNJOINABLE = /^$|[/\0]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * A job's remote path as the journal keeps it: the segments joined by '/', or, when a segment would not
+ * survive that (remote names Linux cannot hold, docs/semantics.md "Names"), '/' and the segments' JSON
+ * (a joined path never starts with '/'). splitRemote() reads both.
+ */
+export function joinRemote(segments: readonly string[]): string {
+  return segments.some((s) => UNJOINABLE.test(s)) ? `/${JSON.stringify(segments)}` : segments.join('/');
+}
+
 export function splitRemote(remotePath: string): string[] {
+  if (remotePath.startsWith('/[')) {
+    try {
+      const segments: unknown = JSON.parse(remotePath.slice(1));
+      if (Array.isArray(segments) && segments.every((s) => typeof s === 'string')) return segments as string[];
+    } catch { /* a plain path after all */ }
+  }
   return remotePath.split('/').filter(Boolean);
 }
 
@@ -273,7 +291,7 @@ export class UploadEngine {
     const remote = await up.remoteVersion(this.target(job), signal);
     if (remote === undefined || remote === job.baseVersion) return job;
     const parts = splitRemote(job.remotePath);
-    const renamed = [...parts.slice(0, -1), conflictName(parts.at(-1) ?? 'file', undefined, undefined, up.conflictMark)].join('/');
+    const renamed = joinRemote([...parts.slice(0, -1), conflictName(parts.at(-1) ?? 'file', undefined, undefined, up.conflictMark)]);
     this.o.log.warn({ job: job.id, path: job.remotePath, conflictCopy: renamed }, 'remote file changed since our last upload: uploading ours beside it');
     this.o.journal.retarget(job.id, renamed);
     return this.o.journal.get(job.id)!;

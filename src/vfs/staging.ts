@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
-import type { UploadEngine } from '../upload/engine.js';
+import { joinRemote, type UploadEngine } from '../upload/engine.js';
 
 export interface StagedFile {
   /** Mount path: '/<source>/<local names…>'. */
@@ -122,7 +122,7 @@ export class Staging {
     f.size = st.size;
     f.mtimeMs = st.mtimeMs;
     f.dirty = false;
-    const job = this.o.engine.enqueue({ localPath: f.file, source: f.source, remotePath: f.remote.join('/'), producer: 'mount', size: st.size, mtimeMs: st.mtimeMs, baseVersion: null });
+    const job = this.o.engine.enqueue({ localPath: f.file, source: f.source, remotePath: joinRemote(f.remote), producer: 'mount', size: st.size, mtimeMs: st.mtimeMs, baseVersion: null });
     f.jobId = job.id;
     return job.id;
   }

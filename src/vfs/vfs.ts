@@ -14,6 +14,7 @@ import type { Attr, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Re
 import { FsError, NotFoundError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
 import { DirCache } from './dir-cache.js';
+import { remoteNameOf } from './names.js';
 import { RemoteFile, type RemoteFileDeps } from './remote-file.js';
 import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
@@ -49,7 +50,8 @@ export class AssetVfs implements Vfs {
   private readonly pageCache = new PageCacheVersions();
   private writes: WriteOps | undefined;
   private nextFh = 1;
-  private readonly startedAt = Date.now();
+  /** Whole seconds, so that versionedMtime() still tells versions of a file without a known mtime apart. */
+  private readonly startedAt = Math.floor(Date.now() / 1000) * 1000;
 
   private readonly fileDeps: RemoteFileDeps;
 
@@ -74,12 +76,13 @@ export class AssetVfs implements Vfs {
   access(): VfsAccess {
     return {
       lookup: (path) => this.lookup(path),
-      remoteNames: async (dirPath) => {
-        const parts = dirPath.split('/').filter(Boolean);
+      remoteNames: async (path) => {
+        const parts = path.split('/').filter(Boolean);
         const names: string[] = [];
         for (let i = 2; i <= parts.length; i++) {
           const e = await this.lookup(`/${parts.slice(0, i).join('/')}`);
-          names.push(e && 'name' in e ? e.name : parts[i - 1]!);
+          // A listed entry's own name (escaped, suffixed and shortened local names go back to it); a new name read back.
+          names.push(e && 'name' in e ? e.name : remoteNameOf(parts[i - 1]!));
         }
         return names;
       },
@@ -152,8 +155,8 @@ export class AssetVfs implements Vfs {
 
   private entryAttr(e: RemoteEntry): Attr {
     return e.kind === 'dir'
-      ? this.dirAttr(e.mtimeMs || this.startedAt)
-      : { kind: 'file', size: e.size, mtimeMs: versionedMtime(e.mtimeMs, e.version), mode: FILE_MODE };
+      ? this.dirAttr(e.mtimeMs > 0 ? e.mtimeMs : this.startedAt)
+      : { kind: 'file', size: e.size, mtimeMs: versionedMtime(e.mtimeMs > 0 ? e.mtimeMs : this.startedAt, e.version), mode: FILE_MODE };
   }
 
   async getattr(path: string): Promise<Attr> {

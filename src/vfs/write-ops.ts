@@ -48,8 +48,11 @@ function writableHandle(f: StagedFile, fh: FileHandle): StagedHandle {
 export interface VfsAccess {
   /** The remote entry at a mount path (undefined when absent); throws for broken paths. */
   lookup(path: string): Promise<RemoteEntry | { kind: 'root' | 'source' } | undefined>;
-  /** Remote names of each segment below the source of an existing folder path. */
-  remoteNames(dirPath: string): Promise<string[]>;
+  /**
+   * Remote names of each segment of a path below its source: a listed entry's own name, else the local
+   * name read back (names.ts remoteNameOf), so writes of a mapped name go to the remote name.
+   */
+  remoteNames(path: string): Promise<string[]>;
   children(path: string): Promise<string[]>;
   invalidateDir(path: string): void;
   blocks: BlockSource;
@@ -101,9 +104,7 @@ export class WriteOps {
   }
 
   private async remoteOf(path: string): Promise<string[]> {
-    const parent = parentOf(path);
-    const names = this.staging.isDir(parent) ? split(parent).slice(1) : await this.vfs.remoteNames(parent);
-    return [...names, baseOf(path)];
+    return this.vfs.remoteNames(path);
   }
 
   async create(path: string): Promise<StagedHandle> {

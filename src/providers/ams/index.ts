@@ -17,6 +17,7 @@ import { ApiClient, TokenSession, type Authenticator } from '../common/api-clien
 import { LocatorPool } from './locators.js';
 import { AMS_MAX_PAGE, AmsRest, fileVersion, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './rest.js';
 import { AmsUploader } from './upload.js';
+import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface AmsProviderDeps {
   log: Logger;
@@ -49,6 +50,7 @@ export class AmsProvider implements Provider {
   private readonly locators: LocatorPool;
   private readonly pageSize: number;
   private readonly log: Logger;
+  private readonly numbers: EntryNumbers;
   private up: AmsUploader | undefined;
 
   constructor(
@@ -59,6 +61,7 @@ export class AmsProvider implements Provider {
     this.caps = { upload: !cfg.readOnly };
     this.log = deps.log.child({ c: 'ams', source: cfg.name });
     const what = `ams source "${cfg.name}"`;
+    this.numbers = new EntryNumbers({ log: this.log, what });
     this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what) });
     this.rest = new AmsRest(this.api, cfg.restUrl);
     this.pageSize = Math.min(AMS_MAX_PAGE, deps.listPageSize ?? AMS_MAX_PAGE);
@@ -152,11 +155,12 @@ export class AmsProvider implements Provider {
   }
 
   private assetEntry(a: AmsAsset): RemoteEntry {
-    return { name: a.Name, kind: 'dir', ref: `${a.Id}/`, size: 0, mtimeMs: a.LastModified, version: '', id: a.Id };
+    return { name: a.Name, kind: 'dir', ref: `${a.Id}/`, size: 0, mtimeMs: this.numbers.mtime(`${a.Id}/`, a.Name, a.LastModified), version: '', id: a.Id };
   }
 
   private fileEntry(assetId: string, f: AmsFile): RemoteEntry {
-    const e = { name: f.Name, kind: 'file' as const, ref: `${assetId}/${f.Id}`, size: f.ContentFileSize, mtimeMs: f.LastModified, version: fileVersion(f), id: f.Id };
+    const ref = `${assetId}/${f.Id}`;
+    const e = { name: f.Name, kind: 'file' as const, ref, ...this.numbers.file(ref, f.Name, { size: f.ContentFileSize, mtime: f.LastModified }), version: fileVersion(f), id: f.Id };
     if (!f.IsEncrypted) return e;
     return { ...e, unreadable: { code: 'EACCES', reason: `storage-encrypted (${f.EncryptionScheme ?? 'encrypted'}): the stored bytes are ciphertext` } };
   }

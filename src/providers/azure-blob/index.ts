@@ -16,6 +16,7 @@ import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { mapStorageError } from '../errors.js';
+import { EntryNumbers } from '../common/entry-numbers.js';
 import { AzureBlockUploader } from './upload.js';
 
 export interface AzureBlobProviderDeps {
@@ -38,6 +39,7 @@ export class AzureBlobProvider implements Provider {
   private readonly credential: StorageSharedKeyCredential | undefined;
   private readonly sas: string | undefined;
   private readonly prefix: string;
+  private readonly numbers: EntryNumbers;
 
   constructor(
     private readonly cfg: SourceConfigOf<'azure-blob'>,
@@ -46,6 +48,7 @@ export class AzureBlobProvider implements Provider {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
     this.prefix = cfg.prefix && !cfg.prefix.endsWith('/') ? `${cfg.prefix}/` : cfg.prefix;
+    this.numbers = new EntryNumbers({ log: deps.log, what: `azure-blob source "${cfg.name}"` });
     const cs = cfg.connectionString ? fromConnectionString(cfg.connectionString) : {};
     const accountName = cfg.accountName ?? cs.name ?? new URL(cfg.accountUrl).pathname.split('/').filter(Boolean)[0] ?? new URL(cfg.accountUrl).hostname.split('.')[0]!;
     const accountKey = cfg.accountKey ?? cs.key;
@@ -71,14 +74,9 @@ export class AzureBlobProvider implements Provider {
         for (const b of page.segment.blobItems) {
           if (b.name === prefix) continue;
           const ref = b.name.slice(this.prefix.length);
-          yield {
-            name: ref.slice(dir.length),
-            kind: 'file',
-            ref,
-            size: b.properties.contentLength ?? 0,
-            mtimeMs: b.properties.lastModified?.getTime() ?? 0,
-            version: normalizeEtag(b.properties.etag),
-          };
+          const name = ref.slice(dir.length);
+          const numbers = this.numbers.file(ref, name, { size: b.properties.contentLength, mtime: b.properties.lastModified });
+          yield { name, kind: 'file', ref, ...numbers, version: normalizeEtag(b.properties.etag) };
         }
       }
     } catch (e) {
@@ -95,7 +93,7 @@ export class AzureBlobProvider implements Provider {
     }
     try {
       const p = await this.container.getBlobClient(this.prefix + ref).getProperties({ abortSignal: signal });
-      return { name, kind: 'file', ref, size: p.contentLength ?? 0, mtimeMs: p.lastModified?.getTime() ?? 0, version: normalizeEtag(p.etag) };
+      return { name, kind: 'file', ref, ...this.numbers.file(ref, name, { size: p.contentLength, mtime: p.lastModified }), version: normalizeEtag(p.etag) };
     } catch (e) {
       throw mapStorageError(e, `stat ${this.name}/${ref}`);
     }

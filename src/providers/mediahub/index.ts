@@ -18,6 +18,7 @@ import type { Logger } from '../../util/logger.js';
 import { MediahubApi, type MhFile } from './api.js';
 import { Tree, archiveEntry, fileEntry, itemEntries, parseRef } from './tree.js';
 import { MediahubUploader, type MediahubUploaderOptions } from './upload.js';
+import { EntryNumbers } from '../common/entry-numbers.js';
 
 export { MediahubApi } from './api.js';
 export { MediahubUploader, splitUploadId } from './upload.js';
@@ -53,6 +54,7 @@ export class MediahubProvider implements Provider {
   readonly api: MediahubApi;
   private snap: { tree: Tree; startedAt: number } | undefined;
   private loading: Promise<Tree> | undefined;
+  private readonly numbers: EntryNumbers;
   /** When our uploader last changed the catalog: passes started before it do not become the snapshot. */
   private changedAt = 0;
 
@@ -63,6 +65,7 @@ export class MediahubProvider implements Provider {
     this.name = cfg.name;
     this.api = new MediahubApi(cfg);
     this.caps = { upload: !cfg.readOnly };
+    this.numbers = new EntryNumbers({ log: deps.log, what: `mediahub source "${cfg.name}"` });
   }
 
   /** The uploader (upload.ts); its changes drop the listing snapshot, so new files list at once. */
@@ -80,7 +83,7 @@ export class MediahubProvider implements Provider {
       this.loading = (async () => {
         const records: MhFile[] = [];
         for await (const f of this.api.listAll(this.deps.listPageSize ?? 1000)) records.push(f);
-        const tree = new Tree(records);
+        const tree = new Tree(records, this.numbers);
         if ((!this.snap || this.snap.startedAt <= startedAt) && startedAt >= this.changedAt) this.snap = { tree, startedAt };
         this.deps.log.debug({ source: this.name, records: tree.count, ms: Date.now() - startedAt }, 'mediahub catalog listed');
         return tree;
@@ -124,16 +127,16 @@ export class MediahubProvider implements Provider {
       case 'file': {
         const f = await this.api.getFile(p.id, signal);
         if (f.type && f.type !== 'file') throw new NotFoundError(`${this.name}: ${ref} is no longer a file`);
-        return fileEntry(f);
+        return fileEntry(f, this.numbers);
       }
       case 'archive': {
         const f = await this.api.getFile(p.id, signal);
         if (f.type !== 'archive') throw new NotFoundError(`${this.name}: ${ref} is no longer an archive`);
-        return archiveEntry(f);
+        return archiveEntry(f, this.numbers);
       }
       case 'item': {
         const f = await this.api.getFile(p.id, signal);
-        const it = f.type === 'archive' ? itemEntries(f)[p.index] : undefined;
+        const it = f.type === 'archive' ? itemEntries(f, this.numbers)[p.index] : undefined;
         if (!it) throw new NotFoundError(`${this.name}: archive item ${ref} not found`);
         return it;
       }

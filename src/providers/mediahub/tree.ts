@@ -14,6 +14,8 @@
 import type { Ref, RemoteEntry, Unreadable } from '../../core/types.js';
 import { normalizeEtag } from '../../core/etag.js';
 import { num, timeMs, type MhFile, type MhItem } from './api.js';
+import { EntryNumbers, checkTime } from '../common/entry-numbers.js';
+import { silentLogger } from '../../util/logger.js';
 
 /** Where records without a pipeline go (GUESS: the listing always names one). */
 export const NO_PIPELINE = '_no_pipeline';
@@ -88,25 +90,38 @@ export function fileVersion(f: MhFile): string {
   return `${f.id}:${num(f.size ?? f.size_on_disk)}:${f.updated_at ?? f.created_at ?? ''}`;
 }
 
-export function fileEntry(f: MhFile): RemoteEntry {
+/** A record's time as sent, numbers read as seconds or ms like timeMs() does (checked by entry-numbers.ts). */
+const rawTime = (f: MhFile): unknown => {
+  const v = f.updated_at ?? f.created_at;
+  return typeof v === 'number' || (typeof v === 'string' && /^\d+(\.\d+)?$/.test(v)) ? timeMs(v) : v;
+};
+
+/** Entries built without a source's checker (the uploader's read-back) check alike but log nothing. */
+const unlogged = () => new EntryNumbers({ log: silentLogger, what: 'mediahub' });
+
+export function fileEntry(f: MhFile, numbers = unlogged()): RemoteEntry {
   const unreadable = unreadableOf(f);
+  const ref = fileRef(f.id);
+  const name = leafName(f);
   return {
-    name: leafName(f), kind: 'file', ref: fileRef(f.id), id: f.id, size: num(f.size ?? f.size_on_disk),
-    mtimeMs: timeMs(f.updated_at ?? f.created_at), version: fileVersion(f), ...(unreadable ? { unreadable } : {}),
+    name, kind: 'file', ref, id: f.id, ...numbers.file(ref, name, { size: f.size ?? f.size_on_disk, mtime: rawTime(f) }),
+    version: fileVersion(f), ...(unreadable ? { unreadable } : {}),
   };
 }
 
-export function archiveEntry(f: MhFile): RemoteEntry {
-  return { name: leafName(f), kind: 'dir', ref: archiveRef(f.id), id: f.id, size: 0, mtimeMs: timeMs(f.updated_at ?? f.created_at), version: '' };
+export function archiveEntry(f: MhFile, numbers = unlogged()): RemoteEntry {
+  const ref = archiveRef(f.id);
+  return { name: leafName(f), kind: 'dir', ref, id: f.id, size: 0, mtimeMs: numbers.mtime(ref, leafName(f), rawTime(f)), version: '' };
 }
 
-export function itemEntries(f: MhFile): RemoteEntry[] {
+export function itemEntries(f: MhFile, numbers = unlogged()): RemoteEntry[] {
   const unreadable = unreadableOf(f);
   return (f.items ?? []).map((it: MhItem, i) => {
     const tag = normalizeEtag(it.etag ?? it.md5);
+    const ref = itemRef(f.id, i);
+    const name = it.name || keySegments(it.object_key).pop() || `item-${i}`;
     return {
-      name: it.name || keySegments(it.object_key).pop() || `item-${i}`, kind: 'file' as const, ref: itemRef(f.id, i),
-      id: `${f.id}:${i}`, size: num(it.size), mtimeMs: timeMs(f.updated_at ?? f.created_at),
+      name, kind: 'file' as const, ref, id: `${f.id}:${i}`, ...numbers.file(ref, name, { size: it.size, mtime: rawTime(f) }),
       version: tag || `${f.id}:${i}:${num(it.size)}:${f.updated_at ?? f.created_at ?? ''}`, ...(unreadable ? { unreadable } : {}),
     };
   });
@@ -120,7 +135,10 @@ export class Tree {
   /** How many records the listing gave. */
   count = 0;
 
-  constructor(records: Iterable<MhFile>) {
+  constructor(
+    records: Iterable<MhFile>,
+    private readonly numbers = unlogged(),
+  ) {
     this.dirs.set('', { entry: { name: '', kind: 'dir', ref: '', size: 0, mtimeMs: 0, version: '' }, children: [], sub: new Map() });
     for (const f of records) {
       this.count++;
@@ -154,7 +172,8 @@ export class Tree {
 
   private add(f: MhFile): void {
     const pipeline = f.pipeline?.id || NO_PIPELINE;
-    const mtime = timeMs(f.updated_at ?? f.created_at);
+    const t = checkTime(rawTime(f));
+    const mtime = t.ok ? t.value : 0; // a bad time is logged with the record's own entry
     const { parent, leaf } = placement(f); // leafName(f) === leaf: stat() names entries alike
     const type = (f.type ?? 'file').toLowerCase();
     if (type === 'folder') {
@@ -163,14 +182,14 @@ export class Tree {
     }
     const dir = this.ensure([pipeline, ...parent], mtime);
     if (type === 'archive') {
-      const entry: Mutable<RemoteEntry> = archiveEntry(f);
+      const entry: Mutable<RemoteEntry> = archiveEntry(f, this.numbers);
       dir.children.push(entry);
-      const items = itemEntries(f);
+      const items = itemEntries(f, this.numbers);
       for (const it of items) this.files.set(it.ref, it);
       this.dirs.set(entry.ref, { entry, children: items, sub: new Map() });
       return;
     }
-    const entry = fileEntry(f);
+    const entry = fileEntry(f, this.numbers);
     dir.children.push(entry);
     this.files.set(entry.ref, entry);
   }

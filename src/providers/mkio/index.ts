@@ -27,6 +27,7 @@ import type { Logger } from '../../util/logger.js';
 import { MkioApi, type MkioAsset, type StorageFileRow, type StorageListing } from './api.js';
 import { AccessCache } from './access.js';
 import { MkioUploader } from './upload.js';
+import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface MkioProviderDeps {
   log: Logger;
@@ -56,6 +57,7 @@ export class MkioProvider implements Provider {
   private readonly access: AccessCache;
   private up: MkioUploader | undefined;
   private warnedPath = false;
+  private readonly numbers: EntryNumbers;
 
   constructor(
     private readonly cfg: SourceConfigOf<'mkio'>,
@@ -65,6 +67,7 @@ export class MkioProvider implements Provider {
     this.caps = { upload: !cfg.readOnly && !!cfg.storage };
     this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio ${cfg.name}` });
     this.access = new AccessCache(this.api, `mkio ${cfg.name}`);
+    this.numbers = new EntryNumbers({ log: deps.log, what: `mkio source "${cfg.name}"` });
   }
 
   private parse(ref: Ref): ParsedRef {
@@ -80,8 +83,8 @@ export class MkioProvider implements Provider {
 
   private assetEntry(a: MkioAsset): RemoteEntry {
     const p = a.properties ?? {};
-    const mtimeMs = Date.parse(p.lastModified ?? p.created ?? '') || 0;
-    return { name: a.name, kind: 'dir', ref: childRef(a.name, '', true), size: 0, mtimeMs, version: '', id: p.assetId ?? a.name };
+    const ref = childRef(a.name, '', true);
+    return { name: a.name, kind: 'dir', ref, size: 0, mtimeMs: this.numbers.mtime(ref, a.name, p.lastModified ?? p.created), version: '', id: p.assetId ?? a.name };
   }
 
   /** The listing of a folder; undefined when the server cannot list nested folders (see above). */
@@ -127,15 +130,14 @@ export class MkioProvider implements Provider {
    */
   private async fileEntry(asset: string, path: string, row: StorageFileRow | undefined, signal?: AbortSignal, denied?: string): Promise<RemoteEntry | undefined> {
     const base = { name: leaf(path), kind: 'file' as const, ref: childRef(asset, path, false) };
-    const size = Number(row?.size ?? 0) || 0;
-    const rowMtime = Date.parse(row?.lastModified ?? '') || 0;
+    const fromRow = () => this.numbers.file(base.ref, base.name, { size: row?.size, mtime: row?.lastModified });
     const rowEtag = normalizeEtag(row?.etag ?? row?.eTag);
-    if (row && rowEtag) return { ...base, size, mtimeMs: rowMtime, version: rowEtag };
+    if (row && rowEtag) return { ...base, ...fromRow(), version: rowEtag };
     let why = denied;
     if (why === undefined) {
       try {
         const p = await this.probe(asset, path, signal);
-        if (p) return { ...base, size: p.size, mtimeMs: p.mtimeMs || rowMtime, version: p.etag || `${p.size}-${p.mtimeMs}` };
+        if (p) return { ...base, ...this.numbers.file(base.ref, base.name, { size: p.size, mtime: p.mtimeMs || row?.lastModified }), version: p.etag || `${p.size}-${p.mtimeMs}` };
         why = 'MK.IO hands out a presigned URL of another file of this asset only';
       } catch (e) {
         if (e instanceof NotFoundError && row) return undefined;
@@ -144,7 +146,8 @@ export class MkioProvider implements Provider {
       }
     }
     if (!row) return undefined;
-    return { ...base, size, mtimeMs: rowMtime, version: `size:${size}`, unreadable: { code: 'EACCES', reason: why } };
+    const n = fromRow();
+    return { ...base, ...n, version: `size:${n.size}`, unreadable: { code: 'EACCES', reason: why } };
   }
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {

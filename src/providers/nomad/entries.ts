@@ -11,6 +11,7 @@
  */
 import type { RemoteEntry, Unreadable } from '../../core/types.js';
 import type { NomadAsset, SearchItem } from './client.js';
+import type { EntryNumbers } from '../common/entry-numbers.js';
 
 /** Statuses whose bytes can be read (a guess: only these two; docs/providers.md#nomad). */
 const READABLE = new Set(['available', 'restored']);
@@ -43,6 +44,8 @@ export interface AssetFacts {
   type: string;
   status: string | undefined;
   size: number | undefined;
+  /** The size field as the answer had it (checked when the entry is built: entry-numbers.ts). */
+  rawSize: unknown;
   etag: string | undefined;
   lastModified: string | undefined;
   created: string | undefined;
@@ -63,6 +66,7 @@ export function factsOfItem(it: SearchItem): AssetFacts {
     type: str(ids.assetTypeDisplay) ?? str(ids.assetType) ?? str(it.assetType) ?? '',
     status: str(ids.assetStatus) ?? str(ids.assetStatusDisplay) ?? str(it.assetStatus),
     size: num(ids.contentLength) ?? num(it.contentLength),
+    rawSize: ids.contentLength ?? it.contentLength,
     etag: str(ids.eTag) ?? str(ids.etag) ?? str(it.eTag),
     lastModified: str(it.lastModifiedDate) ?? str(ids.lastModifiedDate),
     created: str(it.createdDate) ?? str(ids.createdDate),
@@ -77,6 +81,7 @@ export function factsOfAsset(id: string, a: NomadAsset): AssetFacts {
     type: str(a.assetType) ?? str(a.assetTypeDisplay) ?? '',
     status: str(a.assetStatus),
     size: num(a.contentLength),
+    rawSize: a.contentLength,
     etag: str(a.eTag) ?? str(a.etag),
     lastModified: str(a.lastModifiedDate) ?? str(a.displayDate),
     created: str(a.createdDate),
@@ -95,11 +100,12 @@ export function versionOf(f: AssetFacts): string {
   return `${f.lastModified ?? ''}:${f.size ?? ''}:${f.id}`;
 }
 
-export function toEntry(f: AssetFacts): RemoteEntry {
-  const mtimeMs = Date.parse(f.lastModified ?? f.created ?? '') || 0;
-  if (isDir(f)) return { name: f.name, kind: 'dir', ref: f.id, id: f.id, size: 0, mtimeMs, version: '' };
+export function toEntry(f: AssetFacts, numbers: EntryNumbers): RemoteEntry {
+  const mtime = f.lastModified ?? f.created;
+  if (isDir(f)) return { name: f.name, kind: 'dir', ref: f.id, id: f.id, size: 0, mtimeMs: numbers.mtime(f.id, f.name, mtime), version: '' };
   const unreadable = unreadableFor(f.name, f.status);
-  return { name: f.name, kind: 'file', ref: f.id, id: f.id, size: f.size ?? 0, mtimeMs, version: versionOf(f), ...(unreadable ? { unreadable } : {}) };
+  const n = numbers.file(f.id, f.name, { size: f.rawSize, mtime });
+  return { name: f.name, kind: 'file', ref: f.id, id: f.id, ...n, version: versionOf(f), ...(unreadable ? { unreadable } : {}) };
 }
 
 /** Epoch ms after which a presigned S3 URL is refused (X-Amz-Date + X-Amz-Expires), if it says. */

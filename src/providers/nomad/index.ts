@@ -20,6 +20,7 @@ import type { Logger } from '../../util/logger.js';
 import { NomadClient, type SearchFilter } from './client.js';
 import { factsOfAsset, factsOfItem, isDir, presignedExpiry, toEntry, unreadableFor } from './entries.js';
 import { NomadUploader } from './upload.js';
+import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface NomadProviderDeps {
   log: Logger;
@@ -33,6 +34,7 @@ export class NomadProvider implements Provider {
   readonly caps: { upload: boolean };
   readonly client: NomadClient;
   private readonly log: Logger;
+  private readonly numbers: EntryNumbers;
 
   constructor(
     private readonly cfg: SourceConfigOf<'nomad'>,
@@ -41,6 +43,7 @@ export class NomadProvider implements Provider {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
     this.log = deps.log.child({ c: 'nomad', source: cfg.name });
+    this.numbers = new EntryNumbers({ log: this.log, what: `nomad source "${cfg.name}"` });
     this.client = new NomadClient(
       { name: cfg.name, baseUrl: cfg.baseUrl, username: cfg.username, password: cfg.password, applicationId: cfg.applicationId },
       this.log,
@@ -57,7 +60,7 @@ export class NomadProvider implements Provider {
     const parent = dir || this.cfg.rootFolderId;
     for await (const item of this.client.searchAll(this.filtersFor(dir), this.deps.listPageSize ?? 100, undefined, signal)) {
       if (item.id === parent) continue; // a folder is never its own child
-      yield toEntry(factsOfItem(item));
+      yield toEntry(factsOfItem(item), this.numbers);
     }
   }
 
@@ -69,8 +72,9 @@ export class NomadProvider implements Provider {
       const d = await this.client.getDetail(ref, signal);
       const n = Number(d.assetStats?.totalContentLength);
       if (Number.isFinite(n) && n >= 0) facts.size = n;
+      if (d.assetStats?.totalContentLength !== undefined) facts.rawSize = d.assetStats.totalContentLength;
     }
-    return toEntry(facts);
+    return toEntry(facts, this.numbers);
   }
 
   async locate(obj: ObjectVersion, signal?: AbortSignal): Promise<SignedLocator> {

@@ -11,6 +11,7 @@ import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { mapStorageError } from '../errors.js';
+import { EntryNumbers } from '../common/entry-numbers.js';
 import { S3Uploader } from './upload.js';
 
 export interface S3ProviderDeps {
@@ -25,6 +26,7 @@ export class S3Provider implements Provider {
   readonly caps: { upload: boolean };
   private readonly client: S3Client;
   private readonly prefix: string;
+  private readonly numbers: EntryNumbers;
 
   constructor(
     private readonly cfg: SourceConfigOf<'s3'>,
@@ -33,6 +35,7 @@ export class S3Provider implements Provider {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
     this.prefix = cfg.prefix && !cfg.prefix.endsWith('/') ? `${cfg.prefix}/` : cfg.prefix;
+    this.numbers = new EntryNumbers({ log: deps.log, what: `s3 source "${cfg.name}"` });
     this.client = new S3Client({
       region: cfg.region,
       endpoint: cfg.endpoint,
@@ -68,7 +71,8 @@ export class S3Provider implements Provider {
       for (const o of page.Contents ?? []) {
         if (!o.Key || o.Key === prefix) continue; // the folder marker of `dir` itself
         const ref = o.Key.slice(this.prefix.length);
-        yield { name: ref.slice(dir.length), kind: 'file', ref, size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0, version: normalizeEtag(o.ETag) };
+        const name = ref.slice(dir.length);
+        yield { name, kind: 'file', ref, ...this.numbers.file(ref, name, { size: o.Size, mtime: o.LastModified }), version: normalizeEtag(o.ETag) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -85,7 +89,7 @@ export class S3Provider implements Provider {
     }
     try {
       const h = await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.prefix + ref }), { abortSignal: signal });
-      return { name, kind: 'file', ref, size: h.ContentLength ?? 0, mtimeMs: h.LastModified?.getTime() ?? 0, version: normalizeEtag(h.ETag) };
+      return { name, kind: 'file', ref, ...this.numbers.file(ref, name, { size: h.ContentLength, mtime: h.LastModified }), version: normalizeEtag(h.ETag) };
     } catch (e) {
       throw mapStorageError(e, `stat ${this.name}/${ref}`);
     }

@@ -19,6 +19,7 @@ import type { Logger } from '../../util/logger.js';
 import { ApiClient, TokenSession } from '../common/api-client.js';
 import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
 import { WordbeeUploader } from './upload.js';
+import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface WordbeeProviderDeps {
   log: Logger;
@@ -58,6 +59,7 @@ export class WordbeeProvider implements Provider {
   private readonly session: TokenSession;
   private readonly scopes = new LRUCache<string, ScopeIndex>({ max: 64, ttl: SNAPSHOT_TTL_MS });
   private readonly segmentRows = new LRUCache<number, AssetRow[]>({ max: 2048, ttl: SNAPSHOT_TTL_MS });
+  private readonly numbers: EntryNumbers;
 
   constructor(
     private readonly cfg: SourceConfigOf<'wordbee'>,
@@ -65,6 +67,7 @@ export class WordbeeProvider implements Provider {
   ) {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
+    this.numbers = new EntryNumbers({ log: deps.log, what: `wordbee source "${cfg.name}"` });
     this.session = new TokenSession(
       async (signal) => ({ token: await this.login(signal), expiresInMs: IDLE_RENEW_MS }),
       (token) => ({ 'X-Auth-Token': token, 'X-Auth-AccountId': cfg.accountId }),
@@ -193,11 +196,10 @@ export class WordbeeProvider implements Provider {
 
   private fileEntry(p: WbPath, r: AssetRow): RemoteEntry {
     const name = rowName(r);
-    const size = r.size ?? r.fileSizeInBytes ?? 0;
-    const modified = Date.parse(r.modifiedDate ?? r.createdDate ?? '') || 0;
     const v = r.downloadUrl ? new URL(r.downloadUrl, 'http://x').searchParams.get('v') : null;
     const ref = encodeRef({ kind: 'file', scope: p.scope, doc: p.doc, seg: p.seg, locale: r.locale ?? '', rel: splitRelPath(r.relativePath), name });
-    return { name, kind: 'file', ref, size, mtimeMs: modified, version: v ? `${v}-${size}` : `${size}-${modified}` };
+    const n = this.numbers.file(ref, name, { size: r.size ?? r.fileSizeInBytes, mtime: r.modifiedDate ?? r.createdDate });
+    return { name, kind: 'file', ref, ...n, version: v ? `${v}-${n.size}` : `${n.size}-${n.mtimeMs}` };
   }
 
   private async dirExists(p: WbPath, signal?: AbortSignal): Promise<boolean> {
