@@ -161,7 +161,8 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       maxBackground: config.fuse.maxBackground,
       extraOptions: config.fuse.options,
       kernelReadaheadKb: Math.max(4, Math.round(config.fuse.readahead / 1024)),
-      opTimeoutMs: config.retry.maxTime + config.retry.requestTimeout + 5_000,
+      // A read retries for retry.maxTime, and its last attempt may take one more deadline (retry.maxTime).
+      opTimeoutMs: 2 * config.retry.maxTime + config.retry.requestTimeout + 5_000,
       recent,
     });
   } catch (e) {
