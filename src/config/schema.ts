@@ -176,10 +176,12 @@ export const ConfigSchema = z
       .prefault({}),
     retry: z
       .strictObject({
-        /** How long a read keeps retrying transient faults before it fails with EIO. */
+        /** How long a read keeps retrying transient faults before it fails with EIO; also one call's deadline. */
         maxTime: duration('retry.maxTime').default(30_000),
-        /** Per-request timeout for headers and for each body stall. */
+        /** Per-request timeout for connecting, for the headers and for each body stall. */
         requestTimeout: duration('retry.requestTimeout').default(20_000),
+        /** Largest platform API or storage SDK answer read into memory. */
+        maxApiBody: size('retry.maxApiBody').default(64 * 1024 ** 2),
       })
       .prefault({}),
     log: z

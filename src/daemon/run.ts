@@ -10,6 +10,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { createProvider } from '../providers/registry.js';
 import { HttpTransport } from '../transports/http.js';
+import { boundsOf } from '../transports/bounds.js';
 import { MemoryBlockCache } from '../cache/memory-cache.js';
 import { DiskBlockCache } from '../cache/disk-cache.js';
 import { TieredBlockCache } from '../cache/tiered-cache.js';
@@ -55,8 +56,9 @@ export interface Daemon {
 /** Build everything but the mount: used by the daemon and by tests that drive the VFS directly. */
 export async function buildCore(config: Config, log: Logger) {
   const providers = new Map<string, Provider>();
-  for (const s of config.sources) providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
-  const transport = new HttpTransport({ requestTimeoutMs: config.retry.requestTimeout });
+  const net = boundsOf(config.retry);
+  for (const s of config.sources) providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net }));
+  const transport = new HttpTransport({ requestTimeoutMs: net.stallMs, deadlineMs: net.deadlineMs });
   const memory = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
   const disk = new DiskBlockCache({ dir: join(config.cacheDir, 'blocks'), maxBytes: config.cache.disk, blockSize: config.cache.blockSize });
@@ -105,7 +107,7 @@ export async function buildCore(config: Config, log: Logger) {
         log.warn({ source: s.name }, 'new source in the reloaded config: remount to add it');
         continue;
       }
-      providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
+      providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: boundsOf(next.retry) }));
       locators.clear(s.name);
       vfs.invalidate(`/${s.name}`);
       await old.close().catch(() => undefined);
@@ -160,7 +162,8 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       maxBackground: config.fuse.maxBackground,
       extraOptions: config.fuse.options,
       kernelReadaheadKb: Math.max(4, Math.round(config.fuse.readahead / 1024)),
-      opTimeoutMs: config.retry.maxTime + config.retry.requestTimeout + 5_000,
+      // A read retries for retry.maxTime, and its last attempt may take one more deadline (retry.maxTime).
+      opTimeoutMs: 2 * config.retry.maxTime + config.retry.requestTimeout + 5_000,
       recent,
     });
   } catch (e) {

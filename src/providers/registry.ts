@@ -6,8 +6,9 @@
 import type { Provider } from '../core/types.js';
 import type { SourceConfig, SourceConfigOf } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
+import type { NetBounds } from '../transports/bounds.js';
 
-type Deps = { log: Logger };
+type Deps = { log: Logger; net?: NetBounds };
 type Loaders = { [T in SourceConfig['type']]: (cfg: SourceConfigOf<T>, deps: Deps) => Promise<Provider> };
 
 const loaders: Loaders = {

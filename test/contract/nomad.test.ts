@@ -7,6 +7,8 @@ import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { startS3rver } from '../../src/emulators/storage-servers.js';
 import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
 import { silentLogger } from '../../src/util/logger.js';
+import { runHostileSuite } from './hostile-suite.js';
+import { deterministicBytes } from '../../src/demo/sample-media.js';
 
 const USER = { userName: 'contract@nomad.example', password: 'contract-pw' };
 
@@ -39,6 +41,42 @@ runProviderContract('nomad (emulator)', async () => {
       await emu.close();
       backing.close();
       await proxy.close();
+      await s3.stop();
+    },
+  };
+});
+
+// The hostile-server cases (hostile-suite.ts): the Nomad API behind one fault proxy, the presigned
+// fullUrls on the expiry-enforcing proxy in front of s3rver.
+const HOSTILE_FILE = { path: 'hostile-bucket/hostile/hostile.bin', data: deterministicBytes('hostile-nomad', 300_001) };
+runHostileSuite('nomad (emulator)', { handsBackUrls: true }, async () => {
+  const s3 = await startS3rver({ buckets: ['nomad-hostile'] });
+  const storage = await startFaultProxy(s3.url, { enforcePresignExpiry: true });
+  const backing = new S3Backing(s3.url, storage.url, 'nomad-hostile');
+  const emu = await startNomadEmulator({ s3: backing, users: [USER] });
+  const api = await startFaultProxy(emu.url);
+  await emu.putPath(HOSTILE_FILE.path, HOSTILE_FILE.data);
+  return {
+    provider: (net) => {
+      const cfg = ConfigSchema.parse({
+        sources: [{ name: 'nomad', type: 'nomad', baseUrl: api.url, username: USER.userName, password: USER.password, applicationId: randomUUID() }],
+      }).sources[0] as SourceConfigOf<'nomad'>;
+      return new NomadProvider(cfg, { log: silentLogger, net });
+    },
+    api,
+    storage,
+    storageTarget: s3.url,
+    format: 'json',
+    file: HOSTILE_FILE,
+    secrets: [USER.password],
+    listCall: (r) => r.method === 'POST' && r.path === '/api/admin/search',
+    readCall: (r) => r.method === 'GET', // the storage proxy serves only reads (writes go to s3rver directly)
+    urlCall: (r) => r.path === '/api/admin/search' || r.path.startsWith('/api/admin/asset/'),
+    teardown: async () => {
+      await api.close();
+      await emu.close();
+      backing.close();
+      await storage.close();
       await s3.stop();
     },
   };

@@ -3,6 +3,8 @@ import { S3Provider } from '../../src/providers/s3/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { startProxiedBucket } from '../helpers/proxied-s3.js';
+import { runHostileSuite } from './hostile-suite.js';
+import { deterministicBytes } from '../../src/demo/sample-media.js';
 
 // s3rver never checks presigned-URL expiry: the fault proxy in front of it does, as S3 would.
 runProviderContract('s3 (s3rver behind an expiry-enforcing proxy)', async () => {
@@ -20,6 +22,30 @@ runProviderContract('s3 (s3rver behind an expiry-enforcing proxy)', async () => 
     missingRefs: ['media/nope.bin', 'nope/'],
     put,
     putMany: (count) => putManyFiles(put, 'many/', count),
+    teardown: () => storage.close(),
+  };
+});
+
+// The hostile-server cases (hostile-suite.ts): the SDK's calls and the presigned reads both go through
+// the bucket's fault proxy. A distinct secret key (s3rver checks no signature on GETs) lets the suite
+// tell it apart from the access key id that presigned URLs carry in the open.
+const HOSTILE_FILE = { path: 'dir/hostile.bin', data: deterministicBytes('hostile-s3', 300_001) };
+runHostileSuite('s3 (s3rver)', {}, async () => {
+  const storage = await startProxiedBucket('hostile', { files: [HOSTILE_FILE] });
+  const secretAccessKey = 'hostile-secret-access-key';
+  return {
+    provider: (net) => {
+      const cfg = ConfigSchema.parse({ sources: [storage.source({ secretAccessKey })] }).sources[0] as SourceConfigOf<'s3'>;
+      return new S3Provider(cfg, { log: silentLogger, net });
+    },
+    api: storage.proxy,
+    storage: storage.proxy,
+    storageTarget: storage.s3.url,
+    format: 'xml',
+    file: HOSTILE_FILE,
+    secrets: [secretAccessKey],
+    listCall: (r) => r.method === 'GET' && r.query.includes('list-type=2'),
+    readCall: (r) => r.method === 'GET' && r.path.endsWith('/hostile.bin'),
     teardown: () => storage.close(),
   };
 });

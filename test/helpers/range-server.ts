@@ -2,7 +2,7 @@
  * A real loopback node:http server for read-path tests: serves named buffers with Range / 206 /
  * Content-Range / ETag like S3 and Azure do, records every request with its range, and can be told to
  * misbehave for the next N requests of an object (5xx, 429 + Retry-After, 403, short body, reset,
- * stalled body, another ETag, Range ignored). Optionally it checks a `sig` query token that tests can
+ * stalled or trickled body, another ETag, Range ignored). Optionally it checks a `sig` query token that tests can
  * revoke, so that "the URL expired" is real server behaviour rather than a stub.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -18,6 +18,8 @@ export type Fault =
   | { kind: 'reset' }
   /** Valid headers (a 206 by default, with Content-Length), then no body until the client gives up. */
   | { kind: 'stall'; status?: number }
+  /** Valid headers, then the body one byte every `intervalMs` (never a pause long enough for a stall timeout). */
+  | { kind: 'trickle'; intervalMs: number }
   /** The right bytes under another ETag (the object changed between listing and read). */
   | { kind: 'etag'; etag: string }
   /** 200 with the whole object, as servers that do not support Range answer. */
@@ -176,6 +178,16 @@ export async function startRangeServer(opts: RangeServerOptions = {}): Promise<R
       res.write(body.subarray(0, fault.after));
       await fault.release;
       res.end(body.subarray(fault.after));
+      return;
+    }
+    if (fault?.kind === 'trickle') {
+      headers['content-length'] = String(body.length);
+      res.writeHead(status, headers);
+      for (let i = 0; i < body.length && !res.destroyed; i++) {
+        res.write(body.subarray(i, i + 1));
+        await new Promise((r) => setTimeout(r, fault.intervalMs));
+      }
+      if (!res.destroyed) res.end();
       return;
     }
     if (fault?.kind === 'reset') {

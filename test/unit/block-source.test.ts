@@ -85,6 +85,25 @@ beforeEach(() => {
 });
 
 describe('NetworkBlockSource', () => {
+  it('a server trickling a block fails its readers within the deadline, and the block is fetched anew after', async () => {
+    // Bytes every 50 ms never trip the 400 ms stall timeout: only the deadline (retry.maxTime) ends it.
+    const bounded = new HttpTransport({ requestTimeoutMs: 400, deadlineMs: 600 });
+    try {
+      const s = makeSource({ transport: bounded, maxRetryTimeMs: 300 });
+      server.inject('media.bin', { kind: 'trickle', intervalMs: 50 }, Infinity);
+      const first = errorOf(s.readBlock(obj, 2));
+      const joined = errorOf(s.readBlock(obj, 2)); // joins the same fetch
+      expect(await first).toBeInstanceOf(TransientError);
+      expect(((await first) as Error).message).toMatch(/retry\.maxTime/);
+      expect(await joined).toBeInstanceOf(TransientError);
+      expect(s.stats().inflightBlocks).toBe(0); // released: later readers are not stuck behind it
+      server.clearFaults();
+      expect((await s.readBlock(obj, 2)).equals(blockBytes(2))).toBe(true);
+    } finally {
+      await bounded.close();
+    }
+  });
+
   it('N concurrent readers of one block cost one GET', async () => {
     const got = await Promise.all(Array.from({ length: 10 }, () => source.readBlock(obj, 3)));
     for (const b of got) expect(b.equals(blockBytes(3))).toBe(true);

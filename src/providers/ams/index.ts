@@ -14,6 +14,7 @@ import { AuthError, FsError, NotFoundError, StaleError, UnavailableError } from 
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { ApiClient, TokenSession, type Authenticator } from '../common/api-client.js';
+import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import { LocatorPool } from './locators.js';
 import { AMS_MAX_PAGE, AmsRest, fileVersion, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './rest.js';
 import { AmsUploader } from './upload.js';
@@ -21,6 +22,8 @@ import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface AmsProviderDeps {
   log: Logger;
+  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
   /** Entities per listing page (AMS returns at most 1000). */
   listPageSize?: number;
 }
@@ -51,6 +54,7 @@ export class AmsProvider implements Provider {
   private readonly pageSize: number;
   private readonly log: Logger;
   private readonly numbers: EntryNumbers;
+  private readonly net: NetBounds;
   private up: AmsUploader | undefined;
 
   constructor(
@@ -62,7 +66,8 @@ export class AmsProvider implements Provider {
     this.log = deps.log.child({ c: 'ams', source: cfg.name });
     const what = `ams source "${cfg.name}"`;
     this.numbers = new EntryNumbers({ log: this.log, what });
-    this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what) });
+    this.net = deps.net ?? DEFAULT_BOUNDS;
+    this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what), bounds: this.net });
     this.rest = new AmsRest(this.api, cfg.restUrl);
     this.pageSize = Math.min(AMS_MAX_PAGE, deps.listPageSize ?? AMS_MAX_PAGE);
     this.locators = new LocatorPool(this.rest, { ttlMs: cfg.urlTtl, log: this.log, what });
@@ -136,7 +141,7 @@ export class AmsProvider implements Provider {
 
   /** The uploader (upload.ts): one per provider, so close() can delete the write locators it holds. */
   uploader(): AmsUploader {
-    this.up ??= new AmsUploader(this.rest, { what: `ams source "${this.name}"`, log: this.log });
+    this.up ??= new AmsUploader(this.rest, { what: `ams source "${this.name}"`, log: this.log, net: this.net });
     return this.up;
   }
 

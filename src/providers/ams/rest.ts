@@ -5,12 +5,15 @@
  * Invariants:
  *  - Every call carries `x-ms-version: 2.19`, `DataServiceVersion`/`MaxDataServiceVersion: 3.0` and asks
  *    for verbose JSON; answers are read whether they come verbose (`d.results`, `d`) or light (`value`).
- *  - A 301 (the legacy `media.windows.net/API/` root) moves the service root for every later call; the
- *    call is re-issued (not blindly followed) against the new root, at most 3 times.
+ *  - A 301 (the legacy `media.windows.net/API/` root) is followed for that call only, at most 3 times,
+ *    and only within the configured origin: the service root never moves (a redirect must not decide
+ *    where later calls and their token go). A 301 to another origin fails with a message naming the new
+ *    root to configure (docs/semantics.md, "Credentials and origins").
  *  - Dates are read from ISO strings, `/Date(ms)/` or numbers; Int64 fields from strings or numbers.
  */
 import type { ApiClient, ApiRequest, ApiResponse } from '../common/api-client.js';
 import { FsError } from '../../core/errors.js';
+import { crossOriginMessage } from '../../transports/origins.js';
 
 export const AMS_HEADERS: Readonly<Record<string, string>> = {
   'x-ms-version': '2.19',
@@ -109,7 +112,7 @@ export function parseEntity(body: unknown): Json {
 export const keyed = (set: string, id: string) => `${set}('${encodeURIComponent(id)}')`;
 
 export class AmsRest {
-  private root: string;
+  private readonly root: string;
 
   constructor(
     private readonly api: ApiClient,
@@ -118,7 +121,7 @@ export class AmsRest {
     this.root = restUrl.endsWith('/') ? restUrl : `${restUrl}/`;
   }
 
-  /** The service root in use (after any redirect). */
+  /** The configured service root (redirects never move it). */
   get serviceRoot(): string {
     return this.root;
   }
@@ -126,13 +129,17 @@ export class AmsRest {
   /** One call relative to the service root; statuses in `accept` come back instead of throwing. */
   async call(req: ApiRequest): Promise<ApiResponse> {
     const headers = { ...AMS_HEADERS, ...(req.json !== undefined ? { 'content-type': 'application/json;odata=verbose' } : {}), ...req.headers };
+    let root = this.root;
     for (let hop = 0; ; hop++) {
-      const r = await this.api.send({ ...req, path: this.root + req.path.replace(/^\//, ''), headers, accept: [...(req.accept ?? []), 301] });
+      const r = await this.api.send({ ...req, path: root + req.path.replace(/^\//, ''), headers, accept: req.accept === 'any' ? 'any' : [...(req.accept ?? []), 301] });
       if (r.status !== 301) return r;
       const loc = r.headers.location;
       const target = Array.isArray(loc) ? loc[0] : loc;
-      if (!target || hop >= 3) throw new FsError('EIO', `AMS: too many or empty redirects from ${this.root}`);
-      this.root = newRoot(new URL(target, this.root), req.path);
+      if (!target || hop >= 3) throw new FsError('EIO', `AMS: too many or empty redirects from ${root}`);
+      root = newRoot(new URL(target, root), req.path);
+      if (new URL(root).origin !== this.api.origin) {
+        throw new FsError('EIO', crossOriginMessage(`AMS: ${req.method ?? 'GET'} ${req.path}`, root, this.api.origin));
+      }
     }
   }
 

@@ -18,9 +18,13 @@ import type { Logger } from '../../util/logger.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 import { AzureBlockUploader } from './upload.js';
+import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
+import { boundedAzureOptions } from '../../transports/sdk-clients.js';
 
 export interface AzureBlobProviderDeps {
   log: Logger;
+  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
   /** Blobs per listing page (Azure's maximum is 5000). */
   listPageSize?: number;
 }
@@ -52,13 +56,14 @@ export class AzureBlobProvider implements Provider {
     const cs = cfg.connectionString ? fromConnectionString(cfg.connectionString) : {};
     const accountName = cfg.accountName ?? cs.name ?? new URL(cfg.accountUrl).pathname.split('/').filter(Boolean)[0] ?? new URL(cfg.accountUrl).hostname.split('.')[0]!;
     const accountKey = cfg.accountKey ?? cs.key;
-    const retryOptions = { maxTries: 1 }; // retries belong to our pacer
+    // Bounded calls; no retries of its own (they belong to our pacer).
+    const options = boundedAzureOptions(deps.net ?? DEFAULT_BOUNDS);
     if (accountKey) {
       this.credential = new StorageSharedKeyCredential(accountName, accountKey);
-      this.container = new BlobServiceClient(cfg.accountUrl, this.credential, { retryOptions }).getContainerClient(cfg.container);
+      this.container = new BlobServiceClient(cfg.accountUrl, this.credential, options).getContainerClient(cfg.container);
     } else {
       this.sas = (cfg.sasToken ?? '').replace(/^\?/, '');
-      this.container = new BlobServiceClient(`${cfg.accountUrl}?${this.sas}`, undefined, { retryOptions }).getContainerClient(cfg.container);
+      this.container = new BlobServiceClient(`${cfg.accountUrl}?${this.sas}`, undefined, options).getContainerClient(cfg.container);
     }
   }
 

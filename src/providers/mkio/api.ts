@@ -13,6 +13,7 @@
  */
 import { FsError } from '../../core/errors.js';
 import { ApiClient } from '../common/api-client.js';
+import type { NetBounds } from '../../transports/bounds.js';
 
 export interface MkioAsset {
   name: string;
@@ -76,11 +77,12 @@ export class MkioApi {
   private readonly base: string;
   private readonly origin: string;
 
-  constructor(opts: { baseUrl: string; project: string; token: string; what: string; timeoutMs?: number }) {
+  constructor(opts: { baseUrl: string; project: string; token: string; what: string; timeoutMs?: number; bounds?: NetBounds }) {
     this.client = new ApiClient({
       baseUrl: opts.baseUrl,
       what: opts.what,
       timeoutMs: opts.timeoutMs,
+      bounds: opts.bounds,
       auth: { headers: async () => ({ authorization: `Bearer ${opts.token}` }), invalidate: () => undefined },
     });
     this.base = `api/v1/projects/${encodeURIComponent(opts.project)}/media/`;

@@ -24,6 +24,7 @@ import { ExpiredError, FsError, NotFoundError, UnavailableError } from '../../co
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { NetBounds } from '../../transports/bounds.js';
 import { MkioApi, type MkioAsset, type StorageFileRow, type StorageListing } from './api.js';
 import { AccessCache } from './access.js';
 import { MkioUploader } from './upload.js';
@@ -31,6 +32,8 @@ import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface MkioProviderDeps {
   log: Logger;
+  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
   /** Assets per listing page (`$top`; MK.IO's maximum is 1000). */
   listPageSize?: number;
 }
@@ -65,8 +68,8 @@ export class MkioProvider implements Provider {
   ) {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly && !!cfg.storage };
-    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio ${cfg.name}` });
-    this.access = new AccessCache(this.api, `mkio ${cfg.name}`);
+    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio ${cfg.name}`, bounds: deps.net });
+    this.access = new AccessCache(this.api, `mkio ${cfg.name}`, deps.net);
     this.numbers = new EntryNumbers({ log: deps.log, what: `mkio source "${cfg.name}"` });
   }
 
@@ -212,7 +215,7 @@ export class MkioProvider implements Provider {
   /** One uploader per provider (it caches asset lookups and holds the storage client). */
   uploader(): MkioUploader {
     if (!this.cfg.storage) throw new FsError('EROFS', `${this.name}: MK.IO takes uploads only with a \`storage:\` credential`);
-    return (this.up ??= new MkioUploader(this.api, this.cfg.storage, `mkio ${this.name}`));
+    return (this.up ??= new MkioUploader(this.api, this.cfg.storage, `mkio ${this.name}`, this.deps.net));
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,7 @@
 import { ApiClient, TokenSession } from '../common/api-client.js';
 import { AuthError, FsError, TransientError } from '../../core/errors.js';
 import type { Logger } from '../../util/logger.js';
+import type { NetBounds } from '../../transports/bounds.js';
 
 export interface NomadClientConfig {
   /** Names the source in messages. */
@@ -137,10 +138,11 @@ export class NomadClient {
   constructor(
     private readonly cfg: NomadClientConfig,
     private readonly log: Logger,
+    bounds?: NetBounds,
   ) {
     const base = cfg.baseUrl.replace(/\/+$/, '');
     this.session = new TokenSession((signal) => this.login(signal), (t) => ({ authorization: `Bearer ${t}` }));
-    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad ${cfg.name}`, auth: this.session });
+    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad ${cfg.name}`, auth: this.session, bounds });
   }
 
   private async login(signal?: AbortSignal): Promise<{ token: string; expiresInMs?: number }> {
@@ -219,6 +221,16 @@ export class NomadClient {
 
   startUpload(body: NomadUploadStart, signal?: AbortSignal): Promise<NomadUploadSession> {
     return this.api.json<NomadUploadSession>({ method: 'POST', path: 'asset/upload/start', json: body, signal });
+  }
+
+  /**
+   * PUT one part to its presigned storage URL: bare (the URL is the credential, and it is another
+   * origin), bounded like every API call; every status is returned for the uploader to judge.
+   */
+  async putPart(url: string, data: Buffer, signal?: AbortSignal): Promise<{ status: number; etag: string | undefined; text: string }> {
+    const r = await this.api.send({ method: 'PUT', path: url, body: data, auth: false, accept: 'any', headers: { accept: '*/*' }, signal });
+    const etag = r.headers.etag;
+    return { status: r.status, etag: Array.isArray(etag) ? etag[0] : etag, text: r.text };
   }
 
   /** GUESS (undocumented): the session again, with fresh part URLs and the parts' isCompleted. */

@@ -13,9 +13,13 @@ import type { Logger } from '../../util/logger.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 import { S3Uploader } from './upload.js';
+import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
+import { boundedS3Options } from '../../transports/sdk-clients.js';
 
 export interface S3ProviderDeps {
   log: Logger;
+  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
   /** Keys per listing page (S3's maximum and default is 1000). */
   listPageSize?: number;
 }
@@ -44,7 +48,8 @@ export class S3Provider implements Provider {
       // Streamed aws-chunked trailers corrupt uploads on some S3-compatible servers (s3rver); real S3 is fine either way.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: 1, // retries belong to our pacer, which knows the read deadline
+      // Bounded calls; no retries of its own (they belong to our pacer, which knows the read deadline).
+      ...boundedS3Options(deps.net ?? DEFAULT_BOUNDS),
     });
   }
 

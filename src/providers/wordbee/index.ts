@@ -16,6 +16,7 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { FsError, NotFoundError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { NetBounds } from '../../transports/bounds.js';
 import { ApiClient, TokenSession } from '../common/api-client.js';
 import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
 import { WordbeeUploader } from './upload.js';
@@ -23,6 +24,8 @@ import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface WordbeeProviderDeps {
   log: Logger;
+  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
   /** Segments per search page. Default 500. */
   listPageSize?: number;
 }
@@ -76,6 +79,7 @@ export class WordbeeProvider implements Provider {
       baseUrl: cfg.baseUrl,
       what: `wordbee source "${cfg.name}"`,
       auth: this.session,
+      bounds: deps.net,
       // The docs show an expired token answered with 400 "Token invalid or expired."
       isAuthFailure: (status, text) => status === 400 && /token/i.test(text),
     });
