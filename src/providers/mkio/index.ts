@@ -63,7 +63,7 @@ export class MkioProvider implements Provider {
   ) {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly && !!cfg.storage };
-    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio ${cfg.name}` });
+    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio source "${cfg.name}"` });
     this.access = new AccessCache(this.api, `mkio ${cfg.name}`);
   }
 
