@@ -30,6 +30,16 @@ function ownReason(e: unknown, depth: number): string {
 }
 
 /**
+ * Whether `reason` is already in `parts`, also without its leading `what: ` segments (an error that
+ * rewraps its cause's message under another prefix has said it).
+ */
+function said(parts: readonly string[], reason: string): boolean {
+  const tails = [reason];
+  for (let at = reason.indexOf(': '); at >= 0; at = reason.indexOf(': ', at + 2)) tails.push(reason.slice(at + 2));
+  return tails.some((t) => t.length >= 8 && parts.some((p) => p.includes(t))) || parts.some((p) => p.includes(reason));
+}
+
+/**
  * One line saying why `e` happened: its reason, then each cause's reason not already said
  * (`list "s": connect ECONNREFUSED 127.0.0.1:9` rather than an empty string or `[object Object]`).
  */
@@ -39,7 +49,7 @@ export function describeError(e: unknown, depth = 0): string {
   for (let cur: unknown = e, d = depth; cur !== undefined && cur !== null && !seen.has(cur) && d < MAX_DEPTH; d++) {
     seen.add(cur);
     const reason = ownReason(cur, d);
-    if (reason && !parts.some((p) => p.includes(reason))) parts.push(reason);
+    if (reason && !said(parts, reason)) parts.push(reason);
     cur = isObject(cur) ? cur.cause : undefined;
   }
   return parts.join(': ') || (isObject(e) ? 'unknown error' : String(e));

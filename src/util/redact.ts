@@ -33,7 +33,7 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   // The password of scheme://user:pass@host.
   [/\b([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"'<>]*):[^\s/?#@"'<>]*@/gi, '$1:[redacted]@'],
   // URL query strings.
-  [/(https?:\/\/[^\s?#"'<>]+)\?[^\s"'<>#]*/gi, '$1?…'],
+  [/(https?:\/\/[^\s?#"'<>]+)\?[^\s"'<>#)]*/gi, '$1?…'],
   // Credentials of an Authorization header (schemes; Token is left alone: "Token invalid" is prose).
   [/\b(Bearer|Basic|SharedKey|SharedKeyLite|Digest)\s+[A-Za-z0-9._~+/=:-]{8,}/g, '$1 [redacted]'],
   // Connection-string secrets.
