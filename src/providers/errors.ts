@@ -39,7 +39,7 @@ export function mapStorageError(e: unknown, what: string): FsError {
   const status = err.$metadata?.httpStatusCode ?? err.statusCode;
   const name = err.name && err.name !== 'Error' && err.name !== 'RestError' ? err.name : err.code ?? err.name ?? '';
   const detail = redactText(describeError(e));
-  const said = name && !detail.startsWith(name) ? `${name}: ${detail}` : detail;
+  const said = name && !detail.includes(name) ? `${name}: ${detail}` : detail;
   if (/NoSuchBucket|ContainerNotFound/.test(`${name} ${err.code ?? ''}`)) {
     const which = /NoSuchBucket/.test(`${name} ${err.code ?? ''}`) ? `bucket${err.BucketName ? ` "${err.BucketName}"` : ''}` : 'container';
     return new MisconfiguredError(`${what}: the ${which} does not exist (${said})`, { cause: e });
