@@ -6,7 +6,10 @@
  * Invariants:
  *  - Only failures that say something about the source change its state (classifyFailure): a missing
  *    file, a stale version, an abort or a 429 do not.
- *  - Any success makes the source ok again; the last error stays on record (message and time).
+ *  - A success makes the source ok again, the last error staying on record (message and time), with one
+ *    exception: a success at the source's root ('' ref) does not clear a failure seen below it. Some
+ *    roots are answered without a request (Wordbee's scopes come from the config, most roots' stat):
+ *    such a success proves nothing, and `ls` of a refused Wordbee scope must not flip it to ok.
  *  - Messages are redacted when recorded.
  */
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../core/types.js';
@@ -45,6 +48,8 @@ export function classifyFailure(e: unknown, fromProvider: boolean): FailureState
 
 export class SourceHealth {
   private readonly records = new Map<string, SourceHealthRecord>();
+  /** Sources whose current failure was seen below the root. */
+  private readonly failedBelowRoot = new Set<string>();
 
   constructor(names: Iterable<string>, private readonly now: () => number = Date.now) {
     for (const name of names) this.records.set(name, { state: 'unknown', since: this.iso() });
@@ -54,16 +59,20 @@ export class SourceHealth {
     return new Date(this.now()).toISOString();
   }
 
-  ok(source: string): void {
+  /** A call succeeded; `atRoot`: a call on the source's root, which may not have reached the platform. */
+  ok(source: string, atRoot = false): void {
     const r = this.records.get(source);
-    if (r?.state === 'ok') return;
+    if (r?.state === 'ok' || (atRoot && this.failedBelowRoot.has(source))) return;
+    this.failedBelowRoot.delete(source);
     this.records.set(source, { ...r, state: 'ok', since: this.iso() });
   }
 
   /** Record a failure; returns its state, or undefined when it says nothing about the source. */
-  failed(source: string, e: unknown, fromProvider = false): FailureState | undefined {
+  failed(source: string, e: unknown, fromProvider = false, atRoot = false): FailureState | undefined {
     const state = classifyFailure(e, fromProvider);
     if (!state) return undefined;
+    if (atRoot) this.failedBelowRoot.delete(source);
+    else this.failedBelowRoot.add(source);
     const r = this.records.get(source);
     const time = this.iso();
     this.records.set(source, {
@@ -81,14 +90,14 @@ export class SourceHealth {
   /** A provider whose calls report here; everything else passes through unchanged. */
   watch(p: Provider): Provider {
     const board = this;
-    const track = <T>(call: Promise<T>): Promise<T> =>
+    const track = <T>(call: Promise<T>, atRoot: boolean): Promise<T> =>
       call.then(
         (v) => {
-          board.ok(p.name);
+          board.ok(p.name, atRoot);
           return v;
         },
         (e: unknown) => {
-          board.failed(p.name, e, true);
+          board.failed(p.name, e, true, atRoot);
           throw e;
         },
       );
@@ -101,18 +110,18 @@ export class SourceHealth {
         let answered = false;
         try {
           for await (const e of p.list(dir, signal)) {
-            if (!answered) board.ok(p.name);
+            if (!answered) board.ok(p.name, dir === '');
             answered = true;
             yield e;
           }
         } catch (e) {
-          board.failed(p.name, e, true);
+          board.failed(p.name, e, true, dir === '');
           throw e;
         }
-        if (!answered) board.ok(p.name);
+        if (!answered) board.ok(p.name, dir === '');
       },
-      stat: (ref: Ref, signal?: AbortSignal) => track(p.stat(ref, signal)),
-      locate: (obj: ObjectVersion, signal?: AbortSignal) => track(p.locate(obj, signal)),
+      stat: (ref: Ref, signal?: AbortSignal) => track(p.stat(ref, signal), ref === ''),
+      locate: (obj: ObjectVersion, signal?: AbortSignal) => track(p.locate(obj, signal), false),
       close: () => p.close(),
     };
     if (p.refused) watched.refused = (obj: ObjectVersion, loc: SignedLocator) => p.refused!(obj, loc);

@@ -95,6 +95,34 @@ describe('SourceHealth', () => {
     expect(p.caps.upload).toBe(true);
   });
 
+  it('a success at the root (which may not reach the platform: Wordbee lists its scopes from the config) does not clear a failure below it', async () => {
+    const h = new SourceHealth(['wb']);
+    const refused = new AuthError('wordbee source "wb": login refused: HTTP 400: Invalid account id or API key.');
+    const inner: Provider = {
+      name: 'wb',
+      type: 'wordbee',
+      caps: { upload: false },
+      async *list(dir: string): AsyncIterable<RemoteEntry> {
+        if (dir !== '') throw refused;
+        yield { name: 'pr1', kind: 'dir', ref: 'd:pr1', size: 0, mtimeMs: 0, version: '' };
+      },
+      stat: async (ref: string) => ({ name: ref, kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' }),
+      locate: async () => ({ url: 'http://x/f', expiresAt: 0 }),
+      close: async () => undefined,
+    };
+    const p = h.watch(inner);
+    for await (const _ of p.list('')) break;
+    expect(h.get('wb').state).toBe('ok');
+    await expect(async () => {
+      for await (const _ of p.list('d:pr1')) break;
+    }).rejects.toBe(refused);
+    for await (const _ of p.list('')) break;
+    await p.stat('');
+    expect(h.get('wb').state).toBe('login refused');
+    await p.stat('d:pr1'); // below the root: the platform answered
+    expect(h.get('wb').state).toBe('ok');
+  });
+
   it('a provider that could not be built fails every call as misconfigured, naming why', async () => {
     const h = new SourceHealth(['ams']);
     const p = h.watch(brokenProvider({ name: 'ams', type: 'ams' }, new Error('needs either token, or tokenUrl with clientId and clientSecret')));
