@@ -31,6 +31,24 @@ const duration = (what: string) =>
 
 const httpUrl = z.string().refine((s) => /^https?:\/\/[^\s]+$/.test(s) && URL.canParse(s), 'expected an http(s) URL');
 
+/** A base URL as people paste it: runs of slashes in its path collapsed, no trailing slash. */
+export function normalizeBaseUrl(s: string): string {
+  const u = new URL(s);
+  return `${u.origin}${u.pathname.replace(/\/{2,}/g, '/').replace(/\/+$/, '')}${u.search}`;
+}
+
+/**
+ * Wordbee's API lives under `/api` of the platform's address; people paste either (the address their
+ * browser shows is the one without). Both, with any slashes, become `https://host/api`.
+ */
+export function wordbeeApiUrl(s: string): string {
+  const base = normalizeBaseUrl(s);
+  const u = new URL(base);
+  return /\/api$/i.test(u.pathname) ? base : `${u.origin}${u.pathname.replace(/\/$/, '')}/api${u.search}`;
+}
+
+const baseUrl = httpUrl.transform(normalizeBaseUrl);
+
 /** A source name is one path segment of the mount: it must be safe as a directory name. */
 const sourceName = z
   .string()
@@ -88,7 +106,7 @@ const StorageCredential = z.strictObject({
 const MkioSource = z.strictObject({
   ...common,
   type: z.literal('mkio'),
-  baseUrl: httpUrl.default('https://app.mk.io'),
+  baseUrl: baseUrl.default('https://app.mk.io'),
   project: z.string().min(1),
   token: z.string().min(1),
   storage: StorageCredential.optional(),
@@ -97,7 +115,8 @@ const MkioSource = z.strictObject({
 const WordbeeSource = z.strictObject({
   ...common,
   type: z.literal('wordbee'),
-  baseUrl: httpUrl,
+  /** The platform's address, with or without `/api`. */
+  baseUrl: httpUrl.transform(wordbeeApiUrl),
   accountId: z.string().min(1),
   apiKey: z.string().min(1),
   scopes: z.array(z.string().regex(/^(pr|jbs|jbc)\d+$/, 'expected a scope like pr7214, jbs12 or jbc12')).min(1),
@@ -117,7 +136,7 @@ const AmsSource = z.strictObject({
 const NomadSource = z.strictObject({
   ...common,
   type: z.literal('nomad'),
-  baseUrl: httpUrl,
+  baseUrl: baseUrl,
   username: z.string().min(1),
   password: z.string().min(1),
   applicationId: z.string().optional(),
@@ -127,7 +146,7 @@ const NomadSource = z.strictObject({
 const MediahubSource = z.strictObject({
   ...common,
   type: z.literal('mediahub'),
-  baseUrl: httpUrl.default('https://api.xvid.com/v1'),
+  baseUrl: baseUrl.default('https://api.xvid.com/v1'),
   clientId: z.string().min(1),
   clientSecret: z.string().min(1),
   scope: z.string().default('mediahub'),

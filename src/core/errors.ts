@@ -54,6 +54,17 @@ export class TransientError extends FsError {
   }
 }
 
+/**
+ * The source's configuration points at nothing (a bucket or container that does not exist, an API path
+ * that is not there): no retry helps until the config is fixed. Not ENOENT: the folder a reader asked
+ * for is not missing, its source is broken.
+ */
+export class MisconfiguredError extends FsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EIO', message, options);
+  }
+}
+
 /** The file exists but cannot be read now (archived, uploading, processing). */
 export class UnavailableError extends FsError {}
 

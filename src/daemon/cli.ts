@@ -148,10 +148,15 @@ export function buildProgram(): Command {
     .command('check-config')
     .description('validate a config file and print every problem with its key path')
     .argument('<file>', 'config file (YAML or JSON)')
-    .action((file: string) =>
+    .option('--online', 'also log in to every source and list its root: one line per source, with the fix when it fails', false)
+    .action((file: string, o: { online: boolean }) =>
       withCleanExit(async () => {
         const config = await loadConfig(file);
         process.stdout.write(`${file}: OK (${config.sources.length} source${config.sources.length === 1 ? '' : 's'}: ${config.sources.map((s) => `${s.name} [${s.type}]`).join(', ')})\n`);
+        if (!o.online) return;
+        const { checkOnline } = await import('./check-online.js'); // the providers' SDKs only when asked
+        const failed = await checkOnline(config, (line) => process.stdout.write(`${line}\n`));
+        if (failed > 0) throw new UserError(`${failed} of ${config.sources.length} source${config.sources.length === 1 ? '' : 's'} failed the online check`);
       }),
     );
 

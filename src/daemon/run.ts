@@ -6,11 +6,11 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { Provider } from '../core/types.js';
-import type { Config } from '../config/schema.js';
+import type { Config, SourceConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { createProvider } from '../providers/registry.js';
 import { HttpTransport } from '../transports/http.js';
-import { boundsOf } from '../transports/bounds.js';
+import { boundsOf, type NetBounds } from '../transports/bounds.js';
 import { MemoryBlockCache } from '../cache/memory-cache.js';
 import { DiskBlockCache } from '../cache/disk-cache.js';
 import { TieredBlockCache } from '../cache/tiered-cache.js';
@@ -29,6 +29,11 @@ import { Pinner } from '../cache/pinner.js';
 import { Staging } from '../vfs/staging.js';
 import { WriteOps } from '../vfs/write-ops.js';
 import { rm } from 'node:fs/promises';
+import { SourceHealth, brokenProvider } from './health.js';
+import { checkAtStart, fixFor } from './source-check.js';
+
+/** How long the mount waits for the start's source checks (checkAtStart) before it appears anyway. */
+const START_CHECK_WAIT_MS = 5_000;
 
 export interface DaemonOptions {
   config: Config;
@@ -55,9 +60,19 @@ export interface Daemon {
 
 /** Build everything but the mount: used by the daemon and by tests that drive the VFS directly. */
 export async function buildCore(config: Config, log: Logger) {
+  const health = new SourceHealth(config.sources.map((s) => s.name));
+  /** A source whose provider cannot be built is served as a broken one: the others still mount. */
+  const build = async (s: SourceConfig, net: NetBounds): Promise<Provider> => {
+    try {
+      return health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net }));
+    } catch (e) {
+      log.warn({ source: s.name, err: e }, `${s.type} source "${s.name}" cannot be set up; the other sources are served`);
+      return health.watch(brokenProvider(s, e));
+    }
+  };
   const providers = new Map<string, Provider>();
   const net = boundsOf(config.retry);
-  for (const s of config.sources) providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net }));
+  for (const s of config.sources) providers.set(s.name, await build(s, net));
   const transport = new HttpTransport({ requestTimeoutMs: net.stallMs, deadlineMs: net.deadlineMs });
   const memory = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
@@ -81,6 +96,7 @@ export async function buildCore(config: Config, log: Logger) {
     maxRetryTimeMs: config.retry.maxTime,
     prefetchBudgetBytes: readahead.budget,
     log: log.child({ c: 'blocks' }),
+    health,
   });
   const ttlBySource = new Map(config.sources.map((s) => [s.name, s.metadataTtl]));
   const vfs = new AssetVfs({
@@ -107,7 +123,7 @@ export async function buildCore(config: Config, log: Logger) {
         log.warn({ source: s.name }, 'new source in the reloaded config: remount to add it');
         continue;
       }
-      providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: boundsOf(next.retry) }));
+      providers.set(s.name, health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: boundsOf(next.retry) })));
       locators.clear(s.name);
       vfs.invalidate(`/${s.name}`);
       await old.close().catch(() => undefined);
@@ -117,7 +133,7 @@ export async function buildCore(config: Config, log: Logger) {
     }
     log.info('credentials reloaded');
   }
-  return { providers, transport, cache, disk, locators, blocks, vfs, close, reload };
+  return { providers, health, transport, cache, disk, locators, blocks, vfs, close, reload };
 }
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
@@ -136,6 +152,9 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   const { config, log } = o;
   await preflight(o.mountpoint, { force: o.force });
   const core = await buildCore(config, log);
+  // Every source is tried before the mount appears, so that its state is known and a broken one is
+  // named in the log at once; the mount never waits for a slow source longer than START_CHECK_WAIT_MS.
+  await checkAtStart(config.sources, core.providers, core.health, log, { waitMs: START_CHECK_WAIT_MS, timeoutMs: config.retry.requestTimeout });
   const pinner = new Pinner({ file: join(config.cacheDir, 'pins.json'), disk: core.disk, blocks: core.blocks, walk: (p) => core.vfs.walkFiles(p), log: log.child({ c: 'pin' }) });
   await pinner.load(); // pinned objects must be known before the disk tier indexes (and may evict) blocks
   await core.disk.init();
@@ -187,7 +206,11 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       mountpoint: o.mountpoint,
       pid: process.pid,
       uptimeSec: Math.round((Date.now() - startedAt) / 1000),
-      sources: config.sources.map((s) => ({ name: s.name, type: s.type })),
+      sources: config.sources.map((s) => {
+        const health = core.health.get(s.name);
+        const failing = health.state !== 'ok' && health.state !== 'unknown' ? health.state : undefined;
+        return { name: s.name, type: s.type, health: { ...health, ...(failing ? { fix: fixFor(s, failing, health.lastError?.message ?? '') } : {}) } };
+      }),
       cache: { memory: core.cache.memory.stats(), disk: core.cache.disk.stats() },
       network: core.blocks.stats(),
       openFiles: core.vfs.openFiles,

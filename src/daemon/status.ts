@@ -3,12 +3,20 @@ import { formatBytes } from '../config/units.js';
 import { callControl } from './control.js';
 import cliProgress from 'cli-progress';
 import type { UploadJobStatus, UploadsStatus } from '../upload/service.js';
+import type { SourceHealthRecord } from './health.js';
+
+export interface SourceStatus {
+  name: string;
+  type: string;
+  /** Absent from daemons older than source health. */
+  health?: SourceHealthRecord & { fix?: string };
+}
 
 interface StatusDoc {
   mountpoint: string;
   pid: number;
   uptimeSec: number;
-  sources: Array<{ name: string; type: string }>;
+  sources: SourceStatus[];
   cache: { memory: { bytes: number; limit: number; hits: number; misses: number }; disk?: { bytes: number; limit: number; hits: number; misses: number } };
   network?: { requests?: number; bytes?: number };
   openFiles: number;
@@ -19,6 +27,8 @@ interface StatusDoc {
 }
 
 const BAR = 24;
+
+const failing = (sources: readonly SourceStatus[]) => sources.filter((s) => s.health && s.health.state !== 'ok' && s.health.state !== 'unknown').length;
 
 function bar(done: number, total: number): string {
   const f = total > 0 ? Math.min(1, done / total) : 1;
@@ -45,6 +55,25 @@ export function renderUploads(u: UploadsStatus | undefined): string[] {
   return lines;
 }
 
+/** `HH:MM:SS` of an ISO time (the day is today's for a running daemon; --json has the full time). */
+const clock = (iso: string) => iso.slice(11, 19);
+
+/** One line per source: its state, since when, the last error and the fix. */
+export function renderSources(sources: readonly SourceStatus[]): string[] {
+  const width = Math.max(...sources.map((s) => `${s.name} [${s.type}]`.length));
+  return sources.map((s) => {
+    const label = `${s.name} [${s.type}]`.padEnd(width);
+    const h = s.health;
+    if (!h) return `  ${label}`;
+    const err = h.lastError;
+    if (h.state === 'ok' || h.state === 'unknown') {
+      const state = h.state === 'ok' ? 'ok' : 'not used yet';
+      return `  ${label}  ${state}${err ? `  (last error ${clock(err.time)}, ${err.state}: ${err.message})` : ''}`;
+    }
+    return `  ${label}  ${h.state.toUpperCase()} since ${clock(h.since)}: ${err?.message ?? ''}${h.fix ? `; fix: ${h.fix}` : ''}`;
+  });
+}
+
 export async function fetchStatus(socket: string): Promise<StatusDoc> {
   return (await callControl(socket, 'GET', '/status')) as StatusDoc;
 }
@@ -54,7 +83,8 @@ export function renderStatus(s: StatusDoc): string {
   const lookups = m.hits + m.misses;
   const lines = [
     `assetfs at ${s.mountpoint} (pid ${s.pid}, up ${s.uptimeSec}s)`,
-    `sources:    ${s.sources.map((x) => `${x.name} [${x.type}]`).join(', ')}`,
+    `sources:    ${s.sources.length}${failing(s.sources) ? `, ${failing(s.sources)} failing` : ''}`,
+    ...renderSources(s.sources),
     `cache:      memory ${formatBytes(m.bytes)} of ${formatBytes(m.limit)}, hit rate ${lookups ? ((100 * m.hits) / lookups).toFixed(1) : '0.0'}% (${m.hits}/${lookups})`,
     ...(s.cache.disk ? [`            disk ${formatBytes(s.cache.disk.bytes)} of ${formatBytes(s.cache.disk.limit)}, ${s.cache.disk.hits} hits`] : []),
     `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytes ?? 0)} fetched`,

@@ -9,6 +9,7 @@ import type { Attr, Vfs } from '../core/types.js';
 import { isFsError, type ErrnoCode } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
+import { describeError } from '../util/error-text.js';
 import type { RecentEvents } from '../util/recent.js';
 import { setKernelReadahead } from './kernel-readahead.js';
 import { DirPages } from './dir-pages.js';
@@ -52,15 +53,16 @@ export function toErrno(e: unknown, log: Logger, op: string, path: string, recen
   if (isFsError(e)) {
     const code: ErrnoCode | 'EOPNOTSUPP' = e.code === 'ENOTSUP' ? 'EOPNOTSUPP' : e.code;
     if (e.code === 'EIO' || e.code === 'EACCES' || e.code === 'EAGAIN') {
-      log.warn({ op, path, err: e }, `${e.code} returned to the reader`);
+      // The line names the cause (`wordbee source "x": login refused: HTTP 404 …`), not just the errno.
+      log.warn({ op, path, err: e }, `${e.code} returned to the reader: ${describeError(e)}`);
       recent?.add(`${op}: ${e.code}: ${redactText(e.message)}`, path);
     } else {
       log.debug({ op, path, code: e.code, msg: e.message }, 'operation failed');
     }
     return -(ERRNO[code] ?? ERRNO.EIO!);
   }
-  log.error({ op, path, err: e }, 'unexpected error; returning EIO');
-  recent?.add(`${op}: EIO: ${redactText(String((e as Error)?.message ?? e))}`, path);
+  log.error({ op, path, err: e }, `unexpected error; returning EIO: ${describeError(e)}`);
+  recent?.add(`${op}: EIO: ${redactText(describeError(e))}`, path);
   return -ERRNO.EIO!;
 }
 

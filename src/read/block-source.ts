@@ -44,6 +44,8 @@ export interface NetworkBlockSourceOptions {
   /** First backoff step of the pacer. Default 100 ms. */
   retryBaseDelayMs?: number;
   log?: Logger;
+  /** Told the final outcome of every fetch (after retries and re-mints): the sources' health. */
+  health?: { ok(source: string): void; failed(source: string, e: unknown): unknown };
 }
 
 export interface BlockSourceStats {
@@ -229,7 +231,9 @@ export class NetworkBlockSource implements BlockSource {
     try {
       await this.fetchRange(obj, end, () => ({ start: ranges[next]!.start, into: buffers.slice(next).map((b) => b.data) }), settleUpTo);
       settleUpTo(end);
+      this.o.health?.ok(obj.source);
     } catch (e) {
+      this.o.health?.failed(obj.source, e);
       for (let i = next; i < run.length; i++) {
         this.fail(obj, run[i]!.index, run[i]!.pending, e);
         const owned = buffers[i]!.owned;

@@ -123,7 +123,7 @@ describe('lifecycle', () => {
     expect(await sh(`cat ${d.mountpoint}/s3/a.txt`)).toBe(DATA.toString());
     const status = JSON.parse(await sh(node(`status --json --socket ${join(d.dir, 'cache', 'control.sock')}`)));
     expect(status.mountpoint).toBe(d.mountpoint);
-    expect(status.sources).toEqual([{ name: 's3', type: 's3' }]);
+    expect(status.sources).toEqual([{ name: 's3', type: 's3', health: expect.objectContaining({ state: 'ok' }) }]);
     expect(status.cache.memory.bytes).toBeGreaterThan(0);
     const human = await sh(node(`status --socket ${join(d.dir, 'cache', 'control.sock')}`));
     expect(human).toMatch(/hit rate/);

@@ -78,7 +78,7 @@ export class AmsProvider implements Provider {
     if (tokenUrl && clientId && clientSecret) {
       return new TokenSession(async (signal) => {
         const form = { grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, resource };
-        const r = await this.api.json<{ access_token?: string; expires_in?: string | number }>({ method: 'POST', path: tokenUrl, form, auth: false, signal });
+        const r = await this.api.json<{ access_token?: string; expires_in?: string | number }>({ method: 'POST', path: tokenUrl, form, login: true, signal });
         if (!r?.access_token) throw new AuthError(`${what}: the token endpoint answered without an access_token`);
         const secs = Number(r.expires_in);
         return { token: r.access_token, expiresInMs: Number.isFinite(secs) && secs > 0 ? secs * 1000 : undefined };

@@ -3,7 +3,12 @@
  *
  * Invariants:
  *  - A refused token (401/403, or whatever `isAuthFailure` recognises, e.g. Wordbee's 400 "Token invalid")
- *    re-authenticates once and retries once; refused again, it is an AuthError.
+ *    re-authenticates once and retries once; refused again, it is an AuthError ("login refused").
+ *  - A login call (`login` set) answered with a 4xx other than 408/429 is an AuthError "login refused",
+ *    whatever the status: a wrong key (Wordbee's 400) and a wrong base URL (404) must never look like a
+ *    missing file (ENOENT) to a reader.
+ *  - A network fault's message says why (util/error-text.ts: undici's and Node's errors often have an
+ *    empty message or keep the reason in `cause`/`errors`) and keeps the fault as its cause.
  *  - Status → error as the read path expects (core/types.ts): 404/410 NotFoundError; 408/429/5xx and
  *    network faults TransientError (with Retry-After); other 4xx FsError EIO with the platform's message.
  *  - Retries of transient faults belong to the caller's pacer (dir cache, block source), not here.
@@ -22,6 +27,7 @@ import { parseRetryAfter } from '../../transports/http.js';
 import { redactText, redactUrl } from '../../util/redact.js';
 import { DEFAULT_BOUNDS, Deadline, deadlineFor, type NetBounds } from '../../transports/bounds.js';
 import { REDIRECT_STATUSES, crossOriginMessage } from '../../transports/origins.js';
+import { describeError } from '../../util/error-text.js';
 
 /** Supplies credentials for API calls. */
 export interface Authenticator {
@@ -46,6 +52,11 @@ export interface ApiRequest {
   accept?: number[] | 'any';
   /** false for the login call itself. Default true. */
   auth?: boolean;
+  /**
+   * This is a login (implies `auth: false`): a refusal is an AuthError "login refused". A string names
+   * who logs in (`user "u"`; never a secret).
+   */
+  login?: true | string;
 }
 
 export interface ApiResponse {
@@ -126,14 +137,18 @@ export class ApiClient {
   }
 
   async send(req: ApiRequest): Promise<ApiResponse> {
-    const useAuth = req.auth !== false && this.o.auth !== undefined;
+    const useAuth = req.auth !== false && !req.login && this.o.auth !== undefined;
     let r = await this.once(req, useAuth);
     if (useAuth && this.refused(r)) {
       this.o.auth!.invalidate();
       r = await this.once(req, true);
-      if (this.refused(r)) throw new AuthError(`${this.what(req)}: credentials refused (HTTP ${r.status}: ${errorMessage(r.text)})`);
+      if (this.refused(r)) throw new AuthError(`${this.o.what}: login refused: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${redactUrl(req.path)})`);
     }
     if ((r.status >= 200 && r.status < 300) || req.accept === 'any' || req.accept?.includes(r.status)) return r;
+    if (req.login && r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) {
+      const who = typeof req.login === 'string' ? ` (${req.login})` : '';
+      throw new AuthError(`${this.o.what}: login refused${who}: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${this.url(req.path).href.replace(/\?.*$/, '')})`);
+    }
     throw this.statusError(req, r);
   }
 
@@ -185,8 +200,7 @@ export class ApiClient {
       if (deadline.expired) throw deadline.error(this.what(req));
       if (e instanceof FsError) throw e;
       if (isAbort(e) && !(e as { code?: string }).code?.startsWith('UND_ERR')) throw e;
-      const code = (e as { code?: string }).code ?? (e as Error).message;
-      throw new TransientError(`${this.what(req)}: ${redactText(String(code))}`, { cause: e });
+      throw new TransientError(`${this.what(req)}: ${redactText(describeError(e))}`, { cause: e });
     } finally {
       deadline.clear();
     }

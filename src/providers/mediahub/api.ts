@@ -89,16 +89,10 @@ export class MediahubApi {
     const login = new ApiClient({ baseUrl: cfg.baseUrl, what, timeoutMs: opts.timeoutMs, bounds: opts.bounds });
     this.session = new TokenSession(
       async (signal) => {
-        let r;
-        try {
-          r = await login.json<{ access_token?: string; expires_in?: string | number; token?: { access_token?: string; expires_in?: string | number } }>({
-            method: 'POST', path: 'oauth2/token/', auth: false, signal,
-            form: { grant_type: 'client_credential', client_id: cfg.clientId, client_secret: cfg.clientSecret, scope: cfg.scope },
-          });
-        } catch (e) {
-          if (e instanceof FsError && !(e instanceof TransientError)) throw new AuthError(`${what}: login refused: ${e.message}`, { cause: e });
-          throw e;
-        }
+        const r = await login.json<{ access_token?: string; expires_in?: string | number; token?: { access_token?: string; expires_in?: string | number } }>({
+          method: 'POST', path: 'oauth2/token/', login: true, signal,
+          form: { grant_type: 'client_credential', client_id: cfg.clientId, client_secret: cfg.clientSecret, scope: cfg.scope },
+        });
         const t = r?.access_token ?? r?.token?.access_token;
         if (!t) throw new AuthError(`${what}: the token answer carries no access_token`);
         const secs = Number(r?.expires_in ?? r?.token?.expires_in);

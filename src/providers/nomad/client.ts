@@ -142,7 +142,7 @@ export class NomadClient {
   ) {
     const base = cfg.baseUrl.replace(/\/+$/, '');
     this.session = new TokenSession((signal) => this.login(signal), (t) => ({ authorization: `Bearer ${t}` }));
-    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad ${cfg.name}`, auth: this.session, bounds });
+    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad source "${cfg.name}"`, auth: this.session, bounds });
   }
 
   private async login(signal?: AbortSignal): Promise<{ token: string; expiresInMs?: number }> {
@@ -157,26 +157,20 @@ export class NomadClient {
         this.refreshToken = undefined;
       }
     }
-    let a: LoginAnswer;
-    try {
-      a = await this.api.json<LoginAnswer>({
-        method: 'POST',
-        path: 'account/login',
-        json: { userName: this.cfg.username, password: this.cfg.password, applicationId: this.cfg.applicationId },
-        auth: false,
-        signal,
-      });
-    } catch (e) {
-      // The admin API answers bad credentials with 404 (or 400/401/403): all mean "refused" here.
-      if (e instanceof TransientError || !(e instanceof FsError)) throw e;
-      throw new AuthError(`nomad ${this.cfg.name}: login as "${this.cfg.username}" refused (${e.message})`, { cause: e });
-    }
+    // The admin API answers bad credentials with 404 (or 400/401/403): `login` makes each an AuthError.
+    const a = await this.api.json<LoginAnswer>({
+      method: 'POST',
+      path: 'account/login',
+      json: { userName: this.cfg.username, password: this.cfg.password, applicationId: this.cfg.applicationId },
+      login: `user "${this.cfg.username}"`,
+      signal,
+    });
     this.logins.password++;
     return this.accept(a, 'login');
   }
 
   private accept(a: LoginAnswer | undefined, what: string): { token: string; expiresInMs?: number } {
-    if (!a?.token) throw new AuthError(`nomad ${this.cfg.name}: ${what} answered without a token${a?.loginStatus ? ` (loginStatus ${String(a.loginStatus)})` : ''}`);
+    if (!a?.token) throw new AuthError(`nomad source "${this.cfg.name}": ${what} answered without a token${a?.loginStatus ? ` (loginStatus ${String(a.loginStatus)})` : ''}`);
     this.refreshToken = a.refreshToken ?? this.refreshToken;
     this.userSessionId = a.userSessionId ?? this.userSessionId;
     this.userId = a.id ?? this.userId;

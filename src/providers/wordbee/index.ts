@@ -86,7 +86,7 @@ export class WordbeeProvider implements Provider {
   }
 
   private async login(signal?: AbortSignal): Promise<string> {
-    const r = await this.api.send({ method: 'POST', path: 'auth/token', json: { accountid: this.cfg.accountId, key: this.cfg.apiKey }, auth: false, signal });
+    const r = await this.api.send({ method: 'POST', path: 'auth/token', json: { accountid: this.cfg.accountId, key: this.cfg.apiKey }, login: true, signal });
     let token = r.text.trim();
     if (token.startsWith('"')) token = JSON.parse(token) as string; // a JSON string, or the bare token
     if (!token) throw new FsError('EACCES', `wordbee source "${this.name}": login answered no token`);
