@@ -185,6 +185,9 @@ export interface BlockSource {
   invalidate(source: string, ref: Ref): Promise<void>;
 }
 
+/** What a setattr asks to change: the mode (chmod), the owner (chown) or the times (utimens). */
+export type AttrChange = 'mode' | 'owner' | 'times';
+
 /** File attributes as the VFS reports them; the FUSE adapter turns them into stat structs. */
 export interface Attr {
   readonly kind: 'file' | 'dir';
@@ -229,8 +232,13 @@ export interface Vfs {
   mkdir(path: string): Promise<void>;
   rmdir(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
-  /** chmod, chown, utimens: accepted where the path exists; modes and owners are not stored remotely. */
-  setattr(path: string): Promise<void>;
+  /**
+   * chmod ('mode'), chown ('owner'), utimens ('times') of an existing path. Nothing is stored remotely:
+   * times are accepted, modes and owners refused with EPERM unless the mount ignores chmod.
+   */
+  setattr(path: string, change: AttrChange): Promise<void>;
+  /** Owner reported for every entry. */
+  readonly owner: { uid: number; gid: number };
   /** Drop cached metadata (and blocks when `blocks`) under a path; used after uploads and on SIGHUP. */
   invalidate(path: string, blocks?: boolean): void;
   close(): Promise<void>;

@@ -13,6 +13,7 @@ import { startDaemon, type Daemon } from './run.js';
 import { unmount } from './unmount.js';
 import { callControl, controlSocketPath } from './control.js';
 import { formatBytes } from '../config/units.js';
+import { allowOtherWarning } from './fuse-conf.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
 
@@ -96,6 +97,8 @@ export function buildProgram(): Command {
         const config = await loadConfig(o.config);
         const log = createLogger(config.log);
         const mountpoint = mountpointOf(config, mp);
+        const warning = await allowOtherWarning({ allowOther: config.fuse.allowOther });
+        if (warning) log.warn(warning);
         const started: Promise<Daemon> = startDaemon({ config, log, mountpoint, force: o.force });
         await runUntilSignal(log, started, async (daemon) => daemon.reload(await loadConfig(o.config)));
         exitNow(log);
@@ -123,6 +126,8 @@ export function buildProgram(): Command {
       withCleanExit(async () => {
         const config = await loadConfig(file);
         process.stdout.write(`${file}: OK (${config.sources.length} source${config.sources.length === 1 ? '' : 's'}: ${config.sources.map((s) => `${s.name} [${s.type}]`).join(', ')})\n`);
+        const warning = await allowOtherWarning({ allowOther: config.fuse.allowOther });
+        if (warning) process.stderr.write(`assetfs: warning: ${warning}\n`);
       }),
     );
 

@@ -18,6 +18,7 @@ import { LocatorCache } from '../read/locator-cache.js';
 import { NetworkBlockSource } from '../read/block-source.js';
 import { fitReadahead } from '../read/readahead.js';
 import { AssetVfs } from '../vfs/vfs.js';
+import { ownershipFrom } from '../vfs/permissions.js';
 import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
 import { controlSocketPath, startControlServer } from './control.js';
@@ -89,6 +90,7 @@ export async function buildCore(config: Config, log: Logger) {
     readaheadMaxBytes: readahead.max,
     readaheadStepBytes: config.readahead.part,
     maxRetryTimeMs: config.retry.maxTime,
+    ownership: ownershipFrom(config.fuse),
   });
   async function close() {
     await vfs.close();

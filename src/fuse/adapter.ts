@@ -109,8 +109,7 @@ async function loadFuse(): Promise<typeof import('fuse-native').default> {
 }
 
 export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<string, Cb> {
-  const uid = process.getuid?.() ?? 0;
-  const gid = process.getgid?.() ?? 0;
+  const { uid, gid } = vfs.owner;
   const fail = (op: string, path: string) => (e: unknown) => toErrno(e, log, op, path, recent);
   const dirs = new DirPages();
   return {
@@ -182,13 +181,13 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
       vfs.rename(from, to).then(() => cb(0), (e) => cb(fail('rename', from)(e)));
     },
     chmod(path: string, _mode: number, cb: Cb) {
-      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('chmod', path)(e)));
+      vfs.setattr(path, 'mode').then(() => cb(0), (e) => cb(fail('chmod', path)(e)));
     },
     chown(path: string, _uid: number, _gid: number, cb: Cb) {
-      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('chown', path)(e)));
+      vfs.setattr(path, 'owner').then(() => cb(0), (e) => cb(fail('chown', path)(e)));
     },
     utimens(path: string, _atime: unknown, _mtime: unknown, cb: Cb) {
-      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
+      vfs.setattr(path, 'times').then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
     },
     statfs(path: string, cb: Cb) {
       vfs.statfs().then(
@@ -216,6 +215,9 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
     attrTimeout: o.attrTimeoutSec,
     entryTimeout: o.attrTimeoutSec,
     allowOther: o.allowOther,
+    // Other users reach the mount only through the kernel's own checks of the owner and modes the VFS
+    // reports (fuse.uid/gid/fileMode/dirMode): without it, every user could read and delete every file.
+    defaultPermissions: o.allowOther,
     timeout: o.opTimeoutMs,
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
