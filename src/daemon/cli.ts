@@ -174,14 +174,15 @@ export function buildProgram(): Command {
 
   program
     .command('retry')
-    .description('retry failed uploads now instead of waiting for their next attempt')
+    .description('retry failed uploads now instead of waiting for their next attempt; confirm remote deletions a watched folder holds back')
     .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
     .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
     .action((o: { config: string; socket?: string }) =>
       withCleanExit(async () => {
         const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
-        const r = (await callControl(socket, 'POST', '/retry')) as { retried: number };
-        process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry\n`);
+        const r = (await callControl(socket, 'POST', '/retry')) as { retried: number; deletions?: number };
+        const deleted = r.deletions ? `; ${r.deletions} held remote deletion${r.deletions === 1 ? '' : 's'} confirmed and done` : '';
+        process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry${deleted}\n`);
       }),
     );
 

@@ -196,7 +196,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       // bursts of concurrent operations came (issue 5, "concurrency without decay").
       fuse: { workerLocals: mounted.workerLocals() },
     }),
-    'POST /retry': async () => ({ retried: uploads.engine.retryNow() }),
+    'POST /retry': () => uploads.retryNow(),
     'POST /pin': async (body) => pinner.pin(inMount(body)),
     'POST /unpin': async (body) => ({ unpinned: await pinner.unpin(inMount(body)) }),
   }).catch((e: unknown) => {
