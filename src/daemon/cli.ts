@@ -14,6 +14,7 @@ import { unmount } from './unmount.js';
 import { callControl, controlSocketPath } from './control.js';
 import { formatBytes } from '../config/units.js';
 import { allowOtherWarning } from './fuse-conf.js';
+import { installCrashPolicy } from './crash-policy.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
 
@@ -100,6 +101,7 @@ export function buildProgram(): Command {
         const warning = await allowOtherWarning({ allowOther: config.fuse.allowOther });
         if (warning) log.warn(warning);
         const started: Promise<Daemon> = startDaemon({ config, log, mountpoint, force: o.force });
+        installCrashPolicy({ log, mountpoint, stop: () => started.then((d) => d.stop()) });
         await runUntilSignal(log, started, async (daemon) => daemon.reload(await loadConfig(o.config)));
         exitNow(log);
       }),

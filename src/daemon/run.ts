@@ -22,6 +22,7 @@ import { ownershipFrom } from '../vfs/permissions.js';
 import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
 import { controlSocketPath, startControlServer } from './control.js';
+import { faultRoutes } from './crash-policy.js';
 import { claimCacheDir } from './cache-dir-lock.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
@@ -199,6 +200,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     'POST /retry': () => uploads.retryNow(),
     'POST /pin': async (body) => pinner.pin(inMount(body)),
     'POST /unpin': async (body) => ({ unpinned: await pinner.unpin(inMount(body)) }),
+    ...faultRoutes(),
   }).catch((e: unknown) => {
     log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');
     return undefined;
