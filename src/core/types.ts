@@ -185,8 +185,11 @@ export interface BlockSource {
   invalidate(source: string, ref: Ref): Promise<void>;
 }
 
-/** What a setattr asks to change: the mode (chmod), the owner (chown) or the times (utimens). */
-export type AttrChange = 'mode' | 'owner' | 'times';
+/**
+ * What a setattr asks for: a mode (chmod, permission bits and possibly the file type), an owner (chown;
+ * -1 or 0xffffffff leaves that id as it is), or times (utimens).
+ */
+export type AttrChange = { kind: 'mode'; mode: number } | { kind: 'owner'; uid: number; gid: number } | { kind: 'times' };
 
 /** File attributes as the VFS reports them; the FUSE adapter turns them into stat structs. */
 export interface Attr {
@@ -233,8 +236,9 @@ export interface Vfs {
   rmdir(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   /**
-   * chmod ('mode'), chown ('owner'), utimens ('times') of an existing path. Nothing is stored remotely:
-   * times are accepted, modes and owners refused with EPERM unless the mount ignores chmod.
+   * chmod, chown, utimens of an existing path. Nothing is stored remotely: times are accepted, and so
+   * are a mode or owner equal to what the entry reports; other modes and owners are refused with EPERM
+   * unless the mount ignores chmod.
    */
   setattr(path: string, change: AttrChange): Promise<void>;
   /** Owner reported for every entry. */

@@ -180,14 +180,14 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
     rename(from: string, to: string, cb: Cb) {
       vfs.rename(from, to).then(() => cb(0), (e) => cb(fail('rename', from)(e)));
     },
-    chmod(path: string, _mode: number, cb: Cb) {
-      vfs.setattr(path, 'mode').then(() => cb(0), (e) => cb(fail('chmod', path)(e)));
+    chmod(path: string, mode: number, cb: Cb) {
+      vfs.setattr(path, { kind: 'mode', mode }).then(() => cb(0), (e) => cb(fail('chmod', path)(e)));
     },
-    chown(path: string, _uid: number, _gid: number, cb: Cb) {
-      vfs.setattr(path, 'owner').then(() => cb(0), (e) => cb(fail('chown', path)(e)));
+    chown(path: string, toUid: number, toGid: number, cb: Cb) {
+      vfs.setattr(path, { kind: 'owner', uid: toUid, gid: toGid }).then(() => cb(0), (e) => cb(fail('chown', path)(e)));
     },
     utimens(path: string, _atime: unknown, _mtime: unknown, cb: Cb) {
-      vfs.setattr(path, 'times').then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
+      vfs.setattr(path, { kind: 'times' }).then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
     },
     statfs(path: string, cb: Cb) {
       vfs.statfs().then(

@@ -6,8 +6,13 @@
  *
  * Invariants:
  *  - Every attribute the VFS hands out has passed through `stamp()`: no entry reports another mode.
- *  - chmod and chown never change anything: refused with EPERM, or accepted without effect under
- *    `ignoreChmod`. Setting times (utimens: touch, cp -p, rsync -t) is accepted without effect.
+ *  - chmod and chown never change anything. They are accepted without effect on an entry being
+ *    created through the mount (staged, not uploaded yet: its mode comes from the mount, as the mode
+ *    given to open(O_CREAT) and mkdir does; rsync -a fchmods each temporary file it creates and
+ *    drops the file on EPERM, cp -p and shutil.copy chmod the copy they just wrote), and when they
+ *    ask for what the entry already reports. Any other is refused with EPERM, or accepted without
+ *    effect under `ignoreChmod`. Setting times (utimens: touch, cp -p, rsync -t) is accepted
+ *    without effect.
  */
 import type { Attr, AttrChange } from '../core/types.js';
 import { FsError } from '../core/errors.js';
@@ -48,10 +53,16 @@ export class PermissionPolicy {
     return a.mode === mode ? a : { ...a, mode };
   }
 
-  /** Throws EPERM for chmod and chown unless `ignoreChmod`; times are always accepted (and not stored). */
-  check(path: string, change: AttrChange): void {
-    if (change === 'times' || this.o.ignoreChmod) return;
-    const what = change === 'mode' ? 'modes' : 'owners';
-    throw new FsError('EPERM', `${path}: ${what} are fixed by the mount's configuration (fuse.${change === 'mode' ? 'fileMode/dirMode' : 'uid/gid'}); set fuse.ignoreChmod to accept chmod and chown without effect`);
+  /**
+   * Throws EPERM for a chmod or chown of `current` (a stamped attribute) that would change it, unless
+   * `ignoreChmod` or the entry is `beingCreated`; times are always accepted (and not stored).
+   */
+  check(path: string, current: Attr, change: AttrChange, beingCreated: boolean): void {
+    if (change.kind === 'times' || this.o.ignoreChmod || beingCreated) return;
+    if (change.kind === 'mode' && (change.mode & 0o7777) === (current.mode & 0o7777)) return;
+    const keeps = (asked: number, own: number) => asked === -1 || asked === 0xffffffff || asked === own;
+    if (change.kind === 'owner' && keeps(change.uid, this.o.uid) && keeps(change.gid, this.o.gid)) return;
+    const [what, keys] = change.kind === 'mode' ? ['modes', 'fileMode/dirMode'] : ['owners', 'uid/gid'];
+    throw new FsError('EPERM', `${path}: ${what} are fixed by the mount's configuration (fuse.${keys}); set fuse.ignoreChmod to accept chmod and chown without effect`);
   }
 }

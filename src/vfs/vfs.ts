@@ -291,12 +291,14 @@ export class AssetVfs implements Vfs {
   }
 
   /**
-   * chmod, chown, utimens of an existing path: nothing is stored remotely. chmod/chown fail with EPERM
-   * unless fuse.ignoreChmod (permissions.ts); times are accepted (touch, cp -p and rsync set them).
+   * chmod, chown, utimens of an existing path: nothing is stored remotely. A chmod/chown that would
+   * change what a remote entry reports fails with EPERM unless fuse.ignoreChmod; on an entry still
+   * being created through the mount it is accepted without effect (permissions.ts). Times are
+   * accepted (touch, cp -p and rsync set them).
    */
   async setattr(path: string, change: AttrChange): Promise<void> {
-    if (!this.writes?.stagedAttr(path)) await this.getattr(path);
-    this.perms.check(path, change);
+    const staged = this.writes?.stagedAttr(path);
+    this.perms.check(path, staged ? this.perms.stamp(staged) : await this.getattr(path), change, staged !== undefined);
   }
 
   /**

@@ -2,15 +2,16 @@
  * The mount respects who may touch it, through the real daemon: with `fuse.allowOther` the kernel
  * enforces the owner and modes every entry reports (default_permissions), so a user outside the group
  * can list folders (dirMode 0755) but gets EACCES for `cat` and `rm` of a 0640 file, and the remote
- * object stays; a member of the group reads it. chmod/chown answer EPERM, or succeed without effect
- * under `fuse.ignoreChmod`; setting times is accepted.
+ * object stays; a member of the group reads it. chmod/chown of a remote entry answer EPERM, or succeed
+ * without effect under `fuse.ignoreChmod`; on a file being written (cp -p, rsync -a) they are accepted
+ * without effect; setting times is accepted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
-import { BIN, mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
+import { BIN, mountDaemon, sh, shResult, type MountedDaemon, until } from '../helpers/mount.js';
 
 const OWNER = 4321; // neither root's nor nobody's
 const NOBODY = 65534;
@@ -54,15 +55,33 @@ describe.sequential('permissions of the mount', () => {
     expect(await as(OWNER, `cat ${file}`)).toMatchObject({ code: 0, stdout: 'for the group only\n' }); // the group's read bit
   });
 
-  it('chmod and chown are refused with EPERM; touch (setting times) is accepted', async () => {
+  it('chmod and chown that would change something are refused with EPERM; to what stat shows, and touch, are accepted', async () => {
     const file = `${d.mountpoint}/s3/clips/secret.txt`;
-    for (const cmd of [`chmod 600 ${file}`, `chown 1:1 ${file}`, `chmod 700 ${d.mountpoint}/s3/clips`]) {
+    for (const cmd of [`chmod 600 ${file}`, `chown 1:1 ${file}`, `chgrp 1 ${file}`, `chmod 700 ${d.mountpoint}/s3/clips`]) {
       const r = await shResult(cmd);
       expect(r.code, cmd).not.toBe(0);
       expect(r.stderr, cmd).toMatch(/Operation not permitted/);
     }
-    expect((await shResult(`touch -m -d '2020-01-01' ${file}`)).code).toBe(0);
+    for (const cmd of [`chmod 640 ${file}`, `chown ${OWNER}:${OWNER} ${file}`, `chmod 755 ${d.mountpoint}/s3/clips`, `touch -m -d '2020-01-01' ${file}`]) {
+      expect(await shResult(cmd), cmd).toMatchObject({ code: 0, stderr: '' });
+    }
     expect((await sh(`stat -c '%a' ${file}`)).trim()).toBe('640');
+  });
+
+  it('a file being written takes the mount\'s mode: cp -p and rsync -a of a 0600 file work by default; once uploaded, chmod is EPERM', async () => {
+    const src = await mkdtemp(join(tmpdir(), 'assetfs-perm-src-'));
+    try {
+      await writeFile(join(src, 'private.txt'), 'mine\n', { mode: 0o600 });
+      await chmod(join(src, 'private.txt'), 0o600); // whatever the umask
+      const clips = `${d.mountpoint}/s3/clips`;
+      expect(await shResult(`cp -p ${src}/private.txt ${clips}/copied.txt`)).toMatchObject({ code: 0, stderr: '' });
+      expect(await shResult(`rsync -a ${src}/private.txt ${clips}/rsynced.txt`)).toMatchObject({ code: 0, stderr: '' }); // fchmods its temporary file
+      expect((await sh(`stat -c '%a' ${clips}/copied.txt ${clips}/rsynced.txt`)).trim().split('\n')).toEqual(['640', '640']);
+      await until(async () => (await storage.object('clips/copied.txt'))?.toString() === 'mine\n', 'the upload');
+      await until(async () => /Operation not permitted/.test((await shResult(`chmod 600 ${clips}/copied.txt`)).stderr), 'the uploaded file refusing chmod');
+    } finally {
+      await rm(src, { recursive: true, force: true });
+    }
   });
 
   it('with fuse.ignoreChmod, chmod and chown succeed and change nothing', async () => {

@@ -14,6 +14,7 @@ import { FsError } from '../../src/core/errors.js';
 import type { BlockSource } from '../../src/core/types.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { allowOtherWarning } from '../../src/daemon/fuse-conf.js';
+import { PermissionPolicy } from '../../src/vfs/permissions.js';
 
 const S3 = { name: 's3', type: 's3', bucket: 'media', accessKeyId: 'AK', secretAccessKey: 'SK-value' };
 const parse = (fuse: unknown) => parseConfigText(JSON.stringify({ fuse, sources: [S3] }), '/c.json', {});
@@ -62,21 +63,38 @@ describe('the VFS permission policy', () => {
     expect((await v.getattr('/')).mode).toBe(0o040750);
   });
 
-  it('chmod and chown fail with EPERM (an FsError), times are accepted, a missing path is ENOENT first', async () => {
+  it('a chmod or chown that would change something fails with EPERM (an FsError); times are accepted; a missing path is ENOENT first', async () => {
     const v = vfs(false);
-    for (const change of ['mode', 'owner'] as const) {
+    for (const change of [{ kind: 'mode', mode: 0o040700 }, { kind: 'mode', mode: 0o755 }, { kind: 'owner', uid: 0, gid: 5678 }, { kind: 'owner', uid: -1, gid: 0 }] as const) {
       const err = await v.setattr('/', change).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(FsError);
+      expect(err, JSON.stringify(change)).toBeInstanceOf(FsError);
       expect((err as FsError).code).toBe('EPERM');
     }
-    await expect(v.setattr('/', 'times')).resolves.toBeUndefined();
-    await expect(v.setattr('/no-such-source', 'mode')).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(v.setattr('/', { kind: 'times' })).resolves.toBeUndefined();
+    await expect(v.setattr('/no-such-source', { kind: 'mode', mode: 0o700 })).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a chmod or chown to what the entry already reports is accepted (rsync -a fchmods every temporary file)', async () => {
+    const v = vfs(false);
+    await expect(v.setattr('/', { kind: 'mode', mode: 0o040750 })).resolves.toBeUndefined();
+    await expect(v.setattr('/', { kind: 'mode', mode: 0o750 })).resolves.toBeUndefined();
+    await expect(v.setattr('/', { kind: 'owner', uid: 1234, gid: 0xffffffff })).resolves.toBeUndefined();
+    await expect(v.setattr('/', { kind: 'owner', uid: -1, gid: 5678 })).resolves.toBeUndefined();
+  });
+
+  it('on an entry being created through the mount, chmod and chown are accepted without effect', () => {
+    const policy = new PermissionPolicy({ uid: 1234, gid: 5678, fileMode: 0o640, dirMode: 0o750, ignoreChmod: false });
+    const staged = policy.stamp({ kind: 'file', size: 0, mtimeMs: 0, mode: 0o100600 });
+    expect(staged.mode).toBe(0o100640);
+    expect(() => policy.check('/s3/new.txt', staged, { kind: 'mode', mode: 0o700 }, true)).not.toThrow();
+    expect(() => policy.check('/s3/new.txt', staged, { kind: 'owner', uid: 0, gid: 0 }, true)).not.toThrow();
+    expect(() => policy.check('/s3/old.txt', staged, { kind: 'mode', mode: 0o700 }, false)).toThrow(FsError);
   });
 
   it('with ignoreChmod, chmod and chown succeed and change nothing', async () => {
     const v = vfs(true);
-    await expect(v.setattr('/', 'mode')).resolves.toBeUndefined();
-    await expect(v.setattr('/', 'owner')).resolves.toBeUndefined();
+    await expect(v.setattr('/', { kind: 'mode', mode: 0o700 })).resolves.toBeUndefined();
+    await expect(v.setattr('/', { kind: 'owner', uid: 0, gid: 0 })).resolves.toBeUndefined();
     expect((await v.getattr('/')).mode).toBe(0o040750);
   });
 });
