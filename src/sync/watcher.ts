@@ -128,13 +128,14 @@ export class FolderSync {
   }
 
   /**
-   * `assetfs retry`: held remote deletions of files still missing are carried out (delete-guard.ts).
-   * After the folder was gone and is back, it is watched afresh (the old watches died with it).
+   * `assetfs retry`: held remote deletions of files still missing are carried out (delete-guard.ts),
+   * and the folder is watched afresh: what made the burst (a folder gone and back, a disk unmounted
+   * and mounted again) also ended the old watches, and the new scan finds what came back.
    */
   async confirmDeletes(): Promise<number> {
-    const wasGone = this.guard.paused?.reason === 'gone';
+    const wasPaused = this.guard.paused !== undefined;
     const deleted = await this.guard.confirm();
-    if (wasGone && !this.guard.paused) {
+    if (wasPaused && !this.guard.paused) {
       await this.watcher?.close();
       this.ready = false;
       this.files.clear();

@@ -127,12 +127,19 @@ describe.sequential('watched folders never reach outside themselves', () => {
     await until(async () => (await keys()).includes('watched/after.txt'), 'an upload from the folder watched again');
   });
 
-  it.skipIf(!isRoot)('an unmounted disk pauses its deletions; its remote copies stay', async () => {
+  it.skipIf(!isRoot)('an unmounted disk pauses its deletions; mounted again, retry deletes nothing and the disk is watched again', async () => {
     await until(async () => (await keys('disk/')).length === 3, "the disk's three uploads");
     await pexec('umount', ['-l', disk]);
     await until(async () => (await pausedOf(1)) !== null, 'the pause');
     expect(await pausedOf(1)).toMatchObject({ reason: 'mass', held: 3 });
     expect(await keys('disk/')).toEqual(['disk/a.txt', 'disk/b.txt', 'disk/c.txt']);
+
+    await pexec('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'assetfs-test-disk', disk]); // the disk is back, with its files
+    for (const n of ['a', 'b', 'c', 'd']) await writeFile(join(disk, `${n}.txt`), `${n}\n`);
+    expect(await sh(`node ${BIN} retry --socket ${socket()}`)).toMatch(/^0 failed uploads queued for retry$/m);
+    expect(await pausedOf(1)).toBeNull();
+    await until(async () => (await keys('disk/')).includes('disk/d.txt'), 'an upload from the disk watched again');
+    expect(await keys('disk/')).toEqual(['disk/a.txt', 'disk/b.txt', 'disk/c.txt', 'disk/d.txt']);
   });
 
   it('a restart drops held deletions: no pause, the remote copies kept', async () => {
