@@ -182,9 +182,10 @@ export function buildProgram(): Command {
     .action((o: { config: string; socket?: string }) =>
       withCleanExit(async () => {
         const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
-        const r = (await callControl(socket, 'POST', '/retry')) as { retried: number; deletions?: number };
+        const r = (await callControl(socket, 'POST', '/retry')) as { retried: number; deletions?: number; stillPaused?: number };
         const deleted = r.deletions ? `; ${r.deletions} held remote deletion${r.deletions === 1 ? '' : 's'} confirmed and done` : '';
-        process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry${deleted}\n`);
+        const paused = r.stillPaused ? `; ${r.stillPaused} watched folder${r.stillPaused === 1 ? '' : 's'} still paused (gone: see assetfs status)` : '';
+        process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry${deleted}${paused}\n`);
       }),
     );
 

@@ -88,7 +88,7 @@ export class DeleteGuard {
     return { reason: this.pause.reason, held: n, message };
   }
 
-  /** Resolves once every burst that ended so far has been handled (tests, stop). */
+  /** Resolves once every burst that ended so far has been handled. */
   settled(): Promise<void> {
     return this.running;
   }

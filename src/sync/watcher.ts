@@ -144,11 +144,6 @@ export class FolderSync {
     return deleted;
   }
 
-  /** Resolves once the deletions of every burst ended so far are handled (tests). */
-  deletionsSettled(): Promise<void> {
-    return this.guard.settled();
-  }
-
   private skipSymlink(path: string, real?: string): void {
     if (this.skipped.has(path)) return;
     this.skipped.add(path);

@@ -117,11 +117,11 @@ export class UploadService {
    * `assetfs retry`: failed uploads are retried now, and held remote deletions of paused syncs are
    * confirmed (carried out for the files still missing locally).
    */
-  async retryNow(): Promise<{ retried: number; deletions: number }> {
+  async retryNow(): Promise<{ retried: number; deletions: number; stillPaused: number }> {
     const retried = this.engine.retryNow();
     let deletions = 0;
     for (const s of this.syncs) deletions += await s.confirmDeletes();
-    return { retried, deletions };
+    return { retried, deletions, stillPaused: this.syncs.filter((s) => s.status().paused).length };
   }
 
   async stop(): Promise<void> {
