@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# fuse3: libfuse3.so.3 and fusermount3; libfuse3-dev and pkg-config: npm ci compiles our fuse-native
+# fuse3: libfuse3.so.3 and fusermount3 (unmounting falls back to it where fusermount is missing); libfuse3-dev and pkg-config: npm ci compiles our fuse-native
 # (vendor/fuse-native) against libfuse 3.
 command -v fusermount >/dev/null 2>&1 || command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
 ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so\.3' || need_apt+=(fuse3)
@@ -27,10 +27,6 @@ if ((${#need_apt[@]})); then
     echo "setup: missing ${need_apt[*]}: run as root, or: sudo apt-get install -y ${need_apt[*]}" >&2
     exit 1
   fi
-fi
-# fuse-native's unmount shells out to `fusermount`; Debian's fuse3 ships only fusermount3.
-if ! command -v fusermount >/dev/null 2>&1 && command -v fusermount3 >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  ln -sf "$(command -v fusermount3)" /usr/local/bin/fusermount
 fi
 
 stamp=node_modules/.assetfs-installed

@@ -29,6 +29,27 @@ const duration = (what: string) =>
     return n;
   });
 
+/**
+ * A permission mode as an octal string ("0644", "640"): quoted, because YAML 1.2 reads a bare 0644 as
+ * the decimal number 644. Permission bits only (no setuid, setgid or sticky bit).
+ */
+const octalMode = (what: string) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    if (typeof v === 'number') {
+      ctx.addIssue({ code: 'custom', message: `${what}: write the mode as a quoted octal string like "0644" (a bare ${v} is read as a decimal number)` });
+      return z.NEVER;
+    }
+    if (!/^0?[0-7]{3}$/.test(v)) {
+      ctx.addIssue({ code: 'custom', message: `${what}: expected an octal mode string like "0644" or "0750" (permission bits only), got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return parseInt(v, 8);
+  });
+
+/** A user or group id: a whole number (names are not looked up). */
+const numericId = (what: string) =>
+  z.number({ error: `${what}: expected a numeric id like 1000 (names are not looked up)` }).int(`${what}: expected a whole number`).min(0, `${what}: expected 0 or more`).max(0xfffffffe, `${what}: too large`);
+
 const httpUrl = z.string().refine((s) => /^https?:\/\/[^\s]+$/.test(s) && URL.canParse(s), 'expected an http(s) URL');
 
 /** A base URL as people paste it: runs of slashes in its path collapsed, no trailing slash. */
@@ -166,6 +187,17 @@ const SyncEntry = z.strictObject({
   local: z.string().min(1),
   remote: z.string().min(1),
   deleteRemote: z.boolean().default(false),
+  /**
+   * With deleteRemote: a burst of local deletions larger than `files`, or than `percent` % of the
+   * folder's files (whichever is smaller, never less than 1), pauses the deletions until `assetfs
+   * retry` confirms them (src/sync/delete-guard.ts).
+   */
+  maxDelete: z
+    .strictObject({
+      files: z.number().int().min(1).default(50),
+      percent: z.number().min(0).max(100).default(10),
+    })
+    .prefault({}),
   ignore: z.array(z.string()).default([]),
   stableFor: duration('stableFor').default(2000),
 });
@@ -211,7 +243,16 @@ export const ConfigSchema = z
       .prefault({}),
     fuse: z
       .strictObject({
+        /** Also adds default_permissions: the kernel enforces uid, gid and the modes below for other users. */
         allowOther: z.boolean().default(false),
+        /** Owner of every entry; default: the daemon's own user and group. */
+        uid: numericId('fuse.uid').optional(),
+        gid: numericId('fuse.gid').optional(),
+        /** Permission bits of every file and every directory. */
+        fileMode: octalMode('fuse.fileMode').default(0o644),
+        dirMode: octalMode('fuse.dirMode').default(0o755),
+        /** chmod and chown succeed without effect instead of failing with EPERM (cp -p, shutil.copy). */
+        ignoreChmod: z.boolean().default(false),
         /** The kernel's readahead for the mount (its read_ahead_kb; needs root): it also sizes the kernel's read requests, up to 1 MiB. */
         readahead: size('fuse.readahead').default(1024 ** 2),
         /**

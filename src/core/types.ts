@@ -186,6 +186,12 @@ export interface BlockSource {
   invalidate(source: string, ref: Ref): Promise<void>;
 }
 
+/**
+ * What a setattr asks for: a mode (chmod, permission bits and possibly the file type), an owner (chown;
+ * -1 or 0xffffffff leaves that id as it is), or times (utimens).
+ */
+export type AttrChange = { kind: 'mode'; mode: number } | { kind: 'owner'; uid: number; gid: number } | { kind: 'times' };
+
 /** File attributes as the VFS reports them; the FUSE adapter turns them into stat structs. */
 export interface Attr {
   readonly kind: 'file' | 'dir';
@@ -230,8 +236,14 @@ export interface Vfs {
   mkdir(path: string): Promise<void>;
   rmdir(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
-  /** chmod, chown, utimens: accepted where the path exists; modes and owners are not stored remotely. */
-  setattr(path: string): Promise<void>;
+  /**
+   * chmod, chown, utimens of an existing path. Nothing is stored remotely: times are accepted, and so
+   * are a mode or owner equal to what the entry reports; other modes and owners are refused with EPERM
+   * unless the mount ignores chmod.
+   */
+  setattr(path: string, change: AttrChange): Promise<void>;
+  /** Owner reported for every entry. */
+  readonly owner: { uid: number; gid: number };
   /** Drop cached metadata (and blocks when `blocks`) under a path; used after uploads and on SIGHUP. */
   invalidate(path: string, blocks?: boolean): void;
   close(): Promise<void>;

@@ -17,6 +17,8 @@ import { notifierFromEnv } from './notify.js';
 import { supervise } from './supervise.js';
 import { applyMountOptions } from './mount-options.js';
 import { isMountHelperCall } from './mount-helper.js';
+import { allowOtherWarning } from './fuse-conf.js';
+import { installCrashPolicy } from './crash-policy.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
 
@@ -116,7 +118,10 @@ export function buildProgram(): Command {
           const config = applyMountOptions(await loadConfig(o.config), o.options);
           log = createLogger(config.log);
           const mountpoint = mountpointOf(config, mp);
+          const warning = await allowOtherWarning({ allowOther: config.fuse.allowOther });
+          if (warning) log.warn(warning);
           const { started, unmountedOutside } = supervise({ started: startDaemon({ config, log, mountpoint, force: o.force }), mountpoint, notifier, log });
+          installCrashPolicy({ log, mountpoint, stop: () => started.then((d) => d.stop()) });
           await runUntilSignal(log, started, async (daemon: Daemon) => daemon.reload(await loadConfig(o.config)), unmountedOutside);
           await notifier.flushed();
           exitNow(log);
@@ -153,6 +158,8 @@ export function buildProgram(): Command {
       withCleanExit(async () => {
         const config = await loadConfig(file);
         process.stdout.write(`${file}: OK (${config.sources.length} source${config.sources.length === 1 ? '' : 's'}: ${config.sources.map((s) => `${s.name} [${s.type}]`).join(', ')})\n`);
+        const warning = await allowOtherWarning({ allowOther: config.fuse.allowOther });
+        if (warning) process.stderr.write(`assetfs: warning: ${warning}\n`);
         if (!o.online) return;
         const { checkOnline } = await import('./check-online.js'); // the providers' SDKs only when asked
         const failed = await checkOnline(config, (line) => process.stdout.write(`${line}\n`));
@@ -203,14 +210,16 @@ export function buildProgram(): Command {
 
   program
     .command('retry')
-    .description('retry failed uploads now instead of waiting for their next attempt')
+    .description('retry failed uploads now instead of waiting for their next attempt; confirm remote deletions a watched folder holds back')
     .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
     .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
     .action((o: { config: string; socket?: string }) =>
       withCleanExit(async () => {
         const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
-        const r = (await callControl(socket, 'POST', '/retry')) as { retried: number };
-        process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry\n`);
+        const r = (await callControl(socket, 'POST', '/retry')) as { retried: number; deletions?: number; stillPaused?: number };
+        const deleted = r.deletions ? `; ${r.deletions} held remote deletion${r.deletions === 1 ? '' : 's'} confirmed and done` : '';
+        const paused = r.stillPaused ? `; ${r.stillPaused} watched folder${r.stillPaused === 1 ? '' : 's'} still paused (gone: see assetfs status)` : '';
+        process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry${deleted}${paused}\n`);
       }),
     );
 

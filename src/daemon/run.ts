@@ -19,9 +19,11 @@ import { LocatorCache } from '../read/locator-cache.js';
 import { NetworkBlockSource } from '../read/block-source.js';
 import { fitReadahead } from '../read/readahead.js';
 import { AssetVfs } from '../vfs/vfs.js';
+import { ownershipFrom } from '../vfs/permissions.js';
 import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
 import { controlSocketPath, startControlServer } from './control.js';
+import { faultRoutes } from './crash-policy.js';
 import { claimCacheDir } from './cache-dir-lock.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
@@ -108,6 +110,7 @@ export async function buildCore(config: Config, log: Logger) {
     readaheadMaxBytes: readahead.max,
     readaheadStepBytes: config.readahead.part,
     maxRetryTimeMs: config.retry.maxTime,
+    ownership: ownershipFrom(config.fuse),
   });
   async function close() {
     await vfs.close();
@@ -221,9 +224,10 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       // bursts of concurrent operations came (fuse-native patch 1: docs/design.md#fuse-native-patched).
       fuse: { workerLocals: mounted.workerLocals() },
     }),
-    'POST /retry': async () => ({ retried: uploads.engine.retryNow() }),
+    'POST /retry': () => uploads.retryNow(),
     'POST /pin': async (body) => pinner.pin(inMount(body)),
     'POST /unpin': async (body) => ({ unpinned: await pinner.unpin(inMount(body)) }),
+    ...faultRoutes(),
   }).catch((e: unknown) => {
     log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');
     return undefined;

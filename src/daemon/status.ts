@@ -48,6 +48,7 @@ function uploadLine(j: UploadJobStatus): string {
 export function renderUploads(u: UploadsStatus | undefined): string[] {
   if (!u) return ['uploads:    (daemon without an upload engine)'];
   const lines = [`uploads:    ${u.active.length} uploading, ${u.queued.length} queued, ${u.failed.length} failed${u.syncs.length ? `; watching ${u.syncs.map((s) => `${s.local} → ${s.remote}`).join(', ')}` : ''}`];
+  for (const s of u.syncs) if (s.paused) lines.push(`  PAUSED    ${s.local} → ${s.remote}: ${s.paused.message}`);
   for (const j of u.active) lines.push(uploadLine(j));
   for (const j of u.queued) lines.push(`  queued    ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.lastError ? `  (${j.lastError})` : ''}`);
   for (const j of u.failed) lines.push(`  FAILED    ${formatBytes(j.size).padStart(9)}  ${j.remote}  attempt ${j.attempts}, retry in ${j.nextAttemptInSec}s (assetfs retry: now): ${j.lastError}`);

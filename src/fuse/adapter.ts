@@ -111,8 +111,7 @@ async function loadFuse(): Promise<typeof import('fuse-native').default> {
 }
 
 export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<string, Cb> {
-  const uid = process.getuid?.() ?? 0;
-  const gid = process.getgid?.() ?? 0;
+  const { uid, gid } = vfs.owner;
   const fail = (op: string, path: string) => (e: unknown) => toErrno(e, log, op, path, recent);
   const dirs = new DirPages();
   return {
@@ -183,14 +182,14 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
     rename(from: string, to: string, cb: Cb) {
       vfs.rename(from, to).then(() => cb(0), (e) => cb(fail('rename', from)(e)));
     },
-    chmod(path: string, _mode: number, cb: Cb) {
-      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('chmod', path)(e)));
+    chmod(path: string, mode: number, cb: Cb) {
+      vfs.setattr(path, { kind: 'mode', mode }).then(() => cb(0), (e) => cb(fail('chmod', path)(e)));
     },
-    chown(path: string, _uid: number, _gid: number, cb: Cb) {
-      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('chown', path)(e)));
+    chown(path: string, toUid: number, toGid: number, cb: Cb) {
+      vfs.setattr(path, { kind: 'owner', uid: toUid, gid: toGid }).then(() => cb(0), (e) => cb(fail('chown', path)(e)));
     },
     utimens(path: string, _atime: unknown, _mtime: unknown, cb: Cb) {
-      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
+      vfs.setattr(path, { kind: 'times' }).then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
     },
     statfs(path: string, cb: Cb) {
       vfs.statfs().then(
@@ -218,6 +217,9 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
     attrTimeout: o.attrTimeoutSec,
     entryTimeout: o.attrTimeoutSec,
     allowOther: o.allowOther,
+    // Other users reach the mount only through the kernel's own checks of the owner and modes the VFS
+    // reports (fuse.uid/gid/fileMode/dirMode): without it, every user could read and delete every file.
+    defaultPermissions: o.allowOther,
     timeout: o.opTimeoutMs,
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));

@@ -10,7 +10,7 @@ import { Journal } from './journal.js';
 import { UploadEngine } from './engine.js';
 import type { Job, Uploader } from './types.js';
 // Type only: the watcher (and chokidar under it) loads in start(), and only when a folder is synced.
-import type { FolderSync } from '../sync/watcher.js';
+import type { FolderSync, FolderSyncStatus } from '../sync/watcher.js';
 
 export interface UploadJobStatus {
   id: number;
@@ -33,7 +33,8 @@ export interface UploadsStatus {
   queued: UploadJobStatus[];
   failed: UploadJobStatus[];
   recent: UploadJobStatus[];
-  syncs: { local: string; remote: string }[];
+  /** Each watched folder; `paused` says why its remote deletions are held (src/sync/delete-guard.ts). */
+  syncs: FolderSyncStatus[];
 }
 
 export class UploadService {
@@ -108,8 +109,19 @@ export class UploadService {
       queued: open.filter((j) => j.state === 'queued'),
       failed: open.filter((j) => j.state === 'failed'),
       recent: this.journal.recent(10).map(view),
-      syncs: this.config.sync.map((s) => ({ local: s.local, remote: s.remote })),
+      syncs: this.syncs.map((s) => s.status()),
     };
+  }
+
+  /**
+   * `assetfs retry`: failed uploads are retried now, and held remote deletions of paused syncs are
+   * confirmed (carried out for the files still missing locally).
+   */
+  async retryNow(): Promise<{ retried: number; deletions: number; stillPaused: number }> {
+    const retried = this.engine.retryNow();
+    let deletions = 0;
+    for (const s of this.syncs) deletions += await s.confirmDeletes();
+    return { retried, deletions, stillPaused: this.syncs.filter((s) => s.status().paused).length };
   }
 
   async stop(): Promise<void> {

@@ -10,7 +10,7 @@
  *    until then, and on sources that cannot take uploads, they fail with EROFS. A staged file shadows
  *    the remote entry of the same path.
  */
-import type { Attr, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
+import type { Attr, AttrChange, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
 import { FsError, NotFoundError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
 import { DirCache } from './dir-cache.js';
@@ -19,6 +19,7 @@ import { RemoteFile, type RemoteFileDeps } from './remote-file.js';
 import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
 import { isWriteOpen, type StagedHandle, type VfsAccess, type WriteOps } from './write-ops.js';
+import { daemonOwnership, PermissionPolicy, type Ownership } from './permissions.js';
 
 const DIR_MODE = 0o40755;
 const FILE_MODE = 0o100644;
@@ -34,6 +35,8 @@ export interface VfsOptions {
   /** Smallest readahead top-up: the GET part size. */
   readaheadStepBytes?: number;
   maxRetryTimeMs: number;
+  /** Owner and modes of every entry, and the chmod/chown policy (default: the daemon's user, 0644/0755, EPERM). */
+  ownership?: Ownership;
 }
 
 type Resolved =
@@ -52,11 +55,13 @@ export class AssetVfs implements Vfs {
   private nextFh = 1;
   /** Whole seconds, so that versionedMtime() still tells versions of a file without a known mtime apart. */
   private readonly startedAt = Math.floor(Date.now() / 1000) * 1000;
+  private readonly perms: PermissionPolicy;
 
   private readonly fileDeps: RemoteFileDeps;
 
   constructor(private readonly o: VfsOptions) {
     this.dirs = new DirCache({ maxRetryTimeMs: o.maxRetryTimeMs });
+    this.perms = new PermissionPolicy(o.ownership ?? daemonOwnership());
     this.fileDeps = {
       blocks: o.blocks,
       log: o.log,
@@ -159,19 +164,25 @@ export class AssetVfs implements Vfs {
       : { kind: 'file', size: e.size, mtimeMs: versionedMtime(e.mtimeMs > 0 ? e.mtimeMs : this.startedAt, e.version), mode: FILE_MODE };
   }
 
+  /** Owner of every entry (fuse.uid, fuse.gid). */
+  get owner(): { uid: number; gid: number } {
+    return this.perms.owner;
+  }
+
   async getattr(path: string): Promise<Attr> {
     const staged = this.writes?.stagedAttr(path);
-    if (staged) return staged;
+    if (staged) return this.perms.stamp(staged);
     const r = await this.resolve(path);
-    return r.kind === 'entry' ? this.entryAttr(r.entry) : this.dirAttr();
+    return this.perms.stamp(r.kind === 'entry' ? this.entryAttr(r.entry) : this.dirAttr());
   }
 
   async readdir(path: string): Promise<DirEntry[]> {
     const overlay = this.writes?.overlay(path.replace(/\/+$/, '') || '/') ?? [];
-    if (this.writes?.stagedAttr(path)?.kind === 'dir') return overlay;
+    const stamped = (entries: DirEntry[]) => entries.map((d) => ({ name: d.name, attr: this.perms.stamp(d.attr) }));
+    if (this.writes?.stagedAttr(path)?.kind === 'dir') return stamped(overlay);
     const remote = await this.remoteListing(path);
     const shadowed = new Set(overlay.map((o) => o.name));
-    return [...remote.filter((d) => !shadowed.has(d.name)), ...overlay];
+    return stamped([...remote.filter((d) => !shadowed.has(d.name)), ...overlay]);
   }
 
   private async remoteListing(path: string): Promise<DirEntry[]> {
@@ -282,10 +293,15 @@ export class AssetVfs implements Vfs {
     await this.w.rename(from, to);
   }
 
-  /** chmod/chown/utimens: accepted and ignored on writable paths (cp -p, rsync -a set them). */
-  async setattr(path: string): Promise<void> {
-    if (this.writes?.stagedAttr(path)) return;
-    await this.getattr(path);
+  /**
+   * chmod, chown, utimens of an existing path: nothing is stored remotely. A chmod/chown that would
+   * change what a remote entry reports fails with EPERM unless fuse.ignoreChmod; on an entry still
+   * being created through the mount it is accepted without effect (permissions.ts). Times are
+   * accepted (touch, cp -p and rsync set them).
+   */
+  async setattr(path: string, change: AttrChange): Promise<void> {
+    const staged = this.writes?.stagedAttr(path);
+    this.perms.check(path, staged ? this.perms.stamp(staged) : await this.getattr(path), change, staged !== undefined);
   }
 
   /**

@@ -1,7 +1,7 @@
 const os = require('os')
 const fs = require('fs')
 const path = require('path')
-const { exec } = require('child_process')
+const { execFile } = require('child_process')
 
 const Nanoresource = require('nanoresource')
 const { beforeMount, beforeUnmount, configure, unconfigure, isConfigured } = require('fuse-shared-library')
@@ -288,13 +288,15 @@ class Fuse extends Nanoresource {
 
   // Static methods
 
+  // assetfs patch 7: no shell (the mount point is one argv entry, whatever characters it holds), and
+  // `fusermount3` where `fusermount` is not installed (Debian's fuse3 ships only fusermount3).
   static unmount (mnt, cb) {
-    mnt = JSON.stringify(mnt)
-    const cmd = IS_OSX ? `diskutil unmount force ${mnt}` : `fusermount -uz ${mnt}`
-    exec(cmd, err => {
-      if (err) return cb(err)
-      return cb(null)
+    if (IS_OSX) return execFile('diskutil', ['unmount', 'force', mnt], err => cb(err || null))
+    const attempt = (bins) => execFile(bins[0], ['-uz', '--', mnt], err => {
+      if (err && err.code === 'ENOENT' && bins.length > 1) return attempt(bins.slice(1))
+      return cb(err || null)
     })
+    attempt(['fusermount', 'fusermount3'])
   }
 
   // Debugging methods
