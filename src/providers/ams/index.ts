@@ -116,8 +116,9 @@ export class AmsProvider implements Provider {
     if (entry.unreadable) throw new UnavailableError(entry.unreadable.code, `${this.name}/${f.Name}: ${entry.unreadable.reason}`);
     if (entry.version !== obj.version) throw new StaleError(`${this.name}/${f.Name} changed (version ${obj.version} is gone)`);
     const loc = await this.locators.get(r.asset, signal);
-    // The version is an AMS revision (checked against a fresh stat just above), not the blob's ETag.
-    return { url: `${loc.BaseUri}/${encodeURIComponent(f.Name)}${loc.ContentAccessComponent}`, expiresAt: loc.ExpirationDateTime, etagIsVersion: false };
+    // The version is an AMS revision (checked against a fresh stat just above), not the blob's ETag:
+    // downloads are compared only with each other (core/etag.ts).
+    return { url: `${loc.BaseUri}/${encodeURIComponent(f.Name)}${loc.ContentAccessComponent}`, expiresAt: loc.ExpirationDateTime };
   }
 
   refused(obj: ObjectVersion, loc: SignedLocator): void {

@@ -2,6 +2,8 @@
  * `azure-blob`: an Azure Blob container. Hierarchical listing with '/' and paging; reads through SAS
  * URLs (a read-only blob SAS minted per object when we hold the account key, else the configured SAS).
  * Refs: a blob's ref is its path below the source prefix; a directory's ref ends in '/'; '' is the root.
+ * Versions are the blobs' ETags (listing and Get Blob Properties), the ETag Get Blob carries: locators
+ * say `etagIsVersion`.
  */
 import {
   BlobSASPermissions,
@@ -111,10 +113,10 @@ export class AzureBlobProvider implements Provider {
         { containerName: this.cfg.container, blobName: this.prefix + obj.ref, permissions: BlobSASPermissions.parse('r'), startsOn, expiresOn },
         this.credential,
       ).toString();
-      return { url: `${base}?${sas}`, expiresAt: expiresOn.getTime() };
+      return { url: `${base}?${sas}`, expiresAt: expiresOn.getTime(), etagIsVersion: true };
     }
     const se = new URLSearchParams(this.sas).get('se');
-    return { url: `${base}?${this.sas}`, expiresAt: se ? Date.parse(se) : Number.POSITIVE_INFINITY };
+    return { url: `${base}?${this.sas}`, expiresAt: se ? Date.parse(se) : Number.POSITIVE_INFINITY, etagIsVersion: true };
   }
 
   uploader(): AzureBlockUploader {

@@ -172,8 +172,9 @@ export class MediahubProvider implements Provider {
     }
     const url = p.kind === 'item' ? urls[p.index] : urls[0];
     if (!url) throw new NotFoundError(`${this.name}: no download URL for ${obj.ref}`);
-    // Records without an etag get an id/size/time version, which storage does not know as an ETag.
-    return { url, expiresAt: expirySec * 1000, etagIsVersion: /^[0-9a-f]{32}(-\d+)?$/i.test(obj.version) };
+    // The version is the record's etag/md5 field or id/size/time: MediaHub's own listing, never an ETag
+    // a storage GET was seen to carry, so downloads are compared only with each other (core/etag.ts).
+    return { url, expiresAt: expirySec * 1000 };
   }
 
   async close(): Promise<void> {

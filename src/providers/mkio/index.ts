@@ -11,14 +11,17 @@
  * MK.IO's back (it never sees uploads), so neither the size nor the asset's lastModified tells a
  * rewritten file apart. A file's version is therefore its storage ETag: taken from the listing row
  * when a server adds one, else from a HEAD of the file with the access of one getFileAccessInfo per
- * listed folder. It is the same ETag the read path checks on every ranged GET. Only when storage
- * gives no ETag is it `size-mtime`; when storage cannot be reached at all, `size:N`, unreadable.
+ * listed folder. Only a HEAD's ETag is of the same kind as the ETag a GET of the file carries, so only
+ * those versions are compared with downloads' ETags (`etagIsVersion`, remembered per ref); a listing
+ * row's etag is MK.IO's statement and, like `size-mtime` (storage gives no ETag) and `size:N` (storage
+ * cannot be reached at all: unreadable), is compared with nothing but itself (core/etag.ts).
  *
  * A server that ignores `?path=` would answer the top level for every nested folder: we notice (it
  * does not echo `spec.path`, and its answer equals the top level) and list such folders as empty
  * rather than recurse forever, with one warning.
  */
 import pLimit from 'p-limit';
+import { LRUCache } from 'lru-cache';
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { ExpiredError, FsError, NotFoundError, UnavailableError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
@@ -56,6 +59,8 @@ export class MkioProvider implements Provider {
   private readonly access: AccessCache;
   private up: MkioUploader | undefined;
   private warnedPath = false;
+  /** ref → its version, when that version is the ETag a HEAD of the file on storage answered. */
+  private readonly headEtags = new LRUCache<string, string>({ max: 65_536 });
 
   constructor(
     private readonly cfg: SourceConfigOf<'mkio'>,
@@ -135,6 +140,8 @@ export class MkioProvider implements Provider {
     if (why === undefined) {
       try {
         const p = await this.probe(asset, path, signal);
+        if (p?.etag) this.headEtags.set(base.ref, p.etag);
+        else this.headEtags.delete(base.ref);
         if (p) return { ...base, size: p.size, mtimeMs: p.mtimeMs || rowMtime, version: p.etag || `${p.size}-${p.mtimeMs}` };
         why = 'MK.IO hands out a presigned URL of another file of this asset only';
       } catch (e) {
@@ -196,7 +203,8 @@ export class MkioProvider implements Provider {
     if (r.dir) throw new FsError('EISDIR', `${this.name}: ${obj.ref} is a folder`);
     const a = await this.access.get(r.asset);
     if (!this.access.serves(a, r.path)) throw new UnavailableError('EACCES', `${this.name}: ${r.asset}/${r.path}: MK.IO hands out a presigned URL of another file of this asset only`);
-    return this.access.locator(a, r.path);
+    const loc = this.access.locator(a, r.path);
+    return this.headEtags.get(obj.ref) === obj.version ? { ...loc, etagIsVersion: true } : loc;
   }
 
   /** The jwt (or presigned URL) of `loc` was refused: the next locate asks getFileAccessInfo again. */

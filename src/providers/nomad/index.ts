@@ -88,9 +88,9 @@ export class NomadProvider implements Provider {
       throw new UnavailableError('EAGAIN', reason);
     }
     // The lifetime is not documented: trust the presigned URL's own expiry, else our configured urlTtl.
-    // The fallback version (no eTag field) is a Nomad revision, not the S3 ETag: then ETags are not compared.
-    const fallback = obj.version.includes(':');
-    return { url: facts.fullUrl, expiresAt: presignedExpiry(facts.fullUrl) ?? Date.now() + this.cfg.urlTtl, ...(fallback ? { etagIsVersion: false } : {}) };
+    // The version comes from Nomad's own answers (an eTag field, or a revision), never from the S3 GET
+    // itself: downloads are compared only with each other (core/etag.ts).
+    return { url: facts.fullUrl, expiresAt: presignedExpiry(facts.fullUrl) ?? Date.now() + this.cfg.urlTtl };
   }
 
   /** A fresh uploader (its own folder-id cache) on this provider's session; `partSize` for tests. */

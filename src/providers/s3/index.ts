@@ -94,7 +94,8 @@ export class S3Provider implements Provider {
   async locate(obj: ObjectVersion): Promise<SignedLocator> {
     const ttlSec = Math.max(1, Math.floor(this.cfg.urlTtl / 1000));
     const url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.prefix + obj.ref }), { expiresIn: ttlSec });
-    return { url, expiresAt: Date.now() + ttlSec * 1000 };
+    // The version is the object's ETag from ListObjectsV2 or HEAD: the same ETag its GETs carry.
+    return { url, expiresAt: Date.now() + ttlSec * 1000, etagIsVersion: true };
   }
 
   uploader(): S3Uploader {
