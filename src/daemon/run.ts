@@ -54,7 +54,7 @@ export interface Daemon {
 /** Build everything but the mount: used by the daemon and by tests that drive the VFS directly. */
 export async function buildCore(config: Config, log: Logger) {
   const providers = new Map<string, Provider>();
-  for (const s of config.sources) providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
+  for (const s of config.sources) providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), listing: config.listing }));
   const transport = new HttpTransport({ requestTimeoutMs: config.retry.requestTimeout });
   const memory = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
@@ -104,7 +104,7 @@ export async function buildCore(config: Config, log: Logger) {
         log.warn({ source: s.name }, 'new source in the reloaded config: remount to add it');
         continue;
       }
-      providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
+      providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), listing: next.listing }));
       locators.clear(s.name);
       vfs.invalidate(`/${s.name}`);
       await old.close().catch(() => undefined);

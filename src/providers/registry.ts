@@ -6,8 +6,10 @@
 import type { Provider } from '../core/types.js';
 import type { SourceConfig, SourceConfigOf } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
+import type { ListingLimits } from './common/paging.js';
 
-type Deps = { log: Logger };
+/** What every provider is built with: its logger and the bounds of its listings (config `listing`). */
+type Deps = { log: Logger; listing?: ListingLimits };
 type Loaders = { [T in SourceConfig['type']]: (cfg: SourceConfigOf<T>, deps: Deps) => Promise<Provider> };
 
 const loaders: Loaders = {

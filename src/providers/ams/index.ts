@@ -14,6 +14,7 @@ import { AuthError, FsError, NotFoundError, StaleError, UnavailableError } from 
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { ApiClient, TokenSession, type Authenticator } from '../common/api-client.js';
+import type { ListingLimits } from '../common/paging.js';
 import { LocatorPool } from './locators.js';
 import { AMS_MAX_PAGE, AmsRest, fileVersion, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './rest.js';
 import { AmsUploader } from './upload.js';
@@ -22,6 +23,8 @@ export interface AmsProviderDeps {
   log: Logger;
   /** Entities per listing page (AMS returns at most 1000). */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`). */
+  listing?: ListingLimits;
 }
 
 const ROOT: RemoteEntry = { name: '', kind: 'dir', ref: '', size: 0, mtimeMs: 0, version: '' };
@@ -49,6 +52,7 @@ export class AmsProvider implements Provider {
   private readonly locators: LocatorPool;
   private readonly pageSize: number;
   private readonly log: Logger;
+  private readonly listing: ListingLimits | undefined;
   private up: AmsUploader | undefined;
 
   constructor(
@@ -58,6 +62,7 @@ export class AmsProvider implements Provider {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
     this.log = deps.log.child({ c: 'ams', source: cfg.name });
+    this.listing = deps.listing;
     const what = `ams source "${cfg.name}"`;
     this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what) });
     this.rest = new AmsRest(this.api, cfg.restUrl);
@@ -82,7 +87,7 @@ export class AmsProvider implements Provider {
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     if (dir === '') {
-      for await (const j of this.rest.pages('Assets', this.pageSize, signal)) {
+      for await (const j of this.rest.pages('Assets', this.pageSize, signal, this.bounds('assets'))) {
         const a = toAsset(j);
         if (a.State !== 2) yield this.assetEntry(a); // 2 = Deleted
       }
@@ -91,7 +96,7 @@ export class AmsProvider implements Provider {
     const r = parseRef(dir);
     if (!r) throw new NotFoundError(`${this.name}: no such folder ${dir}`);
     if (r.file) throw new FsError('ENOTDIR', `${this.name}: ${dir} is a file`);
-    for await (const j of this.rest.pages(`${keyed('Assets', r.asset)}/Files`, this.pageSize, signal)) {
+    for await (const j of this.rest.pages(`${keyed('Assets', r.asset)}/Files`, this.pageSize, signal, this.bounds(`files of asset ${r.asset}`))) {
       yield this.fileEntry(r.asset, toFile(j));
     }
   }
@@ -144,6 +149,10 @@ export class AmsProvider implements Provider {
     } finally {
       await this.api.close();
     }
+  }
+
+  private bounds(folder: string) {
+    return { what: `ams source "${this.name}": ${folder}`, log: this.log, limits: this.listing };
   }
 
   private async file(assetId: string, fileId: string, signal?: AbortSignal): Promise<AmsFile> {

@@ -18,12 +18,15 @@ import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { mapStorageError } from '../errors.js';
+import { pagedList, type ListingLimits } from '../common/paging.js';
 import { AzureBlockUploader } from './upload.js';
 
 export interface AzureBlobProviderDeps {
   log: Logger;
   /** Blobs per listing page (Azure's maximum is 5000). */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`). */
+  listing?: ListingLimits;
 }
 
 /** Account name and key from a connection string, if it has them. */
@@ -61,31 +64,48 @@ export class AzureBlobProvider implements Provider {
     }
   }
 
+  /**
+   * List Blobs pages, one request each (common/paging.ts): a page may hold fewer blobs than asked, or
+   * none, and still carry a NextMarker; the listing ends where Azure says, with an empty NextMarker.
+   */
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     const prefix = this.prefix + dir;
-    const pages = this.container.listBlobsByHierarchy('/', { prefix, abortSignal: signal }).byPage({ maxPageSize: this.deps.listPageSize ?? 5000 });
-    try {
-      for await (const page of pages) {
-        for (const p of page.segment.blobPrefixes ?? []) {
-          const ref = p.name.slice(this.prefix.length);
-          yield { name: ref.slice(dir.length, -1), kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
+    const maxPageSize = this.deps.listPageSize ?? 5000;
+    yield* pagedList<RemoteEntry, string | undefined>({
+      what: `azure-blob source "${this.name}": ${dir || '/'}`,
+      log: this.deps.log,
+      limits: this.deps.listing,
+      first: undefined,
+      key: (e) => `${e.kind}:${e.ref}`,
+      token: (marker) => marker ?? '',
+      fetch: async (marker) => {
+        let page;
+        try {
+          const pages = this.container.listBlobsByHierarchy('/', { prefix, abortSignal: signal }).byPage({ maxPageSize, continuationToken: marker });
+          page = (await pages.next()).value;
+        } catch (e) {
+          throw mapStorageError(e, `list ${this.name}/${dir}`);
         }
-        for (const b of page.segment.blobItems) {
+        const items: RemoteEntry[] = [];
+        for (const p of page?.segment.blobPrefixes ?? []) {
+          const ref = p.name.slice(this.prefix.length);
+          items.push({ name: ref.slice(dir.length, -1), kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' });
+        }
+        for (const b of page?.segment.blobItems ?? []) {
           if (b.name === prefix) continue;
           const ref = b.name.slice(this.prefix.length);
-          yield {
+          items.push({
             name: ref.slice(dir.length),
             kind: 'file',
             ref,
             size: b.properties.contentLength ?? 0,
             mtimeMs: b.properties.lastModified?.getTime() ?? 0,
             version: normalizeEtag(b.properties.etag),
-          };
+          });
         }
-      }
-    } catch (e) {
-      throw mapStorageError(e, `list ${this.name}/${dir}`);
-    }
+        return { items, next: page?.continuationToken || undefined };
+      },
+    });
   }
 
   async stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry> {

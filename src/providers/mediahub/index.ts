@@ -16,6 +16,7 @@ import { FsError, NotFoundError, TransientError, UnavailableError } from '../../
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { MediahubApi, type MhFile } from './api.js';
+import type { ListingLimits } from '../common/paging.js';
 import { Tree, archiveEntry, fileEntry, itemEntries, parseRef } from './tree.js';
 import { MediahubUploader, type MediahubUploaderOptions } from './upload.js';
 
@@ -30,6 +31,8 @@ export interface MediahubProviderDeps {
   redirectDownloads?: boolean;
   /** How long a catalog snapshot serves list/stat of folders. Default 5 s. */
   snapshotMaxAgeMs?: number;
+  /** Bounds of every listing (config `listing`); the flat catalog listing is one listing. */
+  listing?: ListingLimits;
 }
 
 const MISS_REFRESH_MIN_AGE_MS = 1000;
@@ -79,7 +82,8 @@ export class MediahubProvider implements Provider {
       const startedAt = Date.now();
       this.loading = (async () => {
         const records: MhFile[] = [];
-        for await (const f of this.api.listAll(this.deps.listPageSize ?? 1000)) records.push(f);
+        // The flat listing is one listing of the whole catalog: its entry cap bounds the records kept.
+        for await (const f of this.api.listAll(this.deps.listPageSize ?? 1000, undefined, undefined, { log: this.deps.log, limits: this.deps.listing })) records.push(f);
         const tree = new Tree(records);
         if ((!this.snap || this.snap.startedAt <= startedAt) && startedAt >= this.changedAt) this.snap = { tree, startedAt };
         this.deps.log.debug({ source: this.name, records: tree.count, ms: Date.now() - startedAt }, 'mediahub catalog listed');

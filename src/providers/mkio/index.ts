@@ -27,6 +27,7 @@ import { ExpiredError, FsError, NotFoundError, UnavailableError } from '../../co
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import { capListing, type ListingLimits } from '../common/paging.js';
 import { MkioApi, type MkioAsset, type StorageFileRow, type StorageListing } from './api.js';
 import { AccessCache } from './access.js';
 import { MkioUploader } from './upload.js';
@@ -35,6 +36,8 @@ export interface MkioProviderDeps {
   log: Logger;
   /** Assets per listing page (`$top`; MK.IO's maximum is 1000). */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`). */
+  listing?: ListingLimits;
 }
 
 interface ParsedRef {
@@ -156,13 +159,16 @@ export class MkioProvider implements Provider {
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     if (dir === '') {
-      for await (const a of this.api.assets(this.deps.listPageSize ?? 1000, signal)) yield this.assetEntry(a);
+      for await (const a of this.api.assets(this.deps.listPageSize ?? 1000, { log: this.deps.log, limits: this.deps.listing, signal })) yield this.assetEntry(a);
       return;
     }
     const r = this.parse(dir);
     if (!r.dir) throw new FsError('ENOTDIR', `${this.name}: ${r.asset}/${r.path} is a file`);
-    const f = await this.folder(r.asset, r.path, signal);
-    if (!f) return;
+    const whole = await this.folder(r.asset, r.path, signal);
+    if (!whole) return;
+    // One answer, no paging: the entry cap applies to folders and files together (folders first).
+    const kept = capListing([...whole.folders.map((d) => ({ d })), ...whole.files.map((file) => ({ file }))], { what: `mkio ${this.name}: ${r.asset}/${r.path}`, limits: this.deps.listing, log: this.deps.log });
+    const f = { folders: kept.flatMap((x) => ('d' in x ? [x.d] : [])), files: kept.flatMap((x) => ('file' in x ? [x.file] : [])) };
     for (const d of f.folders) yield { name: d.name, kind: 'dir', ref: childRef(r.asset, join(r.path, d.name), true), size: 0, mtimeMs: 0, version: '' };
     // One access answer for the whole folder; a refusal of storage access marks every file unreadable.
     let denied: string | undefined;

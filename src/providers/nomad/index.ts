@@ -18,6 +18,7 @@ import { FsError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { NomadClient, type SearchFilter } from './client.js';
+import type { ListingLimits } from '../common/paging.js';
 import { factsOfAsset, factsOfItem, isDir, presignedExpiry, toEntry, unreadableFor } from './entries.js';
 import { NomadUploader } from './upload.js';
 
@@ -25,6 +26,8 @@ export interface NomadProviderDeps {
   log: Logger;
   /** Items per search page. Default 100 (the documented example). */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`). */
+  listing?: ListingLimits;
 }
 
 export class NomadProvider implements Provider {
@@ -55,7 +58,8 @@ export class NomadProvider implements Provider {
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     const parent = dir || this.cfg.rootFolderId;
-    for await (const item of this.client.searchAll(this.filtersFor(dir), this.deps.listPageSize ?? 100, undefined, signal)) {
+    const bounds = { what: parent ? `folder ${parent}` : 'buckets', limits: this.deps.listing };
+    for await (const item of this.client.searchAll(this.filtersFor(dir), this.deps.listPageSize ?? 100, undefined, signal, bounds)) {
       if (item.id === parent) continue; // a folder is never its own child
       yield toEntry(factsOfItem(item));
     }
