@@ -3,11 +3,14 @@
  *  - enforces presigned-URL expiry (X-Amz-Date + X-Amz-Expires), which s3rver never checks;
  *  - injects faults on command (5xx/429, 403 "expired", connection resets, short bodies, delays), in-process
  *    or from another process through POST /__faults {kind, n, status?, retryAfterSec?};
- *  - records every request (method, path, range, status) so tests can count what reached storage.
+ *  - records every request (method, path, range, status) so tests can count what reached storage;
+ *  - applies the behaviour knobs of listings and download ETags (`knobs`, storage-knobs.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { Agent, request } from 'undici';
+import { StorageKnobs } from './storage-knobs.js';
+import type { EmulatorKnobs } from './common/knobs.js';
 
 export type FaultKind = 'fail' | 'expire' | 'reset' | 'short' | 'slow';
 
@@ -22,6 +25,8 @@ export interface ProxiedRequest {
 
 export interface FaultProxy {
   readonly url: string;
+  /** Hostile listing pages and download ETags (common/knobs.ts, storage-knobs.ts). */
+  readonly knobs: EmulatorKnobs;
   failNext(n: number, status?: number, opts?: { retryAfterSec?: number }): void;
   expireNext(n: number): void;
   resetNext(n: number): void;
@@ -59,6 +64,7 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   const agent = new Agent({ connections: 64, keepAliveTimeout: 10_000 });
   const queue: Pending[] = [];
   const log: ProxiedRequest[] = [];
+  const storageKnobs = new StorageKnobs();
   const add = (kind: FaultKind, n: number, status = 500, retryAfterSec?: number) => {
     for (let i = 0; i < n; i++) queue.push({ kind, status, retryAfterSec });
   };
@@ -109,7 +115,9 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
     // for large parts), and undici refuses to forward it.
     const { expect: _expect, connection: _connection, 'keep-alive': _keepAlive, 'transfer-encoding': _te, ...rest } = req.headers;
     const headers = { ...rest, host: target.host };
-    const upstream = await request(new URL(req.url ?? '/', target), {
+    const forward = storageKnobs.forward(req, res, url);
+    if (forward === 'answered') return void record(req, path, 200);
+    const upstream = await request(new URL(forward.pathname + forward.search, target), {
       method: (req.method ?? 'GET') as 'GET',
       headers,
       body: req.method === 'GET' || req.method === 'HEAD' ? undefined : req,
@@ -118,6 +126,9 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
     record(req, path, upstream.statusCode);
     const outHeaders: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(upstream.headers)) if (v !== undefined && k !== 'connection' && k !== 'keep-alive') outHeaders[k] = v;
+    const etag = storageKnobs.etag(req, url, upstream.statusCode, typeof outHeaders.etag === 'string' ? outHeaders.etag : undefined);
+    if (etag === undefined) delete outHeaders.etag;
+    else outHeaders.etag = etag;
     res.writeHead(upstream.statusCode, outHeaders);
     if (fault?.kind === 'short') {
       // Send part of the body, then cut the connection: the client sees a short body.
@@ -143,6 +154,7 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   return {
     url: `http://127.0.0.1:${port}`,
+    knobs: storageKnobs.knobs,
     failNext: (n, status = 500, o) => add('fail', n, status, o?.retryAfterSec),
     expireNext: (n) => add('expire', n, 403),
     resetNext: (n) => add('reset', n),

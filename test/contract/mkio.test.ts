@@ -3,6 +3,8 @@
 // expiry-enforcing fault proxy (S3-backed storage). `putMany` makes assets at the project root, so the
 // large folder exercises MK.IO's $skiptoken asset paging.
 import { runProviderContract } from './provider-suite.js';
+import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
+import { virtualName } from '../../src/emulators/common/knobs.js';
 import { MkioProvider } from '../../src/providers/mkio/index.js';
 import { MKIO_DEFAULT_TOKEN, startMkioEmulator, type StorageKind } from '../../src/emulators/mkio/index.js';
 import { AzureBacking, S3Backing } from '../../src/emulators/common/backing.js';
@@ -56,3 +58,30 @@ function contract(kind: StorageKind, label: string): void {
 
 contract('azure', 'mkio (emulator, asset on Azure-backed storage in Azurite)');
 contract('s3', 'mkio (emulator, asset on S3-backed storage in s3rver behind an expiry-enforcing proxy)');
+
+// MK.IO's paged listing is the project's asset list ($skiptoken continuations); a file's version is
+// its storage ETag (from a HEAD through the gateway), so a GET with another ETag is a changed file.
+runPagingSuite('mkio (emulator, Azure-backed storage)', async () => {
+  const az = await startAzurite();
+  const emu = await startMkioEmulator({ azure: new AzureBacking(az.url, az.url) });
+  await emu.createAsset('download', { storage: 'azure', subPath: 'incoming' });
+  await emu.putFile('download', 'download.bin', PAGING_DOWNLOAD);
+  const names = [...emu.seedMany(PAGED_ENTRIES, { prefix: 'p-', storage: 'azure' }), 'download'];
+  return {
+    provider: ({ listPageSize, listing, log }) => {
+      const cfg = ConfigSchema.parse({ sources: [{ name: 'mkio', type: 'mkio', baseUrl: emu.url, project: emu.project, token: MKIO_DEFAULT_TOKEN }] }).sources[0] as SourceConfigOf<'mkio'>;
+      return new MkioProvider(cfg, { log, listPageSize, listing });
+    },
+    pageSize: 100,
+    listingKnobs: emu.knobs,
+    folder: { path: '', scope: 'assets', names },
+    virtual: { path: '', scope: 'assets', name: (i) => virtualName(i) },
+    tokens: true,
+    download: { path: 'download/download.bin', knobs: emu.knobs, versionIsStorageEtag: true },
+    listRequests: () => emu.server.requests().filter((r) => r.method === 'GET' && r.path.endsWith('/assets')).length,
+    teardown: async () => {
+      await emu.close();
+      await az.stop();
+    },
+  };
+});

@@ -29,6 +29,7 @@ import { Signer } from '../common/signing.js';
 import type { AzureBacking, S3Backing, StoredObject } from '../common/backing.js';
 import { AssetStore, type CredentialOptions, type StorageAccount, type StorageCredentialConfig, type StorageKind } from './store.js';
 import { addGatewayRoutes, type AccessClaims } from './gateway.js';
+import { knobPage, newKnobs, pagingKnobsFor, virtualName, type EmulatorKnobs, type PagingKnobs } from '../common/knobs.js';
 
 export { AZURE_ACCOUNT, S3_ACCOUNT, type CredentialOptions, type StorageCredentialConfig, type StorageKind } from './store.js';
 export const MKIO_DEFAULT_PROJECT = 'demo-project';
@@ -81,6 +82,11 @@ export class MkioEmulator {
   urlTtlMs: number;
   s3Presign = false;
   listingDetail = false;
+  /**
+   * Hostile behaviour (common/knobs.ts): paging of the asset list (scope `assets`; knobbed pages use
+   * offset tokens, the same token for the same offset) and the ETag of the gateway's GETs.
+   */
+  readonly knobs: EmulatorKnobs = newKnobs();
   readonly rateLimits = { getsPerMinute: 2000, writesPerMinute: 1000 };
   readonly store: AssetStore;
   readonly signer = new Signer();
@@ -101,7 +107,7 @@ export class MkioEmulator {
 
   async start(port?: number): Promise<this> {
     const router = new Router();
-    this.gateway = addGatewayRoutes(router, this.store, this.signer);
+    this.gateway = addGatewayRoutes(router, this.store, this.signer, this.knobs);
     this.routes(router);
     this.server = await startEmulatorServer({ router, port, errorBody: (s, m, e) => this.errorBody(s, m, e), expireTokens: () => this.signer.revokeAll() });
     this.url = this.server.url;
@@ -210,8 +216,8 @@ export class MkioEmulator {
 
   // ---- paging --------------------------------------------------------------------------------
 
-  private makeToken(after: string, desc: boolean): string {
-    const body = Buffer.from(JSON.stringify({ a: after, d: desc ? 1 : 0, s: randomBytes(4).toString('hex') })).toString('base64url');
+  private makeToken(after: string, desc: boolean, salt = randomBytes(4).toString('hex')): string {
+    const body = Buffer.from(JSON.stringify({ a: after, d: desc ? 1 : 0, s: salt })).toString('base64url');
     return `${body}.${createHmac('sha256', this.tokenKey).update(body).digest('base64url').slice(0, 22)}`;
   }
 
@@ -240,6 +246,8 @@ export class MkioEmulator {
       const [k = '', v] = label.split('=');
       names = names.filter((n) => { const l = this.assets.get(n)!.labels; return k in l && (v === undefined || l[k] === v); });
     }
+    const knobs = pagingKnobsFor(this.knobs, 'assets');
+    if (knobs) return this.knobbedList(ctx, base, knobs, names, top, orderby, desc);
     let start = 0;
     const token = q.get('$skiptoken');
     if (token) {
@@ -262,6 +270,24 @@ export class MkioEmulator {
       const keep = label ? `&$label=${encodeURIComponent(label)}` : '';
       body['@odata.nextLink'] = `${base}?$top=${top}&$orderby=${encodeURIComponent(orderby)}${keep}&$skiptoken=${this.makeToken(page.at(-1)!, desc)}`;
     }
+    sendJson(ctx.res, 200, body);
+  }
+
+  /** The asset list under paging knobs: offset tokens (`#n`, unsalted, so one offset is one token). */
+  private knobbedList(ctx: Ctx, base: string, k: PagingKnobs, names: string[], top: number, orderby: string, desc: boolean): void {
+    const token = ctx.url.searchParams.get('$skiptoken');
+    const after = token ? this.readToken(token, desc) : undefined;
+    const at = after === undefined ? undefined : Number(after.slice(1));
+    const virtual = (i: number): AssetRecord => ({
+      name: virtualName(i), assetId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, container: `v-${i}`, storageAccountName: 'virtual',
+      subPath: '', description: '', containerDeletionPolicy: 'Retain', labels: {}, createdMs: 0, modifiedMs: 0,
+    });
+    const page = knobPage({ count: names.length, at: (i) => this.assets.get(names[i]!)! }, virtual, k, at, top);
+    const body: Record<string, unknown> = {
+      value: page.rows.map((r) => this.json(r, base)),
+      supplemental: { count: page.rows.length, kind: 'Asset', operation: 'list', pagination: { start: page.offset, end: page.offset + page.rows.length, records: page.rows.length, ...(page.total === undefined ? {} : { total: page.total }) } },
+    };
+    if (page.next !== undefined) body['@odata.nextLink'] = `${base}?$top=${top}&$orderby=${encodeURIComponent(orderby)}&$skiptoken=${this.makeToken(`#${page.next}`, desc, '')}`;
     sendJson(ctx.res, 200, body);
   }
 
