@@ -29,7 +29,7 @@ import { Signer } from '../common/signing.js';
 import type { AzureBacking, S3Backing, StoredObject } from '../common/backing.js';
 import { AssetStore, type CredentialOptions, type StorageAccount, type StorageCredentialConfig, type StorageKind } from './store.js';
 import { addGatewayRoutes, type AccessClaims } from './gateway.js';
-import { knobPage, newKnobs, pagingKnobsFor, virtualName, type EmulatorKnobs, type PagingKnobs } from '../common/knobs.js';
+import { knobPage, newKnobs, pagingKnobsFor, virtualName, type EmulatorKnobs } from '../common/knobs.js';
 
 export { AZURE_ACCOUNT, S3_ACCOUNT, type CredentialOptions, type StorageCredentialConfig, type StorageKind } from './store.js';
 export const MKIO_DEFAULT_PROJECT = 'demo-project';
@@ -70,6 +70,12 @@ export function normPath(p: string): string {
   return segs.join('/');
 }
 const join = (...parts: string[]) => parts.filter(Boolean).join('/');
+
+/** Asset `i` of a generated listing (paging knobs): a record with no storage behind it. */
+const virtualAsset = (i: number): AssetRecord => ({
+  name: virtualName(i), assetId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, container: `v-${i}`, storageAccountName: 'virtual',
+  subPath: '', description: '', containerDeletionPolicy: 'Retain', labels: {}, createdMs: 0, modifiedMs: 0,
+});
 
 export class MkioEmulator {
   url = '';
@@ -246,48 +252,34 @@ export class MkioEmulator {
       const [k = '', v] = label.split('=');
       names = names.filter((n) => { const l = this.assets.get(n)!.labels; return k in l && (v === undefined || l[k] === v); });
     }
+    // Under paging knobs (common/knobs.ts) tokens carry an offset (`#n`, unsalted: one offset, one token).
     const knobs = pagingKnobsFor(this.knobs, 'assets');
-    if (knobs) return this.knobbedList(ctx, base, knobs, names, top, orderby, desc);
-    let start = 0;
     const token = q.get('$skiptoken');
-    if (token) {
-      const after = this.readToken(token, desc);
+    const after = token ? this.readToken(token, desc) : undefined;
+    let page: { rows: AssetRecord[]; offset: number; total?: number; next?: string };
+    if (knobs) {
+      const p = knobPage({ count: names.length, at: (i) => this.assets.get(names[i]!)! }, virtualAsset, knobs, after === undefined ? undefined : Number(after.slice(1)), top);
+      page = { ...p, next: p.next === undefined ? undefined : this.makeToken(`#${p.next}`, desc, '') };
+    } else {
       // First index past `after` in this order (binary search: the predicate is monotone).
-      let lo = 0, hi = names.length;
+      let lo = 0, hi = after === undefined ? 0 : names.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        if (desc ? names[mid]! < after : names[mid]! > after) hi = mid;
+        if (desc ? names[mid]! < after! : names[mid]! > after!) hi = mid;
         else lo = mid + 1;
       }
-      start = lo;
+      const rows = names.slice(lo, lo + top);
+      page = { rows: rows.map((n) => this.assets.get(n)!), offset: lo, total: names.length, next: lo + rows.length < names.length ? this.makeToken(rows.at(-1)!, desc) : undefined };
     }
-    const page = names.slice(start, start + top);
+    const { rows, offset: start } = page;
     const body: Record<string, unknown> = {
-      value: page.map((n) => this.json(this.assets.get(n)!, base)),
-      supplemental: { count: page.length, kind: 'Asset', operation: 'list', pagination: { start, end: start + page.length, records: page.length, total: names.length } },
+      value: rows.map((r) => this.json(r, base)),
+      supplemental: { count: rows.length, kind: 'Asset', operation: 'list', pagination: { start, end: start + rows.length, records: rows.length, ...(page.total === undefined ? {} : { total: page.total }) } },
     };
-    if (start + page.length < names.length) {
+    if (page.next !== undefined) {
       const keep = label ? `&$label=${encodeURIComponent(label)}` : '';
-      body['@odata.nextLink'] = `${base}?$top=${top}&$orderby=${encodeURIComponent(orderby)}${keep}&$skiptoken=${this.makeToken(page.at(-1)!, desc)}`;
+      body['@odata.nextLink'] = `${base}?$top=${top}&$orderby=${encodeURIComponent(orderby)}${keep}&$skiptoken=${page.next}`;
     }
-    sendJson(ctx.res, 200, body);
-  }
-
-  /** The asset list under paging knobs: offset tokens (`#n`, unsalted, so one offset is one token). */
-  private knobbedList(ctx: Ctx, base: string, k: PagingKnobs, names: string[], top: number, orderby: string, desc: boolean): void {
-    const token = ctx.url.searchParams.get('$skiptoken');
-    const after = token ? this.readToken(token, desc) : undefined;
-    const at = after === undefined ? undefined : Number(after.slice(1));
-    const virtual = (i: number): AssetRecord => ({
-      name: virtualName(i), assetId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, container: `v-${i}`, storageAccountName: 'virtual',
-      subPath: '', description: '', containerDeletionPolicy: 'Retain', labels: {}, createdMs: 0, modifiedMs: 0,
-    });
-    const page = knobPage({ count: names.length, at: (i) => this.assets.get(names[i]!)! }, virtual, k, at, top);
-    const body: Record<string, unknown> = {
-      value: page.rows.map((r) => this.json(r, base)),
-      supplemental: { count: page.rows.length, kind: 'Asset', operation: 'list', pagination: { start: page.offset, end: page.offset + page.rows.length, records: page.rows.length, ...(page.total === undefined ? {} : { total: page.total }) } },
-    };
-    if (page.next !== undefined) body['@odata.nextLink'] = `${base}?$top=${top}&$orderby=${encodeURIComponent(orderby)}&$skiptoken=${this.makeToken(`#${page.next}`, desc, '')}`;
     sendJson(ctx.res, 200, body);
   }
 
