@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { pipeline } from 'node:stream/promises';
 import { Agent, request } from 'undici';
 import { StorageKnobs } from './storage-knobs.js';
-import type { EmulatorKnobs } from './common/knobs.js';
+import { knobsControl, type EmulatorKnobs } from './common/knobs.js';
 
 export type FaultKind = 'fail' | 'expire' | 'reset' | 'short' | 'slow';
 
@@ -87,6 +87,7 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://proxy');
     if (url.pathname.startsWith('/__faults')) return control(req, res);
+    if (url.pathname === '/__knobs') return knobsControl(storageKnobs.knobs, req, res);
     const path = url.pathname;
     const at = queue.findIndex((f) => !f.method || f.method === req.method);
     const fault = at < 0 ? undefined : queue.splice(at, 1)[0];

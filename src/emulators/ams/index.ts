@@ -132,6 +132,7 @@ export class AmsEmulator {
     this.srv = await startEmulatorServer({
       router: this.routes(),
       port: this.opts.port,
+      knobs: this.knobs,
       errorBody: (_status, message, extra) => odataError(message, extra.verbose === true),
       expireTokens: () => this.signer.revokeAll(),
     });

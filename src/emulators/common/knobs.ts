@@ -16,8 +16,9 @@
  *    of a million entries costs what the pages asked for, not a million records).
  * Download knobs change the ETag of download responses: `absent` (none), `foreign` (one fixed ETag no
  * listing showed), `changing` (another one on every response, as if the object were rewritten between
- * requests).
+ * requests). In-process, set an emulator's `knobs`; from another process, POST `/__knobs`.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface PagingKnobs {
   scope?: string;
@@ -42,6 +43,26 @@ export interface EmulatorKnobs {
 
 export function newKnobs(): EmulatorKnobs {
   return { paging: {}, download: {} };
+}
+
+/**
+ * `/__knobs` for other processes (the demo, mount tests): GET answers the knobs, POST replaces the
+ * parts its JSON body names (`{"paging": {…}, "download": {…}}`), DELETE resets them.
+ */
+export async function knobsControl(k: EmulatorKnobs, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let raw = '';
+  for await (const c of req) raw += c;
+  try {
+    if (req.method === 'DELETE') Object.assign(k, newKnobs());
+    else if (req.method === 'POST') {
+      const b = JSON.parse(raw || '{}') as Partial<EmulatorKnobs>;
+      if (b.paging !== undefined) k.paging = { ...b.paging };
+      if (b.download !== undefined) k.download = { ...b.download };
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(k));
+  } catch (e) {
+    res.writeHead(400, { 'content-type': 'text/plain' }).end(String((e as Error).message));
+  }
 }
 
 /** Rows of a listing by index, so that generated listings need not exist as arrays. */

@@ -238,6 +238,7 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
   const server = await startEmulatorServer({
     router,
     port: opts.port,
+    knobs,
     errorBody: (status, message, extra) => ({
       error: { error_code: typeof extra.code === 'string' ? extra.code : errorCode(status), error_message: message },
     }),

@@ -115,7 +115,7 @@ export class MkioEmulator {
     const router = new Router();
     this.gateway = addGatewayRoutes(router, this.store, this.signer, this.knobs);
     this.routes(router);
-    this.server = await startEmulatorServer({ router, port, errorBody: (s, m, e) => this.errorBody(s, m, e), expireTokens: () => this.signer.revokeAll() });
+    this.server = await startEmulatorServer({ router, port, knobs: this.knobs, errorBody: (s, m, e) => this.errorBody(s, m, e), expireTokens: () => this.signer.revokeAll() });
     this.url = this.server.url;
     return this;
   }

@@ -113,7 +113,7 @@ export class NomadEmulator {
   }
 
   async start(port?: number): Promise<this> {
-    this.srv = await startEmulatorServer({ router: this.router(), errorBody, expireTokens: () => this.revokeTokens(), port });
+    this.srv = await startEmulatorServer({ router: this.router(), errorBody, expireTokens: () => this.revokeTokens(), knobs: this.knobs, port });
     return this;
   }
 

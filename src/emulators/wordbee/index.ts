@@ -212,6 +212,7 @@ export async function startWordbeeEmulator(opts: WordbeeEmulatorOptions = {}): P
 
   const server = await startEmulatorServer({
     router: r,
+    knobs,
     errorBody: (status, message) => wordbeeError(status, message),
     expireTokens: () => tokens.clear(),
     port: opts.port,
