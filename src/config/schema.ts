@@ -235,6 +235,14 @@ export const ConfigSchema = z
         maxApiBody: size('retry.maxApiBody').default(64 * 1024 ** 2),
       })
       .prefault({}),
+    listing: z
+      .strictObject({
+        /** Most entries one folder listing shows; past it the listing stops with one warning (memory stays bounded). */
+        maxEntriesPerFolder: z.number().int().min(1).max(10_000_000).default(100_000),
+        /** Most page requests one folder listing makes (a server that never stops offering pages). */
+        maxPages: z.number().int().min(1).max(1_000_000).default(10_000),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

@@ -55,8 +55,11 @@ export interface SignedLocator {
   /** false when the server is known to ignore Range and always answers 200 with the whole body. */
   readonly rangeable?: boolean;
   /**
-   * false when the object version is a platform revision rather than the storage ETag (Nomad, AMS, …):
-   * the transport then does not compare ETags (sizes are still checked). Default true.
+   * true only when the object version is the HTTP ETag this URL's responses carry (a storage listing's
+   * or HEAD's ETag: S3, Azure, MK.IO's storage probe): the transport then refuses another ETag as a
+   * changed object. Default false: the version is the platform's own (a revision, a `v` parameter,
+   * size and mtime, a listing's eTag field) and is never compared with a download's ETag; downloads are
+   * compared only with each other (Expectation.downloadEtag, core/etag.ts). Sizes are always checked.
    */
   readonly etagIsVersion?: boolean;
   /** Statuses beside 401/403 that mean the credential in `headers` was refused (Wordbee's 400 for an expired token). */
@@ -110,11 +113,24 @@ export type Progress = (filled: number) => void;
 export interface Expectation {
   readonly version: string;
   readonly size: number;
+  /**
+   * The ETag earlier downloads of this version carried (pinned by the first that had one): a response
+   * with another ETag is a StaleError whatever the locator says (core/etag.ts).
+   */
+  readonly downloadEtag?: SeenEtag;
+}
+
+/** The ETag downloads of one object version carried so far (implemented by core/etag.ts's DownloadEtag). */
+export interface SeenEtag {
+  /** '' until a download carried a strong ETag. */
+  readonly value: string;
+  /** Notes a response's ETag; false when it differs from the one seen before. */
+  admit(got: string | undefined | null): boolean;
 }
 
 /**
  * Moves bytes between signed locators and memory. Throws ExpiredError on 401/403 (the caller re-locates),
- * StaleError when the server's ETag differs from the expected version, TransientError on 5xx, 429,
+ * StaleError when the server's ETag is not of the expected version (core/etag.ts), TransientError on 5xx, 429,
  * resets, timeouts and short bodies (the caller retries), NotFoundError on 404.
  */
 export interface Transport {

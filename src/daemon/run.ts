@@ -66,7 +66,7 @@ export async function buildCore(config: Config, log: Logger) {
   /** A source whose provider cannot be built is served as a broken one: the others still mount. */
   const build = async (s: SourceConfig, net: NetBounds): Promise<Provider> => {
     try {
-      return health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net }));
+      return health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net, listing: config.listing }));
     } catch (e) {
       log.warn({ source: s.name, err: e }, `${s.type} source "${s.name}" cannot be set up; the other sources are served`);
       return health.watch(brokenProvider(s, e));
@@ -126,7 +126,7 @@ export async function buildCore(config: Config, log: Logger) {
         log.warn({ source: s.name }, 'new source in the reloaded config: remount to add it');
         continue;
       }
-      providers.set(s.name, health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: boundsOf(next.retry) })));
+      providers.set(s.name, health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: boundsOf(next.retry), listing: next.listing })));
       locators.clear(s.name);
       vfs.invalidate(`/${s.name}`);
       await old.close().catch(() => undefined);

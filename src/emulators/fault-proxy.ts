@@ -8,10 +8,13 @@
  *    Content-Range, answers malformed or huge bodies, or rewrites an answer (e.g. a URL in it);
  *  - records every request (method, path, range, status, headers) so tests can count what reached
  *    storage and check which headers did.
+ *  - applies the behaviour knobs of listings and download ETags (`knobs`, storage-knobs.ts).
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { Agent, request } from 'undici';
+import { StorageKnobs } from './storage-knobs.js';
+import { knobsControl, type EmulatorKnobs } from './common/knobs.js';
 
 export type FaultKind = 'fail' | 'expire' | 'reset' | 'short' | 'slow';
 
@@ -50,6 +53,8 @@ export type RequestMatch = (r: { method: string; path: string; query: string }) 
 
 export interface FaultProxy {
   readonly url: string;
+  /** Hostile listing pages and download ETags (common/knobs.ts, storage-knobs.ts). */
+  readonly knobs: EmulatorKnobs;
   failNext(n: number, status?: number, opts?: { retryAfterSec?: number }): void;
   expireNext(n: number): void;
   resetNext(n: number): void;
@@ -93,6 +98,7 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   const agent = new Agent({ connections: 64, keepAliveTimeout: 10_000 });
   const queue: Pending[] = [];
   const log: ProxiedRequest[] = [];
+  const storageKnobs = new StorageKnobs();
   const add = (kind: FaultKind, n: number, status = 500, retryAfterSec?: number) => {
     for (let i = 0; i < n; i++) queue.push({ kind, status, retryAfterSec });
   };
@@ -126,6 +132,7 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://proxy');
     if (url.pathname.startsWith('/__faults')) return control(req, res);
+    if (url.pathname === '/__knobs') return knobsControl(storageKnobs.knobs, req, res);
     const path = url.pathname;
     const bad = takeMisbehaviour(req, url);
     if (bad && (bad.kind === 'redirect' || bad.kind === 'body' || bad.kind === 'huge')) {
@@ -160,7 +167,9 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
     // for large parts), and undici refuses to forward it.
     const { expect: _expect, connection: _connection, 'keep-alive': _keepAlive, 'transfer-encoding': _te, ...rest } = req.headers;
     const headers = { ...rest, host: target.host };
-    const upstream = await request(new URL(req.url ?? '/', target), {
+    const forward = storageKnobs.forward(req, res, url);
+    if (forward === 'answered') return void record(req, path, 200);
+    const upstream = await request(new URL(forward.pathname + forward.search, target), {
       method: (req.method ?? 'GET') as 'GET',
       headers,
       body: req.method === 'GET' || req.method === 'HEAD' ? undefined : req,
@@ -169,6 +178,9 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
     record(req, path, upstream.statusCode);
     const outHeaders: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(upstream.headers)) if (v !== undefined && k !== 'connection' && k !== 'keep-alive') outHeaders[k] = v;
+    const etag = storageKnobs.etag(req, url, upstream.statusCode, typeof outHeaders.etag === 'string' ? outHeaders.etag : undefined);
+    if (etag === undefined) delete outHeaders.etag;
+    else outHeaders.etag = etag;
     if (bad) return mangle(bad, upstream.statusCode, outHeaders, upstream.body, res);
     res.writeHead(upstream.statusCode, outHeaders);
     if (fault?.kind === 'short') {
@@ -195,6 +207,7 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   return {
     url: `http://127.0.0.1:${port}`,
+    knobs: storageKnobs.knobs,
     failNext: (n, status = 500, o) => add('fail', n, status, o?.retryAfterSec),
     expireNext: (n) => add('expire', n, 403),
     resetNext: (n) => add('reset', n),

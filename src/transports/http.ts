@@ -3,7 +3,9 @@
  *
  * Invariants:
  *  - A returned Buffer holds exactly the requested bytes of exactly the expected version: a 206 must
- *    carry a Content-Range naming that range and the expected total size, and a compatible ETag.
+ *    carry a Content-Range naming that range and the expected total size, and an ETag of that version
+ *    where one can be judged (core/etag.ts: the listed version only when the locator says it is the
+ *    storage ETag, else the ETag earlier downloads of the version carried).
  *    A 200 (a server that ignores Range) is accepted only when it is the whole object of the expected size.
  *  - Bytes are copied once, from the socket's chunks into the caller's buffers (readRangeInto), or one
  *    Buffer preallocated at the exact size (readRange); of a 200 only the requested slice is kept.
@@ -20,7 +22,7 @@
 import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { ByteRange, Expectation, Progress, SignedLocator, Transport } from '../core/types.js';
-import { etagMatches } from '../core/etag.js';
+import { etagConflict } from '../core/etag.js';
 import { ExpiredError, FsError, NotFoundError, StaleError, TransientError, isAbort } from '../core/errors.js';
 import { redactUrl } from '../util/redact.js';
 import { noteBodyBytes } from '../util/gc-pacer.js';
@@ -199,8 +201,8 @@ export class HttpTransport implements Transport {
     const { statusCode: status, headers, body } = res;
     try {
       if (status !== 200) throw statusError(status, headers, what, loc);
-      const etag = header(headers, 'etag');
-      if (loc.etagIsVersion !== false && !etagMatches(expect.version, etag)) throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
+      const conflict = etagConflict(loc, expect, header(headers, 'etag'));
+      if (conflict) throw new StaleError(`${what}: ${conflict}`);
       const declared = header(headers, 'content-length');
       if (declared !== undefined && Number(declared) !== expect.size) {
         throw new StaleError(`${what}: ${declared} bytes, expected ${expect.size}`);
@@ -353,10 +355,8 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
 function planBody(r: RangeRequest, status: number, headers: Headers): { want: ByteRange; total: number; lengthDeclared: boolean } {
   const { what, range, expect, loc } = r;
   if (status !== 206 && status !== 200) throw statusError(status, headers, what, loc);
-  const etag = header(headers, 'etag');
-  if (loc.etagIsVersion !== false && !etagMatches(expect.version, etag)) {
-    throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
-  }
+  const conflict = etagConflict(loc, expect, header(headers, 'etag'));
+  if (conflict) throw new StaleError(`${what}: ${conflict}`);
   const declared = header(headers, 'content-length');
   const length = range.end - range.start;
   if (status === 206) {

@@ -8,6 +8,8 @@ import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { runHostileSuite } from './hostile-suite.js';
 import { deterministicBytes } from '../../src/demo/sample-media.js';
+import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
+import { virtualName } from '../../src/emulators/common/knobs.js';
 
 // Bytes live in Azurite, which checks the locators' SAS (stored access policies) itself; the platform API
 // is the AMS emulator. An asset is one flat container, so the suite's folder is an asset. The backing's
@@ -82,6 +84,40 @@ runHostileSuite('ams (emulator)', { handsBackUrls: true, nextLinks: true }, asyn
       await api.close();
       await emu.close();
       await storage.close();
+      await azurite.stop();
+    },
+  };
+});
+
+// AMS pages sets with $skip/$top; a knobbed page is cut without a __next. Bytes in Azurite behind the
+// fault proxy, whose knobs change download ETags; versions are AMS revisions, not blob ETags.
+runPagingSuite('ams (emulator)', async () => {
+  const azurite = await startAzurite();
+  const proxy = await startFaultProxy(azurite.url);
+  const emu = await startAmsEmulator({ azure: new AzureBacking(azurite.url, proxy.url) });
+  const dl = emu.createAsset('paging-download');
+  await emu.putFile(dl, 'download.bin', PAGING_DOWNLOAD);
+  const paged = emu.createAsset('paging-paged');
+  const names = Array.from({ length: PAGED_ENTRIES }, (_, i) => `p-${String(i).padStart(5, '0')}.bin`);
+  emu.seedFiles(paged, names);
+  const virtual = emu.createAsset('paging-virtual');
+  return {
+    provider: ({ listPageSize, listing, log }) => {
+      const cfg = ConfigSchema.parse({
+        sources: [{ name: 'ams', type: 'ams', restUrl: emu.apiUrl, tokenUrl: emu.tokenUrl, clientId: emu.clientId, clientSecret: emu.clientSecret }],
+      }).sources[0] as SourceConfigOf<'ams'>;
+      return new AmsProvider(cfg, { log, listPageSize, listing });
+    },
+    pageSize: 100,
+    listingKnobs: emu.knobs,
+    folder: { path: 'paging-paged/', scope: `Assets('${paged}')/Files`, names },
+    virtual: { path: 'paging-virtual/', scope: `Assets('${virtual}')/Files`, name: (i) => virtualName(i, '.bin') },
+    tokens: false,
+    download: { path: 'paging-download/download.bin', knobs: proxy.knobs, versionIsStorageEtag: false },
+    listRequests: () => emu.server.requests().filter((r) => r.method === 'GET' && /\/Files\/?$/.test(r.path)).length,
+    teardown: async () => {
+      await emu.close();
+      await proxy.close();
       await azurite.stop();
     },
   };

@@ -1,12 +1,14 @@
 import { runProviderContract } from './provider-suite.js';
 import { MediahubProvider } from '../../src/providers/mediahub/index.js';
-import { MEDIAHUB_CLIENT, startMediahubEmulator } from '../../src/emulators/mediahub/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { startS3BackedStorage } from '../helpers/s3-backed.js';
 import { runHostileSuite } from './hostile-suite.js';
 import { deterministicBytes } from '../../src/demo/sample-media.js';
 import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
+import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
+import { virtualName } from '../../src/emulators/common/knobs.js';
+import { MEDIAHUB_CLIENT, VIRTUAL_PIPELINE, startMediahubEmulator } from '../../src/emulators/mediahub/index.js';
 
 const PIPELINE = '5f1e0c2a9b3d4e6f70819a2b';
 
@@ -62,6 +64,34 @@ runHostileSuite('mediahub (emulator)', { handsBackUrls: true }, async () => {
     urlCall: (r) => r.method === 'GET' && r.path.endsWith('/files/downloads'),
     teardown: async () => {
       await api.close();
+      await emu.close();
+      await storage.close();
+    },
+  };
+});
+
+// MediaHub's listing is one flat catalog paged by start/limit: its knobs scope is '' (no pipeline
+// filter), and generated files sit in VIRTUAL_PIPELINE/virtual/. Bytes in s3rver behind the proxy.
+runPagingSuite('mediahub (emulator)', async () => {
+  const storage = await startS3BackedStorage('mediahub');
+  const emu = await startMediahubEmulator({ s3: storage.backing });
+  await emu.putFile({ pipelineId: PIPELINE, objectKey: 'paging/download.bin', bytes: PAGING_DOWNLOAD });
+  const folder = await emu.seedMany(PIPELINE, 'paged/', PAGED_ENTRIES);
+  return {
+    provider: ({ listPageSize, listing, log }) => {
+      const cfg = ConfigSchema.parse({
+        sources: [{ name: 'xvid', type: 'mediahub', baseUrl: emu.baseUrl, clientId: MEDIAHUB_CLIENT.id, clientSecret: MEDIAHUB_CLIENT.secret }],
+      }).sources[0] as SourceConfigOf<'mediahub'>;
+      return new MediahubProvider(cfg, { log, listPageSize, listing });
+    },
+    pageSize: 100,
+    listingKnobs: emu.knobs,
+    folder: { path: folder, scope: '', names: Array.from({ length: PAGED_ENTRIES }, (_, i) => `f-${String(i).padStart(5, '0')}`) },
+    virtual: { path: `${VIRTUAL_PIPELINE}/virtual/`, scope: '', name: (i) => virtualName(i, '.bin') },
+    tokens: false,
+    download: { path: `${PIPELINE}/paging/download.bin`, knobs: storage.proxy.knobs, versionIsStorageEtag: false },
+    listRequests: () => emu.server.requests().filter((r) => r.method === 'GET' && /\/v1\/files\/?$/.test(r.path)).length,
+    teardown: async () => {
       await emu.close();
       await storage.close();
     },

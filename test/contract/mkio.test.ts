@@ -13,6 +13,8 @@ import { startS3BackedStorage } from '../helpers/s3-backed.js';
 import { runHostileSuite } from './hostile-suite.js';
 import { deterministicBytes } from '../../src/demo/sample-media.js';
 import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
+import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
+import { virtualName } from '../../src/emulators/common/knobs.js';
 
 function contract(kind: StorageKind, label: string): void {
   runProviderContract(label, async () => {
@@ -104,6 +106,33 @@ runHostileSuite('mkio (emulator, S3-backed storage)', { handsBackUrls: true, nex
       await api.close();
       await emu.close();
       await storage.close();
+    },
+  };
+});
+
+// MK.IO's paged listing is the project's asset list ($skiptoken continuations); a file's version is
+// its storage ETag (from a HEAD through the gateway), so a GET with another ETag is a changed file.
+runPagingSuite('mkio (emulator, Azure-backed storage)', async () => {
+  const az = await startAzurite();
+  const emu = await startMkioEmulator({ azure: new AzureBacking(az.url, az.url) });
+  await emu.createAsset('download', { storage: 'azure', subPath: 'incoming' });
+  await emu.putFile('download', 'download.bin', PAGING_DOWNLOAD);
+  const names = [...emu.seedMany(PAGED_ENTRIES, { prefix: 'p-', storage: 'azure' }), 'download'];
+  return {
+    provider: ({ listPageSize, listing, log }) => {
+      const cfg = ConfigSchema.parse({ sources: [{ name: 'mkio', type: 'mkio', baseUrl: emu.url, project: emu.project, token: MKIO_DEFAULT_TOKEN }] }).sources[0] as SourceConfigOf<'mkio'>;
+      return new MkioProvider(cfg, { log, listPageSize, listing });
+    },
+    pageSize: 100,
+    listingKnobs: emu.knobs,
+    folder: { path: '', scope: 'assets', names },
+    virtual: { path: '', scope: 'assets', name: (i) => virtualName(i) },
+    tokens: true,
+    download: { path: 'download/download.bin', knobs: emu.knobs, versionIsStorageEtag: true },
+    listRequests: () => emu.server.requests().filter((r) => r.method === 'GET' && r.path.endsWith('/assets')).length,
+    teardown: async () => {
+      await emu.close();
+      await az.stop();
     },
   };
 });

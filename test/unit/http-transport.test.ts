@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { HttpTransport, parseRetryAfter } from '../../src/transports/http.js';
 import { ExpiredError, NotFoundError, StaleError, TransientError } from '../../src/core/errors.js';
 import type { Expectation, SignedLocator } from '../../src/core/types.js';
+import { DownloadEtag } from '../../src/core/etag.js';
 import { startRangeServer, type RangeServer } from '../helpers/range-server.js';
 
 const DATA = randomBytes(300_000);
@@ -95,9 +96,34 @@ describe('HttpTransport.readRange', () => {
     expect(e).toBeInstanceOf(StaleError);
   });
 
-  it('another ETag is a StaleError', async () => {
+  it('another ETag is a StaleError where the version is the storage ETag (etagIsVersion)', async () => {
     server.inject('obj', { kind: 'etag', etag: '"something-else"' });
-    expect(await errorOf(transport.readRange(loc(), { start: 0, end: 10 }, expect1))).toBeInstanceOf(StaleError);
+    expect(await errorOf(transport.readRange({ ...loc(), etagIsVersion: true }, { start: 0, end: 10 }, expect1))).toBeInstanceOf(StaleError);
+  });
+
+  it('a platform version is never compared with a download ETag: a foreign ETag or none reads', async () => {
+    const platform = { version: 'v=3f2a-300000', size: DATA.length };
+    server.inject('obj', { kind: 'etag', etag: '"an-etag-no-listing-showed"' });
+    expect((await transport.readRange(loc(), { start: 0, end: 10 }, platform)).equals(DATA.subarray(0, 10))).toBe(true);
+    server.inject('obj', { kind: 'etag', etag: '' });
+    expect((await transport.readRange(loc(), { start: 10, end: 20 }, platform)).equals(DATA.subarray(10, 20))).toBe(true);
+    server.inject('obj', { kind: 'etag', etag: '' });
+    expect((await transport.readRange({ ...loc(), etagIsVersion: true }, { start: 0, end: 5 }, expect1)).length).toBe(5);
+  });
+
+  it('downloads of one version are compared with each other: a second ETag is a StaleError, on ranged and whole reads', async () => {
+    const seen = new DownloadEtag();
+    const platform = { version: 'rev-7', size: DATA.length, downloadEtag: seen };
+    expect((await transport.readRange(loc(), { start: 0, end: 10 }, platform)).length).toBe(10);
+    expect(seen.value).toBe(server.etag('obj').replaceAll('"', ''));
+    server.inject('obj', { kind: 'etag', etag: '' }); // none: nothing to compare
+    expect((await transport.readRange(loc(), { start: 10, end: 20 }, platform)).length).toBe(10);
+    server.inject('obj', { kind: 'etag', etag: '"rewritten"' });
+    const e = (await errorOf(transport.readRange(loc(), { start: 20, end: 30 }, platform))) as Error;
+    expect(e).toBeInstanceOf(StaleError);
+    expect(e.message).toMatch(/differs from .* earlier downloads/);
+    server.inject('obj', { kind: 'etag', etag: '"rewritten"' });
+    expect(await errorOf(transport.streamWhole(loc(), platform, () => undefined))).toBeInstanceOf(StaleError);
   });
 
   it('a Content-Range total other than the expected size is a StaleError', async () => {

@@ -15,6 +15,7 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { ApiClient, TokenSession, type Authenticator } from '../common/api-client.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
+import type { ListingLimits } from '../common/paging.js';
 import { LocatorPool } from './locators.js';
 import { AMS_MAX_PAGE, AmsRest, fileVersion, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './rest.js';
 import { AmsUploader } from './upload.js';
@@ -26,6 +27,8 @@ export interface AmsProviderDeps {
   net?: NetBounds;
   /** Entities per listing page (AMS returns at most 1000). */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`). */
+  listing?: ListingLimits;
 }
 
 const ROOT: RemoteEntry = { name: '', kind: 'dir', ref: '', size: 0, mtimeMs: 0, version: '' };
@@ -55,6 +58,7 @@ export class AmsProvider implements Provider {
   private readonly log: Logger;
   private readonly numbers: EntryNumbers;
   private readonly net: NetBounds;
+  private readonly listing: ListingLimits | undefined;
   private up: AmsUploader | undefined;
 
   constructor(
@@ -64,6 +68,7 @@ export class AmsProvider implements Provider {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
     this.log = deps.log.child({ c: 'ams', source: cfg.name });
+    this.listing = deps.listing;
     const what = `ams source "${cfg.name}"`;
     this.numbers = new EntryNumbers({ log: this.log, what });
     this.net = deps.net ?? DEFAULT_BOUNDS;
@@ -90,7 +95,7 @@ export class AmsProvider implements Provider {
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     if (dir === '') {
-      for await (const j of this.rest.pages('Assets', this.pageSize, signal)) {
+      for await (const j of this.rest.pages('Assets', this.pageSize, signal, this.bounds('assets'))) {
         const a = toAsset(j);
         if (a.State !== 2) yield this.assetEntry(a); // 2 = Deleted
       }
@@ -99,7 +104,7 @@ export class AmsProvider implements Provider {
     const r = parseRef(dir);
     if (!r) throw new NotFoundError(`${this.name}: no such folder ${dir}`);
     if (r.file) throw new FsError('ENOTDIR', `${this.name}: ${dir} is a file`);
-    for await (const j of this.rest.pages(`${keyed('Assets', r.asset)}/Files`, this.pageSize, signal)) {
+    for await (const j of this.rest.pages(`${keyed('Assets', r.asset)}/Files`, this.pageSize, signal, this.bounds(`files of asset ${r.asset}`))) {
       yield this.fileEntry(r.asset, toFile(j));
     }
   }
@@ -124,8 +129,9 @@ export class AmsProvider implements Provider {
     if (entry.unreadable) throw new UnavailableError(entry.unreadable.code, `${this.name}/${f.Name}: ${entry.unreadable.reason}`);
     if (entry.version !== obj.version) throw new StaleError(`${this.name}/${f.Name} changed (version ${obj.version} is gone)`);
     const loc = await this.locators.get(r.asset, signal);
-    // The version is an AMS revision (checked against a fresh stat just above), not the blob's ETag.
-    return { url: `${loc.BaseUri}/${encodeURIComponent(f.Name)}${loc.ContentAccessComponent}`, expiresAt: loc.ExpirationDateTime, etagIsVersion: false };
+    // The version is an AMS revision (checked against a fresh stat just above), not the blob's ETag:
+    // downloads are compared only with each other (core/etag.ts).
+    return { url: `${loc.BaseUri}/${encodeURIComponent(f.Name)}${loc.ContentAccessComponent}`, expiresAt: loc.ExpirationDateTime };
   }
 
   refused(obj: ObjectVersion, loc: SignedLocator): void {
@@ -151,6 +157,10 @@ export class AmsProvider implements Provider {
     } finally {
       await this.api.close();
     }
+  }
+
+  private bounds(folder: string) {
+    return { what: `ams source "${this.name}": ${folder}`, log: this.log, limits: this.listing };
   }
 
   private async file(assetId: string, fileId: string, signal?: AbortSignal): Promise<AmsFile> {

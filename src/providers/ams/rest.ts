@@ -12,8 +12,10 @@
  *  - Dates are read from ISO strings, `/Date(ms)/` or numbers; Int64 fields from strings or numbers.
  */
 import type { ApiClient, ApiRequest, ApiResponse } from '../common/api-client.js';
+import { pagedList, type ListingLimits } from '../common/paging.js';
 import { FsError } from '../../core/errors.js';
 import { crossOriginMessage } from '../../transports/origins.js';
+import { silentLogger, type Logger } from '../../util/logger.js';
 
 export const AMS_HEADERS: Readonly<Record<string, string>> = {
   'x-ms-version': '2.19',
@@ -93,13 +95,15 @@ export function fileVersion(f: AmsFile): string {
   return f.ContentChecksum ?? `${f.Id}:${f.ContentFileSize}:${f.LastModified}`;
 }
 
-/** The entities of a set answer (verbose `d.results` or `d`, light `value`), and its next link if any. */
-export function parseSet(body: unknown): { items: Json[]; next?: string } {
+/** The entities of a set answer (verbose `d.results` or `d`, light `value`), its next link and count if any. */
+export function parseSet(body: unknown): { items: Json[]; next?: string; count?: number } {
   const b = (body ?? {}) as Json;
   const d = b.d as Json | Json[] | undefined;
   const items = (Array.isArray(d) ? d : (d?.results as Json[] | undefined)) ?? (b.value as Json[] | undefined) ?? [];
   const next = str((d as Json | undefined)?.__next) ?? str(b['odata.nextLink']) ?? str(b['@odata.nextLink']);
-  return { items: Array.isArray(items) ? items : [], next };
+  const rawCount = (Array.isArray(d) ? undefined : d?.__count) ?? b['odata.count'] ?? b['@odata.count'];
+  const count = rawCount === undefined ? undefined : num(rawCount);
+  return { items: Array.isArray(items) ? items : [], next, count: count !== undefined && Number.isFinite(count) ? count : undefined };
 }
 
 /** One entity (verbose `{"d":{…}}`, or light: the object itself). */
@@ -157,17 +161,32 @@ export class AmsRest {
     return parseEntity(await this.json({ path, signal }));
   }
 
-  /** Every entity of a set, `pageSize` (≤ 1000) per request, following `$skip` until a short page. */
-  async *pages(path: string, pageSize: number, signal?: AbortSignal): AsyncIterable<Json> {
+  /**
+   * Every entity of a set, `pageSize` (≤ 1000) per request (common/paging.ts). AMS returns at most
+   * 1000 entities per query, and a server may return fewer than `$top` without saying so: a short page
+   * is not the end. The set ends with an empty page, or once the stated count (`__count`) arrived. A
+   * next link (`__next`, server-driven paging) is followed when it lies under the service root;
+   * otherwise `$skip` advances by the entities received.
+   */
+  pages(path: string, pageSize: number, signal?: AbortSignal, bounds?: { what: string; log: Logger; limits?: ListingLimits }): AsyncIterable<Json> {
     const top = Math.max(1, Math.min(AMS_MAX_PAGE, pageSize));
-    let skip = 0;
-    for (;;) {
-      const { items, next } = parseSet(await this.json({ path, query: { $skip: skip, $top: top }, signal }));
-      yield* items;
-      skip += items.length;
-      // A short page ends the set, unless the server says it cut the page itself.
-      if (items.length === 0 || (items.length < top && !next)) return;
-    }
+    type At = { skip: number; link?: string };
+    return pagedList<Json, At>({
+      what: bounds?.what ?? `AMS ${path}`,
+      log: bounds?.log ?? silentLogger,
+      limits: bounds?.limits,
+      first: { skip: 0 },
+      key: (j) => String(j.Id ?? JSON.stringify(j)),
+      token: (at) => at.link ?? `$skip=${at.skip}`,
+      fetch: async (at) => {
+        const body = at.link !== undefined ? await this.json({ path: at.link, signal }) : await this.json({ path, query: { $skip: at.skip, $top: top }, signal });
+        const { items, next, count } = parseSet(body);
+        const skip = at.skip + items.length;
+        const link = next?.startsWith(this.root) ? next.slice(this.root.length) : undefined;
+        if (link !== undefined) return { items, total: count, next: { skip, link } };
+        return { items, total: count, next: items.length > 0 ? { skip } : undefined };
+      },
+    });
   }
 }
 

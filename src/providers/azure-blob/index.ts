@@ -2,6 +2,8 @@
  * `azure-blob`: an Azure Blob container. Hierarchical listing with '/' and paging; reads through SAS
  * URLs (a read-only blob SAS minted per object when we hold the account key, else the configured SAS).
  * Refs: a blob's ref is its path below the source prefix; a directory's ref ends in '/'; '' is the root.
+ * Versions are the blobs' ETags (listing and Get Blob Properties), the ETag Get Blob carries: locators
+ * say `etagIsVersion`.
  */
 import {
   BlobSASPermissions,
@@ -17,6 +19,7 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
+import { pagedList, type ListingLimits } from '../common/paging.js';
 import { AzureBlockUploader } from './upload.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import { boundedAzureOptions } from '../../transports/sdk-clients.js';
@@ -27,6 +30,8 @@ export interface AzureBlobProviderDeps {
   net?: NetBounds;
   /** Blobs per listing page (Azure's maximum is 5000). */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`). */
+  listing?: ListingLimits;
 }
 
 /** Account name and key from a connection string, if it has them. */
@@ -67,26 +72,42 @@ export class AzureBlobProvider implements Provider {
     }
   }
 
+  /**
+   * List Blobs pages, one request each (common/paging.ts): a page may hold fewer blobs than asked, or
+   * none, and still carry a NextMarker; the listing ends where Azure says, with an empty NextMarker.
+   */
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     const prefix = this.prefix + dir;
-    const pages = this.container.listBlobsByHierarchy('/', { prefix, abortSignal: signal }).byPage({ maxPageSize: this.deps.listPageSize ?? 5000 });
-    try {
-      for await (const page of pages) {
-        for (const p of page.segment.blobPrefixes ?? []) {
-          const ref = p.name.slice(this.prefix.length);
-          yield { name: ref.slice(dir.length, -1), kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
+    const maxPageSize = this.deps.listPageSize ?? 5000;
+    yield* pagedList<RemoteEntry, string | undefined>({
+      what: `azure-blob source "${this.name}": ${dir || '/'}`,
+      log: this.deps.log,
+      limits: this.deps.listing,
+      first: undefined,
+      key: (e) => `${e.kind}:${e.ref}`,
+      token: (marker) => marker ?? '',
+      fetch: async (marker) => {
+        let page;
+        try {
+          const pages = this.container.listBlobsByHierarchy('/', { prefix, abortSignal: signal }).byPage({ maxPageSize, continuationToken: marker });
+          page = (await pages.next()).value;
+        } catch (e) {
+          throw mapStorageError(e, `list ${this.name}/${dir}`);
         }
-        for (const b of page.segment.blobItems) {
+        const items: RemoteEntry[] = [];
+        for (const p of page?.segment.blobPrefixes ?? []) {
+          const ref = p.name.slice(this.prefix.length);
+          items.push({ name: ref.slice(dir.length, -1), kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' });
+        }
+        for (const b of page?.segment.blobItems ?? []) {
           if (b.name === prefix) continue;
           const ref = b.name.slice(this.prefix.length);
           const name = ref.slice(dir.length);
-          const numbers = this.numbers.file(ref, name, { size: b.properties.contentLength, mtime: b.properties.lastModified });
-          yield { name, kind: 'file', ref, ...numbers, version: normalizeEtag(b.properties.etag) };
+          items.push({ name, kind: 'file', ref, ...this.numbers.file(ref, name, { size: b.properties.contentLength, mtime: b.properties.lastModified }), version: normalizeEtag(b.properties.etag) });
         }
-      }
-    } catch (e) {
-      throw mapStorageError(e, `list ${this.name}/${dir}`);
-    }
+        return { items, next: page?.continuationToken || undefined };
+      },
+    });
   }
 
   async stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry> {
@@ -114,10 +135,10 @@ export class AzureBlobProvider implements Provider {
         { containerName: this.cfg.container, blobName: this.prefix + obj.ref, permissions: BlobSASPermissions.parse('r'), startsOn, expiresOn },
         this.credential,
       ).toString();
-      return { url: `${base}?${sas}`, expiresAt: expiresOn.getTime() };
+      return { url: `${base}?${sas}`, expiresAt: expiresOn.getTime(), etagIsVersion: true };
     }
     const se = new URLSearchParams(this.sas).get('se');
-    return { url: `${base}?${this.sas}`, expiresAt: se ? Date.parse(se) : Number.POSITIVE_INFINITY };
+    return { url: `${base}?${this.sas}`, expiresAt: se ? Date.parse(se) : Number.POSITIVE_INFINITY, etagIsVersion: true };
   }
 
   uploader(): AzureBlockUploader {

@@ -7,11 +7,16 @@
  * Invariants:
  *  - MediaHub answers an expired token with 403 (error_code 0x0000003), not 401: ApiClient re-authenticates
  *    once on 401/403 and on any answer carrying 0x0000003.
- *  - A listing pass yields each file id once even when the catalog shifts between pages (offset paging).
+ *  - A listing pass (common/paging.ts) advances `start` by the records received, never by the `limit`
+ *    asked (a server may cap pages below it), and ends on an empty page or once the stated `total`
+ *    arrived, never on a short page. It yields each file id once even when the catalog shifts between
+ *    pages by less than a page (offset paging).
  *  - Secrets go only into the token form body; messages carry redacted paths only.
  */
 import type { NetBounds } from '../../transports/bounds.js';
 import { ApiClient, TokenSession, errorMessage } from '../common/api-client.js';
+import { pagedList, type ListingLimits } from '../common/paging.js';
+import { silentLogger, type Logger } from '../../util/logger.js';
 import { AuthError, FsError, NotFoundError, TransientError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 
@@ -114,28 +119,30 @@ export class MediahubApi {
   private readonly closeLogin: () => Promise<void>;
 
   /** One page of the flat listing (of one pipeline, when given), oldest first (stable order for offset paging). */
-  async listPage(start: number, limit: number, signal?: AbortSignal, pipeline?: string): Promise<{ files: MhFile[]; total: number | undefined }> {
+  async listPage(start: number, limit: number, signal?: AbortSignal, pipeline?: string): Promise<{ files: MhFile[]; total: number | undefined; rows: number }> {
     const page = await this.http.json<Page>({
       path: 'files/', signal,
       query: { start, limit, type: 'file,folder,archive', sort: 'created_at', direction: 1, 'pipeline.id': pipeline },
     });
     const total = page?.total === undefined ? undefined : Number(page.total);
-    return { files: (page?.files ?? []).filter((f) => f && typeof f.id === 'string'), total: Number.isFinite(total) ? total : undefined };
+    const rows = Array.isArray(page?.files) ? page.files : [];
+    return { files: rows.filter((f) => f && typeof f.id === 'string'), total: Number.isFinite(total) ? total : undefined, rows: rows.length };
   }
 
-  /** Every record, paging by start/limit, each id once. */
-  async *listAll(pageSize: number, signal?: AbortSignal, pipeline?: string): AsyncIterable<MhFile> {
+  /** Every record, paging by start/limit, each id once (see the invariant above). */
+  listAll(pageSize: number, signal?: AbortSignal, pipeline?: string, bounds?: { log: Logger; limits?: ListingLimits }): AsyncIterable<MhFile> {
     const limit = Math.max(1, Math.min(MAX_PAGE, Math.floor(pageSize)));
-    const seen = new Set<string>();
-    for (let start = 0; ; start += limit) {
-      const { files, total } = await this.listPage(start, limit, signal, pipeline);
-      for (const f of files) {
-        if (seen.has(f.id)) continue;
-        seen.add(f.id);
-        yield f;
-      }
-      if (files.length < limit || (total !== undefined && start + files.length >= total)) return;
-    }
+    return pagedList<MhFile, number>({
+      what: `mediahub source "${this.cfg.name}": ${pipeline ? `files of pipeline ${pipeline}` : 'the file catalog'}`,
+      log: bounds?.log ?? silentLogger,
+      limits: bounds?.limits,
+      first: 0,
+      key: (f) => f.id,
+      fetch: async (start) => {
+        const { files, total, rows } = await this.listPage(start, limit, signal, pipeline);
+        return { items: files, total, next: rows > 0 ? start + rows : undefined };
+      },
+    });
   }
 
   /** GET /files/{id}; NotFoundError for 404 and for 0x0230002 under any status. */

@@ -17,6 +17,7 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import type { NetBounds } from '../../transports/bounds.js';
 import { MediahubApi, type MhFile } from './api.js';
+import type { ListingLimits } from '../common/paging.js';
 import { Tree, archiveEntry, fileEntry, itemEntries, parseRef } from './tree.js';
 import { MediahubUploader, type MediahubUploaderOptions } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
@@ -34,6 +35,8 @@ export interface MediahubProviderDeps {
   redirectDownloads?: boolean;
   /** How long a catalog snapshot serves list/stat of folders. Default 5 s. */
   snapshotMaxAgeMs?: number;
+  /** Bounds of every listing (config `listing`); the flat catalog listing is one listing. */
+  listing?: ListingLimits;
 }
 
 const MISS_REFRESH_MIN_AGE_MS = 1000;
@@ -85,7 +88,8 @@ export class MediahubProvider implements Provider {
       const startedAt = Date.now();
       this.loading = (async () => {
         const records: MhFile[] = [];
-        for await (const f of this.api.listAll(this.deps.listPageSize ?? 1000)) records.push(f);
+        // The flat listing is one listing of the whole catalog: its entry cap bounds the records kept.
+        for await (const f of this.api.listAll(this.deps.listPageSize ?? 1000, undefined, undefined, { log: this.deps.log, limits: this.deps.listing })) records.push(f);
         const tree = new Tree(records, this.numbers);
         if ((!this.snap || this.snap.startedAt <= startedAt) && startedAt >= this.changedAt) this.snap = { tree, startedAt };
         this.deps.log.debug({ source: this.name, records: tree.count, ms: Date.now() - startedAt }, 'mediahub catalog listed');
@@ -178,8 +182,9 @@ export class MediahubProvider implements Provider {
     }
     const url = p.kind === 'item' ? urls[p.index] : urls[0];
     if (!url) throw new NotFoundError(`${this.name}: no download URL for ${obj.ref}`);
-    // Records without an etag get an id/size/time version, which storage does not know as an ETag.
-    return { url, expiresAt: expirySec * 1000, etagIsVersion: /^[0-9a-f]{32}(-\d+)?$/i.test(obj.version) };
+    // The version is the record's etag/md5 field or id/size/time: MediaHub's own listing, never an ETag
+    // a storage GET was seen to carry, so downloads are compared only with each other (core/etag.ts).
+    return { url, expiresAt: expirySec * 1000 };
   }
 
   async close(): Promise<void> {

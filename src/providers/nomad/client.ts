@@ -9,11 +9,15 @@
  *  - An expired token is refused with 401 by the docs and 403 per the SDK: ApiClient re-authenticates
  *    once on either, then the call fails as AuthError.
  *  - A refused password login is an AuthError naming the user, never the password.
- *  - Paging uses page indexes (`pageOffset` from 0) and stops on an empty page, or once
- *    `totalItemCount` items were seen; `nextPageOffset` is not trusted to be null at the end (the
- *    docs' example shows it set on the last page). Ids seen twice are dropped.
+ *  - Paging (common/paging.ts) uses page indexes (`pageOffset` from 0) and stops on an empty page,
+ *    `hasItems: false`, or once `totalItemCount` items were seen; `nextPageOffset` is not trusted to be
+ *    null at the end (the docs' example shows it set on the last page). A page shorter than asked is
+ *    not the end: the server capped `pageSize`, and since it may count `pageOffset` in pages of the size
+ *    asked (skipping what the cap cut off), later pages ask for the size it answered, at the page index
+ *    that starts at or before the next unseen item. Ids repeated by that overlap are dropped.
  */
 import { ApiClient, TokenSession } from '../common/api-client.js';
+import { pagedList, type ListingLimits } from '../common/paging.js';
 import { AuthError, FsError, TransientError } from '../../core/errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { NetBounds } from '../../transports/bounds.js';
@@ -184,25 +188,34 @@ export class NomadClient {
   }
 
   /** Every hit of `filters`, page by page (see the paging invariant above). */
-  async *searchAll(filters: SearchFilter[], pageSize: number, fields: string[] = LIST_FIELDS, signal?: AbortSignal): AsyncIterable<SearchItem> {
-    const seen = new Set<string>();
-    let count = 0;
-    for (let page = 0; ; page++) {
-      const res = await this.search(
-        { filters, pageOffset: page, pageSize, sortFields: [{ fieldName: 'title', sortType: 'Ascending' }], searchResultFields: fields.map((name) => ({ name })) },
-        signal,
-      );
-      const items = Array.isArray(res?.items) ? res.items : [];
-      for (const it of items) {
-        count++;
-        if (!it || typeof it.id !== 'string' || seen.has(it.id)) continue;
-        seen.add(it.id);
-        yield it;
-      }
-      const total = Number(res?.totalItemCount);
-      if (items.length === 0 || res?.hasItems === false || (Number.isFinite(total) && count >= total)) return;
-      if (page > 1_000_000) throw new FsError('EIO', `nomad ${this.cfg.name}: search did not end after a million pages`);
-    }
+  searchAll(
+    filters: SearchFilter[],
+    pageSize: number,
+    fields: string[] = LIST_FIELDS,
+    signal?: AbortSignal,
+    bounds?: { what: string; limits?: ListingLimits },
+  ): AsyncIterable<SearchItem> {
+    type At = { page: number; size: number; rows: number };
+    return pagedList<SearchItem, At>({
+      what: `nomad ${this.cfg.name}: ${bounds?.what ?? 'search'}`,
+      log: this.log,
+      limits: bounds?.limits,
+      first: { page: 0, size: Math.max(1, Math.floor(pageSize)), rows: 0 },
+      key: (it) => it.id,
+      fetch: async (at) => {
+        const res = await this.search(
+          { filters, pageOffset: at.page, pageSize: at.size, sortFields: [{ fieldName: 'title', sortType: 'Ascending' }], searchResultFields: fields.map((name) => ({ name })) },
+          signal,
+        );
+        const got = Array.isArray(res?.items) ? res.items : [];
+        const items = got.filter((it): it is SearchItem => typeof it?.id === 'string');
+        const total = Number(res?.totalItemCount);
+        if (got.length === 0 || res?.hasItems === false) return { items, total: Number.isFinite(total) ? total : undefined };
+        const size = Math.min(at.size, got.length);
+        const rows = at.page * at.size + got.length;
+        return { items, total: Number.isFinite(total) ? total : undefined, next: { page: Math.floor(rows / size), size, rows } };
+      },
+    });
   }
 
   getAsset(id: string, signal?: AbortSignal): Promise<NomadAsset> {

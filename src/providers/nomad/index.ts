@@ -19,6 +19,7 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import type { NetBounds } from '../../transports/bounds.js';
 import { NomadClient, type SearchFilter } from './client.js';
+import type { ListingLimits } from '../common/paging.js';
 import { factsOfAsset, factsOfItem, isDir, presignedExpiry, toEntry, unreadableFor } from './entries.js';
 import { NomadUploader } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
@@ -29,6 +30,8 @@ export interface NomadProviderDeps {
   net?: NetBounds;
   /** Items per search page. Default 100 (the documented example). */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`). */
+  listing?: ListingLimits;
 }
 
 export class NomadProvider implements Provider {
@@ -62,7 +65,8 @@ export class NomadProvider implements Provider {
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     const parent = dir || this.cfg.rootFolderId;
-    for await (const item of this.client.searchAll(this.filtersFor(dir), this.deps.listPageSize ?? 100, undefined, signal)) {
+    const bounds = { what: parent ? `folder ${parent}` : 'buckets', limits: this.deps.listing };
+    for await (const item of this.client.searchAll(this.filtersFor(dir), this.deps.listPageSize ?? 100, undefined, signal, bounds)) {
       if (item.id === parent) continue; // a folder is never its own child
       yield toEntry(factsOfItem(item), this.numbers);
     }
@@ -96,9 +100,9 @@ export class NomadProvider implements Provider {
       throw new UnavailableError('EAGAIN', reason);
     }
     // The lifetime is not documented: trust the presigned URL's own expiry, else our configured urlTtl.
-    // The fallback version (no eTag field) is a Nomad revision, not the S3 ETag: then ETags are not compared.
-    const fallback = obj.version.includes(':');
-    return { url: facts.fullUrl, expiresAt: presignedExpiry(facts.fullUrl) ?? Date.now() + this.cfg.urlTtl, ...(fallback ? { etagIsVersion: false } : {}) };
+    // The version comes from Nomad's own answers (an eTag field, or a revision), never from the S3 GET
+    // itself: downloads are compared only with each other (core/etag.ts).
+    return { url: facts.fullUrl, expiresAt: presignedExpiry(facts.fullUrl) ?? Date.now() + this.cfg.urlTtl };
   }
 
   /** A fresh uploader (its own folder-id cache) on this provider's session; `partSize` for tests. */

@@ -18,6 +18,7 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import type { NetBounds } from '../../transports/bounds.js';
 import { ApiClient, TokenSession } from '../common/api-client.js';
+import { capListing, pagedList, type ListingLimits } from '../common/paging.js';
 import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
 import { WordbeeUploader } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
@@ -28,6 +29,8 @@ export interface WordbeeProviderDeps {
   net?: NetBounds;
   /** Segments per search page. Default 500. */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`): the segment search of a scope is one listing. */
+  listing?: ListingLimits;
 }
 
 /** One asset row of `…/assets/{segmentid}/list` (standard and Flex field names). */
@@ -218,30 +221,42 @@ export class WordbeeProvider implements Provider {
     return rows.some((r) => (r.locale ?? '') === p.locale && startsWith(splitRelPath(r.relativePath), p.rel));
   }
 
-  /** Documents and their segments in a scope, from the paged segment search. */
+  /**
+   * Documents and their segments in a scope, from the paged segment search (`skip`/`take`, a GUESS).
+   * A page shorter than `take` is not the end (a server may cap `take`): only an empty page, or the
+   * stated `total` reached, is (common/paging.ts). The whole search is one listing for its bounds.
+   */
   private async scopeIndex(scope: string, signal?: AbortSignal): Promise<ScopeIndex> {
     const hit = this.scopes.get(scope);
     if (hit) return hit;
     const m = /^(pr|jbs|jbc)(\d+)$/.exec(scope)!;
     const scopeObj = m[1] === 'pr' ? { type: 'Project', projectid: Number(m[2]) } : { type: m[1] === 'jbs' ? 'Job' : 'Codyt', jobid: Number(m[2]) };
     const take = this.deps.listPageSize ?? 500;
-    const docs = new Map<number, number[]>();
-    for (let skip = 0; ; skip += take) {
-      const page = await this.api.json<{ result?: { rows?: { bsid?: number; did?: number | string }[]; total?: number } }>({
-        method: 'POST', path: 'resources/segments/search', json: { scope: scopeObj, query: {}, skip, take }, signal,
-      });
-      const rows = page?.result?.rows ?? [];
-      for (const r of rows) {
-        if (r.bsid === undefined || r.did === undefined) continue;
-        const did = Number(r.did);
-        const list = docs.get(did) ?? [];
-        if (!list.includes(r.bsid)) list.push(r.bsid);
-        docs.set(did, list);
-      }
-      const total = page?.result?.total;
-      if (rows.length < take || (total !== undefined && skip + rows.length >= total)) break;
+    type Row = { bsid: number; did: number | string };
+    const docs = new Map<number, Set<number>>();
+    const rows = pagedList<Row, number>({
+      what: `wordbee source "${this.name}": segments of ${scope}`,
+      log: this.deps.log,
+      limits: this.deps.listing,
+      first: 0,
+      key: (r) => String(r.bsid),
+      fetch: async (skip) => {
+        const page = await this.api.json<{ result?: { rows?: Partial<Row>[]; total?: number | string } }>({
+          method: 'POST', path: 'resources/segments/search', json: { scope: scopeObj, query: {}, skip, take }, signal,
+        });
+        const got = Array.isArray(page?.result?.rows) ? page.result.rows : [];
+        const items = got.filter((r): r is Row => typeof r?.bsid === 'number' && r.did !== undefined && r.did !== null);
+        const total = page?.result?.total === undefined ? undefined : Number(page.result.total);
+        return { items, next: got.length > 0 ? skip + got.length : undefined, total };
+      },
+    });
+    for await (const r of rows) {
+      const did = Number(r.did);
+      const set = docs.get(did) ?? new Set<number>();
+      set.add(r.bsid);
+      docs.set(did, set);
     }
-    const index = { docs };
+    const index = { docs: new Map([...docs].map(([d, s]) => [d, [...s]])) };
     this.scopes.set(scope, index);
     return index;
   }
@@ -249,7 +264,9 @@ export class WordbeeProvider implements Provider {
   private async rows(scope: string, seg: number, fresh: boolean, signal?: AbortSignal): Promise<AssetRow[]> {
     const hit = fresh ? undefined : this.segmentRows.get(seg);
     if (hit) return hit;
-    const rows = (await this.api.json<AssetRow[]>({ path: `resources/assets/${seg}/list`, query: { scope }, signal })) ?? [];
+    const answer = await this.api.json<AssetRow[]>({ path: `resources/assets/${seg}/list`, query: { scope }, signal });
+    // One answer, no paging (providers.md): the entry cap still bounds what is kept.
+    const rows = capListing(Array.isArray(answer) ? answer : [], { what: `wordbee source "${this.name}": assets of segment ${seg}`, limits: this.deps.listing, log: this.deps.log }) as AssetRow[];
     this.segmentRows.set(seg, rows);
     return rows;
   }
