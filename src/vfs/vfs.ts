@@ -6,8 +6,8 @@
  *
  * Invariants:
  *  - Every open handle of a remote file reads exactly one ObjectVersion (remote-file.ts).
- *  - Writes go to the staging area and the upload engine once enableWrites() was called (write-ops.ts);
- *    until then, and on sources that cannot take uploads, they fail with EROFS. A staged file shadows
+ *  - Writes go to the staging area and the upload engine when the options carry `writes` (write/);
+ *    without it, and on sources that cannot take uploads, they fail with EROFS. A staged file shadows
  *    the remote entry of the same path.
  */
 import type { Attr, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
@@ -17,7 +17,7 @@ import { DirCache } from './dir-cache.js';
 import { RemoteFile, type RemoteFileDeps } from './remote-file.js';
 import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
-import { isWriteOpen, type StagedHandle, type VfsAccess, type WriteOps } from './write-ops.js';
+import { isWriteOpen, WriteOps, type StagedHandle, type VfsAccess, type WriteOptions } from './write/write-ops.js';
 
 const DIR_MODE = 0o40755;
 const FILE_MODE = 0o100644;
@@ -33,6 +33,8 @@ export interface VfsOptions {
   /** Smallest readahead top-up: the GET part size. */
   readaheadStepBytes?: number;
   maxRetryTimeMs: number;
+  /** The write side (staging area, uploaders): absent for a read-only VFS. */
+  writes?: WriteOptions;
 }
 
 type Resolved =
@@ -47,7 +49,7 @@ export class AssetVfs implements Vfs {
   private readonly dirs: DirCache;
   private readonly handles = new Map<number, Handle>();
   private readonly pageCache = new PageCacheVersions();
-  private writes: WriteOps | undefined;
+  private readonly writes: WriteOps | undefined;
   private nextFh = 1;
   private readonly startedAt = Date.now();
 
@@ -63,15 +65,11 @@ export class AssetVfs implements Vfs {
       readaheadStepBytes: o.readaheadStepBytes,
       invalidateDir: (source, parentRef) => this.dirs.invalidate(source, parentRef),
     };
-  }
-
-  /** Turn on writes into the mount (the upload side builds `ops` with this VFS's access()). */
-  enableWrites(ops: WriteOps): void {
-    this.writes = ops;
+    this.writes = o.writes && new WriteOps(o.writes, this.access());
   }
 
   /** What the write side may use of this VFS. */
-  access(): VfsAccess {
+  private access(): VfsAccess {
     return {
       lookup: (path) => this.lookup(path),
       remoteNames: async (dirPath) => {

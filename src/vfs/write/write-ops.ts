@@ -1,17 +1,25 @@
 /**
- * Writes into the mount: create, write, truncate, fsync, unlink, mkdir, rmdir, rename — on top of the
- * staging area (staging.ts) and the upload engine. The VFS delegates here once writes are enabled.
+ * Writes into the mount: create, open for writing, write, truncate, close, fsync, unlink, mkdir, rmdir,
+ * rename — on top of the staging area (staging.ts), which reaches the upload engine through its one
+ * port (core/types.ts UploadPort). The VFS builds one WriteOps when the daemon gives it a staging area.
  *
- * Honest errnos: EROFS on sources that cannot take uploads (read-only, or platforms without an
- * uploader); EXDEV for renames the platform cannot do in place (remote files and folders, across
- * sources), so that `mv` falls back to copy + delete; ENOTEMPTY for non-empty folders.
+ * What close and fsync mean (docs/semantics.md, "Writes into the mount"):
+ *  - close(): every byte written is in the staged copy and on the local disk, and the file is journaled
+ *    complete; its error, if any, is the first failed write's (ENOSPC for a full disk or
+ *    uploads.stagingMax). The upload follows after uploads.writeBack and survives a crash.
+ *  - fsync(): the same, then waits for the upload (at most uploads.fsyncTimeout) and returns 0 once the
+ *    platform has it, EIO when the upload failed or is not done within the bound (it carries on).
+ *
+ * Honest errnos: EROFS on sources that cannot take uploads; EXDEV for renames the platform cannot do in
+ * place (so that `mv` copies and deletes); ENOTEMPTY for non-empty folders; ENOSPC, never EIO, when
+ * staging is full; EIO when a remote file could not be copied before a write into it.
  */
 import { constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import type { Attr, BlockSource, ObjectVersion, RemoteEntry } from '../core/types.js';
-import { FsError, NotFoundError } from '../core/errors.js';
-import type { Uploader } from '../upload/types.js';
-import { readInto } from '../read/object-reader.js';
+import type { Attr, BlockSource, ObjectVersion, RemoteEntry } from '../../core/types.js';
+import { FsError, NotFoundError } from '../../core/errors.js';
+import type { Uploader } from '../../upload/types.js';
+import { readInto } from '../../read/object-reader.js';
 import type { Staging, StagedFile } from './staging.js';
 import { WriteBehind } from './write-behind.js';
 
@@ -28,22 +36,6 @@ export interface StagedHandle {
   readonly wb?: WriteBehind;
 }
 
-/** Buffered writes of every open handle of a staged file, per file: reads and stats must see them. */
-const buffered = new WeakMap<StagedFile, Set<WriteBehind>>();
-
-/** Every handle's buffered writes of `f` are in its staged file (or the first write error is thrown). */
-async function flushAll(f: StagedFile): Promise<void> {
-  await Promise.all([...(buffered.get(f) ?? [])].map((wb) => wb.flush()));
-}
-
-function writableHandle(f: StagedFile, fh: FileHandle): StagedHandle {
-  const wb = new WriteBehind(fh);
-  let set = buffered.get(f);
-  if (!set) buffered.set(f, (set = new Set()));
-  set.add(wb);
-  return { kind: 'staged', f, fh, write: true, wb };
-}
-
 /** What the write side needs from the VFS. */
 export interface VfsAccess {
   /** The remote entry at a mount path (undefined when absent); throws for broken paths. */
@@ -55,18 +47,38 @@ export interface VfsAccess {
   blocks: BlockSource;
 }
 
+export interface WriteOptions {
+  staging: Staging;
+  /** The uploader of a source; undefined when it cannot take uploads (writes there are EROFS). */
+  uploaderFor(source: string): Uploader | undefined;
+  /** fsync's bound on waiting for the upload (uploads.fsyncTimeout). */
+  fsyncTimeoutMs: number;
+}
+
 export const isWriteOpen = (flags: number) => (flags & O_ACCMODE) !== constants.O_RDONLY || (flags & constants.O_TRUNC) !== 0;
 
 const split = (path: string) => path.split('/').filter(Boolean);
 const parentOf = (path: string) => `/${split(path).slice(0, -1).join('/')}`;
 const baseOf = (path: string) => split(path).at(-1) ?? '';
 
+/** Any error of the write path as an FsError: a full disk (or journal) is ENOSPC, the rest EIO. */
+export function writeError(e: unknown, what: string): FsError {
+  if (e instanceof FsError) return e;
+  const code = String((e as { code?: unknown })?.code ?? '');
+  const msg = e instanceof Error ? e.message : String(e);
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return new FsError('ENOSPC', `${what}: no space left for staging: ${msg}`, { cause: e });
+  return new FsError('EIO', `${what}: ${msg}`, { cause: e });
+}
+
 export class WriteOps {
+  private readonly staging: Staging;
+
   constructor(
-    private readonly staging: Staging,
+    private readonly o: WriteOptions,
     private readonly vfs: VfsAccess,
-    private readonly uploaderFor: (source: string) => Uploader | undefined,
-  ) {}
+  ) {
+    this.staging = o.staging;
+  }
 
   stagedAttr(path: string): Attr | undefined {
     const f = this.staging.get(path);
@@ -87,7 +99,7 @@ export class WriteOps {
   private writableSource(path: string): { source: string; uploader: Uploader } {
     const source = split(path)[0];
     if (!source || split(path).length < 2) throw new FsError('EROFS', `${path}: the mount root and source folders cannot be changed`);
-    const uploader = this.uploaderFor(source);
+    const uploader = this.o.uploaderFor(source);
     if (!uploader) throw new FsError('EROFS', `${path}: source "${source}" is read-only (or its platform takes no uploads yet)`);
     return { source, uploader };
   }
@@ -106,109 +118,177 @@ export class WriteOps {
     return [...names, baseOf(path)];
   }
 
+  private writable(f: StagedFile, fh: FileHandle): StagedHandle {
+    const wb = new WriteBehind(fh);
+    f.buffers.add(wb);
+    return { kind: 'staged', f, fh, write: true, wb };
+  }
+
+  /** A new file: it had no remote version, so a remote file that appears meanwhile is a conflict. */
   async create(path: string): Promise<StagedHandle> {
     const { source } = this.writableSource(path);
     await this.parentIsDir(path);
-    const f = await this.staging.create(path, source, await this.remoteOf(path));
-    return writableHandle(f, await this.staging.openFile(f, true));
+    try {
+      const f = await this.staging.create(path, source, await this.remoteOf(path), null);
+      return this.writable(f, await this.staging.openFile(f, true));
+    } catch (e) {
+      throw writeError(e, `create ${path}`);
+    }
   }
 
   /** open() of a staged file, or of a remote file for writing (copied into staging unless O_TRUNC). */
   async open(path: string, flags: number, remote: RemoteEntry | undefined): Promise<StagedHandle | undefined> {
     const write = isWriteOpen(flags);
+    const trunc = (flags & constants.O_TRUNC) !== 0;
     let f = this.staging.get(path);
     if (!f && !write) return undefined;
+    let fresh = false;
     if (!f) {
       const { source } = this.writableSource(path);
       if (!remote) throw new NotFoundError(`${path} not found`);
       if (remote.kind === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
-      f = await this.staging.create(path, source, await this.remoteOf(path));
-      if (!(flags & constants.O_TRUNC)) await this.copyRemote(f, { source, ref: remote.ref, version: remote.version, size: remote.size });
+      const obj: ObjectVersion = { source, ref: remote.ref, version: remote.version, size: remote.size };
+      const names = await this.remoteOf(path);
+      try {
+        f = trunc
+          ? await this.staging.create(path, source, names, remote.version)
+          : await this.staging.copy(path, source, names, remote.version, remote.size, (fh) => this.copyRemote(path, fh, obj));
+      } catch (e) {
+        throw writeError(e, `${path}: could not copy the remote file before writing into it`);
+      }
+      fresh = true;
     } else if (write) {
       this.writableSource(path);
     }
-    const fh = await this.staging.openFile(f, write);
-    if (write && flags & constants.O_TRUNC) {
-      await flushAll(f);
-      await fh.truncate(0);
-      await this.staging.wrote(f, fh);
+    try {
+      const fh = await this.staging.openFile(f, write);
+      if (!write) return { kind: 'staged', f, fh, write };
+      const h = this.writable(f, fh);
+      if (trunc && !fresh) await this.resize(h, 0);
+      return h;
+    } catch (e) {
+      throw writeError(e, `open ${path}`);
     }
-    return write ? writableHandle(f, fh) : { kind: 'staged', f, fh, write };
   }
 
-  private async copyRemote(f: StagedFile, obj: ObjectVersion): Promise<void> {
-    const fh = await this.staging.openFile(f, true);
-    try {
-      const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(1, obj.size)));
-      for (let at = 0; at < obj.size; ) {
-        const n = await readInto(this.vfs.blocks, obj, buf, Math.min(buf.length, obj.size - at), at);
-        if (n <= 0) throw new FsError('EIO', `${f.path}: short read while copying the remote file`);
-        await fh.write(buf, 0, n, at);
-        at += n;
-      }
-      await this.staging.wrote(f, fh);
-    } finally {
-      await fh.close();
-      f.writers = Math.max(0, f.writers - 1);
+  private async copyRemote(path: string, fh: FileHandle, obj: ObjectVersion): Promise<void> {
+    const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(1, obj.size)));
+    for (let at = 0; at < obj.size; ) {
+      const n = await readInto(this.vfs.blocks, obj, buf, Math.min(buf.length, obj.size - at), at);
+      if (n <= 0) throw new FsError('EIO', `${path}: short read while copying the remote file`);
+      await fh.write(buf, 0, n, at);
+      at += n;
     }
   }
 
   async write(h: StagedHandle, buf: Buffer, length: number, position: number): Promise<number> {
     if (!h.write) throw new FsError('EBADF', `${h.f.path} is open read-only`);
-    const bytesWritten = await h.wb!.write(buf, length, position);
-    h.f.dirty = true;
-    if (position + bytesWritten > h.f.size) h.f.size = position + bytesWritten;
-    h.f.mtimeMs = Date.now();
-    return bytesWritten;
+    const f = h.f;
+    let n: number;
+    try {
+      if (position + length > f.size) this.staging.reserve(position + length - f.size);
+      await this.staging.modifying(f);
+      n = await h.wb!.write(buf, length, position);
+    } catch (e) {
+      throw this.failed(f, e, 'write');
+    }
+    if (position + n > f.size) this.staging.resized(f, position + n);
+    else f.mtimeMs = Date.now();
+    return n;
+  }
+
+  /** A failed write or flush: the file leaves the mount (never a partial file looking complete). */
+  private failed(f: StagedFile, e: unknown, op: string): FsError {
+    const err = writeError(e, `${op} ${f.path}`);
+    this.staging.failed(f, err);
+    return err;
   }
 
   async read(h: StagedHandle, into: Buffer, length: number, position: number): Promise<number> {
-    await flushAll(h.f);
+    await this.flushAll(h.f);
     return (await h.fh.read(into, 0, length, position)).bytesRead;
   }
 
-  /** close() of a descriptor (FUSE flush): buffered writes reach the staged file; their error is close()'s. */
+  /** Every handle's buffered writes of `f` are in its staged copy (or the first write error is thrown). */
+  private async flushAll(f: StagedFile): Promise<void> {
+    await Promise.all([...f.buffers].map((wb) => wb.flush()));
+  }
+
+  /** Buffered writes reach the staged copy and the disk; the file is journaled complete. */
+  private async seal(h: StagedHandle): Promise<void> {
+    await this.flushAll(h.f);
+    if (h.f.state !== 'open') return;
+    await h.fh.datasync();
+    await this.staging.sealed(h.f);
+  }
+
+  /**
+   * close() of a descriptor (FUSE flush): the file is complete on disk when it returns, and close()
+   * reports the first failed write. With other writable handles still open it is sealed at their close.
+   */
   async flush(h: StagedHandle): Promise<void> {
-    await h.wb?.flush();
+    if (!h.write) return;
+    try {
+      if (h.f.writers <= 1) await this.seal(h);
+      else await this.flushAll(h.f);
+    } catch (e) {
+      throw this.failed(h.f, e, 'close');
+    }
   }
 
   async release(h: StagedHandle): Promise<void> {
     try {
       if (h.wb) {
-        buffered.get(h.f)?.delete(h.wb);
-        // A staged copy that missed some writes must not be uploaded (close() already reported why).
-        await h.wb.flush().catch(() => (h.f.dirty = false));
+        await h.wb.flush().catch((e: unknown) => this.failed(h.f, e, 'close'));
+        h.f.buffers.delete(h.wb);
+        if (h.f.writers <= 1 && !h.f.failed) await this.seal(h).catch((e: unknown) => this.failed(h.f, e, 'close'));
       }
-      if (h.write && h.f.dirty) await this.staging.wrote(h.f, h.fh);
     } finally {
       await h.fh.close();
-      if (h.write) this.staging.closedWriter(h.f);
+      if (h.write) this.staging.released(h.f);
     }
   }
 
+  /** fsync: sealed like close, then the upload is waited for (bounded by uploads.fsyncTimeout). */
   async fsync(h: StagedHandle): Promise<void> {
-    if (!h.write) return;
-    await h.wb?.flush();
-    await h.fh.sync();
-    await this.staging.wrote(h.f, h.fh);
+    const deadline = Date.now() + this.o.fsyncTimeoutMs;
     try {
-      await this.staging.flush(h.f);
+      await this.flushAll(h.f);
+      await h.fh.sync();
+      if (h.f.state === 'open') await this.staging.sealed(h.f);
     } catch (e) {
-      throw new FsError('EIO', `${h.f.path}: upload failed: ${(e as Error).message}`, { cause: e });
+      throw this.failed(h.f, e, 'fsync');
     }
+    try {
+      await this.staging.flushUpload(h.f, Math.max(0, deadline - Date.now()));
+    } catch (e) {
+      throw new FsError('EIO', `${h.f.path}: upload not confirmed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  private async resize(h: StagedHandle, size: number): Promise<void> {
+    const f = h.f;
+    try {
+      if (size > f.size) this.staging.reserve(size - f.size);
+      await this.staging.modifying(f);
+      await this.flushAll(f);
+      await h.fh.truncate(size);
+    } catch (e) {
+      throw this.failed(f, e, 'truncate');
+    }
+    this.staging.resized(f, size);
   }
 
   async ftruncate(h: StagedHandle, size: number): Promise<void> {
     if (!h.write) throw new FsError('EBADF', `${h.f.path} is open read-only`);
-    await flushAll(h.f);
-    await h.fh.truncate(size);
-    await this.staging.wrote(h.f, h.fh);
+    await this.resize(h, size);
   }
 
   async truncate(path: string, size: number, remote: RemoteEntry | undefined): Promise<void> {
     const h = (await this.open(path, constants.O_WRONLY | (size === 0 ? constants.O_TRUNC : 0), remote))!;
     try {
-      await this.ftruncate(h, size);
+      await this.resize(h, size);
+      await this.flush(h);
     } finally {
       await this.release(h);
     }
@@ -257,7 +337,14 @@ export class WriteOps {
     const { source, uploader } = this.writableSource(to);
     await this.parentIsDir(to);
     if (f) {
-      this.staging.rename(f, to, await this.remoteOf(to));
+      // Replacing a remote file by rename is deliberate: the new base is the version it replaces.
+      const target = await this.vfs.lookup(to);
+      const base = target && 'ref' in target && target.kind === 'file' ? target.version : null;
+      try {
+        await this.staging.rename(f, to, await this.remoteOf(to), base);
+      } catch (e) {
+        throw writeError(e, `rename ${from}`);
+      }
       return;
     }
     // Remote entries move only where the platform can do it in place; otherwise mv copies and deletes.
