@@ -169,14 +169,31 @@ export function buildProgram(): Command {
 
   program
     .command('retry')
-    .description('retry failed uploads now instead of waiting for their next attempt')
+    .description('retry failed uploads now; with a path, upload a file kept for attention as it is')
+    .argument('[path]', 'a file listed by `assetfs status` as needing attention (you vouch that it is complete)')
     .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
     .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
-    .action((o: { config: string; socket?: string }) =>
+    .action((path: string | undefined, o: { config: string; socket?: string }) =>
       withCleanExit(async () => {
         const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
-        const r = (await callControl(socket, 'POST', '/retry')) as { retried: number };
-        process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry\n`);
+        const r = (await callControl(socket, 'POST', '/retry', path ? { path: resolve(path) } : undefined)) as { retried: number; attention?: number };
+        if (path) process.stdout.write(r.retried ? `${path}: queued for upload as it is\n` : `${path} is not kept for attention (see assetfs status)\n`);
+        else process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry\n`);
+        if (!path && r.attention) process.stdout.write(`${r.attention} written file${r.attention === 1 ? '' : 's'} need${r.attention === 1 ? 's' : ''} attention (assetfs status): \`assetfs retry <path>\` uploads one as it is, \`assetfs discard <path>\` deletes it\n`);
+      }),
+    );
+
+  program
+    .command('discard')
+    .description('delete a written file kept for attention (listed by assetfs status); the remote is left as it is')
+    .argument('<path>', 'the file, as listed by assetfs status')
+    .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
+    .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
+    .action((path: string, o: { config: string; socket?: string }) =>
+      withCleanExit(async () => {
+        const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
+        const r = (await callControl(socket, 'POST', '/discard', { path: resolve(path) })) as { discarded: boolean };
+        process.stdout.write(r.discarded ? `${path}: kept copy deleted\n` : `${path} is not kept for attention (see assetfs status)\n`);
       }),
     );
 

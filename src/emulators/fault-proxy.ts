@@ -3,7 +3,9 @@
  *  - enforces presigned-URL expiry (X-Amz-Date + X-Amz-Expires), which s3rver never checks;
  *  - injects faults on command (5xx/429, 403 "expired", connection resets, short bodies, delays), in-process
  *    or from another process through POST /__faults {kind, n, status?, retryAfterSec?};
- *  - records every request (method, path, range, status) so tests can count what reached storage.
+ *  - records every request (method, path, range, status) so tests can count what reached storage;
+ *  - holds a chosen request (hold()) until the test releases it, or drops it unanswered when its
+ *    client goes away first: a daemon SIGKILLed while its request is held never had it served.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
@@ -20,6 +22,15 @@ export interface ProxiedRequest {
   readonly status: number;
 }
 
+/** A request held by hold(): `reached` resolves once one matching request is being held. */
+export interface Hold {
+  readonly reached: Promise<void>;
+  /** Forward it (if its client is still there). */
+  release(): void;
+}
+
+export type RequestMatch = (r: { readonly method: string; readonly path: string; readonly query: string }) => boolean;
+
 export interface FaultProxy {
   readonly url: string;
   failNext(n: number, status?: number, opts?: { retryAfterSec?: number }): void;
@@ -28,6 +39,8 @@ export interface FaultProxy {
   shortBodyNext(n: number): void;
   /** Hold the next n requests (matching `method`, when given) back `delayMs` before forwarding them. */
   slowNext(n: number, delayMs: number, method?: string): void;
+  /** Hold the next request that `match` accepts (see Hold). */
+  hold(match: RequestMatch): Hold;
   requests(): readonly ProxiedRequest[];
   clearLog(): void;
   close(): Promise<void>;
@@ -59,6 +72,7 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   const agent = new Agent({ connections: 64, keepAliveTimeout: 10_000 });
   const queue: Pending[] = [];
   const log: ProxiedRequest[] = [];
+  const holds: { match: RequestMatch; arrived(): void; released: Promise<void>; release(): void }[] = [];
   const add = (kind: FaultKind, n: number, status = 500, retryAfterSec?: number) => {
     for (let i = 0; i < n; i++) queue.push({ kind, status, retryAfterSec });
   };
@@ -82,6 +96,16 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
     const url = new URL(req.url ?? '/', 'http://proxy');
     if (url.pathname.startsWith('/__faults')) return control(req, res);
     const path = url.pathname;
+    const held = holds.findIndex((h) => h.match({ method: req.method ?? 'GET', path, query: url.search }));
+    if (held >= 0) {
+      const [h] = holds.splice(held, 1);
+      h!.arrived();
+      const gone = new Promise<'gone'>((r) => req.socket.once('close', () => r('gone')));
+      if ((await Promise.race([h!.released, gone])) === 'gone' || req.socket.destroyed) {
+        record(req, path, 0);
+        return;
+      }
+    }
     const at = queue.findIndex((f) => !f.method || f.method === req.method);
     const fault = at < 0 ? undefined : queue.splice(at, 1)[0];
     if (fault?.kind === 'slow') await new Promise((r) => setTimeout(r, fault.delayMs ?? 1000));
@@ -149,6 +173,14 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
     shortBodyNext: (n) => add('short', n),
     slowNext: (n, delayMs, method) => {
       for (let i = 0; i < n; i++) queue.push({ kind: 'slow', status: 200, delayMs, method });
+    },
+    hold: (match) => {
+      let arrived!: () => void;
+      let release!: () => void;
+      const reached = new Promise<void>((r) => (arrived = r));
+      const released = new Promise<void>((r) => (release = r));
+      holds.push({ match, arrived, released, release });
+      return { reached, release };
     },
     requests: () => [...log],
     clearLog: () => void log.splice(0),

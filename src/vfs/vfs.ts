@@ -163,8 +163,12 @@ export class AssetVfs implements Vfs {
 
   async readdir(path: string): Promise<DirEntry[]> {
     const overlay = this.writes?.overlay(path.replace(/\/+$/, '') || '/') ?? [];
-    if (this.writes?.stagedAttr(path)?.kind === 'dir') return overlay;
-    const remote = await this.remoteListing(path);
+    // A folder made in the mount (or holding staged files only) may not exist remotely yet.
+    const stagedDir = this.writes?.stagedAttr(path)?.kind === 'dir';
+    const remote = await this.remoteListing(path).catch((e: unknown) => {
+      if (stagedDir && e instanceof NotFoundError) return [];
+      throw e;
+    });
     const shadowed = new Set(overlay.map((o) => o.name));
     return [...remote.filter((d) => !shadowed.has(d.name)), ...overlay];
   }

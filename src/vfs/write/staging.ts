@@ -127,6 +127,9 @@ export class Staging {
       }
       const f = this.entry(r.id, r.path, r.source, r.remotePath.split('/'), r.baseVersion, size);
       this.files.set(f.path, f);
+      // Its folders may exist only in the mount until it is uploaded (object stores have no empty folders).
+      const segs = f.path.split('/').filter(Boolean);
+      for (let i = 2; i < segs.length; i++) this.dirs.add(`/${segs.slice(0, i).join('/')}`);
       if (r.state === 'queued' && r.jobId !== null) {
         f.state = 'queued';
         f.jobId = r.jobId;
