@@ -33,7 +33,10 @@ export type RequestMatch = (r: { readonly method: string; readonly path: string;
 
 export interface FaultProxy {
   readonly url: string;
-  failNext(n: number, status?: number, opts?: { retryAfterSec?: number }): void;
+  /** Fail the next n requests (matching `opts.method`, when given) with `status`. */
+  failNext(n: number, status?: number, opts?: { retryAfterSec?: number; method?: string }): void;
+  /** Forget every fault not yet applied. */
+  clearFaults(): void;
   expireNext(n: number): void;
   resetNext(n: number): void;
   shortBodyNext(n: number): void;
@@ -73,8 +76,8 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   const queue: Pending[] = [];
   const log: ProxiedRequest[] = [];
   const holds: { match: RequestMatch; arrived(): void; released: Promise<void>; release(): void }[] = [];
-  const add = (kind: FaultKind, n: number, status = 500, retryAfterSec?: number) => {
-    for (let i = 0; i < n; i++) queue.push({ kind, status, retryAfterSec });
+  const add = (kind: FaultKind, n: number, status = 500, retryAfterSec?: number, method?: string) => {
+    for (let i = 0; i < n; i++) queue.push({ kind, status, retryAfterSec, method });
   };
 
   const record = (req: IncomingMessage, path: string, status: number) =>
@@ -167,7 +170,8 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   return {
     url: `http://127.0.0.1:${port}`,
-    failNext: (n, status = 500, o) => add('fail', n, status, o?.retryAfterSec),
+    failNext: (n, status = 500, o) => add('fail', n, status, o?.retryAfterSec, o?.method),
+    clearFaults: () => void queue.splice(0),
     expireNext: (n) => add('expire', n, 403),
     resetNext: (n) => add('reset', n),
     shortBodyNext: (n) => add('short', n),
