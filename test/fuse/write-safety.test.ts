@@ -112,11 +112,22 @@ describe('writes into the mount never lose or hide what is there', () => {
   it('a write past uploads.stagingMax fails with ENOSPC, and the failed file does not stay in the mount', async () => {
     const m = `${d.mountpoint}/s3/cap`;
     await sh(`mkdir -p ${m}`);
-    const r = await shResult(`head -c ${5 * MiB} /dev/zero > ${m}/big.bin`);
-    expect(r.code).not.toBe(0);
+    // The writer writes 1 MiB at a time until a write fails, says how, and keeps its descriptor open.
+    const js = `const fs = require('fs'); const fd = fs.openSync(process.argv[1], 'w'); const b = Buffer.alloc(1 << 20);
+      try { for (let i = 0; i < 5; i++) fs.writeSync(fd, b); console.log('wrote all'); } catch (e) { console.log(e.code); } setTimeout(() => {}, 600000);`;
+    const w = spawn(process.execPath, ['-e', js, `${m}/big.bin`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const said = await new Promise<string>((r) => w.stdout!.once('data', (b: Buffer) => r(b.toString().trim())));
+      expect(said).toBe('ENOSPC');
+      // Still open, and already out of the mount: nothing partial looks like a file.
+      expect((await shResult(`stat ${m}/big.bin`)).code).not.toBe(0);
+      expect(await sh(`ls -A ${m}`)).toBe('');
+    } finally {
+      w.kill('SIGKILL');
+    }
+    const r = await shResult(`head -c ${5 * MiB} /dev/zero > ${m}/big2.bin`);
     expect(r.stderr).toMatch(/No space left on device/);
-    expect((await shResult(`stat ${m}/big.bin`)).code).not.toBe(0);
-    await until(async () => (await staged()).length === 0, 'the failed file deleted');
+    await until(async () => (await staged()).length === 0, 'the failed files deleted');
     expect((await status()).writes.bytes).toBe(0);
     // What fits still goes.
     await sh(`head -c ${1 * MiB} /dev/zero > ${m}/small.bin`);
