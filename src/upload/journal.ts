@@ -155,7 +155,7 @@ export class Journal {
       const message = e instanceof Error ? e.message : String(e);
       this.health.errors++;
       this.health.lastError = { at: new Date().toISOString(), op, code, message };
-      this.log?.error({ op, code, err: message }, `upload journal error (${code}): ${message}`);
+      this.log?.error({ op, code, cause: message }, `upload journal error (${code}): ${message}`);
       throw e;
     }
   }

@@ -84,6 +84,11 @@ export class Staging {
   private readonly kept = new Map<string, AttentionEntry & { id: string; baseVersion: string | null }>();
   /** Folders made with mkdir that have no remote existence yet (object stores have no empty folders). */
   private readonly dirs = new Set<string>();
+  /**
+   * Paths whose file left the mount because a write failed. The kernel still holds their entry (it
+   * sends the next `> path` as an open, not a create): an open for writing there starts a new file.
+   */
+  private readonly failedPaths = new Set<string>();
   private bytes = 0;
 
   constructor(private readonly o: StagingOptions) {}
@@ -180,6 +185,7 @@ export class Staging {
   /** A new empty file at `path`, journaled `open` (it replaces whatever was staged or kept there). */
   async create(path: string, source: string, remote: string[], base: string | null): Promise<StagedFile> {
     await this.supersede(path);
+    this.failedPaths.delete(path);
     const f = this.entry(newId(), path, source, remote, base, 0);
     await this.record(f, 'open');
     const fh = await open(join(this.o.dir, f.id), 'w', 0o600);
@@ -345,7 +351,14 @@ export class Staging {
   /** A write or flush failed: the file leaves the mount now and is deleted at its last close. */
   failed(f: StagedFile, e: FsError): void {
     f.failed ??= e;
-    if (this.holds(f)) this.drop(f, `a write failed (${e.code})`);
+    if (!this.holds(f)) return;
+    this.failedPaths.add(f.path);
+    this.drop(f, `a write failed (${e.code})`);
+  }
+
+  /** Whether the file at `path` left the mount after a failed write (and nothing was written there since). */
+  failedAt(path: string): boolean {
+    return this.failedPaths.has(path);
   }
 
   /** Files kept for the operator. */
@@ -422,10 +435,11 @@ export class Staging {
     if (f.gone) return;
     f.gone = true;
     this.bytes -= f.size;
-    // A failure leaves the row; the next start's recover() settles it.
+    // The copy goes even when its record cannot (a full journal): the next start's recover() drops a
+    // record whose copy is gone.
     void this.o.records
       .removeRecord(f.id)
-      .then(() => rm(join(this.o.dir, f.id), { force: true }))
-      .catch((e: unknown) => this.o.log.error({ err: e, path: f.path }, 'could not delete a staged file'));
+      .catch((e: unknown) => this.o.log.error({ err: e, path: f.path }, 'could not clear the record of a staged file'))
+      .finally(() => rm(join(this.o.dir, f.id), { force: true }));
   }
 }

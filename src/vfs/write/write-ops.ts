@@ -143,6 +143,7 @@ export class WriteOps {
     let f = this.staging.get(path);
     if (!f && !write) return undefined;
     let fresh = false;
+    if (!f && !remote && write && this.staging.failedAt(path)) return this.create(path); // see Staging.failedPaths
     if (!f) {
       const { source } = this.writableSource(path);
       if (!remote) throw new NotFoundError(`${path} not found`);
