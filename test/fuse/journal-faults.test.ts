@@ -22,7 +22,11 @@ interface Status {
   uploads: { journal: { setAside?: string; setAsideCause?: string; lastError?: { code: string; op: string; message: string } } };
   writes: { files: number; attention: unknown[] };
 }
-const status = async (cacheDir: string) => JSON.parse(await sh(`node ${BIN} status --json --socket ${join(cacheDir, 'control.sock')}`)) as Status;
+async function status(cacheDir: string): Promise<Status> {
+  const r = await shResult(`node ${BIN} status --json --socket ${join(cacheDir, 'control.sock')}`);
+  if (r.code !== 0) throw new Error(`assetfs status failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as Status;
+}
 const fsyncNow = (path: string) => shResult(`dd if=/dev/null of=${path} conv=notrunc,fsync status=none`);
 
 beforeAll(async () => {
