@@ -26,7 +26,8 @@ import { AzureBacking, S3Backing } from '../../src/emulators/common/backing.js';
 import { startAmsEmulator, type AmsEmulator } from '../../src/emulators/ams/index.js';
 import { DEFAULT_NOMAD_USER, startNomadEmulator, type NomadEmulator } from '../../src/emulators/nomad/index.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
-import { BIN, mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
+import { mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
+import { daemonStatus } from '../helpers/status.js';
 
 const MiB = 1024 * 1024;
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -44,7 +45,7 @@ interface Status {
   uploads: { active: unknown[]; queued: unknown[]; failed: { remote: string; lastError: string }[]; recent: { remote: string; conflictOf?: string }[]; journal: { lastError?: unknown } };
   writes: { files: number; attention: { path: string; staged: string; reason: string }[] };
 }
-const status = async (d: MountedDaemon, cacheDir: string) => JSON.parse(await sh(`node ${BIN} status --json --socket ${join(cacheDir, 'control.sock')}`)) as Status;
+const status = (_d: MountedDaemon, cacheDir: string) => daemonStatus<Status>(cacheDir);
 
 /** Where each platform's matrix writes, and how its commit and its second part are held. */
 interface Platform {

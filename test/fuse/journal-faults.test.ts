@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
-import { BIN, mountDaemon, sh, shResult, until, type MountedDaemon } from '../helpers/mount.js';
+import { mountDaemon, sh, shResult, until, type MountedDaemon } from '../helpers/mount.js';
+import { daemonStatus } from '../helpers/status.js';
 
 const MiB = 1024 * 1024;
 let storage: ProxiedBucket;
@@ -22,11 +23,7 @@ interface Status {
   uploads: { journal: { setAside?: string; setAsideCause?: string; lastError?: { code: string; op: string; message: string } } };
   writes: { files: number; attention: unknown[] };
 }
-async function status(cacheDir: string): Promise<Status> {
-  const r = await shResult(`node ${BIN} status --json --socket ${join(cacheDir, 'control.sock')}`);
-  if (r.code !== 0) throw new Error(`assetfs status failed (${r.code}): ${r.stderr}`);
-  return JSON.parse(r.stdout) as Status;
-}
+const status = (cacheDir: string) => daemonStatus<Status>(cacheDir);
 const fsyncNow = (path: string) => shResult(`dd if=/dev/null of=${path} conv=notrunc,fsync status=none`);
 
 beforeAll(async () => {

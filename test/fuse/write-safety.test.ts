@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { BIN, mountDaemon, sh, shResult, until, type MountedDaemon } from '../helpers/mount.js';
+import { daemonStatus } from '../helpers/status.js';
 
 const MiB = 1024 * 1024;
 let storage: ProxiedBucket;
@@ -27,7 +28,7 @@ interface Status {
   uploads: { active: unknown[]; queued: { remote: string }[]; failed: unknown[]; recent: { remote: string; state: string; conflictOf?: string }[] };
   writes: { files: number; bytes: number; attention: { path: string; staged: string; reason: string }[] };
 }
-const status = async () => JSON.parse(await sh(`node ${BIN} status --json --socket ${join(cacheDir, 'control.sock')}`)) as Status;
+const status = () => daemonStatus<Status>(cacheDir);
 const cli = (args: string) => shResult(`node ${BIN} ${args} --socket ${join(cacheDir, 'control.sock')}`);
 /** Files under <cacheDir>/staging (staged copies and their sidecars). */
 const staged = () => readdir(join(cacheDir, 'staging'));
