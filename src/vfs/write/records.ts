@@ -73,14 +73,14 @@ export class StagedRecords {
     return this.journal.guard('staged all', () => (this.journal.stmt('SELECT * FROM staged ORDER BY updated_at').all() as Row[]).map(toRecord));
   }
 
-  /** Writes `r` (row, then sidecar). */
-  async put(r: Omit<StagedRecord, 'updatedAt'>): Promise<void> {
+  /** Writes `r` (row, then sidecar); `durable`: the row survives a power cut once this returns (close, fsync, rename). */
+  async put(r: Omit<StagedRecord, 'updatedAt'>, durable = false): Promise<void> {
     const now = Date.now();
-    this.journal.guard('staged put', () =>
+    const write = () =>
       this.journal
         .stmt('INSERT OR REPLACE INTO staged (id, path, source, remote_path, base_version, state, job_id, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(r.id, r.path, r.source, r.remotePath, r.baseVersion, r.state, r.jobId, r.reason, now),
-    );
+        .run(r.id, r.path, r.source, r.remotePath, r.baseVersion, r.state, r.jobId, r.reason, now);
+    this.journal.guard('staged put', () => (durable ? this.journal.durable(write) : write()));
     await writeFile(sidecarOf(this.dir, r.id), JSON.stringify({ ...r, updatedAt: now }), { mode: 0o600 });
   }
 

@@ -53,6 +53,8 @@ export interface StagedFile {
   timer: NodeJS.Timeout | undefined;
   /** Out of the staging area: its bytes no longer count, its files are deleted. */
   gone: boolean;
+  /** Its name in the staging folder is on disk (the folder was fsynced since it was created). */
+  named: boolean;
 }
 
 export interface AttentionEntry {
@@ -148,7 +150,7 @@ export class Staging {
 
   private entry(id: string, path: string, source: string, remote: string[], base: string | null, size: number): StagedFile {
     this.bytes += size;
-    return { id, path, source, remote, base, size, mtimeMs: Date.now(), state: 'clean', jobId: undefined, writers: 0, buffers: new Set(), failed: undefined, timer: undefined, gone: false };
+    return { id, path, source, remote, base, size, mtimeMs: Date.now(), state: 'clean', jobId: undefined, writers: 0, buffers: new Set(), failed: undefined, timer: undefined, gone: false, named: false };
   }
 
   private keep(r: StagedRecord, reason: string, size: number): void {
@@ -259,7 +261,13 @@ export class Staging {
   async sealed(f: StagedFile): Promise<void> {
     if (f.state !== 'open' || f.failed || !this.holds(f)) return;
     f.state = 'sealed';
-    await this.record(f, 'sealed');
+    if (!f.named) {
+      // The copy's data is on disk (the caller synced it); its name in the folder too, once.
+      const dh = await open(this.o.dir, 'r');
+      await dh.sync().finally(() => dh.close());
+      f.named = true;
+    }
+    await this.record(f, 'sealed', true);
   }
 
   /** A writable handle closed: once none is left, a complete file is queued after the write-back delay. */
@@ -339,7 +347,7 @@ export class Staging {
     f.remote = remote;
     f.base = base;
     this.files.set(to, f);
-    await this.record(f, f.state === 'open' ? 'open' : 'sealed');
+    await this.record(f, f.state === 'open' ? 'open' : 'sealed', true);
     if (f.writers === 0 && f.state === 'sealed') this.schedule(f);
   }
 
@@ -411,8 +419,8 @@ export class Staging {
     await rm(k.staged, { force: true });
   }
 
-  private async record(f: StagedFile, state: RecordState): Promise<void> {
-    await this.o.records.put({ id: f.id, path: f.path, source: f.source, remotePath: f.remote.join('/'), baseVersion: f.base, state, jobId: f.jobId ?? null, reason: null });
+  private async record(f: StagedFile, state: RecordState, durable = false): Promise<void> {
+    await this.o.records.put({ id: f.id, path: f.path, source: f.source, remotePath: f.remote.join('/'), baseVersion: f.base, state, jobId: f.jobId ?? null, reason: null }, durable);
   }
 
   /** Whether `f` is still in the staging area (not removed, replaced, or failed while a writer had it open). */
