@@ -18,13 +18,13 @@
  */
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { StagedUpload, UploadOutcome, UploadPort } from '../core/types.js';
 import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import type { Journal, NewJob } from './journal.js';
 import { SessionLostError } from './errors.js';
+import { conflictName, splitRemote } from './conflict.js';
 import type { ConfirmedPart, Job, UploadTarget, Uploader } from './types.js';
 
 export interface UploadEngineOptions {
@@ -63,20 +63,7 @@ interface Running {
 
 class ChangedError extends Error {}
 
-export function splitRemote(remotePath: string): string[] {
-  return remotePath.split('/').filter(Boolean);
-}
-
-/**
- * `name.conflict-<host>-<UTC time>.ext` for `name.ext` (the extension kept last, so players still know
- * it). `mark` replaces `.conflict-` where the platform limits dots in names (AMS: exactly one).
- */
-export function conflictName(name: string, now = new Date(), host = hostname(), mark = '.conflict-'): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  const dot = name.lastIndexOf('.');
-  const safeHost = host.replace(/[^A-Za-z0-9_-]/g, '_');
-  return dot > 0 ? `${name.slice(0, dot)}${mark}${safeHost}-${stamp}${name.slice(dot)}` : `${name}${mark}${safeHost}-${stamp}`;
-}
+export { conflictName, splitRemote } from './conflict.js';
 
 export class UploadEngine {
   private readonly running = new Map<number, Running>();

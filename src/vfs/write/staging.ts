@@ -21,52 +21,14 @@
  *  - Every file under the folder has an entry here after recover(): nothing is orphaned.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FsError } from '../../core/errors.js';
 import type { UploadOutcome, UploadPort } from '../../core/types.js';
 import type { Logger } from '../../util/logger.js';
-import { isSidecar, type RecordState, type StagedRecord, type StagedRecords } from './records.js';
-import type { WriteBehind } from './write-behind.js';
-
-export type StagedState = 'clean' | Exclude<RecordState, 'attention'>;
-
-export interface StagedFile {
-  readonly id: string;
-  /** Mount path: '/<source>/<local names…>'. */
-  path: string;
-  readonly source: string;
-  /** Remote path segments below the source (remote names). */
-  remote: string[];
-  /** The remote version this copy started from (null: none). */
-  base: string | null;
-  size: number;
-  mtimeMs: number;
-  state: StagedState;
-  jobId: number | undefined;
-  /** Writable handles open on it. */
-  writers: number;
-  /** The write-behind buffers of those handles: reads, stats and uploads flush them first. */
-  readonly buffers: Set<WriteBehind>;
-  /** A write or flush failed: the file is out of the mount and is deleted at its last close. */
-  failed: FsError | undefined;
-  timer: NodeJS.Timeout | undefined;
-  /** Out of the staging area: its bytes no longer count, its files are deleted. */
-  gone: boolean;
-  /** Its name in the staging folder is on disk (the folder was fsynced since it was created). */
-  named: boolean;
-}
-
-export interface AttentionEntry {
-  readonly path: string;
-  /** The kept copy, on disk. */
-  readonly staged: string;
-  readonly source: string;
-  readonly remotePath: string;
-  readonly reason: string;
-  readonly since: string;
-  readonly size: number;
-}
+import type { RecordState, StagedRecord, StagedRecords } from './records.js';
+import type { AttentionEntry, StagedFile, StagedState } from './staged-file.js';
+import { scanStaging } from './recover.js';
 
 export interface StagingOptions {
   dir: string;
@@ -79,7 +41,6 @@ export interface StagingOptions {
 }
 
 const newId = () => `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
-const INCOMPLETE = 'the daemon stopped while a program was writing it: it may be incomplete, so it was not uploaded';
 
 export class Staging {
   private readonly files = new Map<string, StagedFile>();
@@ -102,34 +63,9 @@ export class Staging {
    */
   async recover(): Promise<void> {
     await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
-    const names = new Set(await readdir(this.o.dir));
-    const records = new Map(this.o.records.all().map((r) => [r.id, r]));
-    for (const name of names) {
-      if (isSidecar(name) || records.has(name)) continue;
-      const side = await this.o.records.sidecar(name);
-      if (side) {
-        this.o.log.warn({ path: side.path, staged: join(this.o.dir, name) }, 'staged file found without a journal record (the journal was set aside): recovered from its sidecar');
-        records.set(name, { ...side, state: side.state === 'open' ? 'attention' : side.state === 'attention' ? 'attention' : 'sealed', jobId: null, reason: side.state === 'open' ? INCOMPLETE : side.reason });
-        await this.o.records.put(records.get(name)!);
-      } else {
-        await rm(join(this.o.dir, name), { force: true }); // a copy-on-open copy never written to: nothing was acknowledged
-      }
-    }
-    for (const name of names) if (isSidecar(name) && !records.has(name.slice(0, -5))) await rm(join(this.o.dir, name), { force: true });
-    for (const r of records.values()) {
-      if (!names.has(r.id)) {
-        if (r.state !== 'open') this.o.log.error({ path: r.path, staged: join(this.o.dir, r.id) }, 'a staged file recorded in the journal is missing from the staging folder');
-        await this.o.records.removeRecord(r.id);
-        continue;
-      }
-      const { size } = await stat(join(this.o.dir, r.id));
-      if (r.state === 'open' || r.state === 'attention') {
-        const reason = r.state === 'open' ? INCOMPLETE : (r.reason ?? 'kept');
-        if (r.state === 'open') {
-          await this.o.records.put({ ...r, state: 'attention', reason });
-          this.o.log.warn({ path: r.path, staged: join(this.o.dir, r.id) }, `needs attention: ${reason}; \`assetfs retry ${r.path}\` uploads it as it is, \`assetfs discard ${r.path}\` deletes it`);
-        }
-        this.keep(r, reason, size);
+    for (const { record: r, size } of await scanStaging(this.o.dir, this.o.records, this.o.log)) {
+      if (r.state === 'attention') {
+        this.keep(r, r.reason ?? 'kept', size);
         continue;
       }
       const f = this.entry(r.id, r.path, r.source, r.remotePath.split('/'), r.baseVersion, size);
@@ -376,10 +312,8 @@ export class Staging {
 
   /** `assetfs retry <path>`: the operator vouches for a kept file; it is uploaded as it is. */
   async retry(path: string): Promise<boolean> {
-    const k = this.kept.get(path);
+    const k = this.unkeep(path);
     if (!k) return false;
-    await this.supersede(path, k.id);
-    this.bytes -= k.size;
     const f = this.entry(k.id, path, k.source, k.remotePath.split('/'), k.baseVersion, k.size);
     f.state = 'sealed';
     this.files.set(path, f);
@@ -388,15 +322,8 @@ export class Staging {
   }
 
   /** `assetfs discard <path>`: a kept file is deleted. */
-  async discard(path: string): Promise<boolean> {
-    const k = this.kept.get(path);
-    if (!k) return false;
-    this.kept.delete(path);
-    this.bytes -= k.size;
-    await this.o.records.removeRecord(k.id);
-    await rm(k.staged, { force: true });
-    this.o.log.info({ path, staged: k.staged }, 'kept file discarded');
-    return true;
+  discard(path: string): Promise<boolean> {
+    return this.deleteKept(path, 'kept file discarded');
   }
 
   status(): { files: number; bytes: number; attention: AttentionEntry[] } {
@@ -407,16 +334,26 @@ export class Staging {
     for (const f of this.files.values()) clearTimeout(f.timer);
   }
 
-  /** A new write of `path` replaces the file kept there for attention (or moves `keepId` out of the kept list). */
-  private async supersede(path: string, keepId?: string): Promise<void> {
+  /** A new write of `path` replaces the file kept there for attention. */
+  private async supersede(path: string): Promise<void> {
+    await this.deleteKept(path, 'kept file superseded by a new write of the same path');
+  }
+
+  private unkeep(path: string) {
     const k = this.kept.get(path);
-    if (!k) return;
+    if (!k) return undefined;
     this.kept.delete(path);
-    if (k.id === keepId) return;
     this.bytes -= k.size;
-    this.o.log.info({ path, staged: k.staged }, 'kept file superseded by a new write of the same path');
+    return k;
+  }
+
+  private async deleteKept(path: string, why: string): Promise<boolean> {
+    const k = this.unkeep(path);
+    if (!k) return false;
+    this.o.log.info({ path, staged: k.staged }, why);
     await this.o.records.removeRecord(k.id);
     await rm(k.staged, { force: true });
+    return true;
   }
 
   private async record(f: StagedFile, state: RecordState, durable = false): Promise<void> {
@@ -433,9 +370,7 @@ export class Staging {
     clearTimeout(f.timer);
     if (f.jobId !== undefined) this.o.port.cancel(f.jobId, reason);
     f.jobId = undefined;
-    if (this.holds(f)) this.files.delete(f.path);
-    // Open handles keep the inode: the name can go now (a read through them still works).
-    this.forget(f);
+    this.forget(f); // open handles keep the inode: the name can go now (reads through them still work)
   }
 
   private forget(f: StagedFile): void {

@@ -20,7 +20,8 @@ import type { Attr, BlockSource, ObjectVersion, RemoteEntry } from '../../core/t
 import { FsError, NotFoundError } from '../../core/errors.js';
 import type { Uploader } from '../../upload/types.js';
 import { readInto } from '../../read/object-reader.js';
-import type { Staging, StagedFile } from './staging.js';
+import type { Staging } from './staging.js';
+import type { StagedFile } from './staged-file.js';
 import { WriteBehind } from './write-behind.js';
 
 const O_ACCMODE = 3;
