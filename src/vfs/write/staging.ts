@@ -76,7 +76,7 @@ export class Staging {
       if (r.state === 'queued' && r.jobId !== null) {
         f.state = 'queued';
         f.jobId = r.jobId;
-        this.watch(f, r.jobId, true);
+        this.watch(f, r.jobId);
       } else {
         f.state = 'sealed';
         await this.queue(f); // closed before the crash: complete, and its write-back delay is long past
@@ -236,7 +236,7 @@ export class Staging {
     f.state = 'queued';
     f.jobId = id;
     await this.record(f, 'queued');
-    this.watch(f, id, false);
+    this.watch(f, id);
     return id;
   }
 
@@ -246,13 +246,14 @@ export class Staging {
     if (id !== undefined) await this.o.port.wait(id, timeoutMs);
   }
 
-  private watch(f: StagedFile, jobId: number, recovered: boolean): void {
+  private watch(f: StagedFile, jobId: number): void {
     this.o.port.done(jobId).then(
       (outcome) => this.uploaded(f, jobId, outcome),
       (e: unknown) => {
-        if (!recovered || f.jobId !== jobId || !this.holds(f)) return;
-        // A job the restarted engine no longer has (cancelled, pruned): the file is complete, queue it again.
-        this.o.log.info({ path: f.path, err: (e as Error).message }, 'upload of a staged file queued again after the restart');
+        // Calls-off of our own forget the job id first. Any other end (a newer job to the same target
+        // replaced it, or the engine no longer knows it after a restart): the file is complete, queue it again.
+        if (f.jobId !== jobId || !this.holds(f)) return;
+        this.o.log.info({ path: f.path, err: (e as Error).message }, 'upload of a staged file queued again');
         f.state = 'sealed';
         void this.queue(f).catch((err: unknown) => this.o.log.error({ err, path: f.path }, 'could not queue an upload; it is kept staged'));
       },
