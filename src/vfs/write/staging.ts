@@ -167,7 +167,7 @@ export class Staging {
 
   /** `f` now has `size` bytes (checked against the cap by the caller with reserve()). */
   resized(f: StagedFile, size: number): void {
-    this.bytes += size - f.size;
+    if (!f.gone) this.bytes += size - f.size; // a removed file's bytes left the count with it
     f.size = size;
     f.mtimeMs = Date.now();
   }
