@@ -5,7 +5,8 @@
  *   the same start (coldStart: page cache dropped, the server's files read back in)
  *   hot re-read (memory tier) and warm re-read (disk tier, restarted daemon), kernel page cache dropped,
  *   ÷ a trivial in-memory fuse-native FS; kernel options; rclone and s3fs; fio; ffprobe; ls -l; RSS; bursts
- *   and the cold-read comparison again on the same bytes in Azurite (bench/azurite.ts)
+ *   and the cold-read comparison again on the same bytes in Azurite (bench/azurite.ts); journal calls with
+ *   100,000 queued jobs (bench/journal.ts)
  * Writes bench/results/latest.md. Not a test: nothing here asserts.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import { seedS3 } from '../src/demo/seed-storage.js';
 import { silentLogger } from '../src/util/logger.js';
 import { mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
 import { uploadBench } from './upload.js';
+import { journalBench } from './journal.js';
 import { burstBench } from './burst.js';
 import { coldStart, curlMiBps, ddMiBps, directReadMiBps, dropPageCache, ensureTools, fioRandomReadIops, trivialFs } from './tools.js';
 import { azuriteColdReads } from './azurite.js';
@@ -149,6 +151,8 @@ async function main() {
       process.stdout.write('bench: uploads (dd into the mount, watched-folder sync vs lib-storage Upload)…\n');
       uploadRows = await uploadBench(s3.url, SIZE, RUNS, median);
     }
+    process.stdout.write('bench: journal calls with 100,000 queued jobs…\n');
+    const journalRows = await journalBench();
     const f = (x: number) => x.toFixed(0);
     rows.push(['direct download of the signed URL (curl)', `${f(median(direct))} MiB/s`, 'baseline']);
     rows.push(['cold sequential read through assetfs (dd bs=1M; default cache: 512 MiB memory tier, disk tier on)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.9)`]);
@@ -165,7 +169,7 @@ async function main() {
           : [`cold sequential read through ${name}`, `${f(speed)} MiB/s`, `assetfs is ${(median(cold) / speed).toFixed(2)} × this (aim ≥ 1.3)`],
       );
     }
-    rows.push(...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows);
+    rows.push(...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows, ...journalRows);
     const table = [
       `Benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
       '',

@@ -292,6 +292,10 @@ export const ConfigSchema = z
         parallelParts: z.number().int().min(1).max(256).default(8),
         /** Parts in flight per file. */
         partsPerFile: z.number().int().min(1).max(64).default(4),
+        /** How long fsync of a file written into the mount waits for its upload before answering EIO (the upload carries on). */
+        fsyncTimeout: duration('uploads.fsyncTimeout').default(120_000),
+        /** Cap on bytes staged in <cacheDir>/staging (written, not yet uploaded); 0 = up to the disk's free space. Writes past it fail with ENOSPC. */
+        stagingMax: size('uploads.stagingMax').default(0),
       })
       .prefault({}),
     sources: z.array(SourceSchema).min(1, 'at least one source is needed'),

@@ -264,3 +264,44 @@ export interface Vfs {
   invalidate(path: string, blocks?: boolean): void;
   close(): Promise<void>;
 }
+
+/**
+ * A file the write path (src/vfs/write/) hands to the upload engine: its staged copy, where it goes,
+ * and the remote version the writer started from.
+ */
+export interface StagedUpload {
+  readonly localPath: string;
+  readonly source: string;
+  /** '/'-joined remote names below the source. */
+  readonly remotePath: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  /**
+   * The remote version the writer's copy started from; null when there was no remote file. A remote
+   * that moved since goes up as a conflict copy beside it, never replaced.
+   */
+  readonly baseVersion: string | null;
+}
+
+/** How an upload ended: where it went (a conflict copy's name when `conflictOf` is set). */
+export interface UploadOutcome {
+  readonly remotePath: string;
+  /** The version the upload made (null when only the journal's record of it is left). */
+  readonly version: string | null;
+  readonly conflictOf: string | null;
+}
+
+/**
+ * The one port between the write path and the upload engine (src/upload/engine.ts implements it).
+ * Job ids are the journal's: they survive a restart.
+ */
+export interface UploadPort {
+  /** Queue an upload (replacing any unfinished one to the same target). Journaled before it returns. */
+  enqueue(u: StagedUpload): number;
+  /** Give up an unfinished upload (its remote session is aborted). */
+  cancel(jobId: number, reason: string): void;
+  /** fsync: resolves when the job is done; rejects on a failed attempt, a cancel, or after `timeoutMs`. */
+  wait(jobId: number, timeoutMs: number): Promise<void>;
+  /** Resolves once the job is done, however many attempts it takes; rejects if it is cancelled or unknown. */
+  done(jobId: number): Promise<UploadOutcome>;
+}

@@ -210,16 +210,35 @@ export function buildProgram(): Command {
 
   program
     .command('retry')
-    .description('retry failed uploads now instead of waiting for their next attempt; confirm remote deletions a watched folder holds back')
+    .description('retry failed uploads now; confirm remote deletions a watched folder holds back; with a path, upload a file kept for attention as it is')
+    .argument('[path]', 'a file listed by `assetfs status` as needing attention (you vouch that it is complete)')
     .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
     .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
-    .action((o: { config: string; socket?: string }) =>
+    .action((path: string | undefined, o: { config: string; socket?: string }) =>
       withCleanExit(async () => {
         const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
-        const r = (await callControl(socket, 'POST', '/retry')) as { retried: number; deletions?: number; stillPaused?: number };
-        const deleted = r.deletions ? `; ${r.deletions} held remote deletion${r.deletions === 1 ? '' : 's'} confirmed and done` : '';
-        const paused = r.stillPaused ? `; ${r.stillPaused} watched folder${r.stillPaused === 1 ? '' : 's'} still paused (gone: see assetfs status)` : '';
-        process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry${deleted}${paused}\n`);
+        const r = (await callControl(socket, 'POST', '/retry', path ? { path: resolve(path) } : undefined)) as { retried: number; attention?: number; deletions?: number; stillPaused?: number };
+        if (path) process.stdout.write(r.retried ? `${path}: queued for upload as it is\n` : `${path} is not kept for attention (see assetfs status)\n`);
+        else {
+          const deleted = r.deletions ? `; ${r.deletions} held remote deletion${r.deletions === 1 ? '' : 's'} confirmed and done` : '';
+          const paused = r.stillPaused ? `; ${r.stillPaused} watched folder${r.stillPaused === 1 ? '' : 's'} still paused (gone: see assetfs status)` : '';
+          process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry${deleted}${paused}\n`);
+        }
+        if (!path && r.attention) process.stdout.write(`${r.attention} written file${r.attention === 1 ? '' : 's'} need${r.attention === 1 ? 's' : ''} attention (assetfs status): \`assetfs retry <path>\` uploads one as it is, \`assetfs discard <path>\` deletes it\n`);
+      }),
+    );
+
+  program
+    .command('discard')
+    .description('delete a written file kept for attention (listed by assetfs status); the remote is left as it is')
+    .argument('<path>', 'the file, as listed by assetfs status')
+    .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
+    .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
+    .action((path: string, o: { config: string; socket?: string }) =>
+      withCleanExit(async () => {
+        const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
+        const r = (await callControl(socket, 'POST', '/discard', { path: resolve(path) })) as { discarded: boolean };
+        process.stdout.write(r.discarded ? `${path}: kept copy deleted\n` : `${path} is not kept for attention (see assetfs status)\n`);
       }),
     );
 

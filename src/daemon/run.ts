@@ -1,6 +1,7 @@
 /**
- * Assembles one running daemon from a validated config: providers → transport → caches → block
- * source → VFS → FUSE mount. `stop()` is the clean shutdown: lazy unmount first (new opens fail, the
+ * Assembles one running daemon from a validated config: providers → upload journal and engine →
+ * staging area (recovered) → transport → caches → block source → VFS → FUSE mount. Each part is built
+ * once, complete, from the parts before it. `stop()` is the clean shutdown: lazy unmount first (new opens fail, the
  * mount point is free at once), then keep serving until every open file is released (bounded), then
  * close providers and sockets. Exiting right after unmount would give ENOTCONN to open files.
  */
@@ -28,9 +29,9 @@ import { claimCacheDir } from './cache-dir-lock.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
 import { Pinner } from '../cache/pinner.js';
-import { Staging } from '../vfs/staging.js';
-import { WriteOps } from '../vfs/write-ops.js';
-import { rm } from 'node:fs/promises';
+import { Staging } from '../vfs/write/staging.js';
+import { StagedRecords } from '../vfs/write/records.js';
+import type { WriteOptions } from '../vfs/write/write-ops.js';
 import { SourceHealth, brokenProvider } from './health.js';
 import { checkAtStart, fixFor } from './source-check.js';
 
@@ -60,21 +61,36 @@ export interface Daemon {
   stop(opts?: { unmounted?: boolean }): Promise<void>;
 }
 
-/** Build everything but the mount: used by the daemon and by tests that drive the VFS directly. */
-export async function buildCore(config: Config, log: Logger) {
+/** Every configured source's provider, each watched by the health board. */
+export interface Sources {
+  readonly providers: Map<string, Provider>;
+  readonly health: SourceHealth;
+}
+
+export async function createProviders(config: Config, log: Logger): Promise<Sources> {
   const health = new SourceHealth(config.sources.map((s) => s.name));
+  const net = boundsOf(config.retry);
   /** A source whose provider cannot be built is served as a broken one: the others still mount. */
-  const build = async (s: SourceConfig, net: NetBounds): Promise<Provider> => {
+  const build = async (s: SourceConfig, bounds: NetBounds): Promise<Provider> => {
     try {
-      return health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net, listing: config.listing }));
+      return health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: bounds, listing: config.listing }));
     } catch (e) {
       log.warn({ source: s.name, err: e }, `${s.type} source "${s.name}" cannot be set up; the other sources are served`);
       return health.watch(brokenProvider(s, e));
     }
   };
   const providers = new Map<string, Provider>();
-  const net = boundsOf(config.retry);
   for (const s of config.sources) providers.set(s.name, await build(s, net));
+  return { providers, health };
+}
+
+/**
+ * Everything but the mount and the upload side: used by the daemon and by tests that drive the VFS
+ * directly. `writes` (the staging area) makes the VFS writable.
+ */
+export async function buildCore(config: Config, log: Logger, sources: Sources, writes?: WriteOptions) {
+  const { providers, health } = sources;
+  const net = boundsOf(config.retry);
   const transport = new HttpTransport({ requestTimeoutMs: net.stallMs, deadlineMs: net.deadlineMs });
   const memory = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
@@ -111,6 +127,7 @@ export async function buildCore(config: Config, log: Logger) {
     readaheadStepBytes: config.readahead.part,
     maxRetryTimeMs: config.retry.maxTime,
     ownership: ownershipFrom(config.fuse),
+    writes,
   });
   async function close() {
     await vfs.close();
@@ -154,25 +171,37 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
 async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   const { config, log } = o;
   await preflight(o.mountpoint, { force: o.force });
-  const core = await buildCore(config, log);
+  const sources = await createProviders(config, log);
+  const { providers } = sources;
+  const uploads = new UploadService(config, providers, log);
+  const stagingDir = join(config.cacheDir, 'staging');
+  const staging = new Staging({
+    dir: stagingDir,
+    records: new StagedRecords(uploads.journal, stagingDir),
+    port: uploads.engine.port(),
+    writeBackMs: config.uploads.writeBack,
+    maxBytes: config.uploads.stagingMax,
+    log: log.child({ c: 'staging' }),
+  });
+  let core: Awaited<ReturnType<typeof buildCore>>;
+  try {
+    await staging.recover();
+    core = await buildCore(config, log, sources, { staging, uploaderFor: (s) => uploads.uploaderFor(s), fsyncTimeoutMs: config.uploads.fsyncTimeout });
+  } catch (e) {
+    staging.stop();
+    await uploads.stop();
+    await Promise.allSettled([...providers.values()].map((p) => p.close()));
+    throw e;
+  }
   // Every source is tried before the mount appears, so that its state is known and a broken one is
   // named in the log at once; the mount never waits for a slow source longer than START_CHECK_WAIT_MS.
   await checkAtStart(config.sources, core.providers, core.health, log, { waitMs: START_CHECK_WAIT_MS, timeoutMs: config.retry.requestTimeout });
+  // A finished upload changes its folder: the next listing asks the remote.
+  uploads.engine.onDone((job) => core.vfs.invalidate(`/${job.source}`));
   const pinner = new Pinner({ file: join(config.cacheDir, 'pins.json'), disk: core.disk, blocks: core.blocks, walk: (p) => core.vfs.walkFiles(p), log: log.child({ c: 'pin' }) });
   await pinner.load(); // pinned objects must be known before the disk tier indexes (and may evict) blocks
   await core.disk.init();
   const recent = new RecentEvents();
-  const stagingDir = join(config.cacheDir, 'staging');
-  let staging: Staging | undefined;
-  const uploads = new UploadService(config, core.providers, log, (job) => {
-    core.vfs.invalidate(`/${job.source}`);
-    staging?.uploaded(job.id);
-    // A staged copy of an upload resumed after a restart has no staging entry any more: remove it.
-    if (job.producer === 'mount' && job.localPath.startsWith(stagingDir) && !staging?.owns(job.localPath)) void rm(job.localPath, { force: true });
-  });
-  staging = new Staging({ dir: stagingDir, engine: uploads.engine, writeBackMs: config.uploads.writeBack, log: log.child({ c: 'staging' }), onUploaded: () => undefined });
-  await staging.init();
-  core.vfs.enableWrites(new WriteOps(staging, core.vfs.access(), (s) => uploads.uploaderFor(s)));
   let mounted: MountedFs;
   try {
     mounted = await mountVfs({
@@ -186,9 +215,13 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       kernelReadaheadKb: Math.max(4, Math.round(config.fuse.readahead / 1024)),
       // A read retries for retry.maxTime, and its last attempt may take one more deadline (retry.maxTime).
       opTimeoutMs: 2 * config.retry.maxTime + config.retry.requestTimeout + 5_000,
+      // fsync answers by itself within uploads.fsyncTimeout (0 or EIO): fuse-native's own timer for it,
+      // which would answer ETIMEDOUT while the upload carries on, is set well past that.
+      fsyncTimeoutMs: config.uploads.fsyncTimeout + 30_000,
       recent,
     });
   } catch (e) {
+    staging.stop();
     await uploads.stop();
     await core.close();
     throw e;
@@ -219,12 +252,18 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       openFiles: core.vfs.openFiles,
       errors: recent.list(),
       uploads: uploads.status(),
+      writes: staging.status(),
       pins: pinner.status(),
       // libfuse workers' locals ever allocated: bounded by the most workers alive at once, however many
       // bursts of concurrent operations came (fuse-native patch 1: docs/design.md#fuse-native-patched).
       fuse: { workerLocals: mounted.workerLocals() },
     }),
-    'POST /retry': () => uploads.retryNow(),
+    // With a path: upload a file kept for attention as it is (the operator vouches for it).
+    'POST /retry': async (body) =>
+      (body as { path?: unknown } | undefined)?.path
+        ? { retried: (await staging.retry(inMount(body))) ? 1 : 0, attention: staging.attention().length }
+        : { ...(await uploads.retryNow()), attention: staging.attention().length },
+    'POST /discard': async (body) => ({ discarded: await staging.discard(inMount(body)) }),
     'POST /pin': async (body) => pinner.pin(inMount(body)),
     'POST /unpin': async (body) => ({ unpinned: await pinner.unpin(inMount(body)) }),
     ...faultRoutes(),
@@ -248,7 +287,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       while (core.vfs.openFiles > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (core.vfs.openFiles > 0) log.warn({ open: core.vfs.openFiles }, 'files still open at shutdown');
       await control?.close();
-      staging?.stop();
+      staging.stop();
       await uploads.stop();
       await core.close();
       log.info('stopped');

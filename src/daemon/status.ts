@@ -22,6 +22,7 @@ interface StatusDoc {
   openFiles: number;
   errors: Array<{ time: string; message: string; path?: string }>;
   uploads?: UploadsStatus;
+  writes?: { files: number; bytes: number; attention: Array<{ path: string; staged: string; reason: string; since: string; size: number }> };
   pins?: Array<{ path: string; files: number; bytes: number; cachedBytes: number; state: string; error?: string }>;
   fuse?: { workerLocals: number };
 }
@@ -52,7 +53,18 @@ export function renderUploads(u: UploadsStatus | undefined): string[] {
   for (const j of u.active) lines.push(uploadLine(j));
   for (const j of u.queued) lines.push(`  queued    ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.lastError ? `  (${j.lastError})` : ''}`);
   for (const j of u.failed) lines.push(`  FAILED    ${formatBytes(j.size).padStart(9)}  ${j.remote}  attempt ${j.attempts}, retry in ${j.nextAttemptInSec}s (assetfs retry: now): ${j.lastError}`);
-  for (const j of u.recent.slice(0, 5)) lines.push(`  ${j.state === 'done' ? 'done     ' : 'cancelled'} ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.state !== 'done' && j.lastError ? `  (${j.lastError})` : ''}`);
+  for (const j of u.recent.slice(0, 5)) lines.push(`  ${j.state === 'done' ? 'done     ' : 'cancelled'} ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.state !== 'done' && j.lastError ? `  (${j.lastError})` : ''}${j.conflictOf ? `  (CONFLICT: ${j.conflictOf} had changed; ours went up beside it)` : ''}`);
+  const more = (n: number | undefined, shown: number) => (n !== undefined && n > shown ? [`  … and ${n - shown} more`] : []);
+  lines.push(...more(u.counts?.queued, u.queued.length), ...more(u.counts?.failed, u.failed.length));
+  if (u.journal?.setAside) lines.push(`  JOURNAL SET ASIDE as ${u.journal.setAside} (${u.journal.setAsideCause}); a fresh one was started and staged files rescanned`);
+  if (u.journal?.lastError) lines.push(`  JOURNAL ERROR ${u.journal.lastError.at} in ${u.journal.lastError.op}: ${u.journal.lastError.code}: ${u.journal.lastError.message} (${u.journal.errors} so far)`);
+  return lines;
+}
+
+export function renderWrites(w: StatusDoc['writes']): string[] {
+  if (!w) return [];
+  const lines = [`writes:     ${w.files} staged (${formatBytes(w.bytes)}), ${w.attention.length} need${w.attention.length === 1 ? 's' : ''} attention`];
+  for (const a of w.attention) lines.push(`  ATTENTION ${formatBytes(a.size).padStart(9)}  ${a.path}  kept at ${a.staged}: ${a.reason} (assetfs retry ${a.path}: upload it as it is; assetfs discard ${a.path}: delete it)`);
   return lines;
 }
 
@@ -91,6 +103,7 @@ export function renderStatus(s: StatusDoc): string {
     `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytes ?? 0)} fetched`,
     `open files: ${s.openFiles}`,
     ...renderUploads(s.uploads),
+    ...renderWrites(s.writes),
     ...(s.pins?.length
       ? [`pinned:     ${s.pins.length} path${s.pins.length === 1 ? '' : 's'}`, ...s.pins.map((p) => `  ${bar(p.cachedBytes, p.bytes)} ${formatBytes(p.cachedBytes)}/${formatBytes(p.bytes)}  ${p.files} files  ${p.state}${p.error ? ` (${p.error})` : ''}  ${p.path}`)]
       : ['pinned:     none']),

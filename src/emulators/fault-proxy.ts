@@ -8,7 +8,9 @@
  *    Content-Range, answers malformed or huge bodies, or rewrites an answer (e.g. a URL in it);
  *  - records every request (method, path, range, status, headers) so tests can count what reached
  *    storage and check which headers did.
- *  - applies the behaviour knobs of listings and download ETags (`knobs`, storage-knobs.ts).
+ *  - applies the behaviour knobs of listings and download ETags (`knobs`, storage-knobs.ts);
+ *  - holds a chosen request (hold()) until the test releases it, or drops it unanswered when its
+ *    client goes away first: a daemon SIGKILLed while its request is held never had it served.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
@@ -48,14 +50,26 @@ export type Misbehaviour =
   /** The upstream answer's body passed through `edit` (e.g. a URL in it pointed elsewhere). */
   | { kind: 'rewrite'; edit: (body: string) => string };
 
-/** Which requests a misbehaviour applies to. */
-export type RequestMatch = (r: { method: string; path: string; query: string }) => boolean;
+/** Which requests a misbehaviour (or a hold) applies to. */
+export type RequestMatch = (r: { readonly method: string; readonly path: string; readonly query: string }) => boolean;
+
+/** A request held by hold(): `reached` resolves once one matching request is being held. */
+export interface Hold {
+  readonly reached: Promise<void>;
+  /** Forward it (if its client is still there). */
+  release(): void;
+}
 
 export interface FaultProxy {
   readonly url: string;
   /** Hostile listing pages and download ETags (common/knobs.ts, storage-knobs.ts). */
   readonly knobs: EmulatorKnobs;
-  failNext(n: number, status?: number, opts?: { retryAfterSec?: number }): void;
+  /** Fail the next n requests (matching `opts.method`, when given) with `status`. */
+  failNext(n: number, status?: number, opts?: { retryAfterSec?: number; method?: string }): void;
+  /** Forget every fault not yet applied. */
+  clearFaults(): void;
+  /** Hold the next request that `match` accepts (see Hold). */
+  hold(match: RequestMatch): Hold;
   expireNext(n: number): void;
   resetNext(n: number): void;
   shortBodyNext(n: number): void;
@@ -99,8 +113,9 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   const queue: Pending[] = [];
   const log: ProxiedRequest[] = [];
   const storageKnobs = new StorageKnobs();
-  const add = (kind: FaultKind, n: number, status = 500, retryAfterSec?: number) => {
-    for (let i = 0; i < n; i++) queue.push({ kind, status, retryAfterSec });
+  const holds: { match: RequestMatch; arrived(): void; released: Promise<void>; release(): void }[] = [];
+  const add = (kind: FaultKind, n: number, status = 500, retryAfterSec?: number, method?: string) => {
+    for (let i = 0; i < n; i++) queue.push({ kind, status, retryAfterSec, method });
   };
 
   const hostile: Array<{ m: Misbehaviour; left: number; match?: RequestMatch }> = [];
@@ -134,6 +149,16 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
     if (url.pathname.startsWith('/__faults')) return control(req, res);
     if (url.pathname === '/__knobs') return knobsControl(storageKnobs.knobs, req, res);
     const path = url.pathname;
+    const held = holds.findIndex((h) => h.match({ method: req.method ?? 'GET', path, query: url.search }));
+    if (held >= 0) {
+      const [h] = holds.splice(held, 1);
+      h!.arrived();
+      const gone = new Promise<'gone'>((r) => req.socket.once('close', () => r('gone')));
+      if ((await Promise.race([h!.released, gone])) === 'gone' || req.socket.destroyed) {
+        record(req, path, 0);
+        return;
+      }
+    }
     const bad = takeMisbehaviour(req, url);
     if (bad && (bad.kind === 'redirect' || bad.kind === 'body' || bad.kind === 'huge')) {
       record(req, path, bad.kind === 'redirect' ? (bad.status ?? 302) : bad.kind === 'body' ? (bad.status ?? 200) : 200);
@@ -208,7 +233,16 @@ export async function startFaultProxy(targetBaseUrl: string, opts: { enforcePres
   return {
     url: `http://127.0.0.1:${port}`,
     knobs: storageKnobs.knobs,
-    failNext: (n, status = 500, o) => add('fail', n, status, o?.retryAfterSec),
+    failNext: (n, status = 500, o) => add('fail', n, status, o?.retryAfterSec, o?.method),
+    clearFaults: () => void queue.splice(0),
+    hold: (match) => {
+      let arrived!: () => void;
+      let release!: () => void;
+      const reached = new Promise<void>((r) => (arrived = r));
+      const released = new Promise<void>((r) => (release = r));
+      holds.push({ match, arrived, released, release });
+      return { reached, release };
+    },
     expireNext: (n) => add('expire', n, 403),
     resetNext: (n) => add('reset', n),
     shortBodyNext: (n) => add('short', n),

@@ -29,6 +29,8 @@ export interface MountOptions {
   extraOptions: readonly string[];
   /** A handler that has not replied after this long fails with ETIMEDOUT (fuse-native's own timer). */
   opTimeoutMs: number;
+  /** The same for fsync, which bounds its own wait for the upload (uploads.fsyncTimeout) below this. */
+  fsyncTimeoutMs?: number;
   /** Errors returned to readers, for `assetfs status`. */
   recent?: RecentEvents;
   /** The kernel's readahead for the mount (read_ahead_kb), which also sizes its read requests (≤ 1 MiB). */
@@ -220,7 +222,7 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
     // Other users reach the mount only through the kernel's own checks of the owner and modes the VFS
     // reports (fuse.uid/gid/fileMode/dirMode): without it, every user could read and delete every file.
     defaultPermissions: o.allowOther,
-    timeout: o.opTimeoutMs,
+    timeout: { default: o.opTimeoutMs, fsync: Math.max(o.opTimeoutMs, o.fsyncTimeoutMs ?? 0) },
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
   const ra = await setKernelReadahead(o.mountpoint, o.kernelReadaheadKb);

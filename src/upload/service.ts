@@ -6,7 +6,7 @@ import { join, posix } from 'node:path';
 import type { Provider } from '../core/types.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
-import { Journal } from './journal.js';
+import { openJournal, type Journal, type JournalHealth } from './journal.js';
 import { UploadEngine } from './engine.js';
 import type { Job, Uploader } from './types.js';
 // Type only: the watcher (and chokidar under it) loads in start(), and only when a folder is synced.
@@ -26,6 +26,8 @@ export interface UploadJobStatus {
   attempts: number;
   lastError: string | null;
   nextAttemptInSec: number | null;
+  /** A conflict copy: the remote path (source/…) it was meant for, which had changed. */
+  conflictOf?: string;
 }
 
 export interface UploadsStatus {
@@ -33,9 +35,15 @@ export interface UploadsStatus {
   queued: UploadJobStatus[];
   failed: UploadJobStatus[];
   recent: UploadJobStatus[];
+  /** Jobs per state; the lists above show at most STATUS_LIST_MAX of each. */
+  counts: { uploading: number; queued: number; failed: number };
   /** Each watched folder; `paused` says why its remote deletions are held (src/sync/delete-guard.ts). */
   syncs: FolderSyncStatus[];
+  journal: JournalHealth;
 }
+
+/** Jobs listed per state in the status document (counts are exact): 100,000 queued jobs stay cheap. */
+const STATUS_LIST_MAX = 100;
 
 export class UploadService {
   readonly journal: Journal;
@@ -47,9 +55,8 @@ export class UploadService {
     private readonly config: Config,
     private readonly providers: ReadonlyMap<string, Provider>,
     private readonly log: Logger,
-    onDone: (job: Job) => void,
   ) {
-    this.journal = new Journal(join(config.cacheDir, 'journal.db'));
+    this.journal = openJournal(join(config.cacheDir, 'journal.db'), log.child({ c: 'journal' }));
     this.engine = new UploadEngine({
       journal: this.journal,
       uploaderFor: (s) => this.uploaderFor(s),
@@ -57,7 +64,6 @@ export class UploadService {
       maxFiles: config.uploads.parallelFiles,
       maxParts: config.uploads.parallelParts,
       partsPerFile: config.uploads.partsPerFile,
-      onDone,
     });
   }
 
@@ -101,15 +107,26 @@ export class UploadService {
         id: j.id, state: p ? 'uploading' : j.state, producer: j.producer, local: j.localPath, remote: posix.join(j.source, j.remotePath),
         size: j.size, bytesDone: done, rate, etaSec: rate > 0 ? Math.round((j.size - done) / rate) : null, attempts: j.attempts,
         lastError: j.lastError, nextAttemptInSec: j.state === 'failed' ? Math.max(0, Math.round((j.nextAttemptAt - now) / 1000)) : null,
+        ...(j.conflictOf ? { conflictOf: posix.join(j.source, j.conflictOf) } : {}),
       };
     };
-    const open = this.journal.list(['queued', 'uploading', 'failed']).map(view);
+    // The journal failing must not take the status down with it: its error is what status shows.
+    const safe = <T>(f: () => T, fallback: T): T => {
+      try {
+        return f();
+      } catch {
+        return fallback;
+      }
+    };
+    const counts = safe(() => this.journal.counts(), { queued: 0, uploading: 0, failed: 0, done: 0, cancelled: 0 });
     return {
-      active: open.filter((j) => j.state === 'uploading'),
-      queued: open.filter((j) => j.state === 'queued'),
-      failed: open.filter((j) => j.state === 'failed'),
-      recent: this.journal.recent(10).map(view),
+      active: safe(() => this.journal.list(['uploading'], STATUS_LIST_MAX), []).map(view),
+      queued: safe(() => this.journal.list(['queued'], STATUS_LIST_MAX), []).map(view),
+      failed: safe(() => this.journal.list(['failed'], STATUS_LIST_MAX), []).map(view),
+      recent: safe(() => this.journal.recent(10), []).map(view),
+      counts: { uploading: counts.uploading, queued: counts.queued, failed: counts.failed },
       syncs: this.syncs.map((s) => s.status()),
+      journal: this.journal.health,
     };
   }
 

@@ -6,8 +6,8 @@
  *
  * Invariants:
  *  - Every open handle of a remote file reads exactly one ObjectVersion (remote-file.ts).
- *  - Writes go to the staging area and the upload engine once enableWrites() was called (write-ops.ts);
- *    until then, and on sources that cannot take uploads, they fail with EROFS. A staged file shadows
+ *  - Writes go to the staging area and the upload engine when the options carry `writes` (write/);
+ *    without it, and on sources that cannot take uploads, they fail with EROFS. A staged file shadows
  *    the remote entry of the same path.
  */
 import type { Attr, AttrChange, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
@@ -18,7 +18,7 @@ import { remoteNameOf } from './names.js';
 import { RemoteFile, type RemoteFileDeps } from './remote-file.js';
 import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
-import { isWriteOpen, type StagedHandle, type VfsAccess, type WriteOps } from './write-ops.js';
+import { isWriteOpen, WriteOps, type StagedHandle, type VfsAccess, type WriteOptions } from './write/write-ops.js';
 import { daemonOwnership, PermissionPolicy, type Ownership } from './permissions.js';
 
 const DIR_MODE = 0o40755;
@@ -37,6 +37,8 @@ export interface VfsOptions {
   maxRetryTimeMs: number;
   /** Owner and modes of every entry, and the chmod/chown policy (default: the daemon's user, 0644/0755, EPERM). */
   ownership?: Ownership;
+  /** The write side (staging area, uploaders): absent for a read-only VFS. */
+  writes?: WriteOptions;
 }
 
 type Resolved =
@@ -51,7 +53,7 @@ export class AssetVfs implements Vfs {
   private readonly dirs: DirCache;
   private readonly handles = new Map<number, Handle>();
   private readonly pageCache = new PageCacheVersions();
-  private writes: WriteOps | undefined;
+  private readonly writes: WriteOps | undefined;
   private nextFh = 1;
   /** Whole seconds, so that versionedMtime() still tells versions of a file without a known mtime apart. */
   private readonly startedAt = Math.floor(Date.now() / 1000) * 1000;
@@ -70,15 +72,11 @@ export class AssetVfs implements Vfs {
       readaheadStepBytes: o.readaheadStepBytes,
       invalidateDir: (source, parentRef) => this.dirs.invalidate(source, parentRef),
     };
-  }
-
-  /** Turn on writes into the mount (the upload side builds `ops` with this VFS's access()). */
-  enableWrites(ops: WriteOps): void {
-    this.writes = ops;
+    this.writes = o.writes && new WriteOps(o.writes, this.access());
   }
 
   /** What the write side may use of this VFS. */
-  access(): VfsAccess {
+  private access(): VfsAccess {
     return {
       lookup: (path) => this.lookup(path),
       remoteNames: async (path) => {
@@ -179,8 +177,12 @@ export class AssetVfs implements Vfs {
   async readdir(path: string): Promise<DirEntry[]> {
     const overlay = this.writes?.overlay(path.replace(/\/+$/, '') || '/') ?? [];
     const stamped = (entries: DirEntry[]) => entries.map((d) => ({ name: d.name, attr: this.perms.stamp(d.attr) }));
-    if (this.writes?.stagedAttr(path)?.kind === 'dir') return stamped(overlay);
-    const remote = await this.remoteListing(path);
+    // A folder made in the mount (or holding staged files only) may not exist remotely yet.
+    const stagedDir = this.writes?.stagedAttr(path)?.kind === 'dir';
+    const remote = await this.remoteListing(path).catch((e: unknown) => {
+      if (stagedDir && e instanceof NotFoundError) return [];
+      throw e;
+    });
     const shadowed = new Set(overlay.map((o) => o.name));
     return stamped([...remote.filter((d) => !shadowed.has(d.name)), ...overlay]);
   }
