@@ -9,7 +9,7 @@ import type { Provider } from '../core/types.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { createProvider } from '../providers/registry.js';
-import { HttpTransport } from '../transports/http.js';
+import { FastHttpTransport } from '../transports/fast-http.js';
 import { MemoryBlockCache } from '../cache/memory-cache.js';
 import { DiskBlockCache } from '../cache/disk-cache.js';
 import { TieredBlockCache } from '../cache/tiered-cache.js';
@@ -55,7 +55,9 @@ export interface Daemon {
 export async function buildCore(config: Config, log: Logger) {
   const providers = new Map<string, Provider>();
   for (const s of config.sources) providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
-  const transport = new HttpTransport({ requestTimeoutMs: config.retry.requestTimeout });
+  // Ranged reads land in the block buffers straight from the socket; undici takes what that path does
+  // not handle (docs/design.md#the-receive-path).
+  const transport = new FastHttpTransport({ requestTimeoutMs: config.retry.requestTimeout });
   const memory = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
   const disk = new DiskBlockCache({ dir: join(config.cacheDir, 'blocks'), maxBytes: config.cache.disk, blockSize: config.cache.blockSize });
