@@ -74,6 +74,8 @@ describe('FastHttpTransport', () => {
       expect((await transport.readRange(loc(), { start: 5, end: 200_000 }, whole)).equals(DATA.subarray(5, 200_000))).toBe(true);
       expect(server.connections - before).toBe(1);
     }
+    // …and read on the fast path: a reused connection with a body pending would have been handed over.
+    expect(transport.stats()).toMatchObject({ fast: 3, fallback: {} });
   });
 
   it('a server that closes mid-body is a short body, a TransientError', async () => {
@@ -107,23 +109,29 @@ describe('FastHttpTransport', () => {
   });
 
   it('an abort mid-body ends the read with the signal reason and closes its connection', async () => {
+    // The stall bound is far beyond the test's own timeout: only the abort can end this read in time.
+    const patient = new FastHttpTransport({ requestTimeoutMs: 600_000 });
     let release!: () => void;
     server.inject('obj', { kind: 'hold', after: 100_000, release: new Promise<void>((r) => (release = r)) });
     const ac = new AbortController();
     let filled = 0;
-    const p = transport.readRangeInto(loc(), { start: 0, end: DATA.length }, whole, [Buffer.alloc(DATA.length)], (f) => {
+    const p = patient.readRangeInto(loc(), { start: 0, end: DATA.length }, whole, [Buffer.alloc(DATA.length)], (f) => {
       filled = f;
       if (f >= 100_000) ac.abort(new Error('cancelled by test'));
     }, ac.signal);
     const e = (await errorOf(p)) as Error;
     release();
-    expect(e.message).toBe('cancelled by test');
-    expect(filled).toBeGreaterThanOrEqual(100_000);
-    expect(filled).toBeLessThan(DATA.length);
-    const before = server.connections;
-    expect((await transport.readRange(loc(), { start: 0, end: 10 }, whole)).equals(DATA.subarray(0, 10))).toBe(true);
-    expect(server.connections - before).toBe(1);
-  });
+    try {
+      expect(e.message).toBe('cancelled by test');
+      expect(filled).toBeGreaterThanOrEqual(100_000);
+      expect(filled).toBeLessThan(DATA.length);
+      const before = server.connections;
+      expect((await patient.readRange(loc(), { start: 0, end: 10 }, whole)).equals(DATA.subarray(0, 10))).toBe(true);
+      expect(server.connections - before).toBe(1);
+    } finally {
+      await patient.close();
+    }
+  }, 30_000);
 
   it('sends a request once more, on a new connection, when a kept-alive one closes unanswered', async () => {
     await transport.readRange(loc(), { start: 0, end: 10 }, whole);

@@ -44,7 +44,9 @@ const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) =>
 beforeAll(async () => {
   server = await startRangeServer();
   // A stalled body must end in a TransientError after this long (not a timed assertion: only a bound).
-  transport = subject.make({ requestTimeoutMs: 500, connectionsPerOrigin: 4 });
+  // Idle connections are kept far longer than any test runs: a stall on a reused one must still be
+  // bounded by requestTimeoutMs, not by how long an idle connection may wait.
+  transport = subject.make({ requestTimeoutMs: 500, connectionsPerOrigin: 4, keepAliveTimeoutMs: 600_000 });
 });
 afterAll(async () => {
   await transport?.close();
@@ -190,7 +192,7 @@ afterEach(() => {
     const e = await errorOf(transport.readRange(loc(), { start: 0, end: 1000 }, expect1));
     expect(e).toBeInstanceOf(TransientError);
     expect((e as Error).message).toMatch(/HEADERS_TIMEOUT/);
-  });
+  }, 20_000); // far beyond the 500 ms bound, far below the 29 s an idle connection is kept here
 
   it('a body that never arrives times out as a TransientError (the Azurite 500-without-body quirk)', async () => {
     server.inject('obj', { kind: 'stall' });
@@ -200,7 +202,7 @@ afterEach(() => {
     // An error status is never waited on for its body.
     server.inject('obj', { kind: 'stall', status: 500 });
     expect(await errorOf(transport.readRange(loc(), { start: 0, end: 1000 }, expect1))).toBeInstanceOf(TransientError);
-  });
+  }, 20_000);
 
   it('a refused connection is a TransientError', async () => {
     const dead = await startRangeServer();
