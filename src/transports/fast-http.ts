@@ -2,8 +2,8 @@
  * The read transport: ranged GETs whose bodies the kernel reads straight into the caller's block
  * buffers, over a keep-alive pool of plain `net`/`tls` sockets (socket-pool.ts, range-exchange.ts),
  * with undici (HttpTransport) for everything outside that narrow case. Receiving through undici's
- * parser and its per-chunk machinery cost 1.7–3.7 CPU-s per GiB; a socket reading into memory it owns
- * costs what curl does (docs/perf-log.md, docs/design.md#the-receive-path).
+ * parser and its per-chunk machinery costs two to three times the CPU per byte of a socket reading
+ * into memory it owns, which costs about what curl does (docs/perf-log.md, docs/design.md#the-receive-path).
  *
  * Invariants:
  *  - Body bytes are copied once, kernel → block buffer (only the few that arrive with the head are
