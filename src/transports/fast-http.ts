@@ -15,20 +15,27 @@
  *    transport never follows a redirect itself), no Content-Length, any Transfer-Encoding, an odd or
  *    oversized head. A response handed over was never read into `into`; undici asks again.
  *  - Bounds as on the undici path: connecting, the head and each pause in a body by
- *    `requestTimeoutMs`; the abort signal ends a request at once and closes its connection.
+ *    `requestTimeoutMs`; the whole read, when `deadlineMs` is given, by `deadlineMs` per
+ *    DEADLINE_BYTES (a TransientError); the abort signal ends a request at once and closes its
+ *    connection.
  *  - A request on a reused connection that closes before a byte of an answer (the server closed it
  *    while idle) is sent once more on a new connection; any other failure is the caller's.
  *  - Messages name URLs only through redactUrl.
  */
 import type { ConnectionOptions } from 'node:tls';
 import type { ByteRange, Expectation, Progress, SignedLocator, Transport } from '../core/types.js';
-import { FsError } from '../core/errors.js';
+import { FsError, TransientError } from '../core/errors.js';
 import { redactUrl } from '../util/redact.js';
 import { HttpTransport, type HttpTransportOptions } from './http.js';
 import { RangeExchange } from './range-exchange.js';
 import { SocketPool } from './socket-pool.js';
 
 export interface FastHttpTransportOptions extends HttpTransportOptions {
+  /**
+   * Bound on one ranged read from its start to its last byte, per DEADLINE_BYTES of range (a server
+   * trickling a byte at a time never stalls, so only this ends such a read). Default: none.
+   */
+  deadlineMs?: number;
   /** Extra TLS options for the fast path's sockets (a test CA); certificates are verified as by default. */
   tls?: ConnectionOptions;
   /** Where requests outside the narrow case go. Default: an HttpTransport with the same options. */
@@ -45,6 +52,9 @@ export interface FastHttpStats {
   resent: number;
 }
 
+/** A read may take `deadlineMs` per this many bytes of its range. */
+export const DEADLINE_BYTES = 16 * 1024 * 1024;
+
 /** A header name (RFC 9110 token) and a value we are willing to write ourselves. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const PLAIN_VALUE = /^[\t\x20-\x7e]*$/;
@@ -55,10 +65,12 @@ export class FastHttpTransport implements Transport {
   private readonly pool: SocketPool;
   private readonly fallback: Transport;
   private readonly stallMs: number;
+  private readonly deadlineMs: number | undefined;
   private readonly counts: FastHttpStats = { fast: 0, fallback: {}, resent: 0 };
 
   constructor(opts: FastHttpTransportOptions = {}) {
     this.stallMs = opts.requestTimeoutMs ?? 20_000;
+    this.deadlineMs = opts.deadlineMs;
     this.pool = new SocketPool({
       connectionsPerOrigin: opts.connectionsPerOrigin ?? 32,
       idleMs: opts.keepAliveTimeoutMs ?? 10_000,
@@ -96,27 +108,37 @@ export class FastHttpTransport implements Transport {
     if (request === undefined) return this.handOver('URL or headers', loc, range, expect, into, onProgress, signal);
     if (signal?.aborted) throw signal.reason;
     const job = { loc, range, expect, into, onProgress, what: `GET ${redactUrl(loc.url)} bytes=${range.start}-${range.end - 1}` };
-    for (let resend = false; ; resend = true) {
-      let conn;
-      try {
-        conn = await this.pool.acquire(url, resend, signal);
-      } catch (e) {
+    const deadline = this.deadlineMs === undefined ? undefined : new AbortController();
+    const deadlineMs = (this.deadlineMs ?? 0) * Math.max(1, Math.ceil(length / DEADLINE_BYTES));
+    const timer = deadline && setTimeout(() => deadline.abort(new TransientError(`${job.what}: no complete answer within ${deadlineMs} ms (retry.maxTime)`)), deadlineMs).unref();
+    const bounded = deadline ? (signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal) : signal;
+    try {
+      for (let resend = false; ; resend = true) {
+        let conn;
+        try {
+          conn = await this.pool.acquire(url, resend, bounded);
+        } catch (e) {
+          if (bounded?.aborted) throw bounded.reason;
+          throw new FsError('EIO', `${job.what}: ${(e as Error).message}`, { cause: e });
+        }
+        const c = conn;
+        const outcome = await new RangeExchange(c, job, this.stallMs, (reusable, keepAliveMs) => this.pool.release(c, url, reusable, keepAliveMs)).run(request, bounded);
+        if (outcome.kind === 'done') {
+          this.counts.fast++;
+          return;
+        }
+        if (outcome.kind === 'fallback') return await this.handOver(outcome.reason, loc, range, expect, into, onProgress, signal);
+        // The caller's abort wins over the deadline; either wins over what the exchange saw.
         if (signal?.aborted) throw signal.reason;
-        throw new FsError('EIO', `${job.what}: ${(e as Error).message}`, { cause: e });
+        if (bounded?.aborted) throw bounded.reason;
+        if (outcome.closedUnanswered && c.served > 0 && !resend) {
+          this.counts.resent++;
+          continue;
+        }
+        throw outcome.error;
       }
-      const c = conn;
-      const outcome = await new RangeExchange(c, job, this.stallMs, (reusable, keepAliveMs) => this.pool.release(c, url, reusable, keepAliveMs)).run(request, signal);
-      if (outcome.kind === 'done') {
-        this.counts.fast++;
-        return;
-      }
-      if (outcome.kind === 'fallback') return this.handOver(outcome.reason, loc, range, expect, into, onProgress, signal);
-      if (signal?.aborted) throw signal.reason;
-      if (outcome.closedUnanswered && c.served > 0 && !resend) {
-        this.counts.resent++;
-        continue;
-      }
-      throw outcome.error;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

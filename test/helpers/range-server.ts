@@ -2,8 +2,8 @@
  * A real loopback node:http (or node:https) server for read-path tests: serves named buffers with
  * Range / 206 / Content-Range / ETag like S3 and Azure do, records every request with its range, counts
  * the connections it accepted, and can be told to misbehave for the next N requests of an object (5xx,
- * 429 + Retry-After, 403, short body, reset, stalled body or head, a dropped connection, chunked
- * framing, another ETag, Range ignored). Optionally it checks a `sig` query token that tests can
+ * 429 + Retry-After, 403, short body, reset, stalled body or head, a trickled body, a dropped
+ * connection, chunked framing, another ETag, Range ignored). Optionally it checks a `sig` query token that tests can
  * revoke, so that "the URL expired" is real server behaviour rather than a stub.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -26,6 +26,8 @@ export type Fault =
   | { kind: 'drop' }
   /** The right 206 and bytes, framed with Transfer-Encoding: chunked instead of a Content-Length. */
   | { kind: 'chunked' }
+  /** Valid headers, then one byte of the body every `everyMs` (never a stall, never done in time). */
+  | { kind: 'trickle'; everyMs: number }
   /** The right bytes under another ETag (the object changed between listing and read). */
   | { kind: 'etag'; etag: string }
   /** 200 with the whole object, as servers that do not support Range answer. */
@@ -189,6 +191,18 @@ export async function startRangeServer(opts: RangeServerOptions = {}): Promise<R
       const half = body.subarray(0, Math.floor(body.length / 2));
       if (fault.declared !== false) headers['content-length'] = String(half.length);
       res.writeHead(status, headers).end(half);
+      return;
+    }
+    if (fault?.kind === 'trickle') {
+      headers['content-length'] = String(body.length);
+      res.writeHead(status, headers);
+      let at = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || at >= body.length) return clearInterval(timer);
+        res.write(body.subarray(at, ++at));
+        if (at === body.length) res.end();
+      }, fault.everyMs);
+      res.on('close', () => clearInterval(timer));
       return;
     }
     if (fault?.kind === 'chunked') {

@@ -133,6 +133,22 @@ describe('FastHttpTransport', () => {
     }
   }, 30_000);
 
+  it('a body trickled a byte at a time ends at the deadline, as a TransientError', async () => {
+    // A byte every 20 ms never stalls, and 100 kB of it would take half an hour: only the deadline ends it.
+    const bounded = new FastHttpTransport({ requestTimeoutMs: 5_000, deadlineMs: 1_000 });
+    try {
+      server.inject('obj', { kind: 'trickle', everyMs: 20 });
+      const e = (await errorOf(bounded.readRange(loc(), { start: 0, end: 100_000 }, whole))) as Error;
+      expect(e).toBeInstanceOf(TransientError);
+      expect(e.message).toMatch(/no complete answer within 1000 ms/);
+      const before = server.connections;
+      expect((await bounded.readRange(loc(), { start: 0, end: 100_000 }, whole)).equals(DATA.subarray(0, 100_000))).toBe(true);
+      expect(server.connections - before).toBe(1);
+    } finally {
+      await bounded.close();
+    }
+  });
+
   it('sends a request once more, on a new connection, when a kept-alive one closes unanswered', async () => {
     await transport.readRange(loc(), { start: 0, end: 10 }, whole);
     server.inject('obj', { kind: 'drop' });
