@@ -147,7 +147,7 @@ describe('FastHttpTransport', () => {
     } finally {
       await bounded.close();
     }
-  });
+  }, 30_000);
 
   it('sends a request once more, on a new connection, when a kept-alive one closes unanswered', async () => {
     await transport.readRange(loc(), { start: 0, end: 10 }, whole);
