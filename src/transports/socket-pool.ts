@@ -141,7 +141,10 @@ export class SocketPool {
     const key = url.origin;
     let pool = this.origins.get(key);
     if (!pool) this.origins.set(key, (pool = new OriginPool()));
-    if (!fresh && pool.idle.length) return Promise.resolve(pool.idle.pop()!);
+    while (!fresh && pool.idle.length) {
+      const c = pool.idle.pop()!;
+      if (!c.destroyed) return Promise.resolve(c); // (a destroyed one leaves the list on its 'close')
+    }
     if (fresh && pool.all.size >= this.o.connectionsPerOrigin) pool.idle.shift()?.destroy();
     if (pool.all.size < this.o.connectionsPerOrigin) return Promise.resolve(this.open(url, pool));
     return new Promise<Connection>((resolve, reject) => {
