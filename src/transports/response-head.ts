@@ -45,11 +45,12 @@ export function parseResponseHead(buf: Buffer): HeadParse {
   if (end < 0) return buf.includes('\n\n', 0, 'latin1') ? odd('bare LF in the head') : { kind: 'incomplete' };
   const lines = buf.toString('latin1', 0, end).split('\r\n');
   const status = STATUS_LINE.exec(lines[0]!);
-  if (!status) return odd(`status line ${JSON.stringify(lines[0]!.slice(0, 40))}`);
+  // Reasons are categories, never the server's text: they key counters that live as long as the daemon.
+  if (!status) return odd('status line');
   const headers: HeadValues = {};
   for (let i = 1; i < lines.length; i++) {
     const m = HEADER_LINE.exec(lines[i]!);
-    if (!m) return odd(`header line ${JSON.stringify(lines[i]!.slice(0, 40))}`);
+    if (!m) return odd('header line');
     const name = m[1]!.toLowerCase();
     const value = m[2]!;
     const had = headers[name];
