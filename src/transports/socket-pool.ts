@@ -195,7 +195,11 @@ export class SocketPool {
       const i = pool.idle.indexOf(c);
       if (i >= 0) pool.idle.splice(i, 1);
       const waiter = pool.waiters.shift();
-      if (!waiter) return;
+      if (!waiter) {
+        // An origin with nothing left is forgotten: signed URLs may name many hosts over a daemon's life.
+        if (pool.all.size === 0 && this.origins.get(url.origin) === pool) this.origins.delete(url.origin);
+        return;
+      }
       if (this.closed) return waiter.reject(new Error('transport closed'));
       waiter.resolve(this.open(url, pool));
     });
