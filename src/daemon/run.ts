@@ -188,6 +188,8 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       sources: config.sources.map((s) => ({ name: s.name, type: s.type })),
       cache: { memory: core.cache.memory.stats(), disk: core.cache.disk.stats() },
       network: core.blocks.stats(),
+      // Ranged reads on the fast receive path, those handed to undici (by reason), resends after an idle close.
+      receive: core.transport.stats(),
       openFiles: core.vfs.openFiles,
       errors: recent.list(),
       uploads: uploads.status(),
