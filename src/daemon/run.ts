@@ -10,7 +10,7 @@ import type { Provider } from '../core/types.js';
 import type { Config, SourceConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { createProvider } from '../providers/registry.js';
-import { HttpTransport } from '../transports/http.js';
+import { FastHttpTransport } from '../transports/fast-http.js';
 import { boundsOf, type NetBounds } from '../transports/bounds.js';
 import { MemoryBlockCache } from '../cache/memory-cache.js';
 import { DiskBlockCache } from '../cache/disk-cache.js';
@@ -91,7 +91,9 @@ export async function createProviders(config: Config, log: Logger): Promise<Sour
 export async function buildCore(config: Config, log: Logger, sources: Sources, writes?: WriteOptions) {
   const { providers, health } = sources;
   const net = boundsOf(config.retry);
-  const transport = new HttpTransport({ requestTimeoutMs: net.stallMs, deadlineMs: net.deadlineMs });
+  // Ranged reads land in the block buffers straight from the socket; undici takes what that path does
+  // not handle (docs/design.md#the-receive-path).
+  const transport = new FastHttpTransport({ requestTimeoutMs: net.stallMs, deadlineMs: net.deadlineMs });
   const memory = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
   const disk = new DiskBlockCache({ dir: join(config.cacheDir, 'blocks'), maxBytes: config.cache.disk, blockSize: config.cache.blockSize });
@@ -249,6 +251,8 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       }),
       cache: { memory: core.cache.memory.stats(), disk: core.cache.disk.stats() },
       network: core.blocks.stats(),
+      // Ranged reads on the fast receive path, those handed to undici (by reason), resends after an idle close.
+      receive: core.transport.stats(),
       openFiles: core.vfs.openFiles,
       errors: recent.list(),
       uploads: uploads.status(),

@@ -19,6 +19,7 @@ interface StatusDoc {
   sources: SourceStatus[];
   cache: { memory: { bytes: number; limit: number; hits: number; misses: number }; disk?: { bytes: number; limit: number; hits: number; misses: number } };
   network?: { requests?: number; bytes?: number };
+  receive?: { fast: number; fallback: Record<string, number>; resent: number };
   openFiles: number;
   errors: Array<{ time: string; message: string; path?: string }>;
   uploads?: UploadsStatus;
@@ -87,6 +88,14 @@ export function renderSources(sources: readonly SourceStatus[]): string[] {
   });
 }
 
+/** How ranged reads were received: on the fast path, or handed to undici and why. */
+function receiveLine(r: NonNullable<StatusDoc['receive']>): string {
+  const handed = Object.entries(r.fallback);
+  const why = handed.map(([reason, n]) => `${reason}: ${n}`).join(', ');
+  const total = handed.reduce((a, [, n]) => a + n, 0);
+  return `receive:    ${r.fast} ranged reads straight into the cache, ${total} through undici${total ? ` (${why})` : ''}${r.resent ? `, ${r.resent} resent after an idle close` : ''}`;
+}
+
 export async function fetchStatus(socket: string): Promise<StatusDoc> {
   return (await callControl(socket, 'GET', '/status')) as StatusDoc;
 }
@@ -101,6 +110,7 @@ export function renderStatus(s: StatusDoc): string {
     `cache:      memory ${formatBytes(m.bytes)} of ${formatBytes(m.limit)}, hit rate ${lookups ? ((100 * m.hits) / lookups).toFixed(1) : '0.0'}% (${m.hits}/${lookups})`,
     ...(s.cache.disk ? [`            disk ${formatBytes(s.cache.disk.bytes)} of ${formatBytes(s.cache.disk.limit)}, ${s.cache.disk.hits} hits`] : []),
     `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytes ?? 0)} fetched`,
+    ...(s.receive ? [receiveLine(s.receive)] : []),
     `open files: ${s.openFiles}`,
     ...renderUploads(s.uploads),
     ...renderWrites(s.writes),

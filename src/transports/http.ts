@@ -44,7 +44,7 @@ export interface HttpTransportOptions {
 }
 
 /** Network failures worth retrying: resets, refused/closed connections, timeouts, truncated bodies. */
-const TRANSIENT_CODES = new Set([
+export const TRANSIENT_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH',
   'ENETDOWN', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_ABORTED',
@@ -244,7 +244,7 @@ export class HttpTransport implements Transport {
   }
 }
 
-function statusError(status: number, headers: Headers, what: string, loc: SignedLocator): FsError {
+export function statusError(status: number, headers: Headers, what: string, loc: SignedLocator): FsError {
   const msg = `${what}: HTTP ${status}`;
   if (status === 401 || status === 403 || loc.refusedStatuses?.includes(status)) return new ExpiredError(msg);
   if (status === 404 || status === 410) return new NotFoundError(msg);
@@ -352,7 +352,7 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
 }
 
 /** What of a 200/206 body is wanted, or the error its status and headers amount to. */
-function planBody(r: RangeRequest, status: number, headers: Headers): { want: ByteRange; total: number; lengthDeclared: boolean } {
+export function planBody(r: Pick<RangeRequest, 'what' | 'range' | 'expect' | 'loc'>, status: number, headers: Headers): { want: ByteRange; total: number; lengthDeclared: boolean } {
   const { what, range, expect, loc } = r;
   if (status !== 206 && status !== 200) throw statusError(status, headers, what, loc);
   const conflict = etagConflict(loc, expect, header(headers, 'etag'));

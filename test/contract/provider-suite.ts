@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Provider, Ref, RemoteEntry } from '../../src/core/types.js';
 import { NotFoundError } from '../../src/core/errors.js';
-import { HttpTransport } from '../../src/transports/http.js';
+import { FastHttpTransport } from '../../src/transports/fast-http.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 
 export interface ContractFixture {
@@ -67,7 +67,8 @@ export function runProviderContract(label: string, setup: () => Promise<Contract
     let fx: ContractFixture;
     let p: Provider;
     let manyDir = '';
-    const transport = new HttpTransport({ requestTimeoutMs: 10_000 });
+    // The daemon's transport (undici behind it for what it does not read itself).
+    const transport = new FastHttpTransport({ requestTimeoutMs: 10_000 });
 
     beforeAll(async () => {
       fx = await setup();
