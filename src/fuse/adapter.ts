@@ -190,6 +190,26 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
     utimens(path: string, _atime: unknown, _mtime: unknown, cb: Cb) {
       vfs.setattr(path).then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
     },
+    // Extended attributes (read-only user.assetfs.*; docs/semantics.md#platform-ids). fuse-native
+    // answers the size probes and ERANGE itself (vendor patch 7). Once getxattr exists the kernel asks
+    // for security.capability before every write: no security., system. or trusted. attribute is ever
+    // stored here, so those are answered at once, without a promise.
+    getxattr(path: string, name: string, _position: number, cb: Cb) {
+      if (!vfs.getxattr || !name.startsWith('user.')) return cb(-ERRNO.ENODATA!);
+      vfs.getxattr(path, name).then((v) => cb(0, v), (e) => cb(fail('getxattr', path)(e)));
+    },
+    listxattr(path: string, cb: Cb) {
+      if (!vfs.listxattr) return cb(0, []);
+      vfs.listxattr(path).then((names) => cb(0, names), (e) => cb(fail('listxattr', path)(e)));
+    },
+    setxattr(path: string, name: string, _value: Buffer, _position: number, _flags: number, cb: Cb) {
+      if (!vfs.setxattr) return cb(-ERRNO.EOPNOTSUPP!);
+      vfs.setxattr(path, name).then(() => cb(0), (e) => cb(fail('setxattr', path)(e)));
+    },
+    removexattr(path: string, name: string, cb: Cb) {
+      if (!vfs.removexattr) return cb(-ERRNO.EOPNOTSUPP!);
+      vfs.removexattr(path, name).then(() => cb(0), (e) => cb(fail('removexattr', path)(e)));
+    },
     statfs(path: string, cb: Cb) {
       vfs.statfs().then(
         (s) => cb(0, { bsize: s.blockSize, frsize: s.blockSize, blocks: s.blocks, bfree: s.free, bavail: s.free, files: s.files, ffree: s.files, favail: s.files, namemax: 255 }),

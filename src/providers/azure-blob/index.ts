@@ -17,6 +17,7 @@ import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import { mapStorageError } from '../errors.js';
 import { AzureBlockUploader } from './upload.js';
+import { slashAncestry } from '../common/ids.js';
 
 export interface AzureBlobProviderDeps {
   log: Logger;
@@ -78,6 +79,7 @@ export class AzureBlobProvider implements Provider {
             size: b.properties.contentLength ?? 0,
             mtimeMs: b.properties.lastModified?.getTime() ?? 0,
             version: normalizeEtag(b.properties.etag),
+            contentType: b.properties.contentType || undefined,
           };
         }
       }
@@ -95,10 +97,28 @@ export class AzureBlobProvider implements Provider {
     }
     try {
       const p = await this.container.getBlobClient(this.prefix + ref).getProperties({ abortSignal: signal });
-      return { name, kind: 'file', ref, size: p.contentLength ?? 0, mtimeMs: p.lastModified?.getTime() ?? 0, version: normalizeEtag(p.etag) };
+      return { name, kind: 'file', ref, size: p.contentLength ?? 0, mtimeMs: p.lastModified?.getTime() ?? 0, version: normalizeEtag(p.etag),
+        contentType: p.contentType || undefined };
     } catch (e) {
       throw mapStorageError(e, `stat ${this.name}/${ref}`);
     }
+  }
+
+  /** A blob's id is its whole name (the source prefix included); prefixes are not blobs and have none. */
+  idOf(entry: RemoteEntry): string | undefined {
+    return entry.kind === 'file' ? this.prefix + entry.ref : undefined;
+  }
+
+  /** One Get Blob Properties of the name. */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (!id.startsWith(this.prefix) || id.length === this.prefix.length || id.endsWith('/')) {
+      throw new NotFoundError(`${this.name}: no blob ${id} below the source prefix`);
+    }
+    return this.stat(id.slice(this.prefix.length), signal);
+  }
+
+  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
+    return slashAncestry(entry.ref);
   }
 
   async locate(obj: ObjectVersion): Promise<SignedLocator> {

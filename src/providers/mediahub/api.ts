@@ -42,6 +42,7 @@ export interface MhFile {
   etag?: string;
   md5?: string;
   status?: string;
+  mime_type?: string | null;
   items?: MhItem[];
 }
 

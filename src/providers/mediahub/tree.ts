@@ -93,11 +93,13 @@ export function fileEntry(f: MhFile): RemoteEntry {
   return {
     name: leafName(f), kind: 'file', ref: fileRef(f.id), id: f.id, size: num(f.size ?? f.size_on_disk),
     mtimeMs: timeMs(f.updated_at ?? f.created_at), version: fileVersion(f), ...(unreadable ? { unreadable } : {}),
+    ...(f.status ? { status: f.status } : {}), ...(f.mime_type ? { contentType: f.mime_type } : {}),
   };
 }
 
 export function archiveEntry(f: MhFile): RemoteEntry {
-  return { name: leafName(f), kind: 'dir', ref: archiveRef(f.id), id: f.id, size: 0, mtimeMs: timeMs(f.updated_at ?? f.created_at), version: '' };
+  return { name: leafName(f), kind: 'dir', ref: archiveRef(f.id), id: f.id, size: 0, mtimeMs: timeMs(f.updated_at ?? f.created_at), version: '',
+    ...(f.status ? { status: f.status } : {}) };
 }
 
 export function itemEntries(f: MhFile): RemoteEntry[] {
@@ -174,4 +176,21 @@ export class Tree {
     dir.children.push(entry);
     this.files.set(entry.ref, entry);
   }
+}
+
+/**
+ * The refs of the folders that hold a record, top first (the pipeline, then its object_key segments,
+ * or `_files`): what Provider.ancestry() gives for it. A folder record's own folder is not among them.
+ */
+export function ancestorRefs(f: MhFile): Ref[] {
+  const { parent } = placement(f);
+  const segs = [f.pipeline?.id || NO_PIPELINE, ...parent];
+  return segs.map((_, i) => `d:${segs.slice(0, i + 1).join('/')}/`);
+}
+
+/** The folder a `type: folder` record stands for (the tree merges it with the prefix of the same path). */
+export function folderEntry(f: MhFile): RemoteEntry {
+  const { parent, leaf } = placement(f);
+  const ref = `d:${[f.pipeline?.id || NO_PIPELINE, ...parent, leaf].join('/')}/`;
+  return { name: leaf, kind: 'dir', ref, id: ref, size: 0, mtimeMs: timeMs(f.updated_at ?? f.created_at), version: '' };
 }

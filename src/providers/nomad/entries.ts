@@ -97,9 +97,10 @@ export function versionOf(f: AssetFacts): string {
 
 export function toEntry(f: AssetFacts): RemoteEntry {
   const mtimeMs = Date.parse(f.lastModified ?? f.created ?? '') || 0;
-  if (isDir(f)) return { name: f.name, kind: 'dir', ref: f.id, id: f.id, size: 0, mtimeMs, version: '' };
+  const status = f.status ? { status: f.status } : {};
+  if (isDir(f)) return { name: f.name, kind: 'dir', ref: f.id, id: f.id, size: 0, mtimeMs, version: '', ...status };
   const unreadable = unreadableFor(f.name, f.status);
-  return { name: f.name, kind: 'file', ref: f.id, id: f.id, size: f.size ?? 0, mtimeMs, version: versionOf(f), ...(unreadable ? { unreadable } : {}) };
+  return { name: f.name, kind: 'file', ref: f.id, id: f.id, size: f.size ?? 0, mtimeMs, version: versionOf(f), ...(unreadable ? { unreadable } : {}), ...status };
 }
 
 /** Epoch ms after which a presigned S3 URL is refused (X-Amz-Date + X-Amz-Expires), if it says. */
