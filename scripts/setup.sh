@@ -13,6 +13,8 @@ ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so\.3' || need_apt+=(fuse3)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # rsync: the mount tests copy trees into the mount with `rsync -a`, as users do.
 command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
+# attr: getfattr/setfattr, with which the mount tests read the read-only user.assetfs.* attributes.
+command -v getfattr >/dev/null 2>&1 && command -v setfattr >/dev/null 2>&1 || need_apt+=(attr)
 # python3: the notify test receives the daemon's sd_notify datagrams on a unix socket (Node cannot bind
 # one). systemd: systemd-notify, which the daemon reports through, and systemd-analyze, which verifies
 # the unit (test/fuse/boot-mount.test.ts, test/unit/systemd-unit.test.ts).
