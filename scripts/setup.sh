@@ -46,10 +46,10 @@ if ! node -e "require('better-sqlite3')(':memory:').close()" 2>/dev/null; then
   echo "setup: building better-sqlite3"
   npm rebuild better-sqlite3 --loglevel=error
 fi
-# A build from before the move to libfuse 3 would still load: rebuild it.
+# A build from before the move to libfuse 3, or older than its patched source, would still load: rebuild it.
 addon=vendor/fuse-native/build/Release/fuse.node
-if [ -f "$addon" ] && ! ldd "$addon" | grep -q 'libfuse3\.so'; then
-  echo "setup: rebuilding fuse-native against libfuse 3"
+if [ -f "$addon" ] && { ! ldd "$addon" | grep -q 'libfuse3\.so' || [ vendor/fuse-native/fuse-native.c -nt "$addon" ]; }; then
+  echo "setup: rebuilding fuse-native (libfuse 3, patched source)"
   rm -rf vendor/fuse-native/build && npm rebuild fuse-native --loglevel=error
 fi
 node -e "require('fuse-native')" || { echo "setup: fuse-native does not load (see above)" >&2; exit 1; }

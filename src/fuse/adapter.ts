@@ -113,6 +113,7 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
   const gid = process.getgid?.() ?? 0;
   const fail = (op: string, path: string) => (e: unknown) => toErrno(e, log, op, path, recent);
   const dirs = new DirPages();
+  let warnedOldAddon = false;
   return {
     // path is null for an open file already unlinked (hard_remove): fstat of it (fuse-native answers
     // fgetattr with getattr) finds nothing. The handle-based operations use the handle, not the path.
@@ -191,11 +192,15 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
       vfs.setattr(path).then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
     },
     // Extended attributes (read-only user.assetfs.*; docs/semantics.md#platform-ids). fuse-native
-    // answers the size probes and ERANGE itself (vendor patch 7). Once getxattr exists the kernel asks
-    // for security.capability before every write: no security., system. or trusted. attribute is ever
-    // stored here, so those are answered at once, without a promise.
+    // answers the size probes and ERANGE itself, and names outside user. in its C worker (vendor patch
+    // 7): the kernel asks for security.capability before every write once getxattr exists.
     getxattr(path: string, name: string, _position: number, cb: Cb) {
-      if (!vfs.getxattr || !name.startsWith('user.')) return cb(-ERRNO.ENODATA!);
+      if (!name.startsWith('user.')) {
+        if (!warnedOldAddon) log.warn({ name }, 'the fuse-native addon predates its patch 7, so every write waits for a getxattr here: rebuild it (scripts/setup.sh)');
+        warnedOldAddon = true;
+        return cb(-ERRNO.ENODATA!);
+      }
+      if (!vfs.getxattr) return cb(-ERRNO.ENODATA!);
       vfs.getxattr(path, name).then((v) => cb(0, v), (e) => cb(fail('getxattr', path)(e)));
     },
     listxattr(path: string, cb: Cb) {

@@ -158,6 +158,11 @@ describe.sequential('platform ids through a real mount', () => {
     expect(missing.stderr).toMatch(/No such file or directory/);
   });
 
+  it('writes into the mount do not ask JS for security.capability (answered in the addon)', async () => {
+    await sh(`dd if=/dev/zero of=${q(at('s3/ids-write-probe.bin'))} bs=4k count=16 status=none && rm ${q(at('s3/ids-write-probe.bin'))}`);
+    expect(d.logs()).not.toMatch(/predates its patch 7/);
+  });
+
   it('getxattr and listxattr follow the size protocol: a size probe, ERANGE for a short buffer, ENODATA for a name not there', async () => {
     const path = at('nomad/media-bucket/Projects/2026/Launch/poster.png');
     const id = await idOf(path);
