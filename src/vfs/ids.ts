@@ -37,10 +37,14 @@ export function nameToId(name: string): string {
   return name.replace(/%(25|2F|00)/gi, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
-/** Does this mount path lie in (or name) a source's `.by-id/` folder? */
-export function isByIdPath(path: string, providers: ReadonlyMap<string, Provider>): boolean {
+export function idsReadOnly(path: string): FsError {
+  return new FsError('EROFS', `${path}: ${BY_ID}/ is read-only; write through the path that \`assetfs locate --id\` prints`);
+}
+
+/** Writes under a source's `.by-id/` are EROFS: an entry found by id has a path of its own. */
+export function refuseIdWrite(path: string, providers: ReadonlyMap<string, Provider>): void {
   const parts = path.split('/').filter(Boolean);
-  return parts[1] === BY_ID && !!providers.get(parts[0]!)?.byId;
+  if (parts[1] === BY_ID && providers.get(parts[0]!)?.byId) throw idsReadOnly(path);
 }
 
 /** The attributes of a source's root folder, or of an entry in it, in the order getfattr lists them. */
@@ -53,6 +57,26 @@ export function xattrsOf(provider: Provider, entry?: RemoteEntry): Map<string, s
   if (entry.status) out.set(XATTR.status, entry.status);
   if (entry.contentType) out.set(XATTR.contentType, entry.contentType);
   return out;
+}
+
+/** What `assetfs locate PATH` shows (mount-relative `byIdPath`). */
+export interface Located {
+  readonly source: string;
+  readonly id?: string;
+  readonly version?: string;
+  readonly status?: string;
+  readonly contentType?: string;
+  readonly byIdPath?: string;
+}
+
+export function located(path: string, attrs: ReadonlyMap<string, string>): Located {
+  const source = attrs.get(XATTR.source);
+  if (source === undefined) throw new FsError('EINVAL', `${path} is not inside a source`);
+  const id = attrs.get(XATTR.id);
+  return {
+    source, id, version: attrs.get(XATTR.version), status: attrs.get(XATTR.status), contentType: attrs.get(XATTR.contentType),
+    byIdPath: id === undefined ? undefined : `/${source}/${BY_ID}/${idToName(id)}`,
+  };
 }
 
 interface Ctx {

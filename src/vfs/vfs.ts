@@ -19,7 +19,7 @@ import { RemoteFile, type RemoteFileDeps } from './remote-file.js';
 import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
 import { isWriteOpen, type StagedHandle, type VfsAccess, type WriteOps } from './write-ops.js';
-import { BY_ID, IdCache, idToName, isByIdPath, nameToId, namesDownTo, XATTR, XATTR_PREFIX, xattrsOf } from './ids.js';
+import { BY_ID, IdCache, idsReadOnly, located, nameToId, namesDownTo, refuseIdWrite, XATTR_PREFIX, xattrsOf, type Located } from './ids.js';
 
 const DIR_MODE = 0o40755;
 const FILE_MODE = 0o100644;
@@ -109,7 +109,7 @@ export class AssetVfs implements Vfs {
   private async lookup(path: string): Promise<RemoteEntry | { kind: 'root' | 'source' } | undefined> {
     try {
       const r = await this.resolve(path);
-      if (r.kind === 'ids') throw this.idsReadOnly(path);
+      if (r.kind === 'ids') throw idsReadOnly(path);
       return r.kind === 'entry' ? r.entry : { kind: r.kind };
     } catch (e) {
       if (e instanceof NotFoundError) return undefined;
@@ -350,12 +350,8 @@ export class AssetVfs implements Vfs {
     this.ids.forget(parts[0]!);
   }
 
-  private idsReadOnly(path: string): FsError {
-    return new FsError('EROFS', `${path}: ${BY_ID}/ is read-only; write through the path that \`assetfs locate --id\` prints`);
-  }
-
   private refuseIdWrite(path: string): void {
-    if (isByIdPath(path, this.o.providers)) throw this.idsReadOnly(path);
+    refuseIdWrite(path, this.o.providers);
   }
 
   /** The `user.assetfs.*` attributes of a path (docs/semantics.md#platform-ids); none on the mount root. */
@@ -386,15 +382,8 @@ export class AssetVfs implements Vfs {
   }
 
   /** `assetfs locate PATH`: the platform's id, version and status of a mount path, and its `.by-id/` path. */
-  async locate(path: string): Promise<{ source: string; id?: string; version?: string; status?: string; contentType?: string; byIdPath?: string }> {
-    const a = await this.xattrs(path);
-    const source = a.get(XATTR.source);
-    if (source === undefined) throw new FsError('EINVAL', `${path} is not inside a source`);
-    const id = a.get(XATTR.id);
-    return {
-      source, id, version: a.get(XATTR.version), status: a.get(XATTR.status), contentType: a.get(XATTR.contentType),
-      byIdPath: id !== undefined ? `/${source}/${BY_ID}/${idToName(id)}` : undefined,
-    };
+  async locate(path: string): Promise<Located> {
+    return located(path, await this.xattrs(path));
   }
 
   /** `assetfs locate --id SOURCE ID`: the mount path of the entry with that platform id. */
