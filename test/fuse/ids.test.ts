@@ -5,6 +5,7 @@
  * cache blocks), the hidden `.by-id` folder, and `assetfs locate` both ways through the real CLI.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pLimit from 'p-limit';
 import { AZURITE_ACCOUNT } from '../../src/emulators/storage-servers.js';
 import { mimeOf } from '../../src/emulators/ams/catalog.js';
 import { startPlatformLab, type PlatformLab } from '../../src/demo/lab.js';
@@ -94,12 +95,16 @@ describe.sequential('platform ids through a real mount', () => {
     lab = await startPlatformLab({ log: silentLogger, bigFileBytes: 1024 * 1024, manyCount: 0 });
     // The blob source through Azurite's fault proxy, so that the test sees what reaches storage.
     const sources = lab.sources.map((s) => (s.name === 'blob' ? { ...s, accountUrl: `${lab.azureProxy.url}/${AZURITE_ACCOUNT}` } : s));
-    d = await mountDaemon({ sources, metadataTtl: '60s', cache: { memory: '64MiB', disk: 0, blockSize: '1MiB' } });
+    // A long write-back keeps a file written here staged (not uploaded) for the whole test.
+    d = await mountDaemon({ sources, metadataTtl: '60s', cache: { memory: '64MiB', disk: 0, blockSize: '1MiB' }, uploads: { writeBack: '1h' } });
   }, 300_000);
   afterAll(async () => {
     await d?.stop();
     await lab?.stop();
   });
+
+  /** Each case's id, as getfattr read it. */
+  const ids = new Map<Case, string>();
 
   for (const c of cases) {
     describe(`${c.source}: ${c.holder}`, () => {
@@ -111,6 +116,7 @@ describe.sequential('platform ids through a real mount', () => {
         const a = await xattrs(at(`${c.source}/${c.holder}`));
         id = await idOf(at(`${c.source}/${c.holder}`));
         expect(id).toBe(c.expectedId());
+        ids.set(c, id);
         expect(a).toMatchObject({ source: c.source, id, ...c.extra });
         if (c.holder === c.file) expect(a.version).toMatch(/./);
         for (const args of ['-n user.assetfs.id -v other', '-x user.assetfs.id', '-n user.mine -v 1']) {
@@ -134,17 +140,22 @@ describe.sequential('platform ids through a real mount', () => {
         expect(await sh(`sha256sum < ${q(holder + rest)}`)).toBe(byPath);
         if (c.holder === c.file) expect(log.requests().filter((r) => r.method === 'GET' && !c.byIdCall.test(`${r.method} ${r.path}`))).toEqual([]);
       });
-
-      it('assetfs locate prints the id, and locate --id prints the path', async () => {
-        const [out, path] = await Promise.all([cli(`locate ${q(at(`${c.source}/${c.holder}`))}`), cli(`locate --id ${c.source} ${q(id)}`)]);
-        expect(out).toContain(`id:           ${id}\n`);
-        expect(out).toContain(`by id:        ${d.mountpoint}/${c.source}/.by-id/${byIdName(id)}\n`);
-        expect(out).toMatch(/^version: +\S+$/m);
-        expect(out).toMatch(/^status: +\S+$/m);
-        expect(path).toBe(`${at(`${c.source}/${c.holder}`)}\n`);
-      });
     });
   }
+
+  it('assetfs locate prints the id, version and status, and locate --id prints the path, on every source', async () => {
+    const limit = pLimit(4); // each is a node process
+    await Promise.all(cases.map((c) => limit(async () => {
+      const id = ids.get(c)!;
+      const holder = at(`${c.source}/${c.holder}`);
+      const [out, path] = await Promise.all([cli(`locate ${q(holder)}`), cli(`locate --id ${c.source} ${q(id)}`)]);
+      expect(out).toContain(`id:           ${id}\n`);
+      expect(out).toContain(`by id:        ${d.mountpoint}/${c.source}/.by-id/${byIdName(id)}\n`);
+      expect(out).toMatch(/^version: +\S+$/m);
+      expect(out).toMatch(/^status: +\S+$/m);
+      expect(path).toBe(`${holder}\n`);
+    })));
+  });
 
   it('.by-id is hidden from ls -a of a source root, stat works, it lists nothing and takes no writes', async () => {
     for (const s of ['s3', 'blob', 'ams', 'nomad', 'mediahub', 'mkio', 'wordbee']) {
@@ -158,9 +169,12 @@ describe.sequential('platform ids through a real mount', () => {
     expect(missing.stderr).toMatch(/No such file or directory/);
   });
 
-  it('writes into the mount do not ask JS for security.capability (answered in the addon)', async () => {
-    await sh(`dd if=/dev/zero of=${q(at('s3/ids-write-probe.bin'))} bs=4k count=16 status=none && rm ${q(at('s3/ids-write-probe.bin'))}`);
+  it('writes into the mount do not ask JS for security.capability (answered in the addon); a staged file has only its source', async () => {
+    const file = at('s3/ids-write-probe.bin');
+    await sh(`dd if=/dev/zero of=${q(file)} bs=4k count=16 status=none`);
     expect(d.logs()).not.toMatch(/predates its patch 7/);
+    expect(await xattrs(file)).toEqual({ source: 's3' });
+    await sh(`rm ${q(file)}`);
   });
 
   it('getxattr and listxattr follow the size protocol: a size probe, ERANGE for a short buffer, ENODATA for a name not there', async () => {
