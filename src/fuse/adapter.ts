@@ -194,25 +194,26 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
     // Extended attributes (read-only user.assetfs.*; docs/semantics.md#platform-ids). fuse-native
     // answers the size probes and ERANGE itself, and names outside user. in its C worker (vendor patch
     // 7): the kernel asks for security.capability before every write once getxattr exists.
-    getxattr(path: string, name: string, _position: number, cb: Cb) {
+    // path is null for an open file already unlinked (see getattr): it has no attributes left.
+    getxattr(path: string | null, name: string, _position: number, cb: Cb) {
       if (!name.startsWith('user.')) {
         if (!warnedOldAddon) log.warn({ name }, 'the fuse-native addon predates its patch 7, so every write waits for a getxattr here: rebuild it (scripts/setup.sh)');
         warnedOldAddon = true;
         return cb(-ERRNO.ENODATA!);
       }
-      if (!vfs.getxattr) return cb(-ERRNO.ENODATA!);
+      if (!vfs.getxattr || path === null) return cb(-ERRNO.ENODATA!);
       vfs.getxattr(path, name).then((v) => cb(0, v), (e) => cb(fail('getxattr', path)(e)));
     },
-    listxattr(path: string, cb: Cb) {
-      if (!vfs.listxattr) return cb(0, []);
+    listxattr(path: string | null, cb: Cb) {
+      if (!vfs.listxattr || path === null) return cb(0, []);
       vfs.listxattr(path).then((names) => cb(0, names), (e) => cb(fail('listxattr', path)(e)));
     },
-    setxattr(path: string, name: string, _value: Buffer, _position: number, _flags: number, cb: Cb) {
-      if (!vfs.setxattr) return cb(-ERRNO.EOPNOTSUPP!);
+    setxattr(path: string | null, name: string, _value: Buffer, _position: number, _flags: number, cb: Cb) {
+      if (!vfs.setxattr || path === null) return cb(-ERRNO.EOPNOTSUPP!);
       vfs.setxattr(path, name).then(() => cb(0), (e) => cb(fail('setxattr', path)(e)));
     },
-    removexattr(path: string, name: string, cb: Cb) {
-      if (!vfs.removexattr) return cb(-ERRNO.EOPNOTSUPP!);
+    removexattr(path: string | null, name: string, cb: Cb) {
+      if (!vfs.removexattr || path === null) return cb(-ERRNO.EOPNOTSUPP!);
       vfs.removexattr(path, name).then(() => cb(0), (e) => cb(fail('removexattr', path)(e)));
     },
     statfs(path: string, cb: Cb) {
