@@ -9,7 +9,7 @@ import { loadConfig } from '../config/load.js';
 import { callControl, controlSocketPath } from './control.js';
 
 /** What `POST /locate` answers (mount paths absolute). */
-export interface Located {
+export interface LocateAnswer {
   readonly path: string;
   readonly source: string;
   readonly id?: string;
@@ -20,7 +20,7 @@ export interface Located {
 }
 
 /** One `label: value` line per field; id, version and status always (`-` when the platform has none). */
-export function renderLocated(r: Located): string {
+export function renderLocated(r: LocateAnswer): string {
   const rows: [string, string | undefined][] = [
     ['path', r.path],
     ['source', r.source],
@@ -52,7 +52,7 @@ export function addLocateCommand(program: Command, opts: { defaultConfig: string
           process.stdout.write(o.json ? `${JSON.stringify(r)}\n` : `${r.path}\n`);
           return;
         }
-        const r = (await callControl(socket, 'POST', '/locate', { path: resolve(first) })) as Located;
+        const r = (await callControl(socket, 'POST', '/locate', { path: resolve(first) })) as LocateAnswer;
         process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${renderLocated(r)}\n`);
       }),
     );
