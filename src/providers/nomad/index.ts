@@ -116,7 +116,9 @@ export class NomadProvider implements Provider {
       const parent = typeof a.parentId === 'string' && a.parentId ? a.parentId : undefined;
       if (!root && (/^bucket$/i.test(String(a.assetType ?? '')) || !parent)) return chain;
       if (parent === root) return chain;
-      if (!parent || depth >= 64 || chain.includes(parent)) throw new NotFoundError(`${this.name}: "${entry.name}" is not inside the root folder ${root}`);
+      if (!parent || depth >= 64 || chain.includes(parent)) {
+        throw new NotFoundError(`${this.name}: "${entry.name}" is not inside ${root ? `the root folder ${root}` : 'a bucket'}`);
+      }
       chain.unshift(parent);
       a = await this.client.getAsset(parent, signal);
     }
