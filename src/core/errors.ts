@@ -4,7 +4,8 @@
  */
 export type ErrnoCode =
   | 'ENOENT' | 'EIO' | 'EACCES' | 'EAGAIN' | 'EROFS' | 'ENOTSUP' | 'EXDEV' | 'EISDIR' | 'ENOTDIR'
-  | 'EEXIST' | 'ENOTEMPTY' | 'EINVAL' | 'EBADF' | 'ENOSPC' | 'ESTALE' | 'ENAMETOOLONG' | 'EPERM';
+  | 'EEXIST' | 'ENOTEMPTY' | 'EINVAL' | 'EBADF' | 'ENOSPC' | 'ESTALE' | 'ENAMETOOLONG' | 'EPERM'
+  | 'ENODATA';
 
 export class FsError extends Error {
   readonly code: ErrnoCode;

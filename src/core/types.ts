@@ -34,6 +34,10 @@ export interface RemoteEntry {
   /** Stable remote id, used to tell apart two entries with the same name in one folder. Defaults to ref. */
   readonly id?: string;
   readonly unreadable?: Unreadable;
+  /** The platform's own status of the object (Nomad's assetStatus, MediaHub's status, an AMS asset's State), when it has one. */
+  readonly status?: string;
+  /** The MIME type the platform stores for the file, when its answer carries one (never guessed from the name). */
+  readonly contentType?: string;
 }
 
 /** The identity of one version of one object: what the read path caches and fetches. */
@@ -94,6 +98,23 @@ export interface Provider {
    * carried (an API token in its headers), so that the next locate() logs in again.
    */
   refused?(obj: ObjectVersion, loc: SignedLocator): void;
+  /**
+   * The platform's own id of an entry this provider made (shown as `user.assetfs.id`, taken by byId()),
+   * or undefined when the object has none of its own (a prefix folder, a Wordbee locale folder).
+   * docs/providers.md says per platform what it is.
+   */
+  idOf?(entry: RemoteEntry): string | undefined;
+  /**
+   * The entry whose platform id is `id` (as idOf() gives it), found with one API call and without
+   * listing its folder; the same ref and version as a listing shows, so reads share cache blocks.
+   * Throws NotFoundError when the platform knows no such id.
+   */
+  byId?(id: string, signal?: AbortSignal): Promise<RemoteEntry>;
+  /**
+   * Refs of the folders between the source root and `entry`, top first (neither '' nor the entry's
+   * own ref): with the listings of those folders, the entry's path in the mount can be named.
+   */
+  ancestry?(entry: RemoteEntry, signal?: AbortSignal): Promise<Ref[]>;
   /** The platform's multipart uploader (src/upload/types.ts), when `caps.upload`. */
   uploader?(): import('../upload/types.js').Uploader;
   /** Release sockets, timers, tokens, server-side resources (e.g. AMS locators). */
@@ -260,6 +281,14 @@ export interface Vfs {
   setattr(path: string, change: AttrChange): Promise<void>;
   /** Owner reported for every entry. */
   readonly owner: { uid: number; gid: number };
+  /**
+   * Extended attributes (docs/semantics.md#platform-ids): read-only, `user.assetfs.*` only. getxattr
+   * throws ENODATA for a name the path does not have; setxattr and removexattr throw ENOTSUP.
+   */
+  getxattr?(path: string, name: string): Promise<Buffer>;
+  listxattr?(path: string): Promise<string[]>;
+  setxattr?(path: string, name: string): Promise<void>;
+  removexattr?(path: string, name: string): Promise<void>;
   /** Drop cached metadata (and blocks when `blocks`) under a path; used after uploads and on SIGHUP. */
   invalidate(path: string, blocks?: boolean): void;
   close(): Promise<void>;

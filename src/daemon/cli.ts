@@ -19,6 +19,7 @@ import { applyMountOptions } from './mount-options.js';
 import { isMountHelperCall } from './mount-helper.js';
 import { allowOtherWarning } from './fuse-conf.js';
 import { installCrashPolicy } from './crash-policy.js';
+import { addLocateCommand } from './locate.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
 
@@ -241,6 +242,8 @@ export function buildProgram(): Command {
         process.stdout.write(r.discarded ? `${path}: kept copy deleted\n` : `${path} is not kept for attention (see assetfs status)\n`);
       }),
     );
+
+  addLocateCommand(program, { defaultConfig: DEFAULT_CONFIG, run: (fn) => withCleanExit(fn), usage: (line) => new UserError(line) });
 
   program
     .command('demo')

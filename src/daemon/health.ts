@@ -12,7 +12,7 @@
  *    such a success proves nothing, and `ls` of a refused Wordbee scope must not flip it to ok.
  *  - Messages are redacted when recorded.
  */
-import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../core/types.js';
+import type { ObjectVersion, Provider, Ref, RemoteEntry } from '../core/types.js';
 import { AuthError, ExpiredError, FsError, MisconfiguredError, TransientError } from '../core/errors.js';
 import { redactText } from '../util/redact.js';
 import { describeError } from '../util/error-text.js';
@@ -101,10 +101,9 @@ export class SourceHealth {
           throw e;
         },
       );
-    const watched: Provider = {
-      name: p.name,
-      type: p.type,
-      caps: p.caps,
+    // Every other member (uploader, refused, the optional id methods, …) is the provider's own: a
+    // Proxy forwards it, so a method added to Provider later cannot be dropped here.
+    const tracked: Partial<Provider> = {
       // The first entry proves the source answers (a prober stops reading there).
       async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
         let answered = false;
@@ -122,11 +121,15 @@ export class SourceHealth {
       },
       stat: (ref: Ref, signal?: AbortSignal) => track(p.stat(ref, signal), ref === ''),
       locate: (obj: ObjectVersion, signal?: AbortSignal) => track(p.locate(obj, signal), false),
-      close: () => p.close(),
+      ...(p.byId ? { byId: (id: string, signal?: AbortSignal) => track(p.byId!(id, signal), false) } : {}),
     };
-    if (p.refused) watched.refused = (obj: ObjectVersion, loc: SignedLocator) => p.refused!(obj, loc);
-    if (p.uploader) watched.uploader = () => p.uploader!();
-    return watched;
+    return new Proxy(p, {
+      get(target, prop, receiver) {
+        if (Object.hasOwn(tracked, prop)) return tracked[prop as keyof Provider];
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
   }
 }
 

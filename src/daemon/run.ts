@@ -270,6 +270,17 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     'POST /discard': async (body) => ({ discarded: await staging.discard(inMount(body)) }),
     'POST /pin': async (body) => pinner.pin(inMount(body)),
     'POST /unpin': async (body) => ({ unpinned: await pinner.unpin(inMount(body)) }),
+    // assetfs locate (src/daemon/locate.ts): a path's platform id, and the path of a platform id.
+    'POST /locate': async (body) => {
+      const rel = inMount(body);
+      const r = await core.vfs.locate(rel);
+      return { ...r, path: o.mountpoint + rel, byIdPath: r.byIdPath === undefined ? undefined : o.mountpoint + r.byIdPath };
+    },
+    'POST /locate-id': async (body) => {
+      const { source, id } = (body ?? {}) as { source?: unknown; id?: unknown };
+      if (typeof source !== 'string' || typeof id !== 'string' || !source || !id) throw new Error('locate --id needs a source name and an id');
+      return { path: o.mountpoint + (await core.vfs.pathOfId(source, id)) };
+    },
     ...faultRoutes(),
   }).catch((e: unknown) => {
     log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');

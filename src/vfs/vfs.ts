@@ -3,6 +3,7 @@
  *
  *   /                      the configured sources, as directories
  *   /<source>/<names…>     that source's tree, resolved through cached listings (dir-cache.ts)
+ *   /<source>/.by-id/<id>  an entry by its platform id: one API call, no listing, not listed (ids.ts)
  *
  * Invariants:
  *  - Every open handle of a remote file reads exactly one ObjectVersion (remote-file.ts).
@@ -20,6 +21,7 @@ import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
 import { isWriteOpen, WriteOps, type StagedHandle, type VfsAccess, type WriteOptions } from './write/write-ops.js';
 import { daemonOwnership, PermissionPolicy, type Ownership } from './permissions.js';
+import { BY_ID, IdCache, idsReadOnly, located, nameToId, namesDownTo, refuseIdWrite, XATTR_PREFIX, xattrsOf, type Located } from './ids.js';
 
 const DIR_MODE = 0o40755;
 const FILE_MODE = 0o100644;
@@ -44,13 +46,16 @@ export interface VfsOptions {
 type Resolved =
   | { kind: 'root' }
   | { kind: 'source'; provider: Provider }
-  | { kind: 'entry'; provider: Provider; entry: RemoteEntry; parentRef: Ref };
+  | { kind: 'ids'; provider: Provider }
+  /** `id`: the entry was found by this platform id (`.by-id/<id>`), not in its parent's listing. */
+  | { kind: 'entry'; provider: Provider; entry: RemoteEntry; parentRef: Ref; id?: string };
 
 type Handle = RemoteFile | StagedHandle;
 const isStaged = (h: Handle): h is StagedHandle => h.kind === 'staged';
 
 export class AssetVfs implements Vfs {
   private readonly dirs: DirCache;
+  private readonly ids: IdCache;
   private readonly handles = new Map<number, Handle>();
   private readonly pageCache = new PageCacheVersions();
   private readonly writes: WriteOps | undefined;
@@ -64,6 +69,7 @@ export class AssetVfs implements Vfs {
   constructor(private readonly o: VfsOptions) {
     this.dirs = new DirCache({ maxRetryTimeMs: o.maxRetryTimeMs });
     this.perms = new PermissionPolicy(o.ownership ?? daemonOwnership());
+    this.ids = new IdCache({ maxRetryTimeMs: o.maxRetryTimeMs });
     this.fileDeps = {
       blocks: o.blocks,
       log: o.log,
@@ -109,6 +115,7 @@ export class AssetVfs implements Vfs {
   private async lookup(path: string): Promise<RemoteEntry | { kind: 'root' | 'source' } | undefined> {
     try {
       const r = await this.resolve(path);
+      if (r.kind === 'ids') throw idsReadOnly(path);
       return r.kind === 'entry' ? r.entry : { kind: r.kind };
     } catch (e) {
       if (e instanceof NotFoundError) return undefined;
@@ -142,14 +149,22 @@ export class AssetVfs implements Vfs {
     if (parts.length === 1) return { kind: 'source', provider };
     let dirRef: Ref = '';
     let entry: RemoteEntry | undefined;
-    for (let i = 1; i < parts.length; i++) {
+    let first = 1;
+    let id: string | undefined;
+    if (parts[1] === BY_ID && provider.byId) {
+      if (parts.length === 2) return { kind: 'ids', provider };
+      id = nameToId(parts[2]!);
+      entry = await this.ids.get(provider, id, this.ttl(provider.name));
+      first = 3;
+    }
+    for (let i = first; i < parts.length; i++) {
       if (entry && entry.kind !== 'dir') throw new FsError('ENOTDIR', `${parts.slice(0, i).join('/')} is not a directory`);
       if (entry) dirRef = entry.ref;
       const listing = await this.dirs.get(provider, dirRef, this.ttl(provider.name));
       entry = listing.get(parts[i]!);
       if (!entry) throw new NotFoundError(`${path} not found`);
     }
-    return { kind: 'entry', provider, entry: entry!, parentRef: dirRef };
+    return { kind: 'entry', provider, entry: entry!, parentRef: dirRef, ...(first === parts.length ? { id } : {}) };
   }
 
   private dirAttr(mtimeMs = this.startedAt): Attr {
@@ -190,6 +205,7 @@ export class AssetVfs implements Vfs {
   private async remoteListing(path: string): Promise<DirEntry[]> {
     const r = await this.resolve(path);
     if (r.kind === 'root') return [...this.o.providers.keys()].map((name) => ({ name, attr: this.dirAttr() }));
+    if (r.kind === 'ids') return []; // ids are looked up, never enumerated
     if (r.kind === 'entry' && r.entry.kind !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     const ref = r.kind === 'entry' ? r.entry.ref : '';
     const listing = await this.dirs.get(r.provider, ref, this.ttl(r.provider.name));
@@ -204,6 +220,7 @@ export class AssetVfs implements Vfs {
   }
 
   async open(path: string, flags: number): Promise<OpenFile> {
+    if (isWriteOpen(flags)) this.refuseIdWrite(path);
     if (this.writes) {
       const staged = await this.writes.open(path, flags, isWriteOpen(flags) ? await this.remoteEntry(path) : undefined);
       if (staged) {
@@ -222,7 +239,9 @@ export class AssetVfs implements Vfs {
       throw new UnavailableError(entry.unreadable.code, `${path}: ${entry.unreadable.reason}`);
     }
     const obj = { source: provider.name, ref: entry.ref, version: entry.version, size: entry.size };
-    const file = new RemoteFile(this.fileDeps, provider, obj, r.parentRef, path);
+    // Found by id: a stale or vanished object drops that id's entry, not a listing.
+    const deps = r.id === undefined ? this.fileDeps : { ...this.fileDeps, invalidateDir: () => this.ids.forget(provider.name, r.id) };
+    const file = new RemoteFile(deps, provider, obj, r.parentRef, path);
     file.prefetchMedia(entry.name);
     return { fh: this.register(file), keepCache: this.pageCache.opened(path, entry.version) };
   }
@@ -245,6 +264,7 @@ export class AssetVfs implements Vfs {
   }
 
   async create(path: string): Promise<number> {
+    this.refuseIdWrite(path);
     this.pageCache.forget(path);
     return this.register(await this.w.create(path));
   }
@@ -269,24 +289,30 @@ export class AssetVfs implements Vfs {
   }
 
   async truncate(path: string, size: number): Promise<void> {
+    this.refuseIdWrite(path);
     this.pageCache.forget(path);
     await this.w.truncate(path, size, await this.remoteEntry(path));
   }
 
   async unlink(path: string): Promise<void> {
+    this.refuseIdWrite(path);
     this.pageCache.forget(path);
     await this.w.unlink(path, await this.remoteEntry(path));
   }
 
   async mkdir(path: string): Promise<void> {
+    this.refuseIdWrite(path);
     await this.w.mkdir(path, (await this.lookup(path)) !== undefined);
   }
 
   async rmdir(path: string): Promise<void> {
+    this.refuseIdWrite(path);
     await this.w.rmdir(path, await this.remoteEntry(path));
   }
 
   async rename(from: string, to: string): Promise<void> {
+    this.refuseIdWrite(from);
+    this.refuseIdWrite(to);
     // A staged file is a file (rsync renames one per file copied): its two names are all that move. A
     // remote rename may move a folder, so everything under both names is forgotten.
     const forget = this.writes?.stagedAttr(from)?.kind === 'file' ? (p: string) => this.pageCache.forget(p) : (p: string) => this.pageCache.forgetTree(p);
@@ -338,14 +364,62 @@ export class AssetVfs implements Vfs {
     const parts = path.split('/').filter((p) => p !== '');
     if (parts.length === 0) {
       this.dirs.clear();
+      this.ids.clear();
       return;
     }
     this.dirs.invalidate(parts[0]!);
+    this.ids.forget(parts[0]!);
+  }
+
+  private refuseIdWrite(path: string): void {
+    refuseIdWrite(path, this.o.providers);
+  }
+
+  /** The `user.assetfs.*` attributes of a path (docs/semantics.md#platform-ids); none on the mount root. */
+  private async xattrs(path: string): Promise<Map<string, string>> {
+    const staged = this.writes?.stagedAttr(path);
+    const r = await this.resolve(staged ? path.split('/').slice(0, 2).join('/') : path);
+    if (r.kind === 'root') return new Map();
+    // A file written here and not uploaded yet has no id, version or status on the platform yet.
+    return xattrsOf(r.provider, r.kind === 'entry' && !staged ? r.entry : undefined);
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    const value = name.startsWith(XATTR_PREFIX) ? (await this.xattrs(path)).get(name) : undefined;
+    if (value === undefined) throw new FsError('ENODATA', `${path} has no attribute ${name}`);
+    return Buffer.from(value);
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    return [...(await this.xattrs(path)).keys()];
+  }
+
+  async setxattr(path: string, name: string): Promise<void> {
+    throw new FsError('ENOTSUP', `${path}: extended attributes are read-only here (${name})`);
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    throw new FsError('ENOTSUP', `${path}: extended attributes are read-only here (${name})`);
+  }
+
+  /** `assetfs locate PATH`: the platform's id, version and status of a mount path, and its `.by-id/` path. */
+  async locate(path: string): Promise<Located> {
+    return located(path, await this.xattrs(path));
+  }
+
+  /** `assetfs locate --id SOURCE ID`: the mount path of the entry with that platform id. */
+  async pathOfId(source: string, id: string): Promise<string> {
+    const provider = this.o.providers.get(source);
+    if (!provider) throw new NotFoundError(`no source named ${source}`);
+    if (!provider.byId) throw new FsError('ENOTSUP', `${source} (${provider.type}) has no ids`);
+    const entry = await this.ids.get(provider, id, this.ttl(source));
+    return `/${[source, ...(await namesDownTo(this.dirs, provider, entry, this.ttl(source)))].join('/')}`;
   }
 
   async close(): Promise<void> {
     this.handles.clear();
     this.dirs.clear();
+    this.ids.clear();
   }
 }
 

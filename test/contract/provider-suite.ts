@@ -156,6 +156,29 @@ export function runProviderContract(label: string, setup: () => Promise<Contract
       }
     });
 
+    it('ids: byId gives back the listed entry, ancestry names the folders above it, an unknown id is NotFoundError', async () => {
+      const { idOf, byId, ancestry } = p;
+      if (!idOf || !byId || !ancestry) throw new Error(`${label} implements no platform ids`);
+      let withId = 0;
+      for (const path of [`${fx.base}big.bin`, ...(fx.nested ? [`${fx.base}deep/er/clip.mp4`] : [])]) {
+        const segs = path.split('/').filter(Boolean);
+        const chain: RemoteEntry[] = [];
+        for (let i = 1; i <= segs.length; i++) chain.push(await walk(p, segs.slice(0, i).join('/')));
+        expect(await ancestry.call(p, chain.at(-1)!)).toEqual(chain.slice(0, -1).map((a) => a.ref));
+        for (const [i, e] of chain.entries()) {
+          const id = idOf.call(p, e);
+          if (id === undefined) continue;
+          withId++;
+          const found = await byId.call(p, id);
+          expect(found).toMatchObject({ name: e.name, kind: e.kind, ref: e.ref, version: e.version, size: e.size });
+          expect(idOf.call(p, found)).toBe(id);
+          expect(await ancestry.call(p, found)).toEqual(chain.slice(0, i).map((a) => a.ref));
+          await expect(byId.call(p, `${id}-missing`)).rejects.toBeInstanceOf(NotFoundError);
+        }
+      }
+      expect(withId).toBeGreaterThan(0);
+    });
+
     it('a changed object gets a new version', async () => {
       const before = await walk(p, `${fx.base}change.txt`);
       await fx.put(`${fx.base}change.txt`, Buffer.from('version two!'));

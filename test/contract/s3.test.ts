@@ -1,4 +1,3 @@
-import { putManyFiles, runProviderContract } from './provider-suite.js';
 import { S3Provider } from '../../src/providers/s3/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -7,6 +6,9 @@ import { runHostileSuite } from './hostile-suite.js';
 import { deterministicBytes } from '../../src/demo/sample-media.js';
 import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
 import { virtualName } from '../../src/emulators/common/knobs.js';
+import { describe, expect, it } from 'vitest';
+import { putManyFiles, runProviderContract, walk } from './provider-suite.js';
+import { NotFoundError } from '../../src/core/errors.js';
 
 // s3rver never checks presigned-URL expiry: the fault proxy in front of it does, as S3 would.
 runProviderContract('s3 (s3rver behind an expiry-enforcing proxy)', async () => {
@@ -76,4 +78,23 @@ runPagingSuite('s3 (s3rver behind the fault proxy)', async () => {
     listRequests: () => storage.proxy.requests().filter((r) => r.query.includes('list-type=2')).length,
     teardown: () => storage.close(),
   };
+});
+
+describe('s3 ids below a source prefix', () => {
+  it('the id is the whole key; byId takes only keys below the prefix; ancestry is relative to it', async () => {
+    const storage = await startProxiedBucket('media');
+    const p = new S3Provider(ConfigSchema.parse({ sources: [storage.source({ prefix: 'pre/fix' })] }).sources[0] as SourceConfigOf<'s3'>, { log: silentLogger });
+    try {
+      await storage.seed([{ path: 'pre/fix/a/b.txt', data: Buffer.from('b') }, { path: 'other/c.txt', data: Buffer.from('c') }]);
+      const listed = await walk(p, 'a/b.txt');
+      expect(p.idOf(listed)).toBe('pre/fix/a/b.txt');
+      expect(await p.byId('pre/fix/a/b.txt')).toMatchObject({ ref: listed.ref, version: listed.version, size: 1 });
+      expect(await p.ancestry(listed)).toEqual(['a/']);
+      for (const outside of ['other/c.txt', 'a/b.txt', 'pre/fix/', 'pre/fix/a/']) await expect(p.byId(outside)).rejects.toBeInstanceOf(NotFoundError);
+      expect(p.idOf(await walk(p, 'a'))).toBeUndefined();
+    } finally {
+      await p.close();
+      await storage.close();
+    }
+  });
 });

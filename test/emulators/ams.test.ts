@@ -382,3 +382,23 @@ describe('AMS emulator and provider', () => {
     }
   });
 });
+
+describe('ams: platform ids', () => {
+  it('byId: a file id is one Files call; an asset id is Files (404) then Assets, and one Assets call once the root was listed', async () => {
+    const { id: asset } = await assetWithFiles('ids-asset', 1);
+    const file = [...emu.catalog.files.values()].find((f) => f.ParentAssetId === asset)!;
+    const p = amsProvider();
+    // The REST calls (the token endpoint aside).
+    const calls = () => emu.server.requests().filter((r) => r.path.startsWith('/api/')).map((r) => `${r.method} ${r.status} ${r.path}`);
+    emu.server.clearLog();
+    expect(await p.byId(file.Id)).toMatchObject({ name: 'c-0.bin', kind: 'file', ref: `${asset}/${file.Id}`, id: file.Id });
+    expect(calls()).toEqual([`GET 200 /api/Files${q(file.Id)}`]);
+    emu.server.clearLog();
+    expect(await p.byId(asset)).toMatchObject({ name: 'ids-asset', kind: 'dir', ref: `${asset}/`, status: 'Initialized' });
+    expect(calls()).toEqual([`GET 404 /api/Files${q(asset)}`, `GET 200 /api/Assets${q(asset)}`]);
+    await all(p, '');
+    emu.server.clearLog();
+    expect((await p.byId(asset)).ref).toBe(`${asset}/`);
+    expect(calls()).toEqual([`GET 200 /api/Assets${q(asset)}`]);
+  });
+});

@@ -11,6 +11,7 @@ const binding = require('node-gyp-build')(__dirname)
 const IS_OSX = os.platform() === 'darwin'
 const OSX_FOLDER_ICON = '/System/Library/CoreServices/CoreTypes.bundle/Contents/Resources/GenericFolderIcon.icns'
 const HAS_FOLDER_ICON = IS_OSX && fs.existsSync(OSX_FOLDER_ICON)
+const ERANGE = os.constants.errno.ERANGE // assetfs patch 8
 const DEFAULT_TIMEOUT = 15 * 1000
 const TIMEOUT_ERRNO = IS_OSX ? -60 : -110
 const ENOTCONN = IS_OSX ? -57 : -107
@@ -510,10 +511,15 @@ class Fuse extends Nanoresource {
     })
   }
 
+  // assetfs patch 8: the xattr size protocol of getxattr(2)/listxattr(2). A call with size 0 (an empty
+  // valueBuf) asks for the length only; a buffer too small for the answer is ERANGE. Upstream copied a
+  // truncated value and returned its whole length, and its size probe of listxattr added 128 bytes.
   _op_getxattr (signal, path, name, valueBuf, position) {
     this.ops.getxattr(path, name, position, (err, value) => {
       if (!err) {
         if (!value) return signal(IS_OSX ? -93 : -61, valueBuf.buffer)
+        if (valueBuf.length === 0) return signal(value.length, valueBuf.buffer)
+        if (value.length > valueBuf.length) return signal(-ERANGE, valueBuf.buffer)
         value.copy(valueBuf)
         return signal(value.length, valueBuf.buffer)
       }
@@ -524,12 +530,13 @@ class Fuse extends Nanoresource {
   _op_listxattr (signal, path, listBuf) {
     this.ops.listxattr(path, (err, list) => {
       if (list && !err) {
+        let size = 0
+        for (const name of list) size += Buffer.byteLength(name) + 1
         if (!listBuf.length) {
-          let size = 0
-          for (const name of list) size += Buffer.byteLength(name) + 1
-          size += 128 // fuse yells if we do not signal room for some mac stuff also
+          if (IS_OSX) size += 128 // fuse yells if we do not signal room for some mac stuff also
           return signal(size, listBuf.buffer)
         }
+        if (size > listBuf.length) return signal(-ERANGE, listBuf.buffer)
 
         let ptr = 0
         for (const name of list) {

@@ -33,6 +33,8 @@ export interface AmsProviderDeps {
 
 const ROOT: RemoteEntry = { name: '', kind: 'dir', ref: '', size: 0, mtimeMs: 0, version: '' };
 const ID = /^nb:cid:UUID:[0-9a-fA-F-]{36}$/;
+/** Asset `State` values (2, Deleted, is never shown). */
+const STATES: Record<number, string> = { 0: 'Initialized', 1: 'Published', 2: 'Deleted' };
 
 /** `ref` → its asset and file ids; undefined when it is not one of our refs. */
 export function parseRef(ref: Ref): { asset: string; file?: string } | undefined {
@@ -60,6 +62,8 @@ export class AmsProvider implements Provider {
   private readonly net: NetBounds;
   private readonly listing: ListingLimits | undefined;
   private up: AmsUploader | undefined;
+  /** Ids of the assets the last complete root listing showed: byId() asks Assets, not Files, for them. */
+  private assetIds = new Set<string>();
 
   constructor(
     private readonly cfg: SourceConfigOf<'ams'>,
@@ -95,10 +99,13 @@ export class AmsProvider implements Provider {
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     if (dir === '') {
+      const ids = new Set<string>();
       for await (const j of this.rest.pages('Assets', this.pageSize, signal, this.bounds('assets'))) {
         const a = toAsset(j);
         if (a.State !== 2) yield this.assetEntry(a); // 2 = Deleted
+        ids.add(a.Id);
       }
+      this.assetIds = ids;
       return;
     }
     const r = parseRef(dir);
@@ -132,6 +139,36 @@ export class AmsProvider implements Provider {
     // The version is an AMS revision (checked against a fresh stat just above), not the blob's ETag:
     // downloads are compared only with each other (core/etag.ts).
     return { url: `${loc.BaseUri}/${encodeURIComponent(f.Name)}${loc.ContentAccessComponent}`, expiresAt: loc.ExpirationDateTime };
+  }
+
+  /** An asset's `Id` on its folder, an AssetFile's `Id` on its file. */
+  idOf(entry: RemoteEntry): string | undefined {
+    const r = parseRef(entry.ref);
+    return r?.file ?? r?.asset;
+  }
+
+  /**
+   * `GET Files('id')`, whose ParentAssetId places the file; an asset's id answers 404 there and is asked
+   * of `Assets('id')` next (AMS gives assets and files ids of one form). Ids of assets the root listing
+   * showed go to `Assets('id')` at once: one call either way, once the root was listed.
+   */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (!ID.test(id)) throw new NotFoundError(`${this.name}: ${id} is not an AMS id (nb:cid:UUID:…)`);
+    if (!this.assetIds.has(id)) {
+      try {
+        const f = toFile(await this.rest.entity(keyed('Files', id), signal));
+        if (!f.ParentAssetId) throw new FsError('EIO', `${this.name}: AMS did not say which asset holds file ${id}`);
+        return this.fileEntry(f.ParentAssetId, f);
+      } catch (e) {
+        if (!(e instanceof NotFoundError)) throw e;
+      }
+    }
+    return this.stat(`${id}/`, signal);
+  }
+
+  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
+    const r = parseRef(entry.ref);
+    return r?.file ? [`${r.asset}/`] : [];
   }
 
   refused(obj: ObjectVersion, loc: SignedLocator): void {
@@ -170,12 +207,14 @@ export class AmsProvider implements Provider {
   }
 
   private assetEntry(a: AmsAsset): RemoteEntry {
-    return { name: a.Name, kind: 'dir', ref: `${a.Id}/`, size: 0, mtimeMs: this.numbers.mtime(`${a.Id}/`, a.Name, a.LastModified), version: '', id: a.Id };
+    return { name: a.Name, kind: 'dir', ref: `${a.Id}/`, size: 0, mtimeMs: this.numbers.mtime(`${a.Id}/`, a.Name, a.LastModified), version: '', id: a.Id,
+      status: STATES[a.State] ?? String(a.State) };
   }
 
   private fileEntry(assetId: string, f: AmsFile): RemoteEntry {
     const ref = `${assetId}/${f.Id}`;
-    const e = { name: f.Name, kind: 'file' as const, ref, ...this.numbers.file(ref, f.Name, { size: f.ContentFileSize, mtime: f.LastModified }), version: fileVersion(f), id: f.Id };
+    const e = { name: f.Name, kind: 'file' as const, ref, ...this.numbers.file(ref, f.Name, { size: f.ContentFileSize, mtime: f.LastModified }), version: fileVersion(f), id: f.Id,
+      contentType: f.MimeType };
     if (!f.IsEncrypted) return e;
     return { ...e, unreadable: { code: 'EACCES', reason: `storage-encrypted (${f.EncryptionScheme ?? 'encrypted'}): the stored bytes are ciphertext` } };
   }

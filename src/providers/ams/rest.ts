@@ -44,6 +44,7 @@ export interface AmsFile {
   readonly EncryptionScheme: string | undefined;
   readonly LastModified: number;
   readonly ContentChecksum: string | undefined;
+  readonly MimeType: string | undefined;
 }
 
 export interface AmsLocator {
@@ -75,6 +76,7 @@ export const toFile = (j: Json): AmsFile => ({
   Id: String(j.Id), Name: String(j.Name ?? ''), ContentFileSize: num(j.ContentFileSize), ParentAssetId: str(j.ParentAssetId),
   IsEncrypted: j.IsEncrypted === true || j.IsEncrypted === 'true', EncryptionScheme: str(j.EncryptionScheme),
   LastModified: parseDate(j.LastModified ?? j.Created), ContentChecksum: str(j.ContentChecksum),
+  MimeType: str(j.MimeType),
 });
 
 export function toLocator(j: Json): AmsLocator {

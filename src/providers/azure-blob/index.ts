@@ -23,6 +23,7 @@ import { pagedList, type ListingLimits } from '../common/paging.js';
 import { AzureBlockUploader } from './upload.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import { boundedAzureOptions } from '../../transports/sdk-clients.js';
+import { slashAncestry } from '../common/ids.js';
 
 export interface AzureBlobProviderDeps {
   log: Logger;
@@ -103,7 +104,7 @@ export class AzureBlobProvider implements Provider {
           if (b.name === prefix) continue;
           const ref = b.name.slice(this.prefix.length);
           const name = ref.slice(dir.length);
-          items.push({ name, kind: 'file', ref, ...this.numbers.file(ref, name, { size: b.properties.contentLength, mtime: b.properties.lastModified }), version: normalizeEtag(b.properties.etag) });
+          items.push({ name, kind: 'file', ref, ...this.numbers.file(ref, name, { size: b.properties.contentLength, mtime: b.properties.lastModified }), version: normalizeEtag(b.properties.etag), contentType: b.properties.contentType || undefined });
         }
         return { items, next: page?.continuationToken || undefined };
       },
@@ -119,10 +120,28 @@ export class AzureBlobProvider implements Provider {
     }
     try {
       const p = await this.container.getBlobClient(this.prefix + ref).getProperties({ abortSignal: signal });
-      return { name, kind: 'file', ref, ...this.numbers.file(ref, name, { size: p.contentLength, mtime: p.lastModified }), version: normalizeEtag(p.etag) };
+      return { name, kind: 'file', ref, ...this.numbers.file(ref, name, { size: p.contentLength, mtime: p.lastModified }), version: normalizeEtag(p.etag),
+        contentType: p.contentType || undefined };
     } catch (e) {
       throw mapStorageError(e, `stat ${this.name}/${ref}`);
     }
+  }
+
+  /** A blob's id is its whole name (the source prefix included); prefixes are not blobs and have none. */
+  idOf(entry: RemoteEntry): string | undefined {
+    return entry.kind === 'file' ? this.prefix + entry.ref : undefined;
+  }
+
+  /** One Get Blob Properties of the name. */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (!id.startsWith(this.prefix) || id.length === this.prefix.length || id.endsWith('/')) {
+      throw new NotFoundError(`${this.name}: no blob ${id} below the source prefix`);
+    }
+    return this.stat(id.slice(this.prefix.length), signal);
+  }
+
+  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
+    return slashAncestry(entry.ref);
   }
 
   async locate(obj: ObjectVersion): Promise<SignedLocator> {

@@ -48,6 +48,7 @@ export interface MhFile {
   etag?: string;
   md5?: string;
   status?: string;
+  mime_type?: string | null;
   items?: MhItem[];
 }
 

@@ -18,7 +18,7 @@ import type { Logger } from '../../util/logger.js';
 import type { NetBounds } from '../../transports/bounds.js';
 import { MediahubApi, type MhFile } from './api.js';
 import type { ListingLimits } from '../common/paging.js';
-import { Tree, archiveEntry, fileEntry, itemEntries, parseRef } from './tree.js';
+import { Tree, ancestorRefs, archiveEntry, archiveRef, fileEntry, folderEntry, itemEntries, parseRef } from './tree.js';
 import { MediahubUploader, type MediahubUploaderOptions } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
@@ -150,6 +150,34 @@ export class MediahubProvider implements Provider {
       default:
         throw new NotFoundError(`${this.name}: no entry ${ref}`);
     }
+  }
+
+  /** A file's or an archive's record `id`; archive items and the folders of the tree have none. */
+  idOf(entry: RemoteEntry): string | undefined {
+    const p = parseRef(entry.ref);
+    return p.kind === 'file' || p.kind === 'archive' ? p.id : undefined;
+  }
+
+  /** `GET /files/{id}`: a file, an archive (a folder of its items) or a folder record. */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    const f = await this.api.getFile(id, signal);
+    const type = (f.type ?? 'file').toLowerCase();
+    if (type === 'file') return fileEntry(f);
+    if (type === 'archive') return archiveEntry(f);
+    if (type === 'folder') return folderEntry(f, this.numbers);
+    throw new NotFoundError(`${this.name}: record ${id} is a ${f.type}, not shown in the mount`);
+  }
+
+  /** From the record (one `GET /files/{id}`) for files and archives; from the ref itself for folders. */
+  async ancestry(entry: RemoteEntry, signal?: AbortSignal): Promise<Ref[]> {
+    const p = parseRef(entry.ref);
+    if (p.kind === 'dir') {
+      const segs = p.ref.slice(2, -1).split('/');
+      return segs.slice(0, -1).map((_, i) => `d:${segs.slice(0, i + 1).join('/')}/`);
+    }
+    if (p.kind !== 'file' && p.kind !== 'archive' && p.kind !== 'item') return [];
+    const refs = ancestorRefs(await this.api.getFile(p.id, signal));
+    return p.kind === 'item' ? [...refs, archiveRef(p.id)] : refs;
   }
 
   /** Throws UnavailableError when the entry is known (from the snapshot, or fetched) to be unreadable. */

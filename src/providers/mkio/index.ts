@@ -33,6 +33,7 @@ import { MkioApi, type MkioAsset, type StorageFileRow, type StorageListing } fro
 import { AccessCache } from './access.js';
 import { MkioUploader } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
+import { slashAncestry } from '../common/ids.js';
 
 export interface MkioProviderDeps {
   log: Logger;
@@ -217,6 +218,26 @@ export class MkioProvider implements Provider {
     if (!this.access.serves(a, r.path)) throw new UnavailableError('EACCES', `${this.name}: ${r.asset}/${r.path}: MK.IO hands out a presigned URL of another file of this asset only`);
     const loc = this.access.locator(a, r.path);
     return this.headEtags.get(obj.ref) === obj.version ? { ...loc, etagIsVersion: true } : loc;
+  }
+
+  /** An asset's id is its name (MK.IO's key for it); the files and folders in its storage have none. */
+  idOf(entry: RemoteEntry): string | undefined {
+    if (entry.ref === '') return undefined;
+    const r = this.parse(entry.ref);
+    return r.dir && !r.path ? r.asset : undefined;
+  }
+
+  /** `GET …/assets/{name}`. */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (!id || id.includes('/')) throw new NotFoundError(`${this.name}: no asset named ${JSON.stringify(id)}`);
+    return this.assetEntry(await this.api.asset(id, signal));
+  }
+
+  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
+    const r = this.parse(entry.ref);
+    if (r.dir && !r.path) return [];
+    const asset = childRef(r.asset, '', true);
+    return [asset, ...slashAncestry(entry.ref, asset)];
   }
 
   /** The jwt (or presigned URL) of `loc` was refused: the next locate asks getFileAccessInfo again. */

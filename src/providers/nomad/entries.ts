@@ -101,10 +101,11 @@ export function versionOf(f: AssetFacts): string {
 
 export function toEntry(f: AssetFacts, numbers: EntryNumbers): RemoteEntry {
   const mtime = f.lastModified ?? f.created;
-  if (isDir(f)) return { name: f.name, kind: 'dir', ref: f.id, id: f.id, size: 0, mtimeMs: numbers.mtime(f.id, f.name, mtime), version: '' };
+  const status = f.status ? { status: f.status } : {};
+  if (isDir(f)) return { name: f.name, kind: 'dir', ref: f.id, id: f.id, size: 0, mtimeMs: numbers.mtime(f.id, f.name, mtime), version: '', ...status };
   const unreadable = unreadableFor(f.name, f.status);
   const n = numbers.file(f.id, f.name, { size: f.rawSize, mtime });
-  return { name: f.name, kind: 'file', ref: f.id, id: f.id, ...n, version: versionOf(f), ...(unreadable ? { unreadable } : {}) };
+  return { name: f.name, kind: 'file', ref: f.id, id: f.id, ...n, version: versionOf(f), ...(unreadable ? { unreadable } : {}), ...status };
 }
 
 /** Epoch ms after which a presigned S3 URL is refused (X-Amz-Date + X-Amz-Expires), if it says. */

@@ -14,7 +14,7 @@
  *  - caps.upload is `!readOnly`: Nomad takes multipart uploads and folder edits.
  */
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
-import { FsError, UnavailableError } from '../../core/errors.js';
+import { FsError, NotFoundError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import type { NetBounds } from '../../transports/bounds.js';
@@ -103,6 +103,37 @@ export class NomadProvider implements Provider {
     // The version comes from Nomad's own answers (an eTag field, or a revision), never from the S3 GET
     // itself: downloads are compared only with each other (core/etag.ts).
     return { url: facts.fullUrl, expiresAt: presignedExpiry(facts.fullUrl) ?? Date.now() + this.cfg.urlTtl };
+  }
+
+  /** Every asset's id is its ref: buckets, folders and files alike. */
+  idOf(entry: RemoteEntry): string | undefined {
+    return entry.ref || undefined;
+  }
+
+  /** `GET /api/admin/asset/{id}` (its detail too when the answer has no size: see stat). */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (!id) throw new NotFoundError(`${this.name}: an empty id`);
+    return this.stat(id, signal);
+  }
+
+  /**
+   * Up the `parentId` chain, one `GET /api/admin/asset/{id}` per level, to a bucket (the root lists the
+   * buckets) or to `rootFolderId`. An asset outside that folder has no path in this source.
+   */
+  async ancestry(entry: RemoteEntry, signal?: AbortSignal): Promise<Ref[]> {
+    const root = this.cfg.rootFolderId;
+    const chain: Ref[] = [];
+    let a = await this.client.getAsset(entry.ref, signal);
+    for (let depth = 0; ; depth++) {
+      const parent = typeof a.parentId === 'string' && a.parentId ? a.parentId : undefined;
+      if (!root && (/^bucket$/i.test(String(a.assetType ?? '')) || !parent)) return chain;
+      if (parent === root) return chain;
+      if (!parent || depth >= 64 || chain.includes(parent)) {
+        throw new NotFoundError(`${this.name}: "${entry.name}" is not inside ${root ? `the root folder ${root}` : 'a bucket'}`);
+      }
+      chain.unshift(parent);
+      a = await this.client.getAsset(parent, signal);
+    }
   }
 
   /** A fresh uploader (its own folder-id cache) on this provider's session; `partSize` for tests. */

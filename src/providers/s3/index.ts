@@ -16,6 +16,7 @@ import { pagedList, type ListingLimits } from '../common/paging.js';
 import { S3Uploader } from './upload.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import { boundedS3Options } from '../../transports/sdk-clients.js';
+import { slashAncestry } from '../common/ids.js';
 
 export interface S3ProviderDeps {
   log: Logger;
@@ -125,6 +126,23 @@ export class S3Provider implements Provider {
     } catch (e) {
       throw mapStorageError(e, `stat ${this.name}/${ref}`);
     }
+  }
+
+  /** A file's id is its whole key (the source prefix included); prefixes are not objects and have none. */
+  idOf(entry: RemoteEntry): string | undefined {
+    return entry.kind === 'file' ? this.prefix + entry.ref : undefined;
+  }
+
+  /** One HeadObject of the key. */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (!id.startsWith(this.prefix) || id.length === this.prefix.length || id.endsWith('/')) {
+      throw new NotFoundError(`${this.name}: no object ${id} below the source prefix`);
+    }
+    return this.stat(id.slice(this.prefix.length), signal);
+  }
+
+  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
+    return slashAncestry(entry.ref);
   }
 
   async locate(obj: ObjectVersion): Promise<SignedLocator> {

@@ -44,6 +44,7 @@ interface AssetRow {
   fileName?: string;
   size?: number;
   fileSizeInBytes?: number;
+  contentType?: string | null;
   modifiedDate?: string;
   createdDate?: string;
   downloadUrl?: string;
@@ -176,6 +177,66 @@ export class WordbeeProvider implements Provider {
     if (loc.headers?.['X-Auth-Token'] === this.session.peek()) this.session.invalidate();
   }
 
+  /** A scope folder's id is the scope (`pr7214`), a document's and a segment's their Wordbee ids; the rest have none. */
+  idOf(entry: RemoteEntry): string | undefined {
+    const p = decodeRef(entry.ref);
+    if (!p || p.kind !== 'dir' || p.scope === undefined || p.locale !== undefined) return undefined;
+    return p.seg !== undefined ? String(p.seg) : p.doc !== undefined ? String(p.doc) : p.scope;
+  }
+
+  /**
+   * A scope by its name, without a call. A number: first the scope indexes already held (no call);
+   * then, per configured scope, the segment's asset rows (`…/assets/{id}/list`, one call), whose
+   * `documentId` places it; last, for a document id or a segment without assets, the scope's segment
+   * search (paged): Wordbee has no call that answers one document. A number that is both a segment's
+   * and a document's id is the segment.
+   */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    const dir = (name: string, path: Omit<WbPath, 'kind' | 'rel'>): RemoteEntry =>
+      ({ name, kind: 'dir', ref: encodeRef({ ...path, kind: 'dir', rel: [] }), size: 0, mtimeMs: 0, version: '' });
+    if (this.cfg.scopes.includes(id)) return dir(id, { scope: id });
+    if (!/^\d+$/.test(id)) throw new NotFoundError(`wordbee source "${this.name}": no scope, document or segment ${JSON.stringify(id)}`);
+    const n = Number(id);
+    const inIndex = (scope: string, index: ScopeIndex): RemoteEntry | undefined => {
+      for (const [doc, segs] of index.docs) if (segs.includes(n)) return dir(id, { scope, doc, seg: n });
+      return index.docs.has(n) ? dir(id, { scope, doc: n }) : undefined;
+    };
+    for (const scope of this.cfg.scopes) {
+      const held = this.scopes.get(scope);
+      const hit = held && inIndex(scope, held);
+      if (hit) return hit;
+    }
+    for (const scope of this.cfg.scopes) {
+      let rows: AssetRow[];
+      try {
+        rows = await this.rows(scope, n, true, signal);
+      } catch (e) {
+        if (e instanceof NotFoundError) continue; // not a segment of this scope
+        throw e;
+      }
+      const doc = rows.map((r) => Number(r.documentId)).find((d) => Number.isInteger(d));
+      if (doc !== undefined) return dir(id, { scope, doc, seg: n });
+    }
+    for (const scope of this.cfg.scopes) {
+      const hit = inIndex(scope, await this.scopeIndex(scope, signal));
+      if (hit) return hit;
+    }
+    throw new NotFoundError(`wordbee source "${this.name}": no document or segment ${id} in ${this.cfg.scopes.join(', ')}`);
+  }
+
+  /** Every folder above the entry, from its ref alone: scope, document, segment, locale, relativePath. */
+  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
+    const p = this.parse(entry.ref);
+    if (p.scope === undefined) return [];
+    const levels: WbPath[] = [{ kind: 'dir', scope: p.scope, rel: [] }];
+    if (p.doc !== undefined) levels.push({ kind: 'dir', scope: p.scope, doc: p.doc, rel: [] });
+    if (p.seg !== undefined) levels.push({ ...levels.at(-1)!, seg: p.seg });
+    if (p.locale !== undefined) levels.push({ ...levels.at(-1)!, locale: p.locale });
+    p.rel.forEach((_, i) => levels.push({ ...levels.at(-1)!, rel: p.rel.slice(0, i + 1) }));
+    const refs = levels.map(encodeRef);
+    return p.kind === 'dir' ? refs.slice(0, -1) : refs;
+  }
+
   uploader(): WordbeeUploader {
     return new WordbeeUploader(this.api, {
       versionAt: async (scope, seg, locale, rel, name, signal) => {
@@ -206,7 +267,8 @@ export class WordbeeProvider implements Provider {
     const v = r.downloadUrl ? new URL(r.downloadUrl, 'http://x').searchParams.get('v') : null;
     const ref = encodeRef({ kind: 'file', scope: p.scope, doc: p.doc, seg: p.seg, locale: r.locale ?? '', rel: splitRelPath(r.relativePath), name });
     const n = this.numbers.file(ref, name, { size: r.size ?? r.fileSizeInBytes, mtime: r.modifiedDate ?? r.createdDate });
-    return { name, kind: 'file', ref, ...n, version: v ? `${v}-${n.size}` : `${n.size}-${n.mtimeMs}` };
+    return { name, kind: 'file', ref, ...n, version: v ? `${v}-${n.size}` : `${n.size}-${n.mtimeMs}`,
+      ...(r.contentType ? { contentType: r.contentType } : {}) };
   }
 
   private async dirExists(p: WbPath, signal?: AbortSignal): Promise<boolean> {
