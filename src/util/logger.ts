@@ -102,9 +102,14 @@ function fileSink(file: string, maxSize: number, maxFiles: number): Sink {
 }
 
 function sinkFor(opts: LoggerOptions): Sink {
-  const terminal = opts.terminal ?? (opts.destination ? { isTTY: false, journal: false, env: process.env } : { isTTY: isatty(2), journal: stderrIsJournal(process.env), env: process.env });
+  const env = process.env;
+  const terminal = opts.terminal ?? (opts.destination ? { isTTY: false, journal: false, env } : { isTTY: isatty(2), journal: stderrIsJournal(env), env });
+  // Decided first: a wrong ASSETFS_LOG_FORMAT is refused before any file is created.
   const chosen = chooseFormat({ format: opts.format ?? 'auto', toFile: !opts.destination && !!opts.file, ...terminal });
-  const base: Sink = opts.destination ?? (opts.file ? fileSink(opts.file, opts.maxSize ?? 10 * 1024 ** 2, opts.maxFiles ?? 5) : pino.destination(2));
+  let base: Sink;
+  if (opts.destination) base = opts.destination;
+  else if (opts.file) base = fileSink(opts.file, opts.maxSize ?? 10 * 1024 ** 2, opts.maxFiles ?? 5);
+  else base = pino.destination(2);
   return chosen.pretty ? prettySink(base, chosen.colors) : base;
 }
 
