@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
 import { DEFAULT_PART_BYTES } from '../core/blocks.js';
+import { LOG_FORMATS } from '../util/log-format.js';
 
 /** Mount options of libfuse 2 that libfuse 3 (our fuse-native's) rejects, failing the mount. */
 export const LIBFUSE2_ONLY = new Set(['big_writes', 'nonempty', 'large_read', 'atomic_o_trunc', 'no_remote_lock']);
@@ -246,7 +247,13 @@ export const ConfigSchema = z
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        /** `auto`: one readable line per record on a terminal, JSON for the journal, pipes and files. */
+        format: z.enum(LOG_FORMATS).default('auto'),
         file: z.string().optional(),
+        /** The log file is rotated before it passes this size; 0: never (for logrotate). */
+        maxSize: size('log.maxSize').default(10 * 1024 ** 2),
+        /** Log files kept, the live one included. */
+        maxFiles: z.number().int().min(1).max(1000).default(5),
       })
       .prefault({}),
     fuse: z

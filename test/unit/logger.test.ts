@@ -7,31 +7,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { createLogger, type Logger } from '../../src/util/logger.js';
+import { closeLogger, createLogger, type Logger } from '../../src/util/logger.js';
 import { ApiClient } from '../../src/providers/common/api-client.js';
 import { AuthError, TransientError } from '../../src/core/errors.js';
 import { describeError } from '../../src/util/error-text.js';
 import { redactText } from '../../src/util/redact.js';
-
-/** Each secret form, with a marker that must never reach the file. */
-const SECRETS = {
-  connectionString: 'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=SECRET01key==;EndpointSuffix=core.windows.net',
-  accessToken: '{"access_token":"SECRET02","token_type":"bearer"}',
-  refreshToken: '{"refresh_token": "SECRET03", "expires_in": 3600}',
-  password: '{"userName":"u","password":"SECRET04\\"quoted"}',
-  userinfo: 'https://svc:SECRET05@db.example.com/path',
-  jwt: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SECRET06jwtSignature',
-  basic: 'Authorization: Basic SECRET07dXNlcjpwYXNz',
-  bearer: 'authorization: Bearer SECRET08.token-value',
-  sasUrl: 'https://acct.blob.core.windows.net/c/clip.mp4?sv=2021-08-06&se=2030-01-01&sp=r&sig=SECRET09sig%3D',
-  amzUrl: 'https://bucket.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=SECRET10AKIA%2F2024&X-Amz-Signature=SECRET11',
-  sasAlone: 'sv=2021-08-06&ss=b&srt=sco&sp=rl&se=2030-01-01T00:00:00Z&sig=SECRET12sig',
-  amzHeader: 'AWS4-HMAC-SHA256 Credential=SECRET13AKIA/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=SECRET14',
-  authToken: 'X-Auth-Token: SECRET15wordbee',
-  escapedJson: '"{\\"password\\":\\"SECRET16\\"}"',
-  inspected: "{ clientSecret: 'SECRET17', user: 'u' }",
-} as const;
-const MARKER = /SECRET\d\d/g;
+import { MARKER, SECRETS } from '../helpers/secret-forms.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -52,6 +33,7 @@ async function logged(lines: number, write: (log: Logger) => void): Promise<{ te
     log.flush();
     text = await readFile(file, 'utf8').catch(() => '');
   }
+  await closeLogger(log);
   return { text, records: text.trim().split('\n').map((l) => JSON.parse(l)) };
 }
 
