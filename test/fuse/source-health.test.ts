@@ -89,7 +89,7 @@ describe('assetfs check-config --online (the real CLI)', () => {
       azsrc('blob'),
       azsrc('blobsas', { accountKey: undefined, sasToken: sas(-3_600_000, 3_600_000) }),
       wbsrc('wb'),
-      wbsrc('wbhost', { baseUrl: `${wb.url}/` }), // the platform's address, as the SPEC shows it: /api is added
+      wbsrc('wbhost', { baseUrl: `${wb.url}/` }), // the platform's address, as docs/config.md shows it: /api is added
       { name: 'nomad', type: 'nomad', baseUrl: nomad.url, username: DEFAULT_NOMAD_USER.userName, password: DEFAULT_NOMAD_USER.password },
       { name: 'mh', type: 'mediahub', baseUrl: `${mh.baseUrl}/`, clientId: MEDIAHUB_CLIENT.id, clientSecret: MEDIAHUB_CLIENT.secret },
     ]);
