@@ -246,6 +246,34 @@ describe('nomad folder hooks, seen through the provider', () => {
     expect((await stored('media/in/x/dst.txt'))!.toString()).toBe('source');
   });
 
+  it('a folder named "AC/DC" and the nested folders AC then DC are told apart (the folder cache keys by segments)', async () => {
+    const inId = emu.ensurePath('media/in');
+    const slashed = emu.createFolder(inId, 'AC/DC');
+    await emu.putFile(slashed, 'a.txt', Buffer.from('in the folder named AC/DC'));
+    await emu.putPath('media/in/AC/DC/a.txt', Buffer.from('in DC inside AC'));
+    const u = p.uploader({ partSize: PART });
+    const one = { source: 'nm', path: ['media', 'in', 'AC/DC', 'a.txt'] };
+    const nested = { source: 'nm', path: ['media', 'in', 'AC', 'DC', 'a.txt'] };
+    // Each is resolved after the other has been cached, in both orders.
+    const v1 = await u.remoteVersion(one);
+    const v2 = await u.remoteVersion(nested);
+    expect(v1).toBeDefined();
+    expect(v2).not.toBe(v1);
+    expect(await p.uploader({ partSize: PART }).remoteVersion(nested)).toBe(v2);
+    expect(await u.remoteVersion(one)).toBe(v1);
+    // An upload into the nested folders after the slashed one was cached lands in DC inside AC.
+    const f = await local('acdc.txt', Buffer.from('uploaded into AC, then DC'));
+    const journal = new Journal(join(dir, 'acdc.db'));
+    const e = engine(journal, u);
+    e.start();
+    const j = e.enqueue(job(f, 'media/in/AC/DC/b.txt'));
+    await e.waitFor(j.id);
+    await e.stop();
+    journal.close();
+    expect((await stored('media/in/AC/DC/b.txt'))?.toString()).toBe('uploaded into AC, then DC');
+    expect(emu.catalog.child(slashed, 'b.txt')).toBeUndefined();
+  });
+
   it('remove deletes a file and its stored bytes; rmdir deletes only empty folders', async () => {
     const u = p.uploader();
     await emu.putPath('media/in/gone/f.txt', Buffer.from('bye'));
