@@ -75,7 +75,7 @@ export interface Job {
   readonly state: JobState;
   readonly attempts: number;
   readonly lastError: string | null;
-  /** Epoch ms before which a failed job is not retried. */
+  /** Epoch ms before which a failed job is not retried; NOT_RETRIED (journal.ts) after a permanent refusal. */
   readonly nextAttemptAt: number;
   /** The remote version our last upload of this target produced (conflict detection); null if none. */
   readonly baseVersion: string | null;

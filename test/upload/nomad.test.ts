@@ -13,7 +13,7 @@ import { NomadProvider } from '../../src/providers/nomad/index.js';
 import { startNomadEmulator, type NomadEmulator } from '../../src/emulators/nomad/index.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { Journal } from '../../src/upload/journal.js';
+import { Journal, NOT_RETRIED } from '../../src/upload/journal.js';
 
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { RemoteEntry } from '../../src/core/types.js';
@@ -147,13 +147,15 @@ describe('upload engine → nomad', () => {
     journal.close();
   });
 
-  it('an upload the platform rejects reaches waitFor with the platform message', async () => {
+  it('an upload the platform rejects reaches waitFor with the platform message, and is not retried until assetfs retry', async () => {
     const f = await local('afolder', Buffer.from('not a folder'));
     const journal = new Journal(join(dir, 'e.db'));
     const e = engine(journal, p.uploader({ partSize: PART }));
     e.start();
     const j = e.enqueue({ ...job(f, 'media/in/afolder'), producer: 'mount' });
     await expect(e.waitFor(j.id)).rejects.toThrow(/HTTP 400: An asset named "afolder" already exists here and is a folder/);
+    // A 400 is the platform's answer to this name: a refusal for good, not a fault of the moment.
+    expect(journal.get(j.id)).toMatchObject({ state: 'failed', attempts: 1, nextAttemptAt: NOT_RETRIED });
     await e.stop();
     expect(emu.find('media/in/afolder')!.type).toBe('Folder');
     journal.close();
