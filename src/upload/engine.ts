@@ -29,6 +29,7 @@ import type { Journal, NewJob } from './journal.js';
 import { SessionLostError, isPermanentFailure } from './errors.js';
 import { conflictName, joinRemote, splitRemote } from './conflict.js';
 import { NotRegularFileError, openForUpload } from './local-file.js';
+import { sameContent } from './adopt.js';
 import type { ConfirmedPart, Job, UploadTarget, Uploader } from './types.js';
 
 export interface UploadEngineOptions {
@@ -289,6 +290,7 @@ export class UploadEngine {
       job = journal.get(job.id)!;
     }
 
+    if (!job.uploadId && (await this.adopted(job, up, signal))) return;
     if (!job.uploadId) job = await this.resolveConflict(job, up, signal);
     const target = this.target(job);
     let parts: ConfirmedPart[] = journal.parts(job.id);
@@ -330,6 +332,30 @@ export class UploadEngine {
     const list = this.finishers.get(id) ?? [];
     this.finishers.delete(id);
     for (const f of list) (outcome instanceof Error ? f.reject(outcome) : f.resolve(outcome));
+  }
+
+  /**
+   * A watched file the journal has no record of (baseVersion null: a journal set aside, a first sync
+   * of a folder uploaded before) whose remote copy already has its bytes (adopt.ts) is recorded as
+   * synced to that version, and nothing is uploaded. True when it was.
+   */
+  private async adopted(job: Job, up: Uploader, signal: AbortSignal): Promise<boolean> {
+    if (job.producer !== 'sync' || job.baseVersion !== null || !up.remoteContent) return false;
+    const remote = await up.remoteContent(this.target(job), signal);
+    if (!remote || !(await sameContent(job.localPath, job.size, remote, up.partSize(job.size), true))) return false;
+    const { fh } = await this.openLocal(job);
+    const hash = createHash('sha256');
+    try {
+      for await (const c of fh.createReadStream({ autoClose: false })) hash.update(c as Buffer);
+    } finally {
+      await fh.close();
+    }
+    this.o.journal.finish(job.id, hash.digest('hex'), remote.version);
+    this.o.log.info({ job: job.id, path: job.remotePath, version: remote.version }, 'the remote copy already has these bytes: adopted, nothing uploaded');
+    const finished = this.o.journal.get(job.id)!;
+    for (const fn of this.doneListeners) fn(finished);
+    this.settle(job.id, { remotePath: finished.remotePath, version: remote.version, conflictOf: null });
+    return true;
   }
 
   private async resolveConflict(job: Job, up: Uploader, signal: AbortSignal): Promise<Job> {

@@ -12,8 +12,11 @@ import { AccountSASPermissions, BlobServiceClient, StorageSharedKeyCredential, g
 import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, startAzurite, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
-import { BIN, journaledParts, mountDaemon, sh, shResult, type MountedDaemon, until } from '../helpers/mount.js';
+import { journaledParts, mountDaemon, sh, shResult, type MountedDaemon, until } from '../helpers/mount.js';
 import { daemonStatus } from '../helpers/status.js';
+import { callControl } from '../../src/daemon/control.js';
+import { renderUploads } from '../../src/daemon/status.js';
+import type { UploadsStatus } from '../../src/upload/service.js';
 
 const MiB = 1024 * 1024;
 let storage: ProxiedBucket;
@@ -105,15 +108,15 @@ describe('writes into the mount', () => {
     const failed = async () => (await daemonStatus<{ uploads: { failed: Failed[] } }>(join(work, 'cache'))).uploads.failed.find((j) => j.remote === 'broken/refused.txt');
     await until(async () => (await failed()) !== undefined, 'the refused job in status', 30_000, 100);
     expect(await failed()).toMatchObject({ needsAttention: true, nextAttemptInSec: null, lastError: expect.stringMatching(/access denied/) });
-    const text = await shResult(`node ${BIN} status --socket ${join(join(work, 'cache'), 'control.sock')}`);
-    expect(text.stdout).toMatch(/ATTENTION .* broken\/refused\.txt {2}refused at attempt \d+, not retried until assetfs retry: .*access denied/);
+    const text = renderUploads((await daemonStatus<{ uploads: UploadsStatus }>(join(work, 'cache'))).uploads).join('\n');
+    expect(text).toMatch(/ATTENTION .* broken\/refused\.txt {2}refused at attempt \d+, not retried until assetfs retry: .*access denied/);
     expect(d.logs()).toMatch(/upload refused: not retried until `assetfs retry`/);
     // The staged copy is kept: the file still reads back whole from the mount.
     expect(await sh(`cat ${d.mountpoint}/broken/refused.txt`)).toBe('data\n');
     // assetfs retry PATH asks once more (refused again here: the SAS stays read-only).
     const before = (await failed())!.attempts;
-    const again = await shResult(`node ${BIN} retry --socket ${join(work, 'cache', 'control.sock')} ${d.mountpoint}/broken/refused.txt`);
-    expect(again.stdout).toMatch(/queued for upload/);
+    // (what `assetfs retry PATH` sends)
+    expect(await callControl(join(work, 'cache', 'control.sock'), 'POST', '/retry', { path: `${d.mountpoint}/broken/refused.txt` })).toMatchObject({ retried: 1 });
     await until(async () => ((await failed())?.attempts ?? 0) > before, 'the retried refusal recorded', 30_000, 100);
     expect(await failed()).toMatchObject({ needsAttention: true, nextAttemptInSec: null });
   });
