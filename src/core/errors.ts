@@ -67,6 +67,16 @@ export class MisconfiguredError extends FsError {
   }
 }
 
+/**
+ * A source that has not answered once since the daemon started, and whose server cannot even be
+ * connected to (refused, no such host, no route): answered at once with EIO rather than retried.
+ */
+export class UnreachableError extends FsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EIO', message, options);
+  }
+}
+
 /** The file exists but cannot be read now (archived, uploading, processing). */
 export class UnavailableError extends FsError {}
 

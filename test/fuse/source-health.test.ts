@@ -180,6 +180,13 @@ describe('a daemon with one good and several broken sources', () => {
     expect(d.logs()).not.toContain(WRONG);
   });
 
+  it('a source unreachable since start answers EIO without retrying, the log line naming host:port', async () => {
+    const r = await shResult(`ls ${d.mountpoint}/down`);
+    expect(r.stderr).toMatch(/Input\/output error/);
+    const line = logRecords(d).find((l) => String(l.msg).startsWith('EIO returned to the reader: ') && l.path === '/down');
+    expect(String(line?.msg)).toMatch(new RegExp(`^EIO returned to the reader: s3 source "down": unreachable: .*ECONNREFUSED 127\\.0\\.0\\.1:${closed}.* \\(not answered since start: not retried until it does\\)$`));
+  });
+
   it('status --json: each source’s state, last error and its time; status prints them with the fix', async () => {
     const before = Date.now();
     const doc = JSON.parse(await sh(node(`status --json --config ${config}`)));
