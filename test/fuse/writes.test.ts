@@ -119,7 +119,7 @@ describe('writes into the mount', () => {
     expect(await callControl(join(work, 'cache', 'control.sock'), 'POST', '/retry', { path: `${d.mountpoint}/broken/refused.txt` })).toMatchObject({ retried: 1 });
     await until(async () => ((await failed())?.attempts ?? 0) > before, 'the retried refusal recorded', 30_000, 100);
     expect(await failed()).toMatchObject({ needsAttention: true, nextAttemptInSec: null });
-  });
+  }, 240_000); // under load: a failed fsync, a status poll and a second refused attempt through Azurite
 
   it('EROFS where the source cannot take uploads (read-only source, platform without uploads)', async () => {
     const r = await shResult(`touch ${d.mountpoint}/ro/new.txt`);
