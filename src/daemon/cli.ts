@@ -17,6 +17,7 @@ import { notifierFromEnv } from './notify.js';
 import { supervise } from './supervise.js';
 import { applyMountOptions } from './mount-options.js';
 import { isMountHelperCall } from './mount-helper.js';
+import { registerCacheCommands } from './cache-cli.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
 
@@ -208,6 +209,8 @@ export function buildProgram(): Command {
         process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry\n`);
       }),
     );
+
+  registerCacheCommands(program, (fn) => withCleanExit(fn), DEFAULT_CONFIG);
 
   program
     .command('demo')

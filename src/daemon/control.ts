@@ -8,6 +8,14 @@ import { join } from 'node:path';
 
 export type ControlHandler = (body: unknown) => Promise<unknown>;
 
+/** A handler's answer sent as it is, with its content type, instead of as JSON (GET /metrics). */
+export class TextReply {
+  constructor(
+    readonly contentType: string,
+    readonly body: string,
+  ) {}
+}
+
 export function controlSocketPath(cacheDir: string): string {
   return join(cacheDir, 'control.sock');
 }
@@ -26,7 +34,10 @@ export async function startControlServer(path: string, routes: Record<string, Co
       Promise.resolve()
         .then(() => handler(raw ? JSON.parse(raw) : undefined))
         .then(
-          (out) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out)),
+          (out) =>
+            out instanceof TextReply
+              ? res.writeHead(200, { 'content-type': out.contentType }).end(out.body)
+              : res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out)),
           (e: unknown) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: String((e as Error).message ?? e) })),
         );
     });

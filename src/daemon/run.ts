@@ -20,7 +20,10 @@ import { fitReadahead } from '../read/readahead.js';
 import { AssetVfs } from '../vfs/vfs.js';
 import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
-import { controlSocketPath, startControlServer } from './control.js';
+import { TextReply, controlSocketPath, startControlServer } from './control.js';
+import { DaemonMetrics } from '../metrics/metrics.js';
+import { startMetricsListener } from '../metrics/listener.js';
+import { cacheRoutes } from './cache-routes.js';
 import { claimCacheDir } from './cache-dir-lock.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
@@ -53,9 +56,11 @@ export interface Daemon {
 }
 
 /** Build everything but the mount: used by the daemon and by tests that drive the VFS directly. */
-export async function buildCore(config: Config, log: Logger) {
+export async function buildCore(config: Config, log: Logger, metrics?: DaemonMetrics) {
+  const meterFor = (source: string) => metrics?.source(source);
+  const providerDeps = (name: string) => ({ log: log.child({ c: 'provider', source: name }), meter: meterFor(name) });
   const providers = new Map<string, Provider>();
-  for (const s of config.sources) providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
+  for (const s of config.sources) providers.set(s.name, await createProvider(s, providerDeps(s.name)));
   const transport = new HttpTransport({ requestTimeoutMs: config.retry.requestTimeout });
   const memory = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
@@ -65,7 +70,7 @@ export async function buildCore(config: Config, log: Logger) {
   if (readahead.max < config.readahead.max || readahead.budget < config.readahead.budget) {
     log.info({ window: readahead.max, budget: readahead.budget }, 'readahead window and prefetch budget limited to a quarter and a half of cache.memory');
   }
-  const locators = new LocatorCache();
+  const locators = new LocatorCache({ meterFor });
   const blocks = new NetworkBlockSource({
     cache,
     transport,
@@ -79,6 +84,7 @@ export async function buildCore(config: Config, log: Logger) {
     maxRetryTimeMs: config.retry.maxTime,
     prefetchBudgetBytes: readahead.budget,
     log: log.child({ c: 'blocks' }),
+    meterFor,
   });
   const ttlBySource = new Map(config.sources.map((s) => [s.name, s.metadataTtl]));
   const vfs = new AssetVfs({
@@ -86,6 +92,7 @@ export async function buildCore(config: Config, log: Logger) {
     blocks,
     log: log.child({ c: 'vfs' }),
     metadataTtlMs: config.metadataTtl,
+    metadataNegativeTtlMs: config.metadataNegativeTtl,
     sourceTtlMs: (name) => ttlBySource.get(name),
     readaheadMaxBytes: readahead.max,
     readaheadStepBytes: config.readahead.part,
@@ -105,7 +112,7 @@ export async function buildCore(config: Config, log: Logger) {
         log.warn({ source: s.name }, 'new source in the reloaded config: remount to add it');
         continue;
       }
-      providers.set(s.name, await createProvider(s, { log: log.child({ c: 'provider', source: s.name }) }));
+      providers.set(s.name, await createProvider(s, providerDeps(s.name)));
       locators.clear(s.name);
       vfs.invalidate(`/${s.name}`);
       await old.close().catch(() => undefined);
@@ -115,7 +122,7 @@ export async function buildCore(config: Config, log: Logger) {
     }
     log.info('credentials reloaded');
   }
-  return { providers, transport, cache, disk, locators, blocks, vfs, close, reload };
+  return { providers, transport, cache, disk, locators, blocks, vfs, close, reload, meterFor };
 }
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
@@ -133,7 +140,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
 async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   const { config, log } = o;
   await preflight(o.mountpoint, { force: o.force });
-  const core = await buildCore(config, log);
+  const metrics = new DaemonMetrics(config.sources.map((s) => s.name));
+  const core = await buildCore(config, log, metrics);
   const pinner = new Pinner({ file: join(config.cacheDir, 'pins.json'), disk: core.disk, blocks: core.blocks, walk: (p) => core.vfs.walkFiles(p), log: log.child({ c: 'pin' }) });
   await pinner.load(); // pinned objects must be known before the disk tier indexes (and may evict) blocks
   await core.disk.init();
@@ -145,7 +153,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     staging?.uploaded(job.id);
     // A staged copy of an upload resumed after a restart has no staging entry any more: remove it.
     if (job.producer === 'mount' && job.localPath.startsWith(stagingDir) && !staging?.owns(job.localPath)) void rm(job.localPath, { force: true });
-  });
+  }, core.meterFor);
   staging = new Staging({ dir: stagingDir, engine: uploads.engine, writeBackMs: config.uploads.writeBack, log: log.child({ c: 'staging' }), onUploaded: () => undefined });
   await staging.init();
   core.vfs.enableWrites(new WriteOps(staging, core.vfs.access(), (s) => uploads.uploaderFor(s)));
@@ -162,6 +170,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       kernelReadaheadKb: Math.max(4, Math.round(config.fuse.readahead / 1024)),
       opTimeoutMs: config.retry.maxTime + config.retry.requestTimeout + 5_000,
       recent,
+      meter: metrics.fuse,
     });
   } catch (e) {
     await uploads.stop();
@@ -169,6 +178,14 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     throw e;
   }
   log.info({ mountpoint: o.mountpoint, sources: [...core.providers.keys()] }, 'mounted');
+  metrics.readFrom({
+    caches: () => ({ memory: core.cache.memory.stats(), disk: core.cache.disk.stats() }),
+    metadata: () => core.vfs.metadataLookups,
+    uploads: () => {
+      const u = uploads.status();
+      return { queued: u.queued.length, uploading: u.active.length, failed: u.failed.length };
+    },
+  });
   await uploads.start();
   pinner.refreshAll();
   /** A path given to `assetfs pin`: absolute under the mount point, or already mount-relative. */
@@ -198,10 +215,20 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     'POST /retry': async () => ({ retried: uploads.engine.retryNow() }),
     'POST /pin': async (body) => pinner.pin(inMount(body)),
     'POST /unpin': async (body) => ({ unpinned: await pinner.unpin(inMount(body)) }),
+    'GET /metrics': async () => new TextReply(metrics.contentType, await metrics.scrape()),
+    ...cacheRoutes({ mountpoint: o.mountpoint, vfs: core.vfs, cache: core.cache, invalidateKernel: (paths) => mounted.invalidate(paths) }),
   }).catch((e: unknown) => {
     log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');
     return undefined;
   });
+
+  const metricsListener = config.metrics.listen
+    ? await startMetricsListener(config.metrics.listen, metrics, { allowRemote: config.metrics.allowRemote }).catch((e: unknown) => {
+        log.warn({ err: e, listen: config.metrics.listen }, 'metrics listener unavailable: /metrics is still served on the control socket');
+        return undefined;
+      })
+    : undefined;
+  if (metricsListener) log.info({ address: metricsListener.address }, 'serving /metrics over TCP');
 
   let stopping: Promise<void> | undefined;
   const stop = (opts?: { unmounted?: boolean }) =>
@@ -218,6 +245,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       while (core.vfs.openFiles > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (core.vfs.openFiles > 0) log.warn({ open: core.vfs.openFiles }, 'files still open at shutdown');
       await control?.close();
+      await metricsListener?.close();
       staging?.stop();
       await uploads.stop();
       await core.close();

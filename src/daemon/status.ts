@@ -3,6 +3,7 @@ import { formatBytes } from '../config/units.js';
 import { callControl } from './control.js';
 import cliProgress from 'cli-progress';
 import type { UploadJobStatus, UploadsStatus } from '../upload/service.js';
+import type { BlockSourceStats } from '../read/block-source.js';
 
 interface StatusDoc {
   mountpoint: string;
@@ -10,7 +11,8 @@ interface StatusDoc {
   uptimeSec: number;
   sources: Array<{ name: string; type: string }>;
   cache: { memory: { bytes: number; limit: number; hits: number; misses: number }; disk?: { bytes: number; limit: number; hits: number; misses: number } };
-  network?: { requests?: number; bytes?: number };
+  /** The read path's counters (read/block-source.ts): the same counts as assetfs_origin_*{kind="read"}. */
+  network?: BlockSourceStats;
   openFiles: number;
   errors: Array<{ time: string; message: string; path?: string }>;
   uploads?: UploadsStatus;
@@ -57,7 +59,7 @@ export function renderStatus(s: StatusDoc): string {
     `sources:    ${s.sources.map((x) => `${x.name} [${x.type}]`).join(', ')}`,
     `cache:      memory ${formatBytes(m.bytes)} of ${formatBytes(m.limit)}, hit rate ${lookups ? ((100 * m.hits) / lookups).toFixed(1) : '0.0'}% (${m.hits}/${lookups})`,
     ...(s.cache.disk ? [`            disk ${formatBytes(s.cache.disk.bytes)} of ${formatBytes(s.cache.disk.limit)}, ${s.cache.disk.hits} hits`] : []),
-    `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytes ?? 0)} fetched`,
+    `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytesFetched ?? 0)} fetched`,
     `open files: ${s.openFiles}`,
     ...renderUploads(s.uploads),
     ...(s.pins?.length

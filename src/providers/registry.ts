@@ -6,8 +6,9 @@
 import type { Provider } from '../core/types.js';
 import type { SourceConfig, SourceConfigOf } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
+import type { ApiMeter } from './common/api-client.js';
 
-type Deps = { log: Logger };
+type Deps = { log: Logger; meter?: ApiMeter };
 type Loaders = { [T in SourceConfig['type']]: (cfg: SourceConfigOf<T>, deps: Deps) => Promise<Provider> };
 
 const loaders: Loaders = {

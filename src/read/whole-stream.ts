@@ -32,9 +32,9 @@ export interface WholeStreamOptions {
   transport: Transport;
   /** True when a block-source run is waiting for this block and will cache it itself. */
   claimed(obj: ObjectVersion, index: number): boolean;
-  /** Called per download started and per chunk received (statistics). */
-  onRequest?(): void;
-  onBytes?(n: number): void;
+  /** Called per download started, with its outcome, and per chunk received (statistics). */
+  onRequest?(obj: ObjectVersion, done: Promise<void>): void;
+  onBytes?(n: number, obj: ObjectVersion): void;
 }
 
 const keyOf = (obj: ObjectVersion) => `${obj.source}\0${obj.ref}\0${obj.version}`;
@@ -89,7 +89,7 @@ export class WholeObjectStreams {
       if (!this.o.claimed(obj, index)) this.o.cache.put(obj, index, block).catch(() => undefined);
     };
     const onChunk = (chunk: Buffer) => {
-      this.o.onBytes?.(chunk.length);
+      this.o.onBytes?.(chunk.length, obj);
       let at = 0;
       while (at < chunk.length) {
         if (!current) {
@@ -108,12 +108,12 @@ export class WholeObjectStreams {
         }
       }
     };
-    this.o.onRequest?.();
     done = this.o.transport.streamWhole(loc, obj, onChunk).then(
       () => {
         if (dl.next !== count) throw new Error(`whole download of ${obj.ref} ended at block ${dl.next} of ${count}`);
       },
     );
+    this.o.onRequest?.(obj, done);
     done.catch((e: unknown) => {
       for (const list of dl.waiters.values()) for (const w of list) w.reject(e);
       dl.waiters.clear();

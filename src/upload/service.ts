@@ -9,6 +9,7 @@ import type { Logger } from '../util/logger.js';
 import { Journal } from './journal.js';
 import { UploadEngine } from './engine.js';
 import type { Job, Uploader } from './types.js';
+import type { SourceMeter } from '../metrics/metrics.js';
 // Type only: the watcher (and chokidar under it) loads in start(), and only when a folder is synced.
 import type { FolderSync } from '../sync/watcher.js';
 
@@ -47,6 +48,7 @@ export class UploadService {
     private readonly providers: ReadonlyMap<string, Provider>,
     private readonly log: Logger,
     onDone: (job: Job) => void,
+    meterFor?: (source: string) => SourceMeter | undefined,
   ) {
     this.journal = new Journal(join(config.cacheDir, 'journal.db'));
     this.engine = new UploadEngine({
@@ -57,6 +59,7 @@ export class UploadService {
       maxParts: config.uploads.parallelParts,
       partsPerFile: config.uploads.partsPerFile,
       onDone,
+      meterFor,
     });
   }
 

@@ -34,6 +34,8 @@ export interface VfsOptions {
   /** Smallest readahead top-up: the GET part size. */
   readaheadStepBytes?: number;
   maxRetryTimeMs: number;
+  /** How long a name missing from a listing stays "no such name" (metadataNegativeTtl; dir-cache.ts). */
+  metadataNegativeTtlMs?: number;
 }
 
 type Resolved =
@@ -56,7 +58,7 @@ export class AssetVfs implements Vfs {
   private readonly fileDeps: RemoteFileDeps;
 
   constructor(private readonly o: VfsOptions) {
-    this.dirs = new DirCache({ maxRetryTimeMs: o.maxRetryTimeMs });
+    this.dirs = new DirCache({ maxRetryTimeMs: o.maxRetryTimeMs, negativeTtlMs: o.metadataNegativeTtlMs });
     this.fileDeps = {
       blocks: o.blocks,
       log: o.log,
@@ -142,8 +144,7 @@ export class AssetVfs implements Vfs {
     for (let i = 1; i < parts.length; i++) {
       if (entry && entry.kind !== 'dir') throw new FsError('ENOTDIR', `${parts.slice(0, i).join('/')} is not a directory`);
       if (entry) dirRef = entry.ref;
-      const listing = await this.dirs.get(provider, dirRef, this.ttl(provider.name));
-      entry = listing.get(parts[i]!);
+      entry = await this.dirs.lookup(provider, dirRef, parts[i]!, this.ttl(provider.name));
       if (!entry) throw new NotFoundError(`${path} not found`);
     }
     return { kind: 'entry', provider, entry: entry!, parentRef: dirRef };
@@ -323,6 +324,37 @@ export class AssetVfs implements Vfs {
       return;
     }
     this.dirs.invalidate(parts[0]!);
+  }
+
+  /** Name lookups in listings so far: hit, miss (listing fetched), negative (assetfs_metadata_lookups_total). */
+  get metadataLookups(): Readonly<{ hit: number; miss: number; negative: number }> {
+    return this.dirs.lookups;
+  }
+
+  /**
+   * `assetfs refresh`: forget the listing holding `path`'s attributes (its folder's: negative answers
+   * for names in it go too) and every listing at or below `path`. Returns the mount paths whose
+   * attributes the kernel may hold: `path`, its folder, and every entry of the listings forgotten.
+   */
+  async refresh(path: string): Promise<string[]> {
+    const parts = path.split('/').filter((p) => p !== '');
+    if (parts.length === 0) {
+      return ['/', ...[...this.o.providers.keys()].flatMap((source) => [`/${source}`, ...this.dirs.forgetTree(source, '').paths.map((p) => `/${source}/${p}`)])];
+    }
+    const provider = this.o.providers.get(parts[0]!);
+    if (!provider) throw new NotFoundError(`no source named ${parts[0]}`);
+    const mountPath = `/${parts.join('/')}`;
+    const parentPath = `/${parts.slice(0, -1).join('/')}`;
+    if (parts.length === 1) return ['/', mountPath, ...this.dirs.forgetTree(provider.name, '').paths.map((p) => `${mountPath}/${p}`)];
+    // The folder's listing is looked up first, so that the entry (and, for a folder, its ref) is known.
+    const parent = await this.resolve(parentPath).catch((e: unknown) => (e instanceof NotFoundError ? undefined : Promise.reject(e)));
+    if (!parent) return [mountPath, ...(await this.refresh(parentPath))]; // a folder new on the remote too
+    if (parent.kind === 'entry' && parent.entry.kind !== 'dir') throw new FsError('ENOTDIR', `${parentPath} is not a directory`);
+    await this.dirs.lookup(provider, parent.kind === 'entry' ? parent.entry.ref : '', parts.at(-1)!, this.ttl(provider.name));
+    const { listing } = this.dirs.forgetTree(provider.name, parent.kind === 'entry' ? parent.entry.ref : '', false);
+    const entry = listing?.get(parts.at(-1)!);
+    const below = entry?.kind === 'dir' ? this.dirs.forgetTree(provider.name, entry.ref).paths.map((p) => `${mountPath}/${p}`) : [];
+    return [parentPath, mountPath, ...below];
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,7 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { AuthError, FsError, NotFoundError, StaleError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
-import { ApiClient, TokenSession, type Authenticator } from '../common/api-client.js';
+import { ApiClient, TokenSession, type ApiMeter, type Authenticator } from '../common/api-client.js';
 import { LocatorPool } from './locators.js';
 import { AMS_MAX_PAGE, AmsRest, fileVersion, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './rest.js';
 import { AmsUploader } from './upload.js';
@@ -21,6 +21,8 @@ import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface AmsProviderDeps {
   log: Logger;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Entities per listing page (AMS returns at most 1000). */
   listPageSize?: number;
 }
@@ -62,7 +64,7 @@ export class AmsProvider implements Provider {
     this.log = deps.log.child({ c: 'ams', source: cfg.name });
     const what = `ams source "${cfg.name}"`;
     this.numbers = new EntryNumbers({ log: this.log, what });
-    this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what) });
+    this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what), meter: deps.meter });
     this.rest = new AmsRest(this.api, cfg.restUrl);
     this.pageSize = Math.min(AMS_MAX_PAGE, deps.listPageSize ?? AMS_MAX_PAGE);
     this.locators = new LocatorPool(this.rest, { ttlMs: cfg.urlTtl, log: this.log, what });

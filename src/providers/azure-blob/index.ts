@@ -5,22 +5,28 @@
  */
 import {
   BlobSASPermissions,
+  AnonymousCredential,
   BlobServiceClient,
   ContainerClient,
   StorageSharedKeyCredential,
   generateBlobSASQueryParameters,
+  newPipeline,
 } from '@azure/storage-blob';
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { NotFoundError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { ApiMeter } from '../common/api-client.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
+import { countingAzurePolicy } from '../common/sdk-meters.js';
 import { AzureBlockUploader } from './upload.js';
 
 export interface AzureBlobProviderDeps {
   log: Logger;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Blobs per listing page (Azure's maximum is 5000). */
   listPageSize?: number;
 }
@@ -53,13 +59,11 @@ export class AzureBlobProvider implements Provider {
     const accountName = cfg.accountName ?? cs.name ?? new URL(cfg.accountUrl).pathname.split('/').filter(Boolean)[0] ?? new URL(cfg.accountUrl).hostname.split('.')[0]!;
     const accountKey = cfg.accountKey ?? cs.key;
     const retryOptions = { maxTries: 1 }; // retries belong to our pacer
-    if (accountKey) {
-      this.credential = new StorageSharedKeyCredential(accountName, accountKey);
-      this.container = new BlobServiceClient(cfg.accountUrl, this.credential, { retryOptions }).getContainerClient(cfg.container);
-    } else {
-      this.sas = (cfg.sasToken ?? '').replace(/^\?/, '');
-      this.container = new BlobServiceClient(`${cfg.accountUrl}?${this.sas}`, undefined, { retryOptions }).getContainerClient(cfg.container);
-    }
+    if (accountKey) this.credential = new StorageSharedKeyCredential(accountName, accountKey);
+    else this.sas = (cfg.sasToken ?? '').replace(/^\?/, '');
+    const pipeline = newPipeline(this.credential ?? new AnonymousCredential(), { retryOptions });
+    if (deps.meter) pipeline.factories.unshift(countingAzurePolicy(deps.meter));
+    this.container = new BlobServiceClient(this.credential ? cfg.accountUrl : `${cfg.accountUrl}?${this.sas}`, pipeline).getContainerClient(cfg.container);
   }
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {

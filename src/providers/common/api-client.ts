@@ -45,6 +45,11 @@ export interface ApiResponse {
   readonly text: string;
 }
 
+/** Counts requests to the platform (assetfs_origin_requests_total{kind="api"}; metrics/metrics.ts). */
+export interface ApiMeter {
+  request(kind: 'api', e?: unknown, status?: number): void;
+}
+
 export interface ApiClientOptions {
   baseUrl: string;
   /** Names the source in messages. */
@@ -54,6 +59,7 @@ export interface ApiClientOptions {
   isAuthFailure?: (status: number, text: string) => boolean;
   defaultHeaders?: Record<string, string>;
   timeoutMs?: number;
+  meter?: ApiMeter;
 }
 
 const header = (h: ApiResponse['headers'], n: string) => {
@@ -152,8 +158,11 @@ export class ApiClient {
     try {
       res = await this.agent.request({ origin: u.origin, path: u.pathname + u.search, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body, signal: req.signal });
       const text = await res.body.text();
+      // A raw body is file bytes: the upload engine counts those requests (kind upload).
+      if (req.body === undefined) this.o.meter?.request('api', undefined, res.statusCode);
       return { status: res.statusCode, headers: res.headers, text };
     } catch (e) {
+      if (req.body === undefined) this.o.meter?.request('api', e);
       if (req.signal?.aborted) throw req.signal.reason;
       if (isAbort(e) && !(e as { code?: string }).code?.startsWith('UND_ERR')) throw e;
       const code = (e as { code?: string }).code ?? (e as Error).message;

@@ -10,7 +10,7 @@
  *  - A listing pass yields each file id once even when the catalog shifts between pages (offset paging).
  *  - Secrets go only into the token form body; messages carry redacted paths only.
  */
-import { ApiClient, TokenSession, errorMessage } from '../common/api-client.js';
+import { ApiClient, TokenSession, errorMessage, type ApiMeter } from '../common/api-client.js';
 import { AuthError, FsError, NotFoundError, TransientError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 
@@ -81,11 +81,11 @@ export class MediahubApi {
 
   constructor(
     private readonly cfg: SourceConfigOf<'mediahub'>,
-    opts: { timeoutMs?: number } = {},
+    opts: { timeoutMs?: number; meter?: ApiMeter } = {},
   ) {
     const what = `mediahub source "${cfg.name}"`;
     // The token call goes through its own client: no auth, and a 4xx there means the credentials are bad.
-    const login = new ApiClient({ baseUrl: cfg.baseUrl, what, timeoutMs: opts.timeoutMs });
+    const login = new ApiClient({ baseUrl: cfg.baseUrl, what, timeoutMs: opts.timeoutMs, meter: opts.meter });
     this.session = new TokenSession(
       async (signal) => {
         let r;
@@ -110,6 +110,7 @@ export class MediahubApi {
       what,
       auth: this.session,
       timeoutMs: opts.timeoutMs,
+      meter: opts.meter,
       isAuthFailure: (_status, text) => errorCodeOf(text) === INVALID_TOKEN,
     });
     this.closeLogin = () => login.close();

@@ -12,7 +12,7 @@
  *  - The personal API token is static: a 401/403 is retried once by ApiClient, then is an AuthError.
  */
 import { FsError } from '../../core/errors.js';
-import { ApiClient } from '../common/api-client.js';
+import { ApiClient, type ApiMeter } from '../common/api-client.js';
 
 export interface MkioAsset {
   name: string;
@@ -76,11 +76,12 @@ export class MkioApi {
   private readonly base: string;
   private readonly origin: string;
 
-  constructor(opts: { baseUrl: string; project: string; token: string; what: string; timeoutMs?: number }) {
+  constructor(opts: { baseUrl: string; project: string; token: string; what: string; timeoutMs?: number; meter?: ApiMeter }) {
     this.client = new ApiClient({
       baseUrl: opts.baseUrl,
       what: opts.what,
       timeoutMs: opts.timeoutMs,
+      meter: opts.meter,
       auth: { headers: async () => ({ authorization: `Bearer ${opts.token}` }), invalidate: () => undefined },
     });
     this.base = `api/v1/projects/${encodeURIComponent(opts.project)}/media/`;

@@ -24,6 +24,7 @@ import { ExpiredError, FsError, NotFoundError, UnavailableError } from '../../co
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { ApiMeter } from '../common/api-client.js';
 import { MkioApi, type MkioAsset, type StorageFileRow, type StorageListing } from './api.js';
 import { AccessCache } from './access.js';
 import { MkioUploader } from './upload.js';
@@ -31,6 +32,8 @@ import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface MkioProviderDeps {
   log: Logger;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Assets per listing page (`$top`; MK.IO's maximum is 1000). */
   listPageSize?: number;
 }
@@ -65,7 +68,7 @@ export class MkioProvider implements Provider {
   ) {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly && !!cfg.storage };
-    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio ${cfg.name}` });
+    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio ${cfg.name}`, meter: deps.meter });
     this.access = new AccessCache(this.api, `mkio ${cfg.name}`);
     this.numbers = new EntryNumbers({ log: deps.log, what: `mkio source "${cfg.name}"` });
   }

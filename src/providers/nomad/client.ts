@@ -13,7 +13,7 @@
  *    `totalItemCount` items were seen; `nextPageOffset` is not trusted to be null at the end (the
  *    docs' example shows it set on the last page). Ids seen twice are dropped.
  */
-import { ApiClient, TokenSession } from '../common/api-client.js';
+import { ApiClient, TokenSession, type ApiMeter } from '../common/api-client.js';
 import { AuthError, FsError, TransientError } from '../../core/errors.js';
 import type { Logger } from '../../util/logger.js';
 
@@ -137,10 +137,11 @@ export class NomadClient {
   constructor(
     private readonly cfg: NomadClientConfig,
     private readonly log: Logger,
+    meter?: ApiMeter,
   ) {
     const base = cfg.baseUrl.replace(/\/+$/, '');
     this.session = new TokenSession((signal) => this.login(signal), (t) => ({ authorization: `Bearer ${t}` }));
-    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad ${cfg.name}`, auth: this.session });
+    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad ${cfg.name}`, auth: this.session, meter });
   }
 
   private async login(signal?: AbortSignal): Promise<{ token: string; expiresInMs?: number }> {

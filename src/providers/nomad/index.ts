@@ -17,6 +17,7 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { FsError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { ApiMeter } from '../common/api-client.js';
 import { NomadClient, type SearchFilter } from './client.js';
 import { factsOfAsset, factsOfItem, isDir, presignedExpiry, toEntry, unreadableFor } from './entries.js';
 import { NomadUploader } from './upload.js';
@@ -24,6 +25,8 @@ import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface NomadProviderDeps {
   log: Logger;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Items per search page. Default 100 (the documented example). */
   listPageSize?: number;
 }
@@ -47,6 +50,7 @@ export class NomadProvider implements Provider {
     this.client = new NomadClient(
       { name: cfg.name, baseUrl: cfg.baseUrl, username: cfg.username, password: cfg.password, applicationId: cfg.applicationId },
       this.log,
+      deps.meter,
     );
   }
 

@@ -10,12 +10,16 @@ import { NotFoundError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { ApiMeter } from '../common/api-client.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
+import { countS3Requests } from '../common/sdk-meters.js';
 import { S3Uploader } from './upload.js';
 
 export interface S3ProviderDeps {
   log: Logger;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Keys per listing page (S3's maximum and default is 1000). */
   listPageSize?: number;
 }
@@ -46,6 +50,7 @@ export class S3Provider implements Provider {
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 1, // retries belong to our pacer, which knows the read deadline
     });
+    if (deps.meter) countS3Requests(this.client, deps.meter);
   }
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {

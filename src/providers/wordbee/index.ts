@@ -16,13 +16,15 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { FsError, NotFoundError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
-import { ApiClient, TokenSession } from '../common/api-client.js';
+import { ApiClient, TokenSession, type ApiMeter } from '../common/api-client.js';
 import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
 import { WordbeeUploader } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface WordbeeProviderDeps {
   log: Logger;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Segments per search page. Default 500. */
   listPageSize?: number;
 }
@@ -76,6 +78,7 @@ export class WordbeeProvider implements Provider {
       baseUrl: cfg.baseUrl,
       what: `wordbee source "${cfg.name}"`,
       auth: this.session,
+      meter: deps.meter,
       // The docs show an expired token answered with 400 "Token invalid or expired."
       isAuthFailure: (status, text) => status === 400 && /token/i.test(text),
     });
