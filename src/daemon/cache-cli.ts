@@ -63,9 +63,12 @@ export function registerCacheCommands(program: Command, run: Run, defaultConfig:
     defaultConfig,
   ).action((path: string | undefined, o: SocketOpts) =>
     run(async () => {
-      const r = (await callControl(await socketOf(o), 'POST', '/cache/clear', path === undefined ? {} : { path: resolve(path) })) as CacheStatsDoc & { files?: number; freedBytes: number };
+      const r = (await callControl(await socketOf(o), 'POST', '/cache/clear', path === undefined ? {} : { path: resolve(path) })) as CacheStatsDoc & {
+        files?: number;
+        freed: { memory: number; disk: number };
+      };
       const what = path === undefined ? 'the cache' : `${path}${r.files === undefined ? '' : ` (${r.files} file${r.files === 1 ? '' : 's'})`}`;
-      process.stdout.write(`cleared ${what}: ${formatBytes(r.freedBytes)} freed; ${formatBytes(r.disk.pinnedBytes)} pinned kept\n`);
+      process.stdout.write(`cleared ${what}: ${formatBytes(r.freed.disk)} freed on disk, ${formatBytes(r.freed.memory)} in memory; ${formatBytes(r.disk.pinnedBytes)} pinned kept\n`);
     }),
   );
 }

@@ -34,10 +34,7 @@ export interface CacheStatsDoc {
 
 export function cacheRoutes(d: CacheRoutesDeps): Record<string, ControlHandler> {
   const stats = (): CacheStatsDoc => ({ memory: d.cache.memory.stats(), disk: d.cache.disk.stats() });
-  const held = () => {
-    const s = stats();
-    return s.memory.bytes + s.disk.bytes + s.disk.pinnedBytes;
-  };
+
   return {
     'POST /refresh': async (body) => {
       const path = mountPath(d.mountpoint, body)!;
@@ -47,7 +44,7 @@ export function cacheRoutes(d: CacheRoutesDeps): Record<string, ControlHandler> 
     'GET /cache': async () => stats(),
     'POST /cache/clear': async (body) => {
       const path = mountPath(d.mountpoint, body, { optional: true });
-      const before = held();
+      const before = stats();
       let files: number | undefined;
       if (path === undefined || path === '/') {
         await d.cache.clearUnpinned();
@@ -57,7 +54,9 @@ export function cacheRoutes(d: CacheRoutesDeps): Record<string, ControlHandler> 
         await d.cache.clearUnpinned(objects);
         files = objects.length;
       }
-      return { path: path ?? '/', files, freedBytes: Math.max(0, before - held()), ...stats() };
+      const after = stats();
+      const freed = { memory: Math.max(0, before.memory.bytes - after.memory.bytes), disk: Math.max(0, before.disk.bytes + before.disk.pinnedBytes - after.disk.bytes - after.disk.pinnedBytes) };
+      return { path: path ?? '/', files, freed, ...after };
     },
   };
 }
