@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type StorageServer } from '../../src/emulators/storage-servers.js';
+import { seedAzure } from '../../src/demo/seed-storage.js';
 import { BIN, mountDaemon, sh, shResult, until, type MountedDaemon } from '../helpers/mount.js';
 import { parsePromText, select, total, type PromText } from '../helpers/prom-text.js';
 
@@ -42,6 +44,7 @@ const SERIES: Record<string, string> = {
 };
 
 let storage: ProxiedBucket;
+let azurite: StorageServer;
 let work: string;
 let d: MountedDaemon;
 const socket = () => join(work, 'cache', 'control.sock');
@@ -53,12 +56,16 @@ beforeAll(async () => {
     { path: 'data/a.bin', data: A },
     { path: 'data/bad.bin', data: BAD },
   ]);
+  azurite = await startAzurite();
+  await seedAzure(azurite, 'media', [{ path: 'x/blob.bin', data: BAD }]);
   work = await mkdtemp(join(tmpdir(), 'assetfs-metrics-'));
   await writeFile(join(work, 'up.bin'), UP);
-  d = await mountDaemon({ cacheDir: join(work, 'cache'), cache: { memory: '16MiB' }, sources: [storage.source()], uploads: { writeBack: '100ms' } });
+  const blob = { name: 'blob', type: 'azure-blob', accountUrl: azurite.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY, readOnly: true };
+  d = await mountDaemon({ cacheDir: join(work, 'cache'), cache: { memory: '16MiB' }, sources: [storage.source(), blob], uploads: { writeBack: '100ms' } });
 });
 afterAll(async () => {
   await d?.stop();
+  await azurite?.stop();
   await storage?.close();
   await rm(work, { recursive: true, force: true });
 });
@@ -67,6 +74,7 @@ describe.sequential('GET /metrics on the control socket', () => {
   it('after reads, a failed read, a missing name and an upload, has every series with matching values', async () => {
     const mnt = `${d.mountpoint}/s3`;
     expect(await sh(`ls ${mnt}/data`)).toBe('a.bin\nbad.bin\n');
+    expect(await sh(`ls ${d.mountpoint}/blob/x`)).toBe('blob.bin\n');
     expect((await sh(`sha256sum ${mnt}/data/a.bin`)).split(' ')[0]).toBe(sha256(A));
     expect((await shResult(`stat ${mnt}/data/missing.bin`)).code).not.toBe(0);
     expect((await shResult(`stat ${mnt}/data/missing.bin`)).code).not.toBe(0);
@@ -96,6 +104,7 @@ describe.sequential('GET /metrics on the control socket', () => {
     expect(total(p, 'assetfs_origin_requests_total', { source: 's3', kind: 'read', code: '206' })).toBeGreaterThan(0);
     expect(total(p, 'assetfs_origin_requests_total', { source: 's3', kind: 'read', code: '400' })).toBe(2);
     expect(total(p, 'assetfs_origin_requests_total', { source: 's3', kind: 'api', code: '200' })).toBeGreaterThan(0);
+    expect(total(p, 'assetfs_origin_requests_total', { source: 'blob', kind: 'api', code: '200' })).toBeGreaterThan(0);
     expect(total(p, 'assetfs_origin_requests_total', { source: 's3', kind: 'upload', code: '200' })).toBe(1);
     expect(total(p, 'assetfs_origin_first_byte_seconds_count', { source: 's3' })).toBe(total(p, 'assetfs_origin_requests_total', { source: 's3', kind: 'read', code: '206' }));
     expect(total(p, 'assetfs_origin_bytes_total', { source: 's3', direction: 'in' })).toBeGreaterThanOrEqual(A.length);
