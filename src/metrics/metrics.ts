@@ -23,7 +23,8 @@ const FUSE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.
 /** Time to the first byte of a ranged GET. */
 const FIRST_BYTE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20];
 
-const ERRNO_NAMES = new Map(Object.entries(osConstants.errno as Record<string, number>).map(([name, n]) => [n, name]));
+/** errno → name; of two names for one number (EAGAIN/EWOULDBLOCK, ENOTSUP/EOPNOTSUPP) the first listed. */
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno as Record<string, number>).reverse().map(([name, n]) => [n, name]));
 
 /** What the scrape reads from the components (set once the daemon has built them). */
 export interface MetricReaders {

@@ -31,6 +31,7 @@ describe('DaemonMetrics', () => {
     read.end(t, 4096);
     read.end(t, -5);
     m.fuse.op('getattr').end(t, -2);
+    m.fuse.op('open').end(t, -11); // EAGAIN, also known as EWOULDBLOCK
     const p = parsePromText(await m.scrape());
     expect(p.types.get('assetfs_fuse_requests_total')).toBe('counter');
     expect(p.types.get('assetfs_fuse_request_duration_seconds')).toBe('histogram');
@@ -39,6 +40,7 @@ describe('DaemonMetrics', () => {
     expect(total(p, 'assetfs_fuse_request_duration_seconds_bucket', { op: 'read', le: '+Inf' })).toBe(2);
     expect(total(p, 'assetfs_fuse_errors_total', { op: 'read', errno: 'EIO' })).toBe(1);
     expect(total(p, 'assetfs_fuse_errors_total', { op: 'getattr', errno: 'ENOENT' })).toBe(1);
+    expect(total(p, 'assetfs_fuse_errors_total', { op: 'open', errno: 'EAGAIN' })).toBe(1);
     expect(p.types.get('process_cpu_seconds_total')).toBe('counter');
     expect(p.types.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
   });
