@@ -15,6 +15,7 @@ import { ConfigSchema, type SourceConfigOf } from '../src/config/schema.js';
 import { silentLogger } from '../src/util/logger.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
 import { coldStart, curlMiBps, ddMiBps, peerColdRead } from './tools.js';
+import { receiveRows } from './receive.js';
 
 type Median = (xs: number[]) => number;
 
@@ -30,6 +31,7 @@ export async function azuriteColdReads(data: Buffer, runs: number, median: Media
     const st = await provider.stat('big.bin');
     const loc = await provider.locate({ source: 'blob', ref: st.ref, version: st.version, size: st.size });
     await provider.close();
+    const receive = await receiveRows([{ name: 'Azurite', loc, expect: { version: st.version, size: st.size }, serverDir: az.dir }], runs, median);
 
     const direct: number[] = [];
     const cold: number[] = [];
@@ -60,6 +62,7 @@ export async function azuriteColdReads(data: Buffer, runs: number, median: Media
     }
     const f = (x: number) => x.toFixed(0);
     const rows: string[][] = [
+      ...receive.rows,
       ['Azurite: direct download of the SAS URL (curl)', `${f(median(direct))} MiB/s`, 'baseline'],
       ['Azurite: cold sequential read through assetfs (default cache)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.9)`],
       rclone.length
@@ -67,7 +70,7 @@ export async function azuriteColdReads(data: Buffer, runs: number, median: Media
         : ['Azurite: cold sequential read through rclone mount', 'skipped (tool not available)', ''],
       ['Azurite: s3fs, blobfuse2', 'no row: s3fs has no Azure backend, Debian has no blobfuse2', ''],
     ];
-    return { rows, raw: `Azurite raw MiB/s — direct: ${direct.map(f).join(', ')}; cold: ${cold.map(f).join(', ')}; rclone: ${rclone.map(f).join(', ')}` };
+    return { rows, raw: `Azurite raw MiB/s — direct: ${direct.map(f).join(', ')}; cold: ${cold.map(f).join(', ')}; rclone: ${rclone.map(f).join(', ')}\n${receive.raw}` };
   } finally {
     await rm(work, { recursive: true, force: true });
     await az.stop();

@@ -5,7 +5,9 @@
  *   the same start (coldStart: page cache dropped, the server's files read back in)
  *   hot re-read (memory tier) and warm re-read (disk tier, restarted daemon), kernel page cache dropped,
  *   ÷ a trivial in-memory fuse-native FS; kernel options; rclone and s3fs; fio; ffprobe; ls -l; RSS; bursts
- *   and the cold-read comparison again on the same bytes in Azurite (bench/azurite.ts)
+ *   and the cold-read comparison again on the same bytes in Azurite (bench/azurite.ts); journal calls with
+ *   100,000 queued jobs (bench/journal.ts); CPU-seconds per GiB of receiving the object through each
+ *   transport, s3rver and Azurite (bench/receive.ts)
  * Writes bench/results/latest.md. Not a test: nothing here asserts.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,10 +21,12 @@ import { seedS3 } from '../src/demo/seed-storage.js';
 import { silentLogger } from '../src/util/logger.js';
 import { mountDaemon, ROOT, sh } from '../test/helpers/mount.js';
 import { uploadBench } from './upload.js';
+import { journalBench } from './journal.js';
 import { burstBench } from './burst.js';
-import { coldStart, curlMiBps, ddMiBps, directReadMiBps, dropPageCache, ensureTools, fioRandomReadIops, trivialFs } from './tools.js';
+import { coldStart, curlMiBps, ddMiBps, directReadMiBps, dropPageCache, ensureTools, fioRandomReadIops, trivialFs, withCpu, type CpuTimes } from './tools.js';
 import { azuriteColdReads } from './azurite.js';
 import { kernelOptionsBench } from './kernel.js';
+import { receiveRows } from './receive.js';
 import { assetfsExtras, peerColdReads } from './peers.js';
 import { startFaultProxy } from '../src/emulators/fault-proxy.js';
 
@@ -54,6 +58,8 @@ async function main() {
       await coldStart(s3.dir);
       direct.push(await curlMiBps(loc.url, SIZE));
     }
+    process.stdout.write('bench: CPU per GiB of receiving through each transport…\n');
+    const receive = await receiveRows([{ name: 's3rver', loc, expect: { version: st.version, size: st.size }, serverDir: s3.dir }], RUNS, median);
 
     // Cold, with the default cache configuration (512 MiB memory tier, the disk tier on); then a
     // restarted daemon on the same cache dir re-reads from the disk tier (warm); then one whose memory
@@ -63,10 +69,13 @@ async function main() {
     const warm: number[] = [];
     let dropped = true;
     const wholeInMemory = { memory: `${Math.ceil((SIZE * 1.25) / 1024 / 1024)}MiB` };
-    const daemonOn = async <T>(cacheDir: string, cache: Record<string, string>, use: (file: string) => Promise<T>): Promise<T> => {
+    // The daemon's own CPU (all its threads) during each cold and hot read, user and system apart.
+    const coldCpu: CpuTimes[] = [];
+    const hotCpu: CpuTimes[] = [];
+    const daemonOn = async <T>(cacheDir: string, cache: Record<string, string>, use: (file: string, pid: number) => Promise<T>): Promise<T> => {
       const d = await mountDaemon({ cacheDir, cache, sources: [srcCfg] }, { logLevel: 'warn' });
       try {
-        return await use(join(d.mountpoint, 's3', 'big.bin'));
+        return await use(join(d.mountpoint, 's3', 'big.bin'), d.child.pid!);
       } finally {
         await d.stop(); // flushes the disk tier's background writes
       }
@@ -75,9 +84,11 @@ async function main() {
       const cacheDir = await mkdtemp(join(tmpdir(), 'assetfs-bench-cache-'));
       try {
         cold.push(
-          await daemonOn(cacheDir, {}, async (f) => {
+          await daemonOn(cacheDir, {}, async (f, pid) => {
             dropped = (await coldStart(s3.dir)) && dropped;
-            return await ddMiBps(f, SIZE);
+            const [speed, cpu] = await withCpu(pid, () => ddMiBps(f, SIZE));
+            coldCpu.push(cpu);
+            return speed;
           }),
         );
         warm.push(
@@ -87,14 +98,16 @@ async function main() {
           }),
         );
         hot.push(
-          await daemonOn(cacheDir, wholeInMemory, async (f) => {
+          await daemonOn(cacheDir, wholeInMemory, async (f, pid) => {
             // Read twice from the disk tier first: a block a sequential stream has read once is let go
             // early, one read again is kept (scan resistance, memory-cache.ts).
             for (let i = 0; i < 2; i++) {
               await ddMiBps(f, SIZE);
               dropped = (await dropPageCache()) && dropped;
             }
-            return await ddMiBps(f, SIZE);
+            const [speed, cpu] = await withCpu(pid, () => ddMiBps(f, SIZE));
+            hotCpu.push(cpu);
+            return speed;
           }),
         );
       } finally {
@@ -149,9 +162,18 @@ async function main() {
       process.stdout.write('bench: uploads (dd into the mount, watched-folder sync vs lib-storage Upload)…\n');
       uploadRows = await uploadBench(s3.url, SIZE, RUNS, median);
     }
+    process.stdout.write('bench: journal calls with 100,000 queued jobs…\n');
+    const journalRows = await journalBench();
     const f = (x: number) => x.toFixed(0);
     rows.push(['direct download of the signed URL (curl)', `${f(median(direct))} MiB/s`, 'baseline']);
     rows.push(['cold sequential read through assetfs (dd bs=1M; default cache: 512 MiB memory tier, disk tier on)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.9)`]);
+    const cpuRow = (what: string, xs: CpuTimes[], aim: number) => {
+      const per = (x: number) => (x / SIZE) * GiB;
+      const total = median(xs.map((x) => per(x.user + x.sys)));
+      return [`daemon CPU per GiB of the ${what}`, `${total.toFixed(2)} CPU-s (user ${median(xs.map((x) => per(x.user))).toFixed(2)}, sys ${median(xs.map((x) => per(x.sys))).toFixed(2)})`, `aim ≤ ${aim}`];
+    };
+    rows.push(cpuRow('cold read (default cache, disk tier on)', coldCpu, 1.0));
+    rows.push(cpuRow('hot re-read (memory tier)', hotCpu, 0.5));
     rows.push(['trivial in-memory fuse-native FS, page cache dropped (kernel readahead 1 MiB, as assetfs sets it)', `${f(median(trivial))} MiB/s`, 'baseline']);
     rows.push(['the same trivial FS at the kernel\'s default readahead, 128 KiB (128 KiB requests)', `${f(median(trivial128))} MiB/s`, `${(median(trivial128) / median(trivial)).toFixed(2)} × with 1 MiB`]);
     rows.push(['dd bs=1M iflag=direct of a file on the cache dir\'s disk (what the disk tier reads from)', `${f(diskRead)} MiB/s`, 'context for the warm re-read']);
@@ -165,7 +187,7 @@ async function main() {
           : [`cold sequential read through ${name}`, `${f(speed)} MiB/s`, `assetfs is ${(median(cold) / speed).toFixed(2)} × this (aim ≥ 1.3)`],
       );
     }
-    rows.push(...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows);
+    rows.push(...receive.rows, ...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows, ...journalRows);
     const table = [
       `Benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
       '',
@@ -174,6 +196,8 @@ async function main() {
       ...rows.map((r) => `| ${r.join(' | ')} |`),
       '',
       `raw MiB/s — direct: ${direct.map(f).join(', ')}; cold: ${cold.map(f).join(', ')}; hot: ${hot.map(f).join(', ')}; warm: ${warm.map(f).join(', ')}; trivial: ${trivial.map(f).join(', ')}; trivial at 128 KiB: ${trivial128.map(f).join(', ')}`,
+      '',
+      receive.raw,
       '',
       azurite.raw,
     ].join('\n');

@@ -1,6 +1,6 @@
 /** Peer tools for the benchmark: installed from Debian when missing (as root), else reported as skipped. */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMounted, ROOT, sh, shResult } from '../test/helpers/mount.js';
@@ -29,6 +29,29 @@ export async function timed(cmd: string): Promise<number> {
   const t = process.hrtime.bigint();
   await sh(cmd, { timeoutMs: 1_200_000 });
   return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+export interface CpuTimes {
+  /** CPU-seconds in user and in system mode. */
+  readonly user: number;
+  readonly sys: number;
+}
+
+/** CPU-seconds process `pid` (all its threads) has used so far, from /proc/<pid>/stat. */
+export async function processCpu(pid: number): Promise<CpuTimes> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces), counted from field 3: utime is 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(await sh('getconf CLK_TCK'));
+  return { user: Number(fields[11]) / ticks, sys: Number(fields[12]) / ticks };
+}
+
+/** `run()`'s result and the CPU process `pid` used meanwhile. */
+export async function withCpu<T>(pid: number, run: () => Promise<T>): Promise<[T, CpuTimes]> {
+  const before = await processCpu(pid);
+  const result = await run();
+  const after = await processCpu(pid);
+  return [result, { user: after.user - before.user, sys: after.sys - before.sys }];
 }
 
 /** Drop the kernel page cache (root only); false when it could not be dropped. */

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# fuse3: libfuse3.so.3 and fusermount3; libfuse3-dev and pkg-config: npm ci compiles our fuse-native
+# fuse3: libfuse3.so.3 and fusermount3 (unmounting falls back to it where fusermount is missing); libfuse3-dev and pkg-config: npm ci compiles our fuse-native
 # (vendor/fuse-native) against libfuse 3.
 command -v fusermount >/dev/null 2>&1 || command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
 ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so\.3' || need_apt+=(fuse3)
@@ -13,6 +13,8 @@ ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so\.3' || need_apt+=(fuse3)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # rsync: the mount tests copy trees into the mount with `rsync -a`, as users do.
 command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
+# attr: getfattr/setfattr, with which the mount tests read the read-only user.assetfs.* attributes.
+command -v getfattr >/dev/null 2>&1 && command -v setfattr >/dev/null 2>&1 || need_apt+=(attr)
 # python3: the notify test receives the daemon's sd_notify datagrams on a unix socket (Node cannot bind
 # one). systemd: systemd-notify, which the daemon reports through, and systemd-analyze, which verifies
 # the unit (test/fuse/boot-mount.test.ts, test/unit/systemd-unit.test.ts).
@@ -30,10 +32,6 @@ if ((${#need_apt[@]})); then
     exit 1
   fi
 fi
-# fuse-native's unmount shells out to `fusermount`; Debian's fuse3 ships only fusermount3.
-if ! command -v fusermount >/dev/null 2>&1 && command -v fusermount3 >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  ln -sf "$(command -v fusermount3)" /usr/local/bin/fusermount
-fi
 
 stamp=node_modules/.assetfs-installed
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
@@ -46,10 +44,10 @@ if ! node -e "require('better-sqlite3')(':memory:').close()" 2>/dev/null; then
   echo "setup: building better-sqlite3"
   npm rebuild better-sqlite3 --loglevel=error
 fi
-# A build from before the move to libfuse 3 would still load: rebuild it.
+# A build from before the move to libfuse 3, or older than its patched source, would still load: rebuild it.
 addon=vendor/fuse-native/build/Release/fuse.node
-if [ -f "$addon" ] && ! ldd "$addon" | grep -q 'libfuse3\.so'; then
-  echo "setup: rebuilding fuse-native against libfuse 3"
+if [ -f "$addon" ] && { ! ldd "$addon" | grep -q 'libfuse3\.so' || [ vendor/fuse-native/fuse-native.c -nt "$addon" ]; }; then
+  echo "setup: rebuilding fuse-native (libfuse 3, patched source)"
   rm -rf vendor/fuse-native/build && npm rebuild fuse-native --loglevel=error
 fi
 node -e "require('fuse-native')" || { echo "setup: fuse-native does not load (see above)" >&2; exit 1; }

@@ -8,7 +8,9 @@ bash scripts/setup.sh || exit 1
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # Stale FUSE mounts from an earlier killed run would break the mount tests.
-grep -E ' fuse(\.assetfs)? ' /proc/mounts | awk '{print $2}' | grep -E 'assetfs' | while read -r m; do fusermount -uz "$m" 2>/dev/null || true; done
+# fusermount3 where fusermount is not installed (Debian's fuse3 ships only fusermount3).
+um=$(command -v fusermount || command -v fusermount3 || echo fusermount)
+grep -E ' fuse(\.assetfs)? ' /proc/mounts | awk '{print $2}' | grep -E 'assetfs' | while read -r m; do "$um" -uz "$m" 2>/dev/null || true; done
 
 status=0
 # vitest strips types without checking them: the tests are type-checked here, with what they import.

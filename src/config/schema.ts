@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
 import { DEFAULT_PART_BYTES } from '../core/blocks.js';
 import { isLoopbackListen } from '../metrics/listen-address.js';
+import { LOG_FORMATS } from '../util/log-format.js';
 
 /** Mount options of libfuse 2 that libfuse 3 (our fuse-native's) rejects, failing the mount. */
 export const LIBFUSE2_ONLY = new Set(['big_writes', 'nonempty', 'large_read', 'atomic_o_trunc', 'no_remote_lock']);
@@ -30,7 +31,46 @@ const duration = (what: string) =>
     return n;
   });
 
+/**
+ * A permission mode as an octal string ("0644", "640"): quoted, because YAML 1.2 reads a bare 0644 as
+ * the decimal number 644. Permission bits only (no setuid, setgid or sticky bit).
+ */
+const octalMode = (what: string) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    if (typeof v === 'number') {
+      ctx.addIssue({ code: 'custom', message: `${what}: write the mode as a quoted octal string like "0644" (a bare ${v} is read as a decimal number)` });
+      return z.NEVER;
+    }
+    if (!/^0?[0-7]{3}$/.test(v)) {
+      ctx.addIssue({ code: 'custom', message: `${what}: expected an octal mode string like "0644" or "0750" (permission bits only), got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return parseInt(v, 8);
+  });
+
+/** A user or group id: a whole number (names are not looked up). */
+const numericId = (what: string) =>
+  z.number({ error: `${what}: expected a numeric id like 1000 (names are not looked up)` }).int(`${what}: expected a whole number`).min(0, `${what}: expected 0 or more`).max(0xfffffffe, `${what}: too large`);
+
 const httpUrl = z.string().refine((s) => /^https?:\/\/[^\s]+$/.test(s) && URL.canParse(s), 'expected an http(s) URL');
+
+/** A base URL as people paste it: runs of slashes in its path collapsed, no trailing slash. */
+export function normalizeBaseUrl(s: string): string {
+  const u = new URL(s);
+  return `${u.origin}${u.pathname.replace(/\/{2,}/g, '/').replace(/\/+$/, '')}${u.search}`;
+}
+
+/**
+ * Wordbee's API lives under `/api` of the platform's address; people paste either (the address their
+ * browser shows is the one without). Both, with any slashes, become `https://host/api`.
+ */
+export function wordbeeApiUrl(s: string): string {
+  const base = normalizeBaseUrl(s);
+  const u = new URL(base);
+  return /\/api$/i.test(u.pathname) ? base : `${u.origin}${u.pathname.replace(/\/$/, '')}/api${u.search}`;
+}
+
+const baseUrl = httpUrl.transform(normalizeBaseUrl);
 
 /** A source name is one path segment of the mount: it must be safe as a directory name. */
 const sourceName = z
@@ -89,7 +129,7 @@ const StorageCredential = z.strictObject({
 const MkioSource = z.strictObject({
   ...common,
   type: z.literal('mkio'),
-  baseUrl: httpUrl.default('https://app.mk.io'),
+  baseUrl: baseUrl.default('https://app.mk.io'),
   project: z.string().min(1),
   token: z.string().min(1),
   storage: StorageCredential.optional(),
@@ -98,7 +138,8 @@ const MkioSource = z.strictObject({
 const WordbeeSource = z.strictObject({
   ...common,
   type: z.literal('wordbee'),
-  baseUrl: httpUrl,
+  /** The platform's address, with or without `/api`. */
+  baseUrl: httpUrl.transform(wordbeeApiUrl),
   accountId: z.string().min(1),
   apiKey: z.string().min(1),
   scopes: z.array(z.string().regex(/^(pr|jbs|jbc)\d+$/, 'expected a scope like pr7214, jbs12 or jbc12')).min(1),
@@ -118,7 +159,7 @@ const AmsSource = z.strictObject({
 const NomadSource = z.strictObject({
   ...common,
   type: z.literal('nomad'),
-  baseUrl: httpUrl,
+  baseUrl: baseUrl,
   username: z.string().min(1),
   password: z.string().min(1),
   applicationId: z.string().optional(),
@@ -128,7 +169,7 @@ const NomadSource = z.strictObject({
 const MediahubSource = z.strictObject({
   ...common,
   type: z.literal('mediahub'),
-  baseUrl: httpUrl.default('https://api.xvid.com/v1'),
+  baseUrl: baseUrl.default('https://api.xvid.com/v1'),
   clientId: z.string().min(1),
   clientSecret: z.string().min(1),
   scope: z.string().default('mediahub'),
@@ -148,6 +189,17 @@ const SyncEntry = z.strictObject({
   local: z.string().min(1),
   remote: z.string().min(1),
   deleteRemote: z.boolean().default(false),
+  /**
+   * With deleteRemote: a burst of local deletions larger than `files`, or than `percent` % of the
+   * folder's files (whichever is smaller, never less than 1), pauses the deletions until `assetfs
+   * retry` confirms them (src/sync/delete-guard.ts).
+   */
+  maxDelete: z
+    .strictObject({
+      files: z.number().int().min(1).default(50),
+      percent: z.number().min(0).max(100).default(10),
+    })
+    .prefault({}),
   ignore: z.array(z.string()).default([]),
   stableFor: duration('stableFor').default(2000),
 });
@@ -188,21 +240,46 @@ export const ConfigSchema = z
       .prefault({}),
     retry: z
       .strictObject({
-        /** How long a read keeps retrying transient faults before it fails with EIO. */
+        /** How long a read keeps retrying transient faults before it fails with EIO; also one call's deadline. */
         maxTime: duration('retry.maxTime').default(30_000),
-        /** Per-request timeout for headers and for each body stall. */
+        /** Per-request timeout for connecting, for the headers and for each body stall. */
         requestTimeout: duration('retry.requestTimeout').default(20_000),
+        /** Largest platform API or storage SDK answer read into memory. */
+        maxApiBody: size('retry.maxApiBody').default(64 * 1024 ** 2),
+      })
+      .prefault({}),
+    listing: z
+      .strictObject({
+        /** Most entries one folder listing shows; past it the listing stops with one warning (memory stays bounded). */
+        maxEntriesPerFolder: z.number().int().min(1).max(10_000_000).default(100_000),
+        /** Most page requests one folder listing makes (a server that never stops offering pages). */
+        maxPages: z.number().int().min(1).max(1_000_000).default(10_000),
       })
       .prefault({}),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        /** `auto`: one readable line per record on a terminal, JSON for the journal, pipes and files. */
+        format: z.enum(LOG_FORMATS).default('auto'),
         file: z.string().optional(),
+        /** The log file is rotated before it passes this size; 0: never (for logrotate). */
+        maxSize: size('log.maxSize').default(10 * 1024 ** 2),
+        /** Log files kept, the live one included. */
+        maxFiles: z.number().int().min(1).max(1000).default(5),
       })
       .prefault({}),
     fuse: z
       .strictObject({
+        /** Also adds default_permissions: the kernel enforces uid, gid and the modes below for other users. */
         allowOther: z.boolean().default(false),
+        /** Owner of every entry; default: the daemon's own user and group. */
+        uid: numericId('fuse.uid').optional(),
+        gid: numericId('fuse.gid').optional(),
+        /** Permission bits of every file and every directory. */
+        fileMode: octalMode('fuse.fileMode').default(0o644),
+        dirMode: octalMode('fuse.dirMode').default(0o755),
+        /** chmod and chown succeed without effect instead of failing with EPERM (cp -p, shutil.copy). */
+        ignoreChmod: z.boolean().default(false),
         /** The kernel's readahead for the mount (its read_ahead_kb; needs root): it also sizes the kernel's read requests, up to 1 MiB. */
         readahead: size('fuse.readahead').default(1024 ** 2),
         /**
@@ -234,6 +311,10 @@ export const ConfigSchema = z
         parallelParts: z.number().int().min(1).max(256).default(8),
         /** Parts in flight per file. */
         partsPerFile: z.number().int().min(1).max(64).default(4),
+        /** How long fsync of a file written into the mount waits for its upload before answering EIO (the upload carries on). */
+        fsyncTimeout: duration('uploads.fsyncTimeout').default(120_000),
+        /** Cap on bytes staged in <cacheDir>/staging (written, not yet uploaded); 0 = up to the disk's free space. Writes past it fail with ENOSPC. */
+        stagingMax: size('uploads.stagingMax').default(0),
       })
       .prefault({}),
     sources: z.array(SourceSchema).min(1, 'at least one source is needed'),

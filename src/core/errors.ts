@@ -4,7 +4,8 @@
  */
 export type ErrnoCode =
   | 'ENOENT' | 'EIO' | 'EACCES' | 'EAGAIN' | 'EROFS' | 'ENOTSUP' | 'EXDEV' | 'EISDIR' | 'ENOTDIR'
-  | 'EEXIST' | 'ENOTEMPTY' | 'EINVAL' | 'EBADF' | 'ENOSPC' | 'ESTALE' | 'ENAMETOOLONG' | 'EPERM';
+  | 'EEXIST' | 'ENOTEMPTY' | 'EINVAL' | 'EBADF' | 'ENOSPC' | 'ESTALE' | 'ENAMETOOLONG' | 'EPERM'
+  | 'ENODATA';
 
 export class FsError extends Error {
   readonly code: ErrnoCode;
@@ -51,6 +52,17 @@ export class TransientError extends FsError {
     super('EIO', message, options);
     this.retryAfterMs = options?.retryAfterMs;
     this.status = options?.status;
+  }
+}
+
+/**
+ * The source's configuration points at nothing (a bucket or container that does not exist, an API path
+ * that is not there): no retry helps until the config is fixed. Not ENOENT: the folder a reader asked
+ * for is not missing, its source is broken.
+ */
+export class MisconfiguredError extends FsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EIO', message, options);
   }
 }
 

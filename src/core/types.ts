@@ -34,6 +34,10 @@ export interface RemoteEntry {
   /** Stable remote id, used to tell apart two entries with the same name in one folder. Defaults to ref. */
   readonly id?: string;
   readonly unreadable?: Unreadable;
+  /** The platform's own status of the object (Nomad's assetStatus, MediaHub's status, an AMS asset's State), when it has one. */
+  readonly status?: string;
+  /** The MIME type the platform stores for the file, when its answer carries one (never guessed from the name). */
+  readonly contentType?: string;
 }
 
 /** The identity of one version of one object: what the read path caches and fetches. */
@@ -55,8 +59,11 @@ export interface SignedLocator {
   /** false when the server is known to ignore Range and always answers 200 with the whole body. */
   readonly rangeable?: boolean;
   /**
-   * false when the object version is a platform revision rather than the storage ETag (Nomad, AMS, …):
-   * the transport then does not compare ETags (sizes are still checked). Default true.
+   * true only when the object version is the HTTP ETag this URL's responses carry (a storage listing's
+   * or HEAD's ETag: S3, Azure, MK.IO's storage probe): the transport then refuses another ETag as a
+   * changed object. Default false: the version is the platform's own (a revision, a `v` parameter,
+   * size and mtime, a listing's eTag field) and is never compared with a download's ETag; downloads are
+   * compared only with each other (Expectation.downloadEtag, core/etag.ts). Sizes are always checked.
    */
   readonly etagIsVersion?: boolean;
   /** Statuses beside 401/403 that mean the credential in `headers` was refused (Wordbee's 400 for an expired token). */
@@ -91,6 +98,23 @@ export interface Provider {
    * carried (an API token in its headers), so that the next locate() logs in again.
    */
   refused?(obj: ObjectVersion, loc: SignedLocator): void;
+  /**
+   * The platform's own id of an entry this provider made (shown as `user.assetfs.id`, taken by byId()),
+   * or undefined when the object has none of its own (a prefix folder, a Wordbee locale folder).
+   * docs/providers.md says per platform what it is.
+   */
+  idOf?(entry: RemoteEntry): string | undefined;
+  /**
+   * The entry whose platform id is `id` (as idOf() gives it), found with one API call and without
+   * listing its folder; the same ref and version as a listing shows, so reads share cache blocks.
+   * Throws NotFoundError when the platform knows no such id.
+   */
+  byId?(id: string, signal?: AbortSignal): Promise<RemoteEntry>;
+  /**
+   * Refs of the folders between the source root and `entry`, top first (neither '' nor the entry's
+   * own ref): with the listings of those folders, the entry's path in the mount can be named.
+   */
+  ancestry?(entry: RemoteEntry, signal?: AbortSignal): Promise<Ref[]>;
   /** The platform's multipart uploader (src/upload/types.ts), when `caps.upload`. */
   uploader?(): import('../upload/types.js').Uploader;
   /** Release sockets, timers, tokens, server-side resources (e.g. AMS locators). */
@@ -110,11 +134,24 @@ export type Progress = (filled: number) => void;
 export interface Expectation {
   readonly version: string;
   readonly size: number;
+  /**
+   * The ETag earlier downloads of this version carried (pinned by the first that had one): a response
+   * with another ETag is a StaleError whatever the locator says (core/etag.ts).
+   */
+  readonly downloadEtag?: SeenEtag;
+}
+
+/** The ETag downloads of one object version carried so far (implemented by core/etag.ts's DownloadEtag). */
+export interface SeenEtag {
+  /** '' until a download carried a strong ETag. */
+  readonly value: string;
+  /** Notes a response's ETag; false when it differs from the one seen before. */
+  admit(got: string | undefined | null): boolean;
 }
 
 /**
  * Moves bytes between signed locators and memory. Throws ExpiredError on 401/403 (the caller re-locates),
- * StaleError when the server's ETag differs from the expected version, TransientError on 5xx, 429,
+ * StaleError when the server's ETag is not of the expected version (core/etag.ts), TransientError on 5xx, 429,
  * resets, timeouts and short bodies (the caller retries), NotFoundError on 404.
  */
 export interface Transport {
@@ -186,6 +223,12 @@ export interface BlockSource {
   invalidate(source: string, ref: Ref): Promise<void>;
 }
 
+/**
+ * What a setattr asks for: a mode (chmod, permission bits and possibly the file type), an owner (chown;
+ * -1 or 0xffffffff leaves that id as it is), or times (utimens).
+ */
+export type AttrChange = { kind: 'mode'; mode: number } | { kind: 'owner'; uid: number; gid: number } | { kind: 'times' };
+
 /** File attributes as the VFS reports them; the FUSE adapter turns them into stat structs. */
 export interface Attr {
   readonly kind: 'file' | 'dir';
@@ -230,9 +273,64 @@ export interface Vfs {
   mkdir(path: string): Promise<void>;
   rmdir(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
-  /** chmod, chown, utimens: accepted where the path exists; modes and owners are not stored remotely. */
-  setattr(path: string): Promise<void>;
+  /**
+   * chmod, chown, utimens of an existing path. Nothing is stored remotely: times are accepted, and so
+   * are a mode or owner equal to what the entry reports; other modes and owners are refused with EPERM
+   * unless the mount ignores chmod.
+   */
+  setattr(path: string, change: AttrChange): Promise<void>;
+  /** Owner reported for every entry. */
+  readonly owner: { uid: number; gid: number };
+  /**
+   * Extended attributes (docs/semantics.md#platform-ids): read-only, `user.assetfs.*` only. getxattr
+   * throws ENODATA for a name the path does not have; setxattr and removexattr throw ENOTSUP.
+   */
+  getxattr?(path: string, name: string): Promise<Buffer>;
+  listxattr?(path: string): Promise<string[]>;
+  setxattr?(path: string, name: string): Promise<void>;
+  removexattr?(path: string, name: string): Promise<void>;
   /** Drop cached metadata (and blocks when `blocks`) under a path; used after uploads and on SIGHUP. */
   invalidate(path: string, blocks?: boolean): void;
   close(): Promise<void>;
+}
+
+/**
+ * A file the write path (src/vfs/write/) hands to the upload engine: its staged copy, where it goes,
+ * and the remote version the writer started from.
+ */
+export interface StagedUpload {
+  readonly localPath: string;
+  readonly source: string;
+  /** '/'-joined remote names below the source. */
+  readonly remotePath: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  /**
+   * The remote version the writer's copy started from; null when there was no remote file. A remote
+   * that moved since goes up as a conflict copy beside it, never replaced.
+   */
+  readonly baseVersion: string | null;
+}
+
+/** How an upload ended: where it went (a conflict copy's name when `conflictOf` is set). */
+export interface UploadOutcome {
+  readonly remotePath: string;
+  /** The version the upload made (null when only the journal's record of it is left). */
+  readonly version: string | null;
+  readonly conflictOf: string | null;
+}
+
+/**
+ * The one port between the write path and the upload engine (src/upload/engine.ts implements it).
+ * Job ids are the journal's: they survive a restart.
+ */
+export interface UploadPort {
+  /** Queue an upload (replacing any unfinished one to the same target). Journaled before it returns. */
+  enqueue(u: StagedUpload): number;
+  /** Give up an unfinished upload (its remote session is aborted). */
+  cancel(jobId: number, reason: string): void;
+  /** fsync: resolves when the job is done; rejects on a failed attempt, a cancel, or after `timeoutMs`. */
+  wait(jobId: number, timeoutMs: number): Promise<void>;
+  /** Resolves once the job is done, however many attempts it takes; rejects if it is cancelled or unknown. */
+  done(jobId: number): Promise<UploadOutcome>;
 }

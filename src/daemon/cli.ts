@@ -18,6 +18,9 @@ import { supervise } from './supervise.js';
 import { applyMountOptions } from './mount-options.js';
 import { isMountHelperCall } from './mount-helper.js';
 import { registerCacheCommands } from './cache-cli.js';
+import { allowOtherWarning } from './fuse-conf.js';
+import { installCrashPolicy } from './crash-policy.js';
+import { addLocateCommand } from './locate.js';
 
 const DEFAULT_CONFIG = '/etc/assetfs/config.yaml';
 
@@ -117,7 +120,10 @@ export function buildProgram(): Command {
           const config = applyMountOptions(await loadConfig(o.config), o.options);
           log = createLogger(config.log);
           const mountpoint = mountpointOf(config, mp);
+          const warning = await allowOtherWarning({ allowOther: config.fuse.allowOther });
+          if (warning) log.warn(warning);
           const { started, unmountedOutside } = supervise({ started: startDaemon({ config, log, mountpoint, force: o.force }), mountpoint, notifier, log });
+          installCrashPolicy({ log, mountpoint, stop: () => started.then((d) => d.stop()) });
           await runUntilSignal(log, started, async (daemon: Daemon) => daemon.reload(await loadConfig(o.config)), unmountedOutside);
           await notifier.flushed();
           exitNow(log);
@@ -149,10 +155,17 @@ export function buildProgram(): Command {
     .command('check-config')
     .description('validate a config file and print every problem with its key path')
     .argument('<file>', 'config file (YAML or JSON)')
-    .action((file: string) =>
+    .option('--online', 'also log in to every source and list its root: one line per source, with the fix when it fails', false)
+    .action((file: string, o: { online: boolean }) =>
       withCleanExit(async () => {
         const config = await loadConfig(file);
         process.stdout.write(`${file}: OK (${config.sources.length} source${config.sources.length === 1 ? '' : 's'}: ${config.sources.map((s) => `${s.name} [${s.type}]`).join(', ')})\n`);
+        const warning = await allowOtherWarning({ allowOther: config.fuse.allowOther });
+        if (warning) process.stderr.write(`assetfs: warning: ${warning}\n`);
+        if (!o.online) return;
+        const { checkOnline } = await import('./check-online.js'); // the providers' SDKs only when asked
+        const failed = await checkOnline(config, (line) => process.stdout.write(`${line}\n`));
+        if (failed > 0) throw new UserError(`${failed} of ${config.sources.length} source${config.sources.length === 1 ? '' : 's'} failed the online check`);
       }),
     );
 
@@ -199,18 +212,41 @@ export function buildProgram(): Command {
 
   program
     .command('retry')
-    .description('retry failed uploads now instead of waiting for their next attempt')
+    .description('retry failed uploads now; confirm remote deletions a watched folder holds back; with a path, upload a file kept for attention as it is')
+    .argument('[path]', 'a file listed by `assetfs status` as needing attention (you vouch that it is complete)')
     .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
     .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
-    .action((o: { config: string; socket?: string }) =>
+    .action((path: string | undefined, o: { config: string; socket?: string }) =>
       withCleanExit(async () => {
         const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
-        const r = (await callControl(socket, 'POST', '/retry')) as { retried: number };
-        process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry\n`);
+        const r = (await callControl(socket, 'POST', '/retry', path ? { path: resolve(path) } : undefined)) as { retried: number; attention?: number; deletions?: number; stillPaused?: number };
+        if (path) process.stdout.write(r.retried ? `${path}: queued for upload as it is\n` : `${path} is not kept for attention (see assetfs status)\n`);
+        else {
+          const deleted = r.deletions ? `; ${r.deletions} held remote deletion${r.deletions === 1 ? '' : 's'} confirmed and done` : '';
+          const paused = r.stillPaused ? `; ${r.stillPaused} watched folder${r.stillPaused === 1 ? '' : 's'} still paused (gone: see assetfs status)` : '';
+          process.stdout.write(`${r.retried} failed upload${r.retried === 1 ? '' : 's'} queued for retry${deleted}${paused}\n`);
+        }
+        if (!path && r.attention) process.stdout.write(`${r.attention} written file${r.attention === 1 ? '' : 's'} need${r.attention === 1 ? 's' : ''} attention (assetfs status): \`assetfs retry <path>\` uploads one as it is, \`assetfs discard <path>\` deletes it\n`);
       }),
     );
 
   registerCacheCommands(program, (fn) => withCleanExit(fn), DEFAULT_CONFIG);
+
+  program
+    .command('discard')
+    .description('delete a written file kept for attention (listed by assetfs status); the remote is left as it is')
+    .argument('<path>', 'the file, as listed by assetfs status')
+    .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
+    .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
+    .action((path: string, o: { config: string; socket?: string }) =>
+      withCleanExit(async () => {
+        const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
+        const r = (await callControl(socket, 'POST', '/discard', { path: resolve(path) })) as { discarded: boolean };
+        process.stdout.write(r.discarded ? `${path}: kept copy deleted\n` : `${path} is not kept for attention (see assetfs status)\n`);
+      }),
+    );
+
+  addLocateCommand(program, { defaultConfig: DEFAULT_CONFIG, run: (fn) => withCleanExit(fn), usage: (line) => new UserError(line) });
 
   program
     .command('demo')

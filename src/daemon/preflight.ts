@@ -44,7 +44,7 @@ export async function checkDevFuse(device = '/dev/fuse'): Promise<void> {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new PreflightError(`${device} is missing: ${LOAD_FUSE}`);
     if (code === 'ENODEV' || code === 'ENXIO') throw new PreflightError(`${device} has no FUSE driver behind it: ${LOAD_FUSE}`);
-    if (code === 'EACCES' && process.getuid?.() !== 0 && (await setuidRoot(await which('fusermount')))) return; // fusermount opens it for us
+    if (code === 'EACCES' && process.getuid?.() !== 0 && (await setuidRoot(await fusermountBinary()))) return; // fusermount opens it for us
     if (code === 'EPERM' || code === 'EACCES') {
       throw new PreflightError(`${device} cannot be opened (${code === 'EPERM' ? 'operation not permitted' : 'permission denied'}): run as root, or run the container with --device /dev/fuse`);
     }
@@ -70,7 +70,7 @@ export async function checkPrivileges(): Promise<void> {
     }
     return;
   }
-  const fusermount = await which('fusermount');
+  const fusermount = await fusermountBinary();
   if (fusermount && !(await setuidRoot(fusermount))) {
     throw new PreflightError(`${fusermount} is not setuid root, so only root can mount: run as root, or reinstall it (apt-get install --reinstall fuse3)`);
   }
@@ -105,11 +105,18 @@ export async function checkLibfuse(): Promise<void> {
   }
 }
 
-/** fuse-native unmounts with `fusermount -uz`: without the binary a stop would leave a stale mount. */
+/**
+ * Unmounting runs `fusermount -uz`, or `fusermount3 -uz` where only that is installed (our fuse-native,
+ * vendor/fuse-native patch 7, and unmount.ts): without either, a stop would leave a stale mount.
+ */
 export async function checkFusermount(pathEnv = process.env.PATH ?? ''): Promise<void> {
-  if (await which('fusermount', pathEnv)) return;
-  const also = (await which('fusermount3', pathEnv)) ? ' (only fusermount3 was found; the fuse3 package also links fusermount to it)' : '';
-  throw new PreflightError(`fusermount is missing${also}: install it with \`apt-get install fuse3\``);
+  if ((await which('fusermount', pathEnv)) || (await which('fusermount3', pathEnv))) return;
+  throw new PreflightError('fusermount is missing: install it with `apt-get install fuse3`');
+}
+
+/** The setuid helper that mounts and unmounts for users other than root: libfuse 3 runs fusermount3. */
+async function fusermountBinary(): Promise<string | undefined> {
+  return (await which('fusermount3')) ?? (await which('fusermount'));
 }
 
 export async function checkMountpoint(mountpoint: string, opts: PreflightOptions = {}): Promise<void> {

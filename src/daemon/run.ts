@@ -1,15 +1,17 @@
 /**
- * Assembles one running daemon from a validated config: providers → transport → caches → block
- * source → VFS → FUSE mount. `stop()` is the clean shutdown: lazy unmount first (new opens fail, the
+ * Assembles one running daemon from a validated config: providers → upload journal and engine →
+ * staging area (recovered) → transport → caches → block source → VFS → FUSE mount. Each part is built
+ * once, complete, from the parts before it. `stop()` is the clean shutdown: lazy unmount first (new opens fail, the
  * mount point is free at once), then keep serving until every open file is released (bounded), then
  * close providers and sockets. Exiting right after unmount would give ENOTCONN to open files.
  */
 import { mkdir } from 'node:fs/promises';
 import type { Provider } from '../core/types.js';
-import type { Config } from '../config/schema.js';
+import type { Config, SourceConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { createProvider } from '../providers/registry.js';
-import { HttpTransport } from '../transports/http.js';
+import { FastHttpTransport } from '../transports/fast-http.js';
+import { boundsOf, type NetBounds } from '../transports/bounds.js';
 import { MemoryBlockCache } from '../cache/memory-cache.js';
 import { DiskBlockCache } from '../cache/disk-cache.js';
 import { TieredBlockCache } from '../cache/tiered-cache.js';
@@ -18,19 +20,26 @@ import { LocatorCache } from '../read/locator-cache.js';
 import { NetworkBlockSource } from '../read/block-source.js';
 import { fitReadahead } from '../read/readahead.js';
 import { AssetVfs } from '../vfs/vfs.js';
+import { ownershipFrom } from '../vfs/permissions.js';
 import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
 import { TextReply, controlSocketPath, startControlServer } from './control.js';
-import { DaemonMetrics } from '../metrics/metrics.js';
+import { faultRoutes } from './crash-policy.js';
+import { DaemonMetrics, type SourceMeter } from '../metrics/metrics.js';
 import { startMetricsListener } from '../metrics/listener.js';
 import { cacheRoutes } from './cache-routes.js';
 import { claimCacheDir } from './cache-dir-lock.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
 import { Pinner } from '../cache/pinner.js';
-import { Staging } from '../vfs/staging.js';
-import { WriteOps } from '../vfs/write-ops.js';
-import { rm } from 'node:fs/promises';
+import { Staging } from '../vfs/write/staging.js';
+import { StagedRecords } from '../vfs/write/records.js';
+import type { WriteOptions } from '../vfs/write/write-ops.js';
+import { SourceHealth, brokenProvider, isUp } from './health.js';
+import { checkAtStart, fixFor } from './source-check.js';
+
+/** How long the mount waits for the start's source checks (checkAtStart) before it appears anyway. */
+const START_CHECK_WAIT_MS = 5_000;
 
 export interface DaemonOptions {
   config: Config;
@@ -55,13 +64,42 @@ export interface Daemon {
   stop(opts?: { unmounted?: boolean }): Promise<void>;
 }
 
-/** Build everything but the mount: used by the daemon and by tests that drive the VFS directly. */
-export async function buildCore(config: Config, log: Logger, metrics?: DaemonMetrics) {
+/** Every configured source's provider, each watched by the health board. */
+export interface Sources {
+  readonly providers: Map<string, Provider>;
+  readonly health: SourceHealth;
+  /** The counting side of each source (metrics/metrics.ts), when the daemon keeps metrics. */
+  meterFor(source: string): SourceMeter | undefined;
+}
+
+export async function createProviders(config: Config, log: Logger, metrics?: DaemonMetrics): Promise<Sources> {
+  const health = new SourceHealth(config.sources.map((s) => s.name));
   const meterFor = (source: string) => metrics?.source(source);
-  const providerDeps = (name: string) => ({ log: log.child({ c: 'provider', source: name }), meter: meterFor(name) });
+  const net = boundsOf(config.retry);
+  /** A source whose provider cannot be built is served as a broken one: the others still mount. */
+  const build = async (s: SourceConfig, bounds: NetBounds): Promise<Provider> => {
+    try {
+      return health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: bounds, listing: config.listing, meter: meterFor(s.name) }));
+    } catch (e) {
+      log.warn({ source: s.name, err: e }, `${s.type} source "${s.name}" cannot be set up; the other sources are served`);
+      return health.watch(brokenProvider(s, e));
+    }
+  };
   const providers = new Map<string, Provider>();
-  for (const s of config.sources) providers.set(s.name, await createProvider(s, providerDeps(s.name)));
-  const transport = new HttpTransport({ requestTimeoutMs: config.retry.requestTimeout });
+  for (const s of config.sources) providers.set(s.name, await build(s, net));
+  return { providers, health, meterFor };
+}
+
+/**
+ * Everything but the mount and the upload side: used by the daemon and by tests that drive the VFS
+ * directly. `writes` (the staging area) makes the VFS writable.
+ */
+export async function buildCore(config: Config, log: Logger, sources: Sources, writes?: WriteOptions) {
+  const { providers, health, meterFor } = sources;
+  const net = boundsOf(config.retry);
+  // Ranged reads land in the block buffers straight from the socket; undici takes what that path does
+  // not handle (docs/design.md#the-receive-path).
+  const transport = new FastHttpTransport({ requestTimeoutMs: net.stallMs, deadlineMs: net.deadlineMs });
   const memory = new MemoryBlockCache({ maxBytes: config.cache.memory, blockSize: config.cache.blockSize });
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
   const disk = new DiskBlockCache({ dir: join(config.cacheDir, 'blocks'), maxBytes: config.cache.disk, blockSize: config.cache.blockSize });
@@ -84,6 +122,7 @@ export async function buildCore(config: Config, log: Logger, metrics?: DaemonMet
     maxRetryTimeMs: config.retry.maxTime,
     prefetchBudgetBytes: readahead.budget,
     log: log.child({ c: 'blocks' }),
+    health,
     meterFor,
   });
   const ttlBySource = new Map(config.sources.map((s) => [s.name, s.metadataTtl]));
@@ -97,6 +136,8 @@ export async function buildCore(config: Config, log: Logger, metrics?: DaemonMet
     readaheadMaxBytes: readahead.max,
     readaheadStepBytes: config.readahead.part,
     maxRetryTimeMs: config.retry.maxTime,
+    ownership: ownershipFrom(config.fuse),
+    writes,
   });
   async function close() {
     await vfs.close();
@@ -112,7 +153,7 @@ export async function buildCore(config: Config, log: Logger, metrics?: DaemonMet
         log.warn({ source: s.name }, 'new source in the reloaded config: remount to add it');
         continue;
       }
-      providers.set(s.name, await createProvider(s, providerDeps(s.name)));
+      providers.set(s.name, health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: boundsOf(next.retry), listing: next.listing, meter: meterFor(s.name) })));
       locators.clear(s.name);
       vfs.invalidate(`/${s.name}`);
       await old.close().catch(() => undefined);
@@ -122,7 +163,7 @@ export async function buildCore(config: Config, log: Logger, metrics?: DaemonMet
     }
     log.info('credentials reloaded');
   }
-  return { providers, transport, cache, disk, locators, blocks, vfs, close, reload, meterFor };
+  return { providers, health, transport, cache, disk, locators, blocks, vfs, close, reload, meterFor };
 }
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
@@ -141,22 +182,37 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   const { config, log } = o;
   await preflight(o.mountpoint, { force: o.force });
   const metrics = new DaemonMetrics(config.sources.map((s) => s.name));
-  const core = await buildCore(config, log, metrics);
+  const sources = await createProviders(config, log, metrics);
+  const { providers } = sources;
+  const uploads = new UploadService(config, providers, log, sources.meterFor);
+  const stagingDir = join(config.cacheDir, 'staging');
+  const staging = new Staging({
+    dir: stagingDir,
+    records: new StagedRecords(uploads.journal, stagingDir),
+    port: uploads.engine.port(),
+    writeBackMs: config.uploads.writeBack,
+    maxBytes: config.uploads.stagingMax,
+    log: log.child({ c: 'staging' }),
+  });
+  let core: Awaited<ReturnType<typeof buildCore>>;
+  try {
+    await staging.recover();
+    core = await buildCore(config, log, sources, { staging, uploaderFor: (s) => uploads.uploaderFor(s), fsyncTimeoutMs: config.uploads.fsyncTimeout });
+  } catch (e) {
+    staging.stop();
+    await uploads.stop();
+    await Promise.allSettled([...providers.values()].map((p) => p.close()));
+    throw e;
+  }
+  // Every source is tried before the mount appears, so that its state is known and a broken one is
+  // named in the log at once; the mount never waits for a slow source longer than START_CHECK_WAIT_MS.
+  await checkAtStart(config.sources, core.providers, core.health, log, { waitMs: START_CHECK_WAIT_MS, timeoutMs: config.retry.requestTimeout });
+  // A finished upload changes its folder: the next listing asks the remote.
+  uploads.engine.onDone((job) => core.vfs.invalidate(`/${job.source}`));
   const pinner = new Pinner({ file: join(config.cacheDir, 'pins.json'), disk: core.disk, blocks: core.blocks, walk: (p) => core.vfs.walkFiles(p), log: log.child({ c: 'pin' }) });
   await pinner.load(); // pinned objects must be known before the disk tier indexes (and may evict) blocks
   await core.disk.init();
   const recent = new RecentEvents();
-  const stagingDir = join(config.cacheDir, 'staging');
-  let staging: Staging | undefined;
-  const uploads = new UploadService(config, core.providers, log, (job) => {
-    core.vfs.invalidate(`/${job.source}`);
-    staging?.uploaded(job.id);
-    // A staged copy of an upload resumed after a restart has no staging entry any more: remove it.
-    if (job.producer === 'mount' && job.localPath.startsWith(stagingDir) && !staging?.owns(job.localPath)) void rm(job.localPath, { force: true });
-  }, core.meterFor);
-  staging = new Staging({ dir: stagingDir, engine: uploads.engine, writeBackMs: config.uploads.writeBack, log: log.child({ c: 'staging' }), onUploaded: () => undefined });
-  await staging.init();
-  core.vfs.enableWrites(new WriteOps(staging, core.vfs.access(), (s) => uploads.uploaderFor(s)));
   let mounted: MountedFs;
   try {
     mounted = await mountVfs({
@@ -168,11 +224,16 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       maxBackground: config.fuse.maxBackground,
       extraOptions: config.fuse.options,
       kernelReadaheadKb: Math.max(4, Math.round(config.fuse.readahead / 1024)),
-      opTimeoutMs: config.retry.maxTime + config.retry.requestTimeout + 5_000,
+      // A read retries for retry.maxTime, and its last attempt may take one more deadline (retry.maxTime).
+      opTimeoutMs: 2 * config.retry.maxTime + config.retry.requestTimeout + 5_000,
+      // fsync answers by itself within uploads.fsyncTimeout (0 or EIO): fuse-native's own timer for it,
+      // which would answer ETIMEDOUT while the upload carries on, is set well past that.
+      fsyncTimeoutMs: config.uploads.fsyncTimeout + 30_000,
       recent,
       meter: metrics.fuse,
     });
   } catch (e) {
+    staging.stop();
     await uploads.stop();
     await core.close();
     throw e;
@@ -181,10 +242,9 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   metrics.readFrom({
     caches: () => ({ memory: core.cache.memory.stats(), disk: core.cache.disk.stats() }),
     metadata: () => core.vfs.metadataLookups,
-    uploads: () => {
-      const u = uploads.status();
-      return { queued: u.queued.length, uploading: u.active.length, failed: u.failed.length };
-    },
+    uploads: () => uploads.counts(),
+    // Up unless the health board holds a failure: `unknown` (no call has reached it yet) is not a failure.
+    sourceUp: (source) => isUp(core.health.get(source).state),
   });
   await uploads.start();
   pinner.refreshAll();
@@ -201,22 +261,46 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       mountpoint: o.mountpoint,
       pid: process.pid,
       uptimeSec: Math.round((Date.now() - startedAt) / 1000),
-      sources: config.sources.map((s) => ({ name: s.name, type: s.type })),
+      sources: config.sources.map((s) => {
+        const health = core.health.get(s.name);
+        const failing = isUp(health.state) ? undefined : health.state;
+        return { name: s.name, type: s.type, health: { ...health, ...(failing ? { fix: fixFor(s, failing, health.lastError?.message ?? '') } : {}) } };
+      }),
       cache: { memory: core.cache.memory.stats(), disk: core.cache.disk.stats() },
       network: core.blocks.stats(),
+      // Ranged reads on the fast receive path, those handed to undici (by reason), resends after an idle close.
+      receive: core.transport.stats(),
       openFiles: core.vfs.openFiles,
       errors: recent.list(),
       uploads: uploads.status(),
+      writes: staging.status(),
       pins: pinner.status(),
       // libfuse workers' locals ever allocated: bounded by the most workers alive at once, however many
       // bursts of concurrent operations came (fuse-native patch 1: docs/design.md#fuse-native-patched).
       fuse: { workerLocals: mounted.workerLocals() },
     }),
-    'POST /retry': async () => ({ retried: uploads.engine.retryNow() }),
+    // With a path: upload a file kept for attention as it is (the operator vouches for it).
+    'POST /retry': async (body) =>
+      (body as { path?: unknown } | undefined)?.path
+        ? { retried: (await staging.retry(inMount(body))) ? 1 : 0, attention: staging.attention().length }
+        : { ...(await uploads.retryNow()), attention: staging.attention().length },
+    'POST /discard': async (body) => ({ discarded: await staging.discard(inMount(body)) }),
     'POST /pin': async (body) => pinner.pin(inMount(body)),
     'POST /unpin': async (body) => ({ unpinned: await pinner.unpin(inMount(body)) }),
+    // assetfs locate (src/daemon/locate.ts): a path's platform id, and the path of a platform id.
+    'POST /locate': async (body) => {
+      const rel = inMount(body);
+      const r = await core.vfs.locate(rel);
+      return { ...r, path: o.mountpoint + rel, byIdPath: r.byIdPath === undefined ? undefined : o.mountpoint + r.byIdPath };
+    },
+    'POST /locate-id': async (body) => {
+      const { source, id } = (body ?? {}) as { source?: unknown; id?: unknown };
+      if (typeof source !== 'string' || typeof id !== 'string' || !source || !id) throw new Error('locate --id needs a source name and an id');
+      return { path: o.mountpoint + (await core.vfs.pathOfId(source, id)) };
+    },
     'GET /metrics': async () => new TextReply(metrics.contentType, await metrics.scrape()),
     ...cacheRoutes({ mountpoint: o.mountpoint, vfs: core.vfs, cache: core.cache, invalidateKernel: (paths) => mounted.invalidate(paths) }),
+    ...faultRoutes(),
   }).catch((e: unknown) => {
     log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');
     return undefined;
@@ -246,7 +330,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       if (core.vfs.openFiles > 0) log.warn({ open: core.vfs.openFiles }, 'files still open at shutdown');
       await control?.close();
       await metricsListener?.close();
-      staging?.stop();
+      staging.stop();
       await uploads.stop();
       await core.close();
       log.info('stopped');

@@ -4,23 +4,35 @@ import { callControl } from './control.js';
 import cliProgress from 'cli-progress';
 import type { UploadJobStatus, UploadsStatus } from '../upload/service.js';
 import type { BlockSourceStats } from '../read/block-source.js';
+import { isUp, type SourceHealthRecord } from './health.js';
+
+export interface SourceStatus {
+  name: string;
+  type: string;
+  /** Absent from daemons older than source health. */
+  health?: SourceHealthRecord & { fix?: string };
+}
 
 interface StatusDoc {
   mountpoint: string;
   pid: number;
   uptimeSec: number;
-  sources: Array<{ name: string; type: string }>;
+  sources: SourceStatus[];
   cache: { memory: { bytes: number; limit: number; hits: number; misses: number }; disk?: { bytes: number; limit: number; hits: number; misses: number } };
   /** The read path's counters (read/block-source.ts): the same counts as assetfs_origin_*{kind="read"}. */
   network?: BlockSourceStats;
+  receive?: { fast: number; fallback: Record<string, number>; resent: number };
   openFiles: number;
   errors: Array<{ time: string; message: string; path?: string }>;
   uploads?: UploadsStatus;
+  writes?: { files: number; bytes: number; attention: Array<{ path: string; staged: string; reason: string; since: string; size: number }> };
   pins?: Array<{ path: string; files: number; bytes: number; cachedBytes: number; state: string; error?: string }>;
   fuse?: { workerLocals: number };
 }
 
 const BAR = 24;
+
+const failing = (sources: readonly SourceStatus[]) => sources.filter((s) => s.health && !isUp(s.health.state)).length;
 
 function bar(done: number, total: number): string {
   const f = total > 0 ? Math.min(1, done / total) : 1;
@@ -40,11 +52,50 @@ function uploadLine(j: UploadJobStatus): string {
 export function renderUploads(u: UploadsStatus | undefined): string[] {
   if (!u) return ['uploads:    (daemon without an upload engine)'];
   const lines = [`uploads:    ${u.active.length} uploading, ${u.queued.length} queued, ${u.failed.length} failed${u.syncs.length ? `; watching ${u.syncs.map((s) => `${s.local} → ${s.remote}`).join(', ')}` : ''}`];
+  for (const s of u.syncs) if (s.paused) lines.push(`  PAUSED    ${s.local} → ${s.remote}: ${s.paused.message}`);
   for (const j of u.active) lines.push(uploadLine(j));
   for (const j of u.queued) lines.push(`  queued    ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.lastError ? `  (${j.lastError})` : ''}`);
   for (const j of u.failed) lines.push(`  FAILED    ${formatBytes(j.size).padStart(9)}  ${j.remote}  attempt ${j.attempts}, retry in ${j.nextAttemptInSec}s (assetfs retry: now): ${j.lastError}`);
-  for (const j of u.recent.slice(0, 5)) lines.push(`  ${j.state === 'done' ? 'done     ' : 'cancelled'} ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.state !== 'done' && j.lastError ? `  (${j.lastError})` : ''}`);
+  for (const j of u.recent.slice(0, 5)) lines.push(`  ${j.state === 'done' ? 'done     ' : 'cancelled'} ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.state !== 'done' && j.lastError ? `  (${j.lastError})` : ''}${j.conflictOf ? `  (CONFLICT: ${j.conflictOf} had changed; ours went up beside it)` : ''}`);
+  const more = (n: number | undefined, shown: number) => (n !== undefined && n > shown ? [`  … and ${n - shown} more`] : []);
+  lines.push(...more(u.counts?.queued, u.queued.length), ...more(u.counts?.failed, u.failed.length));
+  if (u.journal?.setAside) lines.push(`  JOURNAL SET ASIDE as ${u.journal.setAside} (${u.journal.setAsideCause}); a fresh one was started and staged files rescanned`);
+  if (u.journal?.lastError) lines.push(`  JOURNAL ERROR ${u.journal.lastError.at} in ${u.journal.lastError.op}: ${u.journal.lastError.code}: ${u.journal.lastError.message} (${u.journal.errors} so far)`);
   return lines;
+}
+
+export function renderWrites(w: StatusDoc['writes']): string[] {
+  if (!w) return [];
+  const lines = [`writes:     ${w.files} staged (${formatBytes(w.bytes)}), ${w.attention.length} need${w.attention.length === 1 ? 's' : ''} attention`];
+  for (const a of w.attention) lines.push(`  ATTENTION ${formatBytes(a.size).padStart(9)}  ${a.path}  kept at ${a.staged}: ${a.reason} (assetfs retry ${a.path}: upload it as it is; assetfs discard ${a.path}: delete it)`);
+  return lines;
+}
+
+/** `HH:MM:SS` of an ISO time (the day is today's for a running daemon; --json has the full time). */
+const clock = (iso: string) => iso.slice(11, 19);
+
+/** One line per source: its state, since when, the last error and the fix. */
+export function renderSources(sources: readonly SourceStatus[]): string[] {
+  const width = Math.max(...sources.map((s) => `${s.name} [${s.type}]`.length));
+  return sources.map((s) => {
+    const label = `${s.name} [${s.type}]`.padEnd(width);
+    const h = s.health;
+    if (!h) return `  ${label}`;
+    const err = h.lastError;
+    if (isUp(h.state)) {
+      const state = h.state === 'ok' ? 'ok' : 'not used yet';
+      return `  ${label}  ${state}${err ? `  (last error ${clock(err.time)}, ${err.state}: ${err.message})` : ''}`;
+    }
+    return `  ${label}  ${h.state.toUpperCase()} since ${clock(h.since)}: ${err?.message ?? ''}${h.fix ? `; fix: ${h.fix}` : ''}`;
+  });
+}
+
+/** How ranged reads were received: on the fast path, or handed to undici and why. */
+function receiveLine(r: NonNullable<StatusDoc['receive']>): string {
+  const handed = Object.entries(r.fallback);
+  const why = handed.map(([reason, n]) => `${reason}: ${n}`).join(', ');
+  const total = handed.reduce((a, [, n]) => a + n, 0);
+  return `receive:    ${r.fast} ranged reads straight into the cache, ${total} through undici${total ? ` (${why})` : ''}${r.resent ? `, ${r.resent} resent after an idle close` : ''}`;
 }
 
 export async function fetchStatus(socket: string): Promise<StatusDoc> {
@@ -56,12 +107,15 @@ export function renderStatus(s: StatusDoc): string {
   const lookups = m.hits + m.misses;
   const lines = [
     `assetfs at ${s.mountpoint} (pid ${s.pid}, up ${s.uptimeSec}s)`,
-    `sources:    ${s.sources.map((x) => `${x.name} [${x.type}]`).join(', ')}`,
+    `sources:    ${s.sources.length}${failing(s.sources) ? `, ${failing(s.sources)} failing` : ''}`,
+    ...renderSources(s.sources),
     `cache:      memory ${formatBytes(m.bytes)} of ${formatBytes(m.limit)}, hit rate ${lookups ? ((100 * m.hits) / lookups).toFixed(1) : '0.0'}% (${m.hits}/${lookups})`,
     ...(s.cache.disk ? [`            disk ${formatBytes(s.cache.disk.bytes)} of ${formatBytes(s.cache.disk.limit)}, ${s.cache.disk.hits} hits`] : []),
     `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytesFetched ?? 0)} fetched`,
+    ...(s.receive ? [receiveLine(s.receive)] : []),
     `open files: ${s.openFiles}`,
     ...renderUploads(s.uploads),
+    ...renderWrites(s.writes),
     ...(s.pins?.length
       ? [`pinned:     ${s.pins.length} path${s.pins.length === 1 ? '' : 's'}`, ...s.pins.map((p) => `  ${bar(p.cachedBytes, p.bytes)} ${formatBytes(p.cachedBytes)}/${formatBytes(p.bytes)}  ${p.files} files  ${p.state}${p.error ? ` (${p.error})` : ''}  ${p.path}`)]
       : ['pinned:     none']),

@@ -10,6 +10,7 @@ import type { Attr, Vfs } from '../core/types.js';
 import { isFsError, type ErrnoCode } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
+import { describeError } from '../util/error-text.js';
 import type { RecentEvents } from '../util/recent.js';
 import { setKernelReadahead } from './kernel-readahead.js';
 import { DirPages } from './dir-pages.js';
@@ -30,6 +31,8 @@ export interface MountOptions {
   extraOptions: readonly string[];
   /** A handler that has not replied after this long fails with ETIMEDOUT (fuse-native's own timer). */
   opTimeoutMs: number;
+  /** The same for fsync, which bounds its own wait for the upload (uploads.fsyncTimeout) below this. */
+  fsyncTimeoutMs?: number;
   /** Errors returned to readers, for `assetfs status`. */
   recent?: RecentEvents;
   /** The kernel's readahead for the mount (read_ahead_kb), which also sizes its read requests (≤ 1 MiB). */
@@ -46,7 +49,7 @@ export interface MountedFs {
   workerLocals(): number;
   /**
    * The kernel forgets the attributes and cached pages of these mount paths (vendor/fuse-native patch
-   * 7), so its next stat asks the daemon. Resolves with how many of them the kernel knew.
+   * 9), so its next stat asks the daemon. Resolves with how many of them the kernel knew.
    */
   invalidate(paths: readonly string[]): Promise<number>;
 }
@@ -61,15 +64,16 @@ export function toErrno(e: unknown, log: Logger, op: string, path: string, recen
   if (isFsError(e)) {
     const code: ErrnoCode | 'EOPNOTSUPP' = e.code === 'ENOTSUP' ? 'EOPNOTSUPP' : e.code;
     if (e.code === 'EIO' || e.code === 'EACCES' || e.code === 'EAGAIN') {
-      log.warn({ op, path, err: e }, `${e.code} returned to the reader`);
+      // The line names the cause (`wordbee source "x": login refused: HTTP 404 …`), not just the errno.
+      log.warn({ op, path, err: e }, `${e.code} returned to the reader: ${describeError(e)}`);
       recent?.add(`${op}: ${e.code}: ${redactText(e.message)}`, path);
     } else {
       log.debug({ op, path, code: e.code, msg: e.message }, 'operation failed');
     }
     return -(ERRNO[code] ?? ERRNO.EIO!);
   }
-  log.error({ op, path, err: e }, 'unexpected error; returning EIO');
-  recent?.add(`${op}: EIO: ${redactText(String((e as Error)?.message ?? e))}`, path);
+  log.error({ op, path, err: e }, `unexpected error; returning EIO: ${describeError(e)}`);
+  recent?.add(`${op}: EIO: ${redactText(describeError(e))}`, path);
   return -ERRNO.EIO!;
 }
 
@@ -118,10 +122,10 @@ async function loadFuse(): Promise<typeof import('fuse-native').default> {
 }
 
 export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents, meter?: FuseMeter): Record<string, Cb> {
-  const uid = process.getuid?.() ?? 0;
-  const gid = process.getgid?.() ?? 0;
+  const { uid, gid } = vfs.owner;
   const fail = (op: string, path: string) => (e: unknown) => toErrno(e, log, op, path, recent);
   const dirs = new DirPages();
+  let warnedOldAddon = false;
   const reads = meter?.op('read');
   const ops: Record<string, Cb> = {
     // path is null for an open file already unlinked (hard_remove): fstat of it (fuse-native answers
@@ -206,14 +210,39 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents, meter?: F
     rename(from: string, to: string, cb: Cb) {
       vfs.rename(from, to).then(() => cb(0), (e) => cb(fail('rename', from)(e)));
     },
-    chmod(path: string, _mode: number, cb: Cb) {
-      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('chmod', path)(e)));
+    chmod(path: string, mode: number, cb: Cb) {
+      vfs.setattr(path, { kind: 'mode', mode }).then(() => cb(0), (e) => cb(fail('chmod', path)(e)));
     },
-    chown(path: string, _uid: number, _gid: number, cb: Cb) {
-      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('chown', path)(e)));
+    chown(path: string, toUid: number, toGid: number, cb: Cb) {
+      vfs.setattr(path, { kind: 'owner', uid: toUid, gid: toGid }).then(() => cb(0), (e) => cb(fail('chown', path)(e)));
     },
     utimens(path: string, _atime: unknown, _mtime: unknown, cb: Cb) {
-      vfs.setattr(path).then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
+      vfs.setattr(path, { kind: 'times' }).then(() => cb(0), (e) => cb(fail('utimens', path)(e)));
+    },
+    // Extended attributes (read-only user.assetfs.*; docs/semantics.md#platform-ids). fuse-native
+    // answers the size probes and ERANGE itself, and names outside user. in its C worker (vendor patch
+    // 8): the kernel asks for security.capability before every write once getxattr exists.
+    // path is null for an open file already unlinked (see getattr): it has no attributes left.
+    getxattr(path: string | null, name: string, _position: number, cb: Cb) {
+      if (!name.startsWith('user.')) {
+        if (!warnedOldAddon) log.warn({ name }, 'the fuse-native addon predates its patch 8, so every write waits for a getxattr here: rebuild it (scripts/setup.sh)');
+        warnedOldAddon = true;
+        return cb(-ERRNO.ENODATA!);
+      }
+      if (!vfs.getxattr || path === null) return cb(-ERRNO.ENODATA!);
+      vfs.getxattr(path, name).then((v) => cb(0, v), (e) => cb(fail('getxattr', path)(e)));
+    },
+    listxattr(path: string | null, cb: Cb) {
+      if (!vfs.listxattr || path === null) return cb(0, []);
+      vfs.listxattr(path).then((names) => cb(0, names), (e) => cb(fail('listxattr', path)(e)));
+    },
+    setxattr(path: string | null, name: string, _value: Buffer, _position: number, _flags: number, cb: Cb) {
+      if (!vfs.setxattr || path === null) return cb(-ERRNO.EOPNOTSUPP!);
+      vfs.setxattr(path, name).then(() => cb(0), (e) => cb(fail('setxattr', path)(e)));
+    },
+    removexattr(path: string | null, name: string, cb: Cb) {
+      if (!vfs.removexattr || path === null) return cb(-ERRNO.EOPNOTSUPP!);
+      vfs.removexattr(path, name).then(() => cb(0), (e) => cb(fail('removexattr', path)(e)));
     },
     statfs(path: string, cb: Cb) {
       vfs.statfs().then(
@@ -263,7 +292,10 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
     attrTimeout: o.attrTimeoutSec,
     entryTimeout: o.attrTimeoutSec,
     allowOther: o.allowOther,
-    timeout: o.opTimeoutMs,
+    // Other users reach the mount only through the kernel's own checks of the owner and modes the VFS
+    // reports (fuse.uid/gid/fileMode/dirMode): without it, every user could read and delete every file.
+    defaultPermissions: o.allowOther,
+    timeout: { default: o.opTimeoutMs, fsync: Math.max(o.opTimeoutMs, o.fsyncTimeoutMs ?? 0) },
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
   const ra = await setKernelReadahead(o.mountpoint, o.kernelReadaheadKb);

@@ -7,7 +7,8 @@
  *  - counted: the FUSE adapter, the read path, the dir and locator caches and the upload engine hold
  *    meters (FuseMeter, SourceMeter) whose series they increment directly, without allocating;
  *  - read at scrape time: figures the components already keep (cache sizes and hit counts, metadata
- *    lookups, upload queue, source health), through the readers given to readFrom().
+ *    lookups, upload queue, the health board's state of each source), through the readers given to
+ *    readFrom().
  */
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -32,6 +33,8 @@ export interface MetricReaders {
   /** Name lookups answered by the dir cache (vfs/dir-cache.ts). */
   metadata(): { hit: number; miss: number; negative: number };
   uploads(): { queued: number; uploading: number; failed: number };
+  /** Whether a source is up on the health board (daemon/health.ts isUp). */
+  sourceUp(source: string): boolean;
 }
 
 /** The meter of one FUSE operation: a request ends with its result (negative: an errno). */
@@ -94,11 +97,6 @@ export function originCode(e: unknown, success = 200): number | string {
   return e instanceof FsError && e.code !== 'EIO' ? e.code : 'error';
 }
 
-/** Whether an answer with this code says the origin is up: it answered, and did not refuse us or fail. */
-function answeredWell(code: number | string): boolean {
-  return typeof code === 'number' ? code < 500 && code !== 401 && code !== 403 && code !== 429 : code === 'aborted';
-}
-
 /** The counting side of one source (its name is the only label value these series add). */
 export class SourceMeter {
   private readonly requests: Record<OriginKind, Map<number | string, Series>> = { api: new Map(), read: new Map(), upload: new Map() };
@@ -108,8 +106,6 @@ export class SourceMeter {
   private readonly uploadBytes: Series;
   private readonly uploadFailures: Series;
   private readonly refreshes: Record<'expired' | 'refused', Series>;
-  /** The last API request's outcome: what `assetfs_source_up` shows until source health has its own record. */
-  lastApiOk: boolean | undefined;
 
   constructor(
     readonly source: string,
@@ -130,7 +126,6 @@ export class SourceMeter {
     let s = byCode.get(code);
     if (!s) byCode.set(code, (s = this.f.originRequests.with(this.source, kind, String(code))));
     s.value++;
-    if (kind === 'api') this.lastApiOk = answeredWell(code);
   }
 
   /**
@@ -189,14 +184,6 @@ export class SourceMeter {
   }
 }
 
-/**
- * `assetfs_source_up`: 1 unless the source's last API request failed (5xx, 429, refused credentials,
- * no answer). One function, so that a per-source health record can replace it.
- */
-export function sourceUp(m: SourceMeter): number {
-  return m.lastApiOk === false ? 0 : 1;
-}
-
 type Families = ReturnType<typeof families>;
 
 function families(registry: Registry, readers: () => MetricReaders | undefined, sources: () => Iterable<SourceMeter>) {
@@ -238,9 +225,13 @@ function families(registry: Registry, readers: () => MetricReaders | undefined, 
     uploadBytes: new CounterFamily(registry, 'assetfs_upload_bytes_total', 'Bytes of upload parts the platform confirmed.', ['source']),
     uploadFailures: new CounterFamily(registry, 'assetfs_upload_failures_total', 'Upload attempts that failed (each is retried later).', ['source']),
     urlRefreshes: new CounterFamily(registry, 'assetfs_url_refreshes_total', 'Signed read URLs minted again, by reason (expired, refused).', ['source', 'reason']),
-    sourceUp: new GaugeFamily(registry, 'assetfs_source_up', '1 while the source answers, 0 after its last API request failed.', ['source'], (f) => {
-      for (const m of sources()) f.with(m.source).value = sourceUp(m);
-    }),
+    sourceUp: new GaugeFamily(
+      registry, 'assetfs_source_up', '1 while the source is ok (or not used yet), 0 while it fails: login refused, unreachable or misconfigured (as assetfs status shows).', ['source'],
+      (f) => {
+        const r = readers();
+        for (const m of sources()) f.with(m.source).value = r && !r.sourceUp(m.source) ? 0 : 1;
+      },
+    ),
   };
 }
 

@@ -15,11 +15,16 @@
  *    retried: the object's blocks and locators are dropped and the error rethrown (the VFS re-stats).
  *  - A locator with `rangeable: false` (the server always sends the whole object) costs one whole
  *    download per object version at a time, streamed into blocks (whole-stream.ts).
+ *  - Every download of one object version is checked against the ETag the first of them carried
+ *    (core/etag.ts): blocks cached under one version are all of the same bytes, even where the version
+ *    is the platform's own and says nothing about storage ETags. The pins go with invalidate().
  *  - A failed fetch leaves nothing behind: its blocks leave `inflight` before their waiters hear of it,
  *    their buffers go back to the cache, and a demand reader that had joined a failed prefetch tries
  *    once more with its own fetch. A retried fetch asks only for the blocks not answered yet.
  */
-import type { BlockCache, BlockSource, ByteRange, ObjectVersion, Provider, Ref, SignedLocator, Transport } from '../core/types.js';
+import { LRUCache } from 'lru-cache';
+import type { BlockCache, BlockSource, ByteRange, Expectation, ObjectVersion, Provider, Ref, SignedLocator, Transport } from '../core/types.js';
+import { DownloadEtag } from '../core/etag.js';
 import { DEFAULT_PART_BYTES, blockCount, blockKey, blockRange } from '../core/blocks.js';
 import { ExpiredError, FsError, StaleError, TransientError } from '../core/errors.js';
 import { retry } from '../util/pacer.js';
@@ -47,6 +52,8 @@ export interface NetworkBlockSourceOptions {
   log?: Logger;
   /** Counts each GET (assetfs_origin_requests_total{kind="read"}), its first byte and its bytes. */
   meterFor?(source: string): SourceMeter | undefined;
+  /** Told the final outcome of every fetch (after retries and re-mints): the sources' health. */
+  health?: { ok(source: string): void; failed(source: string, e: unknown): unknown };
 }
 
 export interface BlockSourceStats {
@@ -81,6 +88,8 @@ export class NetworkBlockSource implements BlockSource {
   private readonly inflight = new Map<string, Pending>();
   private readonly whole: WholeObjectStreams;
   private prefetchBytes = 0;
+  /** `source\0ref` → the version being read and the ETag its downloads carried (bounded: a pin only sharpens checks). */
+  private readonly etags = new LRUCache<string, { version: string; seen: DownloadEtag }>({ max: 16_384 });
   private counters = { requests: 0, bytesFetched: 0, retries: 0, remints: 0, prefetchedBlocks: 0, prefetchSkippedBlocks: 0 };
 
   constructor(private readonly o: NetworkBlockSourceOptions) {
@@ -92,6 +101,7 @@ export class NetworkBlockSource implements BlockSource {
       cache: o.cache,
       transport: o.transport,
       claimed: (obj, index) => this.inflight.has(blockKey(obj, index)),
+      expect: (obj) => this.expectation(obj),
       onRequest: (obj, done) => {
         this.counters.requests++;
         const meter = o.meterFor?.(obj.source);
@@ -160,6 +170,7 @@ export class NetworkBlockSource implements BlockSource {
   }
 
   async invalidate(source: string, ref: Ref): Promise<void> {
+    this.etags.delete(`${source}\0${ref}`);
     this.o.locators.invalidateRef(source, ref);
     await this.o.cache.dropObject(source, ref);
   }
@@ -239,7 +250,9 @@ export class NetworkBlockSource implements BlockSource {
     try {
       await this.fetchRange(obj, end, () => ({ start: ranges[next]!.start, into: buffers.slice(next).map((b) => b.data) }), settleUpTo);
       settleUpTo(end);
+      this.o.health?.ok(obj.source);
     } catch (e) {
+      this.o.health?.failed(obj.source, e);
       for (let i = next; i < run.length; i++) {
         this.fail(obj, run[i]!.index, run[i]!.pending, e);
         const owned = buffers[i]!.owned;
@@ -319,7 +332,7 @@ export class NetworkBlockSource implements BlockSource {
             try {
               if (loc.rangeable === false) return await this.fetchFromWhole(obj, loc, start, into, onProgress);
               this.counters.requests++;
-              const get = (progress: (filled: number) => void) => this.o.transport.readRangeInto(loc, { start, end }, obj, into, progress);
+              const get = (progress: (filled: number) => void) => this.o.transport.readRangeInto(loc, { start, end }, this.expectation(obj), into, progress);
               const forward = (filled: number) => onProgress(start + filled);
               await (meter ? meter.rangedGet(end - start, forward, get) : get(forward));
               this.counters.bytesFetched += end - start;
@@ -359,6 +372,17 @@ export class NetworkBlockSource implements BlockSource {
       block.copy(into[i]!);
       onProgress(this.rangeOf(obj, first + i).end);
     }
+  }
+
+  /** What a download of `obj` must match: its version and size, and the ETag earlier downloads of it carried. */
+  private expectation(obj: ObjectVersion): Expectation {
+    const key = `${obj.source}\0${obj.ref}`;
+    let pin = this.etags.get(key);
+    if (pin?.version !== obj.version) {
+      pin = { version: obj.version, seen: new DownloadEtag() };
+      this.etags.set(key, pin);
+    }
+    return { version: obj.version, size: obj.size, downloadEtag: pin.seen };
   }
 
   private rangeOf(obj: ObjectVersion, index: number): ByteRange {

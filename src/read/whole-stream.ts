@@ -12,7 +12,7 @@
  *  - A failed download rejects every waiter of a block it had not reached, and is forgotten, so the
  *    caller's retry (re-locate on ExpiredError, pacer on TransientError) starts a fresh one.
  */
-import type { BlockCache, ObjectVersion, SignedLocator, Transport } from '../core/types.js';
+import type { BlockCache, Expectation, ObjectVersion, SignedLocator, Transport } from '../core/types.js';
 import { blockCount, blockRange } from '../core/blocks.js';
 
 interface Waiter {
@@ -32,6 +32,8 @@ export interface WholeStreamOptions {
   transport: Transport;
   /** True when a block-source run is waiting for this block and will cache it itself. */
   claimed(obj: ObjectVersion, index: number): boolean;
+  /** What a download of `obj` must match (default: its version and size). */
+  expect?(obj: ObjectVersion): Expectation;
   /** Called per download started, with its outcome, and per chunk received (statistics). */
   onRequest?(obj: ObjectVersion, done: Promise<void>): void;
   onBytes?(n: number, obj: ObjectVersion): void;
@@ -108,7 +110,7 @@ export class WholeObjectStreams {
         }
       }
     };
-    done = this.o.transport.streamWhole(loc, obj, onChunk).then(
+    done = this.o.transport.streamWhole(loc, this.o.expect?.(obj) ?? obj, onChunk).then(
       () => {
         if (dl.next !== count) throw new Error(`whole download of ${obj.ref} ended at block ${dl.next} of ${count}`);
       },

@@ -3,37 +3,48 @@
  *
  * Invariants:
  *  - A returned Buffer holds exactly the requested bytes of exactly the expected version: a 206 must
- *    carry a Content-Range naming that range and the expected total size, and a compatible ETag.
+ *    carry a Content-Range naming that range and the expected total size, and an ETag of that version
+ *    where one can be judged (core/etag.ts: the listed version only when the locator says it is the
+ *    storage ETag, else the ETag earlier downloads of the version carried).
  *    A 200 (a server that ignores Range) is accepted only when it is the whole object of the expected size.
  *  - Bytes are copied once, from the socket's chunks into the caller's buffers (readRangeInto), or one
  *    Buffer preallocated at the exact size (readRange); of a 200 only the requested slice is kept.
  *  - Every failure is an FsError the read path understands (see Transport in core/types.ts); a body
  *    we stop reading is destroyed, so its socket is closed rather than left half-read in the pool.
- *  - Headers and every pause in a body are bounded by `requestTimeoutMs` (a server that sends headers and
- *    then nothing — Azurite once out of file handles — must not hang a read).
+ *  - Bounded (bounds.ts): connecting, the headers and every pause in a body by `requestTimeoutMs` (a
+ *    server that sends headers and then nothing — Azurite once out of file handles — must not hang a
+ *    read); the whole request, redirects included, by `deadlineMs` (a server that trickles a byte every
+ *    few seconds must not either). A whole-object stream gets a fresh deadline per DEADLINE_BYTES.
+ *  - Redirects (301/302/303/307/308, at most MAX_REDIRECTS) are followed here, not by undici: once a
+ *    request leaves the locator's origin it carries none of the locator's headers (origins.ts).
  *  - Messages name URLs only through redactUrl: signed query strings never reach an error or a log.
  */
-import { Agent, interceptors } from 'undici';
+import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { ByteRange, Expectation, Progress, SignedLocator, Transport } from '../core/types.js';
-import { etagMatches } from '../core/etag.js';
+import { etagConflict } from '../core/etag.js';
 import { ExpiredError, FsError, NotFoundError, StaleError, TransientError, isAbort } from '../core/errors.js';
 import { redactUrl } from '../util/redact.js';
 import { noteBodyBytes } from '../util/gc-pacer.js';
+import { DEADLINE_BYTES, DEFAULT_BOUNDS, Deadline } from './bounds.js';
+import { MAX_REDIRECTS, REDIRECT_STATUSES, redirectTarget } from './origins.js';
+import { Segments } from './segments.js';
 
 export interface HttpTransportOptions {
-  /** Bound on waiting for headers, and on each pause while a body streams. Default 20 s. */
+  /** Bound on connecting, on waiting for headers, and on each pause while a body streams. Default 20 s. */
   requestTimeoutMs?: number;
+  /** Bound on one request from its start to its last byte, redirects included. Default 30 s. */
+  deadlineMs?: number;
   /** Keep-alive connections per origin. Default 32. */
   connectionsPerOrigin?: number;
   /** How long an idle keep-alive socket is kept. Default 10 s. */
   keepAliveTimeoutMs?: number;
-  /** Redirects followed per request (302 from a download endpoint to storage). Default 5. */
+  /** Redirects followed per request (302 from a download endpoint to storage). Default MAX_REDIRECTS. */
   maxRedirections?: number;
 }
 
 /** Network failures worth retrying: resets, refused/closed connections, timeouts, truncated bodies. */
-const TRANSIENT_CODES = new Set([
+export const TRANSIENT_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH',
   'ENETDOWN', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_ABORTED',
@@ -63,12 +74,26 @@ function parseContentRange(value: string | undefined): { start: number; end: num
   return { start: Number(m[1]), end: Number(m[2]) + 1, total: m[3] === '*' ? NaN : Number(m[3]) };
 }
 
+/** One hop of a request: its URL and the headers it carries there. */
+interface Hop {
+  readonly url: URL;
+  readonly headers: Record<string, string>;
+}
+
+/** A redirect answer: where it points. */
+class Redirected {
+  constructor(readonly location: string | string[] | undefined) {}
+}
+
 export class HttpTransport implements Transport {
   private readonly agent: Agent;
-  private readonly dispatcher: Dispatcher;
+  private readonly deadlineMs: number;
+  private readonly maxRedirections: number;
 
   constructor(opts: HttpTransportOptions = {}) {
-    const timeout = opts.requestTimeoutMs ?? 20_000;
+    const timeout = opts.requestTimeoutMs ?? DEFAULT_BOUNDS.stallMs;
+    this.deadlineMs = Math.max(timeout, opts.deadlineMs ?? DEFAULT_BOUNDS.deadlineMs);
+    this.maxRedirections = opts.maxRedirections ?? MAX_REDIRECTS;
     this.agent = new Agent({
       connections: opts.connectionsPerOrigin ?? 32,
       headersTimeout: timeout,
@@ -76,9 +101,26 @@ export class HttpTransport implements Transport {
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 10_000,
       connect: { timeout },
     });
-    // Some platforms answer a download link with 302 to the storage URL. undici drops Authorization
-    // and cookies when a redirect leaves the origin.
-    this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: opts.maxRedirections ?? 5 }));
+  }
+
+  /** The first hop of a locator: its URL with its headers. */
+  private firstHop(loc: SignedLocator): Hop {
+    try {
+      return { url: new URL(loc.url), headers: { ...loc.headers } };
+    } catch (e) {
+      throw new FsError('EINVAL', `invalid locator URL ${redactUrl(loc.url)}`, { cause: e });
+    }
+  }
+
+  /**
+   * The hop a redirect from `from` leads to. Some platforms answer a download link with a redirect to
+   * the storage URL, which authorizes itself: past the locator's origin, no header of the locator goes.
+   */
+  private nextHop(first: Hop, from: Hop, r: Redirected, hops: number, what: string): Hop {
+    if (hops >= this.maxRedirections) throw new FsError('EIO', `${what}: more than ${this.maxRedirections} redirects`);
+    const url = redirectTarget(from.url, r.location, what);
+    const stays = url.origin === first.url.origin && from.headers === first.headers;
+    return { url, headers: stays ? first.headers : {} };
   }
 
   async readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer> {
@@ -96,23 +138,35 @@ export class HttpTransport implements Transport {
     if (out.length !== length) throw new FsError('EINVAL', `${out.length} bytes of buffers for a range of ${length}`);
     if (length === 0) return;
     const what = `GET ${redactUrl(loc.url)} bytes=${range.start}-${range.end - 1}`;
-    let url: URL;
-    try {
-      url = new URL(loc.url);
-    } catch (e) {
-      throw new FsError('EINVAL', `invalid locator URL ${redactUrl(loc.url)}`, { cause: e });
-    }
+    const first = this.firstHop(loc);
     if (signal?.aborted) throw signal.reason;
+    // A range longer than DEADLINE_BYTES (larger than any readahead part) gets a deadline per DEADLINE_BYTES.
+    const deadline = new Deadline(this.deadlineMs * Math.max(1, Math.ceil(length / DEADLINE_BYTES)), signal);
+    try {
+      for (let hop = first, hops = 0; ; hops++) {
+        const r = await this.rangeOnce(hop, { loc, range, expect, what, out, onProgress, signal: deadline.signal }, signal, deadline);
+        if (!(r instanceof Redirected)) return;
+        hop = this.nextHop(first, hop, r, hops, what);
+      }
+    } finally {
+      deadline.clear();
+    }
+  }
+
+  /** One GET of the range at `hop`: done, or where a redirect points. */
+  private rangeOnce(hop: Hop, req: RangeRequest, signal: AbortSignal | undefined, deadline: Deadline): Promise<Redirected | undefined> {
+    const { range, what } = req;
     // The dispatcher's handler API, not request(): a body chunk goes straight from the parser into
     // `into`, without a Readable stream and an async iterator step per 64 KiB.
-    await new Promise<void>((resolve, reject) => {
-      const receiver = new RangeReceiver({ loc, range, expect, what, out, onProgress, signal }, (e) => {
-        if (e === undefined) return resolve();
-        reject(e instanceof FsError ? e : this.networkError(e, what, signal));
+    return new Promise<Redirected | undefined>((resolve, reject) => {
+      const receiver = new RangeReceiver(req, (e) => {
+        if (e === undefined) return resolve(undefined);
+        if (e instanceof Redirected) return resolve(e);
+        reject(e instanceof FsError ? e : this.networkError(e, what, signal, deadline));
       });
       try {
-        this.dispatcher.dispatch(
-          { origin: url.origin, path: url.pathname + url.search, method: 'GET', headers: { ...loc.headers, range: `bytes=${range.start}-${range.end - 1}` } },
+        this.agent.dispatch(
+          { origin: hop.url.origin, path: hop.url.pathname + hop.url.search, method: 'GET', headers: { ...hop.headers, range: `bytes=${range.start}-${range.end - 1}` } },
           receiver,
         );
       } catch (e) {
@@ -123,38 +177,58 @@ export class HttpTransport implements Transport {
 
   async streamWhole(loc: SignedLocator, expect: Expectation, onChunk: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void> {
     const what = `GET ${redactUrl(loc.url)} (whole object)`;
-    let res: Dispatcher.ResponseData;
+    const first = this.firstHop(loc);
+    const deadline = new Deadline(this.deadlineMs, signal);
     try {
-      const url = new URL(loc.url);
-      res = await this.dispatcher.request({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers: { ...loc.headers }, signal });
-    } catch (e) {
-      throw this.networkError(e, what, signal);
+      let res: Dispatcher.ResponseData;
+      for (let hop = first, hops = 0; ; hops++) {
+        try {
+          res = await this.agent.request({ origin: hop.url.origin, path: hop.url.pathname + hop.url.search, method: 'GET', headers: { ...hop.headers }, signal: deadline.signal });
+        } catch (e) {
+          throw this.networkError(e, what, signal, deadline);
+        }
+        if (!REDIRECT_STATUSES.has(res.statusCode)) break;
+        discard(res.body);
+        hop = this.nextHop(first, hop, new Redirected(res.headers.location), hops, what);
+      }
+      await this.consumeWhole(res, loc, expect, what, onChunk, signal, deadline);
+    } finally {
+      deadline.clear();
     }
+  }
+
+  private async consumeWhole(res: Dispatcher.ResponseData, loc: SignedLocator, expect: Expectation, what: string, onChunk: (chunk: Buffer) => void, signal: AbortSignal | undefined, deadline: Deadline): Promise<void> {
     const { statusCode: status, headers, body } = res;
     try {
       if (status !== 200) throw statusError(status, headers, what, loc);
-      const etag = header(headers, 'etag');
-      if (loc.etagIsVersion !== false && !etagMatches(expect.version, etag)) throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
+      const conflict = etagConflict(loc, expect, header(headers, 'etag'));
+      if (conflict) throw new StaleError(`${what}: ${conflict}`);
       const declared = header(headers, 'content-length');
       if (declared !== undefined && Number(declared) !== expect.size) {
         throw new StaleError(`${what}: ${declared} bytes, expected ${expect.size}`);
       }
       let at = 0;
+      let renewAt = DEADLINE_BYTES;
       for await (const chunk of body as AsyncIterable<Buffer>) {
         at += chunk.length;
         if (at > expect.size) throw new TransientError(`${what}: body longer than ${expect.size} bytes`);
+        if (at >= renewAt) {
+          deadline.renew();
+          renewAt = at + DEADLINE_BYTES;
+        }
         onChunk(chunk);
       }
       if (at !== expect.size) throw new TransientError(`${what}: short body (${at} of ${expect.size} bytes)`);
     } catch (e) {
       discard(body);
       if (e instanceof FsError) throw e;
-      throw this.networkError(e, what, signal);
+      throw this.networkError(e, what, signal, deadline);
     }
   }
 
-  private networkError(e: unknown, what: string, signal: AbortSignal | undefined): unknown {
+  private networkError(e: unknown, what: string, signal: AbortSignal | undefined, deadline?: Deadline): unknown {
     if (signal?.aborted) return signal.reason;
+    if (deadline?.expired) return deadline.error(what);
     if (isAbort(e) && !(e as { code?: string }).code?.startsWith('UND_ERR')) return e;
     const code = (e as { code?: string })?.code;
     const reason = code ?? (e instanceof Error ? e.message : String(e));
@@ -170,7 +244,7 @@ export class HttpTransport implements Transport {
   }
 }
 
-function statusError(status: number, headers: Headers, what: string, loc: SignedLocator): FsError {
+export function statusError(status: number, headers: Headers, what: string, loc: SignedLocator): FsError {
   const msg = `${what}: HTTP ${status}`;
   if (status === 401 || status === 403 || loc.refusedStatuses?.includes(status)) return new ExpiredError(msg);
   if (status === 404 || status === 410) return new NotFoundError(msg);
@@ -179,31 +253,6 @@ function statusError(status: number, headers: Headers, what: string, loc: Signed
     return new TransientError(msg, { status, retryAfterMs: parseRetryAfter(header(headers, 'retry-after')) });
   }
   return new FsError('EIO', msg);
-}
-
-/**
- * Consecutive buffers written as one: the segments of one range (e.g. the cache's block buffers, so a
- * body lands where it will be cached, with no copy and no fresh allocation). Writes only move forward.
- */
-class Segments {
-  readonly length: number;
-  private index = 0;
-  /** Offset in the whole at which parts[index] starts. */
-  private base = 0;
-
-  constructor(private readonly parts: readonly Buffer[]) {
-    this.length = parts.reduce((n, p) => n + p.length, 0);
-  }
-
-  /** Copy `src` to offset `at` of the whole; `at` is never below the previous write's start. */
-  set(src: Buffer, at: number): void {
-    let done = 0;
-    while (done < src.length) {
-      while (at + done >= this.base + this.parts[this.index]!.length) this.base += this.parts[this.index++]!.length;
-      const part = this.parts[this.index]!;
-      done += src.copy(part, at + done - this.base, done, Math.min(src.length, done + part.length - (at + done - this.base)));
-    }
-  }
 }
 
 interface RangeRequest {
@@ -221,7 +270,8 @@ interface RangeRequest {
  * is all wanted; a 200 to a ranged request is the whole object, of which only the range is kept).
  * Once the range is complete and the declared length already vouched for the total, the rest of the
  * body is not read: the request is aborted, which closes its socket. Otherwise the body must be
- * exactly `total` bytes. `finish` is called exactly once: with nothing on success, else the error.
+ * exactly `total` bytes. `finish` is called exactly once: with nothing on success, a Redirected for a
+ * redirect, else the error.
  */
 class RangeReceiver implements Dispatcher.DispatchHandler {
   private want: ByteRange = { start: 0, end: 0 };
@@ -247,6 +297,12 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
     if (status < 200) return;
+    if (REDIRECT_STATUSES.has(status)) {
+      // Its body is not wanted (and may be anything): the socket is closed rather than drained.
+      this.end(new Redirected(headers.location));
+      controller.abort(new Error('redirected'));
+      return;
+    }
     try {
       ({ want: this.want, total: this.total, lengthDeclared: this.lengthDeclared } = planBody(this.r, status, headers));
     } catch (e) {
@@ -256,8 +312,8 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    noteBodyBytes(chunk.length);
     if (this.finished) return;
+    noteBodyBytes(chunk.length);
     const { want, total, r } = this;
     const at = this.at;
     const chunkEnd = at + chunk.length;
@@ -296,13 +352,11 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
 }
 
 /** What of a 200/206 body is wanted, or the error its status and headers amount to. */
-function planBody(r: RangeRequest, status: number, headers: Headers): { want: ByteRange; total: number; lengthDeclared: boolean } {
+export function planBody(r: Pick<RangeRequest, 'what' | 'range' | 'expect' | 'loc'>, status: number, headers: Headers): { want: ByteRange; total: number; lengthDeclared: boolean } {
   const { what, range, expect, loc } = r;
   if (status !== 206 && status !== 200) throw statusError(status, headers, what, loc);
-  const etag = header(headers, 'etag');
-  if (loc.etagIsVersion !== false && !etagMatches(expect.version, etag)) {
-    throw new StaleError(`${what}: ETag ${etag} is not the expected version`);
-  }
+  const conflict = etagConflict(loc, expect, header(headers, 'etag'));
+  if (conflict) throw new StaleError(`${what}: ${conflict}`);
   const declared = header(headers, 'content-length');
   const length = range.end - range.start;
   if (status === 206) {

@@ -10,17 +10,21 @@
  *    confirmed.
  *  - A file that changed while it was read is never committed: the session is dropped and the job waits
  *    until the file is stable again.
- *  - A sync job whose remote target changed since our last upload goes up beside it as a conflict copy.
+ *  - A job whose remote target is not the version it started from (a sync: our last upload; a write
+ *    into the mount: the version opened, or none) goes up beside it as a conflict copy.
+ *  - The scheduler asks the journal for the next few due jobs only (never lists the whole queue), and a
+ *    journal error in it is logged and retried at the next tick: it never escapes the event loop.
  *  - Failures are retried with growing delays (shown as failed meanwhile); `retryNow()` makes them due.
  */
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import pLimit, { type LimitFunction } from 'p-limit';
+import type { StagedUpload, UploadOutcome, UploadPort } from '../core/types.js';
 import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import type { Journal, NewJob } from './journal.js';
 import { SessionLostError } from './errors.js';
+import { conflictName, joinRemote, splitRemote } from './conflict.js';
 import type { ConfirmedPart, Job, UploadTarget, Uploader } from './types.js';
 import type { SourceMeter } from '../metrics/metrics.js';
 
@@ -62,53 +66,44 @@ interface Running {
 
 class ChangedError extends Error {}
 
-/** A segment that '/'-joining (or SQLite text) would not keep: empty, with '/' or NUL, or a lone UTF-16 surrogate. */
-const UNJOINABLE = /^$|[/\0]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/**
- * A job's remote path as the journal keeps it: the segments joined by '/', or, when a segment would not
- * survive that (remote names Linux cannot hold, docs/semantics.md "Names"), '/' and the segments' JSON
- * (a joined path never starts with '/'). splitRemote() reads both.
- */
-export function joinRemote(segments: readonly string[]): string {
-  return segments.some((s) => UNJOINABLE.test(s)) ? `/${JSON.stringify(segments)}` : segments.join('/');
-}
-
-export function splitRemote(remotePath: string): string[] {
-  if (remotePath.startsWith('/[')) {
-    try {
-      const segments: unknown = JSON.parse(remotePath.slice(1));
-      if (Array.isArray(segments) && segments.every((s) => typeof s === 'string')) return segments as string[];
-    } catch { /* a plain path after all */ }
-  }
-  return remotePath.split('/').filter(Boolean);
-}
-
-/**
- * `name.conflict-<host>-<UTC time>.ext` for `name.ext` (the extension kept last, so players still know
- * it). `mark` replaces `.conflict-` where the platform limits dots in names (AMS: exactly one).
- */
-export function conflictName(name: string, now = new Date(), host = hostname(), mark = '.conflict-'): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  const dot = name.lastIndexOf('.');
-  const safeHost = host.replace(/[^A-Za-z0-9_-]/g, '_');
-  return dot > 0 ? `${name.slice(0, dot)}${mark}${safeHost}-${stamp}${name.slice(dot)}` : `${name}${mark}${safeHost}-${stamp}`;
-}
+export { conflictName, joinRemote, splitRemote } from './conflict.js';
 
 export class UploadEngine {
   private readonly running = new Map<number, Running>();
   private readonly waiters = new Map<number, { resolve(): void; reject(e: Error): void }[]>();
+  /** done(): settled when the job is done or cancelled, not at each failed attempt. */
+  private readonly finishers = new Map<number, { resolve(o: UploadOutcome): void; reject(e: Error): void }[]>();
+  private readonly doneListeners: ((job: Job) => void)[] = [];
   private readonly partLimit: LimitFunction;
   private timer: NodeJS.Timeout | undefined;
+  /** Jobs run only between start() and stop(): what is queued before (staging's recovery) waits for start. */
+  private started = false;
   private stopped = false;
 
   constructor(private readonly o: UploadEngineOptions) {
     this.partLimit = pLimit(o.maxParts ?? 8);
+    if (o.onDone) this.doneListeners.push(o.onDone);
+  }
+
+  /** `fn` is called after each job that finished (the VFS forgets the target folder's listing). */
+  onDone(fn: (job: Job) => void): void {
+    this.doneListeners.push(fn);
+  }
+
+  /** The write path's port into this engine (core/types.ts UploadPort). */
+  port(): UploadPort {
+    return {
+      enqueue: (u: StagedUpload) => this.enqueue({ ...u, producer: 'mount' }).id,
+      cancel: (id, reason) => this.cancel(id, reason),
+      wait: (id, timeoutMs) => this.waitBounded(id, timeoutMs),
+      done: (id) => this.done(id),
+    };
   }
 
   /** Resume what a previous run left (jobs that were uploading are due again) and start scheduling. */
   start(): void {
     for (const j of this.o.journal.list(['uploading'])) this.o.journal.setState(j.id, 'queued');
+    this.started = true;
     this.timer = setInterval(() => this.tick(), 500);
     this.timer.unref();
     this.tick();
@@ -119,7 +114,10 @@ export class UploadEngine {
     const up = this.o.uploaderFor(j.source);
     const partSize = j.partSize ?? up?.partSize(j.size) ?? 8 * 1024 * 1024;
     const { job, replaced } = this.o.journal.enqueue({ ...j, partSize });
-    if (replaced) this.cancelRunning(replaced);
+    if (replaced) {
+      this.cancelRunning(replaced);
+      this.settle(replaced.id, new Error('replaced by a newer version of the file'));
+    }
     this.o.log.info({ job: job.id, source: job.source, path: job.remotePath, size: job.size }, 'upload queued');
     queueMicrotask(() => this.tick());
     return job;
@@ -143,12 +141,35 @@ export class UploadEngine {
     });
   }
 
+  /** waitFor, bounded: after `timeoutMs` it rejects while the upload carries on. */
+  private waitBounded(id: number, timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the upload did not finish within ${Math.round(timeoutMs / 1000)} s (uploads.fsyncTimeout); it carries on`)), timeoutMs);
+    });
+    return Promise.race([this.waitFor(id), timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** Resolves once job `id` is done (after any number of attempts); rejects when it is cancelled or unknown. */
+  done(id: number): Promise<UploadOutcome> {
+    const j = this.o.journal.get(id);
+    if (!j) return Promise.reject(new Error(`no upload job ${id}`));
+    if (j.state === 'done') return Promise.resolve({ remotePath: j.remotePath, version: null, conflictOf: j.conflictOf });
+    if (j.state === 'cancelled') return Promise.reject(new Error(j.lastError ?? 'upload cancelled'));
+    return new Promise((resolve, reject) => {
+      const list = this.finishers.get(id) ?? [];
+      list.push({ resolve, reject });
+      this.finishers.set(id, list);
+    });
+  }
+
   cancel(id: number, reason: string): void {
     const j = this.o.journal.get(id);
     if (!j || j.state === 'done' || j.state === 'cancelled') return;
     this.o.journal.setState(id, 'cancelled', reason);
     this.cancelRunning(j);
     this.notify(id, new Error(reason));
+    this.settle(id, new Error(reason));
   }
 
   retryNow(): number {
@@ -175,14 +196,15 @@ export class UploadEngine {
   }
 
   private tick(): void {
-    if (this.stopped) return;
+    if (!this.started || this.stopped) return;
     const free = (this.o.maxFiles ?? 2) - this.running.size;
     if (free <= 0) return;
-    const now = Date.now();
-    const due = this.o.journal
-      .list(['queued', 'failed'])
-      .filter((j) => !this.running.has(j.id) && (j.state === 'queued' || j.nextAttemptAt <= now))
-      .slice(0, free);
+    let due: Job[];
+    try {
+      due = this.o.journal.due(Date.now(), free + this.running.size).filter((j) => !this.running.has(j.id)).slice(0, free);
+    } catch {
+      return; // logged and shown in status by the journal; the next tick tries again
+    }
     for (const j of due) this.launch(j);
   }
 
@@ -195,6 +217,8 @@ export class UploadEngine {
         () => this.notify(job.id),
         (e: unknown) => this.onFailure(job, e, abort.signal),
       )
+      // A journal error while recording the outcome: logged by the journal; the job is tried again.
+      .catch((e: unknown) => this.o.log.error({ err: e, job: job.id }, 'could not record the outcome of an upload'))
       .finally(() => {
         this.running.delete(job.id);
         queueMicrotask(() => this.tick());
@@ -256,7 +280,7 @@ export class UploadEngine {
       job = journal.get(job.id)!;
     }
 
-    if (!job.uploadId && job.producer === 'sync') job = await this.resolveConflict(job, up, signal);
+    if (!job.uploadId) job = await this.resolveConflict(job, up, signal);
     const target = this.target(job);
     let parts: ConfirmedPart[] = journal.parts(job.id);
     if (job.uploadId) {
@@ -288,7 +312,15 @@ export class UploadEngine {
     if (done.size !== job.size) throw new Error(`the remote object has ${done.size} bytes, expected ${job.size}`);
     journal.finish(job.id, sha256, done.version);
     log.info({ job: job.id, path: job.remotePath, size: job.size }, 'upload complete');
-    this.o.onDone?.(journal.get(job.id)!);
+    const finished = journal.get(job.id)!;
+    for (const fn of this.doneListeners) fn(finished);
+    this.settle(job.id, { remotePath: finished.remotePath, version: done.version, conflictOf: finished.conflictOf });
+  }
+
+  private settle(id: number, outcome: UploadOutcome | Error): void {
+    const list = this.finishers.get(id) ?? [];
+    this.finishers.delete(id);
+    for (const f of list) (outcome instanceof Error ? f.reject(outcome) : f.resolve(outcome));
   }
 
   private async resolveConflict(job: Job, up: Uploader, signal: AbortSignal): Promise<Job> {
@@ -296,8 +328,9 @@ export class UploadEngine {
     if (remote === undefined || remote === job.baseVersion) return job;
     const parts = splitRemote(job.remotePath);
     const renamed = joinRemote([...parts.slice(0, -1), conflictName(parts.at(-1) ?? 'file', undefined, undefined, up.conflictMark)]);
-    this.o.log.warn({ job: job.id, path: job.remotePath, conflictCopy: renamed }, 'remote file changed since our last upload: uploading ours beside it');
-    this.o.journal.retarget(job.id, renamed);
+    const why = job.producer === 'sync' ? 'changed since our last upload' : job.baseVersion === null ? 'appeared since the file was created in the mount' : 'changed since the file was opened for writing';
+    this.o.log.warn({ job: job.id, path: job.remotePath, conflictCopy: renamed }, `conflict: the remote file ${why}: ours goes up beside it as ${renamed}`);
+    this.o.journal.retarget(job.id, renamed, job.remotePath);
     return this.o.journal.get(job.id)!;
   }
 

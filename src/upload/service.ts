@@ -6,12 +6,12 @@ import { join, posix } from 'node:path';
 import type { Provider } from '../core/types.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
-import { Journal } from './journal.js';
+import { openJournal, type Journal, type JournalHealth } from './journal.js';
 import { UploadEngine } from './engine.js';
 import type { Job, Uploader } from './types.js';
 import type { SourceMeter } from '../metrics/metrics.js';
 // Type only: the watcher (and chokidar under it) loads in start(), and only when a folder is synced.
-import type { FolderSync } from '../sync/watcher.js';
+import type { FolderSync, FolderSyncStatus } from '../sync/watcher.js';
 
 export interface UploadJobStatus {
   id: number;
@@ -27,6 +27,8 @@ export interface UploadJobStatus {
   attempts: number;
   lastError: string | null;
   nextAttemptInSec: number | null;
+  /** A conflict copy: the remote path (source/…) it was meant for, which had changed. */
+  conflictOf?: string;
 }
 
 export interface UploadsStatus {
@@ -34,8 +36,15 @@ export interface UploadsStatus {
   queued: UploadJobStatus[];
   failed: UploadJobStatus[];
   recent: UploadJobStatus[];
-  syncs: { local: string; remote: string }[];
+  /** Jobs per state; the lists above show at most STATUS_LIST_MAX of each. */
+  counts: { uploading: number; queued: number; failed: number };
+  /** Each watched folder; `paused` says why its remote deletions are held (src/sync/delete-guard.ts). */
+  syncs: FolderSyncStatus[];
+  journal: JournalHealth;
 }
+
+/** Jobs listed per state in the status document (counts are exact): 100,000 queued jobs stay cheap. */
+const STATUS_LIST_MAX = 100;
 
 export class UploadService {
   readonly journal: Journal;
@@ -47,10 +56,9 @@ export class UploadService {
     private readonly config: Config,
     private readonly providers: ReadonlyMap<string, Provider>,
     private readonly log: Logger,
-    onDone: (job: Job) => void,
     meterFor?: (source: string) => SourceMeter | undefined,
   ) {
-    this.journal = new Journal(join(config.cacheDir, 'journal.db'));
+    this.journal = openJournal(join(config.cacheDir, 'journal.db'), log.child({ c: 'journal' }));
     this.engine = new UploadEngine({
       journal: this.journal,
       uploaderFor: (s) => this.uploaderFor(s),
@@ -58,7 +66,6 @@ export class UploadService {
       maxFiles: config.uploads.parallelFiles,
       maxParts: config.uploads.parallelParts,
       partsPerFile: config.uploads.partsPerFile,
-      onDone,
       meterFor,
     });
   }
@@ -103,16 +110,47 @@ export class UploadService {
         id: j.id, state: p ? 'uploading' : j.state, producer: j.producer, local: j.localPath, remote: posix.join(j.source, j.remotePath),
         size: j.size, bytesDone: done, rate, etaSec: rate > 0 ? Math.round((j.size - done) / rate) : null, attempts: j.attempts,
         lastError: j.lastError, nextAttemptInSec: j.state === 'failed' ? Math.max(0, Math.round((j.nextAttemptAt - now) / 1000)) : null,
+        ...(j.conflictOf ? { conflictOf: posix.join(j.source, j.conflictOf) } : {}),
       };
     };
-    const open = this.journal.list(['queued', 'uploading', 'failed']).map(view);
-    return {
-      active: open.filter((j) => j.state === 'uploading'),
-      queued: open.filter((j) => j.state === 'queued'),
-      failed: open.filter((j) => j.state === 'failed'),
-      recent: this.journal.recent(10).map(view),
-      syncs: this.config.sync.map((s) => ({ local: s.local, remote: s.remote })),
+    // The journal failing must not take the status down with it: its error is what status shows.
+    const safe = <T>(f: () => T, fallback: T): T => {
+      try {
+        return f();
+      } catch {
+        return fallback;
+      }
     };
+    return {
+      active: safe(() => this.journal.list(['uploading'], STATUS_LIST_MAX), []).map(view),
+      queued: safe(() => this.journal.list(['queued'], STATUS_LIST_MAX), []).map(view),
+      failed: safe(() => this.journal.list(['failed'], STATUS_LIST_MAX), []).map(view),
+      recent: safe(() => this.journal.recent(10), []).map(view),
+      counts: this.counts(),
+      syncs: this.syncs.map((s) => s.status()),
+      journal: this.journal.health,
+    };
+  }
+
+  /** Jobs per state, exact (the journal keeps them by trigger): for status and assetfs_uploads; zeros while the journal fails. */
+  counts(): { uploading: number; queued: number; failed: number } {
+    try {
+      const c = this.journal.counts();
+      return { uploading: c.uploading, queued: c.queued, failed: c.failed };
+    } catch {
+      return { uploading: 0, queued: 0, failed: 0 };
+    }
+  }
+
+  /**
+   * `assetfs retry`: failed uploads are retried now, and held remote deletions of paused syncs are
+   * confirmed (carried out for the files still missing locally).
+   */
+  async retryNow(): Promise<{ retried: number; deletions: number; stillPaused: number }> {
+    const retried = this.engine.retryNow();
+    let deletions = 0;
+    for (const s of this.syncs) deletions += await s.confirmDeletes();
+    return { retried, deletions, stillPaused: this.syncs.filter((s) => s.status().paused).length };
   }
 
   async stop(): Promise<void> {

@@ -80,6 +80,8 @@ export interface Job {
   /** The remote version our last upload of this target produced (conflict detection); null if none. */
   readonly baseVersion: string | null;
   readonly bytesDone: number;
+  /** Set when the job went up as a conflict copy: the remote path it was meant for. */
+  readonly conflictOf: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;
 }

@@ -3,14 +3,15 @@
  *
  *   /                      the configured sources, as directories
  *   /<source>/<names…>     that source's tree, resolved through cached listings (dir-cache.ts)
+ *   /<source>/.by-id/<id>  an entry by its platform id: one API call, no listing, not listed (ids.ts)
  *
  * Invariants:
  *  - Every open handle of a remote file reads exactly one ObjectVersion (remote-file.ts).
- *  - Writes go to the staging area and the upload engine once enableWrites() was called (write-ops.ts);
- *    until then, and on sources that cannot take uploads, they fail with EROFS. A staged file shadows
+ *  - Writes go to the staging area and the upload engine when the options carry `writes` (write/);
+ *    without it, and on sources that cannot take uploads, they fail with EROFS. A staged file shadows
  *    the remote entry of the same path.
  */
-import type { Attr, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
+import type { Attr, AttrChange, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
 import { FsError, NotFoundError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
 import { DirCache } from './dir-cache.js';
@@ -18,7 +19,10 @@ import { remoteNameOf } from './names.js';
 import { RemoteFile, type RemoteFileDeps } from './remote-file.js';
 import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
-import { isWriteOpen, type StagedHandle, type VfsAccess, type WriteOps } from './write-ops.js';
+import { isWriteOpen, WriteOps, type StagedHandle, type VfsAccess, type WriteOptions } from './write/write-ops.js';
+import { daemonOwnership, PermissionPolicy, type Ownership } from './permissions.js';
+import { refreshPath, folderRefOf } from './refresh.js';
+import { BY_ID, IdCache, idsReadOnly, located, nameToId, namesDownTo, refuseIdWrite, XATTR_PREFIX, xattrsOf, type Located } from './ids.js';
 
 const DIR_MODE = 0o40755;
 const FILE_MODE = 0o100644;
@@ -34,31 +38,41 @@ export interface VfsOptions {
   /** Smallest readahead top-up: the GET part size. */
   readaheadStepBytes?: number;
   maxRetryTimeMs: number;
-  /** How long a name missing from a listing stays "no such name" (metadataNegativeTtl; dir-cache.ts). */
+  /** How long a name missing from a listing stays "no such name" (metadataNegativeTtl; dir-cache.ts), and an id found missing (ids.ts). */
   metadataNegativeTtlMs?: number;
+  /** Owner and modes of every entry, and the chmod/chown policy (default: the daemon's user, 0644/0755, EPERM). */
+  ownership?: Ownership;
+  /** The write side (staging area, uploaders): absent for a read-only VFS. */
+  writes?: WriteOptions;
 }
 
 type Resolved =
   | { kind: 'root' }
   | { kind: 'source'; provider: Provider }
-  | { kind: 'entry'; provider: Provider; entry: RemoteEntry; parentRef: Ref };
+  | { kind: 'ids'; provider: Provider }
+  /** `id`: the entry was found by this platform id (`.by-id/<id>`), not in its parent's listing. */
+  | { kind: 'entry'; provider: Provider; entry: RemoteEntry; parentRef: Ref; id?: string };
 
 type Handle = RemoteFile | StagedHandle;
 const isStaged = (h: Handle): h is StagedHandle => h.kind === 'staged';
 
 export class AssetVfs implements Vfs {
   private readonly dirs: DirCache;
+  private readonly ids: IdCache;
   private readonly handles = new Map<number, Handle>();
   private readonly pageCache = new PageCacheVersions();
-  private writes: WriteOps | undefined;
+  private readonly writes: WriteOps | undefined;
   private nextFh = 1;
   /** Whole seconds, so that versionedMtime() still tells versions of a file without a known mtime apart. */
   private readonly startedAt = Math.floor(Date.now() / 1000) * 1000;
+  private readonly perms: PermissionPolicy;
 
   private readonly fileDeps: RemoteFileDeps;
 
   constructor(private readonly o: VfsOptions) {
     this.dirs = new DirCache({ maxRetryTimeMs: o.maxRetryTimeMs, negativeTtlMs: o.metadataNegativeTtlMs });
+    this.perms = new PermissionPolicy(o.ownership ?? daemonOwnership());
+    this.ids = new IdCache({ maxRetryTimeMs: o.maxRetryTimeMs, negativeTtlMs: o.metadataNegativeTtlMs });
     this.fileDeps = {
       blocks: o.blocks,
       log: o.log,
@@ -67,15 +81,11 @@ export class AssetVfs implements Vfs {
       readaheadStepBytes: o.readaheadStepBytes,
       invalidateDir: (source, parentRef) => this.dirs.invalidate(source, parentRef),
     };
-  }
-
-  /** Turn on writes into the mount (the upload side builds `ops` with this VFS's access()). */
-  enableWrites(ops: WriteOps): void {
-    this.writes = ops;
+    this.writes = o.writes && new WriteOps(o.writes, this.access());
   }
 
   /** What the write side may use of this VFS. */
-  access(): VfsAccess {
+  private access(): VfsAccess {
     return {
       lookup: (path) => this.lookup(path),
       remoteNames: async (path) => {
@@ -108,6 +118,7 @@ export class AssetVfs implements Vfs {
   private async lookup(path: string): Promise<RemoteEntry | { kind: 'root' | 'source' } | undefined> {
     try {
       const r = await this.resolve(path);
+      if (r.kind === 'ids') throw idsReadOnly(path);
       return r.kind === 'entry' ? r.entry : { kind: r.kind };
     } catch (e) {
       if (e instanceof NotFoundError) return undefined;
@@ -141,13 +152,21 @@ export class AssetVfs implements Vfs {
     if (parts.length === 1) return { kind: 'source', provider };
     let dirRef: Ref = '';
     let entry: RemoteEntry | undefined;
-    for (let i = 1; i < parts.length; i++) {
+    let first = 1;
+    let id: string | undefined;
+    if (parts[1] === BY_ID && provider.byId) {
+      if (parts.length === 2) return { kind: 'ids', provider };
+      id = nameToId(parts[2]!);
+      entry = await this.ids.get(provider, id, this.ttl(provider.name));
+      first = 3;
+    }
+    for (let i = first; i < parts.length; i++) {
       if (entry && entry.kind !== 'dir') throw new FsError('ENOTDIR', `${parts.slice(0, i).join('/')} is not a directory`);
       if (entry) dirRef = entry.ref;
       entry = await this.dirs.lookup(provider, dirRef, parts[i]!, this.ttl(provider.name));
       if (!entry) throw new NotFoundError(`${path} not found`);
     }
-    return { kind: 'entry', provider, entry: entry!, parentRef: dirRef };
+    return { kind: 'entry', provider, entry: entry!, parentRef: dirRef, ...(first === parts.length ? { id } : {}) };
   }
 
   private dirAttr(mtimeMs = this.startedAt): Attr {
@@ -160,24 +179,35 @@ export class AssetVfs implements Vfs {
       : { kind: 'file', size: e.size, mtimeMs: versionedMtime(e.mtimeMs > 0 ? e.mtimeMs : this.startedAt, e.version), mode: FILE_MODE };
   }
 
+  /** Owner of every entry (fuse.uid, fuse.gid). */
+  get owner(): { uid: number; gid: number } {
+    return this.perms.owner;
+  }
+
   async getattr(path: string): Promise<Attr> {
     const staged = this.writes?.stagedAttr(path);
-    if (staged) return staged;
+    if (staged) return this.perms.stamp(staged);
     const r = await this.resolve(path);
-    return r.kind === 'entry' ? this.entryAttr(r.entry) : this.dirAttr();
+    return this.perms.stamp(r.kind === 'entry' ? this.entryAttr(r.entry) : this.dirAttr());
   }
 
   async readdir(path: string): Promise<DirEntry[]> {
     const overlay = this.writes?.overlay(path.replace(/\/+$/, '') || '/') ?? [];
-    if (this.writes?.stagedAttr(path)?.kind === 'dir') return overlay;
-    const remote = await this.remoteListing(path);
+    const stamped = (entries: DirEntry[]) => entries.map((d) => ({ name: d.name, attr: this.perms.stamp(d.attr) }));
+    // A folder made in the mount (or holding staged files only) may not exist remotely yet.
+    const stagedDir = this.writes?.stagedAttr(path)?.kind === 'dir';
+    const remote = await this.remoteListing(path).catch((e: unknown) => {
+      if (stagedDir && e instanceof NotFoundError) return [];
+      throw e;
+    });
     const shadowed = new Set(overlay.map((o) => o.name));
-    return [...remote.filter((d) => !shadowed.has(d.name)), ...overlay];
+    return stamped([...remote.filter((d) => !shadowed.has(d.name)), ...overlay]);
   }
 
   private async remoteListing(path: string): Promise<DirEntry[]> {
     const r = await this.resolve(path);
     if (r.kind === 'root') return [...this.o.providers.keys()].map((name) => ({ name, attr: this.dirAttr() }));
+    if (r.kind === 'ids') return []; // ids are looked up, never enumerated
     if (r.kind === 'entry' && r.entry.kind !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     const ref = r.kind === 'entry' ? r.entry.ref : '';
     const listing = await this.dirs.get(r.provider, ref, this.ttl(r.provider.name));
@@ -192,6 +222,7 @@ export class AssetVfs implements Vfs {
   }
 
   async open(path: string, flags: number): Promise<OpenFile> {
+    if (isWriteOpen(flags)) this.refuseIdWrite(path);
     if (this.writes) {
       const staged = await this.writes.open(path, flags, isWriteOpen(flags) ? await this.remoteEntry(path) : undefined);
       if (staged) {
@@ -210,7 +241,9 @@ export class AssetVfs implements Vfs {
       throw new UnavailableError(entry.unreadable.code, `${path}: ${entry.unreadable.reason}`);
     }
     const obj = { source: provider.name, ref: entry.ref, version: entry.version, size: entry.size };
-    const file = new RemoteFile(this.fileDeps, provider, obj, r.parentRef, path);
+    // Found by id: a stale or vanished object drops that id's entry, not a listing.
+    const deps = r.id === undefined ? this.fileDeps : { ...this.fileDeps, invalidateDir: () => this.ids.forget(provider.name, r.id) };
+    const file = new RemoteFile(deps, provider, obj, r.parentRef, path);
     file.prefetchMedia(entry.name);
     return { fh: this.register(file), keepCache: this.pageCache.opened(path, entry.version) };
   }
@@ -233,6 +266,7 @@ export class AssetVfs implements Vfs {
   }
 
   async create(path: string): Promise<number> {
+    this.refuseIdWrite(path);
     this.pageCache.forget(path);
     return this.register(await this.w.create(path));
   }
@@ -257,24 +291,30 @@ export class AssetVfs implements Vfs {
   }
 
   async truncate(path: string, size: number): Promise<void> {
+    this.refuseIdWrite(path);
     this.pageCache.forget(path);
     await this.w.truncate(path, size, await this.remoteEntry(path));
   }
 
   async unlink(path: string): Promise<void> {
+    this.refuseIdWrite(path);
     this.pageCache.forget(path);
     await this.w.unlink(path, await this.remoteEntry(path));
   }
 
   async mkdir(path: string): Promise<void> {
+    this.refuseIdWrite(path);
     await this.w.mkdir(path, (await this.lookup(path)) !== undefined);
   }
 
   async rmdir(path: string): Promise<void> {
+    this.refuseIdWrite(path);
     await this.w.rmdir(path, await this.remoteEntry(path));
   }
 
   async rename(from: string, to: string): Promise<void> {
+    this.refuseIdWrite(from);
+    this.refuseIdWrite(to);
     // A staged file is a file (rsync renames one per file copied): its two names are all that move. A
     // remote rename may move a folder, so everything under both names is forgotten.
     const forget = this.writes?.stagedAttr(from)?.kind === 'file' ? (p: string) => this.pageCache.forget(p) : (p: string) => this.pageCache.forgetTree(p);
@@ -283,10 +323,15 @@ export class AssetVfs implements Vfs {
     await this.w.rename(from, to);
   }
 
-  /** chmod/chown/utimens: accepted and ignored on writable paths (cp -p, rsync -a set them). */
-  async setattr(path: string): Promise<void> {
-    if (this.writes?.stagedAttr(path)) return;
-    await this.getattr(path);
+  /**
+   * chmod, chown, utimens of an existing path: nothing is stored remotely. A chmod/chown that would
+   * change what a remote entry reports fails with EPERM unless fuse.ignoreChmod; on an entry still
+   * being created through the mount it is accepted without effect (permissions.ts). Times are
+   * accepted (touch, cp -p and rsync set them).
+   */
+  async setattr(path: string, change: AttrChange): Promise<void> {
+    const staged = this.writes?.stagedAttr(path);
+    this.perms.check(path, staged ? this.perms.stamp(staged) : await this.getattr(path), change, staged !== undefined);
   }
 
   /**
@@ -321,9 +366,56 @@ export class AssetVfs implements Vfs {
     const parts = path.split('/').filter((p) => p !== '');
     if (parts.length === 0) {
       this.dirs.clear();
+      this.ids.clear();
       return;
     }
     this.dirs.invalidate(parts[0]!);
+    this.ids.forget(parts[0]!);
+  }
+
+  private refuseIdWrite(path: string): void {
+    refuseIdWrite(path, this.o.providers);
+  }
+
+  /** The `user.assetfs.*` attributes of a path (docs/semantics.md#platform-ids); none on the mount root. */
+  private async xattrs(path: string): Promise<Map<string, string>> {
+    const staged = this.writes?.stagedAttr(path);
+    const r = await this.resolve(staged ? path.split('/').slice(0, 2).join('/') : path);
+    if (r.kind === 'root') return new Map();
+    // A file written here and not uploaded yet has no id, version or status on the platform yet.
+    return xattrsOf(r.provider, r.kind === 'entry' && !staged ? r.entry : undefined);
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    const value = name.startsWith(XATTR_PREFIX) ? (await this.xattrs(path)).get(name) : undefined;
+    if (value === undefined) throw new FsError('ENODATA', `${path} has no attribute ${name}`);
+    return Buffer.from(value);
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    return [...(await this.xattrs(path)).keys()];
+  }
+
+  async setxattr(path: string, name: string): Promise<void> {
+    throw new FsError('ENOTSUP', `${path}: extended attributes are read-only here (${name})`);
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    throw new FsError('ENOTSUP', `${path}: extended attributes are read-only here (${name})`);
+  }
+
+  /** `assetfs locate PATH`: the platform's id, version and status of a mount path, and its `.by-id/` path. */
+  async locate(path: string): Promise<Located> {
+    return located(path, await this.xattrs(path));
+  }
+
+  /** `assetfs locate --id SOURCE ID`: the mount path of the entry with that platform id. */
+  async pathOfId(source: string, id: string): Promise<string> {
+    const provider = this.o.providers.get(source);
+    if (!provider) throw new NotFoundError(`no source named ${source}`);
+    if (!provider.byId) throw new FsError('ENOTSUP', `${source} (${provider.type}) has no ids`);
+    const entry = await this.ids.get(provider, id, this.ttl(source));
+    return `/${[source, ...(await namesDownTo(this.dirs, provider, entry, this.ttl(source)))].join('/')}`;
   }
 
   /** Name lookups in listings so far: hit, miss (listing fetched), negative (assetfs_metadata_lookups_total). */
@@ -332,34 +424,26 @@ export class AssetVfs implements Vfs {
   }
 
   /**
-   * `assetfs refresh`: forget the listing holding `path`'s attributes (its folder's: negative answers
-   * for names in it go too) and every listing at or below `path`. Returns the mount paths whose
-   * attributes the kernel may hold: `path`, its folder, and every entry of the listings forgotten.
+   * `assetfs refresh`: forget the listings and ids that PATH's attributes and everything below it come
+   * from (refresh.ts). Returns the mount paths whose attributes the kernel may hold.
    */
-  async refresh(path: string): Promise<string[]> {
-    const parts = path.split('/').filter((p) => p !== '');
-    if (parts.length === 0) {
-      return ['/', ...[...this.o.providers.keys()].flatMap((source) => [`/${source}`, ...this.dirs.forgetTree(source, '').paths.map((p) => `/${source}/${p}`)])];
-    }
-    const provider = this.o.providers.get(parts[0]!);
-    if (!provider) throw new NotFoundError(`no source named ${parts[0]}`);
-    const mountPath = `/${parts.join('/')}`;
-    const parentPath = `/${parts.slice(0, -1).join('/')}`;
-    if (parts.length === 1) return ['/', mountPath, ...this.dirs.forgetTree(provider.name, '').paths.map((p) => `${mountPath}/${p}`)];
-    // The folder's listing is looked up first, so that the entry (and, for a folder, its ref) is known.
-    const parent = await this.resolve(parentPath).catch((e: unknown) => (e instanceof NotFoundError ? undefined : Promise.reject(e)));
-    if (!parent) return [mountPath, ...(await this.refresh(parentPath))]; // a folder new on the remote too
-    if (parent.kind === 'entry' && parent.entry.kind !== 'dir') throw new FsError('ENOTDIR', `${parentPath} is not a directory`);
-    await this.dirs.lookup(provider, parent.kind === 'entry' ? parent.entry.ref : '', parts.at(-1)!, this.ttl(provider.name));
-    const { listing } = this.dirs.forgetTree(provider.name, parent.kind === 'entry' ? parent.entry.ref : '', false);
-    const entry = listing?.get(parts.at(-1)!);
-    const below = entry?.kind === 'dir' ? this.dirs.forgetTree(provider.name, entry.ref).paths.map((p) => `${mountPath}/${p}`) : [];
-    return [parentPath, mountPath, ...below];
+  refresh(path: string): Promise<string[]> {
+    return refreshPath(path, {
+      providers: this.o.providers,
+      dirs: this.dirs,
+      ids: this.ids,
+      ttl: (source) => this.ttl(source),
+      folderRef: async (p) => {
+        const r = await this.resolve(p).catch((e: unknown) => (e instanceof NotFoundError ? undefined : Promise.reject(e)));
+        return r && folderRefOf(p, r.kind === 'entry' ? r.entry : undefined);
+      },
+    });
   }
 
   async close(): Promise<void> {
     this.handles.clear();
     this.dirs.clear();
+    this.ids.clear();
   }
 }
 

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Provider, Ref, RemoteEntry } from '../../src/core/types.js';
 import { NotFoundError } from '../../src/core/errors.js';
-import { HttpTransport } from '../../src/transports/http.js';
+import { FastHttpTransport } from '../../src/transports/fast-http.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 
 export interface ContractFixture {
@@ -67,7 +67,8 @@ export function runProviderContract(label: string, setup: () => Promise<Contract
     let fx: ContractFixture;
     let p: Provider;
     let manyDir = '';
-    const transport = new HttpTransport({ requestTimeoutMs: 10_000 });
+    // The daemon's transport (undici behind it for what it does not read itself).
+    const transport = new FastHttpTransport({ requestTimeoutMs: 10_000 });
 
     beforeAll(async () => {
       fx = await setup();
@@ -153,6 +154,29 @@ export function runProviderContract(label: string, setup: () => Promise<Contract
       } finally {
         await short.close();
       }
+    });
+
+    it('ids: byId gives back the listed entry, ancestry names the folders above it, an unknown id is NotFoundError', async () => {
+      const { idOf, byId, ancestry } = p;
+      if (!idOf || !byId || !ancestry) throw new Error(`${label} implements no platform ids`);
+      let withId = 0;
+      for (const path of [`${fx.base}big.bin`, ...(fx.nested ? [`${fx.base}deep/er/clip.mp4`] : [])]) {
+        const segs = path.split('/').filter(Boolean);
+        const chain: RemoteEntry[] = [];
+        for (let i = 1; i <= segs.length; i++) chain.push(await walk(p, segs.slice(0, i).join('/')));
+        expect(await ancestry.call(p, chain.at(-1)!)).toEqual(chain.slice(0, -1).map((a) => a.ref));
+        for (const [i, e] of chain.entries()) {
+          const id = idOf.call(p, e);
+          if (id === undefined) continue;
+          withId++;
+          const found = await byId.call(p, id);
+          expect(found).toMatchObject({ name: e.name, kind: e.kind, ref: e.ref, version: e.version, size: e.size });
+          expect(idOf.call(p, found)).toBe(id);
+          expect(await ancestry.call(p, found)).toEqual(chain.slice(0, i).map((a) => a.ref));
+          await expect(byId.call(p, `${id}-missing`)).rejects.toBeInstanceOf(NotFoundError);
+        }
+      }
+      expect(withId).toBeGreaterThan(0);
     });
 
     it('a changed object gets a new version', async () => {

@@ -287,3 +287,23 @@ describe('mediahub: downloads and faults', () => {
     expect((await p.locate(objOf(p, clip))).url.startsWith(proxy.url)).toBe(true);
   });
 });
+
+describe('mediahub: platform ids', () => {
+  it('byId: a file, an archive (its folder), a folder record (the folder of its path); ancestry from the record, archive items under their archive', async () => {
+    const archive = { id: String((await emu.putArchive({ pipelineId: PIPE, objectKey: 'ids/pack.zip', items: [{ name: 'a.txt', bytes: Buffer.from('a') }] })).id) };
+    const folder = { id: String((await emu.putFile({ pipelineId: PIPE, objectKey: 'ids/sub', type: 'folder' })).id) };
+    const p = provider(); // its catalog snapshot holds both
+    const clip = await walk(p, `${PIPE}/media/clip.mp4`);
+    emu.server.clearLog();
+    expect(await p.byId(p.idOf(clip)!)).toMatchObject({ ref: clip.ref, version: clip.version, contentType: 'video/mp4' });
+    expect(emu.server.requests().filter((r) => !r.path.includes('oauth2')).map((r) => `${r.method} ${r.path}`)).toEqual([`GET /v1/files/${p.idOf(clip)}`]);
+    expect(await p.byId(archive.id)).toMatchObject({ name: 'pack.zip', kind: 'dir', ref: `a:${archive.id}` });
+    expect(await p.byId(folder.id)).toMatchObject({ name: 'sub', kind: 'dir', ref: `d:${PIPE}/ids/sub/` });
+    expect(await p.ancestry(clip)).toEqual([`d:${PIPE}/`, `d:${PIPE}/media/`]);
+    const item = await walk(p, `${PIPE}/ids/pack.zip/a.txt`);
+    expect(p.idOf(item)).toBeUndefined();
+    expect(await p.ancestry(item)).toEqual([`d:${PIPE}/`, `d:${PIPE}/ids/`, `a:${archive.id}`]);
+    expect(await p.ancestry(await walk(p, `${PIPE}/ids/sub`))).toEqual([`d:${PIPE}/`, `d:${PIPE}/ids/`]);
+    await expect(p.byId('000000000000000000000000')).rejects.toBeInstanceOf(NotFoundError);
+  });
+});

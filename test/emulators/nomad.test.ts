@@ -323,3 +323,19 @@ describe('nomad emulator: errors and faults', () => {
     }
   });
 });
+
+describe('nomad: platform ids', () => {
+  it('ancestry climbs parentId, one asset call per level, to the bucket, or to rootFolderId; outside it there is no path', async () => {
+    const p = provider();
+    const deep = await p.byId(ids.deep!);
+    expect(deep).toMatchObject({ name: 'deep.mp4', kind: 'file', ref: ids.deep, status: 'Available' });
+    emu.server.clearLog();
+    expect(await p.ancestry(deep)).toEqual([ids.bucket, ids.docs, ids.nested]);
+    expect(paths().filter((s) => s.includes('/api/admin/asset/'))).toHaveLength(4);
+    expect(await p.ancestry(await p.byId(ids.bucket!))).toEqual([]);
+    const rooted = provider({ rootFolderId: ids.docs });
+    expect(await rooted.ancestry(deep)).toEqual([ids.nested]);
+    expect(await rooted.ancestry(await rooted.byId(ids.readme!))).toEqual([]);
+    await expect(rooted.ancestry(await rooted.byId(ids.big!))).rejects.toBeInstanceOf(NotFoundError);
+  });
+});

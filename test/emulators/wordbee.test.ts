@@ -165,3 +165,31 @@ describe('wordbee provider against its emulator', () => {
     expect((await fetch(`${emu.apiUrl}/resources/assets/3001?scope=pr7214&filename=none.txt&locale=en`, { method: 'DELETE', headers: auth })).status).toBe(200);
   });
 });
+
+describe('wordbee: platform ids', () => {
+  const calls = () => emu.server.requests().filter((r) => r.path !== '/api/auth/token').map((r) => `${r.method} ${r.status} ${r.path}`);
+
+  it('byId: a scope without a call, a segment with assets by its rows (one call), a document or an empty segment through the scope search', async () => {
+    const p = provider();
+    try {
+      await p.byId!('pr7214'); // logs in
+      emu.server.clearLog();
+      expect(await p.byId!('pr7214')).toMatchObject({ name: 'pr7214', kind: 'dir', ref: 'd:pr7214' });
+      expect(await p.byId!('1001')).toMatchObject({ name: '1001', kind: 'dir', ref: 'd:pr7214/100/1001' });
+      expect(calls()).toEqual(['GET 200 /api/resources/assets/1001/list']);
+      // A document: no segment of either scope answers to it; the first scope's search has it.
+      emu.server.clearLog();
+      expect(await p.byId!('200')).toMatchObject({ name: '200', kind: 'dir', ref: 'd:pr7214/200' });
+      expect(calls()).toEqual(['GET 404 /api/resources/assets/200/list', 'GET 404 /api/resources/assets/200/list', 'POST 200 /api/resources/segments/search']);
+      // A segment without assets: its rows are empty, the search places it.
+      expect(await p.byId!('3001')).toMatchObject({ name: '3001', kind: 'dir', ref: 'd:pr7214/300/3001' });
+      for (const outside of ['9001', '900', 'pr9999', 'x1']) await expect(p.byId!(outside)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(p.idOf!(await walk(p, 'pr7214/100/1001/en'))).toBeUndefined();
+      expect(await p.ancestry!(await walk(p, 'pr7214/100/1001/en/public/images/logo.png'))).toEqual(
+        ['d:pr7214', 'd:pr7214/100', 'd:pr7214/100/1001', 'd:pr7214/100/1001/en', 'd:pr7214/100/1001/en/public', 'd:pr7214/100/1001/en/public/images'],
+      );
+    } finally {
+      await p.close();
+    }
+  });
+});

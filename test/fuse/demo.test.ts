@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, NODE_FLAGS, isMounted, sh } from '../helpers/mount.js';
+import { BIN, NODE_FLAGS, forceUnmount, isMounted, sh } from '../helpers/mount.js';
 import { mediaDir, sha256 } from '../../src/demo/sample-media.js';
 
 describe('assetfs demo', () => {
@@ -41,7 +41,7 @@ describe('assetfs demo', () => {
       expect(out).toMatch(/nothing left mounted/);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
-      if (await isMounted(mnt)) await sh(`fusermount -uz ${mnt}`);
+      if (await isMounted(mnt)) await forceUnmount(mnt);
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { seedAzure, seedS3 } from '../../src/demo/seed-storage.js';
 import { spawn } from 'node:child_process';
-import { BIN, NODE_FLAGS, isMounted, mountDaemon, sh, shResult } from '../helpers/mount.js';
+import { BIN, NODE_FLAGS, forceUnmount, isMounted, mountDaemon, sh, shResult } from '../helpers/mount.js';
 
 let s3: StorageServer;
 let az: StorageServer;
@@ -86,7 +86,7 @@ describe('lifecycle', () => {
       expect(status.mountpoint).toBe(first.mountpoint);
       expect(await readFile(join(first.mountpoint, 's3', 'a.txt'), 'utf8')).toBe(DATA.toString());
     } finally {
-      await shResult(`fusermount -uz ${join(work, 'second-mnt')}`);
+      await forceUnmount(join(work, 'second-mnt'));
       expect(await first.stop()).toBe(0);
     }
     // Once it is gone (its socket file may stay behind after a crash), the cache dir is free again.
@@ -114,7 +114,7 @@ describe('lifecycle', () => {
       expect(await isMounted(mnt)).toBe(false);
     } finally {
       child.kill('SIGKILL');
-      await shResult(`fusermount -uz ${mnt}`);
+      await forceUnmount(mnt);
     }
   });
 
@@ -123,7 +123,7 @@ describe('lifecycle', () => {
     expect(await sh(`cat ${d.mountpoint}/s3/a.txt`)).toBe(DATA.toString());
     const status = JSON.parse(await sh(node(`status --json --socket ${join(d.dir, 'cache', 'control.sock')}`)));
     expect(status.mountpoint).toBe(d.mountpoint);
-    expect(status.sources).toEqual([{ name: 's3', type: 's3' }]);
+    expect(status.sources).toEqual([{ name: 's3', type: 's3', health: expect.objectContaining({ state: 'ok' }) }]);
     expect(status.cache.memory.bytes).toBeGreaterThan(0);
     const human = await sh(node(`status --socket ${join(d.dir, 'cache', 'control.sock')}`));
     expect(human).toMatch(/hit rate/);

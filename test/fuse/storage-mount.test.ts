@@ -9,7 +9,7 @@ import { AZURITE_ACCOUNT, AZURITE_KEY, s3rverSource, startAzurite, startS3rver, 
 import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
 import { deterministicBytes, sha256, storageSampleTree, type SampleFile } from '../../src/demo/sample-media.js';
 import { seedAzure, seedS3 } from '../../src/demo/seed-storage.js';
-import { mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
+import { BIN, mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
 
 const MANY = 2500;
 const BIG = deterministicBytes('fuse-big', 24 * 1024 * 1024 + 12345);
@@ -151,5 +151,14 @@ describe('faults on the S3 path (through the fault proxy)', () => {
     expect((await sh(`sha256sum ${q(f)}`)).split(' ')[0]).toBe(want);
     const statuses = proxy.requests().map((r) => r.status);
     expect(statuses.filter((s) => s === 500).length).toBe(2);
+  });
+});
+
+describe('the receive path', () => {
+  it('ranged reads from s3rver and Azurite land on the fast path, none handed to undici', async () => {
+    for (const src of sources) expect(await sh(`sha256sum < ${q(path(src, 'big/big.bin'))}`)).toContain(sha256(BIG));
+    const status = JSON.parse(await sh(`node ${BIN} status --json --socket ${join(d.dir, 'cache', 'control.sock')}`)) as { receive: { fast: number; fallback: Record<string, number> } };
+    expect(status.receive.fast).toBeGreaterThan(0);
+    expect(status.receive.fallback).toEqual({});
   });
 });

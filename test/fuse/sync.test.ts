@@ -63,7 +63,7 @@ describe.sequential('watched folder', () => {
   it('status shows the watched folder and the finished jobs; retry reports nothing to retry', async () => {
     const socket = join(work, 'cache', 'control.sock');
     const s = JSON.parse(await sh(`node ${BIN} status --json --socket ${socket}`)) as { uploads: { syncs: unknown[]; recent: { remote: string; state: string }[] } };
-    expect(s.uploads.syncs).toEqual([{ local, remote: 's3/watched' }]);
+    expect(s.uploads.syncs).toEqual([{ local, remote: 's3/watched', deleteRemote: false, paused: null }]);
     expect(s.uploads.recent.map((j) => j.remote)).toContain('s3/watched/shots/day1/take1.txt');
     expect(await sh(`node ${BIN} status --socket ${socket}`)).toMatch(/uploads: +0 uploading, 0 queued, 0 failed; watching/);
     expect(await sh(`node ${BIN} retry --socket ${socket}`)).toMatch(/^0 failed uploads queued for retry/);

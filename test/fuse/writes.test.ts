@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { BlobServiceClient } from '@azure/storage-blob';
+import { AccountSASPermissions, BlobServiceClient, StorageSharedKeyCredential, generateAccountSASQueryParameters } from '@azure/storage-blob';
 import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, startAzurite, type StorageServer } from '../../src/emulators/storage-servers.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
@@ -27,8 +27,14 @@ const sources = () => [
   storage.source(),
   { name: 'blob', type: 'azure-blob', accountUrl: az.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY },
   storage.source({ name: 'ro', readOnly: true }),
-  storage.source({ name: 'broken', bucket: 'no-such-bucket' }),
+  // Lists, but refuses every upload: a read-only SAS (a missing bucket would fail the write at open).
+  { name: 'broken', type: 'azure-blob', accountUrl: az.url, container: 'media', sasToken: readOnlySas() },
 ];
+
+function readOnlySas(): string {
+  const credential = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
+  return generateAccountSASQueryParameters({ expiresOn: new Date(Date.now() + 86_400_000), permissions: AccountSASPermissions.parse('rl'), resourceTypes: 'sco', services: 'b' }, credential).toString();
+}
 
 beforeAll(async () => {
   [storage, az] = await Promise.all([startProxiedBucket('media', { files: [{ path: 'existing/old.txt', data: Buffer.from('old remote file\n') }] }), startAzurite()]);

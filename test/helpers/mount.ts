@@ -28,6 +28,21 @@ export async function isMounted(path: string): Promise<boolean> {
   return mounts.split('\n').some((l) => l.split(' ')[1] === path.replace(/ /g, '\\040'));
 }
 
+/**
+ * Lazily unmount a mount this test made (`fusermount -uz`, or `fusermount3` where only that is
+ * installed), without a shell; ignores "not mounted". Never aim it at someone else's mount.
+ */
+export async function forceUnmount(path: string): Promise<void> {
+  for (const bin of ['fusermount', 'fusermount3']) {
+    try {
+      await pexec(bin, ['-uz', '--', path]);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return;
+    }
+  }
+}
+
 /** Run a shell command (bash -c) and return stdout; throws with stderr on failure. */
 export async function sh(cmd: string, opts: { timeoutMs?: number } = {}): Promise<string> {
   const { stdout } = await pexec('bash', ['-o', 'pipefail', '-c', cmd], { timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 });
@@ -67,19 +82,19 @@ export async function until(cond: () => Promise<boolean>, what: string, timeoutM
 }
 
 /** Start a daemon for `config` (mountpoint and cacheDir are filled in) and wait until it is mounted. */
-export async function mountDaemon(config: Record<string, unknown>, opts: { logLevel?: string } = {}): Promise<MountedDaemon> {
+export async function mountDaemon(config: Record<string, unknown>, opts: { logLevel?: string; env?: Record<string, string> } = {}): Promise<MountedDaemon> {
   const dir = await mkdtemp(join(tmpdir(), 'assetfs-fuse-'));
   const mountpoint = join(dir, 'mnt');
   await mkdir(mountpoint);
   const file = join(dir, 'config.json');
   await writeFile(file, JSON.stringify({ cacheDir: join(dir, 'cache'), log: { level: opts.logLevel ?? 'info' }, ...config, mountpoint }));
-  const child = spawn(process.execPath, [...NODE_FLAGS, BIN, 'mount', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, BIN, 'mount', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const cleanup = async () => {
-    if (await isMounted(mountpoint)) await pexec('fusermount', ['-uz', mountpoint]).catch(() => undefined);
+    if (await isMounted(mountpoint)) await forceUnmount(mountpoint);
   };
   const handle: MountedDaemon = {
     mountpoint,

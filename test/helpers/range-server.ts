@@ -1,12 +1,14 @@
 /**
- * A real loopback node:http server for read-path tests: serves named buffers with Range / 206 /
- * Content-Range / ETag like S3 and Azure do, records every request with its range, and can be told to
- * misbehave for the next N requests of an object (5xx, 429 + Retry-After, 403, short body, reset,
- * stalled body, another ETag, Range ignored). Optionally it checks a `sig` query token that tests can
+ * A real loopback node:http (or node:https) server for read-path tests: serves named buffers with
+ * Range / 206 / Content-Range / ETag like S3 and Azure do, records every request with its range, counts
+ * the connections it accepted, and can be told to misbehave for the next N requests of an object (5xx,
+ * 429 + Retry-After, 403, short body, reset, stalled body or head, a trickled body, a dropped
+ * connection, chunked framing, another ETag, Range ignored). Optionally it checks a `sig` query token that tests can
  * revoke, so that "the URL expired" is real server behaviour rather than a stub.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export type Fault =
@@ -18,6 +20,14 @@ export type Fault =
   | { kind: 'reset' }
   /** Valid headers (a 206 by default, with Content-Length), then no body until the client gives up. */
   | { kind: 'stall'; status?: number }
+  /** No answer at all until the client gives up (not even a status line). */
+  | { kind: 'mute' }
+  /** The connection is closed without an answer (what a request meets on a connection the server closed while idle). */
+  | { kind: 'drop' }
+  /** The right 206 and bytes, framed with Transfer-Encoding: chunked instead of a Content-Length. */
+  | { kind: 'chunked' }
+  /** Valid headers, then the body one byte every `intervalMs` (never a pause long enough for a stall timeout). */
+  | { kind: 'trickle'; intervalMs: number }
   /** The right bytes under another ETag (the object changed between listing and read). */
   | { kind: 'etag'; etag: string }
   /** 200 with the whole object, as servers that do not support Range answer. */
@@ -42,11 +52,17 @@ interface StoredObject {
 export interface RangeServerOptions {
   /** Require `?sig=<token>` from issueToken(); unknown or revoked tokens get 403. */
   tokens?: boolean;
+  /** Serve HTTPS with this key and certificate. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
 }
 
 export interface RangeServer {
   readonly origin: string;
   readonly requests: RecordedRequest[];
+  /** Connections accepted so far. */
+  readonly connections: number;
+  /** Close every connection that is not in the middle of a request (as a server's keep-alive timeout does). */
+  closeIdleConnections(): void;
   /** URL of an object, with `sig=token` when given. */
   url(name: string, token?: string): string;
   /** A URL that answers 302 to url(name, token), like a platform's download endpoint. */
@@ -147,6 +163,13 @@ export async function startRangeServer(opts: RangeServerOptions = {}): Promise<R
         res.flushHeaders();
         return;
       }
+      case 'mute':
+        record(0, parsed, fault.kind);
+        return;
+      case 'drop':
+        record(0, parsed, fault.kind);
+        req.socket.destroy();
+        return;
       case 'etag':
         etag = fault.etag;
         break;
@@ -170,6 +193,24 @@ export async function startRangeServer(opts: RangeServerOptions = {}): Promise<R
       res.writeHead(status, headers).end(half);
       return;
     }
+    if (fault?.kind === 'trickle') {
+      headers['content-length'] = String(body.length);
+      res.writeHead(status, headers);
+      let at = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || at >= body.length) return clearInterval(timer);
+        res.write(body.subarray(at, ++at));
+        if (at === body.length) res.end();
+      }, fault.intervalMs);
+      res.on('close', () => clearInterval(timer));
+      return;
+    }
+    if (fault?.kind === 'chunked') {
+      res.writeHead(status, headers); // no Content-Length: node:http frames the body in chunks
+      res.write(body.subarray(0, Math.floor(body.length / 3)));
+      res.end(body.subarray(Math.floor(body.length / 3)));
+      return;
+    }
     if (fault?.kind === 'hold') {
       headers['content-length'] = String(body.length);
       res.writeHead(status, headers);
@@ -188,18 +229,25 @@ export async function startRangeServer(opts: RangeServerOptions = {}): Promise<R
     res.writeHead(status, headers).end(req.method === 'HEAD' ? undefined : body);
   }
 
-  const server: Server = createServer((req, res) => void handle(req, res).catch(() => res.destroy()));
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => void handle(req, res).catch(() => res.destroy());
+  const server: Server = opts.tls ? createHttpsServer(opts.tls, onRequest) : createServer(onRequest);
   server.keepAliveTimeout = 30_000;
+  let connections = 0;
+  server.on(opts.tls ? 'secureConnection' : 'connection', () => connections++);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  const origin = `http://127.0.0.1:${port}`;
+  const origin = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   return {
     origin,
     requests,
+    get connections() {
+      return connections;
+    },
+    closeIdleConnections: () => server.closeIdleConnections(),
     url: (name, token) => `${origin}/${encodeURIComponent(name)}${token === undefined ? '' : `?sig=${token}`}`,
     redirectUrl: (name, token) => `${origin}${REDIRECT_PREFIX}${encodeURIComponent(name)}${token === undefined ? '' : `?sig=${token}`}`,
     put(name, data) {

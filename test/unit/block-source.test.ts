@@ -4,7 +4,7 @@ import { NetworkBlockSource } from '../../src/read/block-source.js';
 import { LocatorCache } from '../../src/read/locator-cache.js';
 import { readInto, readIntoCached } from '../../src/read/object-reader.js';
 import { MemoryBlockCache } from '../../src/cache/memory-cache.js';
-import { HttpTransport } from '../../src/transports/http.js';
+import { FastHttpTransport } from '../../src/transports/fast-http.js';
 import { ExpiredError, NotFoundError, StaleError, TransientError } from '../../src/core/errors.js';
 import type { ObjectVersion, Provider, RemoteEntry, SignedLocator } from '../../src/core/types.js';
 import { startRangeServer, type RangeServer } from '../helpers/range-server.js';
@@ -34,7 +34,7 @@ class RangeServerProvider implements Provider {
 }
 
 let server: RangeServer;
-let transport: HttpTransport;
+let transport: FastHttpTransport;
 let provider: RangeServerProvider;
 let cache: MemoryBlockCache;
 let source: NetworkBlockSource;
@@ -68,7 +68,7 @@ async function settled(s: NetworkBlockSource) {
 
 beforeAll(async () => {
   server = await startRangeServer({ tokens: true });
-  transport = new HttpTransport({ requestTimeoutMs: 400 });
+  transport = new FastHttpTransport({ requestTimeoutMs: 400 }); // the daemon's transport
 });
 afterAll(async () => {
   await transport?.close();
@@ -85,6 +85,25 @@ beforeEach(() => {
 });
 
 describe('NetworkBlockSource', () => {
+  it('a server trickling a block fails its readers within the deadline, and the block is fetched anew after', async () => {
+    // Bytes every 50 ms never trip the 400 ms stall timeout: only the deadline (retry.maxTime) ends it.
+    const bounded = new FastHttpTransport({ requestTimeoutMs: 400, deadlineMs: 600 });
+    try {
+      const s = makeSource({ transport: bounded, maxRetryTimeMs: 300 });
+      server.inject('media.bin', { kind: 'trickle', intervalMs: 50 }, Infinity);
+      const first = errorOf(s.readBlock(obj, 2));
+      const joined = errorOf(s.readBlock(obj, 2)); // joins the same fetch
+      expect(await first).toBeInstanceOf(TransientError);
+      expect(((await first) as Error).message).toMatch(/retry\.maxTime/);
+      expect(await joined).toBeInstanceOf(TransientError);
+      expect(s.stats().inflightBlocks).toBe(0); // released: later readers are not stuck behind it
+      server.clearFaults();
+      expect((await s.readBlock(obj, 2)).equals(blockBytes(2))).toBe(true);
+    } finally {
+      await bounded.close();
+    }
+  });
+
   it('N concurrent readers of one block cost one GET', async () => {
     const got = await Promise.all(Array.from({ length: 10 }, () => source.readBlock(obj, 3)));
     for (const b of got) expect(b.equals(blockBytes(3))).toBe(true);
@@ -118,7 +137,7 @@ describe('NetworkBlockSource', () => {
     // that wrote into an answered block's buffer would corrupt whatever block it holds by then.
     cache = new MemoryBlockCache({ maxBytes: 6 * BS, blockSize: BS });
     source = new NetworkBlockSource({ cache, transport, locators: new LocatorCache(), providerFor: () => provider, partSize: PART, maxRetryTimeMs: 5_000, retryBaseDelayMs: 1 });
-    server.inject('media.bin', { kind: 'short', declared: false }); // half a 4-block part, then the end
+    server.inject('media.bin', { kind: 'reset' }); // half a 4-block part, then the connection ends
     source.prefetch(obj, 0, 3);
     await settled(source);
     expect(rangesOf()).toEqual([{ start: 0, end: 4 * BS }, { start: 2 * BS, end: 4 * BS }]);

@@ -70,7 +70,7 @@ describe('parseConfigText', () => {
     const blob = c.sources[6];
     expect(blob?.type === 'azure-blob' && blob.sasToken).toBe('sv=2024-01-01&sig=SAS-SIGNATURE-6');
     expect(c.sources[0]?.urlTtl).toBe(15 * 60_000);
-    expect(c.sync).toEqual([{ local: '/srv/outgoing', remote: 'nomad/Projects/Incoming', deleteRemote: false, ignore: [], stableFor: 2000 }]);
+    expect(c.sync).toEqual([{ local: '/srv/outgoing', remote: 'nomad/Projects/Incoming', deleteRemote: false, maxDelete: { files: 50, percent: 10 }, ignore: [], stableFor: 2000 }]);
   });
 
   it('loads the same config written as JSON', () => {
@@ -184,7 +184,7 @@ describe('parseConfigText', () => {
   it('fuse.maxBackground defaults to 64 and must be a whole number from 1 to 65535', () => {
     const parse = (fuse: unknown) => parseConfigText(json({ fuse, sources: [{ name: 'ok', ...MINIMAL_SOURCES.s3 }] }), '/c.json', {});
     expect(parse({}).fuse.maxBackground).toBe(64);
-    expect(parse(undefined).fuse).toEqual({ allowOther: false, readahead: 1024 ** 2, maxBackground: 64, options: [] }); // no fuse section at all
+    expect(parse(undefined).fuse).toEqual({ allowOther: false, readahead: 1024 ** 2, maxBackground: 64, options: [], fileMode: 0o644, dirMode: 0o755, ignoreChmod: false }); // no fuse section at all
     expect(parse({ maxBackground: 200 }).fuse.maxBackground).toBe(200);
     for (const bad of [0, 1.5, 70000]) expect(problemsOf(() => parse({ maxBackground: bad })).map((p) => p.path)).toEqual(['fuse.maxBackground']);
   });

@@ -1,13 +1,42 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+/**
+ * What every read transport must do, run against each: HttpTransport (undici) and FastHttpTransport
+ * (sockets reading into the caller's buffers, undici for the rest). Where they differ on the wire (the
+ * fast one hands a redirect to undici, which asks again), the difference is stated per transport.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { HttpTransport, parseRetryAfter } from '../../src/transports/http.js';
+import { HttpTransport, parseRetryAfter, type HttpTransportOptions } from '../../src/transports/http.js';
+import { FastHttpTransport } from '../../src/transports/fast-http.js';
 import { ExpiredError, NotFoundError, StaleError, TransientError } from '../../src/core/errors.js';
-import type { Expectation, SignedLocator } from '../../src/core/types.js';
+import type { Expectation, SignedLocator, Transport } from '../../src/core/types.js';
+import { DownloadEtag } from '../../src/core/etag.js';
 import { startRangeServer, type RangeServer } from '../helpers/range-server.js';
 
 const DATA = randomBytes(300_000);
+
+interface Subject {
+  readonly label: string;
+  make(opts: HttpTransportOptions): Transport;
+  /** Statuses the server sees for a read of a URL that redirects once. */
+  readonly redirectStatuses: readonly number[];
+  /** Requests handed to undici so far (a transport with a fast path of its own). */
+  readonly handedOver?: (t: Transport) => number;
+}
+
+const SUBJECTS: Subject[] = [
+  { label: 'HttpTransport', make: (o) => new HttpTransport(o), redirectStatuses: [302, 206] },
+  // The fast path never follows a redirect: it hands the request to undici, which asks again.
+  {
+    label: 'FastHttpTransport',
+    make: (o) => new FastHttpTransport(o),
+    redirectStatuses: [302, 302, 206],
+    handedOver: (t) => Object.values((t as FastHttpTransport).stats().fallback).reduce((a, b) => a + b, 0),
+  },
+];
+
+describe.each(SUBJECTS.map((s) => [s.label, s] as const))('%s.readRange', (_label, subject) => {
 let server: RangeServer;
-let transport: HttpTransport;
+let transport: Transport;
 let expect1: Expectation;
 
 const loc = (name = 'obj', token?: string): SignedLocator => ({ url: server.url(name, token), expiresAt: Infinity });
@@ -16,20 +45,30 @@ const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) =>
 beforeAll(async () => {
   server = await startRangeServer();
   // A stalled body must end in a TransientError after this long (not a timed assertion: only a bound).
-  transport = new HttpTransport({ requestTimeoutMs: 500, connectionsPerOrigin: 4 });
+  // Idle connections are kept far longer than any test runs: a stall on a reused one must still be
+  // bounded by requestTimeoutMs, not by how long an idle connection may wait.
+  transport = subject.make({ requestTimeoutMs: 500, connectionsPerOrigin: 4, keepAliveTimeoutMs: 600_000 });
 });
 afterAll(async () => {
   await transport?.close();
   await server?.close();
 });
+// Every test runs on the fast path, except where it says how many requests it hands to undici.
+let handedOverBefore = 0;
+let handOvers = 0;
 beforeEach(() => {
   server.put('obj', DATA);
   server.clearFaults();
   server.resetLog();
   expect1 = { version: server.etag('obj'), size: DATA.length };
+  handedOverBefore = subject.handedOver?.(transport) ?? 0;
+  handOvers = 0;
+});
+afterEach(() => {
+  if (subject.handedOver) expect(subject.handedOver(transport) - handedOverBefore).toBe(handOvers);
 });
 
-describe('HttpTransport.readRange', () => {
+{
   it('returns exactly the requested bytes with one ranged GET', async () => {
     const got = await transport.readRange(loc(), { start: 1000, end: 70_000 }, expect1);
     expect(got.equals(DATA.subarray(1000, 70_000))).toBe(true);
@@ -95,9 +134,34 @@ describe('HttpTransport.readRange', () => {
     expect(e).toBeInstanceOf(StaleError);
   });
 
-  it('another ETag is a StaleError', async () => {
+  it('another ETag is a StaleError where the version is the storage ETag (etagIsVersion)', async () => {
     server.inject('obj', { kind: 'etag', etag: '"something-else"' });
-    expect(await errorOf(transport.readRange(loc(), { start: 0, end: 10 }, expect1))).toBeInstanceOf(StaleError);
+    expect(await errorOf(transport.readRange({ ...loc(), etagIsVersion: true }, { start: 0, end: 10 }, expect1))).toBeInstanceOf(StaleError);
+  });
+
+  it('a platform version is never compared with a download ETag: a foreign ETag or none reads', async () => {
+    const platform = { version: 'v=3f2a-300000', size: DATA.length };
+    server.inject('obj', { kind: 'etag', etag: '"an-etag-no-listing-showed"' });
+    expect((await transport.readRange(loc(), { start: 0, end: 10 }, platform)).equals(DATA.subarray(0, 10))).toBe(true);
+    server.inject('obj', { kind: 'etag', etag: '' });
+    expect((await transport.readRange(loc(), { start: 10, end: 20 }, platform)).equals(DATA.subarray(10, 20))).toBe(true);
+    server.inject('obj', { kind: 'etag', etag: '' });
+    expect((await transport.readRange({ ...loc(), etagIsVersion: true }, { start: 0, end: 5 }, expect1)).length).toBe(5);
+  });
+
+  it('downloads of one version are compared with each other: a second ETag is a StaleError, on ranged and whole reads', async () => {
+    const seen = new DownloadEtag();
+    const platform = { version: 'rev-7', size: DATA.length, downloadEtag: seen };
+    expect((await transport.readRange(loc(), { start: 0, end: 10 }, platform)).length).toBe(10);
+    expect(seen.value).toBe(server.etag('obj').replaceAll('"', ''));
+    server.inject('obj', { kind: 'etag', etag: '' }); // none: nothing to compare
+    expect((await transport.readRange(loc(), { start: 10, end: 20 }, platform)).length).toBe(10);
+    server.inject('obj', { kind: 'etag', etag: '"rewritten"' });
+    const e = (await errorOf(transport.readRange(loc(), { start: 20, end: 30 }, platform))) as Error;
+    expect(e).toBeInstanceOf(StaleError);
+    expect(e.message).toMatch(/differs from .* earlier downloads/);
+    server.inject('obj', { kind: 'etag', etag: '"rewritten"' });
+    expect(await errorOf(transport.streamWhole(loc(), platform, () => undefined))).toBeInstanceOf(StaleError);
   });
 
   it('a Content-Range total other than the expected size is a StaleError', async () => {
@@ -135,7 +199,9 @@ describe('HttpTransport.readRange', () => {
     const e1 = await errorOf(transport.readRange(loc(), { start: 0, end: 100_000 }, expect1));
     expect(e1).toBeInstanceOf(TransientError);
     expect((e1 as Error).message).toMatch(/short body/);
-    server.inject('obj', { kind: 'short', declared: false });
+    // Twice: a chunked answer is one the fast path hands to undici, which asks again.
+    server.inject('obj', { kind: 'short', declared: false }, 2);
+    if (subject.handedOver) handOvers = 1;
     const e2 = await errorOf(transport.readRange(loc(), { start: 0, end: 100_000 }, expect1));
     expect(e2).toBeInstanceOf(TransientError);
     expect((e2 as Error).message).toMatch(/short body/);
@@ -147,6 +213,13 @@ describe('HttpTransport.readRange', () => {
     expect((await transport.readRange(loc(), { start: 0, end: 200_000 }, expect1)).equals(DATA.subarray(0, 200_000))).toBe(true);
   });
 
+  it('an answer that never comes times out as a TransientError', async () => {
+    server.inject('obj', { kind: 'mute' });
+    const e = await errorOf(transport.readRange(loc(), { start: 0, end: 1000 }, expect1));
+    expect(e).toBeInstanceOf(TransientError);
+    expect((e as Error).message).toMatch(/HEADERS_TIMEOUT/);
+  }, 20_000); // far beyond the 500 ms bound, far below the 29 s an idle connection is kept here
+
   it('a body that never arrives times out as a TransientError (the Azurite 500-without-body quirk)', async () => {
     server.inject('obj', { kind: 'stall' });
     const e = await errorOf(transport.readRange(loc(), { start: 0, end: 1000 }, expect1));
@@ -155,7 +228,7 @@ describe('HttpTransport.readRange', () => {
     // An error status is never waited on for its body.
     server.inject('obj', { kind: 'stall', status: 500 });
     expect(await errorOf(transport.readRange(loc(), { start: 0, end: 1000 }, expect1))).toBeInstanceOf(TransientError);
-  });
+  }, 20_000);
 
   it('a refused connection is a TransientError', async () => {
     const dead = await startRangeServer();
@@ -190,9 +263,10 @@ describe('HttpTransport.readRange', () => {
   });
 
   it('follows a redirect from a download endpoint to the storage URL', async () => {
+    if (subject.handedOver) handOvers = 1;
     const got = await transport.readRange({ url: server.redirectUrl('obj'), expiresAt: Infinity }, { start: 10, end: 20 }, expect1);
     expect(got.equals(DATA.subarray(10, 20))).toBe(true);
-    expect(server.requests.map((r) => r.status)).toEqual([302, 206]);
+    expect(server.requests.map((r) => r.status)).toEqual(subject.redirectStatuses);
   });
 
   it('serves many parallel reads over its pool, byte-exact', async () => {
@@ -200,6 +274,7 @@ describe('HttpTransport.readRange', () => {
     const got = await Promise.all(ranges.map((r) => transport.readRange(loc(), r, expect1)));
     got.forEach((b, i) => expect(b.equals(DATA.subarray(ranges[i]!.start, ranges[i]!.end))).toBe(true));
   });
+}
 });
 
 describe('parseRetryAfter', () => {

@@ -1,7 +1,7 @@
 const os = require('os')
 const fs = require('fs')
 const path = require('path')
-const { exec } = require('child_process')
+const { execFile } = require('child_process')
 
 const Nanoresource = require('nanoresource')
 const { beforeMount, beforeUnmount, configure, unconfigure, isConfigured } = require('fuse-shared-library')
@@ -11,6 +11,7 @@ const binding = require('node-gyp-build')(__dirname)
 const IS_OSX = os.platform() === 'darwin'
 const OSX_FOLDER_ICON = '/System/Library/CoreServices/CoreTypes.bundle/Contents/Resources/GenericFolderIcon.icns'
 const HAS_FOLDER_ICON = IS_OSX && fs.existsSync(OSX_FOLDER_ICON)
+const ERANGE = os.constants.errno.ERANGE // assetfs patch 8
 const DEFAULT_TIMEOUT = 15 * 1000
 const TIMEOUT_ERRNO = IS_OSX ? -60 : -110
 const ENOTCONN = IS_OSX ? -57 : -107
@@ -214,7 +215,7 @@ class Fuse extends Nanoresource {
     return this._threads.size
   }
 
-  // assetfs patch 7: the kernel forgets the attributes (and cached pages) of each of `paths` it knows
+  // assetfs patch 9: the kernel forgets the attributes (and cached pages) of each of `paths` it knows
   // (libfuse's fuse_invalidate_path, run in the thread pool); cb(err, known), `known` the number of
   // paths the kernel had an inode for.
   invalidatePaths (paths, cb) {
@@ -296,13 +297,15 @@ class Fuse extends Nanoresource {
 
   // Static methods
 
+  // assetfs patch 7: no shell (the mount point is one argv entry, whatever characters it holds), and
+  // `fusermount3` where `fusermount` is not installed (Debian's fuse3 ships only fusermount3).
   static unmount (mnt, cb) {
-    mnt = JSON.stringify(mnt)
-    const cmd = IS_OSX ? `diskutil unmount force ${mnt}` : `fusermount -uz ${mnt}`
-    exec(cmd, err => {
-      if (err) return cb(err)
-      return cb(null)
+    if (IS_OSX) return execFile('diskutil', ['unmount', 'force', mnt], err => cb(err || null))
+    const attempt = (bins) => execFile(bins[0], ['-uz', '--', mnt], err => {
+      if (err && err.code === 'ENOENT' && bins.length > 1) return attempt(bins.slice(1))
+      return cb(err || null)
     })
+    attempt(['fusermount', 'fusermount3'])
   }
 
   // Debugging methods
@@ -516,10 +519,15 @@ class Fuse extends Nanoresource {
     })
   }
 
+  // assetfs patch 8: the xattr size protocol of getxattr(2)/listxattr(2). A call with size 0 (an empty
+  // valueBuf) asks for the length only; a buffer too small for the answer is ERANGE. Upstream copied a
+  // truncated value and returned its whole length, and its size probe of listxattr added 128 bytes.
   _op_getxattr (signal, path, name, valueBuf, position) {
     this.ops.getxattr(path, name, position, (err, value) => {
       if (!err) {
         if (!value) return signal(IS_OSX ? -93 : -61, valueBuf.buffer)
+        if (valueBuf.length === 0) return signal(value.length, valueBuf.buffer)
+        if (value.length > valueBuf.length) return signal(-ERANGE, valueBuf.buffer)
         value.copy(valueBuf)
         return signal(value.length, valueBuf.buffer)
       }
@@ -530,12 +538,13 @@ class Fuse extends Nanoresource {
   _op_listxattr (signal, path, listBuf) {
     this.ops.listxattr(path, (err, list) => {
       if (list && !err) {
+        let size = 0
+        for (const name of list) size += Buffer.byteLength(name) + 1
         if (!listBuf.length) {
-          let size = 0
-          for (const name of list) size += Buffer.byteLength(name) + 1
-          size += 128 // fuse yells if we do not signal room for some mac stuff also
+          if (IS_OSX) size += 128 // fuse yells if we do not signal room for some mac stuff also
           return signal(size, listBuf.buffer)
         }
+        if (size > listBuf.length) return signal(-ERANGE, listBuf.buffer)
 
         let ptr = 0
         for (const name of list) {

@@ -17,7 +17,8 @@ import type { AzureBacking } from '../common/backing.js';
 import { HttpError, Router, sendEmpty, sendJson, startEmulatorServer, type Ctx, type EmulatorServer } from '../common/server.js';
 import { bearer, Signer } from '../common/signing.js';
 import { Catalog, MAX_LOCATORS_PER_ASSET, type AssetRec, type FileRec, type LocatorRec, type PolicyRec } from './catalog.js';
-import { entity, fmtDate, odataError, page, parseDate, parseKey, sendEntity, sendError, sendSet, type Mode } from './odata.js';
+import { MAX_PAGE, entity, fmtDate, odataError, page, parseDate, parseKey, sendEntity, sendError, sendSet, type Mode } from './odata.js';
+import { knobPage, newKnobs, pagingKnobsFor, rowsOf, virtualName, VIRTUAL_MTIME_MS, type EmulatorKnobs } from '../common/knobs.js';
 import { addWriteRoutes, badName } from './writes.js';
 
 export interface AmsEmulatorOptions {
@@ -50,6 +51,12 @@ export class AmsEmulator {
   locatorDelayMs: number;
   /** When set, no locator created from now on lives longer than this (whatever its policy says). */
   urlTtlCapMs: number | undefined;
+  /**
+   * Hostile behaviour (common/knobs.ts): paging of a set (scope: the set's path, `Assets` or
+   * `Assets('<id>')/Files`). Knobbed pages never carry `__next` (the server cut them without saying);
+   * downloads are Azurite's (knob them on the fault proxy in front of it).
+   */
+  readonly knobs: EmulatorKnobs = newKnobs();
   private srv: EmulatorServer | undefined;
 
   constructor(private readonly opts: AmsEmulatorOptions) {
@@ -125,6 +132,7 @@ export class AmsEmulator {
     this.srv = await startEmulatorServer({
       router: this.routes(),
       port: this.opts.port,
+      knobs: this.knobs,
       errorBody: (_status, message, extra) => odataError(message, extra.verbose === true),
       expireTokens: () => this.signer.revokeAll(),
     });
@@ -160,7 +168,7 @@ export class AmsEmulator {
     r.on('GET', new RegExp(`^/api/Assets${key}/?$`), this.api((c, m) => sendEntity(c.res, 200, m, 'Assets', this.assetJson(this.assetOf(c, m), m))));
     r.on('GET', new RegExp(`^/api/Assets${key}/Files/?$`), this.api((c, m) => {
       const a = this.assetOf(c, m);
-      this.set(c, m, `Assets('${a.Id}')/Files`, this.catalog.filesOf.get(a.Id) ?? [], (f) => this.fileJson(f, m), 'Files');
+      this.set(c, m, `Assets('${a.Id}')/Files`, this.catalog.filesOf.get(a.Id) ?? [], (f) => this.fileJson(f, m), 'Files', (i) => virtualFile(a.Id, i));
     }));
     r.on('GET', new RegExp(`^/api/Assets${key}/Locators/?$`), this.api((c, m) => {
       const a = this.assetOf(c, m);
@@ -218,12 +226,18 @@ export class AmsEmulator {
     };
   }
 
-  private set<T>(c: Ctx, m: Mode, path: string, all: readonly T[], json: (x: T) => Record<string, unknown>, setName = path): void {
+  private set<T>(c: Ctx, m: Mode, path: string, all: readonly T[], json: (x: T) => Record<string, unknown>, setName = path, virtual?: (i: number) => T): void {
     let p: { items: T[]; next?: string };
     try {
       p = page(all, c.url, m, path);
     } catch (e) {
       throw bad((e as Error).message, m);
+    }
+    const knobs = virtual && pagingKnobsFor(this.knobs, path);
+    if (knobs) {
+      const skip = Number(c.url.searchParams.get('$skip') ?? 0);
+      const top = Math.min(MAX_PAGE, Number(c.url.searchParams.get('$top') ?? MAX_PAGE));
+      p = { items: knobPage(rowsOf(all), virtual, knobs, skip > 0 ? skip : undefined, top).rows };
     }
     sendSet(c.res, m, setName, p.items.map(json), p.next);
   }
@@ -318,6 +332,14 @@ export class AmsEmulator {
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/** File `i` of a generated listing (paging knobs): one byte, no blob behind it. */
+function virtualFile(assetId: string, i: number): FileRec {
+  return {
+    Id: `nb:cid:UUID:00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, Name: virtualName(i, '.bin'), ContentFileSize: 1, ParentAssetId: assetId,
+    IsPrimary: false, MimeType: 'application/octet-stream', IsEncrypted: false, EncryptionScheme: null, Created: VIRTUAL_MTIME_MS, LastModified: VIRTUAL_MTIME_MS, ContentChecksum: null,
+  };
 }
 
 const bad = (message: string, m: Mode) => new HttpError(400, message, { verbose: m.verbose });

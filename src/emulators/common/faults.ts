@@ -4,19 +4,23 @@
  *  - `reset`: destroy the connection without an answer;
  *  - `slow`: hold the answer back `delayMs`, then serve it normally;
  *  - `expire-tokens`: forget every token issued so far (the next call is refused as expired), then serve.
- * `pathPrefix` limits a fault to matching paths (e.g. only downloads). Other processes queue faults
+ *  - `hang`: never answer nor serve it; it is dropped when its client goes away (a daemon killed while
+ *    the platform held its request).
+ * `pathPrefix` limits a fault to matching paths (e.g. only downloads); `pathPattern` (a regular
+ * expression's source) to paths it matches. Other processes queue faults
  * with `POST /__faults {kind, n, status?, retryAfterSec?, delayMs?, pathPrefix?}` (the demo and mount tests).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface FaultSpec {
-  kind: 'status' | 'reset' | 'slow' | 'expire-tokens';
+  kind: 'status' | 'reset' | 'slow' | 'expire-tokens' | 'hang';
   /** How many matching requests it applies to. Default 1. */
   n?: number;
   status?: number;
   retryAfterSec?: number;
   delayMs?: number;
   pathPrefix?: string;
+  pathPattern?: string;
 }
 
 interface Queued {
@@ -25,6 +29,7 @@ interface Queued {
   retryAfterSec: number | undefined;
   delayMs: number;
   pathPrefix: string;
+  pathPattern: RegExp | undefined;
 }
 
 export type Applied = undefined | 'handled' | { status: number; message: string; headers: Record<string, string> };
@@ -36,9 +41,9 @@ export class FaultQueue {
   constructor(private readonly hooks: { expireTokens?(): void }) {}
 
   add(spec: FaultSpec): void {
-    if (!['status', 'reset', 'slow', 'expire-tokens'].includes(spec.kind)) throw new Error(`unknown fault kind ${spec.kind}`);
+    if (!['status', 'reset', 'slow', 'expire-tokens', 'hang'].includes(spec.kind)) throw new Error(`unknown fault kind ${spec.kind}`);
     for (let i = 0; i < (spec.n ?? 1); i++) {
-      this.queue.push({ kind: spec.kind, status: spec.status ?? 500, retryAfterSec: spec.retryAfterSec, delayMs: spec.delayMs ?? 2000, pathPrefix: spec.pathPrefix ?? '' });
+      this.queue.push({ kind: spec.kind, status: spec.status ?? 500, retryAfterSec: spec.retryAfterSec, delayMs: spec.delayMs ?? 2000, pathPrefix: spec.pathPrefix ?? '', pathPattern: spec.pathPattern === undefined ? undefined : new RegExp(spec.pathPattern) });
     }
   }
 
@@ -56,11 +61,14 @@ export class FaultQueue {
   }
 
   async apply(req: IncomingMessage, res: ServerResponse, path: string): Promise<Applied> {
-    const i = this.queue.findIndex((f) => path.startsWith(f.pathPrefix));
+    const i = this.queue.findIndex((f) => path.startsWith(f.pathPrefix) && (!f.pathPattern || f.pathPattern.test(path)));
     if (i < 0) return undefined;
     const [f] = this.queue.splice(i, 1);
     this.injected++;
     switch (f!.kind) {
+      case 'hang':
+        await new Promise((r) => req.socket.once('close', r));
+        return 'handled';
       case 'reset':
         req.socket.destroy();
         res.destroy();

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { FaultQueue, type FaultSpec } from './faults.js';
+import { knobsControl, type EmulatorKnobs } from './knobs.js';
 
 export interface Ctx {
   readonly req: IncomingMessage;
@@ -104,6 +105,8 @@ export interface StartOptions {
   errorBody(status: number, message: string, extra: Record<string, unknown>): unknown;
   /** Called by an `expire-tokens` fault: the emulator forgets every token it issued. */
   expireTokens?(): void;
+  /** The emulator's behaviour knobs (knobs.ts), set from other processes through `/__knobs`. */
+  knobs?: EmulatorKnobs;
   port?: number;
 }
 
@@ -118,6 +121,7 @@ export async function startEmulatorServer(opts: StartOptions): Promise<EmulatorS
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator');
     if (url.pathname === '/__faults') return faults.control(req, res);
+    if (url.pathname === '/__knobs' && opts.knobs) return knobsControl(opts.knobs, req, res);
     const entry: LoggedRequest = { method: req.method ?? 'GET', path: url.pathname, query: url.search, range: req.headers.range, status: 0 };
     log.push(entry);
     res.once('finish', () => (entry.status = res.statusCode));

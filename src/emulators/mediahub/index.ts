@@ -17,6 +17,7 @@ import { HttpError, Router, sendEmpty, sendJson, startEmulatorServer, type Ctx, 
 import { Signer, bearer } from '../common/signing.js';
 import { MediahubCatalog, toApi, type FileRec, type PutArchiveInput, type PutFileInput } from './catalog.js';
 import { MediahubUploads, uploadRoutes } from './uploads.js';
+import { knobPage, newKnobs, pagingKnobsFor, rowsOf, virtualName, VIRTUAL_MTIME_MS, type EmulatorKnobs } from '../common/knobs.js';
 
 export { MediahubCatalog, toApi, type FileRec, type PutArchiveInput, type PutFileInput } from './catalog.js';
 export { MediahubUploads, type UploadSession, type UploadStatus } from './uploads.js';
@@ -74,6 +75,12 @@ export interface MediahubEmulator {
   urlTtlMs: number;
   /** Tokens issued (login count), for tests. */
   readonly tokensIssued: number;
+  /**
+   * Hostile behaviour (common/knobs.ts): paging of the file listing (scope: the `pipeline.id` asked
+   * for, '' for the whole catalog; generated files sit in `<scope or VIRTUAL_PIPELINE>/virtual/`);
+   * downloads are s3rver's (knob them on the fault proxy in front of it).
+   */
+  readonly knobs: EmulatorKnobs;
   putFile(input: PutFileInput): Promise<Record<string, unknown>>;
   putArchive(input: PutArchiveInput): Promise<Record<string, unknown>>;
   /** `n` files `f-00000…` in `<pipeline>/<prefix>`; returns that folder's path in the mount tree. */
@@ -83,6 +90,9 @@ export interface MediahubEmulator {
   expireTokens(): void;
   close(): Promise<void>;
 }
+
+/** The pipeline of generated files when the knobs name no scope. */
+export const VIRTUAL_PIPELINE = 'f1f1f1f1f1f1f1f1f1f1f1f1';
 
 function intParam(q: URLSearchParams, name: string, dflt: number): number {
   const raw = q.get(name);
@@ -108,6 +118,7 @@ async function formOrJson(ctx: Ctx): Promise<URLSearchParams> {
 export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Promise<MediahubEmulator> {
   const signer = new Signer();
   const catalog = new MediahubCatalog(opts.s3);
+  const knobs = newKnobs();
   const clients = opts.clients ?? [MEDIAHUB_CLIENT];
   let issued = 0;
   const router = new Router();
@@ -202,8 +213,14 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
       recs = [...recs].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.seq - b.seq));
     }
     if (direction === '-1') recs = [...recs].reverse();
-    const page = recs.slice(start, start + limit).map((r) => toApi(r, apiBase));
-    sendJson(ctx.res, 200, { files: page, total: recs.length, start, limit: limit === Number.MAX_SAFE_INTEGER ? 0 : limit });
+    const knobbed = pagingKnobsFor(knobs, pipeline ?? '');
+    const virtual = (i: number): FileRec => ({
+      id: i.toString(16).padStart(24, '0'), pipelineId: knobs.paging.scope || VIRTUAL_PIPELINE, objectKey: `virtual/${virtualName(i, '.bin')}`, name: virtualName(i, '.bin'),
+      type: 'file', size: 1, etag: '', createdAtMs: VIRTUAL_MTIME_MS, updatedAtMs: VIRTUAL_MTIME_MS, seq: i, jobId: null,
+    });
+    const { rows, total } = knobPage(rowsOf(recs), virtual, knobbed, start > 0 ? start : undefined, limit);
+    const page = rows.map((r) => toApi(r, apiBase));
+    sendJson(ctx.res, 200, { files: page, ...(total === undefined ? {} : { total }), start, limit: limit === Number.MAX_SAFE_INTEGER ? 0 : limit });
   });
 
   router.on('GET', /^\/v1\/files\/([^/]+)\/?$/, (ctx) => {
@@ -221,6 +238,7 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
   const server = await startEmulatorServer({
     router,
     port: opts.port,
+    knobs,
     errorBody: (status, message, extra) => ({
       error: { error_code: typeof extra.code === 'string' ? extra.code : errorCode(status), error_message: message },
     }),
@@ -230,6 +248,7 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
   emuUrl = server.url;
 
   const emu: MediahubEmulator = {
+    knobs,
     url: server.url,
     baseUrl: apiBase,
     server,

@@ -19,6 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { Agent, request } from 'undici';
 import type { Ctx, Router } from '../common/server.js';
 import { bearer, type Signer } from '../common/signing.js';
+import { knobEtag, type EmulatorKnobs } from '../common/knobs.js';
 import type { AssetStore, StorageKind } from './store.js';
 
 /** What a getFileAccessInfo jwt grants: read of one container of one storage account. */
@@ -35,8 +36,9 @@ function storageError(res: ServerResponse, status: number, code: string, message
   res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) }).end(body);
 }
 
-export function addGatewayRoutes(router: Router, store: AssetStore, signer: Signer): { close(): Promise<void> } {
+export function addGatewayRoutes(router: Router, store: AssetStore, signer: Signer, knobs?: EmulatorKnobs): { close(): Promise<void> } {
   const agent = new Agent({ connections: 64, keepAliveTimeout: 10_000 });
+  let gets = 0;
 
   async function serve(ctx: Ctx, kind: StorageKind, acct: string, container: string, path: string): Promise<void> {
     const { req, res } = ctx;
@@ -67,6 +69,11 @@ export function addGatewayRoutes(router: Router, store: AssetStore, signer: Sign
     for (const n of PASS_HEADERS) {
       const val = upstream.headers[n];
       if (val !== undefined) headers[n] = Array.isArray(val) ? val[0]! : val;
+    }
+    if (knobs) {
+      const etag = knobEtag(knobs.download, headers.etag, gets++);
+      if (etag === undefined) delete headers.etag;
+      else headers.etag = etag;
     }
     res.writeHead(upstream.statusCode, headers);
     await pipeline(upstream.body, res);

@@ -29,6 +29,7 @@ import { Signer } from '../common/signing.js';
 import type { AzureBacking, S3Backing, StoredObject } from '../common/backing.js';
 import { AssetStore, type CredentialOptions, type StorageAccount, type StorageCredentialConfig, type StorageKind } from './store.js';
 import { addGatewayRoutes, type AccessClaims } from './gateway.js';
+import { knobPage, newKnobs, pagingKnobsFor, virtualName, VIRTUAL_MTIME_MS, type EmulatorKnobs } from '../common/knobs.js';
 
 export { AZURE_ACCOUNT, S3_ACCOUNT, type CredentialOptions, type StorageCredentialConfig, type StorageKind } from './store.js';
 export const MKIO_DEFAULT_PROJECT = 'demo-project';
@@ -70,6 +71,12 @@ export function normPath(p: string): string {
 }
 const join = (...parts: string[]) => parts.filter(Boolean).join('/');
 
+/** Asset `i` of a generated listing (paging knobs): a record with no storage behind it. */
+const virtualAsset = (i: number): AssetRecord => ({
+  name: virtualName(i), assetId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, container: `v-${i}`, storageAccountName: 'virtual',
+  subPath: '', description: '', containerDeletionPolicy: 'Retain', labels: {}, createdMs: VIRTUAL_MTIME_MS, modifiedMs: VIRTUAL_MTIME_MS,
+});
+
 export class MkioEmulator {
   url = '';
   server!: EmulatorServer;
@@ -81,6 +88,11 @@ export class MkioEmulator {
   urlTtlMs: number;
   s3Presign = false;
   listingDetail = false;
+  /**
+   * Hostile behaviour (common/knobs.ts): paging of the asset list (scope `assets`; knobbed pages use
+   * offset tokens, the same token for the same offset) and the ETag of the gateway's GETs.
+   */
+  readonly knobs: EmulatorKnobs = newKnobs();
   readonly rateLimits = { getsPerMinute: 2000, writesPerMinute: 1000 };
   readonly store: AssetStore;
   readonly signer = new Signer();
@@ -101,9 +113,9 @@ export class MkioEmulator {
 
   async start(port?: number): Promise<this> {
     const router = new Router();
-    this.gateway = addGatewayRoutes(router, this.store, this.signer);
+    this.gateway = addGatewayRoutes(router, this.store, this.signer, this.knobs);
     this.routes(router);
-    this.server = await startEmulatorServer({ router, port, errorBody: (s, m, e) => this.errorBody(s, m, e), expireTokens: () => this.signer.revokeAll() });
+    this.server = await startEmulatorServer({ router, port, knobs: this.knobs, errorBody: (s, m, e) => this.errorBody(s, m, e), expireTokens: () => this.signer.revokeAll() });
     this.url = this.server.url;
     return this;
   }
@@ -210,8 +222,8 @@ export class MkioEmulator {
 
   // ---- paging --------------------------------------------------------------------------------
 
-  private makeToken(after: string, desc: boolean): string {
-    const body = Buffer.from(JSON.stringify({ a: after, d: desc ? 1 : 0, s: randomBytes(4).toString('hex') })).toString('base64url');
+  private makeToken(after: string, desc: boolean, salt = randomBytes(4).toString('hex')): string {
+    const body = Buffer.from(JSON.stringify({ a: after, d: desc ? 1 : 0, s: salt })).toString('base64url');
     return `${body}.${createHmac('sha256', this.tokenKey).update(body).digest('base64url').slice(0, 22)}`;
   }
 
@@ -240,27 +252,33 @@ export class MkioEmulator {
       const [k = '', v] = label.split('=');
       names = names.filter((n) => { const l = this.assets.get(n)!.labels; return k in l && (v === undefined || l[k] === v); });
     }
-    let start = 0;
+    // Under paging knobs (common/knobs.ts) tokens carry an offset (`#n`, unsalted: one offset, one token).
+    const knobs = pagingKnobsFor(this.knobs, 'assets');
     const token = q.get('$skiptoken');
-    if (token) {
-      const after = this.readToken(token, desc);
+    const after = token ? this.readToken(token, desc) : undefined;
+    let page: { rows: AssetRecord[]; offset: number; total?: number; next?: string };
+    if (knobs) {
+      const p = knobPage({ count: names.length, at: (i) => this.assets.get(names[i]!)! }, virtualAsset, knobs, after === undefined ? undefined : Number(after.slice(1)), top);
+      page = { ...p, next: p.next === undefined ? undefined : this.makeToken(`#${p.next}`, desc, '') };
+    } else {
       // First index past `after` in this order (binary search: the predicate is monotone).
-      let lo = 0, hi = names.length;
+      let lo = 0, hi = after === undefined ? 0 : names.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        if (desc ? names[mid]! < after : names[mid]! > after) hi = mid;
+        if (desc ? names[mid]! < after! : names[mid]! > after!) hi = mid;
         else lo = mid + 1;
       }
-      start = lo;
+      const rows = names.slice(lo, lo + top);
+      page = { rows: rows.map((n) => this.assets.get(n)!), offset: lo, total: names.length, next: lo + rows.length < names.length ? this.makeToken(rows.at(-1)!, desc) : undefined };
     }
-    const page = names.slice(start, start + top);
+    const { rows, offset: start } = page;
     const body: Record<string, unknown> = {
-      value: page.map((n) => this.json(this.assets.get(n)!, base)),
-      supplemental: { count: page.length, kind: 'Asset', operation: 'list', pagination: { start, end: start + page.length, records: page.length, total: names.length } },
+      value: rows.map((r) => this.json(r, base)),
+      supplemental: { count: rows.length, kind: 'Asset', operation: 'list', pagination: { start, end: start + rows.length, records: rows.length, ...(page.total === undefined ? {} : { total: page.total }) } },
     };
-    if (start + page.length < names.length) {
+    if (page.next !== undefined) {
       const keep = label ? `&$label=${encodeURIComponent(label)}` : '';
-      body['@odata.nextLink'] = `${base}?$top=${top}&$orderby=${encodeURIComponent(orderby)}${keep}&$skiptoken=${this.makeToken(page.at(-1)!, desc)}`;
+      body['@odata.nextLink'] = `${base}?$top=${top}&$orderby=${encodeURIComponent(orderby)}${keep}&$skiptoken=${page.next}`;
     }
     sendJson(ctx.res, 200, body);
   }

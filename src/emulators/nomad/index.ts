@@ -20,6 +20,15 @@ import { bearer, Signer } from '../common/signing.js';
 import type { S3Backing } from '../common/backing.js';
 import { Catalog, type AssetRecord, type SearchFilter, type SortField } from './catalog.js';
 import { assetBody, detailBody, errorBody, searchItem, wantedFields } from './shapes.js';
+import { knobPage, newKnobs, pagingKnobsFor, rowsOf, virtualName, VIRTUAL_MTIME_MS, type EmulatorKnobs } from '../common/knobs.js';
+
+/** Child `i` of a generated folder listing (paging knobs): a one-byte file with no object behind it. */
+function virtualRecord(parentId: string, i: number): AssetRecord {
+  return {
+    id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, parentId, name: virtualName(i, '.bin'), type: 'File', bucketName: 'virtual',
+    objectKey: '', assetStatus: 'Available', size: 1, etag: '', createdMs: VIRTUAL_MTIME_MS, modifiedMs: VIRTUAL_MTIME_MS,
+  };
+}
 import { NomadUploads } from './uploads.js';
 import { registerFolderRoutes } from './folders.js';
 
@@ -65,6 +74,11 @@ export class NomadEmulator {
   readonly s3: S3Backing;
   /** Open upload sessions (tests look inside; `uploads.expire(id)` loses one). */
   readonly uploads: NomadUploads;
+  /**
+   * Hostile behaviour (common/knobs.ts): paging of a folder's search (scope: the parentId searched);
+   * downloads are s3rver's (knob them on the fault proxy in front of it).
+   */
+  readonly knobs: EmulatorKnobs = newKnobs();
   private srv: EmulatorServer | undefined;
   private readonly signer = new Signer();
   private readonly users = new Map<string, { id: string; password: string }>();
@@ -99,7 +113,7 @@ export class NomadEmulator {
   }
 
   async start(port?: number): Promise<this> {
-    this.srv = await startEmulatorServer({ router: this.router(), errorBody, expireTokens: () => this.revokeTokens(), port });
+    this.srv = await startEmulatorServer({ router: this.router(), errorBody, expireTokens: () => this.revokeTokens(), knobs: this.knobs, port });
     return this;
   }
 
@@ -317,12 +331,16 @@ export class NomadEmulator {
       if (b.filters !== undefined && !Array.isArray(b.filters)) throw new HttpError(400, 'filters must be an array.', { instance });
       if (b.sortFields !== undefined && !Array.isArray(b.sortFields)) throw new HttpError(400, 'sortFields must be an array.', { instance });
       const size = Math.min(pageSize, 1000); // larger pages are cut to 1000 (GUESS)
-      const all = this.catalog.search((b.filters ?? []) as SearchFilter[], (b.sortFields ?? []) as SortField[]);
-      const page = all.slice(pageOffset * size, (pageOffset + 1) * size);
+      const filters = (b.filters ?? []) as SearchFilter[];
+      const all = this.catalog.search(filters, (b.sortFields ?? []) as SortField[]);
+      const parent = filters.find((f) => f?.fieldName === 'parentId')?.values;
+      const knobs = pagingKnobsFor(this.knobs, typeof parent === 'string' ? parent : '');
+      // Under a page cap the offset still counts pages of the size asked (the less convenient reading).
+      const { rows: page, total } = knobPage(rowsOf(all), (i) => virtualRecord(String(parent), i), knobs, pageOffset > 0 ? pageOffset * size : undefined, size);
       const fields = wantedFields(b.searchResultFields);
-      const items = await Promise.all(page.map(async (rec) => searchItem(this.catalog, rec, fields, fields?.has('identifiers.fullUrl') === false ? null : await this.fullUrl(rec))));
+      const items = await Promise.all(page.map(async (rec) => searchItem(this.catalog, rec, fields, fields?.has('identifiers.fullUrl') === false || !rec.objectKey ? null : await this.fullUrl(rec))));
       // As in the docs' example, nextPageOffset is the next page index even on the last page.
-      sendJson(ctx.res, 200, { items, totalItemCount: all.length, nextPageOffset: pageOffset + 1, hasItems: items.length > 0 });
+      sendJson(ctx.res, 200, { items, ...(total === undefined ? {} : { totalItemCount: total }), nextPageOffset: pageOffset + 1, hasItems: items.length > 0 });
     });
     r.on('GET', /^\/api\/admin\/asset\/([^/]+)\/detail$/, async (ctx) => {
       this.authorize(ctx);

@@ -12,6 +12,12 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { HttpError, Router, sendEmpty, sendJson, startEmulatorServer, type Ctx, type EmulatorServer } from '../common/server.js';
 import { WordbeeCatalog, normRelPath, type AssetRecord } from './catalog.js';
+import { knobEtag, knobPage, newKnobs, pagingKnobsFor, rowsOf, type EmulatorKnobs } from '../common/knobs.js';
+
+/** The document that generated segments belong to (paging knobs `virtualRows`/`endless`). */
+export const VIRTUAL_DOCUMENT = 999_999;
+/** Generated segment ids start here. */
+export const VIRTUAL_SEGMENT_BASE = 900_000_000;
 
 export interface WordbeeEmulatorOptions {
   accounts?: { accountId: string; key: string }[];
@@ -28,6 +34,8 @@ export interface WordbeeEmulator {
   readonly apiUrl: string;
   readonly server: EmulatorServer;
   readonly catalog: WordbeeCatalog;
+  /** Hostile behaviour (common/knobs.ts): paging of the segment search (scope: `pr7214` …), download ETags. */
+  readonly knobs: EmulatorKnobs;
   expiredStatus: 400 | 401;
   /** Invalidate every token issued so far (as 30 idle minutes would). */
   expireTokens(): void;
@@ -64,6 +72,8 @@ export async function startWordbeeEmulator(opts: WordbeeEmulatorOptions = {}): P
   const dir = await mkdtemp(join(tmpdir(), 'assetfs-wordbee-'));
   const catalog = new WordbeeCatalog(dir);
   const state = { expiredStatus: opts.expiredStatus ?? 400 };
+  const knobs = newKnobs();
+  let downloads = 0;
 
   const authed = (ctx: Ctx): string => {
     const token = String(ctx.req.headers['x-auth-token'] ?? '');
@@ -114,14 +124,15 @@ export async function startWordbeeEmulator(opts: WordbeeEmulatorOptions = {}): P
     const skip = Math.max(0, Number(b.skip ?? 0));
     const take = Math.min(1000, Math.max(1, Number(b.take ?? 100)));
     const all = [...catalog.segments.values()].filter((x) => docs.includes(x.documentId)).sort((a, c) => a.id - c.id);
-    const page = all.slice(skip, skip + take);
+    const virtual = (i: number) => ({ id: VIRTUAL_SEGMENT_BASE + i, documentId: VIRTUAL_DOCUMENT, projectId: 0, text: `generated segment ${i}` });
+    const { rows: page, total } = knobPage(rowsOf(all), virtual, pagingKnobsFor(knobs, scope), skip > 0 ? skip : undefined, take);
     const docMap: Record<string, unknown> = {};
     for (const x of page) {
-      const d = catalog.documents.get(x.documentId)!;
+      const d = catalog.documents.get(x.documentId) ?? { id: x.documentId, name: 'generated.docx', src: 'en', projectId: x.projectId };
       docMap[d.id] = { id: d.id, name: d.name, src: d.src, pid: d.projectId };
     }
     sendJson(ctx.res, 200, {
-      result: { rows: page.map((x) => ({ bsid: x.id, did: x.documentId, dsid: x.id, text: x.text })), docs: docMap, users: {}, total: all.length },
+      result: { rows: page.map((x) => ({ bsid: x.id, did: x.documentId, dsid: x.id, text: x.text })), docs: docMap, users: {}, ...(total === undefined ? {} : { total }) },
     });
   });
   r.on('GET', /^\/api\/resources\/assets\/list$/, (ctx) => {
@@ -146,10 +157,13 @@ export async function startWordbeeEmulator(opts: WordbeeEmulatorOptions = {}): P
     if (!a) throw new HttpError(404, 'Asset not found.');
     const size = (await stat(a.file)).size;
     // Range is not part of the API: the whole file, always (the client must cope).
+    // No ETag by default (the docs list none); the knobs add one no listing showed, or a changing one.
+    const etag = knobEtag(knobs.download, undefined, downloads++);
     ctx.res.writeHead(200, {
       'content-type': a.contentType,
       'content-length': String(size),
       'content-disposition': `inline; filename="${a.name.replace(/"/g, '')}"`,
+      ...(etag ? { etag } : {}),
     });
     if (ctx.req.method === 'HEAD') return void ctx.res.end();
     await new Promise<void>((resolve) => {
@@ -198,6 +212,7 @@ export async function startWordbeeEmulator(opts: WordbeeEmulatorOptions = {}): P
 
   const server = await startEmulatorServer({
     router: r,
+    knobs,
     errorBody: (status, message) => wordbeeError(status, message),
     expireTokens: () => tokens.clear(),
     port: opts.port,
@@ -208,6 +223,7 @@ export async function startWordbeeEmulator(opts: WordbeeEmulatorOptions = {}): P
     apiUrl: `${server.url}/api`,
     server,
     catalog,
+    knobs,
     get expiredStatus() {
       return state.expiredStatus;
     },

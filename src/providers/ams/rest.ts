@@ -5,12 +5,17 @@
  * Invariants:
  *  - Every call carries `x-ms-version: 2.19`, `DataServiceVersion`/`MaxDataServiceVersion: 3.0` and asks
  *    for verbose JSON; answers are read whether they come verbose (`d.results`, `d`) or light (`value`).
- *  - A 301 (the legacy `media.windows.net/API/` root) moves the service root for every later call; the
- *    call is re-issued (not blindly followed) against the new root, at most 3 times.
+ *  - A 301 (the legacy `media.windows.net/API/` root) is followed for that call only, at most 3 times,
+ *    and only within the configured origin: the service root never moves (a redirect must not decide
+ *    where later calls and their token go). A 301 to another origin fails with a message naming the new
+ *    root to configure (docs/semantics.md, "Credentials and origins").
  *  - Dates are read from ISO strings, `/Date(ms)/` or numbers; Int64 fields from strings or numbers.
  */
 import type { ApiClient, ApiRequest, ApiResponse } from '../common/api-client.js';
+import { pagedList, type ListingLimits } from '../common/paging.js';
 import { FsError } from '../../core/errors.js';
+import { crossOriginMessage } from '../../transports/origins.js';
+import { silentLogger, type Logger } from '../../util/logger.js';
 
 export const AMS_HEADERS: Readonly<Record<string, string>> = {
   'x-ms-version': '2.19',
@@ -39,6 +44,7 @@ export interface AmsFile {
   readonly EncryptionScheme: string | undefined;
   readonly LastModified: number;
   readonly ContentChecksum: string | undefined;
+  readonly MimeType: string | undefined;
 }
 
 export interface AmsLocator {
@@ -70,6 +76,7 @@ export const toFile = (j: Json): AmsFile => ({
   Id: String(j.Id), Name: String(j.Name ?? ''), ContentFileSize: num(j.ContentFileSize), ParentAssetId: str(j.ParentAssetId),
   IsEncrypted: j.IsEncrypted === true || j.IsEncrypted === 'true', EncryptionScheme: str(j.EncryptionScheme),
   LastModified: parseDate(j.LastModified ?? j.Created), ContentChecksum: str(j.ContentChecksum),
+  MimeType: str(j.MimeType),
 });
 
 export function toLocator(j: Json): AmsLocator {
@@ -90,13 +97,15 @@ export function fileVersion(f: AmsFile): string {
   return f.ContentChecksum ?? `${f.Id}:${f.ContentFileSize}:${f.LastModified}`;
 }
 
-/** The entities of a set answer (verbose `d.results` or `d`, light `value`), and its next link if any. */
-export function parseSet(body: unknown): { items: Json[]; next?: string } {
+/** The entities of a set answer (verbose `d.results` or `d`, light `value`), its next link and count if any. */
+export function parseSet(body: unknown): { items: Json[]; next?: string; count?: number } {
   const b = (body ?? {}) as Json;
   const d = b.d as Json | Json[] | undefined;
   const items = (Array.isArray(d) ? d : (d?.results as Json[] | undefined)) ?? (b.value as Json[] | undefined) ?? [];
   const next = str((d as Json | undefined)?.__next) ?? str(b['odata.nextLink']) ?? str(b['@odata.nextLink']);
-  return { items: Array.isArray(items) ? items : [], next };
+  const rawCount = (Array.isArray(d) ? undefined : d?.__count) ?? b['odata.count'] ?? b['@odata.count'];
+  const count = rawCount === undefined ? undefined : num(rawCount);
+  return { items: Array.isArray(items) ? items : [], next, count: count !== undefined && Number.isFinite(count) ? count : undefined };
 }
 
 /** One entity (verbose `{"d":{…}}`, or light: the object itself). */
@@ -109,7 +118,7 @@ export function parseEntity(body: unknown): Json {
 export const keyed = (set: string, id: string) => `${set}('${encodeURIComponent(id)}')`;
 
 export class AmsRest {
-  private root: string;
+  private readonly root: string;
 
   constructor(
     private readonly api: ApiClient,
@@ -118,7 +127,7 @@ export class AmsRest {
     this.root = restUrl.endsWith('/') ? restUrl : `${restUrl}/`;
   }
 
-  /** The service root in use (after any redirect). */
+  /** The configured service root (redirects never move it). */
   get serviceRoot(): string {
     return this.root;
   }
@@ -126,13 +135,17 @@ export class AmsRest {
   /** One call relative to the service root; statuses in `accept` come back instead of throwing. */
   async call(req: ApiRequest): Promise<ApiResponse> {
     const headers = { ...AMS_HEADERS, ...(req.json !== undefined ? { 'content-type': 'application/json;odata=verbose' } : {}), ...req.headers };
+    let root = this.root;
     for (let hop = 0; ; hop++) {
-      const r = await this.api.send({ ...req, path: this.root + req.path.replace(/^\//, ''), headers, accept: [...(req.accept ?? []), 301] });
+      const r = await this.api.send({ ...req, path: root + req.path.replace(/^\//, ''), headers, accept: req.accept === 'any' ? 'any' : [...(req.accept ?? []), 301] });
       if (r.status !== 301) return r;
       const loc = r.headers.location;
       const target = Array.isArray(loc) ? loc[0] : loc;
-      if (!target || hop >= 3) throw new FsError('EIO', `AMS: too many or empty redirects from ${this.root}`);
-      this.root = newRoot(new URL(target, this.root), req.path);
+      if (!target || hop >= 3) throw new FsError('EIO', `AMS: too many or empty redirects from ${root}`);
+      root = newRoot(new URL(target, root), req.path);
+      if (new URL(root).origin !== this.api.origin) {
+        throw new FsError('EIO', crossOriginMessage(`AMS: ${req.method ?? 'GET'} ${req.path}`, root, this.api.origin));
+      }
     }
   }
 
@@ -150,17 +163,32 @@ export class AmsRest {
     return parseEntity(await this.json({ path, signal }));
   }
 
-  /** Every entity of a set, `pageSize` (≤ 1000) per request, following `$skip` until a short page. */
-  async *pages(path: string, pageSize: number, signal?: AbortSignal): AsyncIterable<Json> {
+  /**
+   * Every entity of a set, `pageSize` (≤ 1000) per request (common/paging.ts). AMS returns at most
+   * 1000 entities per query, and a server may return fewer than `$top` without saying so: a short page
+   * is not the end. The set ends with an empty page, or once the stated count (`__count`) arrived. A
+   * next link (`__next`, server-driven paging) is followed when it lies under the service root;
+   * otherwise `$skip` advances by the entities received.
+   */
+  pages(path: string, pageSize: number, signal?: AbortSignal, bounds?: { what: string; log: Logger; limits?: ListingLimits }): AsyncIterable<Json> {
     const top = Math.max(1, Math.min(AMS_MAX_PAGE, pageSize));
-    let skip = 0;
-    for (;;) {
-      const { items, next } = parseSet(await this.json({ path, query: { $skip: skip, $top: top }, signal }));
-      yield* items;
-      skip += items.length;
-      // A short page ends the set, unless the server says it cut the page itself.
-      if (items.length === 0 || (items.length < top && !next)) return;
-    }
+    type At = { skip: number; link?: string };
+    return pagedList<Json, At>({
+      what: bounds?.what ?? `AMS ${path}`,
+      log: bounds?.log ?? silentLogger,
+      limits: bounds?.limits,
+      first: { skip: 0 },
+      key: (j) => String(j.Id ?? JSON.stringify(j)),
+      token: (at) => at.link ?? `$skip=${at.skip}`,
+      fetch: async (at) => {
+        const body = at.link !== undefined ? await this.json({ path: at.link, signal }) : await this.json({ path, query: { $skip: at.skip, $top: top }, signal });
+        const { items, next, count } = parseSet(body);
+        const skip = at.skip + items.length;
+        const link = next?.startsWith(this.root) ? next.slice(this.root.length) : undefined;
+        if (link !== undefined) return { items, total: count, next: { skip, link } };
+        return { items, total: count, next: items.length > 0 ? { skip } : undefined };
+      },
+    });
   }
 }
 

@@ -39,6 +39,8 @@ import { contentTypeOf } from '../../util/content-type.js';
 import { mapStorageError } from '../errors.js';
 import { AMS_MAX_PAGE, fileVersion, keyed, parseEntity, parseSet, toAsset, toFile, type AmsFile, type AmsRest } from './rest.js';
 import { WriteGrants, type GrantRef, type WriteGrant } from './write-locators.js';
+import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
+import { boundedAzureOptions } from '../../transports/sdk-clients.js';
 
 const MiB = 1024 * 1024;
 const MAX_NAME = 260;
@@ -56,6 +58,8 @@ export interface AmsUploaderOptions {
   partSize?: number;
   /** Life of a write locator; replaced when it runs out mid-upload. Default 2 h. */
   writeTtlMs?: number;
+  /** Bounds of the storage calls (transports/bounds.ts). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
 }
 
 interface Session extends GrantRef {
@@ -93,7 +97,8 @@ export class AmsUploader implements Uploader {
   /** AMS file names hold exactly one dot, so conflict copies are `name-conflict-<host>-<time>.ext`. */
   readonly conflictMark = '-conflict-';
   private readonly grants: WriteGrants;
-  private readonly pipeline: Pipeline = newPipeline(new AnonymousCredential(), { retryOptions: { maxTries: 3 } });
+  /** Bounded storage calls, no retries of the SDK's own: the upload engine retries parts. */
+  private readonly pipeline: Pipeline;
   /** Asset name → id (hits only). */
   private readonly assetIds = new Map<string, string>();
   /** Ids of storage-encrypted assets (Options bit 1): their blobs must be ciphertext made with AMS keys. */
@@ -105,6 +110,7 @@ export class AmsUploader implements Uploader {
     private readonly rest: AmsRest,
     private readonly o: AmsUploaderOptions,
   ) {
+    this.pipeline = newPipeline(new AnonymousCredential(), boundedAzureOptions(o.net ?? DEFAULT_BOUNDS));
     this.grants = new WriteGrants(rest, { what: o.what, log: o.log, ttlMs: o.writeTtlMs ?? 2 * 3_600_000 });
   }
 

@@ -3,16 +3,31 @@
  *
  * Invariants:
  *  - A refused token (401/403, or whatever `isAuthFailure` recognises, e.g. Wordbee's 400 "Token invalid")
- *    re-authenticates once and retries once; refused again, it is an AuthError.
+ *    re-authenticates once and retries once; refused again, it is an AuthError ("login refused").
+ *  - A login call (`login` set) answered with a 4xx other than 408/429 is an AuthError "login refused",
+ *    whatever the status: a wrong key (Wordbee's 400) and a wrong base URL (404) must never look like a
+ *    missing file (ENOENT) to a reader.
+ *  - A network fault's message says why (util/error-text.ts: undici's and Node's errors often have an
+ *    empty message or keep the reason in `cause`/`errors`) and keeps the fault as its cause.
  *  - Status → error as the read path expects (core/types.ts): 404/410 NotFoundError; 408/429/5xx and
  *    network faults TransientError (with Retry-After); other 4xx FsError EIO with the platform's message.
  *  - Retries of transient faults belong to the caller's pacer (dir cache, block source), not here.
  *  - Messages never carry tokens or signed query strings (redactText on everything from the server).
+ *  - Credentials (the Authenticator's headers, `defaultHeaders`) go only to the origin of `baseUrl`. An
+ *    absolute URL handed back by a server (a nextLink, an upload URL) at another origin is refused when
+ *    the call would carry them (`auth: false` calls go bare). Redirects are never followed: a 3xx the
+ *    caller did not `accept` is an error naming where it pointed. The base URL never moves.
+ *  - Bounded (transports/bounds.ts): connect, headers and body pauses by `stallMs`, the whole call by
+ *    its deadline, and an answer larger than `maxApiBodyBytes` fails (its declared length is checked
+ *    before a byte is read; a body without one is cut off at the cap).
  */
 import { Agent, type Dispatcher } from 'undici';
 import { AuthError, FsError, NotFoundError, TransientError, isAbort } from '../../core/errors.js';
 import { parseRetryAfter } from '../../transports/http.js';
 import { redactText, redactUrl } from '../../util/redact.js';
+import { DEFAULT_BOUNDS, Deadline, deadlineFor, type NetBounds } from '../../transports/bounds.js';
+import { REDIRECT_STATUSES, crossOriginMessage } from '../../transports/origins.js';
+import { describeError } from '../../util/error-text.js';
 
 /** Supplies credentials for API calls. */
 export interface Authenticator {
@@ -33,10 +48,15 @@ export interface ApiRequest {
   body?: Buffer;
   headers?: Record<string, string>;
   signal?: AbortSignal;
-  /** Non-2xx statuses that are answers, not errors (e.g. 302 of a download link). */
-  accept?: number[];
+  /** Non-2xx statuses that are answers, not errors (e.g. 302 of a download link); 'any' for all. */
+  accept?: number[] | 'any';
   /** false for the login call itself. Default true. */
   auth?: boolean;
+  /**
+   * This is a login (implies `auth: false`): a refusal is an AuthError "login refused". A string names
+   * who logs in (`user "u"`; never a secret).
+   */
+  login?: true | string;
 }
 
 export interface ApiResponse {
@@ -57,7 +77,11 @@ export interface ApiClientOptions {
   auth?: Authenticator;
   /** Extra test for "the token was refused", beside 401/403. */
   isAuthFailure?: (status: number, text: string) => boolean;
+  /** Headers on every call to the base URL's origin (and only there: they may be credentials). */
   defaultHeaders?: Record<string, string>;
+  /** Timeouts, deadline and answer cap (retry.* in the config). Default DEFAULT_BOUNDS. */
+  bounds?: NetBounds;
+  /** Overrides bounds.stallMs. */
   timeoutMs?: number;
   meter?: ApiMeter;
 }
@@ -86,11 +110,19 @@ export function errorMessage(text: string): string {
 export class ApiClient {
   private readonly agent: Agent;
   private readonly base: URL;
+  private readonly bounds: NetBounds;
 
   constructor(private readonly o: ApiClientOptions) {
     this.base = new URL(o.baseUrl.endsWith('/') ? o.baseUrl : `${o.baseUrl}/`);
-    const t = o.timeoutMs ?? 30_000;
+    const b = o.bounds ?? DEFAULT_BOUNDS;
+    this.bounds = { ...b, stallMs: o.timeoutMs ?? b.stallMs };
+    const t = this.bounds.stallMs;
     this.agent = new Agent({ connections: 16, headersTimeout: t, bodyTimeout: t, keepAliveTimeout: 10_000, connect: { timeout: t } });
+  }
+
+  /** The origin credentials go to. */
+  get origin(): string {
+    return this.base.origin;
   }
 
   url(path: string, query?: ApiRequest['query']): URL {
@@ -111,14 +143,18 @@ export class ApiClient {
   }
 
   async send(req: ApiRequest): Promise<ApiResponse> {
-    const useAuth = req.auth !== false && this.o.auth !== undefined;
+    const useAuth = req.auth !== false && !req.login && this.o.auth !== undefined;
     let r = await this.once(req, useAuth);
     if (useAuth && this.refused(r)) {
       this.o.auth!.invalidate();
       r = await this.once(req, true);
-      if (this.refused(r)) throw new AuthError(`${this.what(req)}: credentials refused (HTTP ${r.status}: ${errorMessage(r.text)})`);
+      if (this.refused(r)) throw new AuthError(`${this.o.what}: login refused: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${redactUrl(req.path)})`);
     }
-    if ((r.status >= 200 && r.status < 300) || req.accept?.includes(r.status)) return r;
+    if ((r.status >= 200 && r.status < 300) || req.accept === 'any' || req.accept?.includes(r.status)) return r;
+    if (req.login && r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) {
+      const who = typeof req.login === 'string' ? ` (${req.login})` : '';
+      throw new AuthError(`${this.o.what}: login refused${who}: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${this.url(req.path).href.replace(/\?.*$/, '')})`);
+    }
     throw this.statusError(req, r);
   }
 
@@ -131,6 +167,10 @@ export class ApiClient {
   }
 
   private statusError(req: ApiRequest, r: ApiResponse): FsError {
+    if (REDIRECT_STATUSES.has(r.status)) {
+      const to = header(r.headers, 'location');
+      return new FsError('EIO', `${this.what(req)}: HTTP ${r.status} redirect${to ? ` to ${redactUrl(to)}` : ''} not followed: the configured URL is used as it is (correct it if the service moved)`);
+    }
     const msg = `${this.what(req)}: HTTP ${r.status}: ${errorMessage(r.text)}`;
     if (r.status === 404 || r.status === 410) return new NotFoundError(msg);
     if (r.status === 401 || r.status === 403) return new AuthError(msg);
@@ -142,7 +182,9 @@ export class ApiClient {
 
   private async once(req: ApiRequest, useAuth: boolean): Promise<ApiResponse> {
     const u = this.url(req.path, req.query);
-    const headers: Record<string, string> = { accept: 'application/json', ...this.o.defaultHeaders, ...req.headers };
+    const home = u.origin === this.base.origin;
+    if (useAuth && !home) throw new FsError('EIO', crossOriginMessage(this.what(req), u, this.base.origin));
+    const headers: Record<string, string> = { accept: 'application/json', ...(home ? this.o.defaultHeaders : {}), ...req.headers };
     let body: string | Buffer | undefined;
     if (req.body !== undefined) {
       body = req.body;
@@ -154,20 +196,47 @@ export class ApiClient {
       headers['content-type'] = 'application/x-www-form-urlencoded';
     }
     if (useAuth) Object.assign(headers, await this.o.auth!.headers(req.signal));
-    let res: Dispatcher.ResponseData;
+    const deadline = new Deadline(deadlineFor(this.bounds, body === undefined ? 0 : Buffer.byteLength(body)), req.signal);
     try {
-      res = await this.agent.request({ origin: u.origin, path: u.pathname + u.search, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body, signal: req.signal });
-      const text = await res.body.text();
+      const res = await this.agent.request({ origin: u.origin, path: u.pathname + u.search, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body, signal: deadline.signal });
+      const text = await this.readCapped(req, res);
       // A raw body is file bytes: the upload engine counts those requests (kind upload).
       if (req.body === undefined) this.o.meter?.request('api', undefined, res.statusCode);
       return { status: res.statusCode, headers: res.headers, text };
     } catch (e) {
       if (req.body === undefined) this.o.meter?.request('api', e);
       if (req.signal?.aborted) throw req.signal.reason;
+      if (deadline.expired) throw deadline.error(this.what(req));
+      if (e instanceof FsError) throw e;
       if (isAbort(e) && !(e as { code?: string }).code?.startsWith('UND_ERR')) throw e;
-      const code = (e as { code?: string }).code ?? (e as Error).message;
-      throw new TransientError(`${this.what(req)}: ${redactText(String(code))}`, { cause: e });
+      throw new TransientError(`${this.what(req)}: ${redactText(describeError(e))}`, { cause: e });
+    } finally {
+      deadline.clear();
     }
+  }
+
+  /** The answer's text, refused past maxApiBodyBytes (by its declared length, or as it streams). */
+  private async readCapped(req: ApiRequest, res: Dispatcher.ResponseData): Promise<string> {
+    const cap = this.bounds.maxApiBodyBytes;
+    const tooLarge = () => new FsError('EIO', `${this.what(req)}: answer larger than ${cap} bytes (retry.maxApiBody)`);
+    const declared = Number(header(res.headers, 'content-length'));
+    if (REDIRECT_STATUSES.has(res.statusCode) || declared > cap) {
+      res.body.on('error', () => undefined);
+      res.body.destroy();
+      if (declared > cap && !REDIRECT_STATUSES.has(res.statusCode)) throw tooLarge();
+      return '';
+    }
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of res.body as AsyncIterable<Buffer>) {
+      n += c.length;
+      if (n > cap) {
+        res.body.destroy();
+        throw tooLarge();
+      }
+      chunks.push(c);
+    }
+    return Buffer.concat(chunks, n).toString('utf8');
   }
 
   async close(): Promise<void> {

@@ -7,10 +7,16 @@
  * Invariants:
  *  - MediaHub answers an expired token with 403 (error_code 0x0000003), not 401: ApiClient re-authenticates
  *    once on 401/403 and on any answer carrying 0x0000003.
- *  - A listing pass yields each file id once even when the catalog shifts between pages (offset paging).
+ *  - A listing pass (common/paging.ts) advances `start` by the records received, never by the `limit`
+ *    asked (a server may cap pages below it), and ends on an empty page or once the stated `total`
+ *    arrived, never on a short page. It yields each file id once even when the catalog shifts between
+ *    pages by less than a page (offset paging).
  *  - Secrets go only into the token form body; messages carry redacted paths only.
  */
+import type { NetBounds } from '../../transports/bounds.js';
 import { ApiClient, TokenSession, errorMessage, type ApiMeter } from '../common/api-client.js';
+import { pagedList, type ListingLimits } from '../common/paging.js';
+import { silentLogger, type Logger } from '../../util/logger.js';
 import { AuthError, FsError, NotFoundError, TransientError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 
@@ -42,6 +48,7 @@ export interface MhFile {
   etag?: string;
   md5?: string;
   status?: string;
+  mime_type?: string | null;
   items?: MhItem[];
 }
 
@@ -81,23 +88,17 @@ export class MediahubApi {
 
   constructor(
     private readonly cfg: SourceConfigOf<'mediahub'>,
-    opts: { timeoutMs?: number; meter?: ApiMeter } = {},
+    opts: { timeoutMs?: number; bounds?: NetBounds; meter?: ApiMeter } = {},
   ) {
     const what = `mediahub source "${cfg.name}"`;
     // The token call goes through its own client: no auth, and a 4xx there means the credentials are bad.
-    const login = new ApiClient({ baseUrl: cfg.baseUrl, what, timeoutMs: opts.timeoutMs, meter: opts.meter });
+    const login = new ApiClient({ baseUrl: cfg.baseUrl, what, timeoutMs: opts.timeoutMs, bounds: opts.bounds, meter: opts.meter });
     this.session = new TokenSession(
       async (signal) => {
-        let r;
-        try {
-          r = await login.json<{ access_token?: string; expires_in?: string | number; token?: { access_token?: string; expires_in?: string | number } }>({
-            method: 'POST', path: 'oauth2/token/', auth: false, signal,
-            form: { grant_type: 'client_credential', client_id: cfg.clientId, client_secret: cfg.clientSecret, scope: cfg.scope },
-          });
-        } catch (e) {
-          if (e instanceof FsError && !(e instanceof TransientError)) throw new AuthError(`${what}: login refused: ${e.message}`, { cause: e });
-          throw e;
-        }
+        const r = await login.json<{ access_token?: string; expires_in?: string | number; token?: { access_token?: string; expires_in?: string | number } }>({
+          method: 'POST', path: 'oauth2/token/', login: true, signal,
+          form: { grant_type: 'client_credential', client_id: cfg.clientId, client_secret: cfg.clientSecret, scope: cfg.scope },
+        });
         const t = r?.access_token ?? r?.token?.access_token;
         if (!t) throw new AuthError(`${what}: the token answer carries no access_token`);
         const secs = Number(r?.expires_in ?? r?.token?.expires_in);
@@ -110,6 +111,7 @@ export class MediahubApi {
       what,
       auth: this.session,
       timeoutMs: opts.timeoutMs,
+      bounds: opts.bounds,
       meter: opts.meter,
       isAuthFailure: (_status, text) => errorCodeOf(text) === INVALID_TOKEN,
     });
@@ -119,28 +121,30 @@ export class MediahubApi {
   private readonly closeLogin: () => Promise<void>;
 
   /** One page of the flat listing (of one pipeline, when given), oldest first (stable order for offset paging). */
-  async listPage(start: number, limit: number, signal?: AbortSignal, pipeline?: string): Promise<{ files: MhFile[]; total: number | undefined }> {
+  async listPage(start: number, limit: number, signal?: AbortSignal, pipeline?: string): Promise<{ files: MhFile[]; total: number | undefined; rows: number }> {
     const page = await this.http.json<Page>({
       path: 'files/', signal,
       query: { start, limit, type: 'file,folder,archive', sort: 'created_at', direction: 1, 'pipeline.id': pipeline },
     });
     const total = page?.total === undefined ? undefined : Number(page.total);
-    return { files: (page?.files ?? []).filter((f) => f && typeof f.id === 'string'), total: Number.isFinite(total) ? total : undefined };
+    const rows = Array.isArray(page?.files) ? page.files : [];
+    return { files: rows.filter((f) => f && typeof f.id === 'string'), total: Number.isFinite(total) ? total : undefined, rows: rows.length };
   }
 
-  /** Every record, paging by start/limit, each id once. */
-  async *listAll(pageSize: number, signal?: AbortSignal, pipeline?: string): AsyncIterable<MhFile> {
+  /** Every record, paging by start/limit, each id once (see the invariant above). */
+  listAll(pageSize: number, signal?: AbortSignal, pipeline?: string, bounds?: { log: Logger; limits?: ListingLimits }): AsyncIterable<MhFile> {
     const limit = Math.max(1, Math.min(MAX_PAGE, Math.floor(pageSize)));
-    const seen = new Set<string>();
-    for (let start = 0; ; start += limit) {
-      const { files, total } = await this.listPage(start, limit, signal, pipeline);
-      for (const f of files) {
-        if (seen.has(f.id)) continue;
-        seen.add(f.id);
-        yield f;
-      }
-      if (files.length < limit || (total !== undefined && start + files.length >= total)) return;
-    }
+    return pagedList<MhFile, number>({
+      what: `mediahub source "${this.cfg.name}": ${pipeline ? `files of pipeline ${pipeline}` : 'the file catalog'}`,
+      log: bounds?.log ?? silentLogger,
+      limits: bounds?.limits,
+      first: 0,
+      key: (f) => f.id,
+      fetch: async (start) => {
+        const { files, total, rows } = await this.listPage(start, limit, signal, pipeline);
+        return { items: files, total, next: rows > 0 ? start + rows : undefined };
+      },
+    });
   }
 
   /** GET /files/{id}; NotFoundError for 404 and for 0x0230002 under any status. */

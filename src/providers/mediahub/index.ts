@@ -16,8 +16,10 @@ import { FsError, NotFoundError, TransientError, UnavailableError } from '../../
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import type { ApiMeter } from '../common/api-client.js';
+import type { NetBounds } from '../../transports/bounds.js';
 import { MediahubApi, type MhFile } from './api.js';
-import { Tree, archiveEntry, fileEntry, itemEntries, parseRef } from './tree.js';
+import type { ListingLimits } from '../common/paging.js';
+import { Tree, ancestorRefs, archiveEntry, archiveRef, fileEntry, folderEntry, itemEntries, parseRef } from './tree.js';
 import { MediahubUploader, type MediahubUploaderOptions } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
@@ -26,6 +28,8 @@ export { MediahubUploader, splitUploadId } from './upload.js';
 
 export interface MediahubProviderDeps {
   log: Logger;
+  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
   /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
   meter?: ApiMeter;
   /** Records per listing page (`limit`, at most 5000; default 1000, the API's default). */
@@ -34,6 +38,8 @@ export interface MediahubProviderDeps {
   redirectDownloads?: boolean;
   /** How long a catalog snapshot serves list/stat of folders. Default 5 s. */
   snapshotMaxAgeMs?: number;
+  /** Bounds of every listing (config `listing`); the flat catalog listing is one listing. */
+  listing?: ListingLimits;
 }
 
 const MISS_REFRESH_MIN_AGE_MS = 1000;
@@ -66,7 +72,7 @@ export class MediahubProvider implements Provider {
     private readonly deps: MediahubProviderDeps,
   ) {
     this.name = cfg.name;
-    this.api = new MediahubApi(cfg, { meter: deps.meter });
+    this.api = new MediahubApi(cfg, { bounds: deps.net, meter: deps.meter });
     this.caps = { upload: !cfg.readOnly };
     this.numbers = new EntryNumbers({ log: deps.log, what: `mediahub source "${cfg.name}"` });
   }
@@ -85,7 +91,8 @@ export class MediahubProvider implements Provider {
       const startedAt = Date.now();
       this.loading = (async () => {
         const records: MhFile[] = [];
-        for await (const f of this.api.listAll(this.deps.listPageSize ?? 1000)) records.push(f);
+        // The flat listing is one listing of the whole catalog: its entry cap bounds the records kept.
+        for await (const f of this.api.listAll(this.deps.listPageSize ?? 1000, undefined, undefined, { log: this.deps.log, limits: this.deps.listing })) records.push(f);
         const tree = new Tree(records, this.numbers);
         if ((!this.snap || this.snap.startedAt <= startedAt) && startedAt >= this.changedAt) this.snap = { tree, startedAt };
         this.deps.log.debug({ source: this.name, records: tree.count, ms: Date.now() - startedAt }, 'mediahub catalog listed');
@@ -148,6 +155,34 @@ export class MediahubProvider implements Provider {
     }
   }
 
+  /** A file's or an archive's record `id`; archive items and the folders of the tree have none. */
+  idOf(entry: RemoteEntry): string | undefined {
+    const p = parseRef(entry.ref);
+    return p.kind === 'file' || p.kind === 'archive' ? p.id : undefined;
+  }
+
+  /** `GET /files/{id}`: a file, an archive (a folder of its items) or a folder record. */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    const f = await this.api.getFile(id, signal);
+    const type = (f.type ?? 'file').toLowerCase();
+    if (type === 'file') return fileEntry(f);
+    if (type === 'archive') return archiveEntry(f);
+    if (type === 'folder') return folderEntry(f, this.numbers);
+    throw new NotFoundError(`${this.name}: record ${id} is a ${f.type}, not shown in the mount`);
+  }
+
+  /** From the record (one `GET /files/{id}`) for files and archives; from the ref itself for folders. */
+  async ancestry(entry: RemoteEntry, signal?: AbortSignal): Promise<Ref[]> {
+    const p = parseRef(entry.ref);
+    if (p.kind === 'dir') {
+      const segs = p.ref.slice(2, -1).split('/');
+      return segs.slice(0, -1).map((_, i) => `d:${segs.slice(0, i + 1).join('/')}/`);
+    }
+    if (p.kind !== 'file' && p.kind !== 'archive' && p.kind !== 'item') return [];
+    const refs = ancestorRefs(await this.api.getFile(p.id, signal));
+    return p.kind === 'item' ? [...refs, archiveRef(p.id)] : refs;
+  }
+
   /** Throws UnavailableError when the entry is known (from the snapshot, or fetched) to be unreadable. */
   private async assertReadable(ref: Ref, fetch: boolean, signal?: AbortSignal): Promise<void> {
     const known = fetch ? await this.stat(ref, signal) : this.snap?.tree.files.get(ref);
@@ -178,8 +213,9 @@ export class MediahubProvider implements Provider {
     }
     const url = p.kind === 'item' ? urls[p.index] : urls[0];
     if (!url) throw new NotFoundError(`${this.name}: no download URL for ${obj.ref}`);
-    // Records without an etag get an id/size/time version, which storage does not know as an ETag.
-    return { url, expiresAt: expirySec * 1000, etagIsVersion: /^[0-9a-f]{32}(-\d+)?$/i.test(obj.version) };
+    // The version is the record's etag/md5 field or id/size/time: MediaHub's own listing, never an ETag
+    // a storage GET was seen to carry, so downloads are compared only with each other (core/etag.ts).
+    return { url, expiresAt: expirySec * 1000 };
   }
 
   async close(): Promise<void> {

@@ -106,12 +106,14 @@ export function fileEntry(f: MhFile, numbers = unlogged()): RemoteEntry {
   return {
     name, kind: 'file', ref, id: f.id, ...numbers.file(ref, name, { size: f.size ?? f.size_on_disk, mtime: rawTime(f) }),
     version: fileVersion(f), ...(unreadable ? { unreadable } : {}),
+    ...(f.status ? { status: f.status } : {}), ...(f.mime_type ? { contentType: f.mime_type } : {}),
   };
 }
 
 export function archiveEntry(f: MhFile, numbers = unlogged()): RemoteEntry {
   const ref = archiveRef(f.id);
-  return { name: leafName(f), kind: 'dir', ref, id: f.id, size: 0, mtimeMs: numbers.mtime(ref, leafName(f), rawTime(f)), version: '' };
+  return { name: leafName(f), kind: 'dir', ref, id: f.id, size: 0, mtimeMs: numbers.mtime(ref, leafName(f), rawTime(f)), version: '',
+    ...(f.status ? { status: f.status } : {}) };
 }
 
 export function itemEntries(f: MhFile, numbers = unlogged()): RemoteEntry[] {
@@ -193,4 +195,21 @@ export class Tree {
     dir.children.push(entry);
     this.files.set(entry.ref, entry);
   }
+}
+
+/**
+ * The refs of the folders that hold a record, top first (the pipeline, then its object_key segments,
+ * or `_files`): what Provider.ancestry() gives for it. A folder record's own folder is not among them.
+ */
+export function ancestorRefs(f: MhFile): Ref[] {
+  const { parent } = placement(f);
+  const segs = [f.pipeline?.id || NO_PIPELINE, ...parent];
+  return segs.map((_, i) => `d:${segs.slice(0, i + 1).join('/')}/`);
+}
+
+/** The folder a `type: folder` record stands for (the tree merges it with the prefix of the same path). */
+export function folderEntry(f: MhFile, numbers = unlogged()): RemoteEntry {
+  const { parent, leaf } = placement(f);
+  const ref = `d:${[f.pipeline?.id || NO_PIPELINE, ...parent, leaf].join('/')}/`;
+  return { name: leaf, kind: 'dir', ref, id: ref, size: 0, mtimeMs: numbers.mtime(ref, leaf, rawTime(f)), version: '' };
 }

@@ -21,6 +21,7 @@ import type { SignedLocator } from '../../core/types.js';
 import { normalizeEtag } from '../../core/etag.js';
 import { parseRetryAfter } from '../../transports/http.js';
 import { redactUrl } from '../../util/redact.js';
+import { DEFAULT_BOUNDS, Deadline, type NetBounds } from '../../transports/bounds.js';
 import type { FileAccessInfo, MkioApi } from './api.js';
 
 export interface Access {
@@ -70,12 +71,16 @@ const encodePath = (p: string) => p.split('/').filter(Boolean).map(encodeURIComp
 
 export class AccessCache {
   private readonly entries = new Map<string, Entry>();
-  private readonly agent = new Agent({ connections: 16, headersTimeout: 30_000, bodyTimeout: 30_000, keepAliveTimeout: 10_000 });
+  private readonly agent: Agent;
 
   constructor(
     private readonly api: MkioApi,
     private readonly what: string,
-  ) {}
+    private readonly net: NetBounds = DEFAULT_BOUNDS,
+  ) {
+    const t = net.stallMs;
+    this.agent = new Agent({ connections: 16, headersTimeout: t, bodyTimeout: t, keepAliveTimeout: 10_000, connect: { timeout: t } });
+  }
 
   /** Shared by every caller, so it is not tied to one caller's abort signal. */
   get(asset: string): Promise<Access> {
@@ -151,16 +156,21 @@ export class AccessCache {
     if (!this.serves(a, path)) return undefined;
     const what = `${this.what}: ${a.presigned ? 'GET' : 'HEAD'} ${redactUrl(loc.url)}`;
     let res: Dispatcher.ResponseData;
+    const deadline = new Deadline(this.net.deadlineMs, signal);
     try {
       res = await this.agent.request({
-        origin: url.origin, path: url.pathname + url.search, method: a.presigned ? 'GET' : 'HEAD', signal,
+        origin: url.origin, path: url.pathname + url.search, method: a.presigned ? 'GET' : 'HEAD', signal: deadline.signal,
         headers: { ...loc.headers, ...(a.presigned ? { range: 'bytes=0-0' } : {}) },
       });
-      await res.body.dump();
+      // At most one byte is asked for: a larger body is not read (the socket is closed instead).
+      await res.body.dump({ limit: 64 * 1024 });
     } catch (e) {
       if (signal?.aborted) throw signal.reason;
+      if (deadline.expired) throw deadline.error(what);
       if (isAbort(e) && !(e as { code?: string }).code?.startsWith('UND_ERR')) throw e;
       throw new TransientError(`${what}: ${(e as { code?: string }).code ?? 'network error'}`, { cause: e });
+    } finally {
+      deadline.clear();
     }
     const h = (n: string) => { const v = res.headers[n]; return Array.isArray(v) ? v[0] : v; };
     const s = res.statusCode;

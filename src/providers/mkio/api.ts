@@ -6,13 +6,17 @@
  * Invariants:
  *  - Paging never builds a `$skiptoken`: it takes it from the answer (an explicit field, else the
  *    `$skiptoken` inside `@odata.nextLink`), or follows a nextLink that carries none as given.
- *  - Paging ends when the running count reaches `pagination.total`, when a short page (`records <
- *    $top`) comes without a total that says more remain, when a page is empty, or when no
- *    continuation is offered. A name already seen in this listing is not yielded again.
+ *  - Paging (common/paging.ts) ends when the running count reaches `pagination.total`, or when no
+ *    continuation is offered. A short page is not an end: MK.IO's docs say `records < $top` ends a
+ *    listing, but a server that caps `$top` below what we asked would then lose every later asset,
+ *    so only an offered continuation, or its absence, counts. An empty page with a continuation goes on.
  *  - The personal API token is static: a 401/403 is retried once by ApiClient, then is an AuthError.
  */
 import { FsError } from '../../core/errors.js';
+import type { Logger } from '../../util/logger.js';
 import { ApiClient, type ApiMeter } from '../common/api-client.js';
+import type { NetBounds } from '../../transports/bounds.js';
+import { pagedList, type ListingLimits } from '../common/paging.js';
 
 export interface MkioAsset {
   name: string;
@@ -75,17 +79,20 @@ export class MkioApi {
   readonly client: ApiClient;
   private readonly base: string;
   private readonly origin: string;
+  private readonly what: string;
 
-  constructor(opts: { baseUrl: string; project: string; token: string; what: string; timeoutMs?: number; meter?: ApiMeter }) {
+  constructor(opts: { baseUrl: string; project: string; token: string; what: string; timeoutMs?: number; bounds?: NetBounds; meter?: ApiMeter }) {
     this.client = new ApiClient({
       baseUrl: opts.baseUrl,
       what: opts.what,
       timeoutMs: opts.timeoutMs,
+      bounds: opts.bounds,
       meter: opts.meter,
       auth: { headers: async () => ({ authorization: `Bearer ${opts.token}` }), invalidate: () => undefined },
     });
     this.base = `api/v1/projects/${encodeURIComponent(opts.project)}/media/`;
     this.origin = new URL(opts.baseUrl).origin;
+    this.what = opts.what;
   }
 
   private assetPath(name: string): string {
@@ -93,32 +100,29 @@ export class MkioApi {
   }
 
   /** Every asset of the project, in pages of `pageSize` (MK.IO's maximum is 1000). */
-  async *assets(pageSize: number, signal?: AbortSignal): AsyncGenerator<MkioAsset> {
+  assets(pageSize: number, o: { log: Logger; limits?: ListingLimits; signal?: AbortSignal }): AsyncIterable<MkioAsset> {
     const top = Math.max(1, Math.min(1000, Math.floor(pageSize)));
-    const first = { path: `${this.base}assets`, query: { $top: top, $orderby: 'name' } as Record<string, string | number> | undefined };
-    let req = first;
-    const seen = new Set<string>();
-    let count = 0;
-    for (;;) {
-      const page = await this.client.json<ListPage>({ path: req.path, query: req.query, signal });
-      const rows = page?.value ?? [];
-      for (const r of rows) {
-        if (typeof r?.name !== 'string' || seen.has(r.name)) continue;
-        seen.add(r.name);
-        yield r;
-      }
-      count += rows.length;
-      const pg = page?.supplemental?.pagination;
-      const records = pg?.records ?? rows.length;
-      if (rows.length === 0) return;
-      if (pg?.total !== undefined && count >= pg.total) return;
-      if (records < top && pg?.total === undefined) return;
-      const next = page['@odata.nextLink'];
-      const token = pg?.skiptoken ?? pg?.skipToken ?? page.skipToken ?? page.$skiptoken ?? (next ? new URL(next, this.origin).searchParams.get('$skiptoken') ?? undefined : undefined);
-      if (token) req = { path: first.path, query: { ...first.query, $skiptoken: token } };
-      else if (next) req = { path: new URL(next, this.origin).href, query: undefined };
-      else return;
-    }
+    type Req = { path: string; query: Record<string, string | number> | undefined };
+    const first: Req = { path: `${this.base}assets`, query: { $top: top, $orderby: 'name' } };
+    return pagedList<MkioAsset, Req>({
+      what: `${this.what}: assets`,
+      log: o.log,
+      limits: o.limits,
+      first,
+      key: (a) => a.name,
+      token: (r) => `${r.path}?${JSON.stringify(r.query ?? {})}`,
+      fetch: async (req) => {
+        const page = await this.client.json<ListPage>({ path: req.path, query: req.query, signal: o.signal });
+        const items = (page?.value ?? []).filter((r) => typeof r?.name === 'string');
+        const pg = page?.supplemental?.pagination;
+        const link = page?.['@odata.nextLink'];
+        const token = pg?.skiptoken ?? pg?.skipToken ?? page?.skipToken ?? page?.$skiptoken ?? (link ? new URL(link, this.origin).searchParams.get('$skiptoken') ?? undefined : undefined);
+        let next: Req | undefined;
+        if (token) next = { path: first.path, query: { ...first.query, $skiptoken: token } };
+        else if (link) next = { path: new URL(link, this.origin).href, query: undefined };
+        return { items, next, total: pg?.total };
+      },
+    });
   }
 
   asset(name: string, signal?: AbortSignal): Promise<MkioAsset> {

@@ -11,31 +11,41 @@
  * MK.IO's back (it never sees uploads), so neither the size nor the asset's lastModified tells a
  * rewritten file apart. A file's version is therefore its storage ETag: taken from the listing row
  * when a server adds one, else from a HEAD of the file with the access of one getFileAccessInfo per
- * listed folder. It is the same ETag the read path checks on every ranged GET. Only when storage
- * gives no ETag is it `size-mtime`; when storage cannot be reached at all, `size:N`, unreadable.
+ * listed folder. Only a HEAD's ETag is of the same kind as the ETag a GET of the file carries, so only
+ * those versions are compared with downloads' ETags (`etagIsVersion`, remembered per ref); a listing
+ * row's etag is MK.IO's statement and, like `size-mtime` (storage gives no ETag) and `size:N` (storage
+ * cannot be reached at all: unreadable), is compared with nothing but itself (core/etag.ts).
  *
  * A server that ignores `?path=` would answer the top level for every nested folder: we notice (it
  * does not echo `spec.path`, and its answer equals the top level) and list such folders as empty
  * rather than recurse forever, with one warning.
  */
 import pLimit from 'p-limit';
+import { LRUCache } from 'lru-cache';
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { ExpiredError, FsError, NotFoundError, UnavailableError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import type { ApiMeter } from '../common/api-client.js';
+import type { NetBounds } from '../../transports/bounds.js';
+import { capListing, type ListingLimits } from '../common/paging.js';
 import { MkioApi, type MkioAsset, type StorageFileRow, type StorageListing } from './api.js';
 import { AccessCache } from './access.js';
 import { MkioUploader } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
+import { slashAncestry } from '../common/ids.js';
 
 export interface MkioProviderDeps {
   log: Logger;
+  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
   /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
   meter?: ApiMeter;
   /** Assets per listing page (`$top`; MK.IO's maximum is 1000). */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`). */
+  listing?: ListingLimits;
 }
 
 interface ParsedRef {
@@ -61,6 +71,8 @@ export class MkioProvider implements Provider {
   private up: MkioUploader | undefined;
   private warnedPath = false;
   private readonly numbers: EntryNumbers;
+  /** ref → its version, when that version is the ETag a HEAD of the file on storage answered. */
+  private readonly headEtags = new LRUCache<string, string>({ max: 65_536 });
 
   constructor(
     private readonly cfg: SourceConfigOf<'mkio'>,
@@ -68,8 +80,8 @@ export class MkioProvider implements Provider {
   ) {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly && !!cfg.storage };
-    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio ${cfg.name}`, meter: deps.meter });
-    this.access = new AccessCache(this.api, `mkio ${cfg.name}`);
+    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio source "${cfg.name}"`, bounds: deps.net, meter: deps.meter });
+    this.access = new AccessCache(this.api, `mkio ${cfg.name}`, deps.net);
     this.numbers = new EntryNumbers({ log: deps.log, what: `mkio source "${cfg.name}"` });
   }
 
@@ -140,6 +152,8 @@ export class MkioProvider implements Provider {
     if (why === undefined) {
       try {
         const p = await this.probe(asset, path, signal);
+        if (p?.etag) this.headEtags.set(base.ref, p.etag);
+        else this.headEtags.delete(base.ref);
         if (p) return { ...base, ...this.numbers.file(base.ref, base.name, { size: p.size, mtime: p.mtimeMs || row?.lastModified }), version: p.etag || `${p.size}-${p.mtimeMs}` };
         why = 'MK.IO hands out a presigned URL of another file of this asset only';
       } catch (e) {
@@ -155,13 +169,16 @@ export class MkioProvider implements Provider {
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     if (dir === '') {
-      for await (const a of this.api.assets(this.deps.listPageSize ?? 1000, signal)) yield this.assetEntry(a);
+      for await (const a of this.api.assets(this.deps.listPageSize ?? 1000, { log: this.deps.log, limits: this.deps.listing, signal })) yield this.assetEntry(a);
       return;
     }
     const r = this.parse(dir);
     if (!r.dir) throw new FsError('ENOTDIR', `${this.name}: ${r.asset}/${r.path} is a file`);
-    const f = await this.folder(r.asset, r.path, signal);
-    if (!f) return;
+    const whole = await this.folder(r.asset, r.path, signal);
+    if (!whole) return;
+    // One answer, no paging: the entry cap applies to folders and files together (folders first).
+    const kept = capListing([...whole.folders.map((d) => ({ d })), ...whole.files.map((file) => ({ file }))], { what: `mkio ${this.name}: ${r.asset}/${r.path}`, limits: this.deps.listing, log: this.deps.log });
+    const f = { folders: kept.flatMap((x) => ('d' in x ? [x.d] : [])), files: kept.flatMap((x) => ('file' in x ? [x.file] : [])) };
     for (const d of f.folders) yield { name: d.name, kind: 'dir', ref: childRef(r.asset, join(r.path, d.name), true), size: 0, mtimeMs: 0, version: '' };
     // One access answer for the whole folder; a refusal of storage access marks every file unreadable.
     let denied: string | undefined;
@@ -202,7 +219,28 @@ export class MkioProvider implements Provider {
     if (r.dir) throw new FsError('EISDIR', `${this.name}: ${obj.ref} is a folder`);
     const a = await this.access.get(r.asset);
     if (!this.access.serves(a, r.path)) throw new UnavailableError('EACCES', `${this.name}: ${r.asset}/${r.path}: MK.IO hands out a presigned URL of another file of this asset only`);
-    return this.access.locator(a, r.path);
+    const loc = this.access.locator(a, r.path);
+    return this.headEtags.get(obj.ref) === obj.version ? { ...loc, etagIsVersion: true } : loc;
+  }
+
+  /** An asset's id is its name (MK.IO's key for it); the files and folders in its storage have none. */
+  idOf(entry: RemoteEntry): string | undefined {
+    if (entry.ref === '') return undefined;
+    const r = this.parse(entry.ref);
+    return r.dir && !r.path ? r.asset : undefined;
+  }
+
+  /** `GET …/assets/{name}`. */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (!id || id.includes('/')) throw new NotFoundError(`${this.name}: no asset named ${JSON.stringify(id)}`);
+    return this.assetEntry(await this.api.asset(id, signal));
+  }
+
+  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
+    const r = this.parse(entry.ref);
+    if (r.dir && !r.path) return [];
+    const asset = childRef(r.asset, '', true);
+    return [asset, ...slashAncestry(entry.ref, asset)];
   }
 
   /** The jwt (or presigned URL) of `loc` was refused: the next locate asks getFileAccessInfo again. */
@@ -215,7 +253,7 @@ export class MkioProvider implements Provider {
   /** One uploader per provider (it caches asset lookups and holds the storage client). */
   uploader(): MkioUploader {
     if (!this.cfg.storage) throw new FsError('EROFS', `${this.name}: MK.IO takes uploads only with a \`storage:\` credential`);
-    return (this.up ??= new MkioUploader(this.api, this.cfg.storage, `mkio ${this.name}`));
+    return (this.up ??= new MkioUploader(this.api, this.cfg.storage, `mkio ${this.name}`, this.deps.net));
   }
 
   async close(): Promise<void> {

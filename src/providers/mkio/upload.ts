@@ -43,6 +43,8 @@ import { SessionLostError } from '../../upload/errors.js';
 import { AzureBlockUploader } from '../azure-blob/upload.js';
 import { S3Uploader } from '../s3/upload.js';
 import type { MkioApi, MkioAsset, MkioStorageAccount } from './api.js';
+import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
+import { boundedAzureOptions, boundedS3Options } from '../../transports/sdk-clients.js';
 
 export type MkioStorageCredential = NonNullable<SourceConfigOf<'mkio'>['storage']>;
 
@@ -91,6 +93,7 @@ export class MkioUploader implements Uploader {
     private readonly api: MkioApi,
     private readonly cred: MkioStorageCredential,
     private readonly what: string,
+    private readonly net: NetBounds = DEFAULT_BOUNDS,
   ) {}
 
   // ---- where an asset's bytes go ----------------------------------------------------------------
@@ -141,9 +144,9 @@ export class MkioUploader implements Uploader {
     const sas = (this.cred.sasToken ?? '').replace(/^\?/, '');
     const base = this.cred.url.replace(/\/+$/, '');
     const withSas = (u: string) => (sas ? `${u}?${sas}` : u);
-    const retryOptions = { maxTries: 1 }; // retries belong to the upload engine
-    if (new URL(base).pathname.split('/').filter(Boolean).at(-1) === container) return new ContainerClient(withSas(base), undefined, { retryOptions });
-    return new BlobServiceClient(withSas(base), undefined, { retryOptions }).getContainerClient(container);
+    const options = boundedAzureOptions(this.net); // bounded; retries belong to the upload engine
+    if (new URL(base).pathname.split('/').filter(Boolean).at(-1) === container) return new ContainerClient(withSas(base), undefined, options);
+    return new BlobServiceClient(withSas(base), undefined, options).getContainerClient(container);
   }
 
   private s3Client(): S3Client {
@@ -157,7 +160,7 @@ export class MkioUploader implements Uploader {
       // As the s3 provider: aws-chunked trailers corrupt uploads on some S3-compatible servers.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: 1,
+      ...boundedS3Options(this.net), // bounded; retries belong to the upload engine
     });
     return this.s3;
   }

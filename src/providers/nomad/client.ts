@@ -9,13 +9,18 @@
  *  - An expired token is refused with 401 by the docs and 403 per the SDK: ApiClient re-authenticates
  *    once on either, then the call fails as AuthError.
  *  - A refused password login is an AuthError naming the user, never the password.
- *  - Paging uses page indexes (`pageOffset` from 0) and stops on an empty page, or once
- *    `totalItemCount` items were seen; `nextPageOffset` is not trusted to be null at the end (the
- *    docs' example shows it set on the last page). Ids seen twice are dropped.
+ *  - Paging (common/paging.ts) uses page indexes (`pageOffset` from 0) and stops on an empty page,
+ *    `hasItems: false`, or once `totalItemCount` items were seen; `nextPageOffset` is not trusted to be
+ *    null at the end (the docs' example shows it set on the last page). A page shorter than asked is
+ *    not the end: the server capped `pageSize`, and since it may count `pageOffset` in pages of the size
+ *    asked (skipping what the cap cut off), later pages ask for the size it answered, at the page index
+ *    that starts at or before the next unseen item. Ids repeated by that overlap are dropped.
  */
 import { ApiClient, TokenSession, type ApiMeter } from '../common/api-client.js';
+import { pagedList, type ListingLimits } from '../common/paging.js';
 import { AuthError, FsError, TransientError } from '../../core/errors.js';
 import type { Logger } from '../../util/logger.js';
+import type { NetBounds } from '../../transports/bounds.js';
 
 export interface NomadClientConfig {
   /** Names the source in messages. */
@@ -137,11 +142,12 @@ export class NomadClient {
   constructor(
     private readonly cfg: NomadClientConfig,
     private readonly log: Logger,
+    bounds?: NetBounds,
     meter?: ApiMeter,
   ) {
     const base = cfg.baseUrl.replace(/\/+$/, '');
     this.session = new TokenSession((signal) => this.login(signal), (t) => ({ authorization: `Bearer ${t}` }));
-    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad ${cfg.name}`, auth: this.session, meter });
+    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad source "${cfg.name}"`, auth: this.session, bounds, meter });
   }
 
   private async login(signal?: AbortSignal): Promise<{ token: string; expiresInMs?: number }> {
@@ -156,26 +162,20 @@ export class NomadClient {
         this.refreshToken = undefined;
       }
     }
-    let a: LoginAnswer;
-    try {
-      a = await this.api.json<LoginAnswer>({
-        method: 'POST',
-        path: 'account/login',
-        json: { userName: this.cfg.username, password: this.cfg.password, applicationId: this.cfg.applicationId },
-        auth: false,
-        signal,
-      });
-    } catch (e) {
-      // The admin API answers bad credentials with 404 (or 400/401/403): all mean "refused" here.
-      if (e instanceof TransientError || !(e instanceof FsError)) throw e;
-      throw new AuthError(`nomad ${this.cfg.name}: login as "${this.cfg.username}" refused (${e.message})`, { cause: e });
-    }
+    // The admin API answers bad credentials with 404 (or 400/401/403): `login` makes each an AuthError.
+    const a = await this.api.json<LoginAnswer>({
+      method: 'POST',
+      path: 'account/login',
+      json: { userName: this.cfg.username, password: this.cfg.password, applicationId: this.cfg.applicationId },
+      login: `user "${this.cfg.username}"`,
+      signal,
+    });
     this.logins.password++;
     return this.accept(a, 'login');
   }
 
   private accept(a: LoginAnswer | undefined, what: string): { token: string; expiresInMs?: number } {
-    if (!a?.token) throw new AuthError(`nomad ${this.cfg.name}: ${what} answered without a token${a?.loginStatus ? ` (loginStatus ${String(a.loginStatus)})` : ''}`);
+    if (!a?.token) throw new AuthError(`nomad source "${this.cfg.name}": ${what} answered without a token${a?.loginStatus ? ` (loginStatus ${String(a.loginStatus)})` : ''}`);
     this.refreshToken = a.refreshToken ?? this.refreshToken;
     this.userSessionId = a.userSessionId ?? this.userSessionId;
     this.userId = a.id ?? this.userId;
@@ -189,25 +189,34 @@ export class NomadClient {
   }
 
   /** Every hit of `filters`, page by page (see the paging invariant above). */
-  async *searchAll(filters: SearchFilter[], pageSize: number, fields: string[] = LIST_FIELDS, signal?: AbortSignal): AsyncIterable<SearchItem> {
-    const seen = new Set<string>();
-    let count = 0;
-    for (let page = 0; ; page++) {
-      const res = await this.search(
-        { filters, pageOffset: page, pageSize, sortFields: [{ fieldName: 'title', sortType: 'Ascending' }], searchResultFields: fields.map((name) => ({ name })) },
-        signal,
-      );
-      const items = Array.isArray(res?.items) ? res.items : [];
-      for (const it of items) {
-        count++;
-        if (!it || typeof it.id !== 'string' || seen.has(it.id)) continue;
-        seen.add(it.id);
-        yield it;
-      }
-      const total = Number(res?.totalItemCount);
-      if (items.length === 0 || res?.hasItems === false || (Number.isFinite(total) && count >= total)) return;
-      if (page > 1_000_000) throw new FsError('EIO', `nomad ${this.cfg.name}: search did not end after a million pages`);
-    }
+  searchAll(
+    filters: SearchFilter[],
+    pageSize: number,
+    fields: string[] = LIST_FIELDS,
+    signal?: AbortSignal,
+    bounds?: { what: string; limits?: ListingLimits },
+  ): AsyncIterable<SearchItem> {
+    type At = { page: number; size: number; rows: number };
+    return pagedList<SearchItem, At>({
+      what: `nomad ${this.cfg.name}: ${bounds?.what ?? 'search'}`,
+      log: this.log,
+      limits: bounds?.limits,
+      first: { page: 0, size: Math.max(1, Math.floor(pageSize)), rows: 0 },
+      key: (it) => it.id,
+      fetch: async (at) => {
+        const res = await this.search(
+          { filters, pageOffset: at.page, pageSize: at.size, sortFields: [{ fieldName: 'title', sortType: 'Ascending' }], searchResultFields: fields.map((name) => ({ name })) },
+          signal,
+        );
+        const got = Array.isArray(res?.items) ? res.items : [];
+        const items = got.filter((it): it is SearchItem => typeof it?.id === 'string');
+        const total = Number(res?.totalItemCount);
+        if (got.length === 0 || res?.hasItems === false) return { items, total: Number.isFinite(total) ? total : undefined };
+        const size = Math.min(at.size, got.length);
+        const rows = at.page * at.size + got.length;
+        return { items, total: Number.isFinite(total) ? total : undefined, next: { page: Math.floor(rows / size), size, rows } };
+      },
+    });
   }
 
   getAsset(id: string, signal?: AbortSignal): Promise<NomadAsset> {
@@ -220,6 +229,16 @@ export class NomadClient {
 
   startUpload(body: NomadUploadStart, signal?: AbortSignal): Promise<NomadUploadSession> {
     return this.api.json<NomadUploadSession>({ method: 'POST', path: 'asset/upload/start', json: body, signal });
+  }
+
+  /**
+   * PUT one part to its presigned storage URL: bare (the URL is the credential, and it is another
+   * origin), bounded like every API call; every status is returned for the uploader to judge.
+   */
+  async putPart(url: string, data: Buffer, signal?: AbortSignal): Promise<{ status: number; etag: string | undefined; text: string }> {
+    const r = await this.api.send({ method: 'PUT', path: url, body: data, auth: false, accept: 'any', headers: { accept: '*/*' }, signal });
+    const etag = r.headers.etag;
+    return { status: r.status, etag: Array.isArray(etag) ? etag[0] : etag, text: r.text };
   }
 
   /** GUESS (undocumented): the session again, with fresh part URLs and the parts' isCompleted. */

@@ -3,11 +3,10 @@
  * fields (much of the shape is a guess: docs/providers.md#nomad), and the same rules for both answers, so that a
  * listed entry and a stat of it agree on kind, size and version.
  *
- * Version: the S3 ETag when the answer carries one. The read path checks every ranged response's
- * ETag against the version it reads (core/etag.ts), and `fullUrl` is a plain S3 presigned GET, so a
- * version that is not the object's ETag would make every read a StaleError. Without an ETag the
- * version falls back to `lastModifiedDate:contentLength:id`, which changes whenever Nomad records a
- * new upload; its locators then say `etagIsVersion: false`, so the transport checks sizes only.
+ * Version: the answer's eTag field when it carries one, else `lastModifiedDate:contentLength:id`,
+ * which changes whenever Nomad records a new upload. Either is Nomad's own statement, not an ETag the
+ * S3 GET of `fullUrl` was seen to carry, so the read path never compares it with a download's ETag
+ * (locators leave `etagIsVersion` unset; core/etag.ts).
  */
 import type { RemoteEntry, Unreadable } from '../../core/types.js';
 import type { NomadAsset, SearchItem } from './client.js';
@@ -102,10 +101,11 @@ export function versionOf(f: AssetFacts): string {
 
 export function toEntry(f: AssetFacts, numbers: EntryNumbers): RemoteEntry {
   const mtime = f.lastModified ?? f.created;
-  if (isDir(f)) return { name: f.name, kind: 'dir', ref: f.id, id: f.id, size: 0, mtimeMs: numbers.mtime(f.id, f.name, mtime), version: '' };
+  const status = f.status ? { status: f.status } : {};
+  if (isDir(f)) return { name: f.name, kind: 'dir', ref: f.id, id: f.id, size: 0, mtimeMs: numbers.mtime(f.id, f.name, mtime), version: '', ...status };
   const unreadable = unreadableFor(f.name, f.status);
   const n = numbers.file(f.id, f.name, { size: f.rawSize, mtime });
-  return { name: f.name, kind: 'file', ref: f.id, id: f.id, ...n, version: versionOf(f), ...(unreadable ? { unreadable } : {}) };
+  return { name: f.name, kind: 'file', ref: f.id, id: f.id, ...n, version: versionOf(f), ...(unreadable ? { unreadable } : {}), ...status };
 }
 
 /** Epoch ms after which a presigned S3 URL is refused (X-Amz-Date + X-Amz-Expires), if it says. */

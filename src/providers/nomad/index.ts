@@ -14,21 +14,27 @@
  *  - caps.upload is `!readOnly`: Nomad takes multipart uploads and folder edits.
  */
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
-import { FsError, UnavailableError } from '../../core/errors.js';
+import { FsError, NotFoundError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import type { ApiMeter } from '../common/api-client.js';
+import type { NetBounds } from '../../transports/bounds.js';
 import { NomadClient, type SearchFilter } from './client.js';
+import type { ListingLimits } from '../common/paging.js';
 import { factsOfAsset, factsOfItem, isDir, presignedExpiry, toEntry, unreadableFor } from './entries.js';
 import { NomadUploader } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface NomadProviderDeps {
   log: Logger;
+  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
   /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
   meter?: ApiMeter;
   /** Items per search page. Default 100 (the documented example). */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`). */
+  listing?: ListingLimits;
 }
 
 export class NomadProvider implements Provider {
@@ -50,6 +56,7 @@ export class NomadProvider implements Provider {
     this.client = new NomadClient(
       { name: cfg.name, baseUrl: cfg.baseUrl, username: cfg.username, password: cfg.password, applicationId: cfg.applicationId },
       this.log,
+      deps.net,
       deps.meter,
     );
   }
@@ -62,7 +69,8 @@ export class NomadProvider implements Provider {
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     const parent = dir || this.cfg.rootFolderId;
-    for await (const item of this.client.searchAll(this.filtersFor(dir), this.deps.listPageSize ?? 100, undefined, signal)) {
+    const bounds = { what: parent ? `folder ${parent}` : 'buckets', limits: this.deps.listing };
+    for await (const item of this.client.searchAll(this.filtersFor(dir), this.deps.listPageSize ?? 100, undefined, signal, bounds)) {
       if (item.id === parent) continue; // a folder is never its own child
       yield toEntry(factsOfItem(item), this.numbers);
     }
@@ -96,9 +104,40 @@ export class NomadProvider implements Provider {
       throw new UnavailableError('EAGAIN', reason);
     }
     // The lifetime is not documented: trust the presigned URL's own expiry, else our configured urlTtl.
-    // The fallback version (no eTag field) is a Nomad revision, not the S3 ETag: then ETags are not compared.
-    const fallback = obj.version.includes(':');
-    return { url: facts.fullUrl, expiresAt: presignedExpiry(facts.fullUrl) ?? Date.now() + this.cfg.urlTtl, ...(fallback ? { etagIsVersion: false } : {}) };
+    // The version comes from Nomad's own answers (an eTag field, or a revision), never from the S3 GET
+    // itself: downloads are compared only with each other (core/etag.ts).
+    return { url: facts.fullUrl, expiresAt: presignedExpiry(facts.fullUrl) ?? Date.now() + this.cfg.urlTtl };
+  }
+
+  /** Every asset's id is its ref: buckets, folders and files alike. */
+  idOf(entry: RemoteEntry): string | undefined {
+    return entry.ref || undefined;
+  }
+
+  /** `GET /api/admin/asset/{id}` (its detail too when the answer has no size: see stat). */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (!id) throw new NotFoundError(`${this.name}: an empty id`);
+    return this.stat(id, signal);
+  }
+
+  /**
+   * Up the `parentId` chain, one `GET /api/admin/asset/{id}` per level, to a bucket (the root lists the
+   * buckets) or to `rootFolderId`. An asset outside that folder has no path in this source.
+   */
+  async ancestry(entry: RemoteEntry, signal?: AbortSignal): Promise<Ref[]> {
+    const root = this.cfg.rootFolderId;
+    const chain: Ref[] = [];
+    let a = await this.client.getAsset(entry.ref, signal);
+    for (let depth = 0; ; depth++) {
+      const parent = typeof a.parentId === 'string' && a.parentId ? a.parentId : undefined;
+      if (!root && (/^bucket$/i.test(String(a.assetType ?? '')) || !parent)) return chain;
+      if (parent === root) return chain;
+      if (!parent || depth >= 64 || chain.includes(parent)) {
+        throw new NotFoundError(`${this.name}: "${entry.name}" is not inside ${root ? `the root folder ${root}` : 'a bucket'}`);
+      }
+      chain.unshift(parent);
+      a = await this.client.getAsset(parent, signal);
+    }
   }
 
   /** A fresh uploader (its own folder-id cache) on this provider's session; `partSize` for tests. */

@@ -192,12 +192,12 @@ export class NomadUploader implements Uploader {
     if (p.end - p.start + 1 !== data.length) {
       throw new FsError('EIO', `nomad: part ${number} of ${t.path.join('/')} covers bytes ${p.start}–${p.end} on the platform, but ${data.length} bytes were given (the platform cut the file differently)`);
     }
-    let r = await put(p.url, data, signal);
+    let r = await this.client.putPart(p.url, data, signal);
     if (r.status === 403) {
       // Presigned part URLs expire: get fresh ones and try once more.
       parts = await this.refresh(uploadId, signal);
       p = parts.get(number) ?? p;
-      r = await put(p.url, data, signal);
+      r = await this.client.putPart(p.url, data, signal);
     }
     const what = `nomad: PUT part ${number} of ${t.path.join('/')}`;
     if (r.status === 404 && /NoSuchUpload/.test(r.text)) throw new SessionLostError(`${what}: the storage upload is gone`);
@@ -333,16 +333,4 @@ function multipartEtag(parts: readonly ConfirmedPart[]): string {
   const h = createHash('md5');
   for (const p of [...parts].sort((a, b) => a.number - b.number)) h.update(Buffer.from(p.etag, 'hex'));
   return h.digest('hex');
-}
-
-/** PUT to a presigned storage URL (no bearer token: the URL is the credential). */
-async function put(url: string, data: Buffer, signal?: AbortSignal): Promise<{ status: number; etag: string | null; text: string }> {
-  try {
-    const r = await fetch(url, { method: 'PUT', body: data, signal });
-    const text = await r.text();
-    return { status: r.status, etag: r.headers.get('etag'), text };
-  } catch (e) {
-    if (signal?.aborted) throw signal.reason;
-    throw new TransientError(`nomad: part upload failed: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`, { cause: e });
-  }
 }

@@ -14,14 +14,22 @@ import type { ApiMeter } from '../common/api-client.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 import { countS3Requests } from '../common/sdk-meters.js';
+import { pagedList, type ListingLimits } from '../common/paging.js';
 import { S3Uploader } from './upload.js';
+import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
+import { boundedS3Options } from '../../transports/sdk-clients.js';
+import { slashAncestry } from '../common/ids.js';
 
 export interface S3ProviderDeps {
   log: Logger;
+  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
   /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
   meter?: ApiMeter;
   /** Keys per listing page (S3's maximum and default is 1000). */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`). */
+  listing?: ListingLimits;
 }
 
 export class S3Provider implements Provider {
@@ -48,39 +56,64 @@ export class S3Provider implements Provider {
       // Streamed aws-chunked trailers corrupt uploads on some S3-compatible servers (s3rver); real S3 is fine either way.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: 1, // retries belong to our pacer, which knows the read deadline
+      // Bounded calls; no retries of its own (they belong to our pacer, which knows the read deadline).
+      ...boundedS3Options(deps.net ?? DEFAULT_BOUNDS),
     });
     if (deps.meter) countS3Requests(this.client, deps.meter);
   }
 
+  /**
+   * ListObjectsV2 pages (common/paging.ts): a page may hold fewer keys than MaxKeys, or none, and still
+   * be followed by more; the listing ends where S3 says, with IsTruncated false. A truncated page
+   * without a NextContinuationToken cannot be continued: the listing stops there with a warning.
+   * Common prefixes some S3-compatible servers repeat on every page are listed once.
+   */
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
     const prefix = this.prefix + dir;
-    const seenDirs = new Set<string>(); // some S3-compatible servers repeat common prefixes on every page
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token, MaxKeys: this.deps.listPageSize ?? 1000 }),
-          { abortSignal: signal },
-        );
-      } catch (e) {
-        throw mapStorageError(e, `list ${this.name}/${dir}`);
+    const what = `s3 source "${this.name}": ${dir || '/'}`;
+    const rows = pagedList<RemoteEntry, string | undefined>({
+      what,
+      log: this.deps.log,
+      limits: this.deps.listing,
+      first: undefined,
+      key: (e) => `${e.kind}:${e.ref}`,
+      token: (t) => t ?? '',
+      fetch: async (token) => {
+        let page;
+        try {
+          page = await this.client.send(
+            new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token, MaxKeys: this.deps.listPageSize ?? 1000 }),
+            { abortSignal: signal },
+          );
+        } catch (e) {
+          throw mapStorageError(e, `list ${this.name}/${dir}`);
+        }
+        const items: RemoteEntry[] = [];
+        for (const p of page.CommonPrefixes ?? []) {
+          if (!p.Prefix) continue;
+          const ref = p.Prefix.slice(this.prefix.length);
+          items.push({ name: ref.slice(dir.length, -1), kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' });
+        }
+        for (const o of page.Contents ?? []) {
+          if (!o.Key || o.Key === prefix) continue; // the folder marker of `dir` itself
+          const ref = o.Key.slice(this.prefix.length);
+          const name = ref.slice(dir.length);
+          items.push({ name, kind: 'file', ref, ...this.numbers.file(ref, name, { size: o.Size, mtime: o.LastModified }), version: normalizeEtag(o.ETag) });
+        }
+        if (page.IsTruncated && !page.NextContinuationToken) {
+          this.deps.log.warn({ listing: what }, `${what}: the server says the listing is truncated but sends no continuation token; listing stops here`);
+        }
+        return { items, next: page.IsTruncated ? page.NextContinuationToken || undefined : undefined };
+      },
+    });
+    const seenDirs = new Set<string>(); // bounded by the listing's entry cap
+    for await (const e of rows) {
+      if (e.kind === 'dir') {
+        if (seenDirs.has(e.ref)) continue;
+        seenDirs.add(e.ref);
       }
-      for (const p of page.CommonPrefixes ?? []) {
-        if (!p.Prefix || seenDirs.has(p.Prefix)) continue;
-        seenDirs.add(p.Prefix);
-        const ref = p.Prefix.slice(this.prefix.length);
-        yield { name: ref.slice(dir.length, -1), kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
-      }
-      for (const o of page.Contents ?? []) {
-        if (!o.Key || o.Key === prefix) continue; // the folder marker of `dir` itself
-        const ref = o.Key.slice(this.prefix.length);
-        const name = ref.slice(dir.length);
-        yield { name, kind: 'file', ref, ...this.numbers.file(ref, name, { size: o.Size, mtime: o.LastModified }), version: normalizeEtag(o.ETag) };
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+      yield e;
+    }
   }
 
   async stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry> {
@@ -100,10 +133,28 @@ export class S3Provider implements Provider {
     }
   }
 
+  /** A file's id is its whole key (the source prefix included); prefixes are not objects and have none. */
+  idOf(entry: RemoteEntry): string | undefined {
+    return entry.kind === 'file' ? this.prefix + entry.ref : undefined;
+  }
+
+  /** One HeadObject of the key. */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    if (!id.startsWith(this.prefix) || id.length === this.prefix.length || id.endsWith('/')) {
+      throw new NotFoundError(`${this.name}: no object ${id} below the source prefix`);
+    }
+    return this.stat(id.slice(this.prefix.length), signal);
+  }
+
+  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
+    return slashAncestry(entry.ref);
+  }
+
   async locate(obj: ObjectVersion): Promise<SignedLocator> {
     const ttlSec = Math.max(1, Math.floor(this.cfg.urlTtl / 1000));
     const url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.prefix + obj.ref }), { expiresIn: ttlSec });
-    return { url, expiresAt: Date.now() + ttlSec * 1000 };
+    // The version is the object's ETag from ListObjectsV2 or HEAD: the same ETag its GETs carry.
+    return { url, expiresAt: Date.now() + ttlSec * 1000, etagIsVersion: true };
   }
 
   uploader(): S3Uploader {

@@ -16,17 +16,23 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { FsError, NotFoundError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { NetBounds } from '../../transports/bounds.js';
 import { ApiClient, TokenSession, type ApiMeter } from '../common/api-client.js';
+import { capListing, pagedList, type ListingLimits } from '../common/paging.js';
 import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
 import { WordbeeUploader } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
 export interface WordbeeProviderDeps {
   log: Logger;
+  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
+  net?: NetBounds;
   /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
   meter?: ApiMeter;
   /** Segments per search page. Default 500. */
   listPageSize?: number;
+  /** Bounds of every listing (config `listing`): the segment search of a scope is one listing. */
+  listing?: ListingLimits;
 }
 
 /** One asset row of `…/assets/{segmentid}/list` (standard and Flex field names). */
@@ -40,6 +46,7 @@ interface AssetRow {
   fileName?: string;
   size?: number;
   fileSizeInBytes?: number;
+  contentType?: string | null;
   modifiedDate?: string;
   createdDate?: string;
   downloadUrl?: string;
@@ -78,6 +85,7 @@ export class WordbeeProvider implements Provider {
       baseUrl: cfg.baseUrl,
       what: `wordbee source "${cfg.name}"`,
       auth: this.session,
+      bounds: deps.net,
       meter: deps.meter,
       // The docs show an expired token answered with 400 "Token invalid or expired."
       isAuthFailure: (status, text) => status === 400 && /token/i.test(text),
@@ -85,7 +93,7 @@ export class WordbeeProvider implements Provider {
   }
 
   private async login(signal?: AbortSignal): Promise<string> {
-    const r = await this.api.send({ method: 'POST', path: 'auth/token', json: { accountid: this.cfg.accountId, key: this.cfg.apiKey }, auth: false, signal });
+    const r = await this.api.send({ method: 'POST', path: 'auth/token', json: { accountid: this.cfg.accountId, key: this.cfg.apiKey }, login: true, signal });
     let token = r.text.trim();
     if (token.startsWith('"')) token = JSON.parse(token) as string; // a JSON string, or the bare token
     if (!token) throw new FsError('EACCES', `wordbee source "${this.name}": login answered no token`);
@@ -172,6 +180,66 @@ export class WordbeeProvider implements Provider {
     if (loc.headers?.['X-Auth-Token'] === this.session.peek()) this.session.invalidate();
   }
 
+  /** A scope folder's id is the scope (`pr7214`), a document's and a segment's their Wordbee ids; the rest have none. */
+  idOf(entry: RemoteEntry): string | undefined {
+    const p = decodeRef(entry.ref);
+    if (!p || p.kind !== 'dir' || p.scope === undefined || p.locale !== undefined) return undefined;
+    return p.seg !== undefined ? String(p.seg) : p.doc !== undefined ? String(p.doc) : p.scope;
+  }
+
+  /**
+   * A scope by its name, without a call. A number: first the scope indexes already held (no call);
+   * then, per configured scope, the segment's asset rows (`…/assets/{id}/list`, one call), whose
+   * `documentId` places it; last, for a document id or a segment without assets, the scope's segment
+   * search (paged): Wordbee has no call that answers one document. A number that is both a segment's
+   * and a document's id is the segment.
+   */
+  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
+    const dir = (name: string, path: Omit<WbPath, 'kind' | 'rel'>): RemoteEntry =>
+      ({ name, kind: 'dir', ref: encodeRef({ ...path, kind: 'dir', rel: [] }), size: 0, mtimeMs: 0, version: '' });
+    if (this.cfg.scopes.includes(id)) return dir(id, { scope: id });
+    if (!/^\d+$/.test(id)) throw new NotFoundError(`wordbee source "${this.name}": no scope, document or segment ${JSON.stringify(id)}`);
+    const n = Number(id);
+    const inIndex = (scope: string, index: ScopeIndex): RemoteEntry | undefined => {
+      for (const [doc, segs] of index.docs) if (segs.includes(n)) return dir(id, { scope, doc, seg: n });
+      return index.docs.has(n) ? dir(id, { scope, doc: n }) : undefined;
+    };
+    for (const scope of this.cfg.scopes) {
+      const held = this.scopes.get(scope);
+      const hit = held && inIndex(scope, held);
+      if (hit) return hit;
+    }
+    for (const scope of this.cfg.scopes) {
+      let rows: AssetRow[];
+      try {
+        rows = await this.rows(scope, n, true, signal);
+      } catch (e) {
+        if (e instanceof NotFoundError) continue; // not a segment of this scope
+        throw e;
+      }
+      const doc = rows.map((r) => Number(r.documentId)).find((d) => Number.isInteger(d));
+      if (doc !== undefined) return dir(id, { scope, doc, seg: n });
+    }
+    for (const scope of this.cfg.scopes) {
+      const hit = inIndex(scope, await this.scopeIndex(scope, signal));
+      if (hit) return hit;
+    }
+    throw new NotFoundError(`wordbee source "${this.name}": no document or segment ${id} in ${this.cfg.scopes.join(', ')}`);
+  }
+
+  /** Every folder above the entry, from its ref alone: scope, document, segment, locale, relativePath. */
+  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
+    const p = this.parse(entry.ref);
+    if (p.scope === undefined) return [];
+    const levels: WbPath[] = [{ kind: 'dir', scope: p.scope, rel: [] }];
+    if (p.doc !== undefined) levels.push({ kind: 'dir', scope: p.scope, doc: p.doc, rel: [] });
+    if (p.seg !== undefined) levels.push({ ...levels.at(-1)!, seg: p.seg });
+    if (p.locale !== undefined) levels.push({ ...levels.at(-1)!, locale: p.locale });
+    p.rel.forEach((_, i) => levels.push({ ...levels.at(-1)!, rel: p.rel.slice(0, i + 1) }));
+    const refs = levels.map(encodeRef);
+    return p.kind === 'dir' ? refs.slice(0, -1) : refs;
+  }
+
   uploader(): WordbeeUploader {
     return new WordbeeUploader(this.api, {
       versionAt: async (scope, seg, locale, rel, name, signal) => {
@@ -202,7 +270,8 @@ export class WordbeeProvider implements Provider {
     const v = r.downloadUrl ? new URL(r.downloadUrl, 'http://x').searchParams.get('v') : null;
     const ref = encodeRef({ kind: 'file', scope: p.scope, doc: p.doc, seg: p.seg, locale: r.locale ?? '', rel: splitRelPath(r.relativePath), name });
     const n = this.numbers.file(ref, name, { size: r.size ?? r.fileSizeInBytes, mtime: r.modifiedDate ?? r.createdDate });
-    return { name, kind: 'file', ref, ...n, version: v ? `${v}-${n.size}` : `${n.size}-${n.mtimeMs}` };
+    return { name, kind: 'file', ref, ...n, version: v ? `${v}-${n.size}` : `${n.size}-${n.mtimeMs}`,
+      ...(r.contentType ? { contentType: r.contentType } : {}) };
   }
 
   private async dirExists(p: WbPath, signal?: AbortSignal): Promise<boolean> {
@@ -217,30 +286,42 @@ export class WordbeeProvider implements Provider {
     return rows.some((r) => (r.locale ?? '') === p.locale && startsWith(splitRelPath(r.relativePath), p.rel));
   }
 
-  /** Documents and their segments in a scope, from the paged segment search. */
+  /**
+   * Documents and their segments in a scope, from the paged segment search (`skip`/`take`, a GUESS).
+   * A page shorter than `take` is not the end (a server may cap `take`): only an empty page, or the
+   * stated `total` reached, is (common/paging.ts). The whole search is one listing for its bounds.
+   */
   private async scopeIndex(scope: string, signal?: AbortSignal): Promise<ScopeIndex> {
     const hit = this.scopes.get(scope);
     if (hit) return hit;
     const m = /^(pr|jbs|jbc)(\d+)$/.exec(scope)!;
     const scopeObj = m[1] === 'pr' ? { type: 'Project', projectid: Number(m[2]) } : { type: m[1] === 'jbs' ? 'Job' : 'Codyt', jobid: Number(m[2]) };
     const take = this.deps.listPageSize ?? 500;
-    const docs = new Map<number, number[]>();
-    for (let skip = 0; ; skip += take) {
-      const page = await this.api.json<{ result?: { rows?: { bsid?: number; did?: number | string }[]; total?: number } }>({
-        method: 'POST', path: 'resources/segments/search', json: { scope: scopeObj, query: {}, skip, take }, signal,
-      });
-      const rows = page?.result?.rows ?? [];
-      for (const r of rows) {
-        if (r.bsid === undefined || r.did === undefined) continue;
-        const did = Number(r.did);
-        const list = docs.get(did) ?? [];
-        if (!list.includes(r.bsid)) list.push(r.bsid);
-        docs.set(did, list);
-      }
-      const total = page?.result?.total;
-      if (rows.length < take || (total !== undefined && skip + rows.length >= total)) break;
+    type Row = { bsid: number; did: number | string };
+    const docs = new Map<number, Set<number>>();
+    const rows = pagedList<Row, number>({
+      what: `wordbee source "${this.name}": segments of ${scope}`,
+      log: this.deps.log,
+      limits: this.deps.listing,
+      first: 0,
+      key: (r) => String(r.bsid),
+      fetch: async (skip) => {
+        const page = await this.api.json<{ result?: { rows?: Partial<Row>[]; total?: number | string } }>({
+          method: 'POST', path: 'resources/segments/search', json: { scope: scopeObj, query: {}, skip, take }, signal,
+        });
+        const got = Array.isArray(page?.result?.rows) ? page.result.rows : [];
+        const items = got.filter((r): r is Row => typeof r?.bsid === 'number' && r.did !== undefined && r.did !== null);
+        const total = page?.result?.total === undefined ? undefined : Number(page.result.total);
+        return { items, next: got.length > 0 ? skip + got.length : undefined, total };
+      },
+    });
+    for await (const r of rows) {
+      const did = Number(r.did);
+      const set = docs.get(did) ?? new Set<number>();
+      set.add(r.bsid);
+      docs.set(did, set);
     }
-    const index = { docs };
+    const index = { docs: new Map([...docs].map(([d, s]) => [d, [...s]])) };
     this.scopes.set(scope, index);
     return index;
   }
@@ -248,7 +329,9 @@ export class WordbeeProvider implements Provider {
   private async rows(scope: string, seg: number, fresh: boolean, signal?: AbortSignal): Promise<AssetRow[]> {
     const hit = fresh ? undefined : this.segmentRows.get(seg);
     if (hit) return hit;
-    const rows = (await this.api.json<AssetRow[]>({ path: `resources/assets/${seg}/list`, query: { scope }, signal })) ?? [];
+    const answer = await this.api.json<AssetRow[]>({ path: `resources/assets/${seg}/list`, query: { scope }, signal });
+    // One answer, no paging (providers.md): the entry cap still bounds what is kept.
+    const rows = capListing(Array.isArray(answer) ? answer : [], { what: `wordbee source "${this.name}": assets of segment ${seg}`, limits: this.deps.listing, log: this.deps.log }) as AssetRow[];
     this.segmentRows.set(seg, rows);
     return rows;
   }
