@@ -1,15 +1,25 @@
 /**
  * The daemon's metrics without a mount: the families' exposition, the FUSE op meter, the origin code
- * of an error, and the optional TCP listener's loopback rule.
+ * of an error, source_up from the health board, ranged reads counted alike on both transports, and
+ * the optional TCP listener's loopback rule.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { DaemonMetrics, originCode } from '../../src/metrics/metrics.js';
+import { SourceHealth, isUp } from '../../src/daemon/health.js';
 import { RemoteListenRefused, startMetricsListener, type MetricsListener } from '../../src/metrics/listener.js';
 import { isLoopbackHost, parseListen } from '../../src/metrics/listen-address.js';
-import { ExpiredError, FsError, NotFoundError, TransientError } from '../../src/core/errors.js';
-import { parsePromText, total } from '../helpers/prom-text.js';
+import { AuthError, ExpiredError, FsError, MisconfiguredError, NotFoundError, TransientError } from '../../src/core/errors.js';
+import { parsePromText, select, total } from '../helpers/prom-text.js';
+import { startRangeServer, type RangeServer } from '../helpers/range-server.js';
+import { NetworkBlockSource } from '../../src/read/block-source.js';
+import { LocatorCache } from '../../src/read/locator-cache.js';
+import { MemoryBlockCache } from '../../src/cache/memory-cache.js';
+import { FastHttpTransport } from '../../src/transports/fast-http.js';
+import { HttpTransport } from '../../src/transports/http.js';
+import type { ObjectVersion, Provider, Transport } from '../../src/core/types.js';
 
 function get(port: number, host: string, path: string): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
@@ -60,12 +70,26 @@ describe('DaemonMetrics', () => {
     expect(total(p, 'assetfs_source_up', { source: 'a' })).toBe(1);
   });
 
-  it('source_up goes to 0 when the last API request failed, and back on the next answer', async () => {
-    const m = new DaemonMetrics(['s3']);
-    m.source('s3')!.request('api', new TransientError('reset'));
-    expect(total(parsePromText(await m.scrape()), 'assetfs_source_up', { source: 's3' })).toBe(0);
-    m.source('s3')!.request('api', undefined, 404);
-    expect(total(parsePromText(await m.scrape()), 'assetfs_source_up', { source: 's3' })).toBe(1);
+  it('source_up follows the health board: 1 while a source is ok or not used yet, 0 in every failure state', async () => {
+    const m = new DaemonMetrics(['a', 'b', 'c', 'd', 'e']);
+    const health = new SourceHealth(['a', 'b', 'c', 'd', 'e']);
+    m.readFrom({
+      caches: () => ({ memory: { bytes: 0, hits: 0, misses: 0, evictions: 0 }, disk: { bytes: 0, hits: 0, misses: 0, evictions: 0 } }),
+      metadata: () => ({ hit: 0, miss: 0, negative: 0 }),
+      uploads: () => ({ queued: 0, uploading: 0, failed: 0 }),
+      sourceUp: (source) => isUp(health.get(source).state),
+    });
+    const up = async () => Object.fromEntries(select(parsePromText(await m.scrape()), 'assetfs_source_up').map((s) => [s.labels.source, s.value]));
+    health.ok('a');
+    health.failed('b', new AuthError('login refused'));
+    health.failed('c', new TransientError('connect ECONNREFUSED'));
+    health.failed('d', new MisconfiguredError('no such bucket'));
+    expect(await up()).toEqual({ a: 1, b: 0, c: 0, d: 0, e: 1 }); // e: unknown, nothing reached it yet
+    // A request counted as failed by the meter says nothing by itself: the board decides.
+    m.source('a')!.request('api', new TransientError('reset'));
+    health.failed('b', new NotFoundError('x')); // a missing file does not change a source's state
+    health.ok('c');
+    expect(await up()).toEqual({ a: 1, b: 0, c: 1, d: 0, e: 1 });
   });
 
   it('origin codes: the HTTP status an error stands for, `error` when no answer came', () => {
@@ -77,6 +101,73 @@ describe('DaemonMetrics', () => {
     expect(originCode(new FsError('EIO', 'GET x: HTTP 400'))).toBe(400);
     expect(originCode(new TransientError('GET x: ECONNRESET'))).toBe('error');
   });
+});
+
+/** A provider whose locators point at the range server (reads only). */
+function rangeProvider(server: RangeServer): Provider {
+  return {
+    name: 'src', type: 'fixture', caps: { upload: false },
+    async *list() {},
+    stat: async (ref) => Promise.reject(new NotFoundError(ref)),
+    locate: async (obj: ObjectVersion) => ({ url: server.url(obj.ref), expiresAt: Date.now() + 3_600_000 }),
+    close: async () => undefined,
+  };
+}
+
+describe('ranged reads, counted alike on either transport', () => {
+  const BS = 64 * 1024;
+  const SIZE = 5 * BS + 321; // 6 blocks
+  let server: RangeServer;
+  beforeAll(async () => {
+    server = await startRangeServer();
+  });
+  afterAll(async () => server?.close());
+
+  const transports: Array<[string, () => Transport]> = [
+    ["FastHttpTransport (the daemon's)", () => new FastHttpTransport({ requestTimeoutMs: 5_000 })],
+    ['HttpTransport (undici)', () => new HttpTransport({ requestTimeoutMs: 5_000 })],
+  ];
+  for (const [name, make] of transports) {
+    it(`${name}: each GET by status, its first byte and its bytes`, async () => {
+      const data = randomBytes(SIZE);
+      const ref = `${name.split(' ')[0]}.bin`;
+      const obj: ObjectVersion = { source: 'src', ref, version: server.put(ref, data), size: SIZE };
+      const metrics = new DaemonMetrics(['src']);
+      const transport = make();
+      const blocks = new NetworkBlockSource({
+        cache: new MemoryBlockCache({ maxBytes: 16 * 1024 * 1024, blockSize: BS }),
+        transport,
+        locators: new LocatorCache(),
+        providerFor: () => rangeProvider(server),
+        maxRetryTimeMs: 10_000,
+        retryBaseDelayMs: 1,
+        meterFor: (source) => metrics.source(source),
+      });
+      try {
+        server.inject(ref, { kind: 'status', status: 503 }, 1); // counted, then retried
+        server.inject(ref, { kind: 'chunked' }, 1); // the fast path hands this one to undici: still one read
+        const got: Buffer[] = [];
+        for (let i = 0; i < 6; i++) got.push(await blocks.readBlock(obj, i));
+        expect(Buffer.concat(got).equals(data)).toBe(true);
+        // A block's readers are answered as its bytes arrive; its GET is counted when the request has
+        // ended, a few microtasks later: wait for the last one rather than race it.
+        await vi.waitFor(async () => {
+          expect(total(parsePromText(await metrics.scrape()), 'assetfs_origin_requests_total', { source: 'src', kind: 'read', code: '206' })).toBe(6);
+        });
+        const p = parsePromText(await metrics.scrape());
+        expect(total(p, 'assetfs_origin_requests_total', { source: 'src', kind: 'read', code: '503' })).toBe(1);
+        expect(total(p, 'assetfs_origin_requests_total', { source: 'src', kind: 'read' })).toBe(7);
+        expect(total(p, 'assetfs_origin_first_byte_seconds_count', { source: 'src' })).toBe(6);
+        expect(total(p, 'assetfs_origin_bytes_total', { source: 'src', direction: 'in' })).toBe(SIZE);
+        if (transport instanceof FastHttpTransport) {
+          const { fast, fallback } = transport.stats();
+          expect({ fast, fallback }).toEqual({ fast: 5, fallback: { 'Transfer-Encoding': 1 } });
+        }
+      } finally {
+        await transport.close();
+      }
+    });
+  }
 });
 
 describe('the TCP listener (metrics.listen)', () => {
