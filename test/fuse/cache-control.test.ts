@@ -1,8 +1,8 @@
 /**
  * Cache control from the shell, through the real CLI against a real mount (s3rver changed directly,
  * past the daemon): `assetfs refresh` makes remote changes visible at once within metadataTtl, in the
- * daemon and in the kernel; negative lookups end after metadataNegativeTtl; `assetfs cache clear`
- * frees blocks and keeps pinned ones.
+ * daemon and in the kernel, for paths and `.by-id/` ids alike; negative lookups (names and ids) end
+ * after metadataNegativeTtl; `assetfs cache clear` frees blocks and keeps pinned ones.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -81,6 +81,22 @@ describe.sequential('assetfs refresh', () => {
     expect(await sh(`ls ${m.s3}/newdir`)).toBe('f.bin\n');
   });
 
+  it('forgets ids under the source too: .by-id shows the new object, and an id missing before is found', async () => {
+    const byId = (key: string) => `${m.s3}/.by-id/${key.replace(/\//g, '%2F')}`;
+    await storage.seed([{ path: 'ids/x.bin', data: ONE }]);
+    expect(await sh(`stat -c %s ${byId('ids/x.bin')}`)).toBe(`${ONE.length}\n`);
+    expect(await exists(byId('ids/y.bin'))).toBe(false);
+    await storage.seed([{ path: 'ids/x.bin', data: ONE_V2 }, { path: 'ids/y.bin', data: ONE }]);
+    // Both answers are kept: the id's entry for metadataTtl, the missing id for metadataNegativeTtl (an hour each here).
+    expect(await sh(`stat -c %s ${byId('ids/x.bin')}`)).toBe(`${ONE.length}\n`);
+    expect(await exists(byId('ids/y.bin'))).toBe(false);
+
+    await m.cli(`refresh ${m.s3}/ids`);
+    expect(await sh(`stat -c %s ${byId('ids/x.bin')}`)).toBe(`${ONE_V2.length}\n`);
+    expect((await sh(`sha256sum ${byId('ids/x.bin')}`)).split(' ')[0]).toBe(sha256(ONE_V2));
+    expect(await exists(byId('ids/y.bin'))).toBe(true);
+  });
+
   it('refuses a path outside the mount in one line', async () => {
     const r = await shResult(`node ${BIN} refresh /tmp --socket ${join(work, 'refresh', 'control.sock')}`);
     expect(r.code).toBe(1);
@@ -95,6 +111,10 @@ describe('metadataNegativeTtl', () => {
       expect(await exists(`${m.s3}/dir/late.bin`)).toBe(false);
       await storage.seed([{ path: 'dir/late.bin', data: ONE }]);
       await until(() => exists(`${m.s3}/dir/late.bin`), 'the negative answer to expire', 30_000);
+      // The same for an id the platform did not know (.by-id/ lookups).
+      expect(await exists(`${m.s3}/.by-id/dir%2Flate-id.bin`)).toBe(false);
+      await storage.seed([{ path: 'dir/late-id.bin', data: ONE }]);
+      await until(() => exists(`${m.s3}/.by-id/dir%2Flate-id.bin`), 'the missing id to expire', 30_000);
     } finally {
       await m.d.stop();
     }
