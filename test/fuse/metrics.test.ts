@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics of a real daemon: after reads, one failed read, a lookup of a missing name and an
  * upload into the mount, GET /metrics over the control socket (curl --unix-socket) parses strictly and
- * every series of docs/operations.md "Metrics" is there with values that match what was done; and
+ * every series of docs/operations.md "Metrics" is there with values that match what was done;
+ * assetfs_source_up agrees with the health board (a source whose login is refused is 0); and
  * `assetfs status` shows the same bytes fetched as /metrics.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,7 +62,9 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'assetfs-metrics-'));
   await writeFile(join(work, 'up.bin'), UP);
   const blob = { name: 'blob', type: 'azure-blob', accountUrl: azurite.url, container: 'media', accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY, readOnly: true };
-  d = await mountDaemon({ cacheDir: join(work, 'cache'), cache: { memory: '16MiB' }, sources: [storage.source(), blob], uploads: { writeBack: '100ms' } });
+  // A source whose login Azurite refuses: the health board holds it as down.
+  const locked = { ...blob, name: 'locked', accountKey: Buffer.from('not the account key').toString('base64') };
+  d = await mountDaemon({ cacheDir: join(work, 'cache'), cache: { memory: '16MiB' }, sources: [storage.source(), blob, locked], uploads: { writeBack: '100ms' } });
 });
 afterAll(async () => {
   await d?.stop();
@@ -125,12 +128,21 @@ describe.sequential('GET /metrics on the control socket', () => {
     expect(total(p, 'assetfs_upload_failures_total', { source: 's3' })).toBe(0);
     expect(select(p, 'assetfs_url_refreshes_total', { source: 's3' }).map((s) => s.labels.reason).sort()).toEqual(['expired', 'refused']);
     expect(total(p, 'assetfs_source_up', { source: 's3' })).toBe(1);
+    expect(total(p, 'assetfs_source_up', { source: 'blob' })).toBe(1);
     expect(total(p, 'process_cpu_seconds_total')).toBeGreaterThan(0);
 
     // No path, file name or object key as a label value.
     for (const s of p.samples.filter((x) => x.name.startsWith('assetfs_'))) {
       for (const v of Object.values(s.labels)) expect(v, `${s.name} ${JSON.stringify(s.labels)}`).not.toMatch(/\/|\.bin|data/);
     }
+  });
+
+  it('source_up is the health board\'s: 0 for the source whose login is refused, as assetfs status says', async () => {
+    await until(async () => total(await scrape(), 'assetfs_source_up', { source: 'locked' }) === 0, 'the refused source down');
+    const status = JSON.parse(await sh(`node ${BIN} status --json --socket ${socket()}`)) as { sources: Array<{ name: string; health: { state: string } }> };
+    expect(Object.fromEntries(status.sources.map((s) => [s.name, s.health.state]))).toEqual({ s3: 'ok', blob: 'ok', locked: 'login refused' });
+    const p = await scrape();
+    expect(Object.fromEntries(select(p, 'assetfs_source_up').map((s) => [s.labels.source, s.value]))).toEqual({ s3: 1, blob: 1, locked: 0 });
   });
 
   it('assetfs status shows the bytes fetched that /metrics counts', async () => {
