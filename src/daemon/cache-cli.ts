@@ -36,7 +36,7 @@ export function registerCacheCommands(program: Command, run: Run, defaultConfig:
   withSocket(
     program
       .command('refresh')
-      .description('forget cached listings, attributes and "no such file" answers at and below a path, so the next ls sees remote changes')
+      .description('forget cached listings, attributes and "no such file" answers at and below a path (and the .by-id entries of its source), so the next ls sees remote changes')
       .argument('<path>', 'a file or folder inside the mount (the mount point itself: everything)'),
     defaultConfig,
   ).action((path: string, o: SocketOpts) =>

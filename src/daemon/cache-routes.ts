@@ -1,7 +1,7 @@
 /**
  * Control routes for cache control from the shell (docs/semantics.md "Cache control"):
  *   POST /refresh      {path}   forget listings, attributes and negative answers at and below a path,
- *                              in the daemon and in the kernel
+ *                              and the ids of its source (vfs/refresh.ts), in the daemon and the kernel
  *   GET  /cache                 what the block cache holds
  *   POST /cache/clear  {path?}  drop the cached blocks of the files under a path (or all), pinned ones kept
  */
