@@ -31,6 +31,7 @@ import { conflictName, joinRemote, splitRemote } from './conflict.js';
 import { NotRegularFileError, openForUpload } from './local-file.js';
 import { sameContent } from './adopt.js';
 import type { ConfirmedPart, Job, UploadTarget, Uploader } from './types.js';
+import type { SourceMeter } from '../metrics/metrics.js';
 
 export interface UploadEngineOptions {
   journal: Journal;
@@ -50,6 +51,8 @@ export interface UploadEngineOptions {
   stableMs?: number;
   /** Called after a job finished (the VFS drops its cached listing of the target's folder). */
   onDone?(job: Job): void;
+  /** Counts parts, their bytes and failed attempts (assetfs_upload_*, assetfs_origin_*{kind="upload"}). */
+  meterFor?(source: string): SourceMeter | undefined;
 }
 
 export interface JobProgress {
@@ -244,6 +247,7 @@ export class UploadEngine {
       return;
     }
     if (e instanceof SessionLostError) this.o.journal.setUploadId(job.id, null); // the next attempt begins anew
+    this.o.meterFor?.(job.source)?.uploadFailed();
     const msg = redactText(e instanceof Error ? e.message : String(e));
     if (isPermanentFailure(e)) {
       this.o.journal.refused(job.id, msg);
@@ -379,6 +383,7 @@ export class UploadEngine {
     // waiting for the garbage collector to notice dropped buffers.
     const pool: Buffer[] = [];
     let firstError: unknown;
+    const meter = this.o.meterFor?.(job.source);
     const { fh } = await this.openLocal(job);
     try {
       for (let n = 1; n <= count; n++) {
@@ -398,7 +403,8 @@ export class UploadEngine {
         }
         const p: Promise<void> = this.partLimit(async () => {
           signal.throwIfAborted();
-          const etag = await up.part(this.target(job), job.uploadId!, n, buf, signal);
+          const send = () => up.part(this.target(job), job.uploadId!, n, buf, signal);
+          const etag = await (meter ? meter.uploadPart(len, send) : send());
           this.o.journal.recordPart(job.id, { number: n, etag, size: len });
           r.bytes += len;
           r.samples.push({ t: Date.now(), bytes: r.bytes });
