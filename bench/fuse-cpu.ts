@@ -34,6 +34,8 @@ export interface ThreadCpu {
   readonly groups: Record<string, { user: number; sys: number }>;
   readonly user: number;
   readonly sys: number;
+  /** Minor page faults of the process meanwhile (first touches of fresh memory among them). */
+  readonly minorFaults: number;
 }
 
 async function threadTimes(pid: number): Promise<Map<string, { group: string; user: number; sys: number }>> {
@@ -70,7 +72,8 @@ export async function withThreadCpu<T>(pid: number, run: () => Promise<T>): Prom
   const tot = (s: string) => s.slice(s.lastIndexOf(')') + 2).split(' ');
   const user = (Number(tot(procAfter)[11]) - Number(tot(procBefore)[11])) / ticks;
   const sys = (Number(tot(procAfter)[12]) - Number(tot(procBefore)[12])) / ticks;
-  return [result, { groups, user, sys }];
+  const minorFaults = Number(tot(procAfter)[7]) - Number(tot(procBefore)[7]);
+  return [result, { groups, user, sys, minorFaults }];
 }
 
 async function perfDuring<T>(pid: number, out: string | undefined, run: () => Promise<T>): Promise<T> {
@@ -160,7 +163,7 @@ export function describe(r: CpuRun): string {
     .filter(([, g]) => g.user + g.sys >= 0.005 * r.per)
     .map(([k, g]) => `${k} ${f(g.user)}+${f(g.sys)}`)
     .join(', ');
-  return `${r.scenario}: ${f(r.cpu.user + r.cpu.sys)} CPU-s per ${r.unit} (user ${f(r.cpu.user)}, sys ${f(r.cpu.sys)}; ${groups}) in ${r.secs.toFixed(2)} s`;
+  return `${r.scenario}: ${f(r.cpu.user + r.cpu.sys)} CPU-s per ${r.unit} (user ${f(r.cpu.user)}, sys ${f(r.cpu.sys)}; ${groups}; ${Math.round(r.cpu.minorFaults / r.per)} minor faults per ${r.unit}) in ${r.secs.toFixed(2)} s`;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
