@@ -24,14 +24,22 @@ export interface DemoHandle {
 
 export type Lab = typeof import('@assetfs/lab/demo/lab.js');
 
-/** The lab package, or an error whose message is one line saying that it is not installed. */
-export async function loadLab(): Promise<Lab> {
+/** The lab's entry module, as `assetfs demo` loads it. */
+export const LAB_ENTRY = '@assetfs/lab/demo/lab.js';
+
+/**
+ * The lab package. A lab that cannot be found (a production install, or lab/dist not built) is an error
+ * whose message is one line saying so and what to run; any other failure of the lab is passed on as it is.
+ */
+export async function loadLab(entry: string = LAB_ENTRY): Promise<Lab> {
   try {
-    import.meta.resolve('@assetfs/lab/demo/lab.js');
-  } catch {
-    throw new Error('the demo needs the lab package @assetfs/lab (lab/), a devDependency that a production install (npm ci --omit=dev) leaves out: run `npm ci && npm run build` in the assetfs directory');
+    return (await import(entry)) as Lab;
+  } catch (e) {
+    // Only the lab itself missing: a module missing deeper down (a dependency of the lab) says which.
+    const missing = e as NodeJS.ErrnoException;
+    if (missing.code !== 'ERR_MODULE_NOT_FOUND' || !missing.message.includes('@assetfs/lab')) throw e;
+    throw new Error(`the demo needs the lab (the package @assetfs/lab in lab/), which is not installed or not built: a production install (npm ci --omit=dev) leaves it out; run \`npm ci && npm run build\` in the assetfs directory`, { cause: e });
   }
-  return import('@assetfs/lab/demo/lab.js');
 }
 
 export async function startDemo(opts: { lab: Lab; mountpoint: string; log: Logger; bigFileBytes?: number }): Promise<DemoHandle> {
