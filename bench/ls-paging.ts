@@ -5,9 +5,9 @@
  * (default 50 ms, a platform a continent away): on loopback the listing costs only CPU, and what
  * parallel pages save is round trips. Aim: ≤ 0.6 × the sequential listing.
  */
-import { startS3rver } from '../src/emulators/storage-servers.js';
-import { S3Backing } from '../src/emulators/common/backing.js';
-import { DEFAULT_NOMAD_USER, startNomadEmulator } from '../src/emulators/nomad/index.js';
+import { startS3rver } from '@assetfs/lab/emulators/storage-servers.js';
+import { S3Backing } from '@assetfs/lab/emulators/common/backing.js';
+import { DEFAULT_NOMAD_USER, startNomadEmulator } from '@assetfs/lab/emulators/nomad/index.js';
 import { NomadClient } from '../src/providers/nomad/client.js';
 import { silentLogger } from '../src/util/logger.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';

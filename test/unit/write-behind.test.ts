@@ -3,7 +3,7 @@ import { mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WriteBehind } from '../../src/vfs/write/write-behind.js';
-import { deterministicBytes } from '../../src/demo/sample-media.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
 
 /** A real file handle whose write() also records the Buffer objects it was handed. */
 function recording(fh: FileHandle): { fh: FileHandle; written: Buffer[] } {
