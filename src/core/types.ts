@@ -219,7 +219,7 @@ export interface BlockSource {
   demote?(obj: ObjectVersion, first: number, last: number): void;
   /** Start fetching blocks [first, last] in the background, in large ranged GETs. Never throws. */
   prefetch(obj: ObjectVersion, first: number, last: number): void;
-  /** Forget blocks and locators of an object (its remote version changed). */
+  /** Forget the locators of an object (its remote version changed); its blocks, keyed by version, stay. */
   invalidate(source: string, ref: Ref): Promise<void>;
 }
 

@@ -279,11 +279,15 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       // bursts of concurrent operations came (fuse-native patch 1: docs/design.md#fuse-native-patched).
       fuse: { workerLocals: mounted.workerLocals() },
     }),
-    // With a path: upload a file kept for attention as it is (the operator vouches for it).
-    'POST /retry': async (body) =>
-      (body as { path?: unknown } | undefined)?.path
-        ? { retried: (await staging.retry(inMount(body))) ? 1 : 0, attention: staging.attention().length }
-        : { ...(await uploads.retryNow()), attention: staging.attention().length },
+    // With a path: upload a file kept for attention as it is (the operator vouches for it), or else
+    // re-queue that file's failed upload (one the platform refused for good included).
+    'POST /retry': async (body) => {
+      const raw = (body as { path?: unknown } | undefined)?.path;
+      if (!raw) return { ...(await uploads.retryNow()), attention: staging.attention().length };
+      const rel = inMount(body);
+      const retried = (await staging.retry(rel)) ? 1 : uploads.retryPath(rel, String(raw));
+      return { retried, attention: staging.attention().length };
+    },
     'POST /discard': async (body) => ({ discarded: await staging.discard(inMount(body)) }),
     'POST /pin': async (body) => pinner.pin(inMount(body)),
     'POST /unpin': async (body) => ({ unpinned: await pinner.unpin(inMount(body)) }),

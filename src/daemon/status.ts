@@ -55,7 +55,11 @@ export function renderUploads(u: UploadsStatus | undefined): string[] {
   for (const s of u.syncs) if (s.paused) lines.push(`  PAUSED    ${s.local} → ${s.remote}: ${s.paused.message}`);
   for (const j of u.active) lines.push(uploadLine(j));
   for (const j of u.queued) lines.push(`  queued    ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.lastError ? `  (${j.lastError})` : ''}`);
-  for (const j of u.failed) lines.push(`  FAILED    ${formatBytes(j.size).padStart(9)}  ${j.remote}  attempt ${j.attempts}, retry in ${j.nextAttemptInSec}s (assetfs retry: now): ${j.lastError}`);
+  for (const j of u.failed) {
+    lines.push(j.needsAttention
+      ? `  ATTENTION ${formatBytes(j.size).padStart(9)}  ${j.remote}  refused at attempt ${j.attempts}, not retried until assetfs retry: ${j.lastError}`
+      : `  FAILED    ${formatBytes(j.size).padStart(9)}  ${j.remote}  attempt ${j.attempts}, retry in ${j.nextAttemptInSec}s (assetfs retry: now): ${j.lastError}`);
+  }
   for (const j of u.recent.slice(0, 5)) lines.push(`  ${j.state === 'done' ? 'done     ' : 'cancelled'} ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.state !== 'done' && j.lastError ? `  (${j.lastError})` : ''}${j.conflictOf ? `  (CONFLICT: ${j.conflictOf} had changed; ours went up beside it)` : ''}`);
   const more = (n: number | undefined, shown: number) => (n !== undefined && n > shown ? [`  … and ${n - shown} more`] : []);
   lines.push(...more(u.counts?.queued, u.queued.length), ...more(u.counts?.failed, u.failed.length));

@@ -12,7 +12,8 @@
  *    bounded by it.
  *  - Errors: ExpiredError → the locator is forgotten and re-minted (≤ MAX_REMINTS per fetch);
  *    TransientError → retried by the pacer for up to maxRetryTimeMs, then rethrown; StaleError → never
- *    retried: the object's blocks and locators are dropped and the error rethrown (the VFS re-stats).
+ *    retried: the object's locators are dropped (its blocks, keyed by version, stay) and the error
+ *    rethrown (the VFS re-stats).
  *  - A locator with `rangeable: false` (the server always sends the whole object) costs one whole
  *    download per object version at a time, streamed into blocks (whole-stream.ts).
  *  - Every download of one object version is checked against the ETag the first of them carried
@@ -169,10 +170,14 @@ export class NetworkBlockSource implements BlockSource {
     if (demote) for (let index = first; index <= last; index++) demote(obj, index);
   }
 
+  /**
+   * The object's version changed: its locators and ETag pin go, so the next read locates the new
+   * version afresh. Its cached blocks stay: they are keyed by version, so they never answer for the
+   * new one, and a handle still on the old version keeps reading what was cached of it.
+   */
   async invalidate(source: string, ref: Ref): Promise<void> {
     this.etags.delete(`${source}\0${ref}`);
     this.o.locators.invalidateRef(source, ref);
-    await this.o.cache.dropObject(source, ref);
   }
 
   stats(): BlockSourceStats {

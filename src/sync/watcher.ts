@@ -14,7 +14,7 @@
  *    file is queued only when its real path is its path, so no folder on the way is a symlink either.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { lstat, realpath, stat } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
@@ -22,6 +22,7 @@ import type { Logger } from '../util/logger.js';
 import type { Journal } from '../upload/journal.js';
 import type { UploadEngine } from '../upload/engine.js';
 import type { Uploader } from '../upload/types.js';
+import { openForUpload } from '../upload/local-file.js';
 import { ignoreMatcher } from './ignore.js';
 import { DeleteGuard, type DeletePause, type MaxDelete } from './delete-guard.js';
 
@@ -43,9 +44,15 @@ export interface FolderSyncStatus {
   paused: DeletePause | null;
 }
 
+/** The file's sha256, read without following a symlink (a file swapped for one since its check). */
 export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  const { fh } = await openForUpload(path, { exactPath: false });
+  try {
+    for await (const c of fh.createReadStream({ autoClose: false })) h.update(c as Buffer);
+  } finally {
+    await fh.close();
+  }
   return h.digest('hex');
 }
 

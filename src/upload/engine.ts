@@ -14,17 +14,22 @@
  *    into the mount: the version opened, or none) goes up beside it as a conflict copy.
  *  - The scheduler asks the journal for the next few due jobs only (never lists the whole queue), and a
  *    journal error in it is logged and retried at the next tick: it never escapes the event loop.
- *  - Failures are retried with growing delays (shown as failed meanwhile); `retryNow()` makes them due.
+ *  - Transient failures are retried with growing delays (shown as failed meanwhile). A permanent one (a
+ *    refusal the same upload meets again: errors.ts isPermanentFailure) is failed and left alone, shown
+ *    as needing attention, until `retryNow()` (`assetfs retry`) or an fsync of the file asks again.
+ *    `retryNow()` makes every failed job due.
  */
 import { createHash } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { StagedUpload, UploadOutcome, UploadPort } from '../core/types.js';
 import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import type { Journal, NewJob } from './journal.js';
-import { SessionLostError } from './errors.js';
+import { SessionLostError, isPermanentFailure } from './errors.js';
 import { conflictName, joinRemote, splitRemote } from './conflict.js';
+import { NotRegularFileError, openForUpload } from './local-file.js';
+import { sameContent } from './adopt.js';
 import type { ConfirmedPart, Job, UploadTarget, Uploader } from './types.js';
 import type { SourceMeter } from '../metrics/metrics.js';
 
@@ -178,6 +183,13 @@ export class UploadEngine {
     return n;
   }
 
+  /** `assetfs retry PATH`: only the failed job of that file (journal.ts retryOne) is due now. */
+  retryOne(target: Parameters<Journal['retryOne']>[0]): number {
+    const n = this.o.journal.retryOne(target);
+    if (n) this.tick();
+    return n;
+  }
+
   progress(): JobProgress[] {
     const now = Date.now();
     return [...this.running.entries()].map(([id, r]) => {
@@ -237,6 +249,12 @@ export class UploadEngine {
     if (e instanceof SessionLostError) this.o.journal.setUploadId(job.id, null); // the next attempt begins anew
     this.o.meterFor?.(job.source)?.uploadFailed();
     const msg = redactText(e instanceof Error ? e.message : String(e));
+    if (isPermanentFailure(e)) {
+      this.o.journal.refused(job.id, msg);
+      this.o.log.warn({ job: job.id, path: job.remotePath, attempt: current.attempts + 1, err: msg }, 'upload refused: not retried until `assetfs retry`');
+      this.notify(job.id, new Error(msg));
+      return;
+    }
     const base = this.o.retryBaseMs ?? 1_000;
     const delay = Math.min(this.o.retryMaxMs ?? 300_000, base * 2 ** Math.min(current.attempts, 20)) * (0.75 + Math.random() * 0.5);
     this.o.journal.failed(job.id, msg, Math.round(delay));
@@ -269,17 +287,14 @@ export class UploadEngine {
     journal.setState(initial.id, 'uploading');
     let job = journal.get(initial.id)!;
 
-    const st = await stat(job.localPath).catch(() => undefined);
-    if (!st) {
-      journal.setState(job.id, 'cancelled', 'the local file is gone');
-      throw new Error('the local file is gone');
-    }
+    const st = await this.localStat(job);
     if (st.size !== job.size || Math.trunc(st.mtimeMs) !== Math.trunc(job.mtimeMs)) {
       if (job.uploadId) await up.abort(this.target(job), job.uploadId).catch(() => undefined);
       journal.restart(job.id, st.size, st.mtimeMs, up.partSize(st.size));
       job = journal.get(job.id)!;
     }
 
+    if (!job.uploadId && (await this.adopted(job, up, signal))) return;
     if (!job.uploadId) job = await this.resolveConflict(job, up, signal);
     const target = this.target(job);
     let parts: ConfirmedPart[] = journal.parts(job.id);
@@ -323,6 +338,30 @@ export class UploadEngine {
     for (const f of list) (outcome instanceof Error ? f.reject(outcome) : f.resolve(outcome));
   }
 
+  /**
+   * A watched file the journal has no record of (baseVersion null: a journal set aside, a first sync
+   * of a folder uploaded before) whose remote copy already has its bytes (adopt.ts) is recorded as
+   * synced to that version, and nothing is uploaded. True when it was.
+   */
+  private async adopted(job: Job, up: Uploader, signal: AbortSignal): Promise<boolean> {
+    if (job.producer !== 'sync' || job.baseVersion !== null || !up.remoteContent) return false;
+    const remote = await up.remoteContent(this.target(job), signal);
+    if (!remote || !(await sameContent(job.localPath, job.size, remote, up.partSize(job.size), true))) return false;
+    const { fh } = await this.openLocal(job);
+    const hash = createHash('sha256');
+    try {
+      for await (const c of fh.createReadStream({ autoClose: false })) hash.update(c as Buffer);
+    } finally {
+      await fh.close();
+    }
+    this.o.journal.finish(job.id, hash.digest('hex'), remote.version);
+    this.o.log.info({ job: job.id, path: job.remotePath, version: remote.version }, 'the remote copy already has these bytes: adopted, nothing uploaded');
+    const finished = this.o.journal.get(job.id)!;
+    for (const fn of this.doneListeners) fn(finished);
+    this.settle(job.id, { remotePath: finished.remotePath, version: remote.version, conflictOf: null });
+    return true;
+  }
+
   private async resolveConflict(job: Job, up: Uploader, signal: AbortSignal): Promise<Job> {
     const remote = await up.remoteVersion(this.target(job), signal);
     if (remote === undefined || remote === job.baseVersion) return job;
@@ -345,7 +384,7 @@ export class UploadEngine {
     const pool: Buffer[] = [];
     let firstError: unknown;
     const meter = this.o.meterFor?.(job.source);
-    const fh = await open(job.localPath, 'r');
+    const { fh } = await this.openLocal(job);
     try {
       for (let n = 1; n <= count; n++) {
         if (firstError) break;
@@ -390,6 +429,31 @@ export class UploadEngine {
       await fh.close();
     }
     return hash.digest('hex');
+  }
+
+  /**
+   * The queued file, opened without following a symlink (local-file.ts). A file that is gone, or is no
+   * longer a regular file at its path, cancels the job: nothing else is read in its place.
+   */
+  private async openLocal(job: Job): Promise<Awaited<ReturnType<typeof openForUpload>>> {
+    try {
+      return await openForUpload(job.localPath, { exactPath: job.producer === 'sync' });
+    } catch (e) {
+      const gone = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      if (!gone && !(e instanceof NotRegularFileError)) throw e;
+      const why = gone ? 'the local file is gone' : (e as Error).message;
+      this.o.journal.setState(job.id, 'cancelled', why);
+      if (!gone) this.o.log.warn({ job: job.id, path: job.localPath }, why);
+      this.notify(job.id, new Error(why));
+      this.settle(job.id, new Error(why));
+      throw new Error(why);
+    }
+  }
+
+  private async localStat(job: Job): Promise<Stats> {
+    const { fh, st } = await this.openLocal(job);
+    await fh.close();
+    return st;
   }
 
   private target(job: Job): UploadTarget {

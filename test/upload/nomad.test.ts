@@ -13,7 +13,7 @@ import { NomadProvider } from '../../src/providers/nomad/index.js';
 import { startNomadEmulator, type NomadEmulator } from '@assetfs/lab/emulators/nomad/index.js';
 import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { Journal } from '../../src/upload/journal.js';
+import { Journal, NOT_RETRIED } from '../../src/upload/journal.js';
 
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { RemoteEntry } from '../../src/core/types.js';
@@ -147,13 +147,15 @@ describe('upload engine → nomad', () => {
     journal.close();
   });
 
-  it('an upload the platform rejects reaches waitFor with the platform message', async () => {
+  it('an upload the platform rejects reaches waitFor with the platform message, and is not retried until assetfs retry', async () => {
     const f = await local('afolder', Buffer.from('not a folder'));
     const journal = new Journal(join(dir, 'e.db'));
     const e = engine(journal, p.uploader({ partSize: PART }));
     e.start();
     const j = e.enqueue({ ...job(f, 'media/in/afolder'), producer: 'mount' });
     await expect(e.waitFor(j.id)).rejects.toThrow(/HTTP 400: An asset named "afolder" already exists here and is a folder/);
+    // A 400 is the platform's answer to this name: a refusal for good, not a fault of the moment.
+    expect(journal.get(j.id)).toMatchObject({ state: 'failed', attempts: 1, nextAttemptAt: NOT_RETRIED });
     await e.stop();
     expect(emu.find('media/in/afolder')!.type).toBe('Folder');
     journal.close();
@@ -244,6 +246,34 @@ describe('nomad folder hooks, seen through the provider', () => {
     await u.rename!(T('media/in/x/src.txt'), T('media/in/x/dst.txt'));
     expect(await names('media/in/x')).toEqual(['dst.txt']);
     expect((await stored('media/in/x/dst.txt'))!.toString()).toBe('source');
+  });
+
+  it('a folder named "AC/DC" and the nested folders AC then DC are told apart (the folder cache keys by segments)', async () => {
+    const inId = emu.ensurePath('media/in');
+    const slashed = emu.createFolder(inId, 'AC/DC');
+    await emu.putFile(slashed, 'a.txt', Buffer.from('in the folder named AC/DC'));
+    await emu.putPath('media/in/AC/DC/a.txt', Buffer.from('in DC inside AC'));
+    const u = p.uploader({ partSize: PART });
+    const one = { source: 'nm', path: ['media', 'in', 'AC/DC', 'a.txt'] };
+    const nested = { source: 'nm', path: ['media', 'in', 'AC', 'DC', 'a.txt'] };
+    // Each is resolved after the other has been cached, in both orders.
+    const v1 = await u.remoteVersion(one);
+    const v2 = await u.remoteVersion(nested);
+    expect(v1).toBeDefined();
+    expect(v2).not.toBe(v1);
+    expect(await p.uploader({ partSize: PART }).remoteVersion(nested)).toBe(v2);
+    expect(await u.remoteVersion(one)).toBe(v1);
+    // An upload into the nested folders after the slashed one was cached lands in DC inside AC.
+    const f = await local('acdc.txt', Buffer.from('uploaded into AC, then DC'));
+    const journal = new Journal(join(dir, 'acdc.db'));
+    const e = engine(journal, u);
+    e.start();
+    const j = e.enqueue(job(f, 'media/in/AC/DC/b.txt'));
+    await e.waitFor(j.id);
+    await e.stop();
+    journal.close();
+    expect((await stored('media/in/AC/DC/b.txt'))?.toString()).toBe('uploaded into AC, then DC');
+    expect(emu.catalog.child(slashed, 'b.txt')).toBeUndefined();
   });
 
   it('remove deletes a file and its stored bytes; rmdir deletes only empty folders', async () => {

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { ContainerClient } from '@azure/storage-blob';
 import { normalizeEtag } from '../../core/etag.js';
 import { NotFoundError } from '../../core/errors.js';
-import type { ConfirmedPart, CompletedUpload, UploadTarget, Uploader } from '../../upload/types.js';
+import type { ConfirmedPart, CompletedUpload, RemoteContent, UploadTarget, Uploader } from '../../upload/types.js';
 import { SessionLostError } from '../../upload/errors.js';
 import { mapStorageError } from '../errors.js';
 import { contentTypeOf } from '../../util/content-type.js';
@@ -91,6 +91,17 @@ export class AzureBlockUploader implements Uploader {
     await this.blob(t).deleteIfExists({ abortSignal: signal }).catch((e: unknown) => {
       throw mapStorageError(e, `delete ${t.path.join('/')}`);
     });
+  }
+
+  async remoteContent(t: UploadTarget, signal?: AbortSignal): Promise<RemoteContent | undefined> {
+    try {
+      const p = await this.blob(t).getProperties({ abortSignal: signal });
+      return { version: normalizeEtag(p.etag), size: p.contentLength ?? -1, ...(p.contentMD5 ? { md5: Buffer.from(p.contentMD5).toString('hex') } : {}) };
+    } catch (e) {
+      const m = mapStorageError(e, `stat ${t.path.join('/')}`);
+      if (m instanceof NotFoundError) return undefined;
+      throw m;
+    }
   }
 
   async remoteVersion(t: UploadTarget, signal?: AbortSignal): Promise<string | undefined> {

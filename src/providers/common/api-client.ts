@@ -148,7 +148,7 @@ export class ApiClient {
     if (useAuth && this.refused(r)) {
       this.o.auth!.invalidate();
       r = await this.once(req, true);
-      if (this.refused(r)) throw new AuthError(`${this.o.what}: login refused: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${redactUrl(req.path)})`);
+      if (this.refused(r)) throw new AuthError(`${this.o.what}: login refused: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${redactUrl(req.path)})`, { status: r.status });
     }
     if ((r.status >= 200 && r.status < 300) || req.accept === 'any' || req.accept?.includes(r.status)) return r;
     if (req.login && r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) {
@@ -172,12 +172,12 @@ export class ApiClient {
       return new FsError('EIO', `${this.what(req)}: HTTP ${r.status} redirect${to ? ` to ${redactUrl(to)}` : ''} not followed: the configured URL is used as it is (correct it if the service moved)`);
     }
     const msg = `${this.what(req)}: HTTP ${r.status}: ${errorMessage(r.text)}`;
-    if (r.status === 404 || r.status === 410) return new NotFoundError(msg);
-    if (r.status === 401 || r.status === 403) return new AuthError(msg);
+    if (r.status === 404 || r.status === 410) return new NotFoundError(msg, { status: r.status });
+    if (r.status === 401 || r.status === 403) return new AuthError(msg, { status: r.status });
     if (r.status === 408 || r.status === 429 || r.status >= 500) {
       return new TransientError(msg, { status: r.status, retryAfterMs: parseRetryAfter(header(r.headers, 'retry-after')) });
     }
-    return new FsError('EIO', msg);
+    return new FsError('EIO', msg, { status: r.status });
   }
 
   private async once(req: ApiRequest, useAuth: boolean): Promise<ApiResponse> {

@@ -56,7 +56,10 @@ interface KnownPart {
 }
 
 export class NomadUploader implements Uploader {
-  /** '/'-joined remote dir path → folder ref (positive answers only). */
+  /**
+   * Remote dir path → folder ref (positive answers only), keyed by the path's segments as JSON: a
+   * folder named `AC/DC` and the folders `AC` then `DC` are different paths ('/'-joining merged them).
+   */
   private readonly dirs = new Map<string, string>();
   /** Upload id → part number → where it goes (fresh from start or the upload query). */
   private readonly sessions = new Map<string, { assetId?: string; parts: Map<number, KnownPart> }>();
@@ -88,7 +91,7 @@ export class NomadUploader implements Uploader {
   private async dirRef(path: readonly string[], signal?: AbortSignal): Promise<Ref | undefined> {
     let ref: Ref = '';
     for (let i = 0; i < path.length; i++) {
-      const key = path.slice(0, i + 1).join('/');
+      const key = JSON.stringify(path.slice(0, i + 1));
       const hit = this.dirs.get(key);
       if (hit !== undefined) {
         ref = hit;
@@ -300,7 +303,7 @@ export class NomadUploader implements Uploader {
     if (!name) throw new FsError('EINVAL', 'nomad: cannot rename onto the source root');
     const src = await this.entry(from.path, signal);
     if (!src) throw new NotFoundError(`nomad: ${from.path.join('/')} not found`);
-    if (from.path.join('/') === to.path.join('/')) return;
+    if (JSON.stringify(from.path) === JSON.stringify(to.path)) return;
     if (from.path.length === 1 && !this.o.rootFolderId) this.noRoot(`cannot rename the bucket ${src.name}`);
     const fromParent = await this.dirRef(from.path.slice(0, -1), signal);
     const toParent = await this.dirRef(to.path.slice(0, -1), signal);

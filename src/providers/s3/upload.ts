@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { normalizeEtag } from '../../core/etag.js';
 import { NotFoundError } from '../../core/errors.js';
-import type { ConfirmedPart, CompletedUpload, UploadTarget, Uploader } from '../../upload/types.js';
+import type { ConfirmedPart, CompletedUpload, RemoteContent, UploadTarget, Uploader } from '../../upload/types.js';
 import { SessionLostError } from '../../upload/errors.js';
 import { mapStorageError } from '../errors.js';
 import { contentTypeOf } from '../../util/content-type.js';
@@ -109,6 +109,17 @@ export class S3Uploader implements Uploader {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(t) }), { abortSignal: signal }).catch((e: unknown) => {
       throw mapStorageError(e, `delete ${this.key(t)}`);
     });
+  }
+
+  async remoteContent(t: UploadTarget, signal?: AbortSignal): Promise<RemoteContent | undefined> {
+    try {
+      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(t) }), { abortSignal: signal });
+      return { version: normalizeEtag(h.ETag), size: h.ContentLength ?? -1, s3Etag: normalizeEtag(h.ETag) };
+    } catch (e) {
+      const m = mapStorageError(e, `stat ${this.key(t)}`);
+      if (m instanceof NotFoundError) return undefined;
+      throw m;
+    }
   }
 
   async remoteVersion(t: UploadTarget, signal?: AbortSignal): Promise<string | undefined> {
