@@ -343,7 +343,8 @@ export class AssetVfs implements Vfs {
   }
 
   private async readStaged(fh: number, into: Buffer, length: number, position: number): Promise<number> {
-    return this.w.read(this.stagedHandle(fh), into, length, position);
+    const h = this.stagedHandle(fh); // an unknown handle is EBADF, on a read-only mount too
+    return this.w.read(h, into, length, position);
   }
 
   async release(fh: number): Promise<void> {
