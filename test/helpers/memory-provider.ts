@@ -48,6 +48,13 @@ export class MemoryProvider implements Provider {
     return ref;
   }
 
+  /** The entry of a ref, as list() and stat() give it. */
+  entry(ref: Ref): RemoteEntry {
+    const n = this.nodes.get(ref);
+    if (!n) throw new NotFoundError(`no entry ${ref}`);
+    return n.entry;
+  }
+
   bytesOf(ref: Ref): Buffer {
     const b = this.nodes.get(ref)?.bytes;
     if (!b) throw new NotFoundError(`no file ${ref}`);
