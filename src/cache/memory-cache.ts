@@ -29,7 +29,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
-import { blockKey } from '../core/blocks.js';
+import { blockKey, objectKey } from '../core/blocks.js';
 import { MAX_ALIGNED_BYTES, alignedBuffer } from '../util/aligned.js';
 
 const ARENA_BYTES = Math.min(2 ** 30, MAX_ALIGNED_BYTES);
@@ -55,7 +55,6 @@ export interface MemoryCacheOptions {
   streamedKeepBytes?: number;
 }
 
-const objectKey = (source: string, ref: Ref) => `${source}\0${ref}`;
 
 interface Slot {
   /** Undefined while only reserved. */

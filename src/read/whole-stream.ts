@@ -13,7 +13,7 @@
  *    caller's retry (re-locate on ExpiredError, pacer on TransientError) starts a fresh one.
  */
 import type { BlockCache, Expectation, ObjectVersion, SignedLocator, Transport } from '../core/types.js';
-import { blockCount, blockRange } from '../core/blocks.js';
+import { blockCount, blockRange, versionKey } from '../core/blocks.js';
 
 interface Waiter {
   resolve(b: Buffer): void;
@@ -39,7 +39,6 @@ export interface WholeStreamOptions {
   onBytes?(n: number): void;
 }
 
-const keyOf = (obj: ObjectVersion) => `${obj.source}\0${obj.ref}\0${obj.version}`;
 
 export class WholeObjectStreams {
   private readonly downloads = new Map<string, Download>();
@@ -51,7 +50,7 @@ export class WholeObjectStreams {
     const size = this.o.cache.blockSize;
     const { start, end } = blockRange(index, size, obj.size);
     for (;;) {
-      const running = this.downloads.get(keyOf(obj));
+      const running = this.downloads.get(versionKey(obj));
       if (running && index >= running.next) {
         return new Promise<Buffer>((resolve, reject) => {
           const list = running.waiters.get(index) ?? [];
@@ -61,7 +60,7 @@ export class WholeObjectStreams {
       }
       const cached = await this.o.cache.get(obj, index);
       if (cached && cached.length === end - start) return cached;
-      const now = this.downloads.get(keyOf(obj));
+      const now = this.downloads.get(versionKey(obj));
       if (now) {
         if (index >= now.next) continue; // it started meanwhile and has not reached us yet: join it
         await now.done.catch(() => undefined);
@@ -76,7 +75,7 @@ export class WholeObjectStreams {
   }
 
   private start(obj: ObjectVersion, loc: SignedLocator): void {
-    const key = keyOf(obj);
+    const key = versionKey(obj);
     const size = this.o.cache.blockSize;
     const count = blockCount(obj.size, size);
     let current: Buffer | undefined;
