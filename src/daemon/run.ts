@@ -133,7 +133,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
   });
   async function close() {
     await vfs.close();
-    await cache.flushed();
+    await cache.settled();
     await disk.close();
     await Promise.allSettled([...providers.values()].map((p) => p.close()));
     await transport.close();

@@ -179,7 +179,7 @@ export class NetworkBlockSource implements BlockSource {
     const lookups = wanted.map(({ index }) => this.o.cache.get(obj, index).catch(() => undefined));
     const maxBlocks = Math.max(1, Math.floor(this.partSize / this.blockSize));
     let run: Array<{ index: number; pending: Pending }> = [];
-    const flush = () => {
+    const fetchCollected = () => {
       if (run.length > 0) void this.fetchRun(obj, run);
       run = [];
     };
@@ -192,10 +192,10 @@ export class NetworkBlockSource implements BlockSource {
         continue;
       }
       const previous = run[run.length - 1];
-      if (previous && (previous.index !== item.index - 1 || run.length >= maxBlocks)) flush();
+      if (previous && (previous.index !== item.index - 1 || run.length >= maxBlocks)) fetchCollected();
       run.push(item);
     }
-    flush();
+    fetchCollected();
   }
 
   private startDemandFetch(obj: ObjectVersion, index: number): Pending {

@@ -242,7 +242,7 @@ export class Staging {
   }
 
   /** fsync: queue now and wait (at most `timeoutMs`) for the upload; its failure is the fsync's error. */
-  async flushUpload(f: StagedFile, timeoutMs: number): Promise<void> {
+  async uploadNow(f: StagedFile, timeoutMs: number): Promise<void> {
     const id = await this.queue(f);
     if (id !== undefined) await this.o.port.wait(id, timeoutMs);
   }

@@ -263,7 +263,7 @@ export class WriteOps {
       throw this.failed(h.f, e, 'fsync');
     }
     try {
-      await this.staging.flushUpload(h.f, Math.max(0, deadline - Date.now()));
+      await this.staging.uploadNow(h.f, Math.max(0, deadline - Date.now()));
     } catch (e) {
       throw new FsError('EIO', `${h.f.path}: upload not confirmed: ${(e as Error).message}`, { cause: e });
     }
