@@ -75,11 +75,11 @@ export class DiskBlockCache implements BlockCache {
   /** Keys whose put() is writing: a second put of one waits for nothing and writes nothing. */
   private readonly writingKeys = new Set<string>();
 
-  constructor(private readonly o: DiskCacheOptions) {
-    this.blockSize = o.blockSize;
-    this.slab = new Slab(join(o.dir, 'blocks.slab'), o.blockSize);
+  constructor(private readonly opts: DiskCacheOptions) {
+    this.blockSize = opts.blockSize;
+    this.slab = new Slab(join(opts.dir, 'blocks.slab'), opts.blockSize);
     this.index = new LRUCache<string, IndexEntry>({
-      maxSize: Math.max(1, o.maxBytes),
+      maxSize: Math.max(1, opts.maxBytes),
       sizeCalculation: (e) => Math.max(1, e.len),
       dispose: (e, key, reason) => {
         this.unindex(e, key);
@@ -129,7 +129,7 @@ export class DiskBlockCache implements BlockCache {
 
   private fileFor(key: string): string {
     const h = createHash('sha256').update(key).digest('hex');
-    return join(this.o.dir, h.slice(0, 2), `${h}.blk`);
+    return join(this.opts.dir, h.slice(0, 2), `${h}.blk`);
   }
 
   /** Create the directory and index the blocks a previous run left. Call once before use. */
@@ -139,9 +139,9 @@ export class DiskBlockCache implements BlockCache {
   }
 
   private async scan(): Promise<void> {
-    await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+    await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
     const found: Array<{ key: string; e: IndexEntry; mtime: number }> = [];
-    for (const { file, header: h, dataOffset, mtime } of await scanBlockFiles(this.o.dir)) {
+    for (const { file, header: h, dataOffset, mtime } of await scanBlockFiles(this.opts.dir)) {
       found.push({ key: blockKey(h, h.index), e: { file, len: h.len, dataOffset, source: h.source, ref: h.ref }, mtime });
     }
     for (const { slot, header: h } of await this.slab.scan()) {
@@ -225,7 +225,7 @@ export class DiskBlockCache implements BlockCache {
   async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
     const key = blockKey(obj, index);
     if (this.index.has(key) || this.pinned.has(key) || this.writingKeys.has(key)) return;
-    if (data.length > this.o.maxBytes && !this.pinnedObjects.has(objectKey(obj.source, obj.ref))) return;
+    if (data.length > this.opts.maxBytes && !this.pinnedObjects.has(objectKey(obj.source, obj.ref))) return;
     const header: Header = { source: obj.source, ref: obj.ref, version: obj.version, index, len: data.length, crc: 0 };
     if (!headerFits(header)) return; // a name too long for a block file's header: not cached on disk
     header.crc = blockCrc32(data);
@@ -282,7 +282,7 @@ export class DiskBlockCache implements BlockCache {
    * even that frees none (its slot is being read): the block is then not cached.
    */
   private takeSlot(): number | undefined {
-    const maxSlots = Math.ceil(this.o.maxBytes / this.blockSize) + this.pinned.size;
+    const maxSlots = Math.ceil(this.opts.maxBytes / this.blockSize) + this.pinned.size;
     const slot = this.slab.take(maxSlots);
     if (slot !== undefined) return slot;
     this.evictBytes(this.blockSize);
@@ -365,7 +365,7 @@ export class DiskBlockCache implements BlockCache {
 
   stats(): CacheStats & { corrupt: number; blocks: number; pinnedBytes: number; pinnedBlocks: number; slabSlots: number; directIo: boolean; checksum: string } {
     return {
-      bytes: this.index.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, blocks: this.index.size,
+      bytes: this.index.calculatedSize, limit: this.opts.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, blocks: this.index.size,
       pinnedBytes: this.pinnedBytes, pinnedBlocks: this.pinned.size, slabSlots: this.slab.slots, directIo: this.direct, checksum: crc32Implementation,
     };
   }
@@ -382,8 +382,8 @@ export class DiskBlockCache implements BlockCache {
     this.pinned.clear();
     this.pinnedBytes = 0;
     await this.slab.reset();
-    await rm(this.o.dir, { recursive: true, force: true });
-    await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+    await rm(this.opts.dir, { recursive: true, force: true });
+    await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
     await this.slab.scan();
   }
 }

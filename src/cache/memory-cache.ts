@@ -90,12 +90,12 @@ export class MemoryBlockCache implements BlockCache {
   /** Keys that left as demoted, oldest first; bounded by the blocks the tier holds. */
   private readonly ghosts = new Set<string>();
 
-  constructor(private readonly o: MemoryCacheOptions) {
-    if (!(o.blockSize > 0)) throw new Error('blockSize must be positive');
-    this.blockSize = o.blockSize;
-    this.streamedKeepBytes = o.streamedKeepBytes ?? Math.min(16 * 1024 * 1024, Math.floor(o.maxBytes / 8));
+  constructor(private readonly opts: MemoryCacheOptions) {
+    if (!(opts.blockSize > 0)) throw new Error('blockSize must be positive');
+    this.blockSize = opts.blockSize;
+    this.streamedKeepBytes = opts.streamedKeepBytes ?? Math.min(16 * 1024 * 1024, Math.floor(opts.maxBytes / 8));
     this.lru = new LRUCache<string, Slot>({
-      maxSize: Math.max(1, o.maxBytes),
+      maxSize: Math.max(1, opts.maxBytes),
       sizeCalculation: (slot) => Math.max(1, slot.size),
       // 'set' replaces the value under the same key: the key stays cached, so it stays indexed.
       dispose: (slot, key, reason) => {
@@ -138,7 +138,7 @@ export class MemoryBlockCache implements BlockCache {
       this.lru.delete(oldest); // its dispose forgets it here and recycles its buffer
       this.forgetStreamed(oldest);
       this.ghosts.add(oldest);
-      if (this.ghosts.size > this.o.maxBytes / this.blockSize) this.ghosts.delete(this.ghosts.values().next().value as string);
+      if (this.ghosts.size > this.opts.maxBytes / this.blockSize) this.ghosts.delete(this.ghosts.values().next().value as string);
     }
   }
 
@@ -168,7 +168,7 @@ export class MemoryBlockCache implements BlockCache {
    * space, buffers are allocated one by one.
    */
   private carve(): Buffer {
-    const slots = Math.floor(this.o.maxBytes / this.blockSize);
+    const slots = Math.floor(this.opts.maxBytes / this.blockSize);
     if (this.carved >= slots) return Buffer.allocUnsafeSlow(this.blockSize);
     if (!this.arena || this.arenaAt + this.blockSize > this.arena.length) {
       const bytes = Math.min(slots - this.carved, Math.max(1, Math.floor(ARENA_BYTES / this.blockSize))) * this.blockSize;
@@ -201,7 +201,7 @@ export class MemoryBlockCache implements BlockCache {
 
   private recycle(buf: Buffer): void {
     if (this.holds.has(buf)) return void this.freeOnRelease.add(buf);
-    if (buf.length === this.blockSize && this.free.length < this.o.maxBytes / this.blockSize) this.free.push(buf);
+    if (buf.length === this.blockSize && this.free.length < this.opts.maxBytes / this.blockSize) this.free.push(buf);
   }
 
   /** put() of `data`, a view of `owned` (from takeBuffer): the cache recycles `owned` when the block leaves. */
@@ -212,7 +212,7 @@ export class MemoryBlockCache implements BlockCache {
   /** Hold `bytes` for a block about to be fetched; put() fills it, unreserve() gives it back. */
   reserve(obj: ObjectVersion, index: number, bytes: number): void {
     if (this.lru.peek(blockKey(obj, index))) return;
-    if (this.reservedBytes + bytes > this.o.maxBytes / 2) return;
+    if (this.reservedBytes + bytes > this.opts.maxBytes / 2) return;
     this.store(obj, index, undefined, bytes);
     if (this.lru.peek(blockKey(obj, index))) this.reservedBytes += bytes;
   }
@@ -249,7 +249,7 @@ export class MemoryBlockCache implements BlockCache {
   }
 
   stats(): CacheStats & { blocks: number } {
-    return { bytes: this.lru.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, blocks: this.lru.size };
+    return { bytes: this.lru.calculatedSize, limit: this.opts.maxBytes, hits: this.hits, misses: this.misses, blocks: this.lru.size };
   }
 
   private unindex(object: string, key: string): void {

@@ -43,11 +43,11 @@ export interface WholeStreamOptions {
 export class WholeObjectStreams {
   private readonly downloads = new Map<string, Download>();
 
-  constructor(private readonly o: WholeStreamOptions) {}
+  constructor(private readonly opts: WholeStreamOptions) {}
 
   /** Block `index` of `obj`, from the cache or from the (running or a new) whole-body download. */
   async block(obj: ObjectVersion, loc: SignedLocator, index: number): Promise<Buffer> {
-    const size = this.o.cache.blockSize;
+    const size = this.opts.cache.blockSize;
     const { start, end } = blockRange(index, size, obj.size);
     for (;;) {
       const running = this.downloads.get(versionKey(obj));
@@ -58,7 +58,7 @@ export class WholeObjectStreams {
           running.waiters.set(index, list);
         });
       }
-      const cached = await this.o.cache.get(obj, index);
+      const cached = await this.opts.cache.get(obj, index);
       if (cached && cached.length === end - start) return cached;
       const now = this.downloads.get(versionKey(obj));
       if (now) {
@@ -76,7 +76,7 @@ export class WholeObjectStreams {
 
   private start(obj: ObjectVersion, loc: SignedLocator): void {
     const key = versionKey(obj);
-    const size = this.o.cache.blockSize;
+    const size = this.opts.cache.blockSize;
     const count = blockCount(obj.size, size);
     let current: Buffer | undefined;
     let filled = 0;
@@ -87,10 +87,10 @@ export class WholeObjectStreams {
       const waiters = dl.waiters.get(index);
       dl.waiters.delete(index);
       for (const w of waiters ?? []) w.resolve(block);
-      if (!this.o.claimed(obj, index)) this.o.cache.put(obj, index, block).catch(() => undefined);
+      if (!this.opts.claimed(obj, index)) this.opts.cache.put(obj, index, block).catch(() => undefined);
     };
     const onChunk = (chunk: Buffer) => {
-      this.o.onBytes?.(chunk.length);
+      this.opts.onBytes?.(chunk.length);
       let at = 0;
       while (at < chunk.length) {
         if (!current) {
@@ -109,8 +109,8 @@ export class WholeObjectStreams {
         }
       }
     };
-    this.o.onRequest?.();
-    done = this.o.transport.streamWhole(loc, this.o.expect?.(obj) ?? obj, onChunk).then(
+    this.opts.onRequest?.();
+    done = this.opts.transport.streamWhole(loc, this.opts.expect?.(obj) ?? obj, onChunk).then(
       () => {
         if (dl.next !== count) throw new Error(`whole download of ${obj.ref} ended at block ${dl.next} of ${count}`);
       },

@@ -77,9 +77,9 @@ export class UploadEngine {
   private started = false;
   private stopped = false;
 
-  constructor(private readonly o: UploadEngineOptions) {
-    this.partLimit = pLimit(o.maxParts ?? 8);
-    if (o.onDone) this.doneListeners.push(o.onDone);
+  constructor(private readonly opts: UploadEngineOptions) {
+    this.partLimit = pLimit(opts.maxParts ?? 8);
+    if (opts.onDone) this.doneListeners.push(opts.onDone);
   }
 
   /** `fn` is called after each job that finished (the VFS forgets the target folder's listing). */
@@ -99,7 +99,7 @@ export class UploadEngine {
 
   /** Resume what a previous run left (jobs that were uploading are due again) and start scheduling. */
   start(): void {
-    for (const j of this.o.journal.list(['uploading'])) this.o.journal.setState(j.id, 'queued');
+    for (const j of this.opts.journal.list(['uploading'])) this.opts.journal.setState(j.id, 'queued');
     this.started = true;
     this.timer = setInterval(() => this.tick(), 500);
     this.timer.unref();
@@ -108,27 +108,27 @@ export class UploadEngine {
 
   /** Queue a file (replacing any unfinished job for the same target) and start it when a slot is free. */
   enqueue(j: Omit<NewJob, 'partSize'> & { partSize?: number }): Job {
-    const up = this.o.uploaderFor(j.source);
+    const up = this.opts.uploaderFor(j.source);
     const partSize = j.partSize ?? up?.partSize(j.size) ?? 8 * 1024 * 1024;
-    const { job, replaced } = this.o.journal.enqueue({ ...j, partSize });
+    const { job, replaced } = this.opts.journal.enqueue({ ...j, partSize });
     if (replaced) {
       this.cancelRunning(replaced);
       this.settle(replaced.id, new Error('replaced by a newer version of the file'));
     }
-    this.o.log.info({ job: job.id, source: job.source, path: job.remotePath, size: job.size }, 'upload queued');
+    this.opts.log.info({ job: job.id, source: job.source, path: job.remotePath, size: job.size }, 'upload queued');
     queueMicrotask(() => this.tick());
     return job;
   }
 
   /** Resolves when the job is done; rejects with its error when an attempt fails (fsync semantics). */
   waitFor(id: number): Promise<void> {
-    const j = this.o.journal.get(id);
+    const j = this.opts.journal.get(id);
     if (!j) return Promise.reject(new Error(`no upload job ${id}`));
     if (j.state === 'done') return Promise.resolve();
     if (j.state === 'cancelled') return Promise.reject(new Error(j.lastError ?? 'upload cancelled'));
     if (j.state === 'failed' && j.nextAttemptAt > Date.now()) {
       // Try again now rather than let fsync wait out the backoff.
-      this.o.journal.setState(id, 'queued');
+      this.opts.journal.setState(id, 'queued');
       queueMicrotask(() => this.tick());
     }
     return new Promise((resolve, reject) => {
@@ -149,7 +149,7 @@ export class UploadEngine {
 
   /** Resolves once job `id` is done (after any number of attempts); rejects when it is cancelled or unknown. */
   done(id: number): Promise<UploadOutcome> {
-    const j = this.o.journal.get(id);
+    const j = this.opts.journal.get(id);
     if (!j) return Promise.reject(new Error(`no upload job ${id}`));
     if (j.state === 'done') return Promise.resolve({ remotePath: j.remotePath, version: null, conflictOf: j.conflictOf });
     if (j.state === 'cancelled') return Promise.reject(new Error(j.lastError ?? 'upload cancelled'));
@@ -161,16 +161,16 @@ export class UploadEngine {
   }
 
   cancel(id: number, reason: string): void {
-    const j = this.o.journal.get(id);
+    const j = this.opts.journal.get(id);
     if (!j || j.state === 'done' || j.state === 'cancelled') return;
-    this.o.journal.setState(id, 'cancelled', reason);
+    this.opts.journal.setState(id, 'cancelled', reason);
     this.cancelRunning(j);
     this.notify(id, new Error(reason));
     this.settle(id, new Error(reason));
   }
 
   retryNow(): number {
-    const n = this.o.journal.retryNow();
+    const n = this.opts.journal.retryNow();
     this.tick();
     return n;
   }
@@ -194,11 +194,11 @@ export class UploadEngine {
 
   private tick(): void {
     if (!this.started || this.stopped) return;
-    const free = (this.o.maxFiles ?? 2) - this.running.size;
+    const free = (this.opts.maxFiles ?? 2) - this.running.size;
     if (free <= 0) return;
     let due: Job[];
     try {
-      due = this.o.journal.due(Date.now(), free + this.running.size).filter((j) => !this.running.has(j.id)).slice(0, free);
+      due = this.opts.journal.due(Date.now(), free + this.running.size).filter((j) => !this.running.has(j.id)).slice(0, free);
     } catch {
       return; // logged and shown in status by the journal; the next tick tries again
     }
@@ -215,7 +215,7 @@ export class UploadEngine {
         (e: unknown) => this.onFailure(job, e, abort.signal),
       )
       // A journal error while recording the outcome: logged by the journal; the job is tried again.
-      .catch((e: unknown) => this.o.log.error({ err: e, job: job.id }, 'could not record the outcome of an upload'))
+      .catch((e: unknown) => this.opts.log.error({ err: e, job: job.id }, 'could not record the outcome of an upload'))
       .finally(() => {
         this.running.delete(job.id);
         queueMicrotask(() => this.tick());
@@ -223,20 +223,20 @@ export class UploadEngine {
   }
 
   private onFailure(job: Job, e: unknown, signal: AbortSignal): void {
-    const current = this.o.journal.get(job.id);
+    const current = this.opts.journal.get(job.id);
     if (!current || current.state === 'cancelled') return;
     if (signal.aborted && this.stopped) return; // stays 'uploading': resumed at the next start
     if (e instanceof ChangedError) {
-      this.o.log.info({ job: job.id, path: job.localPath }, 'file changed during upload: restarting once it is stable');
-      this.o.journal.setState(job.id, 'failed', e.message, Date.now() + (this.o.stableMs ?? 2_000));
+      this.opts.log.info({ job: job.id, path: job.localPath }, 'file changed during upload: restarting once it is stable');
+      this.opts.journal.setState(job.id, 'failed', e.message, Date.now() + (this.opts.stableMs ?? 2_000));
       return;
     }
-    if (e instanceof SessionLostError) this.o.journal.setUploadId(job.id, null); // the next attempt begins anew
+    if (e instanceof SessionLostError) this.opts.journal.setUploadId(job.id, null); // the next attempt begins anew
     const msg = redactText(e instanceof Error ? e.message : String(e));
-    const base = this.o.retryBaseMs ?? 1_000;
-    const delay = Math.min(this.o.retryMaxMs ?? 300_000, base * 2 ** Math.min(current.attempts, 20)) * (0.75 + Math.random() * 0.5);
-    this.o.journal.failed(job.id, msg, Math.round(delay));
-    this.o.log.warn({ job: job.id, path: job.remotePath, attempt: current.attempts + 1, retryInMs: Math.round(delay), err: msg }, 'upload failed');
+    const base = this.opts.retryBaseMs ?? 1_000;
+    const delay = Math.min(this.opts.retryMaxMs ?? 300_000, base * 2 ** Math.min(current.attempts, 20)) * (0.75 + Math.random() * 0.5);
+    this.opts.journal.failed(job.id, msg, Math.round(delay));
+    this.opts.log.warn({ job: job.id, path: job.remotePath, attempt: current.attempts + 1, retryInMs: Math.round(delay), err: msg }, 'upload failed');
     this.notify(job.id, new Error(msg));
   }
 
@@ -249,18 +249,18 @@ export class UploadEngine {
   private cancelRunning(j: Job): void {
     const r = this.running.get(j.id);
     if (r) r.abort.abort(new Error('cancelled'));
-    const up = this.o.uploaderFor(j.source);
+    const up = this.opts.uploaderFor(j.source);
     if (j.uploadId && up) {
       up.abort({ source: j.source, path: splitRemote(j.remotePath) }, j.uploadId).catch((e: unknown) =>
-        this.o.log.debug({ err: e, job: j.id }, 'abort of a replaced upload failed'),
+        this.opts.log.debug({ err: e, job: j.id }, 'abort of a replaced upload failed'),
       );
     }
   }
 
   private async run(initial: Job, r: Running): Promise<void> {
-    const { journal, log } = this.o;
+    const { journal, log } = this.opts;
     const signal = r.abort.signal;
-    const up = this.o.uploaderFor(initial.source);
+    const up = this.opts.uploaderFor(initial.source);
     if (!up) throw new Error(`source "${initial.source}" does not take uploads`);
     journal.setState(initial.id, 'uploading');
     let job = journal.get(initial.id)!;
@@ -325,16 +325,16 @@ export class UploadEngine {
     const parts = splitRemote(job.remotePath);
     const renamed = joinRemote([...parts.slice(0, -1), conflictName(parts.at(-1) ?? 'file', undefined, undefined, up.conflictMark)]);
     const why = job.producer === 'sync' ? 'changed since our last upload' : job.baseVersion === null ? 'appeared since the file was created in the mount' : 'changed since the file was opened for writing';
-    this.o.log.warn({ job: job.id, path: job.remotePath, conflictCopy: renamed }, `conflict: the remote file ${why}: ours goes up beside it as ${renamed}`);
-    this.o.journal.retarget(job.id, renamed, job.remotePath);
-    return this.o.journal.get(job.id)!;
+    this.opts.log.warn({ job: job.id, path: job.remotePath, conflictCopy: renamed }, `conflict: the remote file ${why}: ours goes up beside it as ${renamed}`);
+    this.opts.journal.retarget(job.id, renamed, job.remotePath);
+    return this.opts.journal.get(job.id)!;
   }
 
   /** Reads the file in order, hashing all of it and uploading the parts not yet held. Returns the SHA-256. */
   private async sendParts(job: Job, up: Uploader, have: Map<number, ConfirmedPart>, r: Running, signal: AbortSignal): Promise<string> {
     const hash = createHash('sha256');
     const count = Math.max(1, Math.ceil(job.size / job.partSize));
-    const perFile = this.o.partsPerFile ?? 4;
+    const perFile = this.opts.partsPerFile ?? 4;
     const inflight = new Set<Promise<void>>();
     // Part buffers are reused: memory stays at (parts in flight + 1) × partSize per file, without
     // waiting for the garbage collector to notice dropped buffers.
@@ -360,7 +360,7 @@ export class UploadEngine {
         const p: Promise<void> = this.partLimit(async () => {
           signal.throwIfAborted();
           const etag = await up.part(this.target(job), job.uploadId!, n, buf, signal);
-          this.o.journal.recordPart(job.id, { number: n, etag, size: len });
+          this.opts.journal.recordPart(job.id, { number: n, etag, size: len });
           r.bytes += len;
           r.samples.push({ t: Date.now(), bytes: r.bytes });
           if (r.samples.length > 64) r.samples.splice(0, 32);

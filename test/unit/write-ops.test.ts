@@ -103,7 +103,7 @@ function setup(o: { maxBytes?: number; can?: Parameters<typeof recordingUploader
   return { ops, calls };
 }
 
-const stagedBytes = (h: StagedHandle) => readFile(join(dir, 'staging', h.f.id));
+const stagedBytes = (h: StagedHandle) => readFile(join(dir, 'staging', h.file.id));
 const errCode = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code);
 
 async function closeFile(ops: WriteOps, h: StagedHandle) {
