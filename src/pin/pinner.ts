@@ -14,9 +14,9 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import type { BlockSource, ObjectVersion } from '../core/types.js';
-import { blockCount } from '../core/blocks.js';
+import { blockCount, objectKey } from '../core/blocks.js';
 import type { Logger } from '../util/logger.js';
-import type { DiskBlockCache } from './disk-cache.js';
+import type { DiskBlockCache } from '../cache/disk-cache.js';
 
 export interface PinStatus {
   path: string;
@@ -81,8 +81,8 @@ export class Pinner {
     const p = this.pins.get(path);
     if (!p) return false;
     this.pins.delete(path);
-    const stillPinned = new Set([...this.pins.values()].flatMap((q) => q.objects.map((o) => `${o.source}\0${o.ref}`)));
-    for (const o of p.objects) if (!stillPinned.has(`${o.source}\0${o.ref}`)) this.deps.disk.setPinned(o.source, o.ref, false);
+    const stillPinned = new Set([...this.pins.values()].flatMap((q) => q.objects.map((o) => objectKey(o.source, o.ref))));
+    for (const o of p.objects) if (!stillPinned.has(objectKey(o.source, o.ref))) this.deps.disk.setPinned(o.source, o.ref, false);
     await this.save();
     return true;
   }
