@@ -5,6 +5,7 @@
  * may be absent from daemons older than the CLI.
  */
 import type { UploadsStatus } from '../upload/service.js';
+import type { BlockSourceStats } from '../read/block-source.js';
 import type { SourceHealthRecord } from './health.js';
 import type { PinStatus } from '../pin/pinner.js';
 
@@ -28,7 +29,8 @@ export interface StatusDoc {
   uptimeSec: number;
   sources: SourceStatus[];
   cache: { memory: CacheTierStatus; disk?: CacheTierStatus };
-  network?: { requests?: number; bytes?: number };
+  /** The read path's counters (read/block-source.ts): the same counts as assetfs_origin_*{kind="read"}. */
+  network?: BlockSourceStats;
   receive?: { fast: number; fallback: Record<string, number>; resent: number };
   openFiles: number;
   errors: ReadonlyArray<{ time: string; message: string; path?: string }>;

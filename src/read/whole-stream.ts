@@ -34,9 +34,9 @@ export interface WholeStreamOptions {
   claimed(obj: ObjectVersion, index: number): boolean;
   /** What a download of `obj` must match (default: its version and size). */
   expect?(obj: ObjectVersion): Expectation;
-  /** Called per download started and per chunk received (statistics). */
-  onRequest?(): void;
-  onBytes?(n: number): void;
+  /** Called per download started, with its outcome, and per chunk received (statistics). */
+  onRequest?(obj: ObjectVersion, done: Promise<void>): void;
+  onBytes?(n: number, obj: ObjectVersion): void;
 }
 
 
@@ -90,7 +90,7 @@ export class WholeObjectStreams {
       if (!this.opts.claimed(obj, index)) this.opts.cache.put(obj, index, block).catch(() => undefined);
     };
     const onChunk = (chunk: Buffer) => {
-      this.opts.onBytes?.(chunk.length);
+      this.opts.onBytes?.(chunk.length, obj);
       let at = 0;
       while (at < chunk.length) {
         if (!current) {
@@ -109,12 +109,12 @@ export class WholeObjectStreams {
         }
       }
     };
-    this.opts.onRequest?.();
     done = this.opts.transport.streamWhole(loc, this.opts.expect?.(obj) ?? obj, onChunk).then(
       () => {
         if (dl.next !== count) throw new Error(`whole download of ${obj.ref} ended at block ${dl.next} of ${count}`);
       },
     );
+    this.opts.onRequest?.(obj, done);
     done.catch((e: unknown) => {
       for (const list of dl.waiters.values()) for (const w of list) w.reject(e);
       dl.waiters.clear();

@@ -1,7 +1,7 @@
 // Types of fuse-native 2.2.6 as patched for assetfs (PATCHED.md): the handlers with the arguments
 // index.js passes them, including the patched signatures of `open` (patch 4: keepCache), `readdir`
 // (patch 5: by offset, with attributes) and `getxattr`/`listxattr` (patch 8), and the mount options
-// (patch 10: `options`, each its own libfuse argument).
+// (patch 10: `options`, each its own libfuse argument), and patch 9's invalidatePaths.
 
 declare class Fuse {
   constructor(mnt: string, ops: Partial<Fuse.Operations>, opts?: Fuse.FuseOptions);
@@ -10,6 +10,8 @@ declare class Fuse {
   unmount(cb: (err: Error | null) => void): void;
   /** libfuse workers' locals allocated so far (patch 6). */
   readonly workerLocals: number;
+  /** The kernel forgets these paths' attributes and pages; `known`: how many it had (patch 9). */
+  invalidatePaths(paths: readonly string[], cb: (err: Error | null, known: number) => void): void;
   /** Lazy unmount of any mount point with fusermount (patch 7: no shell). */
   static unmount(mnt: string, cb: (err: Error | null) => void): void;
   static readonly EPERM: number;
