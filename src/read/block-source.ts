@@ -11,7 +11,7 @@
  *    `prefetchBudgetBytes`: over budget, prefetch skips blocks rather than wait. Demand reads are never
  *    bounded by it.
  *  - Errors: ExpiredError → the locator is forgotten and re-minted (≤ MAX_REMINTS per fetch);
- *    TransientError → retried by the pacer for up to maxRetryTimeMs, then rethrown; StaleError → never
+ *    TransientError → retried with backoff (util/retry.ts) for up to maxRetryTimeMs, then rethrown; StaleError → never
  *    retried: the object's blocks and locators are dropped and the error rethrown (the VFS re-stats).
  *  - A locator with `rangeable: false` (the server always sends the whole object) costs one whole
  *    download per object version at a time, streamed into blocks (whole-stream.ts).
@@ -27,7 +27,7 @@ import type { BlockCache, BlockSource, ByteRange, Expectation, ObjectVersion, Pr
 import { DownloadEtag } from '../core/etag.js';
 import { DEFAULT_PART_BYTES, blockCount, blockKey, blockRange } from '../core/blocks.js';
 import { ExpiredError, FsError, StaleError, TransientError } from '../core/errors.js';
-import { retry } from '../util/pacer.js';
+import { retry } from '../util/retry.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { abortable, type LocatorCache } from './locator-cache.js';
 import type { SourceMeter } from '../metrics/metrics.js';
@@ -47,7 +47,7 @@ export interface NetworkBlockSourceOptions {
   maxRetryTimeMs: number;
   /** Global cap on prefetched bytes in flight. Default 256 MiB. */
   prefetchBudgetBytes?: number;
-  /** First backoff step of the pacer. Default 100 ms. */
+  /** First backoff step of the retry. Default 100 ms. */
   retryBaseDelayMs?: number;
   log?: Logger;
   /** Counts each GET (assetfs_origin_requests_total{kind="read"}), its first byte and its bytes. */

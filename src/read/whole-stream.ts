@@ -10,7 +10,7 @@
  *  - Memory held here: the block being filled, plus blocks handed to waiters; every other finished block
  *    goes straight to the cache (unless `claimed` says a block-source run will store it itself).
  *  - A failed download rejects every waiter of a block it had not reached, and is forgotten, so the
- *    caller's retry (re-locate on ExpiredError, pacer on TransientError) starts a fresh one.
+ *    caller's retry (re-locate on ExpiredError, backoff on TransientError) starts a fresh one.
  */
 import type { BlockCache, Expectation, ObjectVersion, SignedLocator, Transport } from '../core/types.js';
 import { blockCount, blockRange, versionKey } from '../core/blocks.js';

@@ -25,7 +25,7 @@ import type { ByteRange, Expectation, Progress, SignedLocator, Transport } from 
 import { etagConflict } from '../core/etag.js';
 import { ExpiredError, FsError, NotFoundError, StaleError, TransientError, isAbort } from '../core/errors.js';
 import { redactUrl } from '../util/redact.js';
-import { noteBodyBytes } from '../util/gc-pacer.js';
+import { noteBodyBytes } from '../util/body-gc.js';
 import { DEADLINE_BYTES, DEFAULT_BOUNDS, Deadline } from './bounds.js';
 import { MAX_REDIRECTS, REDIRECT_STATUSES, redirectTarget } from './origins.js';
 import { Segments } from './segments.js';
