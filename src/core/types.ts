@@ -80,7 +80,7 @@ export interface ProviderCaps {
  * src/providers/<type>/index.ts, all in the same shape, all passing test/contract/provider-suite.ts.
  *
  * Errors: NotFoundError when a ref does not exist; AuthError when credentials are refused
- * (after one re-authentication); TransientError for 5xx/429/resets (the caller's pacer retries);
+ * (after one re-authentication); TransientError for 5xx/429/resets (the caller's retry (util/retry.ts) retries);
  * anything else is an FsError with an honest code.
  */
 export interface Provider {

@@ -125,12 +125,12 @@ export function buildProgram(): Command {
           const { started, unmountedOutside } = supervise({ started: startDaemon({ config, log, mountpoint, force: o.force }), mountpoint, notifier, log });
           installCrashPolicy({ log, mountpoint, stop: () => started.then((d) => d.stop()) });
           await runUntilSignal(log, started, async (daemon: Daemon) => daemon.reload(await loadConfig(o.config)), unmountedOutside);
-          await notifier.flushed();
+          await notifier.delivered();
           exitNow(log);
         },
         async (line) => {
           notifier.failed(line);
-          await notifier.flushed();
+          await notifier.delivered();
           if (log) exitNow(log); // a mount that was up and stopped again leaves native handles behind
         },
       );

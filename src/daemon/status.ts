@@ -3,32 +3,10 @@ import { formatBytes } from '../config/units.js';
 import { callControl } from './control.js';
 import cliProgress from 'cli-progress';
 import type { UploadJobStatus, UploadsStatus } from '../upload/service.js';
-import type { BlockSourceStats } from '../read/block-source.js';
-import { isUp, type SourceHealthRecord } from './health.js';
+import { isUp } from './health.js';
+import type { SourceStatus, StatusDoc } from './status-doc.js';
 
-export interface SourceStatus {
-  name: string;
-  type: string;
-  /** Absent from daemons older than source health. */
-  health?: SourceHealthRecord & { fix?: string };
-}
-
-interface StatusDoc {
-  mountpoint: string;
-  pid: number;
-  uptimeSec: number;
-  sources: SourceStatus[];
-  cache: { memory: { bytes: number; limit: number; hits: number; misses: number }; disk?: { bytes: number; limit: number; hits: number; misses: number } };
-  /** The read path's counters (read/block-source.ts): the same counts as assetfs_origin_*{kind="read"}. */
-  network?: BlockSourceStats;
-  receive?: { fast: number; fallback: Record<string, number>; resent: number };
-  openFiles: number;
-  errors: Array<{ time: string; message: string; path?: string }>;
-  uploads?: UploadsStatus;
-  writes?: { files: number; bytes: number; attention: Array<{ path: string; staged: string; reason: string; since: string; size: number }> };
-  pins?: Array<{ path: string; files: number; bytes: number; cachedBytes: number; state: string; error?: string }>;
-  fuse?: { workerLocals: number };
-}
+export type { SourceStatus, StatusDoc };
 
 const BAR = 24;
 

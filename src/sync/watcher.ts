@@ -71,17 +71,17 @@ export class FolderSync {
   private readonly guard: DeleteGuard;
 
   constructor(
-    private readonly e: SyncEntryOptions,
+    private readonly entry: SyncEntryOptions,
     private readonly deps: { engine: UploadEngine; journal: Journal; uploaderFor(source: string): Uploader | undefined; log: Logger },
   ) {
-    const parts = e.remote.split('/').filter(Boolean);
+    const parts = entry.remote.split('/').filter(Boolean);
     this.source = parts[0]!;
     this.base = parts.slice(1);
-    this.root = resolve(e.local);
-    this.ignored = ignoreMatcher(e.ignore);
+    this.root = resolve(entry.local);
+    this.ignored = ignoreMatcher(entry.ignore);
     this.guard = new DeleteGuard({
-      max: e.maxDelete,
-      quietMs: e.stableFor,
+      max: entry.maxDelete,
+      quietMs: entry.stableFor,
       folderExists: () => stat(this.root).then((s) => s.isDirectory(), () => false),
       filesKnown: () => this.files.size,
       removeRemote: (path) => this.removeRemote(path),
@@ -91,7 +91,7 @@ export class FolderSync {
 
   /** Starts watching; resolves after the initial scan has been compared with the journal. */
   async start(): Promise<void> {
-    this.root = await realpath(resolve(this.e.local)).catch(() => resolve(this.e.local));
+    this.root = await realpath(resolve(this.entry.local)).catch(() => resolve(this.entry.local));
     const w = watch(this.root, {
       ignoreInitial: false,
       persistent: true,
@@ -120,7 +120,7 @@ export class FolderSync {
     w.on('error', (err: unknown) => this.deps.log.warn({ err, local: this.root }, 'watcher error'));
     await new Promise<void>((r) => w.once('ready', () => r()));
     this.ready = true;
-    this.deps.log.info({ local: this.root, remote: this.e.remote }, 'watching folder');
+    this.deps.log.info({ local: this.root, remote: this.entry.remote }, 'watching folder');
   }
 
   async stop(): Promise<void> {
@@ -131,7 +131,7 @@ export class FolderSync {
   }
 
   status(): FolderSyncStatus {
-    return { local: this.e.local, remote: this.e.remote, deleteRemote: this.e.deleteRemote, paused: this.guard.paused ?? null };
+    return { local: this.entry.local, remote: this.entry.remote, deleteRemote: this.entry.deleteRemote, paused: this.guard.paused ?? null };
   }
 
   /**
@@ -188,7 +188,7 @@ export class FolderSync {
     clearTimeout(this.timers.get(path));
     void lstat(path).then(
       (first) => {
-        this.timers.set(path, setTimeout(() => void this.settle(path, first.size, first.mtimeMs, initial), this.e.stableFor));
+        this.timers.set(path, setTimeout(() => void this.settle(path, first.size, first.mtimeMs, initial), this.entry.stableFor));
       },
       () => undefined,
     );
@@ -227,7 +227,7 @@ export class FolderSync {
     const pending = this.deps.journal.pendingFor(this.source, this.remotePathOf(path));
     if (pending && pending.localPath === path) this.deps.engine.cancel(pending.id, 'the local file was deleted');
     if (!this.deps.journal.synced(path)) return;
-    if (!this.e.deleteRemote) {
+    if (!this.entry.deleteRemote) {
       this.deps.journal.forgetSynced(path);
       return;
     }

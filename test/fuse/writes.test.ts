@@ -4,6 +4,7 @@
  * EROFS where a source cannot take uploads, and a SIGKILL in the middle of an upload resumed after restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,10 +92,12 @@ describe('writes into the mount', () => {
   });
 
   it('fsync waits for the upload and reports its failure', async () => {
-    const ok = await shResult(`head -c 100000 /dev/urandom | dd of=${d.mountpoint}/s3/fsynced.bin conv=fsync status=none`);
+    const data = randomBytes(100_000);
+    await writeFile(join(work, 'fsynced.bin'), data);
+    const ok = await shResult(`dd if=${join(work, 'fsynced.bin')} of=${d.mountpoint}/s3/fsynced.bin conv=fsync status=none`);
     expect(ok.stderr).toBe("");
     expect(ok.code).toBe(0);
-    expect((await s3Object('fsynced.bin'))?.length).toBe(100_000); // already there when dd returned
+    expect((await s3Object('fsynced.bin'))?.equals(data)).toBe(true); // already there when dd returned
     const bad = await shResult(`echo data | dd of=${d.mountpoint}/broken/x.txt conv=fsync status=none`);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/Input\/output error/);

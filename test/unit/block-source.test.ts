@@ -344,8 +344,8 @@ describe('NetworkBlockSource', () => {
   });
 
   it('rejects block indices outside the object', async () => {
-    expect(await errorOf(source.readBlock(obj, 21))).toBeDefined();
-    expect(await errorOf(source.readBlock(obj, -1))).toBeDefined();
+    expect(await errorOf(source.readBlock(obj, 21))).toMatchObject({ code: 'EINVAL', message: 'block 21 is outside src:media.bin (1311954 bytes)' });
+    expect(await errorOf(source.readBlock(obj, -1))).toMatchObject({ code: 'EINVAL', message: 'block -1 is outside src:media.bin (1311954 bytes)' });
     expect(gets()).toHaveLength(0);
   });
 });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { SourceHealth, brokenProvider, classifyFailure } from '../../src/daemon/health.js';
 import { AuthError, ExpiredError, FsError, MisconfiguredError, NotFoundError, StaleError, TransientError, UnreachableError } from '../../src/core/errors.js';
-import { retry } from '../../src/util/pacer.js';
+import { retry } from '../../src/util/retry.js';
 import type { ObjectVersion, Provider, RemoteEntry, SignedLocator } from '../../src/core/types.js';
 import { NetworkBlockSource } from '../../src/read/block-source.js';
 import { LocatorCache } from '../../src/read/locator-cache.js';

@@ -11,7 +11,7 @@
  *    URL and is deleted at its expiry. Before a creation, every retired locator but the newest is
  *    deleted, so at most 2 of ours exist per asset.
  *  - A 400 "limit" answer deletes all our retired locators of that asset, then surfaces as a
- *    TransientError, so the caller's pacer retries once slots are free.
+ *    TransientError, so the caller's retry (util/retry.ts) retries once slots are free.
  *  - close() deletes every locator and the policy we created. Deletion failures are logged, not thrown.
  */
 import { FsError, NotFoundError, TransientError } from '../../core/errors.js';

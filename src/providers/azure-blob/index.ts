@@ -68,7 +68,7 @@ export class AzureBlobProvider implements Provider {
     const cs = cfg.connectionString ? fromConnectionString(cfg.connectionString) : {};
     const accountName = cfg.accountName ?? cs.name ?? new URL(cfg.accountUrl).pathname.split('/').filter(Boolean)[0] ?? new URL(cfg.accountUrl).hostname.split('.')[0]!;
     const accountKey = cfg.accountKey ?? cs.key;
-    // Bounded calls; no retries of its own (they belong to our pacer).
+    // Bounded calls; no retries of its own (they belong to our retry, util/retry.ts).
     if (accountKey) this.credential = new StorageSharedKeyCredential(accountName, accountKey);
     else this.sas = (cfg.sasToken ?? '').replace(/^\?/, '');
     const pipeline = newPipeline(this.credential ?? new AnonymousCredential(), boundedAzureOptions(deps.net ?? DEFAULT_BOUNDS));

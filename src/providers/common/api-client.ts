@@ -11,7 +11,7 @@
  *    empty message or keep the reason in `cause`/`errors`) and keeps the fault as its cause.
  *  - Status → error as the read path expects (core/types.ts): 404/410 NotFoundError; 408/429/5xx and
  *    network faults TransientError (with Retry-After); other 4xx FsError EIO with the platform's message.
- *  - Retries of transient faults belong to the caller's pacer (dir cache, block source), not here.
+ *  - Retries of transient faults belong to the caller's retry (util/retry.ts) (dir cache, block source), not here.
  *  - Messages never carry tokens or signed query strings (redactText on everything from the server).
  *  - Credentials (the Authenticator's headers, `defaultHeaders`) go only to the origin of `baseUrl`. An
  *    absolute URL handed back by a server (a nextLink, an upload URL) at another origin is refused when

@@ -56,7 +56,7 @@ export class S3Provider implements Provider {
       // Streamed aws-chunked trailers corrupt uploads on some S3-compatible servers (s3rver); real S3 is fine either way.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      // Bounded calls; no retries of its own (they belong to our pacer, which knows the read deadline).
+      // Bounded calls; no retries of its own (they belong to our retry (util/retry.ts), which knows the read deadline).
       ...boundedS3Options(deps.net ?? DEFAULT_BOUNDS),
     });
     if (deps.meter) countS3Requests(this.client, deps.meter);
