@@ -29,7 +29,8 @@ import { DEFAULT_PART_BYTES, blockCount, blockKey, blockRange } from '../core/bl
 import { ExpiredError, FsError, StaleError, TransientError } from '../core/errors.js';
 import { retry } from '../util/pacer.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { abortable, type LocatorCache } from './locator-cache.js';
+import type { LocatorCache } from './locator-cache.js';
+import { abortable } from '../util/abortable.js';
 import { WholeObjectStreams } from './whole-stream.js';
 
 /** Re-mints of a locator refused with 401/403 within one fetch, before the ExpiredError is final. */

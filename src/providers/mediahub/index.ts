@@ -20,6 +20,7 @@ import { MediahubApi, type MhFile } from './api.js';
 import type { ListingLimits } from '../common/paging.js';
 import { Tree, ancestorRefs, archiveEntry, archiveRef, fileEntry, folderEntry, itemEntries, parseRef } from './tree.js';
 import { MediahubUploader, type MediahubUploaderOptions } from './upload.js';
+import { abortable } from '../../util/abortable.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
 export { MediahubApi } from './api.js';
@@ -40,17 +41,6 @@ export interface MediahubProviderDeps {
 }
 
 const MISS_REFRESH_MIN_AGE_MS = 1000;
-
-/** `p`, or the signal's reason as soon as it aborts (the shared work itself goes on for other callers). */
-function race<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
 
 export class MediahubProvider implements Provider {
   readonly type = 'mediahub';
@@ -96,7 +86,7 @@ export class MediahubProvider implements Provider {
         return tree;
       })().finally(() => (this.loading = undefined));
     }
-    return race(this.loading, signal);
+    return abortable(this.loading, signal);
   }
 
   private async tree(signal?: AbortSignal): Promise<Tree> {

@@ -42,13 +42,13 @@ import type { CompletedUpload, ConfirmedPart, UploadTarget, Uploader } from '../
 import { SessionLostError } from '../../upload/errors.js';
 import { AzureBlockUploader } from '../azure-blob/upload.js';
 import { S3Uploader } from '../s3/upload.js';
+import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
 import type { MkioApi, MkioAsset, MkioStorageAccount } from './api.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import { boundedAzureOptions, boundedS3Options } from '../../transports/sdk-clients.js';
 
 export type MkioStorageCredential = NonNullable<SourceConfigOf<'mkio'>['storage']>;
 
-const MiB = 1024 * 1024;
 /** How long an asset's container/subPath answer is used without asking MK.IO again. */
 const ASSET_TTL_MS = 30_000;
 const CONTAINER_TRIES = 5;
@@ -205,8 +205,7 @@ export class MkioUploader implements Uploader {
 
   partSize(size: number): number {
     // The storage's limits: ≥ 5 MiB parts and ≤ 10,000 of them on S3, ≤ 50,000 blocks on Azure.
-    const maxParts = this.cred.type === 'azure' ? 50_000 : 10_000;
-    return Math.max(8 * MiB, Math.ceil(size / maxParts / MiB) * MiB);
+    return partSizeFor(size, this.cred.type === 'azure' ? MAX_PARTS.azureBlocks : MAX_PARTS.s3);
   }
 
   async begin(t: UploadTarget, size: number, signal?: AbortSignal): Promise<string> {

@@ -32,8 +32,9 @@ import type { CompletedUpload, ConfirmedPart, UploadTarget, Uploader } from '../
 import { SessionLostError } from '../../upload/errors.js';
 import { errorMessage } from '../common/api-client.js';
 import type { NomadClient, NomadUploadPart, NomadUploadSession } from './client.js';
+import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
+import { mapCache, retryOnceIfStale } from '../common/stale-retry.js';
 
-const MiB = 1024 * 1024;
 
 /** What the uploader needs of the provider: its listing and stat (one truth for names and versions). */
 export interface NomadTree {
@@ -69,7 +70,7 @@ export class NomadUploader implements Uploader {
   ) {}
 
   partSize(size: number): number {
-    return Math.max(this.o.partSize ?? 8 * MiB, Math.ceil(size / 10_000 / MiB) * MiB);
+    return partSizeFor(size, MAX_PARTS.s3, this.o.partSize);
   }
 
   // ---- paths -------------------------------------------------------------------------------------
@@ -109,15 +110,9 @@ export class NomadUploader implements Uploader {
     return parent === undefined || name === undefined ? undefined : this.child(parent, name, signal);
   }
 
-  /** Runs `fn`; when the platform answers 404 (a cached folder id went stale), forgets the cache and runs it once more. */
-  private async fresh<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!(e instanceof NotFoundError) || this.dirs.size === 0) throw e;
-      this.dirs.clear();
-      return fn();
-    }
+  /** Runs `fn`, once more with the folder-id cache forgotten when a cached id went stale (common/stale-retry.ts). */
+  private fresh<T>(fn: () => Promise<T>): Promise<T> {
+    return retryOnceIfStale(mapCache(this.dirs), fn);
   }
 
   private noRoot(what: string): never {

@@ -20,8 +20,8 @@ import type { ConfirmedPart, CompletedUpload, UploadTarget, Uploader } from '../
 import { SessionLostError } from '../../upload/errors.js';
 import { mapStorageError } from '../errors.js';
 import { contentTypeOf } from '../../util/content-type.js';
+import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
 
-const MiB = 1024 * 1024;
 const errName = (e: unknown) => (e as { name?: string; Code?: string }).name ?? (e as { Code?: string }).Code ?? '';
 
 export class S3Uploader implements Uploader {
@@ -36,8 +36,7 @@ export class S3Uploader implements Uploader {
   }
 
   partSize(size: number): number {
-    // ≥ 5 MiB (S3's minimum), ≤ 10,000 parts.
-    return Math.max(8 * MiB, Math.ceil(size / 10_000 / MiB) * MiB);
+    return partSizeFor(size, MAX_PARTS.s3);
   }
 
   async begin(t: UploadTarget, _size: number, signal?: AbortSignal): Promise<string> {

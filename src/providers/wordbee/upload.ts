@@ -63,12 +63,7 @@ export class WordbeeUploader implements Uploader {
     const p = this.place(t);
     const form = new FormData();
     form.append('file', new Blob([data], { type: contentTypeOf(p.name) }), p.name);
-    const encoded = new Response(form); // one encoding: the boundary in the type must be the body's
-    const type = encoded.headers.get('content-type') ?? '';
-    const body = Buffer.from(await encoded.arrayBuffer());
-    const r = await this.api.json<{ result?: { token?: string } }>({
-      method: 'POST', path: 'media/upload', query: { filename: p.name }, body, headers: { 'content-type': type }, signal,
-    });
+    const r = await this.api.json<{ result?: { token?: string } }>({ method: 'POST', path: 'media/upload', query: { filename: p.name }, multipart: form, signal });
     const token = r?.result?.token;
     if (!token) throw new FsError('EIO', 'wordbee: media upload answered no file token');
     return token;
