@@ -55,6 +55,8 @@ export interface Uploader {
   remove?(target: UploadTarget, signal?: AbortSignal): Promise<void>;
   /** The remote object's current version, or undefined when there is none (conflict checks). */
   remoteVersion(target: UploadTarget, signal?: AbortSignal): Promise<string | undefined>;
+  /** Releases what the uploader holds (grants, clients); its provider's close() calls it. */
+  close?(): void | Promise<void>;
 }
 
 export type JobState = 'queued' | 'uploading' | 'done' | 'failed' | 'cancelled';

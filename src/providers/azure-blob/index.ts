@@ -23,17 +23,10 @@ import { pagedList, type ListingLimits } from '../common/paging.js';
 import { AzureBlockUploader } from './upload.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import { boundedAzureOptions } from '../../transports/sdk-clients.js';
+import type { ProviderDeps } from '../common/deps.js';
 import { slashAncestry } from '../common/ids.js';
 
-export interface AzureBlobProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Blobs per listing page (Azure's maximum is 5000). */
-  listPageSize?: number;
-  /** Bounds of every listing (config `listing`). */
-  listing?: ListingLimits;
-}
+export type AzureBlobProviderDeps = ProviderDeps;
 
 /** Account name and key from a connection string, if it has them. */
 function fromConnectionString(cs: string): { name?: string; key?: string; endpoint?: string } {
@@ -50,6 +43,8 @@ export class AzureBlobProvider implements Provider {
   private readonly sas: string | undefined;
   private readonly prefix: string;
   private readonly numbers: EntryNumbers;
+  /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
+  private readonly up: AzureBlockUploader;
 
   constructor(
     private readonly cfg: SourceConfigOf<'azure-blob'>,
@@ -71,6 +66,7 @@ export class AzureBlobProvider implements Provider {
       this.sas = (cfg.sasToken ?? '').replace(/^\?/, '');
       this.container = new BlobServiceClient(`${cfg.accountUrl}?${this.sas}`, undefined, options).getContainerClient(cfg.container);
     }
+    this.up = new AzureBlockUploader(this.container, this.prefix);
   }
 
   /**
@@ -161,8 +157,10 @@ export class AzureBlobProvider implements Provider {
   }
 
   uploader(): AzureBlockUploader {
-    return new AzureBlockUploader(this.container, this.prefix);
+    return this.up;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.up.close();
+  }
 }

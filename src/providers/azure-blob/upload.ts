@@ -21,6 +21,9 @@ export class AzureBlockUploader implements Uploader {
     return this.container.getBlockBlobClient(this.prefix + t.path.join('/'));
   }
 
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
+
   partSize(size: number): number {
     return partSizeFor(size, MAX_PARTS.azureBlocks);
   }

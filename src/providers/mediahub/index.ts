@@ -21,23 +21,17 @@ import type { ListingLimits } from '../common/paging.js';
 import { Tree, ancestorRefs, archiveEntry, archiveRef, fileEntry, folderEntry, itemEntries, parseRef } from './tree.js';
 import { MediahubUploader, type MediahubUploaderOptions } from './upload.js';
 import { abortable } from '../../util/abortable.js';
+import type { ProviderDeps } from '../common/deps.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
 export { MediahubApi } from './api.js';
 export { MediahubUploader, splitUploadId } from './upload.js';
 
-export interface MediahubProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Records per listing page (`limit`, at most 5000; default 1000, the API's default). */
-  listPageSize?: number;
+export interface MediahubProviderDeps extends ProviderDeps {
   /** Ask for download links with `redirect=true` and take the 302's Location (default: the JSON answer). */
   redirectDownloads?: boolean;
   /** How long a catalog snapshot serves list/stat of folders. Default 5 s. */
   snapshotMaxAgeMs?: number;
-  /** Bounds of every listing (config `listing`); the flat catalog listing is one listing. */
-  listing?: ListingLimits;
 }
 
 const MISS_REFRESH_MIN_AGE_MS = 1000;
@@ -48,6 +42,8 @@ export class MediahubProvider implements Provider {
   readonly caps: { upload: boolean };
   /** The API client and its session: the upload engine reuses them. */
   readonly api: MediahubApi;
+  /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
+  private readonly up: MediahubUploader;
   private snap: { tree: Tree; startedAt: number } | undefined;
   private loading: Promise<Tree> | undefined;
   private readonly numbers: EntryNumbers;
@@ -62,14 +58,15 @@ export class MediahubProvider implements Provider {
     this.api = new MediahubApi(cfg, { bounds: deps.net });
     this.caps = { upload: !cfg.readOnly };
     this.numbers = new EntryNumbers({ log: deps.log, what: `mediahub source "${cfg.name}"` });
-  }
-
-  /** The uploader (upload.ts); its changes drop the listing snapshot, so new files list at once. */
-  uploader(opts: Omit<MediahubUploaderOptions, 'name' | 'onChange'> = {}): MediahubUploader {
-    return new MediahubUploader(this.api, { ...opts, name: this.name, onChange: () => {
+    this.up = new MediahubUploader(this.api, { name: cfg.name, partSize: deps.uploadPartSize, onChange: () => {
       this.snap = undefined;
       this.changedAt = Date.now();
     } });
+  }
+
+  /** The uploader (upload.ts); its changes drop the listing snapshot, so new files list at once. */
+  uploader(): MediahubUploader {
+    return this.up;
   }
 
   /** A fresh snapshot pass, or the one already under way. */
@@ -206,6 +203,7 @@ export class MediahubProvider implements Provider {
   }
 
   async close(): Promise<void> {
+    await this.up.close();
     await this.api.close();
   }
 }

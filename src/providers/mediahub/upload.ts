@@ -99,6 +99,9 @@ export class MediahubUploader implements Uploader {
     return `mediahub source "${this.o.name}": ${t.path.join('/')}`;
   }
 
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
+
   /** Pipeline and object_key of a target; a pipeline alone is no file. */
   private split(t: UploadTarget): { pipeline: string; key: string } {
     const [pipeline, ...rest] = t.path;

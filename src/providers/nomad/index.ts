@@ -22,17 +22,10 @@ import { NomadClient, type SearchFilter } from './client.js';
 import type { ListingLimits } from '../common/paging.js';
 import { factsOfAsset, factsOfItem, isDir, presignedExpiry, toEntry, unreadableFor } from './entries.js';
 import { NomadUploader } from './upload.js';
+import type { ProviderDeps } from '../common/deps.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
-export interface NomadProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Items per search page. Default 100 (the documented example). */
-  listPageSize?: number;
-  /** Bounds of every listing (config `listing`). */
-  listing?: ListingLimits;
-}
+export type NomadProviderDeps = ProviderDeps;
 
 export class NomadProvider implements Provider {
   readonly type = 'nomad';
@@ -41,6 +34,8 @@ export class NomadProvider implements Provider {
   readonly client: NomadClient;
   private readonly log: Logger;
   private readonly numbers: EntryNumbers;
+  /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
+  private readonly up: NomadUploader;
 
   constructor(
     private readonly cfg: SourceConfigOf<'nomad'>,
@@ -55,6 +50,7 @@ export class NomadProvider implements Provider {
       this.log,
       deps.net,
     );
+    this.up = new NomadUploader(this.client, this, { rootFolderId: cfg.rootFolderId, partSize: deps.uploadPartSize });
   }
 
   private filtersFor(dir: Ref): SearchFilter[] {
@@ -136,12 +132,12 @@ export class NomadProvider implements Provider {
     }
   }
 
-  /** A fresh uploader (its own folder-id cache) on this provider's session; `partSize` for tests. */
-  uploader(opts: { partSize?: number } = {}): NomadUploader {
-    return new NomadUploader(this.client, this, { rootFolderId: this.cfg.rootFolderId, partSize: opts.partSize });
+  uploader(): NomadUploader {
+    return this.up;
   }
 
   async close(): Promise<void> {
+    await this.up.close();
     await this.client.close();
   }
 }

@@ -73,6 +73,9 @@ export class NomadUploader implements Uploader {
     return partSizeFor(size, MAX_PARTS.s3, this.o.partSize);
   }
 
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
+
   // ---- paths -------------------------------------------------------------------------------------
 
   /** The platform id of a folder ref ('' = the source root). */

@@ -16,17 +16,10 @@ import { pagedList, type ListingLimits } from '../common/paging.js';
 import { S3Uploader } from './upload.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import { boundedS3Options } from '../../transports/sdk-clients.js';
+import type { ProviderDeps } from '../common/deps.js';
 import { slashAncestry } from '../common/ids.js';
 
-export interface S3ProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Keys per listing page (S3's maximum and default is 1000). */
-  listPageSize?: number;
-  /** Bounds of every listing (config `listing`). */
-  listing?: ListingLimits;
-}
+export type S3ProviderDeps = ProviderDeps;
 
 export class S3Provider implements Provider {
   readonly type = 's3';
@@ -35,6 +28,8 @@ export class S3Provider implements Provider {
   private readonly client: S3Client;
   private readonly prefix: string;
   private readonly numbers: EntryNumbers;
+  /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
+  private readonly up: S3Uploader;
 
   constructor(
     private readonly cfg: SourceConfigOf<'s3'>,
@@ -55,6 +50,7 @@ export class S3Provider implements Provider {
       // Bounded calls; no retries of its own (they belong to our pacer, which knows the read deadline).
       ...boundedS3Options(deps.net ?? DEFAULT_BOUNDS),
     });
+    this.up = new S3Uploader(this.client, cfg.bucket, this.prefix);
   }
 
   /**
@@ -153,10 +149,11 @@ export class S3Provider implements Provider {
   }
 
   uploader(): S3Uploader {
-    return new S3Uploader(this.client, this.cfg.bucket, this.prefix);
+    return this.up;
   }
 
   async close(): Promise<void> {
+    await this.up.close();
     this.client.destroy();
   }
 }

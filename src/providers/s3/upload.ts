@@ -35,6 +35,9 @@ export class S3Uploader implements Uploader {
     return this.prefix + t.path.join('/');
   }
 
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
+
   partSize(size: number): number {
     return partSizeFor(size, MAX_PARTS.s3);
   }

@@ -21,17 +21,10 @@ import { ApiClient, TokenSession } from '../common/api-client.js';
 import { capListing, pagedList, type ListingLimits } from '../common/paging.js';
 import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
 import { WordbeeUploader } from './upload.js';
+import type { ProviderDeps } from '../common/deps.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
-export interface WordbeeProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Segments per search page. Default 500. */
-  listPageSize?: number;
-  /** Bounds of every listing (config `listing`): the segment search of a scope is one listing. */
-  listing?: ListingLimits;
-}
+export type WordbeeProviderDeps = ProviderDeps;
 
 /** One asset row of `…/assets/{segmentid}/list` (standard and Flex field names). */
 interface AssetRow {
@@ -67,6 +60,8 @@ export class WordbeeProvider implements Provider {
   private readonly scopes = new LRUCache<string, ScopeIndex>({ max: 64, ttl: SNAPSHOT_TTL_MS });
   private readonly segmentRows = new LRUCache<number, AssetRow[]>({ max: 2048, ttl: SNAPSHOT_TTL_MS });
   private readonly numbers: EntryNumbers;
+  /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
+  private readonly up: WordbeeUploader;
 
   constructor(
     private readonly cfg: SourceConfigOf<'wordbee'>,
@@ -87,6 +82,7 @@ export class WordbeeProvider implements Provider {
       // The docs show an expired token answered with 400 "Token invalid or expired."
       isAuthFailure: (status, text) => status === 400 && /token/i.test(text),
     });
+    this.up = this.newUploader();
   }
 
   private async login(signal?: AbortSignal): Promise<string> {
@@ -238,6 +234,10 @@ export class WordbeeProvider implements Provider {
   }
 
   uploader(): WordbeeUploader {
+    return this.up;
+  }
+
+  private newUploader(): WordbeeUploader {
     return new WordbeeUploader(this.api, {
       versionAt: async (scope, seg, locale, rel, name, signal) => {
         if (!this.cfg.scopes.includes(scope)) throw new NotFoundError(`wordbee: scope ${scope} is not configured`);
@@ -251,6 +251,7 @@ export class WordbeeProvider implements Provider {
   }
 
   async close(): Promise<void> {
+    await this.up.close();
     await this.api.close();
   }
 

@@ -44,6 +44,9 @@ export class WordbeeUploader implements Uploader {
     return { scope, seg: Number(seg), locale: locale === NO_LOCALE ? '' : locale, rel: rest, name };
   }
 
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
+
   partSize(size: number): number {
     return Math.max(1, size);
   }
