@@ -17,7 +17,7 @@ import { ApiClient, TokenSession, type Authenticator } from '../common/api-clien
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import type { ListingLimits } from '../common/paging.js';
 import { LocatorPool } from './locators.js';
-import { AMS_MAX_PAGE, AmsRest, fileVersion, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './rest.js';
+import { AMS_MAX_PAGE, AmsRest, fileVersion, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './api.js';
 import { AmsUploader } from './upload.js';
 import type { ProviderDeps } from '../common/deps.js';
 import { EntryNumbers } from '../common/entry-numbers.js';

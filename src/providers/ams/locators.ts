@@ -19,7 +19,7 @@ import type { Logger } from '../../util/logger.js';
 import { errorMessage } from '../common/api-client.js';
 import { useUntil } from '../common/expiring.js';
 import { abortable } from '../../util/abortable.js';
-import { keyed, parseEntity, toLocator, type AmsLocator, type AmsRest } from './rest.js';
+import { keyed, parseEntity, toLocator, type AmsLocator, type AmsRest } from './api.js';
 
 /** StartTime is set this far back (AMS docs), and the policy is that much longer. */
 const START_SKEW_MS = 5 * 60_000;

@@ -28,7 +28,7 @@
  *    an asset: mkdir below an asset is ENOTSUP.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AnonymousCredential, BlockBlobClient, newPipeline, type Pipeline } from '@azure/storage-blob';
+import { BlockBlobClient, type Pipeline } from '@azure/storage-blob';
 import { FsError, NotFoundError } from '../../core/errors.js';
 import type { CompletedUpload, ConfirmedPart, UploadTarget, Uploader } from '../../upload/types.js';
 import { SessionLostError } from '../../upload/errors.js';
@@ -38,10 +38,10 @@ import { BlockListSession, newBlockTag } from '../common/azure-blocks.js';
 import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
 import { mapCache, retryOnceIfStale } from '../common/stale-retry.js';
 import { mapStorageError } from '../errors.js';
-import { AMS_MAX_PAGE, fileVersion, keyed, parseEntity, parseSet, toAsset, toFile, type AmsFile, type AmsRest } from './rest.js';
+import { AMS_MAX_PAGE, fileVersion, keyed, parseEntity, parseSet, toAsset, toFile, type AmsFile, type AmsRest } from './api.js';
 import { WriteGrants, type GrantRef, type WriteGrant } from './write-locators.js';
-import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
-import { boundedAzureOptions } from '../../transports/sdk-clients.js';
+import { type NetBounds } from '../../transports/bounds.js';
+import { sasPipeline } from '../azure-blob/api.js';
 
 const MAX_NAME = 260;
 const FORBIDDEN = /[!*'();:@&=+$,/?%#[\]"]/;
@@ -103,7 +103,7 @@ export class AmsUploader implements Uploader {
     private readonly rest: AmsRest,
     private readonly o: AmsUploaderOptions,
   ) {
-    this.pipeline = newPipeline(new AnonymousCredential(), boundedAzureOptions(o.net ?? DEFAULT_BOUNDS));
+    this.pipeline = sasPipeline(o.net);
     this.grants = new WriteGrants(rest, { what: o.what, log: o.log, ttlMs: o.writeTtlMs ?? 2 * 3_600_000 });
   }
 

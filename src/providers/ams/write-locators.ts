@@ -22,7 +22,7 @@ import type { Logger } from '../../util/logger.js';
 import { errorMessage } from '../common/api-client.js';
 import { useUntil } from '../common/expiring.js';
 import { isLimitAnswer } from './locators.js';
-import { keyed, parseDate, parseEntity, toLocator, type AmsRest } from './rest.js';
+import { keyed, parseDate, parseEntity, toLocator, type AmsRest } from './api.js';
 
 /** StartTime is set this far back for clock skew (AMS docs), and the policy is that much longer. */
 const START_SKEW_MS = 5 * 60_000;

@@ -5,43 +5,28 @@
  * Versions are the blobs' ETags (listing and Get Blob Properties), the ETag Get Blob carries: locators
  * say `etagIsVersion`.
  */
-import {
-  BlobSASPermissions,
-  BlobServiceClient,
-  ContainerClient,
-  StorageSharedKeyCredential,
-  generateBlobSASQueryParameters,
-} from '@azure/storage-blob';
+import { BlobSASPermissions, generateBlobSASQueryParameters, type ContainerClient, type StorageSharedKeyCredential } from '@azure/storage-blob';
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { NotFoundError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
-import type { Logger } from '../../util/logger.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
-import { pagedList, type ListingLimits } from '../common/paging.js';
+import { pagedList } from '../common/paging.js';
 import { AzureBlockUploader } from './upload.js';
-import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
-import { boundedAzureOptions } from '../../transports/sdk-clients.js';
+import { sourceContainer } from './api.js';
 import type { ProviderDeps } from '../common/deps.js';
-import { slashAncestry } from '../common/ids.js';
+import { KeyAddressedStore, leafOf, prefixDir } from '../common/ids.js';
 
 export type AzureBlobProviderDeps = ProviderDeps;
 
-/** Account name and key from a connection string, if it has them. */
-function fromConnectionString(cs: string): { name?: string; key?: string; endpoint?: string } {
-  const parts = Object.fromEntries(cs.split(';').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-  return { name: parts.AccountName, key: parts.AccountKey, endpoint: parts.BlobEndpoint };
-}
-
-export class AzureBlobProvider implements Provider {
+export class AzureBlobProvider extends KeyAddressedStore implements Provider {
   readonly type = 'azure-blob';
   readonly name: string;
   readonly caps: { upload: boolean };
   private readonly container: ContainerClient;
   private readonly credential: StorageSharedKeyCredential | undefined;
   private readonly sas: string | undefined;
-  private readonly prefix: string;
   private readonly numbers: EntryNumbers;
   /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
   private readonly up: AzureBlockUploader;
@@ -50,22 +35,11 @@ export class AzureBlobProvider implements Provider {
     private readonly cfg: SourceConfigOf<'azure-blob'>,
     private readonly deps: AzureBlobProviderDeps,
   ) {
+    super(cfg.prefix, `${cfg.name}: no blob`);
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
-    this.prefix = cfg.prefix && !cfg.prefix.endsWith('/') ? `${cfg.prefix}/` : cfg.prefix;
     this.numbers = new EntryNumbers({ log: deps.log, what: `azure-blob source "${cfg.name}"` });
-    const cs = cfg.connectionString ? fromConnectionString(cfg.connectionString) : {};
-    const accountName = cfg.accountName ?? cs.name ?? new URL(cfg.accountUrl).pathname.split('/').filter(Boolean)[0] ?? new URL(cfg.accountUrl).hostname.split('.')[0]!;
-    const accountKey = cfg.accountKey ?? cs.key;
-    // Bounded calls; no retries of its own (they belong to our pacer).
-    const options = boundedAzureOptions(deps.net ?? DEFAULT_BOUNDS);
-    if (accountKey) {
-      this.credential = new StorageSharedKeyCredential(accountName, accountKey);
-      this.container = new BlobServiceClient(cfg.accountUrl, this.credential, options).getContainerClient(cfg.container);
-    } else {
-      this.sas = (cfg.sasToken ?? '').replace(/^\?/, '');
-      this.container = new BlobServiceClient(`${cfg.accountUrl}?${this.sas}`, undefined, options).getContainerClient(cfg.container);
-    }
+    ({ container: this.container, credential: this.credential, sas: this.sas } = sourceContainer(cfg, deps.net));
     this.up = new AzureBlockUploader(this.container, this.prefix);
   }
 
@@ -94,7 +68,7 @@ export class AzureBlobProvider implements Provider {
         const items: RemoteEntry[] = [];
         for (const p of page?.segment.blobPrefixes ?? []) {
           const ref = p.name.slice(this.prefix.length);
-          items.push({ name: ref.slice(dir.length, -1), kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' });
+          items.push(prefixDir(ref.slice(dir.length, -1), ref));
         }
         for (const b of page?.segment.blobItems ?? []) {
           if (b.name === prefix) continue;
@@ -108,10 +82,10 @@ export class AzureBlobProvider implements Provider {
   }
 
   async stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry> {
-    const name = ref.replace(/\/$/, '').split('/').pop() ?? '';
+    const name = leafOf(ref);
     if (ref === '' || ref.endsWith('/')) {
-      if (ref === '') return { name, kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
-      for await (const _ of this.list(ref, signal)) return { name, kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
+      if (ref === '') return prefixDir(name, ref);
+      for await (const _ of this.list(ref, signal)) return prefixDir(name, ref);
       throw new NotFoundError(`${this.name}/${ref} not found`);
     }
     try {
@@ -121,23 +95,6 @@ export class AzureBlobProvider implements Provider {
     } catch (e) {
       throw mapStorageError(e, `stat ${this.name}/${ref}`);
     }
-  }
-
-  /** A blob's id is its whole name (the source prefix included); prefixes are not blobs and have none. */
-  idOf(entry: RemoteEntry): string | undefined {
-    return entry.kind === 'file' ? this.prefix + entry.ref : undefined;
-  }
-
-  /** One Get Blob Properties of the name. */
-  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
-    if (!id.startsWith(this.prefix) || id.length === this.prefix.length || id.endsWith('/')) {
-      throw new NotFoundError(`${this.name}: no blob ${id} below the source prefix`);
-    }
-    return this.stat(id.slice(this.prefix.length), signal);
-  }
-
-  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
-    return slashAncestry(entry.ref);
   }
 
   async locate(obj: ObjectVersion): Promise<SignedLocator> {

@@ -14,12 +14,11 @@
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { FsError, NotFoundError, TransientError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
-import type { Logger } from '../../util/logger.js';
-import type { NetBounds } from '../../transports/bounds.js';
+
+
 import { MediahubApi, type MhFile } from './api.js';
-import type { ListingLimits } from '../common/paging.js';
 import { Tree, ancestorRefs, archiveEntry, archiveRef, fileEntry, folderEntry, itemEntries, parseRef } from './tree.js';
-import { MediahubUploader, type MediahubUploaderOptions } from './upload.js';
+import { MediahubUploader } from './upload.js';
 import { abortable } from '../../util/abortable.js';
 import type { ProviderDeps } from '../common/deps.js';
 import { EntryNumbers } from '../common/entry-numbers.js';

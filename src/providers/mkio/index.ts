@@ -26,9 +26,9 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { ExpiredError, FsError, NotFoundError, UnavailableError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
-import type { Logger } from '../../util/logger.js';
-import type { NetBounds } from '../../transports/bounds.js';
-import { capListing, type ListingLimits } from '../common/paging.js';
+
+
+import { capListing } from '../common/paging.js';
 import { MkioApi, type MkioAsset, type StorageFileRow, type StorageListing } from './api.js';
 import { AccessCache } from './access.js';
 import { MkioUploader } from './upload.js';
@@ -66,7 +66,7 @@ export class MkioProvider implements Provider {
   private readonly headEtags = new LRUCache<string, string>({ max: 65_536 });
 
   constructor(
-    private readonly cfg: SourceConfigOf<'mkio'>,
+    cfg: SourceConfigOf<'mkio'>,
     private readonly deps: MkioProviderDeps,
   ) {
     this.name = cfg.name;

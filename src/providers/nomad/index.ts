@@ -9,7 +9,7 @@
  *    presigned one on the next locate; the URL's own X-Amz-Date + X-Amz-Expires bound its use.
  *  - Assets whose status is not Available/Restored are listed with `unreadable` (entries.ts), and
  *    locate() refuses them with UnavailableError naming the status, logging why.
- *  - The client (client.ts) keeps the session; the uploader (upload.ts) shares it and resolves
+ *  - The API client (api.ts) keeps the session; the uploader (upload.ts) shares it and resolves
  *    names through this provider's list()/stat(), so its versions are the listed ones.
  *  - caps.upload is `!readOnly`: Nomad takes multipart uploads and folder edits.
  */
@@ -17,9 +17,7 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { FsError, NotFoundError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
-import type { NetBounds } from '../../transports/bounds.js';
-import { NomadClient, type SearchFilter } from './client.js';
-import type { ListingLimits } from '../common/paging.js';
+import { NomadClient, type SearchFilter } from './api.js';
 import { factsOfAsset, factsOfItem, isDir, presignedExpiry, toEntry, unreadableFor } from './entries.js';
 import { NomadUploader } from './upload.js';
 import type { ProviderDeps } from '../common/deps.js';

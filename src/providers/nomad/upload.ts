@@ -31,7 +31,7 @@ import { normalizeEtag } from '../../core/etag.js';
 import type { CompletedUpload, ConfirmedPart, UploadTarget, Uploader } from '../../upload/types.js';
 import { SessionLostError } from '../../upload/errors.js';
 import { errorMessage } from '../common/api-client.js';
-import type { NomadClient, NomadUploadPart, NomadUploadSession } from './client.js';
+import type { NomadClient, NomadUploadPart, NomadUploadSession } from './api.js';
 import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
 import { mapCache, retryOnceIfStale } from '../common/stale-retry.js';
 

@@ -13,15 +13,16 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
-import { FsError, NotFoundError } from '../../core/errors.js';
+import { NotFoundError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
-import type { Logger } from '../../util/logger.js';
-import type { NetBounds } from '../../transports/bounds.js';
-import { ApiClient, TokenSession } from '../common/api-client.js';
-import { capListing, pagedList, type ListingLimits } from '../common/paging.js';
+
+
+import type { ApiClient, TokenSession } from '../common/api-client.js';
+import { capListing, pagedList } from '../common/paging.js';
 import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
 import { WordbeeUploader } from './upload.js';
 import type { ProviderDeps } from '../common/deps.js';
+import { IDLE_RENEW_MS, WordbeeApi } from './api.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
 export type WordbeeProviderDeps = ProviderDeps;
@@ -48,13 +49,13 @@ interface ScopeIndex {
   readonly docs: Map<number, number[]>;
 }
 
-const IDLE_RENEW_MS = 25 * 60_000; // Wordbee drops a token after 30 idle minutes
 const SNAPSHOT_TTL_MS = 5_000;
 
 export class WordbeeProvider implements Provider {
   readonly type = 'wordbee';
   readonly name: string;
   readonly caps: { upload: boolean };
+  private readonly wb: WordbeeApi;
   private readonly api: ApiClient;
   private readonly session: TokenSession;
   private readonly scopes = new LRUCache<string, ScopeIndex>({ max: 64, ttl: SNAPSHOT_TTL_MS });
@@ -70,27 +71,10 @@ export class WordbeeProvider implements Provider {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
     this.numbers = new EntryNumbers({ log: deps.log, what: `wordbee source "${cfg.name}"` });
-    this.session = new TokenSession(
-      async (signal) => ({ token: await this.login(signal), expiresInMs: IDLE_RENEW_MS }),
-      (token) => ({ 'X-Auth-Token': token, 'X-Auth-AccountId': cfg.accountId }),
-    );
-    this.api = new ApiClient({
-      baseUrl: cfg.baseUrl,
-      what: `wordbee source "${cfg.name}"`,
-      auth: this.session,
-      bounds: deps.net,
-      // The docs show an expired token answered with 400 "Token invalid or expired."
-      isAuthFailure: (status, text) => status === 400 && /token/i.test(text),
-    });
+    this.wb = new WordbeeApi(cfg, deps.net);
+    this.api = this.wb.http;
+    this.session = this.wb.session;
     this.up = this.newUploader();
-  }
-
-  private async login(signal?: AbortSignal): Promise<string> {
-    const r = await this.api.send({ method: 'POST', path: 'auth/token', json: { accountid: this.cfg.accountId, key: this.cfg.apiKey }, login: true, signal });
-    let token = r.text.trim();
-    if (token.startsWith('"')) token = JSON.parse(token) as string; // a JSON string, or the bare token
-    if (!token) throw new FsError('EACCES', `wordbee source "${this.name}": login answered no token`);
-    return token;
   }
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
@@ -252,7 +236,7 @@ export class WordbeeProvider implements Provider {
 
   async close(): Promise<void> {
     await this.up.close();
-    await this.api.close();
+    await this.wb.close();
   }
 
   private parse(ref: Ref, want?: 'file' | 'dir'): WbPath {
