@@ -70,7 +70,7 @@ export class AmsProvider implements Provider {
     const what = `ams source "${cfg.name}"`;
     this.numbers = new EntryNumbers({ log: this.log, what });
     this.net = deps.net ?? DEFAULT_BOUNDS;
-    this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what), bounds: this.net });
+    this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what), bounds: this.net, meter: deps.meter });
     this.rest = new AmsRest(this.api, cfg.restUrl);
     this.pageSize = Math.min(AMS_MAX_PAGE, deps.listPageSize ?? AMS_MAX_PAGE);
     this.locators = new LocatorPool(this.rest, { ttlMs: cfg.urlTtl, log: this.log, what });

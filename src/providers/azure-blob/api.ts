@@ -14,6 +14,8 @@ import {
 import type { SourceConfigOf } from '../../config/schema.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import { boundedAzureOptions } from '../../transports/sdk-clients.js';
+import type { ApiMeter } from '../common/api-client.js';
+import { countingAzurePolicy } from '../common/sdk-meters.js';
 
 /** A container and how it is reached: the account key (SAS minted per blob) or a configured SAS. */
 export interface AzureContainer {
@@ -30,18 +32,17 @@ function fromConnectionString(cs: string): { name?: string; key?: string } {
 }
 
 /** The container of an azure-blob source. */
-export function sourceContainer(cfg: SourceConfigOf<'azure-blob'>, net: NetBounds = DEFAULT_BOUNDS): AzureContainer {
+export function sourceContainer(cfg: SourceConfigOf<'azure-blob'>, net: NetBounds = DEFAULT_BOUNDS, meter?: ApiMeter): AzureContainer {
   const cs = cfg.connectionString ? fromConnectionString(cfg.connectionString) : {};
   const url = new URL(cfg.accountUrl);
   const accountName = cfg.accountName ?? cs.name ?? url.pathname.split('/').filter(Boolean)[0] ?? url.hostname.split('.')[0]!;
   const accountKey = cfg.accountKey ?? cs.key;
-  const options = boundedAzureOptions(net);
-  if (accountKey) {
-    const credential = new StorageSharedKeyCredential(accountName, accountKey);
-    return { container: new BlobServiceClient(cfg.accountUrl, credential, options).getContainerClient(cfg.container), credential };
-  }
-  const sas = (cfg.sasToken ?? '').replace(/^\?/, '');
-  return { container: new BlobServiceClient(`${cfg.accountUrl}?${sas}`, undefined, options).getContainerClient(cfg.container), sas };
+  const credential = accountKey ? new StorageSharedKeyCredential(accountName, accountKey) : undefined;
+  const sas = credential ? undefined : (cfg.sasToken ?? '').replace(/^\?/, '');
+  const pipeline = newPipeline(credential ?? new AnonymousCredential(), boundedAzureOptions(net));
+  if (meter) pipeline.factories.unshift(countingAzurePolicy(meter));
+  const container = new BlobServiceClient(credential ? cfg.accountUrl : `${cfg.accountUrl}?${sas}`, pipeline).getContainerClient(cfg.container);
+  return { container, credential, sas };
 }
 
 /**

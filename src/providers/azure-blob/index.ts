@@ -39,7 +39,7 @@ export class AzureBlobProvider extends KeyAddressedStore implements Provider {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
     this.numbers = new EntryNumbers({ log: deps.log, what: `azure-blob source "${cfg.name}"` });
-    ({ container: this.container, credential: this.credential, sas: this.sas } = sourceContainer(cfg, deps.net));
+    ({ container: this.container, credential: this.credential, sas: this.sas } = sourceContainer(cfg, deps.net, deps.meter));
     this.up = new AzureBlockUploader(this.container, this.prefix);
   }
 

@@ -2,6 +2,7 @@
 import type { Logger } from '../../util/logger.js';
 import type { NetBounds } from '../../transports/bounds.js';
 import type { ListingLimits } from './paging.js';
+import type { ApiMeter } from './api-client.js';
 
 export interface ProviderDeps {
   log: Logger;
@@ -11,6 +12,8 @@ export interface ProviderDeps {
   listPageSize?: number;
   /** Bounds of every listing (config `listing`). */
   listing?: ListingLimits;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** The smallest upload part (tests use small parts); default common/part-size.ts DEFAULT_PART_BYTES. */
   uploadPartSize?: number;
 }

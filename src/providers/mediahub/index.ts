@@ -54,7 +54,7 @@ export class MediahubProvider implements Provider {
     private readonly deps: MediahubProviderDeps,
   ) {
     this.name = cfg.name;
-    this.api = new MediahubApi(cfg, { bounds: deps.net });
+    this.api = new MediahubApi(cfg, { bounds: deps.net, meter: deps.meter });
     this.caps = { upload: !cfg.readOnly };
     this.numbers = new EntryNumbers({ log: deps.log, what: `mediahub source "${cfg.name}"` });
     this.up = new MediahubUploader(this.api, { name: cfg.name, partSize: deps.uploadPartSize, onChange: () => {

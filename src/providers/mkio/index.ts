@@ -71,7 +71,7 @@ export class MkioProvider implements Provider {
   ) {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly && !!cfg.storage };
-    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio source "${cfg.name}"`, bounds: deps.net });
+    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio source "${cfg.name}"`, bounds: deps.net, meter: deps.meter });
     this.access = new AccessCache(this.api, `mkio ${cfg.name}`, deps.net);
     this.numbers = new EntryNumbers({ log: deps.log, what: `mkio source "${cfg.name}"` });
     if (cfg.storage) this.up = new MkioUploader(this.api, cfg.storage, `mkio ${cfg.name}`, deps.net);

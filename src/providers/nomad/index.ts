@@ -47,6 +47,7 @@ export class NomadProvider implements Provider {
       { name: cfg.name, baseUrl: cfg.baseUrl, username: cfg.username, password: cfg.password, applicationId: cfg.applicationId },
       this.log,
       deps.net,
+      deps.meter,
     );
     this.up = new NomadUploader(this.client, this, { rootFolderId: cfg.rootFolderId, partSize: deps.uploadPartSize });
   }

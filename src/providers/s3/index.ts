@@ -14,6 +14,7 @@ import { EntryNumbers } from '../common/entry-numbers.js';
 import { pagedList } from '../common/paging.js';
 import { S3Uploader } from './upload.js';
 import { s3Client } from './api.js';
+import { countS3Requests } from '../common/sdk-meters.js';
 import type { ProviderDeps } from '../common/deps.js';
 import { KeyAddressedStore, leafOf, prefixDir } from '../common/ids.js';
 
@@ -37,6 +38,7 @@ export class S3Provider extends KeyAddressedStore implements Provider {
     this.caps = { upload: !cfg.readOnly };
     this.numbers = new EntryNumbers({ log: deps.log, what: `s3 source "${cfg.name}"` });
     this.client = s3Client(cfg, deps.net);
+    if (deps.meter) countS3Requests(this.client, deps.meter);
     this.up = new S3Uploader(this.client, cfg.bucket, this.prefix);
   }
 

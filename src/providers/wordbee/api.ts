@@ -10,7 +10,7 @@
 import { FsError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { NetBounds } from '../../transports/bounds.js';
-import { ApiClient, TokenSession } from '../common/api-client.js';
+import { ApiClient, TokenSession, type ApiMeter } from '../common/api-client.js';
 
 /** How long a token is trusted: Wordbee drops one after 30 idle minutes. */
 export const IDLE_RENEW_MS = 25 * 60_000;
@@ -19,7 +19,7 @@ export class WordbeeApi {
   readonly http: ApiClient;
   readonly session: TokenSession;
 
-  constructor(private readonly cfg: SourceConfigOf<'wordbee'>, net?: NetBounds) {
+  constructor(private readonly cfg: SourceConfigOf<'wordbee'>, net?: NetBounds, meter?: ApiMeter) {
     this.session = new TokenSession(
       async (signal) => ({ token: await this.login(signal), expiresInMs: IDLE_RENEW_MS }),
       (token) => ({ 'X-Auth-Token': token, 'X-Auth-AccountId': cfg.accountId }),
@@ -29,6 +29,7 @@ export class WordbeeApi {
       what: `wordbee source "${cfg.name}"`,
       auth: this.session,
       bounds: net,
+      meter,
       isAuthFailure: (status, text) => status === 400 && /token/i.test(text),
     });
   }

@@ -71,7 +71,7 @@ export class WordbeeProvider implements Provider {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
     this.numbers = new EntryNumbers({ log: deps.log, what: `wordbee source "${cfg.name}"` });
-    this.wb = new WordbeeApi(cfg, deps.net);
+    this.wb = new WordbeeApi(cfg, deps.net, deps.meter);
     this.api = this.wb.http;
     this.session = this.wb.session;
     this.up = this.newUploader();
