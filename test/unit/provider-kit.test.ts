@@ -1,5 +1,8 @@
 /** The shared helpers of src/providers/common: part size, block-list session ids, expiring credentials, retry-once-stale. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { ConfigSchema } from '../../src/config/schema.js';
+import { createProvider } from '../../src/providers/registry.js';
+import { silentLogger } from '../../src/util/logger.js';
 import { NotFoundError, TransientError } from '../../src/core/errors.js';
 import { DEFAULT_PART_BYTES, MAX_PARTS, partSizeFor } from '../../src/providers/common/part-size.js';
 import { BlockListSession, blockId, blockPart, newBlockTag } from '../../src/providers/common/azure-blocks.js';
@@ -160,5 +163,27 @@ describe('retryOnceIfStale', () => {
     calls = 0;
     await expect(retryOnceIfStale(mapCache(new Map([['x', 'y']])), async () => { calls++; throw new TransientError('503'); })).rejects.toThrow('503');
     expect(calls).toBe(1);
+  });
+});
+
+describe('one uploader lifetime', () => {
+  const sources = [
+    { name: 's3', type: 's3', bucket: 'b', region: 'us-east-1', endpoint: 'http://127.0.0.1:9', accessKeyId: 'k', secretAccessKey: 's' },
+    { name: 'az', type: 'azure-blob', accountUrl: 'http://127.0.0.1:9/devstoreaccount1', container: 'c', accountName: 'devstoreaccount1', accountKey: Buffer.from('k').toString('base64') },
+    { name: 'wb', type: 'wordbee', baseUrl: 'http://127.0.0.1:9', accountId: 'a', apiKey: 'k', scopes: ['pr1'] },
+    { name: 'nm', type: 'nomad', baseUrl: 'http://127.0.0.1:9', username: 'u', password: 'p', applicationId: '00000000-0000-0000-0000-000000000000' },
+    { name: 'mh', type: 'mediahub', baseUrl: 'http://127.0.0.1:9', clientId: 'c', clientSecret: 's' },
+    { name: 'ams', type: 'ams', restUrl: 'http://127.0.0.1:9/api/', token: 't' },
+    { name: 'mk', type: 'mkio', baseUrl: 'http://127.0.0.1:9', project: 'p', token: 't', storage: { type: 'azure', url: 'http://127.0.0.1:9/acct', sasToken: 'sv=1' } },
+  ];
+
+  it.each(sources.map((s) => [s.type, s] as const))('%s: uploader() is the one made with the provider, and close() closes it', async (_type, src) => {
+    const cfg = ConfigSchema.parse({ sources: [src] }).sources[0]!;
+    const p = await createProvider(cfg, { log: silentLogger });
+    const up = p.uploader!();
+    expect(p.uploader!()).toBe(up);
+    const close = vi.spyOn(up, 'close' as never);
+    await p.close?.();
+    expect(close).toHaveBeenCalledTimes(1);
   });
 });
