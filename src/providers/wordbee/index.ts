@@ -313,7 +313,7 @@ export class WordbeeProvider implements Provider {
     const hit = fresh ? undefined : this.segmentRows.get(seg);
     if (hit) return hit;
     const answer = await this.api.json<AssetRow[]>({ path: `resources/assets/${seg}/list`, query: { scope }, signal });
-    // One answer, no paging (providers.md): the entry cap still bounds what is kept.
+    // One answer, no paging (docs/providers.md#wordbee): the entry cap still bounds what is kept.
     const rows = capListing(Array.isArray(answer) ? answer : [], { what: `wordbee source "${this.name}": assets of segment ${seg}`, limits: this.deps.listing, log: this.deps.log }) as AssetRow[];
     this.segmentRows.set(seg, rows);
     return rows;
