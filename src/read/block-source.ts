@@ -30,7 +30,8 @@ import { DEFAULT_PART_BYTES, blockCount, blockKey, blockRange } from '../core/bl
 import { ExpiredError, FsError, StaleError, TransientError } from '../core/errors.js';
 import { retry } from '../util/retry.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { abortable, type LocatorCache } from './locator-cache.js';
+import type { LocatorCache } from './locator-cache.js';
+import { abortable } from '../util/abortable.js';
 import type { SourceMeter } from '../metrics/metrics.js';
 import { WholeObjectStreams } from './whole-stream.js';
 

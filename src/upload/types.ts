@@ -71,6 +71,8 @@ export interface Uploader {
    * digest where it keeps one; undefined when there is no object. Absent where there is no digest.
    */
   remoteContent?(target: UploadTarget, signal?: AbortSignal): Promise<RemoteContent | undefined>;
+  /** Releases what the uploader holds (grants, clients); its provider's close() calls it. */
+  close?(): void | Promise<void>;
 }
 
 export type JobState = 'queued' | 'uploading' | 'done' | 'failed' | 'cancelled';

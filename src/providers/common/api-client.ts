@@ -28,6 +28,10 @@ import { redactText, redactUrl } from '../../util/redact.js';
 import { DEFAULT_BOUNDS, Deadline, deadlineFor, type NetBounds } from '../../transports/bounds.js';
 import { REDIRECT_STATUSES, crossOriginMessage } from '../../transports/origins.js';
 import { describeError } from '../../util/error-text.js';
+import { ExpiringCredential } from './expiring.js';
+
+/** A token's life when the login answer does not say (OAuth servers mostly hand out an hour). */
+const DEFAULT_TOKEN_LIFE_MS = 3_600_000;
 
 /** Supplies credentials for API calls. */
 export interface Authenticator {
@@ -44,7 +48,9 @@ export interface ApiRequest {
   query?: Record<string, string | number | boolean | undefined>;
   json?: unknown;
   form?: Record<string, string>;
-  /** A raw body (multipart forms, file bytes); its content-type goes in `headers`. */
+  /** A multipart/form-data body (the global FormData; encoded once per attempt, boundary and type together). */
+  multipart?: FormData;
+  /** A raw body (file bytes); its content-type goes in `headers`. */
   body?: Buffer;
   headers?: Record<string, string>;
   signal?: AbortSignal;
@@ -186,7 +192,11 @@ export class ApiClient {
     if (useAuth && !home) throw new FsError('EIO', crossOriginMessage(this.what(req), u, this.base.origin));
     const headers: Record<string, string> = { accept: 'application/json', ...(home ? this.o.defaultHeaders : {}), ...req.headers };
     let body: string | Buffer | undefined;
-    if (req.body !== undefined) {
+    if (req.multipart !== undefined) {
+      const encoded = new Response(req.multipart); // one encoding: the boundary in the type must be the body's
+      headers['content-type'] = encoded.headers.get('content-type') ?? 'multipart/form-data';
+      body = Buffer.from(await encoded.arrayBuffer());
+    } else if (req.body !== undefined) {
       body = req.body;
     } else if (req.json !== undefined) {
       body = JSON.stringify(req.json);
@@ -245,46 +255,39 @@ export class ApiClient {
 }
 
 /**
- * A bearer-style session: one login at a time, the token reused until shortly before it expires (or
- * until invalidated), then a new login. `login` may use a refresh token it keeps itself.
+ * A bearer-style session: one login at a time, the token reused until the margin rule of
+ * common/expiring.ts says it is about to expire (or until invalidated), then a new login. `login` may use
+ * a refresh token it keeps itself. A login is shared by every caller, so it runs without a caller's
+ * signal (it is bounded by the client's deadline); a caller's signal stops only its own wait.
  */
 export class TokenSession implements Authenticator {
-  private token: { value: string; useUntil: number } | undefined;
-  private inflight: Promise<string> | undefined;
-  private generation = 0;
+  private readonly token: ExpiringCredential<string>;
 
   constructor(
-    private readonly login: (signal?: AbortSignal) => Promise<{ token: string; expiresInMs?: number }>,
+    login: (signal?: AbortSignal) => Promise<{ token: string; expiresInMs?: number }>,
     private readonly toHeaders: (token: string) => Record<string, string>,
-  ) {}
+  ) {
+    this.token = new ExpiringCredential(async () => {
+      const { token, expiresInMs } = await login();
+      return { value: token, expiresAt: Date.now() + (expiresInMs ?? DEFAULT_TOKEN_LIFE_MS) };
+    });
+  }
 
   async headers(signal?: AbortSignal): Promise<Record<string, string>> {
     return this.toHeaders(await this.current(signal));
   }
 
   /** The current token, logging in when needed. */
-  async current(signal?: AbortSignal): Promise<string> {
-    if (this.token && Date.now() < this.token.useUntil) return this.token.value;
-    if (!this.inflight) {
-      const gen = this.generation;
-      this.inflight = this.login(signal)
-        .then(({ token, expiresInMs }) => {
-          const life = expiresInMs ?? 3_600_000;
-          if (gen === this.generation) this.token = { value: token, useUntil: Date.now() + life - Math.min(60_000, life * 0.1) };
-          return token;
-        })
-        .finally(() => (this.inflight = undefined));
-    }
-    return this.inflight;
+  current(signal?: AbortSignal): Promise<string> {
+    return this.token.get(signal);
   }
 
   /** The token now in use, if any (no login). */
   peek(): string | undefined {
-    return this.token?.value;
+    return this.token.peek();
   }
 
   invalidate(): void {
-    this.generation++;
-    this.token = undefined;
+    this.token.invalidate();
   }
 }

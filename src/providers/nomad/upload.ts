@@ -31,9 +31,10 @@ import { normalizeEtag } from '../../core/etag.js';
 import type { CompletedUpload, ConfirmedPart, UploadTarget, Uploader } from '../../upload/types.js';
 import { SessionLostError } from '../../upload/errors.js';
 import { errorMessage } from '../common/api-client.js';
-import type { NomadClient, NomadUploadPart, NomadUploadSession } from './client.js';
+import type { NomadClient, NomadUploadPart, NomadUploadSession } from './api.js';
+import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
+import { mapCache, retryOnceIfStale } from '../common/stale-retry.js';
 
-const MiB = 1024 * 1024;
 
 /** What the uploader needs of the provider: its listing and stat (one truth for names and versions). */
 export interface NomadTree {
@@ -72,8 +73,11 @@ export class NomadUploader implements Uploader {
   ) {}
 
   partSize(size: number): number {
-    return Math.max(this.o.partSize ?? 8 * MiB, Math.ceil(size / 10_000 / MiB) * MiB);
+    return partSizeFor(size, MAX_PARTS.s3, this.o.partSize);
   }
+
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
 
   // ---- paths -------------------------------------------------------------------------------------
 
@@ -112,15 +116,9 @@ export class NomadUploader implements Uploader {
     return parent === undefined || name === undefined ? undefined : this.child(parent, name, signal);
   }
 
-  /** Runs `fn`; when the platform answers 404 (a cached folder id went stale), forgets the cache and runs it once more. */
-  private async fresh<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!(e instanceof NotFoundError) || this.dirs.size === 0) throw e;
-      this.dirs.clear();
-      return fn();
-    }
+  /** Runs `fn`, once more with the folder-id cache forgotten when a cached id went stale (common/stale-retry.ts). */
+  private fresh<T>(fn: () => Promise<T>): Promise<T> {
+    return retryOnceIfStale(mapCache(this.dirs), fn);
   }
 
   private noRoot(what: string): never {

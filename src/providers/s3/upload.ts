@@ -20,8 +20,8 @@ import type { ConfirmedPart, CompletedUpload, RemoteContent, UploadTarget, Uploa
 import { SessionLostError } from '../../upload/errors.js';
 import { mapStorageError } from '../errors.js';
 import { contentTypeOf } from '../../util/content-type.js';
+import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
 
-const MiB = 1024 * 1024;
 const errName = (e: unknown) => (e as { name?: string; Code?: string }).name ?? (e as { Code?: string }).Code ?? '';
 
 export class S3Uploader implements Uploader {
@@ -35,9 +35,11 @@ export class S3Uploader implements Uploader {
     return this.prefix + t.path.join('/');
   }
 
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
+
   partSize(size: number): number {
-    // ≥ 5 MiB (S3's minimum), ≤ 10,000 parts.
-    return Math.max(8 * MiB, Math.ceil(size / 10_000 / MiB) * MiB);
+    return partSizeFor(size, MAX_PARTS.s3);
   }
 
   async begin(t: UploadTarget, _size: number, signal?: AbortSignal): Promise<string> {
