@@ -33,6 +33,8 @@ export interface LocatorCacheOptions {
   skewMs?: number;
   /** Most locators remembered. Default 10,000. */
   maxEntries?: number;
+  /** Counts re-mints of locators whose lifetime ran out (assetfs_url_refreshes_total{reason="expired"}). */
+  meterFor?(source: string): { urlRefresh(reason: 'expired'): void } | undefined;
 }
 
 export class LocatorCache {
@@ -51,6 +53,7 @@ export class LocatorCache {
     if (hit && Date.now() < hit.useUntil) return hit.loc;
     let flight = this.minting.get(key);
     if (!flight) {
+      if (hit) this.opts.meterFor?.(obj.source)?.urlRefresh('expired');
       const started: Flight = {};
       this.minting.set(key, started);
       started.promise = this.mint(provider, obj, key, started);
