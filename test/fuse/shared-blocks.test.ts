@@ -63,8 +63,10 @@ describe('shared block tier', () => {
     const hashes = await Promise.all([0, 1, 2].map((i) => hashOn(i, 'cold')));
     expect(hashes).toEqual([0, 1, 2].map(() => sha256(files.cold)));
     expect(farm.originBytes(key('cold'), files.cold.length)).toBe(files.cold.length);
-    const waited = (await Promise.all([0, 1, 2].map(sharedOf))).reduce((a, s) => a + s!.blocks.waitHits, 0);
-    expect(waited).toBeGreaterThan(0); // hosts did wait for each other's fetches
+    // Whether a host waited for another's fetch or found the block already there depends on timing;
+    // either way the blocks the origin served once reached the two other hosts from Redis.
+    const hits = (await Promise.all([0, 1, 2].map(sharedOf))).reduce((a, s) => a + s!.blocks.hits, 0);
+    expect(hits).toBeGreaterThanOrEqual(2 * Math.ceil(files.cold.length / MiB));
   });
 
   it('a new version of an object has new keys: no host reads the old bytes', async () => {
