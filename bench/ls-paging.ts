@@ -8,7 +8,7 @@
 import { startS3rver } from '@assetfs/lab/emulators/storage-servers.js';
 import { S3Backing } from '@assetfs/lab/emulators/common/backing.js';
 import { DEFAULT_NOMAD_USER, startNomadEmulator } from '@assetfs/lab/emulators/nomad/index.js';
-import { NomadClient } from '../src/providers/nomad/client.js';
+import { NomadClient } from '../src/providers/nomad/api.js';
 import { silentLogger } from '../src/util/logger.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
 

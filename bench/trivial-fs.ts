@@ -13,26 +13,24 @@ const data = Buffer.alloc(size, 7);
 const now = new Date();
 const stat = (mode: number, sz: number) => ({ mode, size: sz, uid: 0, gid: 0, nlink: 1, mtime: now, atime: now, ctime: now });
 
-const fuse = new Fuse(
-  mnt!,
-  {
-    getattr: (p: string, cb: (...a: unknown[]) => void) =>
-      p === '/' ? cb(0, stat(0o40755, 4096)) : p === '/data.bin' ? cb(0, stat(0o100644, size)) : cb(Fuse.ENOENT),
-    readdir: (_p: string, cb: (...a: unknown[]) => void) => cb(0, ['data.bin']),
-    open: (_p: string, _f: number, cb: (...a: unknown[]) => void) => cb(0, 1),
-    release: (_p: string, _fd: number, cb: (...a: unknown[]) => void) => cb(0),
-    read: (_p: string, _fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
-      const n = Math.max(0, Math.min(len, size - pos));
-      data.copy(buf, 0, pos, pos + n);
-      setImmediate(() => cb(n)); // reply asynchronously, as assetfs does
-    },
-    // Writes are accepted and dropped: the ceiling of writes through fuse-native on this machine.
-    write: (_p: string, _fd: number, _buf: Buffer, len: number, _pos: number, cb: (n: number) => void) => setImmediate(() => cb(len)),
-    truncate: (_p: string, _size: number, cb: (err: number) => void) => cb(0),
-    ftruncate: (_p: string, _fd: number, _size: number, cb: (err: number) => void) => cb(0),
+// Typed by vendor/fuse-native/index.d.ts: a handler of the wrong shape does not compile.
+const ops: Partial<Fuse.Operations> = {
+  getattr: (p, cb) => (p === '/' ? cb(0, stat(0o40755, 4096)) : p === '/data.bin' ? cb(0, stat(0o100644, size)) : cb(Fuse.ENOENT)),
+  // By offset (vendor/fuse-native patch 5): the entries after `offset`; none past the one file.
+  readdir: (_p, offset, _fd, cb) => (offset === 0 ? cb(0, ['data.bin'], [stat(0o100644, size)]) : cb(0, [], [])),
+  open: (_p, _f, cb) => cb(0, 1),
+  release: (_p, _fd, cb) => cb(0),
+  read: (_p, _fd, buf, len, pos, cb) => {
+    const n = Math.max(0, Math.min(len, size - pos));
+    data.copy(buf, 0, pos, pos + n);
+    setImmediate(() => cb(n)); // reply asynchronously, as assetfs does
   },
-  { fsname: 'trivialfs', autoCache: true, force: true },
-);
+  // Writes are accepted and dropped: the ceiling of writes through fuse-native on this machine.
+  write: (_p, _fd, _buf, len, _pos, cb) => setImmediate(() => cb(len)),
+  truncate: (_p, _size, cb) => cb(0),
+  ftruncate: (_p, _fd, _size, cb) => cb(0),
+};
+const fuse = new Fuse(mnt!, ops, { fsname: 'trivialfs', autoCache: true, force: true });
 fuse.mount((err) => {
   if (err) {
     process.stderr.write(`mount failed: ${err.message}\n`);

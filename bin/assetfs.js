@@ -4,7 +4,7 @@
 // --initial-old-space-size=32 (MiB): V8 counts the socket buffers of a fast download as external
 // memory and, against a small old generation, starts a full mark-compact every few tens of
 // milliseconds of a cold read, each freeing almost nothing; with this, about one per read.
-// --expose-gc: for src/util/gc-pacer.ts, which collects the young generation every 4 MiB of network
+// --expose-gc: for src/util/body-gc.ts, which collects the young generation every 4 MiB of network
 // bodies so that their socket buffers do not pile up.
 // What each flag was measured to change: docs/perf-log.md (2026-11-28, 2026-11-29).
 // Tests and the bench start the daemon with the flags of this line too (test/helpers/mount.ts).

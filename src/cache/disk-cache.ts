@@ -31,6 +31,7 @@ import { DIRECT_IO_ALIGN, alignedBuffer, isDirectIoReady } from '../util/aligned
 import { fillHeaderPage, headerFits, parseHeader, readBlockFile, readBlockFileDirect, scanBlockFiles, writeBlockFile, writeBlockFileDirect, type Header } from './block-file.js';
 import { blockCrc32, crc32Implementation } from './checksum.js';
 import { Slab } from './slab.js';
+import { blockKey, objectKey } from '../core/blocks.js';
 
 /** Direct reads and writes in flight at once (each needs an aligned header page); more are buffered. */
 const HEADER_PAGES = 64;
@@ -46,7 +47,6 @@ interface IndexEntry {
   ref: string;
 }
 
-const blockKey = (source: string, ref: Ref, version: string, index: number) => JSON.stringify([source, ref, version, index]);
 
 export interface DiskCacheOptions {
   dir: string;
@@ -77,11 +77,11 @@ export class DiskBlockCache implements BlockCache {
   /** Keys whose put() is writing: a second put of one waits for nothing and writes nothing. */
   private readonly writingKeys = new Set<string>();
 
-  constructor(private readonly o: DiskCacheOptions) {
-    this.blockSize = o.blockSize;
-    this.slab = new Slab(join(o.dir, 'blocks.slab'), o.blockSize);
+  constructor(private readonly opts: DiskCacheOptions) {
+    this.blockSize = opts.blockSize;
+    this.slab = new Slab(join(opts.dir, 'blocks.slab'), opts.blockSize);
     this.index = new LRUCache<string, IndexEntry>({
-      maxSize: Math.max(1, o.maxBytes),
+      maxSize: Math.max(1, opts.maxBytes),
       sizeCalculation: (e) => Math.max(1, e.len),
       dispose: (e, key, reason) => {
         if (reason === 'evict') this.evictions++;
@@ -91,14 +91,10 @@ export class DiskBlockCache implements BlockCache {
     });
   }
 
-  private objKey(source: string, ref: Ref) {
-    return `${source}\0${ref}`;
-  }
-
   private unindex(e: IndexEntry, key: string) {
-    const set = this.byObject.get(this.objKey(e.source, e.ref));
+    const set = this.byObject.get(objectKey(e.source, e.ref));
     set?.delete(key);
-    if (set && set.size === 0) this.byObject.delete(this.objKey(e.source, e.ref));
+    if (set && set.size === 0) this.byObject.delete(objectKey(e.source, e.ref));
   }
 
   /** The storage of a block no longer indexed: its slot is freed, its file deleted. */
@@ -121,14 +117,14 @@ export class DiskBlockCache implements BlockCache {
       if (this.pinned.delete(key)) this.pinnedBytes -= old.len;
       if (old.file !== e.file || old.slot !== e.slot) this.discard(old);
     }
-    if (this.pinnedObjects.has(this.objKey(e.source, e.ref))) {
+    if (this.pinnedObjects.has(objectKey(e.source, e.ref))) {
       if (!this.pinned.has(key)) this.pinnedBytes += e.len;
       this.pinned.set(key, e);
       return;
     }
     this.index.set(key, e);
     if (!this.index.has(key)) return this.discard(e); // larger than the whole cache
-    const ok = this.objKey(e.source, e.ref);
+    const ok = objectKey(e.source, e.ref);
     let set = this.byObject.get(ok);
     if (!set) this.byObject.set(ok, (set = new Set()));
     set.add(key);
@@ -136,7 +132,7 @@ export class DiskBlockCache implements BlockCache {
 
   private fileFor(key: string): string {
     const h = createHash('sha256').update(key).digest('hex');
-    return join(this.o.dir, h.slice(0, 2), `${h}.blk`);
+    return join(this.opts.dir, h.slice(0, 2), `${h}.blk`);
   }
 
   /** Create the directory and index the blocks a previous run left. Call once before use. */
@@ -146,14 +142,14 @@ export class DiskBlockCache implements BlockCache {
   }
 
   private async scan(): Promise<void> {
-    await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+    await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
     const found: Array<{ key: string; e: IndexEntry; mtime: number }> = [];
-    for (const { file, header: h, dataOffset, mtime } of await scanBlockFiles(this.o.dir)) {
-      found.push({ key: blockKey(h.source, h.ref, h.version, h.index), e: { file, len: h.len, dataOffset, source: h.source, ref: h.ref }, mtime });
+    for (const { file, header: h, dataOffset, mtime } of await scanBlockFiles(this.opts.dir)) {
+      found.push({ key: blockKey(h, h.index), e: { file, len: h.len, dataOffset, source: h.source, ref: h.ref }, mtime });
     }
     for (const { slot, header: h } of await this.slab.scan()) {
       const e: IndexEntry = { file: this.slab.file, slot, len: h.len, dataOffset: DIRECT_IO_ALIGN, source: h.source, ref: h.ref };
-      found.push({ key: blockKey(h.source, h.ref, h.version, h.index), e, mtime: h.t ?? 0 });
+      found.push({ key: blockKey(h, h.index), e, mtime: h.t ?? 0 });
     }
     found.sort((a, b) => a.mtime - b.mtime);
     for (const f of found) this.addIndex(f.key, f.e);
@@ -162,7 +158,7 @@ export class DiskBlockCache implements BlockCache {
 
   /** Keep every block of (source, ref), of any version, out of eviction (or let them go again). */
   setPinned(source: string, ref: Ref, on: boolean): void {
-    const ok = this.objKey(source, ref);
+    const ok = objectKey(source, ref);
     if (on === this.pinnedObjects.has(ok)) return;
     this.moving = true;
     try {
@@ -189,7 +185,7 @@ export class DiskBlockCache implements BlockCache {
 
   /** Whether the blocks of (source, ref) are pinned. */
   isPinned(source: string, ref: Ref): boolean {
-    return this.pinnedObjects.has(this.objKey(source, ref));
+    return this.pinnedObjects.has(objectKey(source, ref));
   }
 
   /** Drop every block that is not pinned (`assetfs cache clear`); pinned blocks stay. */
@@ -199,7 +195,7 @@ export class DiskBlockCache implements BlockCache {
 
   /** Whether a block is on disk (no read, no statistics). */
   has(obj: ObjectVersion, index: number): boolean {
-    const key = blockKey(obj.source, obj.ref, obj.version, index);
+    const key = blockKey(obj, index);
     return this.index.has(key) || this.pinned.has(key);
   }
 
@@ -209,7 +205,7 @@ export class DiskBlockCache implements BlockCache {
    * when they are page-aligned and the file was written for it.
    */
   async get(obj: ObjectVersion, index: number, into?: Buffer): Promise<Buffer | undefined> {
-    const key = blockKey(obj.source, obj.ref, obj.version, index);
+    const key = blockKey(obj, index);
     const e = this.index.get(key) ?? this.pinned.get(key);
     if (!e) {
       this.misses++;
@@ -240,9 +236,9 @@ export class DiskBlockCache implements BlockCache {
    * unchanged until this resolves.
    */
   async put(obj: ObjectVersion, index: number, data: Buffer): Promise<void> {
-    const key = blockKey(obj.source, obj.ref, obj.version, index);
+    const key = blockKey(obj, index);
     if (this.index.has(key) || this.pinned.has(key) || this.writingKeys.has(key)) return;
-    if (data.length > this.o.maxBytes && !this.pinnedObjects.has(this.objKey(obj.source, obj.ref))) return;
+    if (data.length > this.opts.maxBytes && !this.pinnedObjects.has(objectKey(obj.source, obj.ref))) return;
     const header: Header = { source: obj.source, ref: obj.ref, version: obj.version, index, len: data.length, crc: 0 };
     if (!headerFits(header)) return; // a name too long for a block file's header: not cached on disk
     header.crc = blockCrc32(data);
@@ -299,7 +295,7 @@ export class DiskBlockCache implements BlockCache {
    * even that frees none (its slot is being read): the block is then not cached.
    */
   private takeSlot(): number | undefined {
-    const maxSlots = Math.ceil(this.o.maxBytes / this.blockSize) + this.pinned.size;
+    const maxSlots = Math.ceil(this.opts.maxBytes / this.blockSize) + this.pinned.size;
     const slot = this.slab.take(maxSlots);
     if (slot !== undefined) return slot;
     this.evictBytes(this.blockSize);
@@ -372,7 +368,7 @@ export class DiskBlockCache implements BlockCache {
   }
 
   async dropObject(source: string, ref: Ref): Promise<void> {
-    for (const k of [...(this.byObject.get(this.objKey(source, ref)) ?? [])]) this.index.delete(k);
+    for (const k of [...(this.byObject.get(objectKey(source, ref)) ?? [])]) this.index.delete(k);
     for (const [k, e] of [...this.pinned]) {
       if (e.source !== source || e.ref !== ref) continue;
       this.pinned.delete(k);
@@ -383,7 +379,7 @@ export class DiskBlockCache implements BlockCache {
 
   stats(): CacheStats & { corrupt: number; evictions: number; blocks: number; pinnedBytes: number; pinnedBlocks: number; slabSlots: number; directIo: boolean; checksum: string } {
     return {
-      bytes: this.index.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, evictions: this.evictions, blocks: this.index.size,
+      bytes: this.index.calculatedSize, limit: this.opts.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, evictions: this.evictions, blocks: this.index.size,
       pinnedBytes: this.pinnedBytes, pinnedBlocks: this.pinned.size, slabSlots: this.slab.slots, directIo: this.direct, checksum: crc32Implementation,
     };
   }
@@ -400,8 +396,8 @@ export class DiskBlockCache implements BlockCache {
     this.pinned.clear();
     this.pinnedBytes = 0;
     await this.slab.reset();
-    await rm(this.o.dir, { recursive: true, force: true });
-    await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+    await rm(this.opts.dir, { recursive: true, force: true });
+    await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
     await this.slab.scan();
   }
 }

@@ -29,7 +29,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { BlockCache, CacheStats, ObjectVersion, Ref } from '../core/types.js';
-import { blockKey } from '../core/blocks.js';
+import { blockKey, objectKey } from '../core/blocks.js';
 import { MAX_ALIGNED_BYTES, alignedBuffer } from '../util/aligned.js';
 
 const ARENA_BYTES = Math.min(2 ** 30, MAX_ALIGNED_BYTES);
@@ -55,7 +55,6 @@ export interface MemoryCacheOptions {
   streamedKeepBytes?: number;
 }
 
-const objectKey = (source: string, ref: Ref) => `${source}\0${ref}`;
 
 interface Slot {
   /** Undefined while only reserved. */
@@ -93,12 +92,12 @@ export class MemoryBlockCache implements BlockCache {
   /** Keys that left as demoted, oldest first; bounded by the blocks the tier holds. */
   private readonly ghosts = new Set<string>();
 
-  constructor(private readonly o: MemoryCacheOptions) {
-    if (!(o.blockSize > 0)) throw new Error('blockSize must be positive');
-    this.blockSize = o.blockSize;
-    this.streamedKeepBytes = o.streamedKeepBytes ?? Math.min(16 * 1024 * 1024, Math.floor(o.maxBytes / 8));
+  constructor(private readonly opts: MemoryCacheOptions) {
+    if (!(opts.blockSize > 0)) throw new Error('blockSize must be positive');
+    this.blockSize = opts.blockSize;
+    this.streamedKeepBytes = opts.streamedKeepBytes ?? Math.min(16 * 1024 * 1024, Math.floor(opts.maxBytes / 8));
     this.lru = new LRUCache<string, Slot>({
-      maxSize: Math.max(1, o.maxBytes),
+      maxSize: Math.max(1, opts.maxBytes),
       sizeCalculation: (slot) => Math.max(1, slot.size),
       // 'set' replaces the value under the same key: the key stays cached, so it stays indexed.
       dispose: (slot, key, reason) => {
@@ -143,7 +142,7 @@ export class MemoryBlockCache implements BlockCache {
       this.evictions++;
       this.forgetStreamed(oldest);
       this.ghosts.add(oldest);
-      if (this.ghosts.size > this.o.maxBytes / this.blockSize) this.ghosts.delete(this.ghosts.values().next().value as string);
+      if (this.ghosts.size > this.opts.maxBytes / this.blockSize) this.ghosts.delete(this.ghosts.values().next().value as string);
     }
   }
 
@@ -173,7 +172,7 @@ export class MemoryBlockCache implements BlockCache {
    * space, buffers are allocated one by one.
    */
   private carve(): Buffer {
-    const slots = Math.floor(this.o.maxBytes / this.blockSize);
+    const slots = Math.floor(this.opts.maxBytes / this.blockSize);
     if (this.carved >= slots) return Buffer.allocUnsafeSlow(this.blockSize);
     if (!this.arena || this.arenaAt + this.blockSize > this.arena.length) {
       const bytes = Math.min(slots - this.carved, Math.max(1, Math.floor(ARENA_BYTES / this.blockSize))) * this.blockSize;
@@ -206,7 +205,7 @@ export class MemoryBlockCache implements BlockCache {
 
   private recycle(buf: Buffer): void {
     if (this.holds.has(buf)) return void this.freeOnRelease.add(buf);
-    if (buf.length === this.blockSize && this.free.length < this.o.maxBytes / this.blockSize) this.free.push(buf);
+    if (buf.length === this.blockSize && this.free.length < this.opts.maxBytes / this.blockSize) this.free.push(buf);
   }
 
   /** put() of `data`, a view of `owned` (from takeBuffer): the cache recycles `owned` when the block leaves. */
@@ -217,7 +216,7 @@ export class MemoryBlockCache implements BlockCache {
   /** Hold `bytes` for a block about to be fetched; put() fills it, unreserve() gives it back. */
   reserve(obj: ObjectVersion, index: number, bytes: number): void {
     if (this.lru.peek(blockKey(obj, index))) return;
-    if (this.reservedBytes + bytes > this.o.maxBytes / 2) return;
+    if (this.reservedBytes + bytes > this.opts.maxBytes / 2) return;
     this.store(obj, index, undefined, bytes);
     if (this.lru.peek(blockKey(obj, index))) this.reservedBytes += bytes;
   }
@@ -254,7 +253,7 @@ export class MemoryBlockCache implements BlockCache {
   }
 
   stats(): CacheStats & { blocks: number; evictions: number } {
-    return { bytes: this.lru.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, blocks: this.lru.size, evictions: this.evictions };
+    return { bytes: this.lru.calculatedSize, limit: this.opts.maxBytes, hits: this.hits, misses: this.misses, blocks: this.lru.size, evictions: this.evictions };
   }
 
   private unindex(object: string, key: string): void {

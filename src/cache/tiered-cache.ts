@@ -109,7 +109,7 @@ export class TieredBlockCache implements BlockCache {
   }
 
   /** Resolves when no background disk write is pending (tests, shutdown). */
-  flushed(): Promise<void> {
+  settled(): Promise<void> {
     return this.pendingWrites === 0 ? Promise.resolve() : new Promise((r) => this.idle.push(r));
   }
 
@@ -125,7 +125,7 @@ export class TieredBlockCache implements BlockCache {
    * them brings a cleared block back.
    */
   async clearUnpinned(objects?: Iterable<{ source: string; ref: Ref }>): Promise<void> {
-    await this.flushed();
+    await this.settled();
     if (!objects) {
       this.memory.clear();
       this.disk.evictUnpinned();

@@ -45,12 +45,29 @@ export function chunkRuns(first: number, last: number, maxBlocks: number): Array
   return runs;
 }
 
-/** The in-memory key of block `index` of an object version (memory tier, tiered writes, in-flight fetches). */
-export function blockKey(obj: ObjectVersion, index: number): string {
-  return `${blockKeyPrefix(obj.source, obj.ref)}${obj.version}\0${index}`;
+/*
+ * The in-memory keys of the caches and the read path, one nested in the next: an object (source, ref),
+ * one version of it, one block of that version. NUL separates the parts: source names are checked by
+ * the config and versions are ETags or revisions, neither holds one, so no two keys of different
+ * blocks are equal.
+ */
+
+/** The key of an object (source, ref), over all its versions (per-object indexes, pins). */
+export function objectKey(source: string, ref: string): string {
+  return `${source}\0${ref}`;
 }
 
-/** What every blockKey of (source, ref), of any version, starts with. */
+/** The key of one version of an object (whole-body downloads). */
+export function versionKey(obj: Pick<ObjectVersion, 'source' | 'ref' | 'version'>): string {
+  return `${blockKeyPrefix(obj.source, obj.ref)}${obj.version}`;
+}
+
+/** The key of block `index` of an object version (memory and disk tiers, tiered writes, in-flight fetches). */
+export function blockKey(obj: Pick<ObjectVersion, 'source' | 'ref' | 'version'>, index: number): string {
+  return `${versionKey(obj)}\0${index}`;
+}
+
+/** What every blockKey and versionKey of (source, ref), of any version, starts with. */
 export function blockKeyPrefix(source: string, ref: string): string {
-  return `${source}\0${ref}\0`;
+  return `${objectKey(source, ref)}\0`;
 }

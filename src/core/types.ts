@@ -80,7 +80,7 @@ export interface ProviderCaps {
  * src/providers/<type>/index.ts, all in the same shape, all passing test/contract/provider-suite.ts.
  *
  * Errors: NotFoundError when a ref does not exist; AuthError when credentials are refused
- * (after one re-authentication); TransientError for 5xx/429/resets (the caller's pacer retries);
+ * (after one re-authentication); TransientError for 5xx/429/resets (the caller's retry (util/retry.ts) retries);
  * anything else is an FsError with an honest code.
  */
 export interface Provider {
@@ -225,7 +225,7 @@ export interface BlockSource {
   demote?(obj: ObjectVersion, first: number, last: number): void;
   /** Start fetching blocks [first, last] in the background, in large ranged GETs. Never throws. */
   prefetch(obj: ObjectVersion, first: number, last: number): void;
-  /** Forget blocks and locators of an object (its remote version changed). */
+  /** Forget the locators of an object (its remote version changed); its blocks, keyed by version, stay. */
   invalidate(source: string, ref: Ref): Promise<void>;
 }
 

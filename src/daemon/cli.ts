@@ -125,12 +125,12 @@ export function buildProgram(): Command {
           const { started, unmountedOutside } = supervise({ started: startDaemon({ config, log, mountpoint, force: o.force }), mountpoint, notifier, log });
           installCrashPolicy({ log, mountpoint, stop: () => started.then((d) => d.stop()) });
           await runUntilSignal(log, started, async (daemon: Daemon) => daemon.reload(await loadConfig(o.config)), unmountedOutside);
-          await notifier.flushed();
+          await notifier.delivered();
           exitNow(log);
         },
         async (line) => {
           notifier.failed(line);
-          await notifier.flushed();
+          await notifier.delivered();
           if (log) exitNow(log); // a mount that was up and stopped again leaves native handles behind
         },
       );
@@ -213,15 +213,15 @@ export function buildProgram(): Command {
 
   program
     .command('retry')
-    .description('retry failed uploads now; confirm remote deletions a watched folder holds back; with a path, upload a file kept for attention as it is')
-    .argument('[path]', 'a file listed by `assetfs status` as needing attention (you vouch that it is complete)')
+    .description('retry failed uploads now; confirm remote deletions a watched folder holds back; with a path, only that file: a failed upload, or a file kept for attention uploaded as it is')
+    .argument('[path]', 'a file listed by `assetfs status` as failed or needing attention (for a kept file, you vouch that it is complete)')
     .option('-c, --config <file>', 'config file of the daemon to ask', DEFAULT_CONFIG)
     .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
     .action((path: string | undefined, o: { config: string; socket?: string }) =>
       withCleanExit(async () => {
         const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
         const r = (await callControl(socket, 'POST', '/retry', path ? { path: resolve(path) } : undefined)) as { retried: number; attention?: number; deletions?: number; stillPaused?: number };
-        if (path) process.stdout.write(r.retried ? `${path}: queued for upload as it is\n` : `${path} is not kept for attention (see assetfs status)\n`);
+        if (path) process.stdout.write(r.retried ? `${path}: queued for upload as it is\n` : `${path} is neither kept for attention nor a failed upload (see assetfs status)\n`);
         else {
           const deleted = r.deletions ? `; ${r.deletions} held remote deletion${r.deletions === 1 ? '' : 's'} confirmed and done` : '';
           const paused = r.stillPaused ? `; ${r.stillPaused} watched folder${r.stillPaused === 1 ? '' : 's'} still paused (gone: see assetfs status)` : '';

@@ -11,9 +11,15 @@
  *    roots are answered without a request (Wordbee's scopes come from the config, most roots' stat):
  *    such a success proves nothing, and `ls` of a refused Wordbee scope must not flip it to ok.
  *  - Messages are redacted when recorded.
+ *  - Fail fast: a source that has not answered once since start, and whose server cannot even be
+ *    connected to (NO_CONNECTION), fails each call of a watched provider at once with an
+ *    UnreachableError naming the cause (host:port), which the callers' retry loops do not retry: its
+ *    folder answers EIO at once instead of after retry.maxTime. Every call still makes its one
+ *    attempt, so the first that gets through makes the source ok, and from then on a refused
+ *    connection is retried as any transient fault (a server restarting).
  */
 import type { ObjectVersion, Provider, Ref, RemoteEntry } from '../core/types.js';
-import { AuthError, ExpiredError, FsError, MisconfiguredError, TransientError } from '../core/errors.js';
+import { AuthError, ExpiredError, FsError, MisconfiguredError, TransientError, UnreachableError } from '../core/errors.js';
 import { redactText } from '../util/redact.js';
 import { describeError } from '../util/error-text.js';
 
@@ -44,6 +50,7 @@ export interface SourceHealthRecord {
  * Wordbee's "Invalid scope").
  */
 export function classifyFailure(e: unknown, fromProvider: boolean): FailureState | undefined {
+  if (e instanceof UnreachableError) return 'unreachable';
   if (e instanceof AuthError || e instanceof ExpiredError) return 'login refused';
   if (e instanceof MisconfiguredError) return 'misconfigured';
   if (e instanceof TransientError) {
@@ -55,8 +62,13 @@ export function classifyFailure(e: unknown, fromProvider: boolean): FailureState
   return undefined;
 }
 
+/** A failure to connect at all, as the error's text says it (Node's and the SDKs' messages name host:port). */
+const NO_CONNECTION = /\b(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)\b/;
+
 export class SourceHealth {
   private readonly records = new Map<string, SourceHealthRecord>();
+  /** Sources that have answered at least once since start. */
+  private readonly reached = new Set<string>();
   /** Sources whose current failure was seen below the root. */
   private readonly failedBelowRoot = new Set<string>();
 
@@ -73,7 +85,21 @@ export class SourceHealth {
     const r = this.records.get(source);
     if (r?.state === 'ok' || (atRoot && this.failedBelowRoot.has(source))) return;
     this.failedBelowRoot.delete(source);
+    this.reached.add(source);
     this.records.set(source, { ...r, state: 'ok', since: this.iso() });
+  }
+
+  /**
+   * What a watched provider's caller gets for failure `e` recorded as `state`: an UnreachableError
+   * when the source was never reached and cannot be connected to (see the invariants), else `e`.
+   */
+  private answer(source: string, type: string, state: FailureState | undefined, e: unknown): unknown {
+    if (state !== 'unreachable' || this.reached.has(source) || e instanceof UnreachableError) return e;
+    const prefix = `${type} source "${source}": `;
+    const text = redactText(describeError(e));
+    if (!NO_CONNECTION.test(text)) return e;
+    const why = text.startsWith(prefix) ? text.slice(prefix.length) : text;
+    return new UnreachableError(`${prefix}unreachable: ${why} (not answered since start: not retried until it does)`, { cause: e });
   }
 
   /** Record a failure; returns its state, or undefined when it says nothing about the source. */
@@ -106,8 +132,7 @@ export class SourceHealth {
           return v;
         },
         (e: unknown) => {
-          board.failed(p.name, e, true, atRoot);
-          throw e;
+          throw board.answer(p.name, p.type, board.failed(p.name, e, true, atRoot), e);
         },
       );
     // Every other member (uploader, refused, the optional id methods, …) is the provider's own: a
@@ -123,8 +148,7 @@ export class SourceHealth {
             yield e;
           }
         } catch (e) {
-          board.failed(p.name, e, true, dir === '');
-          throw e;
+          throw board.answer(p.name, p.type, board.failed(p.name, e, true, dir === ''), e);
         }
         if (!answered) board.ok(p.name, dir === '');
       },

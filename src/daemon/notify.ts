@@ -25,7 +25,7 @@ export interface Notifier {
   /** Starting failed; `line` says why. */
   failed(line: string): void;
   /** Resolves once every report so far has been handed over. */
-  flushed(): Promise<void>;
+  delivered(): Promise<void>;
 }
 
 /** One line, as sd_notify fields and the helper protocol need: no newlines, bounded length. */
@@ -76,7 +76,7 @@ export class SystemdNotifier implements Notifier {
   failed(line: string) {
     this.send([`STATUS=failed: ${oneLine(line)}`]);
   }
-  flushed() {
+  delivered() {
     return this.chain;
   }
 }
@@ -116,7 +116,7 @@ export class HelperPipeNotifier implements Notifier {
   failed(line: string) {
     this.answer(`ERROR=${oneLine(line)}`);
   }
-  flushed() {
+  delivered() {
     return Promise.resolve();
   }
 }
@@ -135,8 +135,8 @@ class Fanout implements Notifier {
   failed(s: string) {
     for (const n of this.sinks) n.failed(s);
   }
-  async flushed() {
-    await Promise.all(this.sinks.map((n) => n.flushed()));
+  async delivered() {
+    await Promise.all(this.sinks.map((n) => n.delivered()));
   }
 }
 

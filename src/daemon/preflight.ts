@@ -18,6 +18,8 @@ export class PreflightError extends Error {
 export interface PreflightOptions {
   /** Clear a stale mount left by a killed daemon instead of refusing to start. */
   force?: boolean;
+  /** A file to read as the mount table instead of /proc/self/mountinfo (tests). */
+  mountTable?: string;
 }
 
 export async function preflight(mountpoint: string, opts: PreflightOptions = {}): Promise<void> {
@@ -121,7 +123,11 @@ async function fusermountBinary(): Promise<string | undefined> {
 
 export async function checkMountpoint(mountpoint: string, opts: PreflightOptions = {}): Promise<void> {
   const mp = resolve(mountpoint);
-  const state = await isMounted(mp);
+  // x-systemd.automount: systemd put an autofs mount here and runs us when the path is first used.
+  // It is no busy mount point, and any look at it (statfs, stat, readdir) would trigger the very
+  // mount being started and wait on it: none is made (docs/operations.md).
+  if (await autofsAt(mp, opts.mountTable)) return;
+  const state = await isMounted(mp, opts.mountTable);
   if (state === 'live') {
     const what = await findMount(mp);
     throw new PreflightError(
@@ -165,6 +171,11 @@ export async function checkMountpoint(mountpoint: string, opts: PreflightOptions
       throw new PreflightError(`mount point ${mp} is not writable by this user, which fusermount requires: chown it to this user or choose another`);
     }
   }
+}
+
+/** Whether the topmost mount at `path` is autofs (a systemd automount point, an automounter's map). */
+export async function autofsAt(path: string, mountTable?: string): Promise<boolean> {
+  return (await findMount(path, mountTable).catch(() => undefined))?.fstype === 'autofs';
 }
 
 async function clearStale(mp: string, opts: PreflightOptions): Promise<void> {

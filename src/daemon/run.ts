@@ -6,7 +6,7 @@
  * close providers and sockets. Exiting right after unmount would give ENOTCONN to open files.
  */
 import { mkdir } from 'node:fs/promises';
-import type { Provider } from '../core/types.js';
+import type { Provider, Vfs } from '../core/types.js';
 import type { Config, SourceConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { createProvider } from '../providers/registry.js';
@@ -30,8 +30,9 @@ import { startMetricsListener } from '../metrics/listener.js';
 import { cacheRoutes } from './cache-routes.js';
 import { claimCacheDir } from './cache-dir-lock.js';
 import { RecentEvents } from '../util/recent.js';
-import { UploadService } from '../upload/service.js';
-import { Pinner } from '../cache/pinner.js';
+import { UploadService, type UploadsStatus } from '../upload/service.js';
+import type { StatusDoc } from './status-doc.js';
+import { Pinner } from '../pin/pinner.js';
 import { Staging } from '../vfs/write/staging.js';
 import { StagedRecords } from '../vfs/write/records.js';
 import type { WriteOptions } from '../vfs/write/write-ops.js';
@@ -52,15 +53,16 @@ export interface DaemonOptions {
   drainTimeoutMs?: number;
 }
 
+/** The running daemon as its callers (the CLI, the supervisor, the demo) see it: seams, not its parts' classes. */
 export interface Daemon {
   readonly mountpoint: string;
-  readonly vfs: AssetVfs;
-  readonly blocks: NetworkBlockSource;
-  readonly cache: TieredBlockCache;
+  /** The filesystem core, with the number of open files the status line shows. */
+  readonly vfs: Vfs & { readonly openFiles: number };
   /** The farm's shared tier (config `shared:`), absent without it. */
   readonly shared?: SharedTier;
   readonly providers: ReadonlyMap<string, Provider>;
-  readonly uploads: UploadService;
+  /** The upload side, as the status line reads it. */
+  readonly uploads: { status(): UploadsStatus };
   /** SIGHUP: new credentials for existing sources, without unmounting. Added/removed sources need a remount. */
   reload(config: Config): Promise<void>;
   /** `unmounted`: the mount is already gone (an outside `umount`): only drain and close. */
@@ -148,7 +150,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
   });
   async function close() {
     await vfs.close();
-    await cache.flushed();
+    await cache.settled();
     await disk.close();
     await Promise.allSettled([...providers.values()].map((p) => p.close()));
     await transport.close();
@@ -283,7 +285,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   };
   const startedAt = Date.now();
   const control = await startControlServer(controlSocketPath(config.cacheDir), {
-    'GET /status': async () => ({
+    'GET /status': async (): Promise<StatusDoc> => ({
       mountpoint: o.mountpoint,
       pid: process.pid,
       uptimeSec: Math.round((Date.now() - startedAt) / 1000),
@@ -306,11 +308,15 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       // bursts of concurrent operations came (fuse-native patch 1: docs/design.md#fuse-native-patched).
       fuse: { workerLocals: mounted.workerLocals() },
     }),
-    // With a path: upload a file kept for attention as it is (the operator vouches for it).
-    'POST /retry': async (body) =>
-      (body as { path?: unknown } | undefined)?.path
-        ? { retried: (await staging.retry(inMount(body))) ? 1 : 0, attention: staging.attention().length }
-        : { ...(await uploads.retryNow()), attention: staging.attention().length },
+    // With a path: upload a file kept for attention as it is (the operator vouches for it), or else
+    // re-queue that file's failed upload (one the platform refused for good included).
+    'POST /retry': async (body) => {
+      const raw = (body as { path?: unknown } | undefined)?.path;
+      if (!raw) return { ...(await uploads.retryNow()), attention: staging.attention().length };
+      const rel = inMount(body);
+      const retried = (await staging.retry(rel)) ? 1 : uploads.retryPath(rel, String(raw));
+      return { retried, attention: staging.attention().length };
+    },
     // assetfs status --cluster: every host of the farm (shared tier), as its heartbeats show it.
     'GET /cluster': async () => {
       if (!core.shared) throw new Error('this daemon has no shared tier (config `shared:`): there is no farm to show');
@@ -373,5 +379,5 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     await core.reload(next);
     uploads.providersChanged();
   };
-  return { mountpoint: o.mountpoint, vfs: core.vfs, blocks: core.blocks, cache: core.cache, shared: core.shared, providers: core.providers, uploads, reload, stop };
+  return { mountpoint: o.mountpoint, vfs: core.vfs, shared: core.shared, providers: core.providers, uploads, reload, stop };
 }

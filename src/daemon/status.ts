@@ -3,36 +3,12 @@ import { formatBytes } from '../config/units.js';
 import { callControl } from './control.js';
 import cliProgress from 'cli-progress';
 import type { UploadJobStatus, UploadsStatus } from '../upload/service.js';
-import type { BlockSourceStats } from '../read/block-source.js';
-import { isUp, type SourceHealthRecord } from './health.js';
-import type { SharedTierStatus } from '../shared/index.js';
+import { isUp } from './health.js';
+import type { SourceStatus, StatusDoc } from './status-doc.js';
+
+export type { SourceStatus, StatusDoc };
 import type { ClusterHost } from '../shared/heartbeat.js';
-
-export interface SourceStatus {
-  name: string;
-  type: string;
-  /** Absent from daemons older than source health. */
-  health?: SourceHealthRecord & { fix?: string };
-}
-
-interface StatusDoc {
-  mountpoint: string;
-  pid: number;
-  uptimeSec: number;
-  sources: SourceStatus[];
-  cache: { memory: { bytes: number; limit: number; hits: number; misses: number }; disk?: { bytes: number; limit: number; hits: number; misses: number } };
-  /** The read path's counters (read/block-source.ts): the same counts as assetfs_origin_*{kind="read"}. */
-  network?: BlockSourceStats;
-  receive?: { fast: number; fallback: Record<string, number>; resent: number };
-  openFiles: number;
-  errors: Array<{ time: string; message: string; path?: string }>;
-  uploads?: UploadsStatus;
-  writes?: { files: number; bytes: number; attention: Array<{ path: string; staged: string; reason: string; since: string; size: number }> };
-  pins?: Array<{ path: string; files: number; bytes: number; cachedBytes: number; state: string; error?: string }>;
-  fuse?: { workerLocals: number };
-  /** The farm's shared tier (config `shared:`), absent without it. */
-  shared?: SharedTierStatus;
-}
+import type { SharedTierStatus } from '../shared/index.js';
 
 export interface ClusterDoc {
   /** The asking daemon's owner id. */
@@ -67,7 +43,11 @@ export function renderUploads(u: UploadsStatus | undefined): string[] {
   for (const s of u.syncs) if (s.paused) lines.push(`  PAUSED    ${s.local} → ${s.remote}: ${s.paused.message}`);
   for (const j of u.active) lines.push(uploadLine(j));
   for (const j of u.queued) lines.push(`  queued    ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.lastError ? `  (${j.lastError})` : ''}`);
-  for (const j of u.failed) lines.push(`  FAILED    ${formatBytes(j.size).padStart(9)}  ${j.remote}  attempt ${j.attempts}, retry in ${j.nextAttemptInSec}s (assetfs retry: now): ${j.lastError}`);
+  for (const j of u.failed) {
+    lines.push(j.needsAttention
+      ? `  ATTENTION ${formatBytes(j.size).padStart(9)}  ${j.remote}  refused at attempt ${j.attempts}, not retried until assetfs retry: ${j.lastError}`
+      : `  FAILED    ${formatBytes(j.size).padStart(9)}  ${j.remote}  attempt ${j.attempts}, retry in ${j.nextAttemptInSec}s (assetfs retry: now): ${j.lastError}`);
+  }
   for (const j of u.recent.slice(0, 5)) lines.push(`  ${j.state === 'done' ? 'done     ' : 'cancelled'} ${formatBytes(j.size).padStart(9)}  ${j.remote}${j.state !== 'done' && j.lastError ? `  (${j.lastError})` : ''}${j.conflictOf ? `  (CONFLICT: ${j.conflictOf} had changed; ours went up beside it)` : ''}`);
   const more = (n: number | undefined, shown: number) => (n !== undefined && n > shown ? [`  … and ${n - shown} more`] : []);
   lines.push(...more(u.counts?.queued, u.queued.length), ...more(u.counts?.failed, u.failed.length));

@@ -12,6 +12,7 @@ import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import { describeError } from '../util/error-text.js';
 import type { RecentEvents } from '../util/recent.js';
+import type Fuse from 'fuse-native';
 import { setKernelReadahead } from './kernel-readahead.js';
 import { DirPages } from './dir-pages.js';
 import type { FuseMeter } from '../metrics/metrics.js';
@@ -109,7 +110,7 @@ async function listWithDots(vfs: Vfs, path: string): Promise<Array<{ name: strin
   return [{ name: '.', attr: self }, { name: '..', attr: up }, ...entries];
 }
 
-async function loadFuse(): Promise<typeof import('fuse-native').default> {
+async function loadFuse(): Promise<typeof import('fuse-native')> {
   try {
     return (await import('fuse-native')).default;
   } catch (e) {
@@ -121,7 +122,7 @@ async function loadFuse(): Promise<typeof import('fuse-native').default> {
   }
 }
 
-export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents, meter?: FuseMeter): Record<string, Cb> {
+export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents, meter?: FuseMeter): Partial<Fuse.Operations> {
   const { uid, gid } = vfs.owner;
   const fail = (op: string, path: string) => (e: unknown) => toErrno(e, log, op, path, recent);
   const dirs = new DirPages();
@@ -278,15 +279,16 @@ function metered(ops: Record<string, Cb>, meter: FuseMeter): Record<string, Cb> 
 /** Mount `vfs` at `mountpoint`. Resolves once the kernel has the mount. */
 export async function mountVfs(o: MountOptions): Promise<MountedFs> {
   const Fuse = await loadFuse();
-  // fuse-native concatenates fsname unescaped into the -o string: that is how extra options get through.
   // hard_remove: an unlink of an open file reaches the VFS as an unlink. Without it, libfuse renames
   // the file to .fuse_hidden… instead, which the platforms answer with EXDEV (so `mv` and `rm` failed
   // whenever a close was still in flight), and which would have uploaded a staged file under that name.
+  // Each option is its own argument to libfuse, however long the list (vendor/fuse-native patch 10).
   const ownMaxBackground = o.extraOptions.some((x) => x.startsWith('max_background='));
-  const fsname = ['assetfs', 'hard_remove', ...(ownMaxBackground ? [] : [`max_background=${o.maxBackground}`]), ...o.extraOptions].join(',');
+  const options = ['hard_remove', ...(ownMaxBackground ? [] : [`max_background=${o.maxBackground}`]), ...o.extraOptions];
   const fuse = new Fuse(o.mountpoint, buildOps(o.vfs, o.log, o.recent, o.meter), {
-    fsname,
+    fsname: 'assetfs',
     subtype: 'assetfs',
+    options,
     // No auto_cache: each open says itself whether the kernel keeps the file's pages (keepCache, exact
     // per object version); auto_cache would override that with a guess from size and mtime.
     attrTimeout: o.attrTimeoutSec,

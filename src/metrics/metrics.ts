@@ -111,14 +111,14 @@ export class SourceMeter {
 
   constructor(
     readonly source: string,
-    private readonly f: Families,
+    private readonly metricFamilies: Families,
   ) {
-    this.bytesIn = f.originBytes.with(source, 'in');
-    this.bytesOut = f.originBytes.with(source, 'out');
-    this.firstByteSeries = f.firstByte.with(source);
-    this.uploadBytes = f.uploadBytes.with(source);
-    this.uploadFailures = f.uploadFailures.with(source);
-    this.refreshes = { expired: f.urlRefreshes.with(source, 'expired'), refused: f.urlRefreshes.with(source, 'refused') };
+    this.bytesIn = metricFamilies.originBytes.with(source, 'in');
+    this.bytesOut = metricFamilies.originBytes.with(source, 'out');
+    this.firstByteSeries = metricFamilies.firstByte.with(source);
+    this.uploadBytes = metricFamilies.uploadBytes.with(source);
+    this.uploadFailures = metricFamilies.uploadFailures.with(source);
+    this.refreshes = { expired: metricFamilies.urlRefreshes.with(source, 'expired'), refused: metricFamilies.urlRefreshes.with(source, 'refused') };
   }
 
   /** One request to the origin ended; `e` is its error, if it failed. */
@@ -126,7 +126,7 @@ export class SourceMeter {
     const code = originCode(e, success);
     const byCode = this.requests[kind];
     let s = byCode.get(code);
-    if (!s) byCode.set(code, (s = this.f.originRequests.with(this.source, kind, String(code))));
+    if (!s) byCode.set(code, (s = this.metricFamilies.originRequests.with(this.source, kind, String(code))));
     s.value++;
   }
 

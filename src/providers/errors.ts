@@ -45,15 +45,15 @@ export function mapStorageError(e: unknown, what: string): FsError {
     return new MisconfiguredError(`${what}: the ${which} does not exist (${said})`, { cause: e });
   }
   if (status === 404 || /NoSuchKey|NotFound|BlobNotFound/.test(name)) {
-    return new NotFoundError(`${what}: not found`, { cause: e });
+    return new NotFoundError(`${what}: not found`, { cause: e, status });
   }
   if (status === 401 || status === 403 || /AccessDenied|AuthenticationFailed|AuthorizationFailure|InvalidAccessKeyId|SignatureDoesNotMatch/.test(`${name} ${err.code ?? ''}`)) {
     const se = expiredSas(err.request?.url);
-    if (se) return new AuthError(`${what}: access denied: the SAS token expired at ${se} (${said})`, { cause: e });
-    return new AuthError(`${what}: access denied (${said})`, { cause: e });
+    if (se) return new AuthError(`${what}: access denied: the SAS token expired at ${se} (${said})`, { cause: e, status });
+    return new AuthError(`${what}: access denied (${said})`, { cause: e, status });
   }
   if (status === undefined || status === 408 || status === 429 || status >= 500 || err.$retryable || /ECONNRESET|ECONNREFUSED|ETIMEDOUT|socket|Timeout|REQUEST_SEND_ERROR/i.test(`${name} ${err.code ?? ''} ${detail}`)) {
     return new TransientError(`${what}: ${said}`, { cause: e, status });
   }
-  return new FsError('EIO', `${what}: ${said}`, { cause: e });
+  return new FsError('EIO', `${what}: ${said}`, { cause: e, status });
 }

@@ -11,8 +11,9 @@
  *    `prefetchBudgetBytes`: over budget, prefetch skips blocks rather than wait. Demand reads are never
  *    bounded by it.
  *  - Errors: ExpiredError → the locator is forgotten and re-minted (≤ MAX_REMINTS per fetch);
- *    TransientError → retried by the pacer for up to maxRetryTimeMs, then rethrown; StaleError → never
- *    retried: the object's blocks and locators are dropped and the error rethrown (the VFS re-stats).
+ *    TransientError → retried with backoff (util/retry.ts) for up to maxRetryTimeMs, then rethrown; StaleError → never
+ *    retried: the object's locators are dropped (its blocks, keyed by version, stay) and the error
+ *    rethrown (the VFS re-stats).
  *  - A locator with `rangeable: false` (the server always sends the whole object) costs one whole
  *    download per object version at a time, streamed into blocks (whole-stream.ts).
  *  - Every download of one object version is checked against the ETag the first of them carried
@@ -27,9 +28,10 @@ import type { BlockCache, BlockSource, ByteRange, Expectation, ObjectVersion, Pr
 import { DownloadEtag } from '../core/etag.js';
 import { DEFAULT_PART_BYTES, blockCount, blockKey, blockRange } from '../core/blocks.js';
 import { ExpiredError, FsError, StaleError, TransientError } from '../core/errors.js';
-import { retry } from '../util/pacer.js';
+import { retry } from '../util/retry.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { abortable, type LocatorCache } from './locator-cache.js';
+import type { LocatorCache } from './locator-cache.js';
+import { abortable } from '../util/abortable.js';
 import type { SourceMeter } from '../metrics/metrics.js';
 import { WholeObjectStreams } from './whole-stream.js';
 
@@ -47,7 +49,7 @@ export interface NetworkBlockSourceOptions {
   maxRetryTimeMs: number;
   /** Global cap on prefetched bytes in flight. Default 256 MiB. */
   prefetchBudgetBytes?: number;
-  /** First backoff step of the pacer. Default 100 ms. */
+  /** First backoff step of the retry. Default 100 ms. */
   retryBaseDelayMs?: number;
   log?: Logger;
   /** Counts each GET (assetfs_origin_requests_total{kind="read"}), its first byte and its bytes. */
@@ -92,24 +94,24 @@ export class NetworkBlockSource implements BlockSource {
   private readonly etags = new LRUCache<string, { version: string; seen: DownloadEtag }>({ max: 16_384 });
   private counters = { requests: 0, bytesFetched: 0, retries: 0, remints: 0, prefetchedBlocks: 0, prefetchSkippedBlocks: 0 };
 
-  constructor(private readonly o: NetworkBlockSourceOptions) {
-    this.blockSize = o.cache.blockSize;
-    this.partSize = Math.max(o.partSize ?? DEFAULT_PART_BYTES, this.blockSize);
-    this.budget = o.prefetchBudgetBytes ?? 256 * 1024 * 1024;
-    this.log = o.log ?? silentLogger;
+  constructor(private readonly opts: NetworkBlockSourceOptions) {
+    this.blockSize = opts.cache.blockSize;
+    this.partSize = Math.max(opts.partSize ?? DEFAULT_PART_BYTES, this.blockSize);
+    this.budget = opts.prefetchBudgetBytes ?? 256 * 1024 * 1024;
+    this.log = opts.log ?? silentLogger;
     this.whole = new WholeObjectStreams({
-      cache: o.cache,
-      transport: o.transport,
+      cache: opts.cache,
+      transport: opts.transport,
       claimed: (obj, index) => this.inflight.has(blockKey(obj, index)),
       expect: (obj) => this.expectation(obj),
       onRequest: (obj, done) => {
         this.counters.requests++;
-        const meter = o.meterFor?.(obj.source);
+        const meter = opts.meterFor?.(obj.source);
         if (meter) done.then(() => meter.request('read'), (e: unknown) => meter.request('read', e));
       },
       onBytes: (n, obj) => {
         this.counters.bytesFetched += n;
-        o.meterFor?.(obj.source)?.bytes('in', n);
+        opts.meterFor?.(obj.source)?.bytes('in', n);
       },
     });
   }
@@ -120,7 +122,7 @@ export class NetworkBlockSource implements BlockSource {
     for (let joinedFailedPrefetch = false; ; ) {
       let pending = this.inflight.get(key);
       if (!pending) {
-        const cached = await this.o.cache.get(obj, index);
+        const cached = await this.opts.cache.get(obj, index);
         if (cached && cached.length === end - start) return cached;
         // The cache lookup awaited: someone may have started this block meanwhile.
         pending = this.inflight.get(key) ?? this.startDemandFetch(obj, index);
@@ -138,7 +140,7 @@ export class NetworkBlockSource implements BlockSource {
   peekBlock(obj: ObjectVersion, index: number): Buffer | undefined {
     if (!Number.isInteger(index) || index < 0 || index * this.blockSize >= obj.size) return undefined;
     const { start, end } = blockRange(index, this.blockSize, obj.size);
-    const block = this.o.cache.peek?.(obj, index);
+    const block = this.opts.cache.peek?.(obj, index);
     return block && block.length === end - start ? block : undefined;
   }
 
@@ -154,7 +156,7 @@ export class NetworkBlockSource implements BlockSource {
         break;
       }
       this.prefetchBytes += end - start;
-      this.o.cache.reserve?.(obj, index, end - start);
+      this.opts.cache.reserve?.(obj, index, end - start);
       wanted.push({ index, pending: this.register(obj, index, true, end - start) });
     }
     if (wanted.length === 0) return;
@@ -165,14 +167,18 @@ export class NetworkBlockSource implements BlockSource {
   }
 
   demote(obj: ObjectVersion, first: number, last: number): void {
-    const demote = this.o.cache.demote?.bind(this.o.cache);
+    const demote = this.opts.cache.demote?.bind(this.opts.cache);
     if (demote) for (let index = first; index <= last; index++) demote(obj, index);
   }
 
+  /**
+   * The object's version changed: its locators and ETag pin go, so the next read locates the new
+   * version afresh. Its cached blocks stay: they are keyed by version, so they never answer for the
+   * new one, and a handle still on the old version keeps reading what was cached of it.
+   */
   async invalidate(source: string, ref: Ref): Promise<void> {
     this.etags.delete(`${source}\0${ref}`);
-    this.o.locators.invalidateRef(source, ref);
-    await this.o.cache.dropObject(source, ref);
+    this.opts.locators.invalidateRef(source, ref);
   }
 
   stats(): BlockSourceStats {
@@ -188,19 +194,19 @@ export class NetworkBlockSource implements BlockSource {
   private async prefetchMissing(obj: ObjectVersion, wanted: Array<{ index: number; pending: Pending }>): Promise<void> {
     // A lookup that is about to wait for another host's fetch (the shared tier) says so: the run of
     // blocks gathered so far (claimed by this host) goes out before we wait, never held hostage by it.
-    const cache = this.o.cache;
+    const cache = this.opts.cache;
     const waits: Array<() => void> = [];
     const waiting = wanted.map((_, i) => new Promise<'wait'>((r) => (waits[i] = () => r('wait'))));
     const lookups = wanted.map(({ index }, i) => (cache.getOrWait ? cache.getOrWait(obj, index, waits[i]!) : cache.get(obj, index)).catch(() => undefined));
     const maxBlocks = Math.max(1, Math.floor(this.partSize / this.blockSize));
     let run: Array<{ index: number; pending: Pending }> = [];
-    const flush = () => {
+    const fetchCollected = () => {
       if (run.length > 0) void this.fetchRun(obj, run);
       run = [];
     };
     for (let i = 0; i < wanted.length; i++) {
       const item = wanted[i]!;
-      if ((await Promise.race([lookups[i], waiting[i]!])) === 'wait') flush();
+      if ((await Promise.race([lookups[i], waiting[i]!])) === 'wait') fetchCollected();
       const block = await lookups[i];
       const { start, end } = this.rangeOf(obj, item.index);
       if (block && block.length === end - start) {
@@ -208,10 +214,10 @@ export class NetworkBlockSource implements BlockSource {
         continue;
       }
       const previous = run[run.length - 1];
-      if (previous && (previous.index !== item.index - 1 || run.length >= maxBlocks)) flush();
+      if (previous && (previous.index !== item.index - 1 || run.length >= maxBlocks)) fetchCollected();
       run.push(item);
     }
-    flush();
+    fetchCollected();
   }
 
   private startDemandFetch(obj: ObjectVersion, index: number): Pending {
@@ -256,13 +262,13 @@ export class NetworkBlockSource implements BlockSource {
     try {
       await this.fetchRange(obj, end, () => ({ start: ranges[next]!.start, into: buffers.slice(next).map((b) => b.data) }), settleUpTo);
       settleUpTo(end);
-      this.o.health?.ok(obj.source);
+      this.opts.health?.ok(obj.source);
     } catch (e) {
-      this.o.health?.failed(obj.source, e);
+      this.opts.health?.failed(obj.source, e);
       for (let i = next; i < run.length; i++) {
         this.fail(obj, run[i]!.index, run[i]!.pending, e);
         const owned = buffers[i]!.owned;
-        if (owned) this.o.cache.giveBack?.(owned);
+        if (owned) this.opts.cache.giveBack?.(owned);
       }
       const level = e instanceof StaleError ? 'info' : 'warn';
       this.log[level]({ err: e, source: obj.source, blocks: [run[0]!.index, run[run.length - 1]!.index], bytes: [start, end], prefetch: run[0]!.pending.prefetch }, 'block fetch failed');
@@ -271,7 +277,7 @@ export class NetworkBlockSource implements BlockSource {
 
   /** A buffer per block: recycled ones from the cache, else views of one new run buffer. Never throws. */
   private buffersFor(lengths: number[]): Array<{ data: Buffer; owned?: Buffer }> {
-    const cache = this.o.cache;
+    const cache = this.opts.cache;
     if (cache.takeBuffer && cache.putOwned && cache.giveBack) {
       return lengths.map((len) => {
         const owned = cache.takeBuffer!();
@@ -298,10 +304,10 @@ export class NetworkBlockSource implements BlockSource {
     };
     if (store === false) return done();
     if (store !== true) {
-      this.o.cache.putOwned!(obj, index, block, store);
+      this.opts.cache.putOwned!(obj, index, block, store);
       return done();
     }
-    this.o.cache.put(obj, index, block).then(done, (e: unknown) => {
+    this.opts.cache.put(obj, index, block).then(done, (e: unknown) => {
       this.log.debug({ err: e }, 'cache put failed');
       done();
     });
@@ -309,7 +315,7 @@ export class NetworkBlockSource implements BlockSource {
 
   private fail(obj: ObjectVersion, index: number, pending: Pending, e: unknown): void {
     const key = blockKey(obj, index);
-    if (pending.prefetch) this.o.cache.unreserve?.(obj, index);
+    if (pending.prefetch) this.opts.cache.unreserve?.(obj, index);
     if (this.inflight.get(key) === pending) this.inflight.delete(key);
     this.releaseBudget(pending);
     pending.reject(e);
@@ -326,19 +332,19 @@ export class NetworkBlockSource implements BlockSource {
    * transient faults. `onProgress(to)`: bytes before offset `to` of the object have arrived.
    */
   private async fetchRange(obj: ObjectVersion, end: number, remaining: () => { start: number; into: Buffer[] }, onProgress: (to: number) => void): Promise<void> {
-    const provider = this.o.providerFor(obj.source);
-    const meter = this.o.meterFor?.(obj.source);
+    const provider = this.opts.providerFor(obj.source);
+    const meter = this.opts.meterFor?.(obj.source);
     let remints = 0;
     try {
       await retry(
         async () => {
           for (;;) {
-            const loc = await this.o.locators.get(provider, obj);
+            const loc = await this.opts.locators.get(provider, obj);
             const { start, into } = remaining();
             try {
               if (loc.rangeable === false) return await this.fetchFromWhole(obj, loc, start, into, onProgress);
               this.counters.requests++;
-              const get = (progress: (filled: number) => void) => this.o.transport.readRangeInto(loc, { start, end }, this.expectation(obj), into, progress);
+              const get = (progress: (filled: number) => void) => this.opts.transport.readRangeInto(loc, { start, end }, this.expectation(obj), into, progress);
               const forward = (filled: number) => onProgress(start + filled);
               await (meter ? meter.rangedGet(end - start, forward, get) : get(forward));
               this.counters.bytesFetched += end - start;
@@ -348,14 +354,14 @@ export class NetworkBlockSource implements BlockSource {
               remints++;
               this.counters.remints++;
               meter?.urlRefresh('refused');
-              this.o.locators.invalidate(obj, loc);
+              this.opts.locators.invalidate(obj, loc);
               provider.refused?.(obj, loc);
             }
           }
         },
         {
-          maxTimeMs: this.o.maxRetryTimeMs,
-          baseDelayMs: this.o.retryBaseDelayMs,
+          maxTimeMs: this.opts.maxRetryTimeMs,
+          baseDelayMs: this.opts.retryBaseDelayMs,
           retryable: (e) => e instanceof TransientError,
           onRetry: (e, attempt, delayMs) => {
             this.counters.retries++;

@@ -2,8 +2,10 @@
  * Signed locators, minted once per object version and reused until shortly before they expire.
  *
  * Invariants:
- *  - A locator is handed out only while now < expiresAt - skew, skew = min(30 s, 10 % of its lifetime
- *    as seen here), so a read never starts on a URL about to die.
+ *  - A locator is handed out only while the margin rule of providers/common/expiring.ts allows
+ *    (min(60 s, 25 % of its lifetime as seen here) before it expires), so a read never starts on a URL
+ *    about to die. The mint map is its own (not an ExpiringCredential per key): entries are per object
+ *    version, bounded by an LRU, and clear() must also drop mints under way.
  *  - One mint per (source, ref, version) at a time, however many readers ask; a caller's signal only
  *    stops that caller's wait, never the shared mint.
  *  - After clear() (new credentials), a mint that was already under way is not cached, and new callers
@@ -11,9 +13,9 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { ObjectVersion, Provider, Ref, SignedLocator } from '../core/types.js';
+import { useUntil } from '../providers/common/expiring.js';
+import { abortable } from '../util/abortable.js';
 
-const MAX_SKEW_MS = 30_000;
-const SKEW_FRACTION = 0.1;
 
 interface Cached {
   readonly loc: SignedLocator;
@@ -29,7 +31,7 @@ interface Flight {
 const keyOf = (source: string, ref: Ref, version: string) => `${source}\0${ref}\0${version}`;
 
 export interface LocatorCacheOptions {
-  /** Fixed skew instead of min(30 s, 10 % of the lifetime); tests use it. */
+  /** Fixed skew instead of the margin rule; tests use it. */
   skewMs?: number;
   /** Most locators remembered. Default 10,000. */
   maxEntries?: number;
@@ -62,7 +64,7 @@ export class LocatorCache {
       flight = started;
     }
     const pending = flight.promise as Promise<SignedLocator>;
-    return signal ? abortable(pending, signal) : pending;
+    return abortable(pending, signal);
   }
 
   private async mint(provider: Provider, obj: ObjectVersion, key: string, flight: Flight): Promise<SignedLocator> {
@@ -72,10 +74,8 @@ export class LocatorCache {
       const loc = await provider.locate(obj);
       // Still registered means no clear() came in between: the locator was minted with current credentials.
       if (this.minting.get(key) === flight) {
-        const lifetime = loc.expiresAt - mintedAt;
-        const skew = this.opts.skewMs ?? Math.min(MAX_SKEW_MS, SKEW_FRACTION * Math.max(0, lifetime));
-        const useUntil = loc.expiresAt - skew;
-        if (useUntil > Date.now()) this.cached.set(key, { loc, useUntil });
+        const until = this.opts.skewMs === undefined ? useUntil(mintedAt, loc.expiresAt) : loc.expiresAt - this.opts.skewMs;
+        if (until > Date.now()) this.cached.set(key, { loc, useUntil: until });
       }
       return loc;
     } finally {
@@ -114,23 +114,4 @@ export class LocatorCache {
   stats(): { cached: number; mints: number } {
     return { cached: this.cached.size, mints: this.mints };
   }
-}
-
-/** `promise`, or the signal's reason as soon as it aborts (the promise itself keeps running). */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }

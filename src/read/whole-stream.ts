@@ -10,10 +10,10 @@
  *  - Memory held here: the block being filled, plus blocks handed to waiters; every other finished block
  *    goes straight to the cache (unless `claimed` says a block-source run will store it itself).
  *  - A failed download rejects every waiter of a block it had not reached, and is forgotten, so the
- *    caller's retry (re-locate on ExpiredError, pacer on TransientError) starts a fresh one.
+ *    caller's retry (re-locate on ExpiredError, backoff on TransientError) starts a fresh one.
  */
 import type { BlockCache, Expectation, ObjectVersion, SignedLocator, Transport } from '../core/types.js';
-import { blockCount, blockRange } from '../core/blocks.js';
+import { blockCount, blockRange, versionKey } from '../core/blocks.js';
 
 interface Waiter {
   resolve(b: Buffer): void;
@@ -39,19 +39,18 @@ export interface WholeStreamOptions {
   onBytes?(n: number, obj: ObjectVersion): void;
 }
 
-const keyOf = (obj: ObjectVersion) => `${obj.source}\0${obj.ref}\0${obj.version}`;
 
 export class WholeObjectStreams {
   private readonly downloads = new Map<string, Download>();
 
-  constructor(private readonly o: WholeStreamOptions) {}
+  constructor(private readonly opts: WholeStreamOptions) {}
 
   /** Block `index` of `obj`, from the cache or from the (running or a new) whole-body download. */
   async block(obj: ObjectVersion, loc: SignedLocator, index: number): Promise<Buffer> {
-    const size = this.o.cache.blockSize;
+    const size = this.opts.cache.blockSize;
     const { start, end } = blockRange(index, size, obj.size);
     for (;;) {
-      const running = this.downloads.get(keyOf(obj));
+      const running = this.downloads.get(versionKey(obj));
       if (running && index >= running.next) {
         return new Promise<Buffer>((resolve, reject) => {
           const list = running.waiters.get(index) ?? [];
@@ -59,9 +58,9 @@ export class WholeObjectStreams {
           running.waiters.set(index, list);
         });
       }
-      const cached = await this.o.cache.get(obj, index);
+      const cached = await this.opts.cache.get(obj, index);
       if (cached && cached.length === end - start) return cached;
-      const now = this.downloads.get(keyOf(obj));
+      const now = this.downloads.get(versionKey(obj));
       if (now) {
         if (index >= now.next) continue; // it started meanwhile and has not reached us yet: join it
         await now.done.catch(() => undefined);
@@ -76,8 +75,8 @@ export class WholeObjectStreams {
   }
 
   private start(obj: ObjectVersion, loc: SignedLocator): void {
-    const key = keyOf(obj);
-    const size = this.o.cache.blockSize;
+    const key = versionKey(obj);
+    const size = this.opts.cache.blockSize;
     const count = blockCount(obj.size, size);
     let current: Buffer | undefined;
     let filled = 0;
@@ -88,10 +87,10 @@ export class WholeObjectStreams {
       const waiters = dl.waiters.get(index);
       dl.waiters.delete(index);
       for (const w of waiters ?? []) w.resolve(block);
-      if (!this.o.claimed(obj, index)) this.o.cache.put(obj, index, block).catch(() => undefined);
+      if (!this.opts.claimed(obj, index)) this.opts.cache.put(obj, index, block).catch(() => undefined);
     };
     const onChunk = (chunk: Buffer) => {
-      this.o.onBytes?.(chunk.length, obj);
+      this.opts.onBytes?.(chunk.length, obj);
       let at = 0;
       while (at < chunk.length) {
         if (!current) {
@@ -110,12 +109,12 @@ export class WholeObjectStreams {
         }
       }
     };
-    done = this.o.transport.streamWhole(loc, this.o.expect?.(obj) ?? obj, onChunk).then(
+    done = this.opts.transport.streamWhole(loc, this.opts.expect?.(obj) ?? obj, onChunk).then(
       () => {
         if (dl.next !== count) throw new Error(`whole download of ${obj.ref} ended at block ${dl.next} of ${count}`);
       },
     );
-    this.o.onRequest?.(obj, done);
+    this.opts.onRequest?.(obj, done);
     done.catch((e: unknown) => {
       for (const list of dl.waiters.values()) for (const w of list) w.reject(e);
       dl.waiters.clear();

@@ -61,7 +61,7 @@ export class DeleteGuard {
   private pause: { reason: 'gone' | 'mass'; detail: string } | undefined;
   private running: Promise<void> = Promise.resolve();
 
-  constructor(private readonly d: DeleteGuardDeps) {}
+  constructor(private readonly deps: DeleteGuardDeps) {}
 
   /** A local file with a remote copy was deleted. */
   deleted(path: string): void {
@@ -71,7 +71,7 @@ export class DeleteGuard {
     }
     this.burst.add(path);
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => (this.running = this.running.then(() => this.endBurst())), this.d.quietMs);
+    this.timer = setTimeout(() => (this.running = this.running.then(() => this.endBurst())), this.deps.quietMs);
   }
 
   /** The file is there again: nothing to delete for it. */
@@ -100,13 +100,13 @@ export class DeleteGuard {
   async confirm(): Promise<number> {
     await this.running;
     if (!this.pause) return 0;
-    if (!(await this.d.folderExists())) return 0;
+    if (!(await this.deps.folderExists())) return 0;
     const held = [...this.held];
     this.held.clear();
     this.pause = undefined;
-    this.d.log.info({ held: held.length }, 'held remote deletions confirmed (assetfs retry)');
+    this.deps.log.info({ held: held.length }, 'held remote deletions confirmed (assetfs retry)');
     let deleted = 0;
-    for (const p of held) if (await this.d.removeRemote(p)) deleted++;
+    for (const p of held) if (await this.deps.removeRemote(p)) deleted++;
     return deleted;
   }
 
@@ -119,14 +119,14 @@ export class DeleteGuard {
     this.burst.clear();
     if (burst.length === 0) return;
     if (this.pause) return this.hold(burst);
-    if (!(await this.d.folderExists())) return this.pauseFor('gone', burst, '');
-    const before = this.d.filesKnown() + burst.length;
-    const limit = deleteThreshold(this.d.max, before);
+    if (!(await this.deps.folderExists())) return this.pauseFor('gone', burst, '');
+    const before = this.deps.filesKnown() + burst.length;
+    const limit = deleteThreshold(this.deps.max, before);
     if (burst.length > limit) {
-      const detail = `${plural(burst.length, 'file')} deleted at once, more than maxDelete allows (${limit} of ${before}: ${this.d.max.files} files or ${this.d.max.percent} %)`;
+      const detail = `${plural(burst.length, 'file')} deleted at once, more than maxDelete allows (${limit} of ${before}: ${this.deps.max.files} files or ${this.deps.max.percent} %)`;
       return this.pauseFor('mass', burst, detail);
     }
-    for (const p of burst) await this.d.removeRemote(p);
+    for (const p of burst) await this.deps.removeRemote(p);
   }
 
   private hold(paths: string[]): void {
@@ -136,6 +136,6 @@ export class DeleteGuard {
   private pauseFor(reason: 'gone' | 'mass', burst: string[], detail: string): void {
     this.pause = { reason, detail };
     this.hold(burst);
-    this.d.log.warn({ held: burst.length, reason }, this.paused!.message);
+    this.deps.log.warn({ held: burst.length, reason }, this.paused!.message);
   }
 }

@@ -14,7 +14,7 @@
  *    file is queued only when its real path is its path, so no folder on the way is a symlink either.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { lstat, realpath, stat } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
@@ -22,6 +22,7 @@ import type { Logger } from '../util/logger.js';
 import type { Journal } from '../upload/journal.js';
 import type { UploadEngine } from '../upload/engine.js';
 import type { Uploader } from '../upload/types.js';
+import { openForUpload } from '../upload/local-file.js';
 import { ignoreMatcher } from './ignore.js';
 import { DeleteGuard, type DeletePause, type MaxDelete } from './delete-guard.js';
 
@@ -43,9 +44,15 @@ export interface FolderSyncStatus {
   paused: DeletePause | null;
 }
 
+/** The file's sha256, read without following a symlink (a file swapped for one since its check). */
 export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  const { fh } = await openForUpload(path, { exactPath: false });
+  try {
+    for await (const c of fh.createReadStream({ autoClose: false })) h.update(c as Buffer);
+  } finally {
+    await fh.close();
+  }
   return h.digest('hex');
 }
 
@@ -64,17 +71,17 @@ export class FolderSync {
   private readonly guard: DeleteGuard;
 
   constructor(
-    private readonly e: SyncEntryOptions,
+    private readonly entry: SyncEntryOptions,
     private readonly deps: { engine: UploadEngine; journal: Journal; uploaderFor(source: string): Uploader | undefined; log: Logger },
   ) {
-    const parts = e.remote.split('/').filter(Boolean);
+    const parts = entry.remote.split('/').filter(Boolean);
     this.source = parts[0]!;
     this.base = parts.slice(1);
-    this.root = resolve(e.local);
-    this.ignored = ignoreMatcher(e.ignore);
+    this.root = resolve(entry.local);
+    this.ignored = ignoreMatcher(entry.ignore);
     this.guard = new DeleteGuard({
-      max: e.maxDelete,
-      quietMs: e.stableFor,
+      max: entry.maxDelete,
+      quietMs: entry.stableFor,
       folderExists: () => stat(this.root).then((s) => s.isDirectory(), () => false),
       filesKnown: () => this.files.size,
       removeRemote: (path) => this.removeRemote(path),
@@ -84,7 +91,7 @@ export class FolderSync {
 
   /** Starts watching; resolves after the initial scan has been compared with the journal. */
   async start(): Promise<void> {
-    this.root = await realpath(resolve(this.e.local)).catch(() => resolve(this.e.local));
+    this.root = await realpath(resolve(this.entry.local)).catch(() => resolve(this.entry.local));
     const w = watch(this.root, {
       ignoreInitial: false,
       persistent: true,
@@ -113,7 +120,7 @@ export class FolderSync {
     w.on('error', (err: unknown) => this.deps.log.warn({ err, local: this.root }, 'watcher error'));
     await new Promise<void>((r) => w.once('ready', () => r()));
     this.ready = true;
-    this.deps.log.info({ local: this.root, remote: this.e.remote }, 'watching folder');
+    this.deps.log.info({ local: this.root, remote: this.entry.remote }, 'watching folder');
   }
 
   async stop(): Promise<void> {
@@ -124,7 +131,7 @@ export class FolderSync {
   }
 
   status(): FolderSyncStatus {
-    return { local: this.e.local, remote: this.e.remote, deleteRemote: this.e.deleteRemote, paused: this.guard.paused ?? null };
+    return { local: this.entry.local, remote: this.entry.remote, deleteRemote: this.entry.deleteRemote, paused: this.guard.paused ?? null };
   }
 
   /**
@@ -181,7 +188,7 @@ export class FolderSync {
     clearTimeout(this.timers.get(path));
     void lstat(path).then(
       (first) => {
-        this.timers.set(path, setTimeout(() => void this.settle(path, first.size, first.mtimeMs, initial), this.e.stableFor));
+        this.timers.set(path, setTimeout(() => void this.settle(path, first.size, first.mtimeMs, initial), this.entry.stableFor));
       },
       () => undefined,
     );
@@ -220,7 +227,7 @@ export class FolderSync {
     const pending = this.deps.journal.pendingFor(this.source, this.remotePathOf(path));
     if (pending && pending.localPath === path) this.deps.engine.cancel(pending.id, 'the local file was deleted');
     if (!this.deps.journal.synced(path)) return;
-    if (!this.e.deleteRemote) {
+    if (!this.entry.deleteRemote) {
       this.deps.journal.forgetSynced(path);
       return;
     }

@@ -25,7 +25,7 @@ import type { ByteRange, Expectation, Progress, SignedLocator, Transport } from 
 import { etagConflict } from '../core/etag.js';
 import { ExpiredError, FsError, NotFoundError, StaleError, TransientError, isAbort } from '../core/errors.js';
 import { redactUrl } from '../util/redact.js';
-import { noteBodyBytes } from '../util/gc-pacer.js';
+import { noteBodyBytes } from '../util/body-gc.js';
 import { DEADLINE_BYTES, DEFAULT_BOUNDS, Deadline } from './bounds.js';
 import { MAX_REDIRECTS, REDIRECT_STATUSES, redirectTarget } from './origins.js';
 import { Segments } from './segments.js';
@@ -282,12 +282,12 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
   private unlisten: (() => void) | undefined;
 
   constructor(
-    private readonly r: RangeRequest,
+    private readonly request: RangeRequest,
     private readonly finish: (e?: unknown) => void,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    const { signal } = this.r;
+    const { signal } = this.request;
     if (!signal) return;
     const onAbort = () => controller.abort(signal.reason as Error);
     if (signal.aborted) return onAbort();
@@ -304,7 +304,7 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
       return;
     }
     try {
-      ({ want: this.want, total: this.total, lengthDeclared: this.lengthDeclared } = planBody(this.r, status, headers));
+      ({ want: this.want, total: this.total, lengthDeclared: this.lengthDeclared } = planBody(this.request, status, headers));
     } catch (e) {
       this.end(e);
       controller.abort(e as Error);
@@ -314,7 +314,7 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.finished) return;
     noteBodyBytes(chunk.length);
-    const { want, total, r } = this;
+    const { want, total, request: r } = this;
     const at = this.at;
     const chunkEnd = at + chunk.length;
     this.at = chunkEnd;
@@ -335,7 +335,7 @@ class RangeReceiver implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    if (this.at !== this.total) this.end(new TransientError(`${this.r.what}: short body (${this.at} of ${this.total} bytes)`));
+    if (this.at !== this.total) this.end(new TransientError(`${this.request.what}: short body (${this.at} of ${this.total} bytes)`));
     else this.end();
   }
 

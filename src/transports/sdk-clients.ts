@@ -11,7 +11,7 @@
  *  - A call its deadline cut short fails with a TransientError naming the bound; a call its caller
  *    aborted fails as the SDK reports an abort.
  *  - The SDKs never retry on their own (S3 maxAttempts 1, Azure maxTries 1): retries belong to our
- *    pacers, which know the read deadline. Neither follows a redirect to another origin (the AWS SDK
+ *    retry (util/retry.ts), which knows the read deadline. Neither follows a redirect to another origin (the AWS SDK
  *    follows none; Azure's redirect policy stays within the origin and drops Authorization).
  */
 import { Transform, type Readable } from 'node:stream';
@@ -153,12 +153,12 @@ async function readText(stream: Readable): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** S3Client options that bound every call and leave retries to our pacers. */
+/** S3Client options that bound every call and leave retries to our retry (util/retry.ts). */
 export function boundedS3Options(bounds: NetBounds): { requestHandler: BoundedS3Handler; maxAttempts: number } {
   return { requestHandler: new BoundedS3Handler(bounds), maxAttempts: 1 };
 }
 
-/** Azure Storage client options that bound every call and leave retries to our pacers. */
+/** Azure Storage client options that bound every call and leave retries to our retry (util/retry.ts). */
 export function boundedAzureOptions(bounds: NetBounds): { retryOptions: { maxTries: number }; httpClient: BoundedAzureHttpClient } {
   return { retryOptions: { maxTries: 1 }, httpClient: new BoundedAzureHttpClient(bounds) };
 }

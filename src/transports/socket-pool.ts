@@ -130,7 +130,7 @@ export class SocketPool {
   private readonly origins = new Map<string, OriginPool>();
   private closed = false;
 
-  constructor(private readonly o: SocketPoolOptions) {}
+  constructor(private readonly opts: SocketPoolOptions) {}
 
   /**
    * A connection to `url`'s origin: an idle one (most recently used first) unless `fresh`, else a new
@@ -145,8 +145,8 @@ export class SocketPool {
       const c = pool.idle.pop()!;
       if (!c.destroyed) return Promise.resolve(c); // (a destroyed one leaves the list on its 'close')
     }
-    if (fresh && pool.all.size >= this.o.connectionsPerOrigin) pool.idle.shift()?.destroy();
-    if (pool.all.size < this.o.connectionsPerOrigin) return Promise.resolve(this.open(url, pool));
+    if (fresh && pool.all.size >= this.opts.connectionsPerOrigin) pool.idle.shift()?.destroy();
+    if (pool.all.size < this.opts.connectionsPerOrigin) return Promise.resolve(this.open(url, pool));
     return new Promise<Connection>((resolve, reject) => {
       const onAbort = () => {
         const i = pool.waiters.indexOf(waiter);
@@ -168,7 +168,7 @@ export class SocketPool {
    */
   release(c: Connection, url: URL, reusable: boolean, keepAliveMs?: number): void {
     const pool = this.origins.get(url.origin);
-    const idleMs = Math.min(this.o.idleMs, keepAliveMs === undefined ? Infinity : keepAliveMs - KEEP_ALIVE_MARGIN_MS);
+    const idleMs = Math.min(this.opts.idleMs, keepAliveMs === undefined ? Infinity : keepAliveMs - KEEP_ALIVE_MARGIN_MS);
     if (!pool || this.closed || !reusable || c.destroyed || idleMs <= 0) {
       c.destroy(); // its 'close' frees its place for a waiter
       return;
@@ -190,7 +190,7 @@ export class SocketPool {
   }
 
   private open(url: URL, pool: OriginPool): Connection {
-    const conn = new Connection(url, this.o, (c) => {
+    const conn = new Connection(url, this.opts, (c) => {
       pool.all.delete(c);
       const i = pool.idle.indexOf(c);
       if (i >= 0) pool.idle.splice(i, 1);

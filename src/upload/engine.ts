@@ -14,17 +14,22 @@
  *    into the mount: the version opened, or none) goes up beside it as a conflict copy.
  *  - The scheduler asks the journal for the next few due jobs only (never lists the whole queue), and a
  *    journal error in it is logged and retried at the next tick: it never escapes the event loop.
- *  - Failures are retried with growing delays (shown as failed meanwhile); `retryNow()` makes them due.
+ *  - Transient failures are retried with growing delays (shown as failed meanwhile). A permanent one (a
+ *    refusal the same upload meets again: errors.ts isPermanentFailure) is failed and left alone, shown
+ *    as needing attention, until `retryNow()` (`assetfs retry`) or an fsync of the file asks again.
+ *    `retryNow()` makes every failed job due.
  */
 import { createHash } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { StagedUpload, UploadOutcome, UploadPort } from '../core/types.js';
 import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import type { Journal, NewJob } from './journal.js';
-import { SessionLostError } from './errors.js';
+import { SessionLostError, isPermanentFailure } from './errors.js';
 import { conflictName, joinRemote, splitRemote } from './conflict.js';
+import { NotRegularFileError, openForUpload } from './local-file.js';
+import { sameContent } from './adopt.js';
 import type { ConfirmedPart, Job, UploadTarget, Uploader } from './types.js';
 import type { SourceMeter } from '../metrics/metrics.js';
 
@@ -80,9 +85,9 @@ export class UploadEngine {
   private started = false;
   private stopped = false;
 
-  constructor(private readonly o: UploadEngineOptions) {
-    this.partLimit = pLimit(o.maxParts ?? 8);
-    if (o.onDone) this.doneListeners.push(o.onDone);
+  constructor(private readonly opts: UploadEngineOptions) {
+    this.partLimit = pLimit(opts.maxParts ?? 8);
+    if (opts.onDone) this.doneListeners.push(opts.onDone);
   }
 
   /** `fn` is called after each job that finished (the VFS forgets the target folder's listing). */
@@ -102,7 +107,7 @@ export class UploadEngine {
 
   /** Resume what a previous run left (jobs that were uploading are due again) and start scheduling. */
   start(): void {
-    for (const j of this.o.journal.list(['uploading'])) this.o.journal.setState(j.id, 'queued');
+    for (const j of this.opts.journal.list(['uploading'])) this.opts.journal.setState(j.id, 'queued');
     this.started = true;
     this.timer = setInterval(() => this.tick(), 500);
     this.timer.unref();
@@ -111,27 +116,27 @@ export class UploadEngine {
 
   /** Queue a file (replacing any unfinished job for the same target) and start it when a slot is free. */
   enqueue(j: Omit<NewJob, 'partSize'> & { partSize?: number }): Job {
-    const up = this.o.uploaderFor(j.source);
+    const up = this.opts.uploaderFor(j.source);
     const partSize = j.partSize ?? up?.partSize(j.size) ?? 8 * 1024 * 1024;
-    const { job, replaced } = this.o.journal.enqueue({ ...j, partSize });
+    const { job, replaced } = this.opts.journal.enqueue({ ...j, partSize });
     if (replaced) {
       this.cancelRunning(replaced);
       this.settle(replaced.id, new Error('replaced by a newer version of the file'));
     }
-    this.o.log.info({ job: job.id, source: job.source, path: job.remotePath, size: job.size }, 'upload queued');
+    this.opts.log.info({ job: job.id, source: job.source, path: job.remotePath, size: job.size }, 'upload queued');
     queueMicrotask(() => this.tick());
     return job;
   }
 
   /** Resolves when the job is done; rejects with its error when an attempt fails (fsync semantics). */
   waitFor(id: number): Promise<void> {
-    const j = this.o.journal.get(id);
+    const j = this.opts.journal.get(id);
     if (!j) return Promise.reject(new Error(`no upload job ${id}`));
     if (j.state === 'done') return Promise.resolve();
     if (j.state === 'cancelled') return Promise.reject(new Error(j.lastError ?? 'upload cancelled'));
     if (j.state === 'failed' && j.nextAttemptAt > Date.now()) {
       // Try again now rather than let fsync wait out the backoff.
-      this.o.journal.setState(id, 'queued');
+      this.opts.journal.setState(id, 'queued');
       queueMicrotask(() => this.tick());
     }
     return new Promise((resolve, reject) => {
@@ -152,7 +157,7 @@ export class UploadEngine {
 
   /** Resolves once job `id` is done (after any number of attempts); rejects when it is cancelled or unknown. */
   done(id: number): Promise<UploadOutcome> {
-    const j = this.o.journal.get(id);
+    const j = this.opts.journal.get(id);
     if (!j) return Promise.reject(new Error(`no upload job ${id}`));
     if (j.state === 'done') return Promise.resolve({ remotePath: j.remotePath, version: null, conflictOf: j.conflictOf });
     if (j.state === 'cancelled') return Promise.reject(new Error(j.lastError ?? 'upload cancelled'));
@@ -164,17 +169,24 @@ export class UploadEngine {
   }
 
   cancel(id: number, reason: string): void {
-    const j = this.o.journal.get(id);
+    const j = this.opts.journal.get(id);
     if (!j || j.state === 'done' || j.state === 'cancelled') return;
-    this.o.journal.setState(id, 'cancelled', reason);
+    this.opts.journal.setState(id, 'cancelled', reason);
     this.cancelRunning(j);
     this.notify(id, new Error(reason));
     this.settle(id, new Error(reason));
   }
 
   retryNow(): number {
-    const n = this.o.journal.retryNow();
+    const n = this.opts.journal.retryNow();
     this.tick();
+    return n;
+  }
+
+  /** `assetfs retry PATH`: only the failed job of that file (journal.ts retryOne) is due now. */
+  retryOne(target: Parameters<Journal['retryOne']>[0]): number {
+    const n = this.opts.journal.retryOne(target);
+    if (n) this.tick();
     return n;
   }
 
@@ -197,11 +209,11 @@ export class UploadEngine {
 
   private tick(): void {
     if (!this.started || this.stopped) return;
-    const free = (this.o.maxFiles ?? 2) - this.running.size;
+    const free = (this.opts.maxFiles ?? 2) - this.running.size;
     if (free <= 0) return;
     let due: Job[];
     try {
-      due = this.o.journal.due(Date.now(), free + this.running.size).filter((j) => !this.running.has(j.id)).slice(0, free);
+      due = this.opts.journal.due(Date.now(), free + this.running.size).filter((j) => !this.running.has(j.id)).slice(0, free);
     } catch {
       return; // logged and shown in status by the journal; the next tick tries again
     }
@@ -218,7 +230,7 @@ export class UploadEngine {
         (e: unknown) => this.onFailure(job, e, abort.signal),
       )
       // A journal error while recording the outcome: logged by the journal; the job is tried again.
-      .catch((e: unknown) => this.o.log.error({ err: e, job: job.id }, 'could not record the outcome of an upload'))
+      .catch((e: unknown) => this.opts.log.error({ err: e, job: job.id }, 'could not record the outcome of an upload'))
       .finally(() => {
         this.running.delete(job.id);
         queueMicrotask(() => this.tick());
@@ -226,21 +238,27 @@ export class UploadEngine {
   }
 
   private onFailure(job: Job, e: unknown, signal: AbortSignal): void {
-    const current = this.o.journal.get(job.id);
+    const current = this.opts.journal.get(job.id);
     if (!current || current.state === 'cancelled') return;
     if (signal.aborted && this.stopped) return; // stays 'uploading': resumed at the next start
     if (e instanceof ChangedError) {
-      this.o.log.info({ job: job.id, path: job.localPath }, 'file changed during upload: restarting once it is stable');
-      this.o.journal.setState(job.id, 'failed', e.message, Date.now() + (this.o.stableMs ?? 2_000));
+      this.opts.log.info({ job: job.id, path: job.localPath }, 'file changed during upload: restarting once it is stable');
+      this.opts.journal.setState(job.id, 'failed', e.message, Date.now() + (this.opts.stableMs ?? 2_000));
       return;
     }
-    if (e instanceof SessionLostError) this.o.journal.setUploadId(job.id, null); // the next attempt begins anew
-    this.o.meterFor?.(job.source)?.uploadFailed();
+    if (e instanceof SessionLostError) this.opts.journal.setUploadId(job.id, null); // the next attempt begins anew
+    this.opts.meterFor?.(job.source)?.uploadFailed();
     const msg = redactText(e instanceof Error ? e.message : String(e));
-    const base = this.o.retryBaseMs ?? 1_000;
-    const delay = Math.min(this.o.retryMaxMs ?? 300_000, base * 2 ** Math.min(current.attempts, 20)) * (0.75 + Math.random() * 0.5);
-    this.o.journal.failed(job.id, msg, Math.round(delay));
-    this.o.log.warn({ job: job.id, path: job.remotePath, attempt: current.attempts + 1, retryInMs: Math.round(delay), err: msg }, 'upload failed');
+    if (isPermanentFailure(e)) {
+      this.opts.journal.refused(job.id, msg);
+      this.opts.log.warn({ job: job.id, path: job.remotePath, attempt: current.attempts + 1, err: msg }, 'upload refused: not retried until `assetfs retry`');
+      this.notify(job.id, new Error(msg));
+      return;
+    }
+    const base = this.opts.retryBaseMs ?? 1_000;
+    const delay = Math.min(this.opts.retryMaxMs ?? 300_000, base * 2 ** Math.min(current.attempts, 20)) * (0.75 + Math.random() * 0.5);
+    this.opts.journal.failed(job.id, msg, Math.round(delay));
+    this.opts.log.warn({ job: job.id, path: job.remotePath, attempt: current.attempts + 1, retryInMs: Math.round(delay), err: msg }, 'upload failed');
     this.notify(job.id, new Error(msg));
   }
 
@@ -253,33 +271,30 @@ export class UploadEngine {
   private cancelRunning(j: Job): void {
     const r = this.running.get(j.id);
     if (r) r.abort.abort(new Error('cancelled'));
-    const up = this.o.uploaderFor(j.source);
+    const up = this.opts.uploaderFor(j.source);
     if (j.uploadId && up) {
       up.abort({ source: j.source, path: splitRemote(j.remotePath) }, j.uploadId).catch((e: unknown) =>
-        this.o.log.debug({ err: e, job: j.id }, 'abort of a replaced upload failed'),
+        this.opts.log.debug({ err: e, job: j.id }, 'abort of a replaced upload failed'),
       );
     }
   }
 
   private async run(initial: Job, r: Running): Promise<void> {
-    const { journal, log } = this.o;
+    const { journal, log } = this.opts;
     const signal = r.abort.signal;
-    const up = this.o.uploaderFor(initial.source);
+    const up = this.opts.uploaderFor(initial.source);
     if (!up) throw new Error(`source "${initial.source}" does not take uploads`);
     journal.setState(initial.id, 'uploading');
     let job = journal.get(initial.id)!;
 
-    const st = await stat(job.localPath).catch(() => undefined);
-    if (!st) {
-      journal.setState(job.id, 'cancelled', 'the local file is gone');
-      throw new Error('the local file is gone');
-    }
+    const st = await this.localStat(job);
     if (st.size !== job.size || Math.trunc(st.mtimeMs) !== Math.trunc(job.mtimeMs)) {
       if (job.uploadId) await up.abort(this.target(job), job.uploadId).catch(() => undefined);
       journal.restart(job.id, st.size, st.mtimeMs, up.partSize(st.size));
       job = journal.get(job.id)!;
     }
 
+    if (!job.uploadId && (await this.adopted(job, up, signal))) return;
     if (!job.uploadId) job = await this.resolveConflict(job, up, signal);
     const target = this.target(job);
     let parts: ConfirmedPart[] = journal.parts(job.id);
@@ -323,29 +338,53 @@ export class UploadEngine {
     for (const f of list) (outcome instanceof Error ? f.reject(outcome) : f.resolve(outcome));
   }
 
+  /**
+   * A watched file the journal has no record of (baseVersion null: a journal set aside, a first sync
+   * of a folder uploaded before) whose remote copy already has its bytes (adopt.ts) is recorded as
+   * synced to that version, and nothing is uploaded. True when it was.
+   */
+  private async adopted(job: Job, up: Uploader, signal: AbortSignal): Promise<boolean> {
+    if (job.producer !== 'sync' || job.baseVersion !== null || !up.remoteContent) return false;
+    const remote = await up.remoteContent(this.target(job), signal);
+    if (!remote || !(await sameContent(job.localPath, job.size, remote, up.partSize(job.size), true))) return false;
+    const { fh } = await this.openLocal(job);
+    const hash = createHash('sha256');
+    try {
+      for await (const c of fh.createReadStream({ autoClose: false })) hash.update(c as Buffer);
+    } finally {
+      await fh.close();
+    }
+    this.opts.journal.finish(job.id, hash.digest('hex'), remote.version);
+    this.opts.log.info({ job: job.id, path: job.remotePath, version: remote.version }, 'the remote copy already has these bytes: adopted, nothing uploaded');
+    const finished = this.opts.journal.get(job.id)!;
+    for (const fn of this.doneListeners) fn(finished);
+    this.settle(job.id, { remotePath: finished.remotePath, version: remote.version, conflictOf: null });
+    return true;
+  }
+
   private async resolveConflict(job: Job, up: Uploader, signal: AbortSignal): Promise<Job> {
     const remote = await up.remoteVersion(this.target(job), signal);
     if (remote === undefined || remote === job.baseVersion) return job;
     const parts = splitRemote(job.remotePath);
     const renamed = joinRemote([...parts.slice(0, -1), conflictName(parts.at(-1) ?? 'file', undefined, undefined, up.conflictMark)]);
     const why = job.producer === 'sync' ? 'changed since our last upload' : job.baseVersion === null ? 'appeared since the file was created in the mount' : 'changed since the file was opened for writing';
-    this.o.log.warn({ job: job.id, path: job.remotePath, conflictCopy: renamed }, `conflict: the remote file ${why}: ours goes up beside it as ${renamed}`);
-    this.o.journal.retarget(job.id, renamed, job.remotePath);
-    return this.o.journal.get(job.id)!;
+    this.opts.log.warn({ job: job.id, path: job.remotePath, conflictCopy: renamed }, `conflict: the remote file ${why}: ours goes up beside it as ${renamed}`);
+    this.opts.journal.retarget(job.id, renamed, job.remotePath);
+    return this.opts.journal.get(job.id)!;
   }
 
   /** Reads the file in order, hashing all of it and uploading the parts not yet held. Returns the SHA-256. */
   private async sendParts(job: Job, up: Uploader, have: Map<number, ConfirmedPart>, r: Running, signal: AbortSignal): Promise<string> {
     const hash = createHash('sha256');
     const count = Math.max(1, Math.ceil(job.size / job.partSize));
-    const perFile = this.o.partsPerFile ?? 4;
+    const perFile = this.opts.partsPerFile ?? 4;
     const inflight = new Set<Promise<void>>();
     // Part buffers are reused: memory stays at (parts in flight + 1) × partSize per file, without
     // waiting for the garbage collector to notice dropped buffers.
     const pool: Buffer[] = [];
     let firstError: unknown;
-    const meter = this.o.meterFor?.(job.source);
-    const fh = await open(job.localPath, 'r');
+    const meter = this.opts.meterFor?.(job.source);
+    const { fh } = await this.openLocal(job);
     try {
       for (let n = 1; n <= count; n++) {
         if (firstError) break;
@@ -366,7 +405,7 @@ export class UploadEngine {
           signal.throwIfAborted();
           const send = () => up.part(this.target(job), job.uploadId!, n, buf, signal);
           const etag = await (meter ? meter.uploadPart(len, send) : send());
-          this.o.journal.recordPart(job.id, { number: n, etag, size: len });
+          this.opts.journal.recordPart(job.id, { number: n, etag, size: len });
           r.bytes += len;
           r.samples.push({ t: Date.now(), bytes: r.bytes });
           if (r.samples.length > 64) r.samples.splice(0, 32);
@@ -390,6 +429,31 @@ export class UploadEngine {
       await fh.close();
     }
     return hash.digest('hex');
+  }
+
+  /**
+   * The queued file, opened without following a symlink (local-file.ts). A file that is gone, or is no
+   * longer a regular file at its path, cancels the job: nothing else is read in its place.
+   */
+  private async openLocal(job: Job): Promise<Awaited<ReturnType<typeof openForUpload>>> {
+    try {
+      return await openForUpload(job.localPath, { exactPath: job.producer === 'sync' });
+    } catch (e) {
+      const gone = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      if (!gone && !(e instanceof NotRegularFileError)) throw e;
+      const why = gone ? 'the local file is gone' : (e as Error).message;
+      this.opts.journal.setState(job.id, 'cancelled', why);
+      if (!gone) this.opts.log.warn({ job: job.id, path: job.localPath }, why);
+      this.notify(job.id, new Error(why));
+      this.settle(job.id, new Error(why));
+      throw new Error(why);
+    }
+  }
+
+  private async localStat(job: Job): Promise<Stats> {
+    const { fh, st } = await this.openLocal(job);
+    await fh.close();
+    return st;
   }
 
   private target(job: Job): UploadTarget {

@@ -123,6 +123,9 @@ export interface JournalHealth {
   lastError?: { at: string; op: string; code: string; message: string };
 }
 
+/** `next_attempt_at` of a job refused for good: never due on its own; `assetfs retry` (retryNow) makes it due. */
+export const NOT_RETRIED = Number.MAX_SAFE_INTEGER;
+
 /** SQLite's error code (SQLITE_FULL, SQLITE_BUSY, SQLITE_CORRUPT, …) or the system's (ENOSPC …). */
 export const sqliteCode = (e: unknown): string => String((e as { code?: unknown })?.code ?? 'ERROR');
 
@@ -267,6 +270,27 @@ export class Journal {
     this.guard('failed', () =>
       this.stmt(`UPDATE jobs SET state = 'failed', attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?`)
         .run(error, Date.now() + delayMs, Date.now(), id),
+    );
+  }
+
+  /** A refused attempt (errors.ts isPermanentFailure): failed, and not retried until `assetfs retry`. */
+  refused(id: number, error: string): void {
+    this.guard('refused', () =>
+      this.stmt(`UPDATE jobs SET state = 'failed', attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?`)
+        .run(error, NOT_RETRIED, Date.now(), id),
+    );
+  }
+
+  /**
+   * `assetfs retry PATH`: the failed job for one file becomes due now, named by its target (source and
+   * remote path: a path in the mount) or by its local file (a watched folder's). Returns how many.
+   */
+  retryOne(target: { source: string; remotePath: string } | { localPath: string }): number {
+    return this.guard('retryOne', () =>
+      'localPath' in target
+        ? this.stmt(`UPDATE jobs SET next_attempt_at = 0, updated_at = ? WHERE state = 'failed' AND local_path = ?`).run(Date.now(), target.localPath).changes
+        : this.stmt(`UPDATE jobs SET next_attempt_at = 0, updated_at = ? WHERE state = 'failed' AND source = ? AND remote_path = ?`)
+            .run(Date.now(), target.source, target.remotePath).changes,
     );
   }
 

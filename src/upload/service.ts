@@ -6,7 +6,7 @@ import { join, posix } from 'node:path';
 import type { Provider } from '../core/types.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
-import { openJournal, type Journal, type JournalHealth } from './journal.js';
+import { NOT_RETRIED, openJournal, type Journal, type JournalHealth } from './journal.js';
 import { UploadEngine } from './engine.js';
 import type { Job, Uploader } from './types.js';
 import type { SourceMeter } from '../metrics/metrics.js';
@@ -27,6 +27,8 @@ export interface UploadJobStatus {
   attempts: number;
   lastError: string | null;
   nextAttemptInSec: number | null;
+  /** Failed with a refusal that repeating meets again: not retried until `assetfs retry`. */
+  needsAttention?: true;
   /** A conflict copy: the remote path (source/…) it was meant for, which had changed. */
   conflictOf?: string;
 }
@@ -109,7 +111,9 @@ export class UploadService {
       return {
         id: j.id, state: p ? 'uploading' : j.state, producer: j.producer, local: j.localPath, remote: posix.join(j.source, j.remotePath),
         size: j.size, bytesDone: done, rate, etaSec: rate > 0 ? Math.round((j.size - done) / rate) : null, attempts: j.attempts,
-        lastError: j.lastError, nextAttemptInSec: j.state === 'failed' ? Math.max(0, Math.round((j.nextAttemptAt - now) / 1000)) : null,
+        lastError: j.lastError,
+        nextAttemptInSec: j.state === 'failed' && j.nextAttemptAt !== NOT_RETRIED ? Math.max(0, Math.round((j.nextAttemptAt - now) / 1000)) : null,
+        ...(j.state === 'failed' && j.nextAttemptAt === NOT_RETRIED ? { needsAttention: true as const } : {}),
         ...(j.conflictOf ? { conflictOf: posix.join(j.source, j.conflictOf) } : {}),
       };
     };
@@ -151,6 +155,16 @@ export class UploadService {
     let deletions = 0;
     for (const s of this.syncs) deletions += await s.confirmDeletes();
     return { retried, deletions, stillPaused: this.syncs.filter((s) => s.status().paused).length };
+  }
+
+  /**
+   * `assetfs retry PATH` for a failed upload (one refused for good included): `mountPath` is the path
+   * in the mount (/source/remote/path), `localPath` the absolute path given (a watched folder's file).
+   */
+  retryPath(mountPath: string, localPath: string): number {
+    const [source, ...rest] = mountPath.replace(/^\/+/, '').split('/');
+    const byTarget = source && rest.length ? this.engine.retryOne({ source, remotePath: rest.join('/') }) : 0;
+    return byTarget || this.engine.retryOne({ localPath });
   }
 
   async stop(): Promise<void> {

@@ -30,6 +30,17 @@ export interface CompletedUpload {
   readonly size: number;
 }
 
+/** What a platform says of an object's content (adopt.ts decides whether it is a local file). */
+export interface RemoteContent {
+  /** The version to record as the last one we uploaded (the platform's ETag). */
+  readonly version: string;
+  readonly size: number;
+  /** An S3-style ETag, unquoted. */
+  readonly s3Etag?: string;
+  /** A content MD5 the platform stored, hex. */
+  readonly md5?: string;
+}
+
 export interface Uploader {
   /** Bytes per part for a file of `size` bytes (platform minimums and part-count limits respected). */
   partSize(size: number): number;
@@ -55,6 +66,13 @@ export interface Uploader {
   remove?(target: UploadTarget, signal?: AbortSignal): Promise<void>;
   /** The remote object's current version, or undefined when there is none (conflict checks). */
   remoteVersion(target: UploadTarget, signal?: AbortSignal): Promise<string | undefined>;
+  /**
+   * What the platform says of the object's content (adopt.ts): its version, size and a content
+   * digest where it keeps one; undefined when there is no object. Absent where there is no digest.
+   */
+  remoteContent?(target: UploadTarget, signal?: AbortSignal): Promise<RemoteContent | undefined>;
+  /** Releases what the uploader holds (grants, clients); its provider's close() calls it. */
+  close?(): void | Promise<void>;
 }
 
 export type JobState = 'queued' | 'uploading' | 'done' | 'failed' | 'cancelled';
@@ -75,7 +93,7 @@ export interface Job {
   readonly state: JobState;
   readonly attempts: number;
   readonly lastError: string | null;
-  /** Epoch ms before which a failed job is not retried. */
+  /** Epoch ms before which a failed job is not retried; NOT_RETRIED (journal.ts) after a permanent refusal. */
   readonly nextAttemptAt: number;
   /** The remote version our last upload of this target produced (conflict detection); null if none. */
   readonly baseVersion: string | null;

@@ -43,14 +43,14 @@ export class RotatingLogFile implements DestinationStream {
   /** Writers of rotated files still draining their buffer: flushed with the live one. */
   private readonly draining = new Set<Writer>();
 
-  constructor(private readonly o: LogFileOptions) {
-    mkdirSync(dirname(o.file), { recursive: true, mode: 0o700 });
+  constructor(private readonly opts: LogFileOptions) {
+    mkdirSync(dirname(opts.file), { recursive: true, mode: 0o700 });
     this.writer = this.open();
   }
 
   write(line: string): void {
     const bytes = Buffer.byteLength(line);
-    if (this.o.maxSize > 0 && this.size > 0 && this.size + bytes > this.o.maxSize) this.rotate();
+    if (this.opts.maxSize > 0 && this.size > 0 && this.size + bytes > this.opts.maxSize) this.rotate();
     this.size += bytes;
     this.writer.write(line);
   }
@@ -91,7 +91,7 @@ export class RotatingLogFile implements DestinationStream {
   }
 
   private open(): Writer {
-    const fd = openSync(this.o.file, 'a', 0o600);
+    const fd = openSync(this.opts.file, 'a', 0o600);
     const st = fstatSync(fd);
     if ((st.mode & 0o077) !== 0) {
       try {
@@ -106,7 +106,7 @@ export class RotatingLogFile implements DestinationStream {
 
   /** FILE.(n-1) → FILE.n … FILE → FILE.1, then a fresh FILE. */
   private rotate(): void {
-    const { file, maxFiles } = this.o;
+    const { file, maxFiles } = this.opts;
     try {
       const gone = (e: unknown) => {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // a missing file (never made, or removed by hand) is fine

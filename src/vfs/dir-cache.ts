@@ -14,7 +14,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Provider, Ref, RemoteEntry } from '../core/types.js';
-import { retry } from '../util/pacer.js';
+import { retry } from '../util/retry.js';
 import { mapListing } from './names.js';
 
 export type Listing = ReadonlyMap<string, RemoteEntry>;

@@ -19,7 +19,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Provider, Ref, RemoteEntry } from '../core/types.js';
 import { FsError, NotFoundError } from '../core/errors.js';
-import { retry } from '../util/pacer.js';
+import { retry } from '../util/retry.js';
 import type { DirCache } from './dir-cache.js';
 
 export const BY_ID = '.by-id';

@@ -41,15 +41,15 @@ export function ownershipFrom(fuse: { uid?: number; gid?: number; fileMode: numb
 }
 
 export class PermissionPolicy {
-  constructor(private readonly o: Ownership) {}
+  constructor(private readonly ownership: Ownership) {}
 
   get owner(): { uid: number; gid: number } {
-    return { uid: this.o.uid, gid: this.o.gid };
+    return { uid: this.ownership.uid, gid: this.ownership.gid };
   }
 
   /** `a` with the configured mode of its kind. */
   stamp(a: Attr): Attr {
-    const mode = a.kind === 'dir' ? S_IFDIR | this.o.dirMode : S_IFREG | this.o.fileMode;
+    const mode = a.kind === 'dir' ? S_IFDIR | this.ownership.dirMode : S_IFREG | this.ownership.fileMode;
     return a.mode === mode ? a : { ...a, mode };
   }
 
@@ -58,10 +58,10 @@ export class PermissionPolicy {
    * `ignoreChmod` or the entry is `beingCreated`; times are always accepted (and not stored).
    */
   check(path: string, current: Attr, change: AttrChange, beingCreated: boolean): void {
-    if (change.kind === 'times' || this.o.ignoreChmod || beingCreated) return;
+    if (change.kind === 'times' || this.ownership.ignoreChmod || beingCreated) return;
     if (change.kind === 'mode' && (change.mode & 0o7777) === (current.mode & 0o7777)) return;
     const keeps = (asked: number, own: number) => asked === -1 || asked === 0xffffffff || asked === own;
-    if (change.kind === 'owner' && keeps(change.uid, this.o.uid) && keeps(change.gid, this.o.gid)) return;
+    if (change.kind === 'owner' && keeps(change.uid, this.ownership.uid) && keeps(change.gid, this.ownership.gid)) return;
     const [what, keys] = change.kind === 'mode' ? ['modes', 'fileMode/dirMode'] : ['owners', 'uid/gid'];
     throw new FsError('EPERM', `${path}: ${what} are fixed by the mount's configuration (fuse.${keys}); set fuse.ignoreChmod to accept chmod and chown without effect`);
   }

@@ -69,19 +69,19 @@ export class AssetVfs implements Vfs {
 
   private readonly fileDeps: RemoteFileDeps;
 
-  constructor(private readonly o: VfsOptions) {
-    this.dirs = new DirCache({ maxRetryTimeMs: o.maxRetryTimeMs, negativeTtlMs: o.metadataNegativeTtlMs });
-    this.perms = new PermissionPolicy(o.ownership ?? daemonOwnership());
-    this.ids = new IdCache({ maxRetryTimeMs: o.maxRetryTimeMs, negativeTtlMs: o.metadataNegativeTtlMs });
+  constructor(private readonly opts: VfsOptions) {
+    this.dirs = new DirCache({ maxRetryTimeMs: opts.maxRetryTimeMs, negativeTtlMs: opts.metadataNegativeTtlMs });
+    this.perms = new PermissionPolicy(opts.ownership ?? daemonOwnership());
+    this.ids = new IdCache({ maxRetryTimeMs: opts.maxRetryTimeMs, negativeTtlMs: opts.metadataNegativeTtlMs });
     this.fileDeps = {
-      blocks: o.blocks,
-      log: o.log,
+      blocks: opts.blocks,
+      log: opts.log,
       pageCache: this.pageCache,
-      readaheadMaxBytes: o.readaheadMaxBytes,
-      readaheadStepBytes: o.readaheadStepBytes,
+      readaheadMaxBytes: opts.readaheadMaxBytes,
+      readaheadStepBytes: opts.readaheadStepBytes,
       invalidateDir: (source, parentRef) => this.dirs.invalidate(source, parentRef),
     };
-    this.writes = o.writes && new WriteOps(o.writes, this.access());
+    this.writes = opts.writes && new WriteOps(opts.writes, this.access());
   }
 
   /** What the write side may use of this VFS. */
@@ -100,7 +100,7 @@ export class AssetVfs implements Vfs {
       },
       children: async (path) => (await this.readdir(path)).map((d) => d.name),
       invalidateDir: (path) => this.invalidateDir(path),
-      blocks: this.o.blocks,
+      blocks: this.opts.blocks,
     };
   }
 
@@ -141,13 +141,13 @@ export class AssetVfs implements Vfs {
   }
 
   private ttl(source: string): number {
-    return this.o.sourceTtlMs?.(source) ?? this.o.metadataTtlMs;
+    return this.opts.sourceTtlMs?.(source) ?? this.opts.metadataTtlMs;
   }
 
   private async resolve(path: string): Promise<Resolved> {
     const parts = path.split('/').filter((p) => p !== '');
     if (parts.length === 0) return { kind: 'root' };
-    const provider = this.o.providers.get(parts[0]!);
+    const provider = this.opts.providers.get(parts[0]!);
     if (!provider) throw new NotFoundError(`no source named ${parts[0]}`);
     if (parts.length === 1) return { kind: 'source', provider };
     let dirRef: Ref = '';
@@ -206,7 +206,7 @@ export class AssetVfs implements Vfs {
 
   private async remoteListing(path: string): Promise<DirEntry[]> {
     const r = await this.resolve(path);
-    if (r.kind === 'root') return [...this.o.providers.keys()].map((name) => ({ name, attr: this.dirAttr() }));
+    if (r.kind === 'root') return [...this.opts.providers.keys()].map((name) => ({ name, attr: this.dirAttr() }));
     if (r.kind === 'ids') return []; // ids are looked up, never enumerated
     if (r.kind === 'entry' && r.entry.kind !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
     const ref = r.kind === 'entry' ? r.entry.ref : '';
@@ -237,7 +237,7 @@ export class AssetVfs implements Vfs {
     const { entry, provider } = r;
     if (entry.kind === 'dir') throw new FsError('EISDIR', `${path} is a directory`);
     if (entry.unreadable) {
-      this.o.log.warn({ path, reason: entry.unreadable.reason }, 'file is listed but cannot be read now');
+      this.opts.log.warn({ path, reason: entry.unreadable.reason }, 'file is listed but cannot be read now');
       throw new UnavailableError(entry.unreadable.code, `${path}: ${entry.unreadable.reason}`);
     }
     const obj = { source: provider.name, ref: entry.ref, version: entry.version, size: entry.size };
@@ -260,7 +260,7 @@ export class AssetVfs implements Vfs {
     return h;
   }
 
-  private get w(): WriteOps {
+  private writeOps(): WriteOps {
     if (!this.writes) throw new FsError('EROFS', 'this mount is read-only');
     return this.writes;
   }
@@ -268,48 +268,48 @@ export class AssetVfs implements Vfs {
   async create(path: string): Promise<number> {
     this.refuseIdWrite(path);
     this.pageCache.forget(path);
-    return this.register(await this.w.create(path));
+    return this.register(await this.writeOps().create(path));
   }
 
   async write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
-    return this.w.write(this.stagedHandle(fh), buf, length, position);
+    return this.writeOps().write(this.stagedHandle(fh), buf, length, position);
   }
 
   async fsync(fh: number): Promise<void> {
     const h = this.anyHandle(fh);
-    if (isStaged(h)) await this.w.fsync(h);
+    if (isStaged(h)) await this.writeOps().fsync(h);
   }
 
   /** close() of a descriptor: a staged file's buffered writes reach its staged copy. */
   async flush(fh: number): Promise<void> {
     const h = this.handles.get(fh);
-    if (h && isStaged(h)) await this.w.flush(h);
+    if (h && isStaged(h)) await this.writeOps().flush(h);
   }
 
   async ftruncate(fh: number, size: number): Promise<void> {
-    await this.w.ftruncate(this.stagedHandle(fh), size);
+    await this.writeOps().ftruncate(this.stagedHandle(fh), size);
   }
 
   async truncate(path: string, size: number): Promise<void> {
     this.refuseIdWrite(path);
     this.pageCache.forget(path);
-    await this.w.truncate(path, size, await this.remoteEntry(path));
+    await this.writeOps().truncate(path, size, await this.remoteEntry(path));
   }
 
   async unlink(path: string): Promise<void> {
     this.refuseIdWrite(path);
     this.pageCache.forget(path);
-    await this.w.unlink(path, await this.remoteEntry(path));
+    await this.writeOps().unlink(path, await this.remoteEntry(path));
   }
 
   async mkdir(path: string): Promise<void> {
     this.refuseIdWrite(path);
-    await this.w.mkdir(path, (await this.lookup(path)) !== undefined);
+    await this.writeOps().mkdir(path, (await this.lookup(path)) !== undefined);
   }
 
   async rmdir(path: string): Promise<void> {
     this.refuseIdWrite(path);
-    await this.w.rmdir(path, await this.remoteEntry(path));
+    await this.writeOps().rmdir(path, await this.remoteEntry(path));
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -320,7 +320,7 @@ export class AssetVfs implements Vfs {
     const forget = this.writes?.stagedAttr(from)?.kind === 'file' ? (p: string) => this.pageCache.forget(p) : (p: string) => this.pageCache.forgetTree(p);
     forget(from);
     forget(to);
-    await this.w.rename(from, to);
+    await this.writeOps().rename(from, to);
   }
 
   /**
@@ -345,13 +345,14 @@ export class AssetVfs implements Vfs {
   }
 
   private async readStaged(fh: number, into: Buffer, length: number, position: number): Promise<number> {
-    return this.w.read(this.stagedHandle(fh), into, length, position);
+    const h = this.stagedHandle(fh); // an unknown handle is EBADF, on a read-only mount too
+    return this.writeOps().read(h, into, length, position);
   }
 
   async release(fh: number): Promise<void> {
     const h = this.handles.get(fh);
     this.handles.delete(fh);
-    if (h && isStaged(h)) await this.w.release(h);
+    if (h && isStaged(h)) await this.writeOps().release(h);
   }
 
   get openFiles(): number {
@@ -374,7 +375,7 @@ export class AssetVfs implements Vfs {
   }
 
   private refuseIdWrite(path: string): void {
-    refuseIdWrite(path, this.o.providers);
+    refuseIdWrite(path, this.opts.providers);
   }
 
   /** The `user.assetfs.*` attributes of a path (docs/semantics.md#platform-ids); none on the mount root. */
@@ -411,7 +412,7 @@ export class AssetVfs implements Vfs {
 
   /** `assetfs locate --id SOURCE ID`: the mount path of the entry with that platform id. */
   async pathOfId(source: string, id: string): Promise<string> {
-    const provider = this.o.providers.get(source);
+    const provider = this.opts.providers.get(source);
     if (!provider) throw new NotFoundError(`no source named ${source}`);
     if (!provider.byId) throw new FsError('ENOTSUP', `${source} (${provider.type}) has no ids`);
     const entry = await this.ids.get(provider, id, this.ttl(source));
@@ -429,7 +430,7 @@ export class AssetVfs implements Vfs {
    */
   refresh(path: string): Promise<string[]> {
     return refreshPath(path, {
-      providers: this.o.providers,
+      providers: this.opts.providers,
       dirs: this.dirs,
       ids: this.ids,
       ttl: (source) => this.ttl(source),

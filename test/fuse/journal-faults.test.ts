@@ -62,6 +62,52 @@ describe('journal faults', () => {
     }
   });
 
+  it('after a journal set aside, the sync adopts remote copies that already have the local bytes; only a file that differs goes up as a conflict copy', async () => {
+    const cacheDir = join(work, 'adopt');
+    const local = join(work, 'adopt-local');
+    await mkdir(local, { recursive: true });
+    const files: Record<string, string | Buffer> = { 'a.txt': 'alpha\n', 'sub/b.txt': 'bravo, one folder down\n', 'c.txt': 'charlie before\n', 'big.bin': Buffer.alloc(6 * MiB, 7) };
+    for (const [p, data] of Object.entries(files)) {
+      await mkdir(join(local, p, '..'), { recursive: true });
+      await writeFile(join(local, p), data);
+    }
+    const cfg = { cacheDir, sources: [storage.source()], sync: [{ local, remote: 's3/adopt', stableFor: '300ms' }] };
+    const idle = async () => {
+      const u = (await daemonStatus<{ uploads: { queued: unknown[]; active: unknown[] } }>(cacheDir)).uploads;
+      return u.queued.length + u.active.length === 0;
+    };
+    const first = await mountDaemon(cfg);
+    try {
+      await until(async () => (await storage.keys('adopt/')).length === 4 && (await idle()), 'the first sync');
+    } finally {
+      await first.stop();
+    }
+    // While the daemon is down: c.txt changes (same size, other bytes), and d.txt appears both here and,
+    // put by another tool as a single-part object, remotely.
+    await writeFile(join(local, 'c.txt'), 'charlie after!\n');
+    await writeFile(join(local, 'd.txt'), 'delta, uploaded by someone else\n');
+    await storage.seed([{ path: 'adopt/d.txt', data: Buffer.from('delta, uploaded by someone else\n') }]);
+    for (const ext of ['-wal', '-shm']) await rm(join(cacheDir, `journal.db${ext}`), { force: true });
+    await writeFile(join(cacheDir, 'journal.db'), Buffer.alloc(16384, 'garbage '));
+    storage.proxy.clearLog();
+    const second = await mountDaemon(cfg);
+    try {
+      expect(second.logs()).toMatch(/upload journal unreadable .*set aside/);
+      await until(async () => (await storage.keys('adopt/')).some((k) => k.includes('.conflict-')) && (await idle()), 'the rescan');
+      const keys = await storage.keys('adopt/');
+      expect(keys.filter((k) => !k.includes('.conflict-')).sort()).toEqual(['adopt/a.txt', 'adopt/big.bin', 'adopt/c.txt', 'adopt/d.txt', 'adopt/sub/b.txt']);
+      expect(keys.filter((k) => k.includes('.conflict-'))).toEqual([expect.stringMatching(/^adopt\/c\.conflict-.*\.txt$/)]);
+      expect((await storage.object(keys.find((k) => k.includes('.conflict-'))!))?.toString()).toBe('charlie after!\n');
+      expect((await storage.object('adopt/c.txt'))?.toString()).toBe('charlie before\n');
+      // Nothing but the conflict copy was sent: the four adopted files cost a HEAD each.
+      const sent = storage.proxy.requests().filter((r) => r.method === 'PUT' || r.method === 'POST');
+      expect(sent.every((r) => r.path.includes('.conflict-'))).toBe(true);
+      expect(second.logs().match(/the remote copy already has these bytes: adopted, nothing uploaded/g)).toHaveLength(4);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('a journal locked by another process: writes fail and status names SQLITE_BUSY, reads go on; once released, writes work', async () => {
     const cacheDir = join(work, 'busy');
     const d = await mountDaemon({ cacheDir, sources: [storage.source()], uploads: { writeBack: '1h' } });
@@ -112,7 +158,7 @@ describe('journal faults', () => {
       await rm(join(disk, 'filler'));
       await sh(`head -c ${2 * MiB} /dev/zero > ${d.mountpoint}/s3/full/big.bin`);
       expect((await fsyncNow(`${d.mountpoint}/s3/full/big.bin`)).code).toBe(0);
-      expect((await storage.object('full/big.bin'))?.length).toBe(2 * MiB);
+      expect((await storage.object('full/big.bin'))?.equals(Buffer.alloc(2 * MiB))).toBe(true);
       await until(async () => (await readdir(join(cacheDir, 'staging'))).length === 0, 'the staging folder emptied');
       expect(existsSync(join(cacheDir, 'journal.db'))).toBe(true);
     });

@@ -40,6 +40,9 @@ afterAll(async () => {
 /**
  * Another process that holds `file` open and reads it at absolute offsets on request (pread), answering
  * each with the sha256 of what it read or the error code: the file stays open across remote changes.
+ * It opens with O_DIRECT, so every read reaches the daemon: whether the kernel still holds a page (it
+ * may drop them when it sees the changed attributes, whenever the load makes the TTL pass) never
+ * decides what a read answers.
  */
 class HeldOpen {
   private readonly child: ChildProcessWithoutNullStreams;
@@ -48,9 +51,10 @@ class HeldOpen {
   constructor(file: string) {
     const script = `
       const { open } = require('node:fs/promises');
+      const { constants } = require('node:fs');
       const { createHash } = require('node:crypto');
       const rl = require('node:readline').createInterface({ input: process.stdin });
-      const fh = open(process.argv[1], 'r');
+      const fh = open(process.argv[1], constants.O_RDONLY | constants.O_DIRECT);
       rl.on('line', async (line) => {
         const [at, len] = line.split(' ').map(Number);
         try {
@@ -115,7 +119,9 @@ describe('a remote object changed or removed while open', () => {
       expect(await held.read(0, 4096)).toBe(head);
       await seedS3(s3.url, 'media', [{ path: 'changed.bin', data: V2 }], 1);
       expect(await held.read(6 * MiB, 4096)).toBe('EIO');
-      expect(await held.read(0, 4096)).toBe(head); // what it read stays readable, and is still the old version
+      // What it read stays readable, and is still the old version: the daemon keeps the old version's
+      // blocks (keyed by version) when it learns of the change.
+      expect(await held.read(0, 4096)).toBe(head);
     } finally {
       await held.close();
     }

@@ -89,7 +89,7 @@ describe('assetfs check-config --online (the real CLI)', () => {
       azsrc('blob'),
       azsrc('blobsas', { accountKey: undefined, sasToken: sas(-3_600_000, 3_600_000) }),
       wbsrc('wb'),
-      wbsrc('wbhost', { baseUrl: `${wb.url}/` }), // the platform's address, as the SPEC shows it: /api is added
+      wbsrc('wbhost', { baseUrl: `${wb.url}/` }), // the platform's address, as docs/config.md shows it: /api is added
       { name: 'nomad', type: 'nomad', baseUrl: nomad.url, username: DEFAULT_NOMAD_USER.userName, password: DEFAULT_NOMAD_USER.password },
       { name: 'mh', type: 'mediahub', baseUrl: `${mh.baseUrl}/`, clientId: MEDIAHUB_CLIENT.id, clientSecret: MEDIAHUB_CLIENT.secret },
     ]);
@@ -178,6 +178,13 @@ describe('a daemon with one good and several broken sources', () => {
     expect(line?.err.message).toBe(`wordbee source "wb": login refused: HTTP 400: Invalid account id or API key. (POST ${wb.url}/api/auth/token)`);
     expect(records.find((r) => String(r.msg).startsWith('EIO returned to the reader: ') && r.path === '/gone')?.err.cause).toMatchObject({ type: 'NoSuchBucket', message: 'The specified bucket does not exist' });
     expect(d.logs()).not.toContain(WRONG);
+  });
+
+  it('a source unreachable since start answers EIO without retrying, the log line naming host:port', async () => {
+    const r = await shResult(`ls ${d.mountpoint}/down`);
+    expect(r.stderr).toMatch(/Input\/output error/);
+    const line = logRecords(d).find((l) => String(l.msg).startsWith('EIO returned to the reader: ') && l.path === '/down');
+    expect(String(line?.msg)).toMatch(new RegExp(`^EIO returned to the reader: s3 source "down": unreachable: .*ECONNREFUSED 127\\.0\\.0\\.1:${closed}.* \\(not answered since start: not retried until it does\\)$`));
   });
 
   it('status --json: each source’s state, last error and its time; status prints them with the fix', async () => {

@@ -84,7 +84,7 @@ describe.sequential('watched folder', () => {
   it('a local delete does not delete remotely (deleteRemote is off)', async () => {
     await rm(join(local, 'growing.log'));
     await new Promise((r) => setTimeout(r, 1_000));
-    expect(await object('watched/growing.log')).toBeDefined();
+    expect(await object('watched/growing.log')).toBe('line 0\nline 1\nline 2\nline 3\nline 4\n');
   });
 
   it('changes made while the daemon was down are found at start; a merely touched file is not sent again', async () => {

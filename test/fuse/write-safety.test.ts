@@ -132,7 +132,7 @@ describe('writes into the mount never lose or hide what is there', () => {
     // What fits still goes.
     await sh(`head -c ${1 * MiB} /dev/zero > ${m}/small.bin`);
     expect((await fsyncNow(`${m}/small.bin`)).code).toBe(0);
-    expect((await storage.object('cap/small.bin'))?.length).toBe(MiB);
+    expect((await storage.object('cap/small.bin'))?.equals(Buffer.alloc(MiB))).toBe(true);
     expect(await storage.keys('cap/')).toEqual(['cap/small.bin']);
   });
 });

@@ -4,6 +4,7 @@
  * EROFS where a source cannot take uploads, and a SIGKILL in the middle of an upload resumed after restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,10 @@ import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, startAzurite, ty
 import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { journaledParts, mountDaemon, sh, shResult, type MountedDaemon, until } from '../helpers/mount.js';
+import { daemonStatus } from '../helpers/status.js';
+import { callControl } from '../../src/daemon/control.js';
+import { renderUploads } from '../../src/daemon/status.js';
+import type { UploadsStatus } from '../../src/upload/service.js';
 
 const MiB = 1024 * 1024;
 let storage: ProxiedBucket;
@@ -87,15 +92,37 @@ describe('writes into the mount', () => {
   });
 
   it('fsync waits for the upload and reports its failure', async () => {
-    const ok = await shResult(`head -c 100000 /dev/urandom | dd of=${d.mountpoint}/s3/fsynced.bin conv=fsync status=none`);
+    const data = randomBytes(100_000);
+    await writeFile(join(work, 'fsynced.bin'), data);
+    const ok = await shResult(`dd if=${join(work, 'fsynced.bin')} of=${d.mountpoint}/s3/fsynced.bin conv=fsync status=none`);
     expect(ok.stderr).toBe("");
     expect(ok.code).toBe(0);
-    expect((await s3Object('fsynced.bin'))?.length).toBe(100_000); // already there when dd returned
+    expect((await s3Object('fsynced.bin'))?.equals(data)).toBe(true); // already there when dd returned
     const bad = await shResult(`echo data | dd of=${d.mountpoint}/broken/x.txt conv=fsync status=none`);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/Input\/output error/);
-    expect(d.logs()).toMatch(/upload failed/);
+    expect(d.logs()).toMatch(/upload (failed|refused)/);
   });
+
+  it('an upload refused for good (a read-only SAS: 403) needs attention in status and is not retried on its own', async () => {
+    const bad = await shResult(`echo data | dd of=${d.mountpoint}/broken/refused.txt conv=fsync status=none`);
+    expect(bad.stderr).toMatch(/Input\/output error/);
+    type Failed = { remote: string; attempts: number; lastError: string; nextAttemptInSec: number | null; needsAttention?: boolean };
+    const failed = async () => (await daemonStatus<{ uploads: { failed: Failed[] } }>(join(work, 'cache'))).uploads.failed.find((j) => j.remote === 'broken/refused.txt');
+    await until(async () => (await failed()) !== undefined, 'the refused job in status', 30_000, 100);
+    expect(await failed()).toMatchObject({ needsAttention: true, nextAttemptInSec: null, lastError: expect.stringMatching(/access denied/) });
+    const text = renderUploads((await daemonStatus<{ uploads: UploadsStatus }>(join(work, 'cache'))).uploads).join('\n');
+    expect(text).toMatch(/ATTENTION .* broken\/refused\.txt {2}refused at attempt \d+, not retried until assetfs retry: .*access denied/);
+    expect(d.logs()).toMatch(/upload refused: not retried until `assetfs retry`/);
+    // The staged copy is kept: the file still reads back whole from the mount.
+    expect(await sh(`cat ${d.mountpoint}/broken/refused.txt`)).toBe('data\n');
+    // assetfs retry PATH asks once more (refused again here: the SAS stays read-only).
+    const before = (await failed())!.attempts;
+    // (what `assetfs retry PATH` sends)
+    expect(await callControl(join(work, 'cache', 'control.sock'), 'POST', '/retry', { path: `${d.mountpoint}/broken/refused.txt` })).toMatchObject({ retried: 1 });
+    await until(async () => ((await failed())?.attempts ?? 0) > before, 'the retried refusal recorded', 30_000, 100);
+    expect(await failed()).toMatchObject({ needsAttention: true, nextAttemptInSec: null });
+  }, 240_000); // under load: a failed fsync, a status poll and a second refused attempt through Azurite
 
   it('EROFS where the source cannot take uploads (read-only source, platform without uploads)', async () => {
     const r = await shResult(`touch ${d.mountpoint}/ro/new.txt`);

@@ -270,16 +270,20 @@ describe('NetworkBlockSource', () => {
     expect(rangesOf().sort((a, b) => a!.start - b!.start)).toEqual([{ start: 0, end: 2 * BS }, { start: 6 * BS, end: 7 * BS }]);
   });
 
-  it('a changed ETag is a StaleError, drops the old blocks, and never serves them for the new version', async () => {
+  it('a changed ETag is a StaleError: the old version keeps its cached blocks, the new version is located and fetched afresh', async () => {
     expect((await source.readBlock(obj, 0)).equals(blockBytes(0))).toBe(true);
     const fresh = randomBytes(SIZE);
     const etag = server.put('media.bin', fresh);
     const e = await errorOf(source.readBlock(obj, 1));
     expect(e).toBeInstanceOf(StaleError);
     expect(gets()).toHaveLength(2); // not retried
-    expect(await cache.get(obj, 0)).toBeUndefined(); // the object's blocks were dropped
+    // A handle still on the old version reads what was cached of it, without a request.
+    expect((await source.readBlock(obj, 0)).equals(blockBytes(0))).toBe(true);
+    expect(gets()).toHaveLength(2);
     const next: ObjectVersion = { ...obj, version: etag };
     expect((await source.readBlock(next, 0)).equals(fresh.subarray(0, BS))).toBe(true);
+    expect(gets()).toHaveLength(3);
+    expect(provider.locates).toBe(2); // the old locator was dropped
   });
 
   it('a locator that cannot do ranges costs one whole download, and caches every block', async () => {
@@ -329,17 +333,19 @@ describe('NetworkBlockSource', () => {
     expect(gets().map((g) => g.status)).toEqual([200, 200]);
   });
 
-  it('invalidate() forgets blocks and locators of the object', async () => {
+  it('invalidate() forgets the locators of the object and keeps its blocks (keyed by version)', async () => {
     await source.readBlock(obj, 0);
     await source.invalidate('src', 'media.bin');
     await source.readBlock(obj, 0);
+    expect(gets()).toHaveLength(1);
+    await source.readBlock(obj, 5);
     expect(gets()).toHaveLength(2);
     expect(provider.locates).toBe(2);
   });
 
   it('rejects block indices outside the object', async () => {
-    expect(await errorOf(source.readBlock(obj, 21))).toBeDefined();
-    expect(await errorOf(source.readBlock(obj, -1))).toBeDefined();
+    expect(await errorOf(source.readBlock(obj, 21))).toMatchObject({ code: 'EINVAL', message: 'block 21 is outside src:media.bin (1311954 bytes)' });
+    expect(await errorOf(source.readBlock(obj, -1))).toMatchObject({ code: 'EINVAL', message: 'block -1 is outside src:media.bin (1311954 bytes)' });
     expect(gets()).toHaveLength(0);
   });
 });

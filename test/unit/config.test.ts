@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig, parseConfigText } from '../../src/config/load.js';
 
 /** A full config in the style of the example in docs/config.md: flow mappings with unquoted ${VAR} inside. */
-const SPEC_EXAMPLE = `
+const FULL_EXAMPLE = `
 mountpoint: /mnt/assets
 cacheDir: /var/cache/assetfs        # disk cache + journal live here (0700)
 cache: { memory: 512MiB, disk: 20GiB, blockSize: 1MiB }
@@ -22,7 +22,7 @@ sync:
   - { local: /srv/outgoing, remote: nomad/Projects/Incoming }
 `;
 
-const SPEC_ENV = {
+const FULL_EXAMPLE_ENV = {
   MKIO_TOKEN: 'mkio-token-value-1',
   WB_KEY: 'wordbee-key-value-2',
   AMS_TOKEN: 'ams-token-value-3',
@@ -55,8 +55,8 @@ function problemsOf(fn: () => unknown): Array<{ path: string; message: string }>
 const json = (v: unknown) => JSON.stringify(v);
 
 describe('parseConfigText', () => {
-  it('loads the SPEC example (YAML flow mappings with ${VAR}) with every default filled in', () => {
-    const c = parseConfigText(SPEC_EXAMPLE, '/etc/assetfs/main.yaml', SPEC_ENV);
+  it('loads a config of every source type (YAML flow mappings with unquoted ${VAR}) with every default filled in', () => {
+    const c = parseConfigText(FULL_EXAMPLE, '/etc/assetfs/main.yaml', FULL_EXAMPLE_ENV);
     expect(c.mountpoint).toBe('/mnt/assets');
     expect(c.cache).toEqual({ memory: 512 * 1024 ** 2, disk: 20 * 1024 ** 3, blockSize: 1024 ** 2 });
     expect(c.metadataTtl).toBe(60_000);

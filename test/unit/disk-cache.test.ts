@@ -121,7 +121,7 @@ describe('DiskBlockCache', () => {
     await c.init();
     await c.put(obj, 0, block(0));
     expect(await c.get({ ...obj, version: 'etag-2' }, 0)).toBeUndefined();
-    expect(await c.get(obj, 0)).toBeDefined();
+    expect(await c.get(obj, 0)).toEqual(block(0));
   });
 
   it('detects a corrupted or torn block, deletes it and reports a miss', async () => {
@@ -160,7 +160,7 @@ describe('DiskBlockCache', () => {
     expect(c.stats().bytes).toBeLessThanOrEqual(4 * BS);
     // The slab holds the cap's worth of slots: a block evicts the least recently used one before it is written.
     expect((await stat(join(root, SLAB))).size).toBe(4 * SLOT);
-    expect(await c.get(obj, 9)).toBeDefined();
+    expect(await c.get(obj, 9)).toEqual(block(9));
     expect(await c.get(obj, 0)).toBeUndefined();
     await c.close();
   });

@@ -60,25 +60,25 @@ describe('LocatorCache', () => {
     });
     const at = (s: number) => vi.setSystemTime(new Date(Date.parse('2030-01-01T00:00:00Z') + s * 1000));
 
-    it('skew is 10 % of a short lifetime', async () => {
+    it('skew is 25 % of a short lifetime (the margin rule of providers/common/expiring.ts)', async () => {
       const p = new MintingProvider();
-      p.lifetimeMs = 100_000; // skew 10 s
+      p.lifetimeMs = 100_000; // skew 25 s
       const c = new LocatorCache();
       await c.get(p, obj);
-      at(89);
+      at(74);
       expect((await c.get(p, obj)).url).toMatch(/sig=1$/);
-      at(91);
+      at(76);
       expect((await c.get(p, obj)).url).toMatch(/sig=2$/);
     });
 
-    it('skew is at most 30 s for a long lifetime', async () => {
+    it('skew is at most 60 s for a long lifetime', async () => {
       const p = new MintingProvider();
-      p.lifetimeMs = 1_000_000; // 10 % would be 100 s
+      p.lifetimeMs = 1_000_000; // 25 % would be 250 s
       const c = new LocatorCache();
       await c.get(p, obj);
-      at(969);
+      at(939);
       expect((await c.get(p, obj)).url).toMatch(/sig=1$/);
-      at(971);
+      at(941);
       expect((await c.get(p, obj)).url).toMatch(/sig=2$/);
     });
 

@@ -57,15 +57,13 @@ describe('MemoryBlockCache', () => {
 
   it('stays within its byte limit, evicting the least recently used', async () => {
     const c = new MemoryBlockCache({ maxBytes: 30, blockSize: 10 });
-    await c.put(v1, 0, block(10));
-    await c.put(v1, 1, block(10));
-    await c.put(v1, 2, block(10));
+    for (let i = 0; i < 3; i++) await c.put(v1, i, block(10, i + 1));
     await c.get(v1, 0); // 0 is now the most recently used
-    await c.put(v1, 3, block(10));
+    await c.put(v1, 3, block(10, 4));
     expect(c.stats().bytes).toBeLessThanOrEqual(30);
     expect(await c.get(v1, 1)).toBeUndefined();
-    expect(await c.get(v1, 0)).toBeDefined();
-    expect(await c.get(v1, 3)).toBeDefined();
+    expect(await c.get(v1, 0)).toEqual(block(10, 1));
+    expect(await c.get(v1, 3)).toEqual(block(10, 4));
   });
 
   it('dropObject forgets every version of (source, ref) and nothing else', async () => {
@@ -73,14 +71,14 @@ describe('MemoryBlockCache', () => {
     await c.put(v1, 0, block(10));
     await c.put(v1, 1, block(10));
     await c.put(v2, 0, block(10));
-    await c.put(other, 0, block(10));
-    await c.put(otherSource, 0, block(10));
+    await c.put(other, 0, block(10, 8));
+    await c.put(otherSource, 0, block(10, 9));
     await c.dropObject('s', 'a.mp4');
     expect(await c.get(v1, 0)).toBeUndefined();
     expect(await c.get(v1, 1)).toBeUndefined();
     expect(await c.get(v2, 0)).toBeUndefined();
-    expect(await c.get(other, 0)).toBeDefined();
-    expect(await c.get(otherSource, 0)).toBeDefined();
+    expect(await c.get(other, 0)).toEqual(block(10, 8));
+    expect(await c.get(otherSource, 0)).toEqual(block(10, 9));
     expect(c.stats().bytes).toBe(20);
   });
 
@@ -89,12 +87,12 @@ describe('MemoryBlockCache', () => {
     await c.put(v1, 0, block(10, 1));
     await c.put(v1, 0, block(10, 2)); // overwrite: still indexed
     await c.put(other, 0, block(10));
-    await c.put(other, 1, block(10)); // evicts v1#0
+    await c.put(other, 1, block(10, 4)); // evicts v1#0
     expect(await c.get(v1, 0)).toBeUndefined();
     await c.put(v1, 5, block(10, 3)); // evicts other#0
     await c.dropObject('s', 'a.mp4');
     expect(await c.get(v1, 5)).toBeUndefined();
-    expect(await c.get(other, 1)).toBeDefined();
+    expect(await c.get(other, 1)).toEqual(block(10, 4));
     const index = (c as unknown as { byObject: Map<string, Set<string>> }).byObject;
     expect([...index.keys()]).toEqual(['s\0b.mp4']);
     expect(index.get('s\0b.mp4')?.size).toBe(1);
@@ -133,11 +131,15 @@ describe('MemoryBlockCache', () => {
 
   describe('scan resistance', () => {
     const big: ObjectVersion = { source: 's', ref: 'big.bin', version: 'e1', size: 1000 };
+    /** Block i of `o` holds the byte stamp(o, i): a block read back is checked to be that block. */
+    const stamp = (o: ObjectVersion, i: number) => (o === big ? 1 + (i % 200) : 250);
     const fill = (c: MemoryBlockCache, o: ObjectVersion, i: number) => {
       const owned = c.takeBuffer();
+      owned.fill(stamp(o, i));
       c.putOwned(o, i, owned, owned);
       return owned;
     };
+    const blockOf = (o: ObjectVersion, i: number) => Buffer.alloc(4096, stamp(o, i));
 
     it('demoted blocks wait in a short FIFO, then leave and their buffers carry the stream on', async () => {
       const c = new MemoryBlockCache({ maxBytes: 10 * 4096, blockSize: 4096, streamedKeepBytes: 2 * 4096 });
@@ -150,10 +152,10 @@ describe('MemoryBlockCache', () => {
       // 3 blocks ahead of the demotions, 2 demoted ones kept, and the other object's block
       expect(c.stats().bytes).toBe(6 * 4096);
       expect(buffers.size).toBeLessThanOrEqual(6); // recycled: no buffer beyond what the stream holds
-      expect(await c.get(other, 0)).toBeDefined();
+      expect(await c.get(other, 0)).toEqual(blockOf(other, 0));
       expect(await c.get(big, 0)).toBeUndefined(); // the oldest demoted left first
-      expect(await c.get(big, 25)).toBeDefined(); // the last two demoted are kept
-      expect(await c.get(big, 26)).toBeDefined();
+      expect(await c.get(big, 25)).toEqual(blockOf(big, 25)); // the last two demoted are kept
+      expect(await c.get(big, 26)).toEqual(blockOf(big, 26));
       expect(await c.get(big, 24)).toBeUndefined();
     });
 
@@ -162,15 +164,15 @@ describe('MemoryBlockCache', () => {
       for (let i = 0; i < 3; i++) fill(c, big, i);
       c.demote(big, 0);
       c.demote(big, 1); // 0 leaves (it is remembered), 1 waits
-      expect(c.peek(big, 1)).toBeDefined(); // a second reader: 1 is kept from now on
+      expect(c.peek(big, 1)).toEqual(blockOf(big, 1)); // a second reader: 1 is kept from now on
       c.demote(big, 2);
       c.demote(big, 1); // ignored: kept
-      expect(await c.get(big, 1)).toBeDefined();
+      expect(await c.get(big, 1)).toEqual(blockOf(big, 1));
       fill(c, big, 0); // read again (from disk) after it left as demoted: kept
       c.demote(big, 0);
       fill(c, big, 3);
       c.demote(big, 3); // 2 leaves, not 0
-      expect(await c.get(big, 0)).toBeDefined();
+      expect(await c.get(big, 0)).toEqual(blockOf(big, 0));
       expect(await c.get(big, 2)).toBeUndefined();
     });
 

@@ -5,12 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   PreflightError,
+  autofsAt,
   checkDevFuse,
   checkFusermount,
   checkMountpoint,
@@ -88,6 +89,25 @@ describe('mount table parsing', () => {
     expect(await isMounted(target, table)).toBe('live');
     expect(await isMounted(join(dir, 'link', 'my mnt'), table)).toBe('live');
     expect(await isMounted(parent, table)).toBe(false);
+  });
+
+  it('an autofs mount at the mount point (x-systemd.automount) is no busy or stale mount point: the check passes without touching the path', async () => {
+    const mp = join(dir, 'automount point');
+    const table = join(dir, 'mountinfo-autofs');
+    const escaped = mp.replace(/ /g, '\\040');
+    // Left by systemd for `x-systemd.automount` in fstab: autofs at the path, the real mount not made yet.
+    await writeFile(table, `22 27 0:21 / /proc rw - proc proc rw\n612 27 0:80 / ${escaped} rw,relatime shared:310 - autofs systemd-1 rw,fd=52,pgrp=1,timeout=0,minproto=5,maxproto=5,direct,pipe_ino=31462\n`);
+    expect(parseMountTable(await readFile(table, 'utf8')).at(-1)).toEqual({ mountpoint: mp, fstype: 'autofs', source: 'systemd-1' });
+    expect(await autofsAt(mp, table)).toBe(true);
+    // The directory does not even exist here: any stat or readdir of it would have refused.
+    await expect(checkMountpoint(mp, { mountTable: table })).resolves.toBeUndefined();
+    // Without the autofs line, the same path is checked as usual.
+    await writeFile(table, '22 27 0:21 / /proc rw - proc proc rw\n');
+    expect(await autofsAt(mp, table)).toBe(false);
+    expect(await preflightMessage(checkMountpoint(mp, { mountTable: table }))).toMatch(/does not exist/);
+    // A FUSE mount on top of the autofs one (the automount done) is busy again.
+    await writeFile(table, `612 27 0:80 / ${escaped} rw - autofs systemd-1 rw,direct\n700 612 0:90 / ${escaped} rw - fuse.assetfs assetfs rw\n`);
+    expect(await autofsAt(mp, table)).toBe(false);
   });
 
   it('isMounted reads the real mount table', async () => {

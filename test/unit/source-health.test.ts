@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { SourceHealth, brokenProvider, classifyFailure } from '../../src/daemon/health.js';
-import { AuthError, ExpiredError, FsError, MisconfiguredError, NotFoundError, StaleError, TransientError } from '../../src/core/errors.js';
+import { AuthError, ExpiredError, FsError, MisconfiguredError, NotFoundError, StaleError, TransientError, UnreachableError } from '../../src/core/errors.js';
+import { retry } from '../../src/util/retry.js';
 import type { ObjectVersion, Provider, RemoteEntry, SignedLocator } from '../../src/core/types.js';
 import { NetworkBlockSource } from '../../src/read/block-source.js';
 import { LocatorCache } from '../../src/read/locator-cache.js';
@@ -93,6 +94,51 @@ describe('SourceHealth', () => {
     p.refused!({ source: 'p', ref: 'f', version: 'v', size: 1 }, { url: 'u', expiresAt: 0 });
     expect(refusedSeen).toHaveLength(1);
     expect(p.caps.upload).toBe(true);
+  });
+
+  it('a source never reached whose server refuses connections fails at once, naming host:port, and is not retried; once it has answered, a refusal is retried again', async () => {
+    const h = new SourceHealth(['down']);
+    let calls = 0;
+    let refuseNext = Infinity;
+    const refused = () => new TransientError('stat x: connect ECONNREFUSED 127.0.0.1:9', { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }) });
+    const inner: Provider = {
+      name: 'down',
+      type: 's3',
+      caps: { upload: false },
+      async *list(): AsyncIterable<RemoteEntry> {
+        calls++;
+        if (refuseNext-- > 0) throw refused();
+      },
+      stat: async () => {
+        calls++;
+        if (refuseNext-- > 0) throw refused();
+        return { name: 'x', kind: 'file', ref: 'x', size: 1, mtimeMs: 0, version: 'v' };
+      },
+      locate: async () => ({ url: 'http://x/f', expiresAt: 0 }),
+      close: async () => undefined,
+    };
+    const p = h.watch(inner);
+    // The retry loops of the listing and read paths: two seconds of 1 ms backoff would be hundreds of calls.
+    const retried = <T>(fn: () => Promise<T>) => retry(fn, { maxTimeMs: 2_000, baseDelayMs: 1, maxDelayMs: 1 });
+    const e = await retried(() => p.stat('x')).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(UnreachableError);
+    expect((e as Error).message).toBe('s3 source "down": unreachable: stat x: connect ECONNREFUSED 127.0.0.1:9 (not answered since start: not retried until it does)');
+    expect(calls).toBe(1);
+    expect(h.get('down').state).toBe('unreachable');
+    const listed = await retried(async () => {
+      for await (const _ of p.list('')) void _;
+    }).catch((err: unknown) => err);
+    expect(listed).toBeInstanceOf(UnreachableError);
+    expect(calls).toBe(2);
+    // The server comes up: the next call gets through and the source is ok.
+    refuseNext = 0;
+    await p.stat('x');
+    expect(h.get('down').state).toBe('ok');
+    // Reached once, a refused connection is a server restarting: retried like any transient fault.
+    calls = 0;
+    refuseNext = 2;
+    await expect(retried(() => p.stat('x'))).resolves.toMatchObject({ name: 'x' });
+    expect(calls).toBe(3);
   });
 
   it('a success at the root (which may not reach the platform: Wordbee lists its scopes from the config) does not clear a failure below it', async () => {

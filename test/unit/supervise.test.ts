@@ -35,7 +35,7 @@ function recorder() {
     status: (s) => push(`STATUS ${s}`),
     stopping: (s) => push(`STOPPING ${s}`),
     failed: (s) => push(`FAILED ${s}`),
-    flushed: async () => undefined,
+    delivered: async () => undefined,
   };
   const until = (pred: (m: string) => boolean) =>
     new Promise<void>((resolve) => {

@@ -56,7 +56,7 @@ describe('TieredBlockCache', () => {
     expect(c).not.toBe(a); // still held by the pending write
     cache.giveBack(c);
     disk.release();
-    await cache.flushed();
+    await cache.settled();
     expect(disk.has(obj, 0)).toBe(true);
     expect((await cache.get(obj, 0))?.equals(bytes(0))).toBe(true); // now from disk
   });
@@ -72,7 +72,7 @@ describe('TieredBlockCache', () => {
     await cache.dropObject('s', 'a.mp4');
     expect(await cache.get(obj, 0)).toBeUndefined();
     disk.release();
-    await cache.flushed();
+    await cache.settled();
   });
 
   it('demotes blocks in memory only when the disk tier holds them', async () => {
@@ -83,7 +83,7 @@ describe('TieredBlockCache', () => {
       await disk.init();
       const cache = new TieredBlockCache(memory, disk, maxPending);
       await cache.put(obj, 0, bytes(0));
-      await cache.flushed();
+      await cache.settled();
       cache.demote(obj, 0);
       const onDisk = diskBytes > 0 && maxPending > 0;
       expect(memory.peek(obj, 0) !== undefined).toBe(!onDisk);

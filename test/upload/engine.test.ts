@@ -3,7 +3,7 @@
  * a crash from the journaled parts, a file changed mid-upload, conflict copies, and failures surfaced.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -14,7 +14,9 @@ import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, s3rverSource, st
 import { s3rverClient } from '@assetfs/lab/demo/seed-storage.js';
 import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { Journal } from '../../src/upload/journal.js';
+import { Journal, NOT_RETRIED } from '../../src/upload/journal.js';
+import { mapStorageError } from '../../src/providers/errors.js';
+import { until } from '../helpers/mount.js';
 import { conflictName } from '../../src/upload/engine.js';
 import { countingUploader, localFile as harnessLocalFile, resumeUpload, testEngine, uploadUntilCrash, uploadWhileAppending } from './harness.js';
 import type { Uploader } from '../../src/upload/types.js';
@@ -171,6 +173,86 @@ for (const make of [s3Backend, azureBackend]) {
       await e.waitFor(j.id);
       await e.stop();
       expect((await be.get('in/rejected.bin'))!.toString()).toBe('x');
+      journal.close();
+    });
+
+    it('a queued watched file swapped for a symlink, or under a folder swapped for one, before the engine opens it is not uploaded: the outside bytes never reach the remote', async () => {
+      const secret = Buffer.from('bytes from outside the watched folder');
+      const inside = Buffer.alloc(secret.length, 'i');
+      const outside = join(dir, 'outside');
+      await mkdir(join(outside, 'sub'), { recursive: true });
+      await mkdir(join(dir, 'watched', 'sub'), { recursive: true });
+      const leaf = await localFile('watched/leaf.bin', inside);
+      const nested = await localFile('watched/sub/nested.bin', inside);
+      // Same size and mtime outside, so nothing but the open itself can tell the files apart.
+      for (const [p, f] of [[join(outside, 'secret.bin'), leaf], [join(outside, 'sub', 'nested.bin'), nested]] as const) {
+        await writeFile(p, secret);
+        await utimes(p, f.mtimeMs / 1000, f.mtimeMs / 1000);
+      }
+      const journal = new Journal(join(dir, 'j-symlink.db'));
+      const e = testEngine(journal, provider.uploader!());
+      const a = e.enqueue(job(leaf, 'in/leaf.bin'));
+      const b = e.enqueue(job(nested, 'in/sub/nested.bin'));
+      // The swap, between the watcher's check (it queued the files) and the engine's open (not started yet).
+      await rm(leaf.path);
+      await symlink(join(outside, 'secret.bin'), leaf.path);
+      await rename(join(dir, 'watched', 'sub'), join(dir, 'watched', 'sub-before'));
+      await symlink(join(outside, 'sub'), join(dir, 'watched', 'sub'));
+      const [ra, rb] = [e.waitFor(a.id), e.waitFor(b.id)];
+      e.start();
+      await expect(ra).rejects.toThrow(/is now a symlink: not followed, not uploaded/);
+      await expect(rb).rejects.toThrow(/a folder on the way became a symlink\): not uploaded/);
+      await e.stop();
+      expect(journal.get(a.id)!.state).toBe('cancelled');
+      expect(journal.get(b.id)!.state).toBe('cancelled');
+      expect(await be.get('in/leaf.bin')).toBeUndefined();
+      expect(await be.get('in/sub/nested.bin')).toBeUndefined();
+      journal.close();
+    });
+
+    it('a permanent refusal is failed and left alone until retryNow (assetfs retry); a transient failure keeps its growing backoff', async () => {
+      const refusedFile = await localFile('refused.bin', Buffer.from('refused until the platform changes its mind'));
+      const flakyFile = await localFile('flaky.bin', Buffer.from('always a 503'));
+      const journal = new Journal(join(dir, 'j6.db'));
+      const inner = provider.uploader!();
+      const begins = new Map<string, number>();
+      let refuse = true;
+      // The refusal as the SDKs answer it, mapped as every provider maps it (providers/errors.ts).
+      const refusal = (key: string) => mapStorageError(Object.assign(new Error('the name is not allowed'), { name: 'InvalidArgument', $metadata: { httpStatusCode: 400 } }), `start upload of ${key}`);
+      const unavailable = (key: string) => mapStorageError(Object.assign(new Error('slow down'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } }), `start upload of ${key}`);
+      const u: Uploader = {
+        ...counting(inner).u,
+        begin: async (t, size, signal) => {
+          const key = t.path.join('/');
+          begins.set(key, (begins.get(key) ?? 0) + 1);
+          if (key === 'in/flaky.bin') throw unavailable(key);
+          if (key === 'in/refused.bin' && refuse) throw refusal(key);
+          return inner.begin(t, size, signal);
+        },
+      };
+      const e = testEngine(journal, u);
+      e.start();
+      const refused = e.enqueue({ ...job(refusedFile, 'in/refused.bin'), producer: 'mount' });
+      const flaky = e.enqueue(job(flakyFile, 'in/flaky.bin'));
+      await expect(e.waitFor(refused.id)).rejects.toThrow(/the name is not allowed/);
+      // The transient job's retries are the clock: by its fourth attempt the refused one would have
+      // been tried again several times over had it been retried on the same backoff.
+      await until(async () => journal.get(flaky.id)!.attempts >= 4, 'four attempts of the 503 job', 30_000, 20);
+      expect(journal.get(flaky.id)).toMatchObject({ state: 'failed', lastError: expect.stringMatching(/ServiceUnavailable/) });
+      expect(journal.get(flaky.id)!.nextAttemptAt).toBeLessThan(NOT_RETRIED);
+      expect(journal.get(refused.id)).toMatchObject({ state: 'failed', attempts: 1, nextAttemptAt: NOT_RETRIED, lastError: expect.stringMatching(/the name is not allowed/) });
+      expect(begins.get('in/refused.bin')).toBe(1);
+      expect(journal.due(Date.now() + 365 * 86_400_000, 10).map((j) => j.id)).not.toContain(refused.id);
+      // assetfs retry asks again: refused again, it stays put; once the platform takes it, it is done.
+      e.retryNow();
+      await until(async () => journal.get(refused.id)!.attempts === 2, 'the retried refusal recorded', 30_000, 20);
+      expect(journal.get(refused.id)).toMatchObject({ state: 'failed', nextAttemptAt: NOT_RETRIED });
+      refuse = false;
+      e.retryNow();
+      await until(async () => journal.get(refused.id)!.state === 'done', 'the refused upload done after retry', 30_000, 20);
+      e.cancel(flaky.id, 'end of test');
+      await e.stop();
+      expect((await be.get('in/refused.bin'))!.toString()).toBe('refused until the platform changes its mind');
       journal.close();
     });
   });

@@ -35,7 +35,7 @@ function provider(src: Record<string, unknown> = {}): MediahubProvider {
   const cfg = ConfigSchema.parse({
     sources: [{ name: 'xvid', type: 'mediahub', baseUrl: emu.baseUrl, clientId: MEDIAHUB_CLIENT.id, clientSecret: MEDIAHUB_CLIENT.secret, ...src }],
   }).sources[0] as SourceConfigOf<'mediahub'>;
-  return new MediahubProvider(cfg, { log: silentLogger });
+  return new MediahubProvider(cfg, { log: silentLogger, uploadPartSize: PART });
 }
 
 beforeAll(async () => {
@@ -73,7 +73,7 @@ describe('upload engine → mediahub', () => {
     const data = deterministicBytes('mh-multi', 3 * PART + 17); // 4 chunks
     const f = await local('multi.bin', data);
     const journal = new Journal(join(dir, 'a.db'));
-    const inner = p.uploader({ partSize: PART });
+    const inner = p.uploader();
     const early: unknown[] = [];
     const { u, sent } = wrap(inner, () => void early.push(emu.catalog.byKey(PIPE, 'in/deep/multi.bin')));
     emu.server.clearLog();
@@ -105,7 +105,7 @@ describe('upload engine → mediahub', () => {
     const f = await local('resume.bin', data);
     const db = join(dir, 'b.db');
     const journal = new Journal(db);
-    const id = await uploadUntilCrash(journal, p.uploader({ partSize: PART }), job(f, `${PIPE}/in/resume.bin`), 3);
+    const id = await uploadUntilCrash(journal, p.uploader(), job(f, `${PIPE}/in/resume.bin`), 3);
     const journaled = journal.get(id)!.uploadId!;
     expect(splitUploadId(journaled).chunks).toBe(5);
     const session = emu.uploads.sessions.get(splitUploadId(journaled).id)!;
@@ -114,12 +114,14 @@ describe('upload engine → mediahub', () => {
     journal.close();
 
     emu.server.clearLog();
-    const second = await resumeUpload(db, p.uploader({ partSize: PART }), id); // a new process: no form params in memory
+    const restarted = provider(); // a new process: no form params in memory
+    const second = await resumeUpload(db, restarted.uploader(), id);
     expect(second.sent.sort()).toEqual([3, 4, 5]);
     expect(calls('POST', /^\/v1\/files\/uploads\/?$/).length).toBe(0); // the same upload, no new one
     expect(calls('GET', new RegExp(`^/v1/files/uploads/${session.id}$`)).length).toBeGreaterThanOrEqual(1);
     expect(sha256((await stored('in/resume.bin'))!)).toBe(sha256(data));
     second.journal.close();
+    await restarted.close();
   });
 
   it('an upload the platform forgot is begun anew, every chunk sent again', async () => {
@@ -127,12 +129,12 @@ describe('upload engine → mediahub', () => {
     const f = await local('lost.bin', data);
     const db = join(dir, 'c.db');
     const journal = new Journal(db);
-    const id = await uploadUntilCrash(journal, p.uploader({ partSize: PART }), job(f, `${PIPE}/in/lost.bin`), 2);
+    const id = await uploadUntilCrash(journal, p.uploader(), job(f, `${PIPE}/in/lost.bin`), 2);
     const old = journal.get(id)!.uploadId!;
     journal.close();
     await emu.uploads.expire(splitUploadId(old).id);
 
-    const second = await resumeUpload(db, p.uploader({ partSize: PART }), id);
+    const second = await resumeUpload(db, p.uploader(), id);
     expect(second.sent.sort()).toEqual([1, 2, 3]);
     expect(second.journal.get(id)!.uploadId).not.toBe(old);
     expect(sha256((await stored('in/lost.bin'))!)).toBe(sha256(data));
@@ -144,7 +146,7 @@ describe('upload engine → mediahub', () => {
     const f = await local('changing.bin', data);
     const tail = Buffer.from('tail written during the upload');
     const journal = new Journal(join(dir, 'd.db'));
-    await uploadWhileAppending(journal, p.uploader({ partSize: PART }), job(f, `${PIPE}/in/changing.bin`), tail);
+    await uploadWhileAppending(journal, p.uploader(), job(f, `${PIPE}/in/changing.bin`), tail);
     expect(sha256((await stored('in/changing.bin'))!)).toBe(sha256(Buffer.concat([data, tail])));
     expect((await walk(p, `${PIPE}/in/changing.bin`)).size).toBe(data.length + tail.length);
     expect([...emu.uploads.sessions.values()].filter((s) => s.objectKey === 'in/changing.bin' && s.status === 'UPLOADING')).toEqual([]);
@@ -154,7 +156,7 @@ describe('upload engine → mediahub', () => {
   it('an upload the platform rejects makes waitFor reject with the platform message', async () => {
     const f = await local('rejected.bin', Buffer.from('x'));
     const journal = new Journal(join(dir, 'e.db'));
-    const e = engine(journal, p.uploader({ partSize: PART }));
+    const e = engine(journal, p.uploader());
     e.start();
     const j = e.enqueue({ ...job(f, 'ffffffffffffffffffffffff/in/rejected.bin'), producer: 'mount' });
     await expect(e.waitFor(j.id)).rejects.toThrow(/Invalid Input: pipeline_id ffffffffffffffffffffffff is not a pipeline/);
@@ -164,7 +166,7 @@ describe('upload engine → mediahub', () => {
   });
 
   it('the form endpoint checks the POST policy as S3 does', async () => {
-    const up = p.uploader({ partSize: PART });
+    const up = p.uploader();
     const id = await up.begin(T(`${PIPE}/in/policy.bin`), 10);
     const rec = emu.uploads.sessions.get(splitUploadId(id).id)!;
     const params = emu.uploads.toApi(rec).form_post_params as Record<string, string>;
@@ -190,7 +192,7 @@ describe('upload engine → mediahub', () => {
   });
 
   it('re-uploading a file replaces it in place: same id, new version; a stale base version makes a conflict copy', async () => {
-    const up = p.uploader({ partSize: PART });
+    const up = p.uploader();
     const f1 = await local('again.txt', Buffer.from('first version'));
     const journal = new Journal(join(dir, 'f.db'));
     const e = engine(journal, up);
@@ -217,7 +219,7 @@ describe('upload engine → mediahub', () => {
   });
 
   it('remove deletes the file and its bytes, seen through the provider; no mkdir or rename hooks', async () => {
-    const up: Uploader = p.uploader({ partSize: PART });
+    const up: Uploader = p.uploader();
     const f = await local('gone.bin', deterministicBytes('mh-gone', PART + 3));
     const journal = new Journal(join(dir, 'g.db'));
     const e = engine(journal, up);

@@ -13,7 +13,7 @@ import { NomadProvider } from '../../src/providers/nomad/index.js';
 import { startNomadEmulator, type NomadEmulator } from '@assetfs/lab/emulators/nomad/index.js';
 import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { Journal } from '../../src/upload/journal.js';
+import { Journal, NOT_RETRIED } from '../../src/upload/journal.js';
 
 import type { Uploader, UploadTarget } from '../../src/upload/types.js';
 import type { RemoteEntry } from '../../src/core/types.js';
@@ -30,6 +30,9 @@ let storage: S3BackedStorage;
 let proxy: FaultProxy;
 let emu: NomadEmulator;
 let p: NomadProvider;
+let cfg: SourceConfigOf<'nomad'>;
+/** A provider (and its uploader) as a new process has it: nothing cached. */
+const provider = () => new NomadProvider(cfg, { log: silentLogger, uploadPartSize: PART });
 let dir: string;
 
 beforeAll(async () => {
@@ -37,10 +40,10 @@ beforeAll(async () => {
   ({ proxy } = storage);
   emu = await startNomadEmulator({ s3: storage.backing, users: [USER] });
   emu.ensurePath('media/in/afolder');
-  const cfg = ConfigSchema.parse({
+  cfg = ConfigSchema.parse({
     sources: [{ name: 'nm', type: 'nomad', baseUrl: emu.url, username: USER.userName, password: USER.password, applicationId: randomUUID() }],
   }).sources[0] as SourceConfigOf<'nomad'>;
-  p = new NomadProvider(cfg, { log: silentLogger });
+  p = provider();
   dir = await mkdtemp(join(tmpdir(), 'assetfs-nomad-upload-'));
 });
 afterAll(async () => {
@@ -76,7 +79,7 @@ describe('upload engine → nomad', () => {
     const data = deterministicBytes('nomad-multi', 3 * PART + 17); // 4 parts
     const f = await local('multi.bin', data);
     const journal = new Journal(join(dir, 'a.db'));
-    const inner = p.uploader({ partSize: PART });
+    const inner = p.uploader();
     const seenEarly: unknown[] = [];
     const { u, sent } = wrap(inner, {}, () => void seenEarly.push(emu.find('media/new/deeper/multi.bin'), emu.find('media/new')));
     const e = engine(journal, u);
@@ -104,19 +107,21 @@ describe('upload engine → nomad', () => {
     const f = await local('resume.bin', data);
     const db = join(dir, 'b.db');
     const journal = new Journal(db);
-    const id = await uploadUntilCrash(journal, p.uploader({ partSize: PART }), job(f, 'media/in/resume.bin'), 3);
+    const id = await uploadUntilCrash(journal, p.uploader(), job(f, 'media/in/resume.bin'), 3);
     const uploadId = journal.get(id)!.uploadId!;
     expect(journal.parts(id).map((x) => x.number)).toEqual([1, 2]);
     expect(emu.uploads.sessions.get(uploadId)!.parts.map((x) => x.etag !== null)).toEqual([true, true, false, false, false]);
     journal.close();
 
     emu.server.clearLog();
-    const second = await resumeUpload(db, p.uploader({ partSize: PART }), id); // a new process: nothing cached
+    const restarted = provider(); // a new process: nothing cached
+    const second = await resumeUpload(db, restarted.uploader(), id);
     expect(second.sent.sort()).toEqual([3, 4, 5]);
     expect(uploads(new RegExp(`^/api/asset/upload/${uploadId}$`)).length).toBeGreaterThanOrEqual(1); // the resume query
     expect(uploads(/^\/api\/asset\/upload\/start$/).length).toBe(0); // same session, no new one
     expect(sha256((await stored('media/in/resume.bin'))!)).toBe(sha256(data));
     second.journal.close();
+    await restarted.close();
   });
 
   it('a session the platform forgot is begun anew, all parts sent again', async () => {
@@ -124,12 +129,12 @@ describe('upload engine → nomad', () => {
     const f = await local('lost.bin', data);
     const db = join(dir, 'c.db');
     const journal = new Journal(db);
-    const id = await uploadUntilCrash(journal, p.uploader({ partSize: PART }), { ...job(f, 'media/in/lost.bin'), producer: 'mount' }, 2);
+    const id = await uploadUntilCrash(journal, p.uploader(), { ...job(f, 'media/in/lost.bin'), producer: 'mount' }, 2);
     const oldId = journal.get(id)!.uploadId!;
     journal.close();
     await emu.uploads.expire(oldId);
 
-    const second = await resumeUpload(db, p.uploader({ partSize: PART }), id);
+    const second = await resumeUpload(db, p.uploader(), id);
     expect(second.sent.sort()).toEqual([1, 2, 3]);
     expect(second.journal.get(id)!.uploadId).not.toBe(oldId);
     expect(sha256((await stored('media/in/lost.bin'))!)).toBe(sha256(data));
@@ -141,19 +146,21 @@ describe('upload engine → nomad', () => {
     const f = await local('changing.bin', data);
     const tail = Buffer.from('tail written during the upload');
     const journal = new Journal(join(dir, 'd.db'));
-    await uploadWhileAppending(journal, p.uploader({ partSize: PART }), job(f, 'media/in/changing.bin'), tail);
+    await uploadWhileAppending(journal, p.uploader(), job(f, 'media/in/changing.bin'), tail);
     expect(sha256((await stored('media/in/changing.bin'))!)).toBe(sha256(Buffer.concat([data, tail])));
     expect((await walk(p, 'media/in/changing.bin')).size).toBe(data.length + tail.length);
     journal.close();
   });
 
-  it('an upload the platform rejects reaches waitFor with the platform message', async () => {
+  it('an upload the platform rejects reaches waitFor with the platform message, and is not retried until assetfs retry', async () => {
     const f = await local('afolder', Buffer.from('not a folder'));
     const journal = new Journal(join(dir, 'e.db'));
-    const e = engine(journal, p.uploader({ partSize: PART }));
+    const e = engine(journal, p.uploader());
     e.start();
     const j = e.enqueue({ ...job(f, 'media/in/afolder'), producer: 'mount' });
     await expect(e.waitFor(j.id)).rejects.toThrow(/HTTP 400: An asset named "afolder" already exists here and is a folder/);
+    // A 400 is the platform's answer to this name: a refusal for good, not a fault of the moment.
+    expect(journal.get(j.id)).toMatchObject({ state: 'failed', attempts: 1, nextAttemptAt: NOT_RETRIED });
     await e.stop();
     expect(emu.find('media/in/afolder')!.type).toBe('Folder');
     journal.close();
@@ -164,7 +171,7 @@ describe('upload engine → nomad', () => {
     const before = await walk(p, 'media/in/over.txt');
     const f = await local('over.txt', Buffer.from('new bytes, longer'));
     const journal = new Journal(join(dir, 'f.db'));
-    const e = engine(journal, p.uploader({ partSize: PART }));
+    const e = engine(journal, p.uploader());
     e.start();
     // A write into the mount carries the version it opened: that one is replaced (another would be a conflict).
     const j = e.enqueue({ ...job(f, 'media/in/over.txt'), producer: 'mount', baseVersion: before.version });
@@ -178,7 +185,7 @@ describe('upload engine → nomad', () => {
   });
 
   it('an expired part URL (403 from storage) is replaced from the upload query and the PUT retried once', async () => {
-    const u: Uploader = p.uploader({ partSize: PART });
+    const u: Uploader = p.uploader();
     const data = Buffer.from('short-lived part url');
     emu.partUrlTtlMs = 1000;
     try {
@@ -197,7 +204,7 @@ describe('upload engine → nomad', () => {
   });
 
   it('abort cancels the session: nothing is stored, the platform forgets it', async () => {
-    const u = p.uploader({ partSize: PART });
+    const u = p.uploader();
     const id = await u.begin(T('media/in/aborted.txt'), 3);
     await u.part(T('media/in/aborted.txt'), id, 1, Buffer.from('abc'));
     await u.abort(T('media/in/aborted.txt'), id);
@@ -244,6 +251,34 @@ describe('nomad folder hooks, seen through the provider', () => {
     await u.rename!(T('media/in/x/src.txt'), T('media/in/x/dst.txt'));
     expect(await names('media/in/x')).toEqual(['dst.txt']);
     expect((await stored('media/in/x/dst.txt'))!.toString()).toBe('source');
+  });
+
+  it('a folder named "AC/DC" and the nested folders AC then DC are told apart (the folder cache keys by segments)', async () => {
+    const inId = emu.ensurePath('media/in');
+    const slashed = emu.createFolder(inId, 'AC/DC');
+    await emu.putFile(slashed, 'a.txt', Buffer.from('in the folder named AC/DC'));
+    await emu.putPath('media/in/AC/DC/a.txt', Buffer.from('in DC inside AC'));
+    const u = p.uploader();
+    const one = { source: 'nm', path: ['media', 'in', 'AC/DC', 'a.txt'] };
+    const nested = { source: 'nm', path: ['media', 'in', 'AC', 'DC', 'a.txt'] };
+    // Each is resolved after the other has been cached, in both orders.
+    const v1 = await u.remoteVersion(one);
+    const v2 = await u.remoteVersion(nested);
+    expect(v1).toBeDefined();
+    expect(v2).not.toBe(v1);
+    expect(await provider().uploader().remoteVersion(nested)).toBe(v2);
+    expect(await u.remoteVersion(one)).toBe(v1);
+    // An upload into the nested folders after the slashed one was cached lands in DC inside AC.
+    const f = await local('acdc.txt', Buffer.from('uploaded into AC, then DC'));
+    const journal = new Journal(join(dir, 'acdc.db'));
+    const e = engine(journal, u);
+    e.start();
+    const j = e.enqueue(job(f, 'media/in/AC/DC/b.txt'));
+    await e.waitFor(j.id);
+    await e.stop();
+    journal.close();
+    expect((await stored('media/in/AC/DC/b.txt'))?.toString()).toBe('uploaded into AC, then DC');
+    expect(emu.catalog.child(slashed, 'b.txt')).toBeUndefined();
   });
 
   it('remove deletes a file and its stored bytes; rmdir deletes only empty folders', async () => {

@@ -142,8 +142,6 @@ typedef struct {
   int hard_remove; // libfuse 3 takes it in init's fuse_config, not as -o
   struct fuse_loop_config *loop_cfg;
   uint32_t implemented[35];
-  char mnt[1024];
-  char mntopts[1024];
   int mounted;
   // assetfs patch 9: held around fuse_invalidate_path and around fuse_destroy, so that an
   // invalidation in the thread pool never touches a destroyed struct fuse.
@@ -892,11 +890,48 @@ static void* start_fuse_thread (void *data) {
   return NULL;
 }
 
+// assetfs patch 10: a JS string argument, whole, on the heap (NULL with a pending exception when it is
+// not a string). Upstream copied the mount point and the joined option string into 1,024-byte arrays,
+// silently cutting what did not fit.
+static char* fuse_native_string_arg (napi_env env, napi_value val) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, val, NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "fuse-native: expected a string");
+    return NULL;
+  }
+  char *out = malloc(len + 1);
+  napi_get_value_string_utf8(env, val, out, len + 1, &len);
+  return out;
+}
+
+// assetfs patch 10: the options come as an array of strings, each added as its own `-o <option>`
+// argument, so that no length limit applies to the list.
+static int fuse_native_option_args (napi_env env, napi_value opts, struct fuse_args *args) {
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, opts, &is_array) != napi_ok || !is_array || napi_get_array_length(env, opts, &n) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "fuse-native: mount options must be an array of strings");
+    return -1;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value item;
+    if (napi_get_element(env, opts, i, &item) != napi_ok) return -1;
+    char *opt = fuse_native_string_arg(env, item);
+    if (opt == NULL) return -1;
+    int err = fuse_opt_add_arg(args, "-o") || fuse_opt_add_arg(args, opt);
+    free(opt);
+    if (err) {
+      napi_throw_error(env, "ENOMEM", "fuse-native: out of memory for the mount options");
+      return -1;
+    }
+  }
+  return 0;
+}
+
 NAPI_METHOD(fuse_native_mount) {
   NAPI_ARGV(7)
 
-  NAPI_ARGV_UTF8(mnt, 1024, 0);
-  NAPI_ARGV_UTF8(mntopts, 1024, 1);
+  napi_value mount_options = argv[1];
   NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 2);
   napi_create_reference(env, argv[3], 1, &(ft->ctx));
   napi_create_reference(env, argv[4], 1, &(ft->malloc));
@@ -947,13 +982,16 @@ NAPI_METHOD(fuse_native_mount) {
   if (implemented[op_rmdir]) ops.rmdir = fuse_native_rmdir;
   ops.init = fuse_native_init; // always: it applies the connection options
 
-  int _argc = (strcmp(mntopts, "-o") <= 0) ? 1 : 2;
-  char *_argv[] = {
-    (char *) "fuse_bindings_dummy",
-    (char *) mntopts
-  };
-
-  struct fuse_args args = FUSE_ARGS_INIT(_argc, _argv);
+  struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+  if (fuse_opt_add_arg(&args, "fuse_bindings_dummy") != 0 || fuse_native_option_args(env, mount_options, &args) != 0) {
+    fuse_opt_free_args(&args);
+    return NULL;
+  }
+  char *mnt = fuse_native_string_arg(env, argv[0]);
+  if (mnt == NULL) {
+    fuse_opt_free_args(&args);
+    return NULL;
+  }
   ft->conn_opts = fuse_parse_conn_info_opts(&args);
   ft->hard_remove = 0;
   const struct fuse_opt own_opts[] = { { "hard_remove", offsetof(fuse_thread_t, hard_remove), 1 }, FUSE_OPT_END };
@@ -962,10 +1000,13 @@ NAPI_METHOD(fuse_native_mount) {
   struct fuse *fuse = fuse_new(&args, &ops, sizeof(struct fuse_operations), ft);
   fuse_opt_free_args(&args);
   if (fuse == NULL) {
+    free(mnt);
     napi_throw_error(env, "fuse failed", "fuse failed: bad options?");
     return NULL;
   }
-  if (fuse_mount(fuse, mnt) != 0) {
+  int mount_err = fuse_mount(fuse, mnt);
+  free(mnt);
+  if (mount_err != 0) {
     fuse_destroy(fuse);
     napi_throw_error(env, "fuse failed", "fuse failed: mount");
     return NULL;
@@ -980,8 +1021,6 @@ NAPI_METHOD(fuse_native_mount) {
   ft->destroyed = 0;
   uv_sem_init(&(ft->sem), 0);
 
-  strncpy(ft->mnt, mnt, 1024);
-  strncpy(ft->mntopts, mntopts, 1024);
   ft->fuse = fuse;
   ft->mounted++;
 
@@ -1000,7 +1039,6 @@ NAPI_METHOD(fuse_native_mount) {
 
 NAPI_METHOD(fuse_native_unmount) {
   NAPI_ARGV(2)
-  NAPI_ARGV_UTF8(mnt, 1024, 0);
   NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 1);
 
   if (ft != NULL && ft->mounted) {

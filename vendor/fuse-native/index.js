@@ -4,7 +4,6 @@ const path = require('path')
 const { execFile } = require('child_process')
 
 const Nanoresource = require('nanoresource')
-const { beforeMount, beforeUnmount, configure, unconfigure, isConfigured } = require('fuse-shared-library')
 
 const binding = require('node-gyp-build')(__dirname)
 
@@ -167,6 +166,9 @@ class Fuse extends Nanoresource {
     return implemented
   }
 
+  // assetfs patch 10: the options as an array, one option per entry, handed to the native side as
+  // such (each becomes its own `-o` argument). Upstream joined them into one `-o` string that the
+  // native side cut at 1,024 bytes without a word. `opts.options` adds libfuse options verbatim.
   _fuseOptions () {
     const options = []
 
@@ -179,7 +181,7 @@ class Fuse extends Nanoresource {
     if (this.opts.blksize) options.push('blksize=' + this.opts.blksize)
     if (this.opts.maxRead) options.push('max_read=' + this.opts.maxRead)
     if (this.opts.fd) options.push('fd=' + this.opts.fd)
-    if (this.opts.userId) options.push('user_id=', this.opts.userId)
+    if (this.opts.userId) options.push('user_id=' + this.opts.userId)
     if (this.opts.fsname) options.push('fsname=' + this.opts.fsname)
     if (this.opts.subtype) options.push('subtype=' + this.opts.subtype)
     if (this.opts.kernelCache) options.push('kernel_cache')
@@ -199,7 +201,12 @@ class Fuse extends Nanoresource {
       if (HAS_FOLDER_ICON) options.push('volicon=' + OSX_FOLDER_ICON)
     }
 
-    return options.length ? '-o' + options.join(',') : ''
+    for (const option of this.opts.options || []) {
+      if (typeof option !== 'string' || option === '') throw new TypeError('fuse-native: each entry of opts.options must be a non-empty string')
+      options.push(option)
+    }
+
+    return options
   }
 
   _malloc (size) {
@@ -328,7 +335,12 @@ class Fuse extends Nanoresource {
       self._thread = Buffer.alloc(binding.sizeof_fuse_thread_t)
       self._openCallback = cb
 
-      const opts = self._fuseOptions()
+      let opts
+      try {
+        opts = self._fuseOptions()
+      } catch (err) {
+        return cb(err)
+      }
       const implemented = self._getImplementedArray()
 
       return fs.stat(self.mnt, (err, stat) => {
@@ -796,13 +808,6 @@ Fuse.EREMOTEIO = -121
 Fuse.EDQUOT = -122
 Fuse.ENOMEDIUM = -123
 Fuse.EMEDIUMTYPE = -124
-
-// Forward configuration functions through the exported class.
-Fuse.beforeMount = beforeMount
-Fuse.beforeUnmount = beforeUnmount
-Fuse.configure = configure
-Fuse.unconfigure = unconfigure
-Fuse.isConfigured = isConfigured
 
 module.exports = Fuse
 

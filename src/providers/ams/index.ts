@@ -13,25 +13,16 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { AuthError, FsError, NotFoundError, StaleError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
-import { ApiClient, TokenSession, type ApiMeter, type Authenticator } from '../common/api-client.js';
+import { ApiClient, TokenSession, type Authenticator } from '../common/api-client.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import type { ListingLimits } from '../common/paging.js';
 import { LocatorPool } from './locators.js';
-import { AMS_MAX_PAGE, AmsRest, fileVersion, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './rest.js';
+import { AMS_MAX_PAGE, AmsRest, fileVersion, keyed, parseEntity, toAsset, toFile, type AmsAsset, type AmsFile } from './api.js';
 import { AmsUploader } from './upload.js';
+import type { ProviderDeps } from '../common/deps.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
-export interface AmsProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
-  meter?: ApiMeter;
-  /** Entities per listing page (AMS returns at most 1000). */
-  listPageSize?: number;
-  /** Bounds of every listing (config `listing`). */
-  listing?: ListingLimits;
-}
+export type AmsProviderDeps = ProviderDeps;
 
 const ROOT: RemoteEntry = { name: '', kind: 'dir', ref: '', size: 0, mtimeMs: 0, version: '' };
 const ID = /^nb:cid:UUID:[0-9a-fA-F-]{36}$/;
@@ -63,7 +54,8 @@ export class AmsProvider implements Provider {
   private readonly numbers: EntryNumbers;
   private readonly net: NetBounds;
   private readonly listing: ListingLimits | undefined;
-  private up: AmsUploader | undefined;
+  /** Created with the provider, closed by close(): it deletes the write locators it holds. */
+  private readonly up: AmsUploader;
   /** Ids of the assets the last complete root listing showed: byId() asks Assets, not Files, for them. */
   private assetIds = new Set<string>();
 
@@ -82,6 +74,7 @@ export class AmsProvider implements Provider {
     this.rest = new AmsRest(this.api, cfg.restUrl);
     this.pageSize = Math.min(AMS_MAX_PAGE, deps.listPageSize ?? AMS_MAX_PAGE);
     this.locators = new LocatorPool(this.rest, { ttlMs: cfg.urlTtl, log: this.log, what });
+    this.up = new AmsUploader(this.rest, { what, log: this.log, net: this.net, partSize: deps.uploadPartSize });
   }
 
   private authenticator(what: string): Authenticator {
@@ -184,15 +177,13 @@ export class AmsProvider implements Provider {
     return r ? this.locators.count(r.asset) : 0;
   }
 
-  /** The uploader (upload.ts): one per provider, so close() can delete the write locators it holds. */
   uploader(): AmsUploader {
-    this.up ??= new AmsUploader(this.rest, { what: `ams source "${this.name}"`, log: this.log, net: this.net });
     return this.up;
   }
 
   async close(): Promise<void> {
     try {
-      await Promise.allSettled([this.up?.close(), this.locators.close()]);
+      await Promise.allSettled([this.up.close(), this.locators.close()]);
     } finally {
       await this.api.close();
     }

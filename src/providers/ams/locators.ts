@@ -6,23 +6,23 @@
  *  - One read AccessPolicy per provider (AMS advises reusing policies), created on first use and
  *    deleted on close(). Its DurationInMinutes is urlTtl plus the 5 minutes StartTime is set back for
  *    clock skew, so a locator lives urlTtl from its creation.
- *  - Per asset: the current locator is reused while more than min(60 s, 25 % of its life) remains; one
+ *  - Per asset: the current locator is reused while the margin rule of common/expiring.ts allows; one
  *    creation at a time (single flight); a replaced locator stays alive for reads already holding its
  *    URL and is deleted at its expiry. Before a creation, every retired locator but the newest is
  *    deleted, so at most 2 of ours exist per asset.
  *  - A 400 "limit" answer deletes all our retired locators of that asset, then surfaces as a
- *    TransientError, so the caller's pacer retries once slots are free.
+ *    TransientError, so the caller's retry (util/retry.ts) retries once slots are free.
  *  - close() deletes every locator and the policy we created. Deletion failures are logged, not thrown.
  */
 import { FsError, NotFoundError, TransientError } from '../../core/errors.js';
 import type { Logger } from '../../util/logger.js';
 import { errorMessage } from '../common/api-client.js';
-import { keyed, parseEntity, toLocator, type AmsLocator, type AmsRest } from './rest.js';
+import { useUntil } from '../common/expiring.js';
+import { abortable } from '../../util/abortable.js';
+import { keyed, parseEntity, toLocator, type AmsLocator, type AmsRest } from './api.js';
 
 /** StartTime is set this far back (AMS docs), and the policy is that much longer. */
 const START_SKEW_MS = 5 * 60_000;
-/** A locator is replaced when less than min(this, 25 % of its lifetime) remains. */
-const MAX_MARGIN_MS = 60_000;
 /** Retry floor after a "too many locators" answer. */
 const LIMIT_RETRY_MS = 1_000;
 /** A retired locator is deleted this long after its expiry (reads that started before it may still finish). */
@@ -65,7 +65,7 @@ export class LocatorPool {
       });
       st.inflight = p;
     }
-    const held = await (signal ? abortable(st.inflight, signal) : st.inflight);
+    const held = await abortable(st.inflight, signal);
     return held.loc;
   }
 
@@ -111,8 +111,7 @@ export class LocatorPool {
   }
 
   private usable(h: Held): boolean {
-    const life = h.loc.ExpirationDateTime - h.createdAt;
-    return Date.now() < h.loc.ExpirationDateTime - Math.min(MAX_MARGIN_MS, 0.25 * Math.max(0, life));
+    return Date.now() < useUntil(h.createdAt, h.loc.ExpirationDateTime);
   }
 
   private async mint(assetId: string, st: AssetState): Promise<Held> {
@@ -196,13 +195,4 @@ export class LocatorPool {
       .catch((e: unknown) => this.o.log.warn({ err: e }, `${this.o.what}: could not delete locator ${h.loc.Id}`));
     return h.deleting;
   }
-}
-
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

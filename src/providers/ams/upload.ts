@@ -7,9 +7,8 @@
  * IsPrimary}` and the grant's deletion.
  *
  * Invariants:
- *  - The upload id is `<tag>|<asset id>|<locator id>|<policy id>`: block ids are `<tag>-<6-digit part>`
- *    (base64, all the same length), so resume reads the uncommitted block list and keeps the blocks of
- *    our tag; the asset id pins the session to the asset it began in; the grant ids let a later run reuse
+ *  - The upload id is `<tag>|<asset id>|<locator id>|<policy id>`: the tag is the block-list session's
+ *    (common/azure-blocks.ts), so resume reads the uncommitted block list and keeps the blocks of our tag; the asset id pins the session to the asset it began in; the grant ids let a later run reuse
  *    or delete the grant of a crashed one.
  *  - Nothing is listed before complete(): the provider lists AssetFile entities, and those exist only
  *    after the commit and CreateFileInfos (uncommitted blocks are not even a blob).
@@ -28,21 +27,22 @@
  *  - Files cannot be renamed (their Name is the blob's name): EXDEV, so mv copies. Nothing nests inside
  *    an asset: mkdir below an asset is ENOTSUP.
  */
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AnonymousCredential, BlockBlobClient, newPipeline, type Pipeline } from '@azure/storage-blob';
+import { BlockBlobClient, type Pipeline } from '@azure/storage-blob';
 import { FsError, NotFoundError } from '../../core/errors.js';
 import type { CompletedUpload, ConfirmedPart, UploadTarget, Uploader } from '../../upload/types.js';
 import { SessionLostError } from '../../upload/errors.js';
 import type { Logger } from '../../util/logger.js';
 import { contentTypeOf } from '../../util/content-type.js';
+import { BlockListSession, newBlockTag } from '../common/azure-blocks.js';
+import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
+import { mapCache, retryOnceIfStale } from '../common/stale-retry.js';
 import { mapStorageError } from '../errors.js';
-import { AMS_MAX_PAGE, fileVersion, keyed, parseEntity, parseSet, toAsset, toFile, type AmsFile, type AmsRest } from './rest.js';
+import { AMS_MAX_PAGE, fileVersion, keyed, parseEntity, parseSet, toAsset, toFile, type AmsFile, type AmsRest } from './api.js';
 import { WriteGrants, type GrantRef, type WriteGrant } from './write-locators.js';
-import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
-import { boundedAzureOptions } from '../../transports/sdk-clients.js';
+import { type NetBounds } from '../../transports/bounds.js';
+import { sasPipeline } from '../azure-blob/api.js';
 
-const MiB = 1024 * 1024;
 const MAX_NAME = 260;
 const FORBIDDEN = /[!*'();:@&=+$,/?%#[\]"]/;
 /** A refused SAS of a live locator younger than this is AMS's propagation delay (30–40 s), not a revocation. */
@@ -65,13 +65,6 @@ export interface AmsUploaderOptions {
 interface Session extends GrantRef {
   readonly tag: string;
   readonly assetId: string;
-}
-
-const blockId = (tag: string, n: number) => Buffer.from(`${tag}-${String(n).padStart(6, '0')}`).toString('base64');
-
-function partOf(tag: string, id: string): number | undefined {
-  const m = /^([0-9a-f]{16})-(\d{6})$/.exec(Buffer.from(id, 'base64').toString());
-  return m && m[1] === tag ? Number(m[2]) : undefined;
 }
 
 function parseSession(id: string): Session | undefined {
@@ -110,12 +103,12 @@ export class AmsUploader implements Uploader {
     private readonly rest: AmsRest,
     private readonly o: AmsUploaderOptions,
   ) {
-    this.pipeline = newPipeline(new AnonymousCredential(), boundedAzureOptions(o.net ?? DEFAULT_BOUNDS));
+    this.pipeline = sasPipeline(o.net);
     this.grants = new WriteGrants(rest, { what: o.what, log: o.log, ttlMs: o.writeTtlMs ?? 2 * 3_600_000 });
   }
 
   partSize(size: number): number {
-    return Math.max(this.o.partSize ?? 8 * MiB, Math.ceil(size / 50_000 / MiB) * MiB); // ≤ 50,000 blocks per blob
+    return partSizeFor(size, MAX_PARTS.azureBlocks, this.o.partSize);
   }
 
   /** Write grants alive (tests and status). */
@@ -158,15 +151,9 @@ export class AmsUploader implements Uploader {
     return ids.get(name);
   }
 
-  /** Runs `fn`; a 404 (a cached asset id gone stale) clears the cache and runs it once more. */
-  private async fresh<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!(e instanceof NotFoundError) || this.assetIds.size === 0) throw e;
-      this.assetIds.clear();
-      return fn();
-    }
+  /** Runs `fn`, once more with the asset-id cache forgotten when a cached id went stale (common/stale-retry.ts). */
+  private fresh<T>(fn: () => Promise<T>): Promise<T> {
+    return retryOnceIfStale(mapCache(this.assetIds), fn);
   }
 
   private createAsset(name: string, signal?: AbortSignal): Promise<string> {
@@ -235,7 +222,7 @@ export class AmsUploader implements Uploader {
 
   async begin(t: UploadTarget, _size: number, signal?: AbortSignal): Promise<string> {
     const { asset } = this.fileTarget(t, 'upload');
-    const tag = randomBytes(8).toString('hex');
+    const tag = newBlockTag();
     return this.fresh(async () => {
       const assetId = (await this.assetId(asset, signal)) ?? (await this.createAsset(asset, signal));
       if (this.encrypted.has(assetId)) {
@@ -251,13 +238,7 @@ export class AmsUploader implements Uploader {
     if (!s) return undefined;
     const { file } = this.fileTarget(t, 'resume');
     try {
-      const list = await this.withGrant(s, signal, (g) => this.blob(g, file).getBlockList('uncommitted', { abortSignal: signal }));
-      const out: ConfirmedPart[] = [];
-      for (const b of list.uncommittedBlocks ?? []) {
-        const n = partOf(s.tag, b.name);
-        if (n !== undefined) out.push({ number: n, etag: b.name, size: b.size });
-      }
-      return out;
+      return await this.withGrant(s, signal, (g) => new BlockListSession(s.tag).staged(this.blob(g, file), signal));
     } catch (e) {
       if (storageCode(e) === 'BlobNotFound') return []; // no block staged yet
       const m = mapStorageError(e, `${this.o.what}: block list of ${t.path.join('/')}`);
@@ -272,10 +253,8 @@ export class AmsUploader implements Uploader {
   async part(t: UploadTarget, uploadId: string, number: number, data: Buffer, signal?: AbortSignal): Promise<string> {
     const s = this.session(uploadId);
     const { file } = this.fileTarget(t, 'upload');
-    const id = blockId(s.tag, number);
     try {
-      await this.withGrant(s, signal, (g) => this.blob(g, file).stageBlock(id, data, data.length, { abortSignal: signal }));
-      return id;
+      return await this.withGrant(s, signal, (g) => new BlockListSession(s.tag).stage(this.blob(g, file), number, data, signal));
     } catch (e) {
       const m = mapStorageError(e, `${this.o.what}: block ${number} of ${t.path.join('/')}`);
       if (m instanceof NotFoundError) throw new SessionLostError(`${this.o.what}: the asset of ${t.path.join('/')} is gone: ${m.message}`);
@@ -287,23 +266,20 @@ export class AmsUploader implements Uploader {
     const s = this.session(uploadId);
     const { file } = this.fileTarget(t, 'upload');
     const where = `${this.o.what}: ${t.path.join('/')}`;
-    const ids = [...parts].sort((a, b) => a.number - b.number).map((p) => p.etag);
-    if (ids.some((id, i) => partOf(s.tag, id) !== i + 1)) {
+    const blocks = new BlockListSession(s.tag);
+    const ids = blocks.blockList(parts);
+    if (!ids) {
       await this.grants.release(s.assetId, s.tag, s);
       throw new SessionLostError(`${where}: the journal does not hold every block in order`);
     }
     // 1. Put Block List, then check what storage holds.
-    const props = await this.withGrant(s, signal, async (g) => {
-      await this.blob(g, file).commitBlockList(ids, { blobHTTPHeaders: { blobContentType: contentTypeOf(file) }, abortSignal: signal });
-      return this.blob(g, file).getProperties({ abortSignal: signal });
-    }).catch(async (e: unknown) => {
+    await this.withGrant(s, signal, (g) => blocks.commit(this.blob(g, file), ids, { name: file, size: info.size, signal })).catch(async (e: unknown) => {
       if (storageCode(e) === 'InvalidBlockList' || mapStorageError(e, where) instanceof NotFoundError) {
         await this.grants.release(s.assetId, s.tag, s);
         throw new SessionLostError(`${where}: a block (or the asset) is missing at commit`);
       }
       throw mapStorageError(e, `${where}: commit`);
     });
-    if ((props.contentLength ?? -1) !== info.size) throw new FsError('EIO', `${where} holds ${props.contentLength} bytes after the commit, expected ${info.size}`);
     // 2. The AssetFile entity: created by CreateFileInfos (a new name), then its size and type set.
     await this.rest.call({ path: 'CreateFileInfos', query: { assetid: `'${s.assetId}'` }, signal });
     const all = await this.files(s.assetId, signal);

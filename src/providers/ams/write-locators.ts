@@ -20,13 +20,12 @@
 import { FsError, NotFoundError, TransientError } from '../../core/errors.js';
 import type { Logger } from '../../util/logger.js';
 import { errorMessage } from '../common/api-client.js';
+import { useUntil } from '../common/expiring.js';
 import { isLimitAnswer } from './locators.js';
-import { keyed, parseDate, parseEntity, toLocator, type AmsRest } from './rest.js';
+import { keyed, parseDate, parseEntity, toLocator, type AmsRest } from './api.js';
 
 /** StartTime is set this far back for clock skew (AMS docs), and the policy is that much longer. */
 const START_SKEW_MS = 5 * 60_000;
-/** A grant is replaced when less than min(this, 25 % of its lifetime) remains. */
-const MAX_MARGIN_MS = 60_000;
 /** AMS Permissions: 1 Read + 2 Write (see the header). */
 export const WRITE_PERMISSIONS = 3;
 
@@ -135,8 +134,7 @@ export class WriteGrants {
 
   private usable(e: Entry): boolean {
     const g = e.grant;
-    const life = g.expiresAt - g.createdAt;
-    return !e.stale && Date.now() < g.expiresAt - Math.min(MAX_MARGIN_MS, 0.25 * Math.max(0, life));
+    return !e.stale && Date.now() < useUntil(g.createdAt, g.expiresAt);
   }
 
   private async renew(assetId: string, hint?: GrantRef): Promise<Entry> {

@@ -5,75 +5,42 @@
  * Versions are the blobs' ETags (listing and Get Blob Properties), the ETag Get Blob carries: locators
  * say `etagIsVersion`.
  */
-import {
-  BlobSASPermissions,
-  AnonymousCredential,
-  BlobServiceClient,
-  ContainerClient,
-  StorageSharedKeyCredential,
-  generateBlobSASQueryParameters,
-  newPipeline,
-} from '@azure/storage-blob';
+import { BlobSASPermissions, generateBlobSASQueryParameters, type ContainerClient, type StorageSharedKeyCredential } from '@azure/storage-blob';
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { NotFoundError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
-import type { Logger } from '../../util/logger.js';
-import type { ApiMeter } from '../common/api-client.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
-import { countingAzurePolicy } from '../common/sdk-meters.js';
-import { pagedList, type ListingLimits } from '../common/paging.js';
+import { pagedList } from '../common/paging.js';
 import { AzureBlockUploader } from './upload.js';
-import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
-import { boundedAzureOptions } from '../../transports/sdk-clients.js';
-import { slashAncestry } from '../common/ids.js';
+import { sourceContainer } from './api.js';
+import type { ProviderDeps } from '../common/deps.js';
+import { KeyAddressedStore, leafOf, prefixDir } from '../common/ids.js';
 
-export interface AzureBlobProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
-  meter?: ApiMeter;
-  /** Blobs per listing page (Azure's maximum is 5000). */
-  listPageSize?: number;
-  /** Bounds of every listing (config `listing`). */
-  listing?: ListingLimits;
-}
+export type AzureBlobProviderDeps = ProviderDeps;
 
-/** Account name and key from a connection string, if it has them. */
-function fromConnectionString(cs: string): { name?: string; key?: string; endpoint?: string } {
-  const parts = Object.fromEntries(cs.split(';').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-  return { name: parts.AccountName, key: parts.AccountKey, endpoint: parts.BlobEndpoint };
-}
-
-export class AzureBlobProvider implements Provider {
+export class AzureBlobProvider extends KeyAddressedStore implements Provider {
   readonly type = 'azure-blob';
   readonly name: string;
   readonly caps: { upload: boolean };
   private readonly container: ContainerClient;
   private readonly credential: StorageSharedKeyCredential | undefined;
   private readonly sas: string | undefined;
-  private readonly prefix: string;
   private readonly numbers: EntryNumbers;
+  /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
+  private readonly up: AzureBlockUploader;
 
   constructor(
     private readonly cfg: SourceConfigOf<'azure-blob'>,
     private readonly deps: AzureBlobProviderDeps,
   ) {
+    super(cfg.prefix, `${cfg.name}: no blob`);
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
-    this.prefix = cfg.prefix && !cfg.prefix.endsWith('/') ? `${cfg.prefix}/` : cfg.prefix;
     this.numbers = new EntryNumbers({ log: deps.log, what: `azure-blob source "${cfg.name}"` });
-    const cs = cfg.connectionString ? fromConnectionString(cfg.connectionString) : {};
-    const accountName = cfg.accountName ?? cs.name ?? new URL(cfg.accountUrl).pathname.split('/').filter(Boolean)[0] ?? new URL(cfg.accountUrl).hostname.split('.')[0]!;
-    const accountKey = cfg.accountKey ?? cs.key;
-    // Bounded calls; no retries of its own (they belong to our pacer).
-    if (accountKey) this.credential = new StorageSharedKeyCredential(accountName, accountKey);
-    else this.sas = (cfg.sasToken ?? '').replace(/^\?/, '');
-    const pipeline = newPipeline(this.credential ?? new AnonymousCredential(), boundedAzureOptions(deps.net ?? DEFAULT_BOUNDS));
-    if (deps.meter) pipeline.factories.unshift(countingAzurePolicy(deps.meter));
-    this.container = new BlobServiceClient(this.credential ? cfg.accountUrl : `${cfg.accountUrl}?${this.sas}`, pipeline).getContainerClient(cfg.container);
+    ({ container: this.container, credential: this.credential, sas: this.sas } = sourceContainer(cfg, deps.net, deps.meter));
+    this.up = new AzureBlockUploader(this.container, this.prefix);
   }
 
   /**
@@ -101,7 +68,7 @@ export class AzureBlobProvider implements Provider {
         const items: RemoteEntry[] = [];
         for (const p of page?.segment.blobPrefixes ?? []) {
           const ref = p.name.slice(this.prefix.length);
-          items.push({ name: ref.slice(dir.length, -1), kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' });
+          items.push(prefixDir(ref.slice(dir.length, -1), ref));
         }
         for (const b of page?.segment.blobItems ?? []) {
           if (b.name === prefix) continue;
@@ -115,10 +82,10 @@ export class AzureBlobProvider implements Provider {
   }
 
   async stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry> {
-    const name = ref.replace(/\/$/, '').split('/').pop() ?? '';
+    const name = leafOf(ref);
     if (ref === '' || ref.endsWith('/')) {
-      if (ref === '') return { name, kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
-      for await (const _ of this.list(ref, signal)) return { name, kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
+      if (ref === '') return prefixDir(name, ref);
+      for await (const _ of this.list(ref, signal)) return prefixDir(name, ref);
       throw new NotFoundError(`${this.name}/${ref} not found`);
     }
     try {
@@ -128,23 +95,6 @@ export class AzureBlobProvider implements Provider {
     } catch (e) {
       throw mapStorageError(e, `stat ${this.name}/${ref}`);
     }
-  }
-
-  /** A blob's id is its whole name (the source prefix included); prefixes are not blobs and have none. */
-  idOf(entry: RemoteEntry): string | undefined {
-    return entry.kind === 'file' ? this.prefix + entry.ref : undefined;
-  }
-
-  /** One Get Blob Properties of the name. */
-  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
-    if (!id.startsWith(this.prefix) || id.length === this.prefix.length || id.endsWith('/')) {
-      throw new NotFoundError(`${this.name}: no blob ${id} below the source prefix`);
-    }
-    return this.stat(id.slice(this.prefix.length), signal);
-  }
-
-  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
-    return slashAncestry(entry.ref);
   }
 
   async locate(obj: ObjectVersion): Promise<SignedLocator> {
@@ -164,8 +114,10 @@ export class AzureBlobProvider implements Provider {
   }
 
   uploader(): AzureBlockUploader {
-    return new AzureBlockUploader(this.container, this.prefix);
+    return this.up;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.up.close();
+  }
 }

@@ -11,7 +11,7 @@
  *    empty message or keep the reason in `cause`/`errors`) and keeps the fault as its cause.
  *  - Status → error as the read path expects (core/types.ts): 404/410 NotFoundError; 408/429/5xx and
  *    network faults TransientError (with Retry-After); other 4xx FsError EIO with the platform's message.
- *  - Retries of transient faults belong to the caller's pacer (dir cache, block source), not here.
+ *  - Retries of transient faults belong to the caller's retry (util/retry.ts) (dir cache, block source), not here.
  *  - Messages never carry tokens or signed query strings (redactText on everything from the server).
  *  - Credentials (the Authenticator's headers, `defaultHeaders`) go only to the origin of `baseUrl`. An
  *    absolute URL handed back by a server (a nextLink, an upload URL) at another origin is refused when
@@ -28,6 +28,10 @@ import { redactText, redactUrl } from '../../util/redact.js';
 import { DEFAULT_BOUNDS, Deadline, deadlineFor, type NetBounds } from '../../transports/bounds.js';
 import { REDIRECT_STATUSES, crossOriginMessage } from '../../transports/origins.js';
 import { describeError } from '../../util/error-text.js';
+import { ExpiringCredential } from './expiring.js';
+
+/** A token's life when the login answer does not say (OAuth servers mostly hand out an hour). */
+const DEFAULT_TOKEN_LIFE_MS = 3_600_000;
 
 /** Supplies credentials for API calls. */
 export interface Authenticator {
@@ -44,7 +48,9 @@ export interface ApiRequest {
   query?: Record<string, string | number | boolean | undefined>;
   json?: unknown;
   form?: Record<string, string>;
-  /** A raw body (multipart forms, file bytes); its content-type goes in `headers`. */
+  /** A multipart/form-data body (the global FormData; encoded once per attempt, boundary and type together). */
+  multipart?: FormData;
+  /** A raw body (file bytes); its content-type goes in `headers`. */
   body?: Buffer;
   headers?: Record<string, string>;
   signal?: AbortSignal;
@@ -148,7 +154,7 @@ export class ApiClient {
     if (useAuth && this.refused(r)) {
       this.o.auth!.invalidate();
       r = await this.once(req, true);
-      if (this.refused(r)) throw new AuthError(`${this.o.what}: login refused: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${redactUrl(req.path)})`);
+      if (this.refused(r)) throw new AuthError(`${this.o.what}: login refused: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${redactUrl(req.path)})`, { status: r.status });
     }
     if ((r.status >= 200 && r.status < 300) || req.accept === 'any' || req.accept?.includes(r.status)) return r;
     if (req.login && r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) {
@@ -172,12 +178,12 @@ export class ApiClient {
       return new FsError('EIO', `${this.what(req)}: HTTP ${r.status} redirect${to ? ` to ${redactUrl(to)}` : ''} not followed: the configured URL is used as it is (correct it if the service moved)`);
     }
     const msg = `${this.what(req)}: HTTP ${r.status}: ${errorMessage(r.text)}`;
-    if (r.status === 404 || r.status === 410) return new NotFoundError(msg);
-    if (r.status === 401 || r.status === 403) return new AuthError(msg);
+    if (r.status === 404 || r.status === 410) return new NotFoundError(msg, { status: r.status });
+    if (r.status === 401 || r.status === 403) return new AuthError(msg, { status: r.status });
     if (r.status === 408 || r.status === 429 || r.status >= 500) {
       return new TransientError(msg, { status: r.status, retryAfterMs: parseRetryAfter(header(r.headers, 'retry-after')) });
     }
-    return new FsError('EIO', msg);
+    return new FsError('EIO', msg, { status: r.status });
   }
 
   private async once(req: ApiRequest, useAuth: boolean): Promise<ApiResponse> {
@@ -186,7 +192,11 @@ export class ApiClient {
     if (useAuth && !home) throw new FsError('EIO', crossOriginMessage(this.what(req), u, this.base.origin));
     const headers: Record<string, string> = { accept: 'application/json', ...(home ? this.o.defaultHeaders : {}), ...req.headers };
     let body: string | Buffer | undefined;
-    if (req.body !== undefined) {
+    if (req.multipart !== undefined) {
+      const encoded = new Response(req.multipart); // one encoding: the boundary in the type must be the body's
+      headers['content-type'] = encoded.headers.get('content-type') ?? 'multipart/form-data';
+      body = Buffer.from(await encoded.arrayBuffer());
+    } else if (req.body !== undefined) {
       body = req.body;
     } else if (req.json !== undefined) {
       body = JSON.stringify(req.json);
@@ -245,46 +255,39 @@ export class ApiClient {
 }
 
 /**
- * A bearer-style session: one login at a time, the token reused until shortly before it expires (or
- * until invalidated), then a new login. `login` may use a refresh token it keeps itself.
+ * A bearer-style session: one login at a time, the token reused until the margin rule of
+ * common/expiring.ts says it is about to expire (or until invalidated), then a new login. `login` may use
+ * a refresh token it keeps itself. A login is shared by every caller, so it runs without a caller's
+ * signal (it is bounded by the client's deadline); a caller's signal stops only its own wait.
  */
 export class TokenSession implements Authenticator {
-  private token: { value: string; useUntil: number } | undefined;
-  private inflight: Promise<string> | undefined;
-  private generation = 0;
+  private readonly token: ExpiringCredential<string>;
 
   constructor(
-    private readonly login: (signal?: AbortSignal) => Promise<{ token: string; expiresInMs?: number }>,
+    login: (signal?: AbortSignal) => Promise<{ token: string; expiresInMs?: number }>,
     private readonly toHeaders: (token: string) => Record<string, string>,
-  ) {}
+  ) {
+    this.token = new ExpiringCredential(async () => {
+      const { token, expiresInMs } = await login();
+      return { value: token, expiresAt: Date.now() + (expiresInMs ?? DEFAULT_TOKEN_LIFE_MS) };
+    });
+  }
 
   async headers(signal?: AbortSignal): Promise<Record<string, string>> {
     return this.toHeaders(await this.current(signal));
   }
 
   /** The current token, logging in when needed. */
-  async current(signal?: AbortSignal): Promise<string> {
-    if (this.token && Date.now() < this.token.useUntil) return this.token.value;
-    if (!this.inflight) {
-      const gen = this.generation;
-      this.inflight = this.login(signal)
-        .then(({ token, expiresInMs }) => {
-          const life = expiresInMs ?? 3_600_000;
-          if (gen === this.generation) this.token = { value: token, useUntil: Date.now() + life - Math.min(60_000, life * 0.1) };
-          return token;
-        })
-        .finally(() => (this.inflight = undefined));
-    }
-    return this.inflight;
+  current(signal?: AbortSignal): Promise<string> {
+    return this.token.get(signal);
   }
 
   /** The token now in use, if any (no login). */
   peek(): string | undefined {
-    return this.token?.value;
+    return this.token.peek();
   }
 
   invalidate(): void {
-    this.generation++;
-    this.token = undefined;
+    this.token.invalidate();
   }
 }

@@ -14,46 +14,26 @@
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { FsError, NotFoundError, TransientError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
-import type { Logger } from '../../util/logger.js';
-import type { ApiMeter } from '../common/api-client.js';
-import type { NetBounds } from '../../transports/bounds.js';
+
+
 import { MediahubApi, type MhFile } from './api.js';
-import type { ListingLimits } from '../common/paging.js';
 import { Tree, ancestorRefs, archiveEntry, archiveRef, fileEntry, folderEntry, itemEntries, parseRef } from './tree.js';
-import { MediahubUploader, type MediahubUploaderOptions } from './upload.js';
+import { MediahubUploader } from './upload.js';
+import { abortable } from '../../util/abortable.js';
+import type { ProviderDeps } from '../common/deps.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
 export { MediahubApi } from './api.js';
 export { MediahubUploader, splitUploadId } from './upload.js';
 
-export interface MediahubProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
-  meter?: ApiMeter;
-  /** Records per listing page (`limit`, at most 5000; default 1000, the API's default). */
-  listPageSize?: number;
+export interface MediahubProviderDeps extends ProviderDeps {
   /** Ask for download links with `redirect=true` and take the 302's Location (default: the JSON answer). */
   redirectDownloads?: boolean;
   /** How long a catalog snapshot serves list/stat of folders. Default 5 s. */
   snapshotMaxAgeMs?: number;
-  /** Bounds of every listing (config `listing`); the flat catalog listing is one listing. */
-  listing?: ListingLimits;
 }
 
 const MISS_REFRESH_MIN_AGE_MS = 1000;
-
-/** `p`, or the signal's reason as soon as it aborts (the shared work itself goes on for other callers). */
-function race<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
 
 export class MediahubProvider implements Provider {
   readonly type = 'mediahub';
@@ -61,6 +41,8 @@ export class MediahubProvider implements Provider {
   readonly caps: { upload: boolean };
   /** The API client and its session: the upload engine reuses them. */
   readonly api: MediahubApi;
+  /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
+  private readonly up: MediahubUploader;
   private snap: { tree: Tree; startedAt: number } | undefined;
   private loading: Promise<Tree> | undefined;
   private readonly numbers: EntryNumbers;
@@ -75,14 +57,15 @@ export class MediahubProvider implements Provider {
     this.api = new MediahubApi(cfg, { bounds: deps.net, meter: deps.meter });
     this.caps = { upload: !cfg.readOnly };
     this.numbers = new EntryNumbers({ log: deps.log, what: `mediahub source "${cfg.name}"` });
-  }
-
-  /** The uploader (upload.ts); its changes drop the listing snapshot, so new files list at once. */
-  uploader(opts: Omit<MediahubUploaderOptions, 'name' | 'onChange'> = {}): MediahubUploader {
-    return new MediahubUploader(this.api, { ...opts, name: this.name, onChange: () => {
+    this.up = new MediahubUploader(this.api, { name: cfg.name, partSize: deps.uploadPartSize, onChange: () => {
       this.snap = undefined;
       this.changedAt = Date.now();
     } });
+  }
+
+  /** The uploader (upload.ts); its changes drop the listing snapshot, so new files list at once. */
+  uploader(): MediahubUploader {
+    return this.up;
   }
 
   /** A fresh snapshot pass, or the one already under way. */
@@ -99,7 +82,7 @@ export class MediahubProvider implements Provider {
         return tree;
       })().finally(() => (this.loading = undefined));
     }
-    return race(this.loading, signal);
+    return abortable(this.loading, signal);
   }
 
   private async tree(signal?: AbortSignal): Promise<Tree> {
@@ -219,6 +202,7 @@ export class MediahubProvider implements Provider {
   }
 
   async close(): Promise<void> {
+    await this.up.close();
     await this.api.close();
   }
 }

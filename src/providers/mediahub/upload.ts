@@ -27,7 +27,8 @@
  * Hooks: remove (DELETE files/{id}, which also removes the bytes). MediaHub has no rename or folder API,
  * so mkdir/rmdir/rename are absent.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FsError, NotFoundError, TransientError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import { errorMessage } from '../common/api-client.js';
@@ -35,8 +36,8 @@ import type { CompletedUpload, ConfirmedPart, UploadTarget, Uploader } from '../
 import { SessionLostError } from '../../upload/errors.js';
 import { FILE_NOT_FOUND, MAX_PAGE, num, type MediahubApi, type MhFile } from './api.js';
 import { NO_PIPELINE, fileVersion, fileEntry, recordPath } from './tree.js';
+import { partSizeFor } from '../common/part-size.js';
 
-const MiB = 1024 * 1024;
 /** GUESS: no documented chunk-count limit; 10,000 as S3's multipart. */
 const MAX_CHUNKS = 10_000;
 const INDEX_MAX_AGE_MS = 2000;
@@ -75,27 +76,12 @@ export function splitUploadId(journaled: string): { id: string; chunks: number |
   return m ? { id: m[1]!, chunks: Number(m[2]) } : { id: journaled, chunks: undefined };
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    signal?.throwIfAborted();
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-
 /** A multipart/form-data body: the fields in order, then `file` last (S3 ignores fields after it). */
-function formBody(fields: [string, string][], fileName: string, data: Buffer): { body: Buffer; type: string } {
-  const b = `----assetfs-${randomBytes(12).toString('hex')}`;
-  const q = (s: string) => s.replace(/["\r\n]/g, (c) => encodeURIComponent(c));
-  const head = fields.map(([k, v]) => `--${b}\r\nContent-Disposition: form-data; name="${q(k)}"\r\n\r\n${v}\r\n`).join('');
-  const fileHead = `--${b}\r\nContent-Disposition: form-data; name="file"; filename="${q(fileName)}"\r\nContent-Type: application/octet-stream\r\n\r\n`;
-  return { body: Buffer.concat([Buffer.from(head + fileHead), data, Buffer.from(`\r\n--${b}--\r\n`)]), type: `multipart/form-data; boundary=${b}` };
+function formBody(fields: [string, string][], fileName: string, data: Buffer): FormData {
+  const form = new FormData();
+  for (const [k, v] of fields) form.append(k, v);
+  form.append('file', new Blob([data], { type: 'application/octet-stream' }), fileName);
+  return form;
 }
 
 export class MediahubUploader implements Uploader {
@@ -113,6 +99,9 @@ export class MediahubUploader implements Uploader {
     return `mediahub source "${this.o.name}": ${t.path.join('/')}`;
   }
 
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
+
   /** Pipeline and object_key of a target; a pipeline alone is no file. */
   private split(t: UploadTarget): { pipeline: string; key: string } {
     const [pipeline, ...rest] = t.path;
@@ -122,7 +111,7 @@ export class MediahubUploader implements Uploader {
   }
 
   partSize(size: number): number {
-    return Math.max(this.o.partSize ?? 8 * MiB, Math.ceil(size / MAX_CHUNKS / MiB) * MiB);
+    return partSizeFor(size, MAX_CHUNKS, this.o.partSize);
   }
 
   async begin(t: UploadTarget, size: number, signal?: AbortSignal): Promise<string> {
@@ -192,9 +181,8 @@ export class MediahubUploader implements Uploader {
       });
       if (!fields.some(([k]) => k === 'chunk')) fields.push(['chunk', String(number - 1)]);
       const name = s.params.find(([k]) => k === 'name')?.[1] || t.path.at(-1) || 'file';
-      const { body, type } = formBody(fields, name, data);
       // The form endpoint is S3's, authenticated by the policy: no bearer token goes there.
-      const r = await this.api.http.send({ method: 'POST', path: s.url, body, headers: { 'content-type': type }, auth: false, signal, accept: [403] });
+      const r = await this.api.http.send({ method: 'POST', path: s.url, multipart: formBody(fields, name, data), auth: false, signal, accept: [403] });
       if (r.status === 403) {
         if (attempt === 0) continue; // an expired policy: fetch the record (fresh params) and try once more
         throw new FsError('EACCES', `${this.what(t)}: chunk ${number - 1} refused by storage: ${errorMessage(r.text)}`);
@@ -234,7 +222,7 @@ export class MediahubUploader implements Uploader {
       if (status === 'FINISHED' || status === 'SUCCESS' || status === 'COMPLETED') break;
       if (status === 'ERROR' || status === 'FAILED') throw await lost(`the platform failed to join the chunks: ${up.error_message ?? status}`);
       if (Date.now() > deadline) throw new TransientError(`${this.what(t)}: upload ${id} still ${up.status} after ${this.o.completeTimeoutMs ?? 1_800_000} ms`);
-      await sleep(wait, signal);
+      await sleep(wait, undefined, { signal });
       up = await this.record(t, id, signal);
       if (!up) throw new SessionLostError(`${this.what(t)}: upload ${id} vanished while completing`);
     }

@@ -3,10 +3,10 @@
  * and into HEAD probes that give a file's ETag (MK.IO's storage listing has only name and size).
  *
  * Invariants:
- *  - One access answer per asset is shared (single flight) while it has comfortably long to live
- *    (until 20 % of its life, at most 30 s, before it expires); getFileAccessInfo counts against
- *    MK.IO's write rate limit, so a folder of files costs one call, not one per file.
- *  - `drop(asset, jwt)` forgets it (a locator or probe was refused): the next use calls
+ *  - One access answer per asset is shared (single flight) while the margin rule of
+ *    common/expiring.ts allows; getFileAccessInfo counts against MK.IO's write rate limit, so a folder
+ *    of files costs one call, not one per file.
+ *  - `drop(asset, loc)` forgets it (a locator or probe was refused): the next use calls
  *    getFileAccessInfo again. A drop naming an older jwt leaves a newer answer alone.
  *  - Expiry comes from the jwt's `exp`, or, for a presigned S3 URL, from X-Amz-Date + X-Amz-Expires;
  *    if neither can be read, 5 minutes (the lifetime is undocumented).
@@ -23,25 +23,18 @@ import { parseRetryAfter } from '../../transports/http.js';
 import { redactUrl } from '../../util/redact.js';
 import { DEFAULT_BOUNDS, Deadline, type NetBounds } from '../../transports/bounds.js';
 import type { FileAccessInfo, MkioApi } from './api.js';
+import { ExpiringCredentials } from '../common/expiring.js';
 
 export interface Access {
   readonly info: FileAccessInfo;
   readonly presigned: boolean;
   readonly expiresAt: number;
-  readonly useUntil: number;
 }
 
 export interface ProbeResult {
   readonly size: number;
   readonly etag: string;
   readonly mtimeMs: number;
-}
-
-interface Entry {
-  readonly access: Promise<Access>;
-  useUntil: number;
-  /** The answer once it has arrived. */
-  value: Access | undefined;
 }
 
 const DEFAULT_LIFE_MS = 5 * 60_000;
@@ -70,7 +63,7 @@ function presignExpiry(url: URL): number | undefined {
 const encodePath = (p: string) => p.split('/').filter(Boolean).map(encodeURIComponent).join('/');
 
 export class AccessCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries: ExpiringCredentials<string, Access>;
   private readonly agent: Agent;
 
   constructor(
@@ -79,20 +72,16 @@ export class AccessCache {
     private readonly net: NetBounds = DEFAULT_BOUNDS,
   ) {
     const t = net.stallMs;
+    this.entries = new ExpiringCredentials(async (asset) => {
+      const access = await this.fetch(asset);
+      return { value: access, expiresAt: access.expiresAt };
+    });
     this.agent = new Agent({ connections: 16, headersTimeout: t, bodyTimeout: t, keepAliveTimeout: 10_000, connect: { timeout: t } });
   }
 
   /** Shared by every caller, so it is not tied to one caller's abort signal. */
   get(asset: string): Promise<Access> {
-    const e = this.entries.get(asset);
-    if (e && Date.now() < e.useUntil) return e.access;
-    const entry: Entry = { access: this.fetch(asset), useUntil: Infinity, value: undefined };
-    this.entries.set(asset, entry);
-    entry.access.then(
-      (a) => { entry.value = a; entry.useUntil = a.useUntil; },
-      () => this.entries.get(asset) === entry && this.entries.delete(asset),
-    );
-    return entry.access;
+    return this.entries.get(asset);
   }
 
   private async fetch(asset: string): Promise<Access> {
@@ -107,10 +96,8 @@ export class AccessCache {
     }
     const url = new URL(info.url);
     const presigned = url.searchParams.has('X-Amz-Signature');
-    const now = Date.now();
-    const expiresAt = (presigned ? presignExpiry(url) : jwtExpiry(info.jwt)) ?? now + DEFAULT_LIFE_MS;
-    const life = Math.max(0, expiresAt - now);
-    return { info, presigned, expiresAt, useUntil: expiresAt - Math.min(30_000, life * 0.2) };
+    const expiresAt = (presigned ? presignExpiry(url) : jwtExpiry(info.jwt)) ?? Date.now() + DEFAULT_LIFE_MS;
+    return { info, presigned, expiresAt };
   }
 
   /**
@@ -119,10 +106,10 @@ export class AccessCache {
    * in flight is newer than any locator and is kept.
    */
   drop(asset: string, loc?: SignedLocator): void {
-    const e = this.entries.get(asset);
-    if (!e?.value) return;
-    if (loc && loc.url !== e.value.info.url && loc.headers?.authorization !== `Bearer ${e.value.info.jwt}`) return;
-    this.entries.delete(asset);
+    const held = this.entries.peek(asset);
+    if (!held) return;
+    if (loc && loc.url !== held.info.url && loc.headers?.authorization !== `Bearer ${held.info.jwt}`) return;
+    this.entries.invalidate(asset, held);
   }
 
   /** Whether this access can read `path`: a presigned URL reads only the one object it names. */

@@ -26,27 +26,17 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { ExpiredError, FsError, NotFoundError, UnavailableError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
-import type { Logger } from '../../util/logger.js';
-import type { ApiMeter } from '../common/api-client.js';
-import type { NetBounds } from '../../transports/bounds.js';
-import { capListing, type ListingLimits } from '../common/paging.js';
+
+
+import { capListing } from '../common/paging.js';
 import { MkioApi, type MkioAsset, type StorageFileRow, type StorageListing } from './api.js';
 import { AccessCache } from './access.js';
 import { MkioUploader } from './upload.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
+import type { ProviderDeps } from '../common/deps.js';
 import { slashAncestry } from '../common/ids.js';
 
-export interface MkioProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
-  meter?: ApiMeter;
-  /** Assets per listing page (`$top`; MK.IO's maximum is 1000). */
-  listPageSize?: number;
-  /** Bounds of every listing (config `listing`). */
-  listing?: ListingLimits;
-}
+export type MkioProviderDeps = ProviderDeps;
 
 interface ParsedRef {
   asset: string;
@@ -68,14 +58,15 @@ export class MkioProvider implements Provider {
   readonly caps: { upload: boolean };
   readonly api: MkioApi;
   private readonly access: AccessCache;
-  private up: MkioUploader | undefined;
+  /** Created with the provider when it has a `storage:` credential, closed by close(). */
+  private readonly up: MkioUploader | undefined;
   private warnedPath = false;
   private readonly numbers: EntryNumbers;
   /** ref → its version, when that version is the ETag a HEAD of the file on storage answered. */
   private readonly headEtags = new LRUCache<string, string>({ max: 65_536 });
 
   constructor(
-    private readonly cfg: SourceConfigOf<'mkio'>,
+    cfg: SourceConfigOf<'mkio'>,
     private readonly deps: MkioProviderDeps,
   ) {
     this.name = cfg.name;
@@ -83,6 +74,7 @@ export class MkioProvider implements Provider {
     this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio source "${cfg.name}"`, bounds: deps.net, meter: deps.meter });
     this.access = new AccessCache(this.api, `mkio ${cfg.name}`, deps.net);
     this.numbers = new EntryNumbers({ log: deps.log, what: `mkio source "${cfg.name}"` });
+    if (cfg.storage) this.up = new MkioUploader(this.api, cfg.storage, `mkio ${cfg.name}`, deps.net);
   }
 
   private parse(ref: Ref): ParsedRef {
@@ -250,14 +242,14 @@ export class MkioProvider implements Provider {
     } catch { /* not our ref: nothing cached for it */ }
   }
 
-  /** One uploader per provider (it caches asset lookups and holds the storage client). */
+  /** The uploader (it caches asset lookups and holds the storage client). */
   uploader(): MkioUploader {
-    if (!this.cfg.storage) throw new FsError('EROFS', `${this.name}: MK.IO takes uploads only with a \`storage:\` credential`);
-    return (this.up ??= new MkioUploader(this.api, this.cfg.storage, `mkio ${this.name}`, this.deps.net));
+    if (!this.up) throw new FsError('EROFS', `${this.name}: MK.IO takes uploads only with a \`storage:\` credential`);
+    return this.up;
   }
 
   async close(): Promise<void> {
-    this.up?.close();
+    await this.up?.close();
     await Promise.all([this.api.close(), this.access.close()]);
   }
 }

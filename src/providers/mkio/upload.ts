@@ -34,21 +34,22 @@
  *    name is its key, storage has no server-side move, so the mount copies (EXDEV).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { S3Client } from '@aws-sdk/client-s3';
-import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { ContainerClient } from '@azure/storage-blob';
 import { FsError, NotFoundError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { CompletedUpload, ConfirmedPart, UploadTarget, Uploader } from '../../upload/types.js';
 import { SessionLostError } from '../../upload/errors.js';
 import { AzureBlockUploader } from '../azure-blob/upload.js';
 import { S3Uploader } from '../s3/upload.js';
+import { s3Client } from '../s3/api.js';
+import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
 import type { MkioApi, MkioAsset, MkioStorageAccount } from './api.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
-import { boundedAzureOptions, boundedS3Options } from '../../transports/sdk-clients.js';
+import { sasContainer } from '../azure-blob/api.js';
 
 export type MkioStorageCredential = NonNullable<SourceConfigOf<'mkio'>['storage']>;
 
-const MiB = 1024 * 1024;
 /** How long an asset's container/subPath answer is used without asking MK.IO again. */
 const ASSET_TTL_MS = 30_000;
 const CONTAINER_TRIES = 5;
@@ -141,27 +142,13 @@ export class MkioUploader implements Uploader {
 
   private containerClient(container: string): ContainerClient {
     if (!this.cred.url) throw new FsError('EINVAL', `${this.what}: storage.url (the Azure account URL) is required to upload`);
-    const sas = (this.cred.sasToken ?? '').replace(/^\?/, '');
-    const base = this.cred.url.replace(/\/+$/, '');
-    const withSas = (u: string) => (sas ? `${u}?${sas}` : u);
-    const options = boundedAzureOptions(this.net); // bounded; retries belong to the upload engine
-    if (new URL(base).pathname.split('/').filter(Boolean).at(-1) === container) return new ContainerClient(withSas(base), undefined, options);
-    return new BlobServiceClient(withSas(base), undefined, options).getContainerClient(container);
+    return sasContainer(this.cred.url, this.cred.sasToken, container, this.net);
   }
 
   private s3Client(): S3Client {
     const { accessKeyId, secretAccessKey } = this.cred;
     if (!accessKeyId || !secretAccessKey) throw new FsError('EINVAL', `${this.what}: storage.accessKeyId and storage.secretAccessKey are required to upload to S3 storage`);
-    this.s3 ??= new S3Client({
-      region: this.cred.region ?? 'us-east-1',
-      endpoint: this.cred.url,
-      forcePathStyle: !!this.cred.url,
-      credentials: { accessKeyId, secretAccessKey },
-      // As the s3 provider: aws-chunked trailers corrupt uploads on some S3-compatible servers.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      ...boundedS3Options(this.net), // bounded; retries belong to the upload engine
-    });
+    this.s3 ??= s3Client({ region: this.cred.region ?? 'us-east-1', endpoint: this.cred.url, forcePathStyle: !!this.cred.url, accessKeyId, secretAccessKey }, this.net);
     return this.s3;
   }
 
@@ -205,8 +192,7 @@ export class MkioUploader implements Uploader {
 
   partSize(size: number): number {
     // The storage's limits: ≥ 5 MiB parts and ≤ 10,000 of them on S3, ≤ 50,000 blocks on Azure.
-    const maxParts = this.cred.type === 'azure' ? 50_000 : 10_000;
-    return Math.max(8 * MiB, Math.ceil(size / maxParts / MiB) * MiB);
+    return partSizeFor(size, this.cred.type === 'azure' ? MAX_PARTS.azureBlocks : MAX_PARTS.s3);
   }
 
   async begin(t: UploadTarget, size: number, signal?: AbortSignal): Promise<string> {

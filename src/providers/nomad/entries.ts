@@ -9,7 +9,7 @@
  * (locators leave `etagIsVersion` unset; core/etag.ts).
  */
 import type { RemoteEntry, Unreadable } from '../../core/types.js';
-import type { NomadAsset, SearchItem } from './client.js';
+import type { NomadAsset, SearchItem } from './api.js';
 import type { EntryNumbers } from '../common/entry-numbers.js';
 
 /** Statuses whose bytes can be read (a guess: only these two; docs/providers.md#nomad). */

@@ -9,7 +9,7 @@
  *    presigned one on the next locate; the URL's own X-Amz-Date + X-Amz-Expires bound its use.
  *  - Assets whose status is not Available/Restored are listed with `unreadable` (entries.ts), and
  *    locate() refuses them with UnavailableError naming the status, logging why.
- *  - The client (client.ts) keeps the session; the uploader (upload.ts) shares it and resolves
+ *  - The API client (api.ts) keeps the session; the uploader (upload.ts) shares it and resolves
  *    names through this provider's list()/stat(), so its versions are the listed ones.
  *  - caps.upload is `!readOnly`: Nomad takes multipart uploads and folder edits.
  */
@@ -17,25 +17,13 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { FsError, NotFoundError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
-import type { ApiMeter } from '../common/api-client.js';
-import type { NetBounds } from '../../transports/bounds.js';
-import { NomadClient, type SearchFilter } from './client.js';
-import type { ListingLimits } from '../common/paging.js';
+import { NomadClient, type SearchFilter } from './api.js';
 import { factsOfAsset, factsOfItem, isDir, presignedExpiry, toEntry, unreadableFor } from './entries.js';
 import { NomadUploader } from './upload.js';
+import type { ProviderDeps } from '../common/deps.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
-export interface NomadProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
-  meter?: ApiMeter;
-  /** Items per search page. Default 100 (the documented example). */
-  listPageSize?: number;
-  /** Bounds of every listing (config `listing`). */
-  listing?: ListingLimits;
-}
+export type NomadProviderDeps = ProviderDeps;
 
 export class NomadProvider implements Provider {
   readonly type = 'nomad';
@@ -44,6 +32,8 @@ export class NomadProvider implements Provider {
   readonly client: NomadClient;
   private readonly log: Logger;
   private readonly numbers: EntryNumbers;
+  /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
+  private readonly up: NomadUploader;
 
   constructor(
     private readonly cfg: SourceConfigOf<'nomad'>,
@@ -59,6 +49,7 @@ export class NomadProvider implements Provider {
       deps.net,
       deps.meter,
     );
+    this.up = new NomadUploader(this.client, this, { rootFolderId: cfg.rootFolderId, partSize: deps.uploadPartSize });
   }
 
   private filtersFor(dir: Ref): SearchFilter[] {
@@ -140,12 +131,12 @@ export class NomadProvider implements Provider {
     }
   }
 
-  /** A fresh uploader (its own folder-id cache) on this provider's session; `partSize` for tests. */
-  uploader(opts: { partSize?: number } = {}): NomadUploader {
-    return new NomadUploader(this.client, this, { rootFolderId: this.cfg.rootFolderId, partSize: opts.partSize });
+  uploader(): NomadUploader {
+    return this.up;
   }
 
   async close(): Promise<void> {
+    await this.up.close();
     await this.client.close();
   }
 }

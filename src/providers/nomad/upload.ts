@@ -31,9 +31,10 @@ import { normalizeEtag } from '../../core/etag.js';
 import type { CompletedUpload, ConfirmedPart, UploadTarget, Uploader } from '../../upload/types.js';
 import { SessionLostError } from '../../upload/errors.js';
 import { errorMessage } from '../common/api-client.js';
-import type { NomadClient, NomadUploadPart, NomadUploadSession } from './client.js';
+import type { NomadClient, NomadUploadPart, NomadUploadSession } from './api.js';
+import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
+import { mapCache, retryOnceIfStale } from '../common/stale-retry.js';
 
-const MiB = 1024 * 1024;
 
 /** What the uploader needs of the provider: its listing and stat (one truth for names and versions). */
 export interface NomadTree {
@@ -56,7 +57,10 @@ interface KnownPart {
 }
 
 export class NomadUploader implements Uploader {
-  /** '/'-joined remote dir path → folder ref (positive answers only). */
+  /**
+   * Remote dir path → folder ref (positive answers only), keyed by the path's segments as JSON: a
+   * folder named `AC/DC` and the folders `AC` then `DC` are different paths ('/'-joining merged them).
+   */
   private readonly dirs = new Map<string, string>();
   /** Upload id → part number → where it goes (fresh from start or the upload query). */
   private readonly sessions = new Map<string, { assetId?: string; parts: Map<number, KnownPart> }>();
@@ -69,8 +73,11 @@ export class NomadUploader implements Uploader {
   ) {}
 
   partSize(size: number): number {
-    return Math.max(this.o.partSize ?? 8 * MiB, Math.ceil(size / 10_000 / MiB) * MiB);
+    return partSizeFor(size, MAX_PARTS.s3, this.o.partSize);
   }
+
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
 
   // ---- paths -------------------------------------------------------------------------------------
 
@@ -88,7 +95,7 @@ export class NomadUploader implements Uploader {
   private async dirRef(path: readonly string[], signal?: AbortSignal): Promise<Ref | undefined> {
     let ref: Ref = '';
     for (let i = 0; i < path.length; i++) {
-      const key = path.slice(0, i + 1).join('/');
+      const key = JSON.stringify(path.slice(0, i + 1));
       const hit = this.dirs.get(key);
       if (hit !== undefined) {
         ref = hit;
@@ -109,15 +116,9 @@ export class NomadUploader implements Uploader {
     return parent === undefined || name === undefined ? undefined : this.child(parent, name, signal);
   }
 
-  /** Runs `fn`; when the platform answers 404 (a cached folder id went stale), forgets the cache and runs it once more. */
-  private async fresh<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!(e instanceof NotFoundError) || this.dirs.size === 0) throw e;
-      this.dirs.clear();
-      return fn();
-    }
+  /** Runs `fn`, once more with the folder-id cache forgotten when a cached id went stale (common/stale-retry.ts). */
+  private fresh<T>(fn: () => Promise<T>): Promise<T> {
+    return retryOnceIfStale(mapCache(this.dirs), fn);
   }
 
   private noRoot(what: string): never {
@@ -300,7 +301,7 @@ export class NomadUploader implements Uploader {
     if (!name) throw new FsError('EINVAL', 'nomad: cannot rename onto the source root');
     const src = await this.entry(from.path, signal);
     if (!src) throw new NotFoundError(`nomad: ${from.path.join('/')} not found`);
-    if (from.path.join('/') === to.path.join('/')) return;
+    if (JSON.stringify(from.path) === JSON.stringify(to.path)) return;
     if (from.path.length === 1 && !this.o.rootFolderId) this.noRoot(`cannot rename the bucket ${src.name}`);
     const fromParent = await this.dirRef(from.path.slice(0, -1), signal);
     const toParent = await this.dirRef(to.path.slice(0, -1), signal);

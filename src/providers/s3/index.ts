@@ -3,63 +3,43 @@
  * presigned GET URLs, the same signed-URL path the media platforms use.
  * Refs: a file's ref is its key below the source prefix; a directory's ref ends in '/'; '' is the root.
  */
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { NotFoundError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
-import type { Logger } from '../../util/logger.js';
-import type { ApiMeter } from '../common/api-client.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
-import { countS3Requests } from '../common/sdk-meters.js';
-import { pagedList, type ListingLimits } from '../common/paging.js';
+import { pagedList } from '../common/paging.js';
 import { S3Uploader } from './upload.js';
-import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
-import { boundedS3Options } from '../../transports/sdk-clients.js';
-import { slashAncestry } from '../common/ids.js';
+import { s3Client } from './api.js';
+import { countS3Requests } from '../common/sdk-meters.js';
+import type { ProviderDeps } from '../common/deps.js';
+import { KeyAddressedStore, leafOf, prefixDir } from '../common/ids.js';
 
-export interface S3ProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
-  meter?: ApiMeter;
-  /** Keys per listing page (S3's maximum and default is 1000). */
-  listPageSize?: number;
-  /** Bounds of every listing (config `listing`). */
-  listing?: ListingLimits;
-}
+export type S3ProviderDeps = ProviderDeps;
 
-export class S3Provider implements Provider {
+export class S3Provider extends KeyAddressedStore implements Provider {
   readonly type = 's3';
   readonly name: string;
   readonly caps: { upload: boolean };
   private readonly client: S3Client;
-  private readonly prefix: string;
   private readonly numbers: EntryNumbers;
+  /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
+  private readonly up: S3Uploader;
 
   constructor(
     private readonly cfg: SourceConfigOf<'s3'>,
     private readonly deps: S3ProviderDeps,
   ) {
+    super(cfg.prefix, `${cfg.name}: no object`);
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
-    this.prefix = cfg.prefix && !cfg.prefix.endsWith('/') ? `${cfg.prefix}/` : cfg.prefix;
     this.numbers = new EntryNumbers({ log: deps.log, what: `s3 source "${cfg.name}"` });
-    this.client = new S3Client({
-      region: cfg.region,
-      endpoint: cfg.endpoint,
-      forcePathStyle: cfg.forcePathStyle,
-      credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey, sessionToken: cfg.sessionToken },
-      // Streamed aws-chunked trailers corrupt uploads on some S3-compatible servers (s3rver); real S3 is fine either way.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      // Bounded calls; no retries of its own (they belong to our pacer, which knows the read deadline).
-      ...boundedS3Options(deps.net ?? DEFAULT_BOUNDS),
-    });
+    this.client = s3Client(cfg, deps.net);
     if (deps.meter) countS3Requests(this.client, deps.meter);
+    this.up = new S3Uploader(this.client, cfg.bucket, this.prefix);
   }
 
   /**
@@ -92,7 +72,7 @@ export class S3Provider implements Provider {
         for (const p of page.CommonPrefixes ?? []) {
           if (!p.Prefix) continue;
           const ref = p.Prefix.slice(this.prefix.length);
-          items.push({ name: ref.slice(dir.length, -1), kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' });
+          items.push(prefixDir(ref.slice(dir.length, -1), ref));
         }
         for (const o of page.Contents ?? []) {
           if (!o.Key || o.Key === prefix) continue; // the folder marker of `dir` itself
@@ -117,13 +97,13 @@ export class S3Provider implements Provider {
   }
 
   async stat(ref: Ref, signal?: AbortSignal): Promise<RemoteEntry> {
-    const name = ref.replace(/\/$/, '').split('/').pop() ?? '';
+    const name = leafOf(ref);
     if (ref === '' || ref.endsWith('/')) {
       const page = await this.client
         .send(new ListObjectsV2Command({ Bucket: this.cfg.bucket, Prefix: this.prefix + ref, MaxKeys: 1 }), { abortSignal: signal })
         .catch((e: unknown) => Promise.reject(mapStorageError(e, `stat ${this.name}/${ref}`)));
       if (ref !== '' && !page.KeyCount) throw new NotFoundError(`${this.name}/${ref} not found`);
-      return { name, kind: 'dir', ref, size: 0, mtimeMs: 0, version: '' };
+      return prefixDir(name, ref);
     }
     try {
       const h = await this.client.send(new HeadObjectCommand({ Bucket: this.cfg.bucket, Key: this.prefix + ref }), { abortSignal: signal });
@@ -131,23 +111,6 @@ export class S3Provider implements Provider {
     } catch (e) {
       throw mapStorageError(e, `stat ${this.name}/${ref}`);
     }
-  }
-
-  /** A file's id is its whole key (the source prefix included); prefixes are not objects and have none. */
-  idOf(entry: RemoteEntry): string | undefined {
-    return entry.kind === 'file' ? this.prefix + entry.ref : undefined;
-  }
-
-  /** One HeadObject of the key. */
-  async byId(id: string, signal?: AbortSignal): Promise<RemoteEntry> {
-    if (!id.startsWith(this.prefix) || id.length === this.prefix.length || id.endsWith('/')) {
-      throw new NotFoundError(`${this.name}: no object ${id} below the source prefix`);
-    }
-    return this.stat(id.slice(this.prefix.length), signal);
-  }
-
-  async ancestry(entry: RemoteEntry): Promise<Ref[]> {
-    return slashAncestry(entry.ref);
   }
 
   async locate(obj: ObjectVersion): Promise<SignedLocator> {
@@ -158,10 +121,11 @@ export class S3Provider implements Provider {
   }
 
   uploader(): S3Uploader {
-    return new S3Uploader(this.client, this.cfg.bucket, this.prefix);
+    return this.up;
   }
 
   async close(): Promise<void> {
+    await this.up.close();
     this.client.destroy();
   }
 }

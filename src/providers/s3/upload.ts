@@ -16,12 +16,12 @@ import {
 } from '@aws-sdk/client-s3';
 import { normalizeEtag } from '../../core/etag.js';
 import { NotFoundError } from '../../core/errors.js';
-import type { ConfirmedPart, CompletedUpload, UploadTarget, Uploader } from '../../upload/types.js';
+import type { ConfirmedPart, CompletedUpload, RemoteContent, UploadTarget, Uploader } from '../../upload/types.js';
 import { SessionLostError } from '../../upload/errors.js';
 import { mapStorageError } from '../errors.js';
 import { contentTypeOf } from '../../util/content-type.js';
+import { MAX_PARTS, partSizeFor } from '../common/part-size.js';
 
-const MiB = 1024 * 1024;
 const errName = (e: unknown) => (e as { name?: string; Code?: string }).name ?? (e as { Code?: string }).Code ?? '';
 
 export class S3Uploader implements Uploader {
@@ -35,9 +35,11 @@ export class S3Uploader implements Uploader {
     return this.prefix + t.path.join('/');
   }
 
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
+
   partSize(size: number): number {
-    // ≥ 5 MiB (S3's minimum), ≤ 10,000 parts.
-    return Math.max(8 * MiB, Math.ceil(size / 10_000 / MiB) * MiB);
+    return partSizeFor(size, MAX_PARTS.s3);
   }
 
   async begin(t: UploadTarget, _size: number, signal?: AbortSignal): Promise<string> {
@@ -109,6 +111,17 @@ export class S3Uploader implements Uploader {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(t) }), { abortSignal: signal }).catch((e: unknown) => {
       throw mapStorageError(e, `delete ${this.key(t)}`);
     });
+  }
+
+  async remoteContent(t: UploadTarget, signal?: AbortSignal): Promise<RemoteContent | undefined> {
+    try {
+      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(t) }), { abortSignal: signal });
+      return { version: normalizeEtag(h.ETag), size: h.ContentLength ?? -1, s3Etag: normalizeEtag(h.ETag) };
+    } catch (e) {
+      const m = mapStorageError(e, `stat ${this.key(t)}`);
+      if (m instanceof NotFoundError) return undefined;
+      throw m;
+    }
   }
 
   async remoteVersion(t: UploadTarget, signal?: AbortSignal): Promise<string | undefined> {

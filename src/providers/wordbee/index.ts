@@ -13,27 +13,19 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
-import { FsError, NotFoundError } from '../../core/errors.js';
+import { NotFoundError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
-import type { Logger } from '../../util/logger.js';
-import type { NetBounds } from '../../transports/bounds.js';
-import { ApiClient, TokenSession, type ApiMeter } from '../common/api-client.js';
-import { capListing, pagedList, type ListingLimits } from '../common/paging.js';
+
+
+import type { ApiClient, TokenSession } from '../common/api-client.js';
+import { capListing, pagedList } from '../common/paging.js';
 import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
 import { WordbeeUploader } from './upload.js';
+import type { ProviderDeps } from '../common/deps.js';
+import { IDLE_RENEW_MS, WordbeeApi } from './api.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
 
-export interface WordbeeProviderDeps {
-  log: Logger;
-  /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
-  net?: NetBounds;
-  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
-  meter?: ApiMeter;
-  /** Segments per search page. Default 500. */
-  listPageSize?: number;
-  /** Bounds of every listing (config `listing`): the segment search of a scope is one listing. */
-  listing?: ListingLimits;
-}
+export type WordbeeProviderDeps = ProviderDeps;
 
 /** One asset row of `…/assets/{segmentid}/list` (standard and Flex field names). */
 interface AssetRow {
@@ -57,18 +49,20 @@ interface ScopeIndex {
   readonly docs: Map<number, number[]>;
 }
 
-const IDLE_RENEW_MS = 25 * 60_000; // Wordbee drops a token after 30 idle minutes
 const SNAPSHOT_TTL_MS = 5_000;
 
 export class WordbeeProvider implements Provider {
   readonly type = 'wordbee';
   readonly name: string;
   readonly caps: { upload: boolean };
+  private readonly wb: WordbeeApi;
   private readonly api: ApiClient;
   private readonly session: TokenSession;
   private readonly scopes = new LRUCache<string, ScopeIndex>({ max: 64, ttl: SNAPSHOT_TTL_MS });
   private readonly segmentRows = new LRUCache<number, AssetRow[]>({ max: 2048, ttl: SNAPSHOT_TTL_MS });
   private readonly numbers: EntryNumbers;
+  /** Created with the provider, closed by close() (docs/design.md "Provider kit"). */
+  private readonly up: WordbeeUploader;
 
   constructor(
     private readonly cfg: SourceConfigOf<'wordbee'>,
@@ -77,27 +71,10 @@ export class WordbeeProvider implements Provider {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly };
     this.numbers = new EntryNumbers({ log: deps.log, what: `wordbee source "${cfg.name}"` });
-    this.session = new TokenSession(
-      async (signal) => ({ token: await this.login(signal), expiresInMs: IDLE_RENEW_MS }),
-      (token) => ({ 'X-Auth-Token': token, 'X-Auth-AccountId': cfg.accountId }),
-    );
-    this.api = new ApiClient({
-      baseUrl: cfg.baseUrl,
-      what: `wordbee source "${cfg.name}"`,
-      auth: this.session,
-      bounds: deps.net,
-      meter: deps.meter,
-      // The docs show an expired token answered with 400 "Token invalid or expired."
-      isAuthFailure: (status, text) => status === 400 && /token/i.test(text),
-    });
-  }
-
-  private async login(signal?: AbortSignal): Promise<string> {
-    const r = await this.api.send({ method: 'POST', path: 'auth/token', json: { accountid: this.cfg.accountId, key: this.cfg.apiKey }, login: true, signal });
-    let token = r.text.trim();
-    if (token.startsWith('"')) token = JSON.parse(token) as string; // a JSON string, or the bare token
-    if (!token) throw new FsError('EACCES', `wordbee source "${this.name}": login answered no token`);
-    return token;
+    this.wb = new WordbeeApi(cfg, deps.net, deps.meter);
+    this.api = this.wb.http;
+    this.session = this.wb.session;
+    this.up = this.newUploader();
   }
 
   async *list(dir: Ref, signal?: AbortSignal): AsyncIterable<RemoteEntry> {
@@ -241,6 +218,10 @@ export class WordbeeProvider implements Provider {
   }
 
   uploader(): WordbeeUploader {
+    return this.up;
+  }
+
+  private newUploader(): WordbeeUploader {
     return new WordbeeUploader(this.api, {
       versionAt: async (scope, seg, locale, rel, name, signal) => {
         if (!this.cfg.scopes.includes(scope)) throw new NotFoundError(`wordbee: scope ${scope} is not configured`);
@@ -254,7 +235,8 @@ export class WordbeeProvider implements Provider {
   }
 
   async close(): Promise<void> {
-    await this.api.close();
+    await this.up.close();
+    await this.wb.close();
   }
 
   private parse(ref: Ref, want?: 'file' | 'dir'): WbPath {
@@ -331,7 +313,7 @@ export class WordbeeProvider implements Provider {
     const hit = fresh ? undefined : this.segmentRows.get(seg);
     if (hit) return hit;
     const answer = await this.api.json<AssetRow[]>({ path: `resources/assets/${seg}/list`, query: { scope }, signal });
-    // One answer, no paging (providers.md): the entry cap still bounds what is kept.
+    // One answer, no paging (docs/providers.md#wordbee): the entry cap still bounds what is kept.
     const rows = capListing(Array.isArray(answer) ? answer : [], { what: `wordbee source "${this.name}": assets of segment ${seg}`, limits: this.deps.listing, log: this.deps.log }) as AssetRow[];
     this.segmentRows.set(seg, rows);
     return rows;

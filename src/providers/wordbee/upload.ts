@@ -44,6 +44,9 @@ export class WordbeeUploader implements Uploader {
     return { scope, seg: Number(seg), locale: locale === NO_LOCALE ? '' : locale, rel: rest, name };
   }
 
+  /** Holds nothing of its own (the provider owns the clients): nothing to release. */
+  close(): void {}
+
   partSize(size: number): number {
     return Math.max(1, size);
   }
@@ -63,12 +66,7 @@ export class WordbeeUploader implements Uploader {
     const p = this.place(t);
     const form = new FormData();
     form.append('file', new Blob([data], { type: contentTypeOf(p.name) }), p.name);
-    const encoded = new Response(form); // one encoding: the boundary in the type must be the body's
-    const type = encoded.headers.get('content-type') ?? '';
-    const body = Buffer.from(await encoded.arrayBuffer());
-    const r = await this.api.json<{ result?: { token?: string } }>({
-      method: 'POST', path: 'media/upload', query: { filename: p.name }, body, headers: { 'content-type': type }, signal,
-    });
+    const r = await this.api.json<{ result?: { token?: string } }>({ method: 'POST', path: 'media/upload', query: { filename: p.name }, multipart: form, signal });
     const token = r?.result?.token;
     if (!token) throw new FsError('EIO', 'wordbee: media upload answered no file token');
     return token;

@@ -55,7 +55,7 @@ export class Staging {
   private readonly failedPaths = new Set<string>();
   private bytes = 0;
 
-  constructor(private readonly o: StagingOptions) {}
+  constructor(private readonly opts: StagingOptions) {}
 
   /**
    * Before the mount serves: every record and every file in the folder accounted for. Complete files
@@ -63,8 +63,8 @@ export class Staging {
    * (copies never written to, halves of a crash) deleted.
    */
   async recover(): Promise<void> {
-    await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
-    for (const { record: r, size } of await scanStaging(this.o.dir, this.o.records, this.o.log)) {
+    await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
+    for (const { record: r, size } of await scanStaging(this.opts.dir, this.opts.records, this.opts.log)) {
       if (r.state === 'attention') {
         this.keep(r, r.reason ?? 'kept', size);
         continue;
@@ -92,7 +92,7 @@ export class Staging {
 
   private keep(r: StagedRecord, reason: string, size: number): void {
     this.bytes += size;
-    this.kept.set(r.path, { id: r.id, path: r.path, staged: join(this.o.dir, r.id), source: r.source, remotePath: r.remotePath, baseVersion: r.baseVersion, reason, since: new Date(r.updatedAt).toISOString(), size });
+    this.kept.set(r.path, { id: r.id, path: r.path, staged: join(this.opts.dir, r.id), source: r.source, remotePath: r.remotePath, baseVersion: r.baseVersion, reason, since: new Date(r.updatedAt).toISOString(), size });
   }
 
   get(path: string): StagedFile | undefined {
@@ -127,7 +127,7 @@ export class Staging {
     this.failedPaths.delete(path);
     const f = this.entry(newId(), path, source, remote, base, 0);
     await this.record(f, 'open');
-    const fh = await open(join(this.o.dir, f.id), 'w', 0o600);
+    const fh = await open(join(this.opts.dir, f.id), 'w', 0o600);
     await fh.close();
     f.state = 'open';
     this.files.set(path, f);
@@ -142,7 +142,7 @@ export class Staging {
     await this.supersede(path);
     this.reserve(size);
     const id = newId();
-    const file = join(this.o.dir, id);
+    const file = join(this.opts.dir, id);
     try {
       const fh = await open(file, 'w', 0o600);
       try {
@@ -161,8 +161,8 @@ export class Staging {
 
   /** Fails with ENOSPC when `more` bytes would take staging past uploads.stagingMax. */
   reserve(more: number): void {
-    if (this.o.maxBytes > 0 && more > 0 && this.bytes + more > this.o.maxBytes) {
-      throw new FsError('ENOSPC', `the staging area is full (uploads.stagingMax ${this.o.maxBytes} bytes; ${this.bytes} staged)`);
+    if (this.opts.maxBytes > 0 && more > 0 && this.bytes + more > this.opts.maxBytes) {
+      throw new FsError('ENOSPC', `the staging area is full (uploads.stagingMax ${this.opts.maxBytes} bytes; ${this.bytes} staged)`);
     }
   }
 
@@ -174,7 +174,7 @@ export class Staging {
   }
 
   async openFile(f: StagedFile, write: boolean): Promise<FileHandle> {
-    const fh = await open(join(this.o.dir, f.id), write ? 'r+' : 'r');
+    const fh = await open(join(this.opts.dir, f.id), write ? 'r+' : 'r');
     if (write) f.writers++;
     return fh;
   }
@@ -188,7 +188,7 @@ export class Staging {
     if (f.state === 'open') return;
     clearTimeout(f.timer);
     f.timer = undefined;
-    if (f.jobId !== undefined) this.o.port.cancel(f.jobId, 'written again before its upload finished');
+    if (f.jobId !== undefined) this.opts.port.cancel(f.jobId, 'written again before its upload finished');
     f.jobId = undefined;
     f.state = 'open';
     if (this.holds(f)) await this.record(f, 'open');
@@ -200,7 +200,7 @@ export class Staging {
     f.state = 'sealed';
     if (!f.named) {
       // The copy's data is on disk (the caller synced it); its name in the folder too, once.
-      const dh = await open(this.o.dir, 'r');
+      const dh = await open(this.opts.dir, 'r');
       await dh.sync().finally(() => dh.close());
       f.named = true;
     }
@@ -219,7 +219,7 @@ export class Staging {
   /** Queue after the write-back delay (a rename or a new open meanwhile starts it again). */
   private schedule(f: StagedFile): void {
     clearTimeout(f.timer);
-    f.timer = setTimeout(() => void this.queue(f).catch((e: unknown) => this.o.log.error({ err: e, path: f.path }, 'could not queue an upload; it is kept staged')), this.o.writeBackMs);
+    f.timer = setTimeout(() => void this.queue(f).catch((e: unknown) => this.opts.log.error({ err: e, path: f.path }, 'could not queue an upload; it is kept staged')), this.opts.writeBackMs);
     f.timer.unref();
   }
 
@@ -229,11 +229,11 @@ export class Staging {
     f.timer = undefined;
     if (f.state === 'queued') return f.jobId;
     if (f.state !== 'sealed' || !this.holds(f)) return undefined;
-    const file = join(this.o.dir, f.id);
+    const file = join(this.opts.dir, f.id);
     const st = await stat(file); // the engine checks the copy is unchanged by its size and mtime
     const now = f.state as StagedState; // it may have moved while the stat was awaited
     if (now !== 'sealed' || !this.holds(f)) return now === 'queued' ? f.jobId : undefined;
-    const id = this.o.port.enqueue({ localPath: file, source: f.source, remotePath: joinRemote(f.remote), size: st.size, mtimeMs: st.mtimeMs, baseVersion: f.base });
+    const id = this.opts.port.enqueue({ localPath: file, source: f.source, remotePath: joinRemote(f.remote), size: st.size, mtimeMs: st.mtimeMs, baseVersion: f.base });
     f.state = 'queued';
     f.jobId = id;
     await this.record(f, 'queued');
@@ -242,21 +242,21 @@ export class Staging {
   }
 
   /** fsync: queue now and wait (at most `timeoutMs`) for the upload; its failure is the fsync's error. */
-  async flushUpload(f: StagedFile, timeoutMs: number): Promise<void> {
+  async uploadNow(f: StagedFile, timeoutMs: number): Promise<void> {
     const id = await this.queue(f);
-    if (id !== undefined) await this.o.port.wait(id, timeoutMs);
+    if (id !== undefined) await this.opts.port.wait(id, timeoutMs);
   }
 
   private watch(f: StagedFile, jobId: number): void {
-    this.o.port.done(jobId).then(
+    this.opts.port.done(jobId).then(
       (outcome) => this.uploaded(f, jobId, outcome),
       (e: unknown) => {
         // Calls-off of our own forget the job id first. Any other end (a newer job to the same target
         // replaced it, or the engine no longer knows it after a restart): the file is complete, queue it again.
         if (f.jobId !== jobId || !this.holds(f)) return;
-        this.o.log.info({ path: f.path, err: (e as Error).message }, 'upload of a staged file queued again');
+        this.opts.log.info({ path: f.path, err: (e as Error).message }, 'upload of a staged file queued again');
         f.state = 'sealed';
-        void this.queue(f).catch((err: unknown) => this.o.log.error({ err, path: f.path }, 'could not queue an upload; it is kept staged'));
+        void this.queue(f).catch((err: unknown) => this.opts.log.error({ err, path: f.path }, 'could not queue an upload; it is kept staged'));
       },
     );
   }
@@ -265,11 +265,11 @@ export class Staging {
   private uploaded(f: StagedFile, jobId: number, outcome: UploadOutcome): void {
     if (f.jobId !== jobId || f.state !== 'queued') return;
     f.jobId = undefined;
-    if (outcome.conflictOf) this.o.log.warn({ path: f.path, conflictCopy: `${f.source}/${outcome.remotePath}` }, 'written file went up as a conflict copy');
+    if (outcome.conflictOf) this.opts.log.warn({ path: f.path, conflictCopy: `${f.source}/${outcome.remotePath}` }, 'written file went up as a conflict copy');
     else if (outcome.version) f.base = outcome.version;
     f.state = 'clean'; // what the remote now holds: no record, dropped at its last close
     if (f.writers === 0) return this.forget(f);
-    void this.o.records.removeRecord(f.id).catch((e: unknown) => this.o.log.error({ err: e, path: f.path }, 'could not clear the record of an uploaded file'));
+    void this.opts.records.removeRecord(f.id).catch((e: unknown) => this.opts.log.error({ err: e, path: f.path }, 'could not clear the record of an uploaded file'));
   }
 
   /** rename of a staged file (rsync's `.x.XXXXXX` → `x`): the record moves before the rename is acknowledged. */
@@ -277,7 +277,7 @@ export class Staging {
     const existing = this.files.get(to);
     if (existing && existing !== f) this.drop(existing, 'replaced by a rename');
     await this.supersede(to);
-    if (f.jobId !== undefined) this.o.port.cancel(f.jobId, 'renamed before its upload finished');
+    if (f.jobId !== undefined) this.opts.port.cancel(f.jobId, 'renamed before its upload finished');
     f.jobId = undefined;
     if (f.state === 'queued' || f.state === 'clean') f.state = 'sealed'; // a clean copy under a new name is new there
     this.files.delete(f.path);
@@ -352,14 +352,14 @@ export class Staging {
   private async deleteKept(path: string, why: string): Promise<boolean> {
     const k = this.unkeep(path);
     if (!k) return false;
-    this.o.log.info({ path, staged: k.staged }, why);
-    await this.o.records.removeRecord(k.id);
+    this.opts.log.info({ path, staged: k.staged }, why);
+    await this.opts.records.removeRecord(k.id);
     await rm(k.staged, { force: true });
     return true;
   }
 
   private async record(f: StagedFile, state: RecordState, durable = false): Promise<void> {
-    await this.o.records.put({ id: f.id, path: f.path, source: f.source, remotePath: joinRemote(f.remote), baseVersion: f.base, state, jobId: f.jobId ?? null, reason: null }, durable);
+    await this.opts.records.put({ id: f.id, path: f.path, source: f.source, remotePath: joinRemote(f.remote), baseVersion: f.base, state, jobId: f.jobId ?? null, reason: null }, durable);
   }
 
   /** Whether `f` is still in the staging area (not removed, replaced, or failed while a writer had it open). */
@@ -370,7 +370,7 @@ export class Staging {
   /** Out of the mount: upload cancelled; the copy and its records deleted once no handle is open. */
   private drop(f: StagedFile, reason: string): void {
     clearTimeout(f.timer);
-    if (f.jobId !== undefined) this.o.port.cancel(f.jobId, reason);
+    if (f.jobId !== undefined) this.opts.port.cancel(f.jobId, reason);
     f.jobId = undefined;
     this.forget(f); // open handles keep the inode: the name can go now (reads through them still work)
   }
@@ -382,9 +382,9 @@ export class Staging {
     this.bytes -= f.size;
     // The copy goes even when its record cannot (a full journal): the next start's recover() drops a
     // record whose copy is gone.
-    void this.o.records
+    void this.opts.records
       .removeRecord(f.id)
-      .catch((e: unknown) => this.o.log.error({ err: e, path: f.path }, 'could not clear the record of a staged file'))
-      .finally(() => rm(join(this.o.dir, f.id), { force: true }));
+      .catch((e: unknown) => this.opts.log.error({ err: e, path: f.path }, 'could not clear the record of a staged file'))
+      .finally(() => rm(join(this.opts.dir, f.id), { force: true }));
   }
 }

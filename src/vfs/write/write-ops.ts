@@ -30,7 +30,7 @@ const COPY_CHUNK = 8 * 1024 * 1024;
 
 export interface StagedHandle {
   readonly kind: 'staged';
-  readonly f: StagedFile;
+  readonly file: StagedFile;
   readonly fh: FileHandle;
   readonly write: boolean;
   /** Writable handles only: writes are answered from a buffer (write-behind.ts). */
@@ -78,10 +78,10 @@ export class WriteOps {
   private readonly staging: Staging;
 
   constructor(
-    private readonly o: WriteOptions,
+    private readonly opts: WriteOptions,
     private readonly vfs: VfsAccess,
   ) {
-    this.staging = o.staging;
+    this.staging = opts.staging;
   }
 
   stagedAttr(path: string): Attr | undefined {
@@ -103,7 +103,7 @@ export class WriteOps {
   private writableSource(path: string): { source: string; uploader: Uploader } {
     const source = split(path)[0];
     if (!source || split(path).length < 2) throw new FsError('EROFS', `${path}: the mount root and source folders cannot be changed`);
-    const uploader = this.o.uploaderFor(source);
+    const uploader = this.opts.uploaderFor(source);
     if (!uploader) throw new FsError('EROFS', `${path}: source "${source}" is read-only (or its platform takes no uploads yet)`);
     return { source, uploader };
   }
@@ -123,7 +123,7 @@ export class WriteOps {
   private writable(f: StagedFile, fh: FileHandle): StagedHandle {
     const wb = new WriteBehind(fh);
     f.buffers.add(wb);
-    return { kind: 'staged', f, fh, write: true, wb };
+    return { kind: 'staged', file: f, fh, write: true, wb };
   }
 
   /** A new file: it had no remote version, so a remote file that appears meanwhile is a conflict. */
@@ -165,7 +165,7 @@ export class WriteOps {
     }
     try {
       const fh = await this.staging.openFile(f, write);
-      if (!write) return { kind: 'staged', f, fh, write };
+      if (!write) return { kind: 'staged', file: f, fh, write };
       const h = this.writable(f, fh);
       if (trunc && !fresh) await this.resize(h, 0);
       return h;
@@ -185,8 +185,8 @@ export class WriteOps {
   }
 
   async write(h: StagedHandle, buf: Buffer, length: number, position: number): Promise<number> {
-    if (!h.write) throw new FsError('EBADF', `${h.f.path} is open read-only`);
-    const f = h.f;
+    if (!h.write) throw new FsError('EBADF', `${h.file.path} is open read-only`);
+    const f = h.file;
     let n: number;
     try {
       if (position + length > f.size) this.staging.reserve(position + length - f.size);
@@ -208,7 +208,7 @@ export class WriteOps {
   }
 
   async read(h: StagedHandle, into: Buffer, length: number, position: number): Promise<number> {
-    await this.flushAll(h.f);
+    await this.flushAll(h.file);
     return (await h.fh.read(into, 0, length, position)).bytesRead;
   }
 
@@ -219,10 +219,10 @@ export class WriteOps {
 
   /** Buffered writes reach the staged copy and the disk; the file is journaled complete. */
   private async seal(h: StagedHandle): Promise<void> {
-    await this.flushAll(h.f);
-    if (h.f.state !== 'open') return;
+    await this.flushAll(h.file);
+    if (h.file.state !== 'open') return;
     await h.fh.datasync();
-    await this.staging.sealed(h.f);
+    await this.staging.sealed(h.file);
   }
 
   /**
@@ -232,45 +232,45 @@ export class WriteOps {
   async flush(h: StagedHandle): Promise<void> {
     if (!h.write) return;
     try {
-      if (h.f.writers <= 1) await this.seal(h);
-      else await this.flushAll(h.f);
+      if (h.file.writers <= 1) await this.seal(h);
+      else await this.flushAll(h.file);
     } catch (e) {
-      throw this.failed(h.f, e, 'close');
+      throw this.failed(h.file, e, 'close');
     }
   }
 
   async release(h: StagedHandle): Promise<void> {
     try {
       if (h.wb) {
-        await h.wb.flush().catch((e: unknown) => this.failed(h.f, e, 'close'));
-        h.f.buffers.delete(h.wb);
-        if (h.f.writers <= 1 && !h.f.failed) await this.seal(h).catch((e: unknown) => this.failed(h.f, e, 'close'));
+        await h.wb.flush().catch((e: unknown) => this.failed(h.file, e, 'close'));
+        h.file.buffers.delete(h.wb);
+        if (h.file.writers <= 1 && !h.file.failed) await this.seal(h).catch((e: unknown) => this.failed(h.file, e, 'close'));
       }
     } finally {
       await h.fh.close();
-      if (h.write) this.staging.released(h.f);
+      if (h.write) this.staging.released(h.file);
     }
   }
 
   /** fsync: sealed like close, then the upload is waited for (bounded by uploads.fsyncTimeout). */
   async fsync(h: StagedHandle): Promise<void> {
-    const deadline = Date.now() + this.o.fsyncTimeoutMs;
+    const deadline = Date.now() + this.opts.fsyncTimeoutMs;
     try {
-      await this.flushAll(h.f);
+      await this.flushAll(h.file);
       await h.fh.sync();
-      if (h.f.state === 'open') await this.staging.sealed(h.f);
+      if (h.file.state === 'open') await this.staging.sealed(h.file);
     } catch (e) {
-      throw this.failed(h.f, e, 'fsync');
+      throw this.failed(h.file, e, 'fsync');
     }
     try {
-      await this.staging.flushUpload(h.f, Math.max(0, deadline - Date.now()));
+      await this.staging.uploadNow(h.file, Math.max(0, deadline - Date.now()));
     } catch (e) {
-      throw new FsError('EIO', `${h.f.path}: upload not confirmed: ${(e as Error).message}`, { cause: e });
+      throw new FsError('EIO', `${h.file.path}: upload not confirmed: ${(e as Error).message}`, { cause: e });
     }
   }
 
   private async resize(h: StagedHandle, size: number): Promise<void> {
-    const f = h.f;
+    const f = h.file;
     try {
       if (size > f.size) this.staging.reserve(size - f.size);
       await this.staging.modifying(f);
@@ -283,7 +283,7 @@ export class WriteOps {
   }
 
   async ftruncate(h: StagedHandle, size: number): Promise<void> {
-    if (!h.write) throw new FsError('EBADF', `${h.f.path} is open read-only`);
+    if (!h.write) throw new FsError('EBADF', `${h.file.path} is open read-only`);
     await this.resize(h, size);
   }
 

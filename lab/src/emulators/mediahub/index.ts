@@ -71,6 +71,11 @@ export interface MediahubEmulator {
   addPipeline(id: string): void;
   /** Mutable at runtime: the lifetime of tokens issued from now on. */
   tokenTtlMs: number;
+  /**
+   * Mutable at runtime: the `expires_in` answered, when it should not be the real lifetime (a server
+   * whose tokens die before their stated expiry: clock skew, rounding). Undefined: the real lifetime.
+   */
+  tokenStatedTtlMs: number | undefined;
   /** Mutable at runtime: lifetime of download URLs requested without expiry_time. */
   urlTtlMs: number;
   /** Tokens issued (login count), for tests. */
@@ -123,7 +128,9 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
   let issued = 0;
   const router = new Router();
   // `state` is the returned object: tokenTtlMs/urlTtlMs are read from it at request time.
-  const state = { tokenTtlMs: opts.tokenTtlMs ?? 7_200_000, urlTtlMs: opts.urlTtlMs ?? 15 * 60_000 };
+  const state: { tokenTtlMs: number; tokenStatedTtlMs: number | undefined; urlTtlMs: number } = {
+    tokenTtlMs: opts.tokenTtlMs ?? 7_200_000, tokenStatedTtlMs: undefined, urlTtlMs: opts.urlTtlMs ?? 15 * 60_000,
+  };
   let apiBase = '';
   let emuUrl = '';
   const pipelines = new Set(opts.pipelines ?? []);
@@ -157,7 +164,7 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
     issued++;
     sendJson(ctx.res, 200, {
       access_token: signer.issue({ cid: client.id, scope: scope.join(',') }, ttl),
-      expires_in: String(Math.max(1, Math.round(ttl / 1000))),
+      expires_in: String(Math.max(1, Math.round((state.tokenStatedTtlMs ?? ttl) / 1000))),
       token_type: 'Bearer',
     });
   });
@@ -258,6 +265,8 @@ export async function startMediahubEmulator(opts: MediahubEmulatorOptions): Prom
     addPipeline: (id) => void pipelines.add(id),
     get tokenTtlMs() { return state.tokenTtlMs; },
     set tokenTtlMs(v: number) { state.tokenTtlMs = v; },
+    get tokenStatedTtlMs() { return state.tokenStatedTtlMs; },
+    set tokenStatedTtlMs(v: number | undefined) { state.tokenStatedTtlMs = v; },
     get urlTtlMs() { return state.urlTtlMs; },
     set urlTtlMs(v: number) { state.urlTtlMs = v; },
     get tokensIssued() { return issued; },

@@ -14,9 +14,9 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import type { BlockSource, ObjectVersion } from '../core/types.js';
-import { blockCount } from '../core/blocks.js';
+import { blockCount, objectKey } from '../core/blocks.js';
 import type { Logger } from '../util/logger.js';
-import type { DiskBlockCache } from './disk-cache.js';
+import type { DiskBlockCache } from '../cache/disk-cache.js';
 
 export interface PinStatus {
   path: string;
@@ -49,18 +49,18 @@ export class Pinner {
   private readonly pins = new Map<string, Pin>();
   private readonly limit = pLimit(2);
 
-  constructor(private readonly d: PinnerDeps) {}
+  constructor(private readonly deps: PinnerDeps) {}
 
   /** Re-mark what was pinned before; call before the disk tier's init(). */
   async load(): Promise<void> {
     let saved: { path: string; objects: { source: string; ref: string }[] }[] = [];
     try {
-      saved = JSON.parse(await readFile(this.d.file, 'utf8'));
+      saved = JSON.parse(await readFile(this.deps.file, 'utf8'));
     } catch {
       return;
     }
     for (const p of saved) {
-      for (const o of p.objects) this.d.disk.setPinned(o.source, o.ref, true);
+      for (const o of p.objects) this.deps.disk.setPinned(o.source, o.ref, true);
       this.pins.set(p.path, { path: p.path, objects: p.objects, files: p.objects.length, bytes: 0, cachedBytes: 0, state: 'downloading' });
     }
   }
@@ -81,8 +81,8 @@ export class Pinner {
     const p = this.pins.get(path);
     if (!p) return false;
     this.pins.delete(path);
-    const stillPinned = new Set([...this.pins.values()].flatMap((q) => q.objects.map((o) => `${o.source}\0${o.ref}`)));
-    for (const o of p.objects) if (!stillPinned.has(`${o.source}\0${o.ref}`)) this.d.disk.setPinned(o.source, o.ref, false);
+    const stillPinned = new Set([...this.pins.values()].flatMap((q) => q.objects.map((o) => objectKey(o.source, o.ref))));
+    for (const o of p.objects) if (!stillPinned.has(objectKey(o.source, o.ref))) this.deps.disk.setPinned(o.source, o.ref, false);
     await this.save();
     return true;
   }
@@ -99,7 +99,7 @@ export class Pinner {
   private async fill(p: Pin, listOnly = false): Promise<void> {
     const files: ObjectVersion[] = [];
     try {
-      for await (const f of this.d.walk(p.path)) files.push(f.obj);
+      for await (const f of this.deps.walk(p.path)) files.push(f.obj);
     } catch (e) {
       p.state = 'error';
       p.error = (e as Error).message;
@@ -112,37 +112,37 @@ export class Pinner {
     p.cachedBytes = 0;
     p.state = 'downloading';
     delete p.error;
-    for (const f of files) this.d.disk.setPinned(f.source, f.ref, true);
+    for (const f of files) this.deps.disk.setPinned(f.source, f.ref, true);
     await this.save();
     const work = Promise.all(files.map((f) => this.limit(() => this.download(p, f)))).then(
       () => {
         if (this.pins.get(p.path) === p && p.state !== 'error') p.state = 'complete';
-        this.d.log.info({ path: p.path, files: p.files, bytes: p.bytes }, 'pinned: fully on disk');
+        this.deps.log.info({ path: p.path, files: p.files, bytes: p.bytes }, 'pinned: fully on disk');
       },
       (e: unknown) => {
         p.state = 'error';
         p.error = (e as Error).message;
-        this.d.log.warn({ path: p.path, err: e }, 'pin download failed');
+        this.deps.log.warn({ path: p.path, err: e }, 'pin download failed');
       },
     );
     if (!listOnly) await work;
   }
 
   private async download(p: Pin, obj: ObjectVersion): Promise<void> {
-    const bs = this.d.blocks.blockSize;
+    const bs = this.deps.blocks.blockSize;
     for (let i = 0; i < blockCount(obj.size, bs); i++) {
       if (this.pins.get(p.path) !== p) return; // unpinned meanwhile
       const len = Math.min(bs, obj.size - i * bs);
       // A copy: the block may sit in a recycled memory-tier buffer, and the disk write outlives a microtask.
-      if (!this.d.disk.has(obj, i)) await this.d.disk.put(obj, i, Buffer.from(await this.d.blocks.readBlock(obj, i)));
+      if (!this.deps.disk.has(obj, i)) await this.deps.disk.put(obj, i, Buffer.from(await this.deps.blocks.readBlock(obj, i)));
       p.cachedBytes += len;
     }
   }
 
   private async save(): Promise<void> {
     const data = [...this.pins.values()].map((p) => ({ path: p.path, objects: p.objects }));
-    const tmp = `${this.d.file}.tmp`;
+    const tmp = `${this.deps.file}.tmp`;
     await writeFile(tmp, JSON.stringify(data), { mode: 0o600 });
-    await rename(tmp, this.d.file);
+    await rename(tmp, this.deps.file);
   }
 }

@@ -8,6 +8,7 @@
  *    the server asks us to wait past it, the last error is rethrown unchanged.
  *  - An aborted signal stops everything with the signal's reason, also in the middle of a delay.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { TransientError } from '../core/errors.js';
 
 export interface RetryOptions {
@@ -59,21 +60,11 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
   }
 }
 
-/** setTimeout as a promise that rejects with the signal's reason when aborted. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/** node:timers/promises' setTimeout, rejecting with the signal's own reason (not an AbortError wrapping it) when aborted. */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, { signal });
+  } catch (e) {
+    throw signal?.aborted ? signal.reason : e;
+  }
 }

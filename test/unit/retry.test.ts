@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { retry, sleep } from '../../src/util/pacer.js';
+import { retry, sleep } from '../../src/util/retry.js';
 import { NotFoundError, TransientError } from '../../src/core/errors.js';
 
-describe('retry (src/util/pacer.ts)', () => {
+describe('retry (src/util/retry.ts)', () => {
   it('returns the first success and passes the attempt number', async () => {
     const seen: number[] = [];
     const v = await retry(
