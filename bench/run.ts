@@ -7,7 +7,8 @@
  *   ÷ a trivial in-memory fuse-native FS; kernel options; rclone and s3fs; fio; ffprobe; ls -l; RSS; bursts
  *   and the cold-read comparison again on the same bytes in Azurite (bench/azurite.ts); journal calls with
  *   100,000 queued jobs (bench/journal.ts); CPU-seconds per GiB of receiving the object through each
- *   transport, s3rver and Azurite (bench/receive.ts)
+ *   transport, s3rver and Azurite (bench/receive.ts); 4 hosts cold-reading one object with and without the
+ *   shared tier, and a shared-tier hit (bench/shared.ts)
  * Writes bench/results/latest.md. Not a test: nothing here asserts.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -29,6 +30,7 @@ import { kernelOptionsBench } from './kernel.js';
 import { receiveRows } from './receive.js';
 import { assetfsExtras, peerColdReads } from './peers.js';
 import { startFaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
+import { sharedBench } from './shared.js';
 
 const GiB = 1024 ** 3;
 const SIZE = Number(process.env.BENCH_BYTES ?? GiB);
@@ -164,6 +166,8 @@ async function main() {
     }
     process.stdout.write('bench: journal calls with 100,000 queued jobs…\n');
     const journalRows = await journalBench();
+    process.stdout.write('bench: the shared tier (4 hosts, one Redis)…\n');
+    const sharedRows = await sharedBench(SIZE);
     const f = (x: number) => x.toFixed(0);
     rows.push(['direct download of the signed URL (curl)', `${f(median(direct))} MiB/s`, 'baseline']);
     rows.push(['cold sequential read through assetfs (dd bs=1M; default cache: 512 MiB memory tier, disk tier on)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.9)`]);
@@ -187,7 +191,7 @@ async function main() {
           : [`cold sequential read through ${name}`, `${f(speed)} MiB/s`, `assetfs is ${(median(cold) / speed).toFixed(2)} × this (aim ≥ 1.3)`],
       );
     }
-    rows.push(...receive.rows, ...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows, ...journalRows);
+    rows.push(...receive.rows, ...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows, ...journalRows, ...sharedRows);
     const table = [
       `Benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
       '',

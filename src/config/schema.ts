@@ -204,6 +204,32 @@ const SyncEntry = z.strictObject({
   stableFor: duration('stableFor').default(2000),
 });
 
+/**
+ * Where the shared tier lives: `redis://[user:pass@]host:6379/0`, `rediss://…` (TLS), or a unix socket
+ * as an absolute path or `unix:///path/redis.sock` (`?db=N` picks the database).
+ */
+const redisAddress = z.string().refine((s) => (/^rediss?:\/\/[^\s]+$/.test(s) && URL.canParse(s)) || /^unix:\/\/\/[^\s]+$/.test(s) || /^\/[^\s]*$/.test(s), 'expected redis://host:6379/0, rediss://host:6380/0, unix:///path/redis.sock or an absolute socket path');
+
+export const SharedSchema = z.strictObject({
+  redis: redisAddress,
+  /** Prefix of every key and channel: farms (or test runs) sharing one Redis stay apart. */
+  keyPrefix: z.string().regex(/^[A-Za-z0-9._:-]{0,64}$/, 'expected up to 64 letters, digits or ._:-').default('assetfs:'),
+  /** This host's name in `assetfs status --cluster` (default: the machine's hostname). */
+  hostName: z.string().min(1).max(255).optional(),
+  /** Longest one Redis call may take; slower calls count as failures of the shared tier (its circuit breaker). */
+  timeout: duration('shared.timeout').default(1_000),
+  /** How long a host's claim to fetch a block from the origin holds; others wait at most this long, then fetch it themselves. */
+  lockTtl: duration('shared.lockTtl').default(5_000),
+  /** How long an upload lease lives without a heartbeat; a host that died is taken over after it. */
+  leaseTtl: duration('shared.leaseTtl').default(30_000),
+  /** How often each host reports itself (status --cluster); a host silent for three periods is shown as gone. */
+  heartbeat: duration('shared.heartbeat').default(5_000),
+  /** Share signed URLs (they carry read credentials: keep Redis private, docs/scale.md). */
+  locators: z.boolean().default(true),
+  /** Bytes of block writes to Redis queued at once; past it a block is not shared (best effort). */
+  writeQueue: size('shared.writeQueue').default(64 * 1024 ** 2),
+});
+
 export const ConfigSchema = z
   .strictObject({
     mountpoint: z.string().min(1).optional(),
@@ -317,6 +343,8 @@ export const ConfigSchema = z
         stagingMax: size('uploads.stagingMax').default(0),
       })
       .prefault({}),
+    /** The shared tier of a farm of hosts mounting the same catalogs (docs/scale.md); absent: nothing is shared. */
+    shared: SharedSchema.optional(),
     sources: z.array(SourceSchema).min(1, 'at least one source is needed'),
     sync: z.array(SyncEntry).default([]),
   })
@@ -349,3 +377,4 @@ export type Config = z.output<typeof ConfigSchema>;
 export type SourceConfig = z.output<typeof SourceSchema>;
 export type SourceConfigOf<T extends SourceConfig['type']> = Extract<SourceConfig, { type: T }>;
 export type SyncConfig = Config['sync'][number];
+export type SharedConfig = z.output<typeof SharedSchema>;

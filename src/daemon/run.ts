@@ -38,6 +38,7 @@ import { StagedRecords } from '../vfs/write/records.js';
 import type { WriteOptions } from '../vfs/write/write-ops.js';
 import { SourceHealth, brokenProvider, isUp } from './health.js';
 import { checkAtStart, fixFor } from './source-check.js';
+import type { SharedTier } from '../shared/index.js';
 
 /** How long the mount waits for the start's source checks (checkAtStart) before it appears anyway. */
 const START_CHECK_WAIT_MS = 5_000;
@@ -57,6 +58,8 @@ export interface Daemon {
   readonly mountpoint: string;
   /** The filesystem core, with the number of open files the status line shows. */
   readonly vfs: Vfs & { readonly openFiles: number };
+  /** The farm's shared tier (config `shared:`), absent without it. */
+  readonly shared?: SharedTier;
   readonly providers: ReadonlyMap<string, Provider>;
   /** The upload side, as the status line reads it. */
   readonly uploads: { status(): UploadsStatus };
@@ -106,13 +109,17 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
   const disk = new DiskBlockCache({ dir: join(config.cacheDir, 'blocks'), maxBytes: config.cache.disk, blockSize: config.cache.blockSize });
   const cache = new TieredBlockCache(memory, disk);
+  // The one place the shared tier is started (and closed, in close() below). Loaded only when
+  // configured: without `shared:` neither src/shared nor the redis package is imported.
+  const shared = config.shared ? await (await import('../shared/index.js')).startSharedTier(config.shared, { log }) : undefined;
   const readahead = fitReadahead(config.readahead, config.cache.memory);
   if (readahead.max < config.readahead.max || readahead.budget < config.readahead.budget) {
     log.info({ window: readahead.max, budget: readahead.budget }, 'readahead window and prefetch budget limited to a quarter and a half of cache.memory');
   }
   const locators = new LocatorCache({ meterFor });
   const blocks = new NetworkBlockSource({
-    cache,
+    // memory → disk → shared tier → origin (src/shared/shared-tier-cache.ts)
+    cache: shared ? shared.cacheFor(cache) : cache,
     transport,
     locators,
     providerFor: (source) => {
@@ -147,6 +154,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
     await disk.close();
     await Promise.allSettled([...providers.values()].map((p) => p.close()));
     await transport.close();
+    await shared?.close();
   }
   async function reload(next: Config) {
     for (const s of next.sources) {
@@ -165,7 +173,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
     }
     log.info('credentials reloaded');
   }
-  return { providers, health, transport, cache, disk, locators, blocks, vfs, close, reload, meterFor };
+  return { providers, health, transport, cache, disk, shared, locators, blocks, vfs, close, reload, meterFor };
 }
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
@@ -247,9 +255,27 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     uploads: () => uploads.counts(),
     // Up unless the health board holds a failure: `unknown` (no call has reached it yet) is not a failure.
     sourceUp: (source) => isUp(core.health.get(source).state),
+    ...(core.shared ? { shared: () => {
+      const { breaker, blocks } = core.shared!.stats();
+      return { state: breaker.state, hits: blocks.hits, misses: blocks.misses, corrupt: blocks.corrupt, bytesRead: blocks.bytesRead, bytesWritten: blocks.bytesWritten };
+    } } : {}),
   });
   await uploads.start();
   pinner.refreshAll();
+  core.shared?.startHeartbeat(() => {
+    const { memory, disk } = core.cache;
+    const m = memory.stats();
+    const d = disk.stats();
+    const s = core.shared!.stats();
+    const u = uploads.status().counts;
+    return {
+      mountpoint: o.mountpoint,
+      // A lookup is a hit in memory or on disk; every block that missed both is a disk miss.
+      cache: { memoryBytes: m.bytes, memoryLimit: m.limit, diskBytes: d.bytes, diskLimit: d.limit, hits: m.hits + d.hits, misses: d.misses },
+      shared: { state: s.breaker.state, hits: s.blocks.hits, misses: s.blocks.misses },
+      uploads: { uploading: u.uploading, queued: u.queued, failed: u.failed },
+    };
+  });
   /** A path given to `assetfs pin`: absolute under the mount point, or already mount-relative. */
   const inMount = (body: unknown): string => {
     const raw = String((body as { path?: unknown } | undefined)?.path ?? '');
@@ -269,6 +295,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
         return { name: s.name, type: s.type, health: { ...health, ...(failing ? { fix: fixFor(s, failing, health.lastError?.message ?? '') } : {}) } };
       }),
       cache: { memory: core.cache.memory.stats(), disk: core.cache.disk.stats() },
+      ...(core.shared ? { shared: await core.shared.status() } : {}),
       network: core.blocks.stats(),
       // Ranged reads on the fast receive path, those handed to undici (by reason), resends after an idle close.
       receive: core.transport.stats(),
@@ -289,6 +316,12 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       const rel = inMount(body);
       const retried = (await staging.retry(rel)) ? 1 : uploads.retryPath(rel, String(raw));
       return { retried, attention: staging.attention().length };
+    },
+    // assetfs status --cluster: every host of the farm (shared tier), as its heartbeats show it.
+    'GET /cluster': async () => {
+      if (!core.shared) throw new Error('this daemon has no shared tier (config `shared:`): there is no farm to show');
+      const hosts = await core.shared.cluster();
+      return { self: core.shared.owner, available: hosts !== undefined, hosts: hosts ?? [] };
     },
     'POST /discard': async (body) => ({ discarded: await staging.discard(inMount(body)) }),
     'POST /pin': async (body) => pinner.pin(inMount(body)),
@@ -346,5 +379,5 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     await core.reload(next);
     uploads.providersChanged();
   };
-  return { mountpoint: o.mountpoint, vfs: core.vfs, providers: core.providers, uploads, reload, stop };
+  return { mountpoint: o.mountpoint, vfs: core.vfs, shared: core.shared, providers: core.providers, uploads, reload, stop };
 }

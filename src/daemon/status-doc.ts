@@ -4,6 +4,7 @@
  * field the daemon renames or drops fails the build, not the CLI at run time. Fields marked optional
  * may be absent from daemons older than the CLI.
  */
+import type { SharedTierStatus } from '../shared/index.js';
 import type { UploadsStatus } from '../upload/service.js';
 import type { BlockSourceStats } from '../read/block-source.js';
 import type { SourceHealthRecord } from './health.js';
@@ -38,4 +39,6 @@ export interface StatusDoc {
   writes?: { files: number; bytes: number; attention: ReadonlyArray<{ path: string; staged: string; reason: string; since: string; size: number }> };
   pins?: readonly PinStatus[];
   fuse?: { workerLocals: number };
+  /** The farm's shared tier (config `shared:`), absent without it. */
+  shared?: SharedTierStatus;
 }
