@@ -23,9 +23,9 @@ import type { StagedUpload, UploadOutcome, UploadPort } from '../core/types.js';
 import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import type { Journal, NewJob } from './journal.js';
-import { SessionLostError } from './errors.js';
+import { LeasedElsewhereError, SessionLostError } from './errors.js';
 import { conflictName, joinRemote, splitRemote } from './conflict.js';
-import type { ConfirmedPart, Job, UploadTarget, Uploader } from './types.js';
+import type { ConfirmedPart, Job, UploadLease, UploadLeases, UploadTarget, Uploader } from './types.js';
 
 export interface UploadEngineOptions {
   journal: Journal;
@@ -45,6 +45,8 @@ export interface UploadEngineOptions {
   stableMs?: number;
   /** Called after a job finished (the VFS drops its cached listing of the target's folder). */
   onDone?(job: Job): void;
+  /** A farm's upload leases (src/shared/leases.ts): which host uploads a file of a shared watched folder. */
+  leases?: UploadLeases;
 }
 
 export interface JobProgress {
@@ -62,7 +64,6 @@ interface Running {
 }
 
 class ChangedError extends Error {}
-
 export { conflictName, joinRemote, splitRemote } from './conflict.js';
 
 export class UploadEngine {
@@ -226,6 +227,10 @@ export class UploadEngine {
     const current = this.o.journal.get(job.id);
     if (!current || current.state === 'cancelled') return;
     if (signal.aborted && this.stopped) return; // stays 'uploading': resumed at the next start
+    if (e instanceof LeasedElsewhereError) {
+      this.o.journal.setState(job.id, 'failed', e.message, Date.now() + e.retryInMs);
+      return;
+    }
     if (e instanceof ChangedError) {
       this.o.log.info({ job: job.id, path: job.localPath }, 'file changed during upload: restarting once it is stable');
       this.o.journal.setState(job.id, 'failed', e.message, Date.now() + (this.o.stableMs ?? 2_000));
@@ -259,7 +264,6 @@ export class UploadEngine {
 
   private async run(initial: Job, r: Running): Promise<void> {
     const { journal, log } = this.o;
-    const signal = r.abort.signal;
     const up = this.o.uploaderFor(initial.source);
     if (!up) throw new Error(`source "${initial.source}" does not take uploads`);
     journal.setState(initial.id, 'uploading');
@@ -273,6 +277,31 @@ export class UploadEngine {
     if (st.size !== job.size || Math.trunc(st.mtimeMs) !== Math.trunc(job.mtimeMs)) {
       if (job.uploadId) await up.abort(this.target(job), job.uploadId).catch(() => undefined);
       journal.restart(job.id, st.size, st.mtimeMs, up.partSize(st.size));
+      job = journal.get(job.id)!;
+    }
+
+    // The lease is taken where the job starts sending: a sync job of a shared folder goes up from one host.
+    const decision = job.producer === 'sync' && this.o.leases ? await this.o.leases.acquire(job) : undefined;
+    if (decision?.kind === 'elsewhere') throw new LeasedElsewhereError(decision.holder, decision.retryInMs);
+    if (decision?.kind === 'done') {
+      log.info({ job: job.id, path: job.remotePath }, 'upload done by another host');
+      return this.finishJob(job, decision.sha256, decision.version);
+    }
+    const lease = decision?.lease;
+    try {
+      await this.upload(job, up, r, lease);
+    } finally {
+      await lease?.release();
+    }
+  }
+
+  private async upload(initial: Job, up: Uploader, r: Running, lease: UploadLease | undefined): Promise<void> {
+    const { journal, log } = this.o;
+    const signal = lease ? AbortSignal.any([r.abort.signal, lease.lost]) : r.abort.signal;
+    let job = initial;
+    if (lease?.inherited && !job.uploadId) {
+      journal.setUploadId(job.id, lease.inherited.uploadId);
+      for (const p of lease.inherited.parts) journal.recordPart(job.id, p);
       job = journal.get(job.id)!;
     }
 
@@ -298,19 +327,25 @@ export class UploadEngine {
       journal.setUploadId(job.id, id);
       job = journal.get(job.id)!;
       parts = [];
+      await lease?.session(job);
     }
     log.info({ job: job.id, path: job.remotePath, resumeParts: parts.length }, parts.length ? 'upload resuming' : 'upload started');
 
     const have = new Map(parts.map((p) => [p.number, p]));
-    const sha256 = await this.sendParts(job, up, have, r, signal);
+    const sha256 = await this.sendParts(job, up, have, r, signal, lease);
     const all = journal.parts(job.id);
     const done = await up.complete(target, job.uploadId!, all, { size: job.size, sha256 }, signal);
     if (done.size !== job.size) throw new Error(`the remote object has ${done.size} bytes, expected ${job.size}`);
-    journal.finish(job.id, sha256, done.version);
+    await lease?.finished(job, sha256, done.version);
     log.info({ job: job.id, path: job.remotePath, size: job.size }, 'upload complete');
-    const finished = journal.get(job.id)!;
+    this.finishJob(job, sha256, done.version);
+  }
+
+  private finishJob(job: Job, sha256: string, version: string): void {
+    this.o.journal.finish(job.id, sha256, version);
+    const finished = this.o.journal.get(job.id)!;
     for (const fn of this.doneListeners) fn(finished);
-    this.settle(job.id, { remotePath: finished.remotePath, version: done.version, conflictOf: finished.conflictOf });
+    this.settle(job.id, { remotePath: finished.remotePath, version, conflictOf: finished.conflictOf });
   }
 
   private settle(id: number, outcome: UploadOutcome | Error): void {
@@ -331,7 +366,7 @@ export class UploadEngine {
   }
 
   /** Reads the file in order, hashing all of it and uploading the parts not yet held. Returns the SHA-256. */
-  private async sendParts(job: Job, up: Uploader, have: Map<number, ConfirmedPart>, r: Running, signal: AbortSignal): Promise<string> {
+  private async sendParts(job: Job, up: Uploader, have: Map<number, ConfirmedPart>, r: Running, signal: AbortSignal, lease: UploadLease | undefined): Promise<string> {
     const hash = createHash('sha256');
     const count = Math.max(1, Math.ceil(job.size / job.partSize));
     const perFile = this.o.partsPerFile ?? 4;
@@ -361,6 +396,7 @@ export class UploadEngine {
           signal.throwIfAborted();
           const etag = await up.part(this.target(job), job.uploadId!, n, buf, signal);
           this.o.journal.recordPart(job.id, { number: n, etag, size: len });
+          await lease?.part({ number: n, etag, size: len });
           r.bytes += len;
           r.samples.push({ t: Date.now(), bytes: r.bytes });
           if (r.samples.length > 64) r.samples.splice(0, 32);
