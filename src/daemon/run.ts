@@ -34,6 +34,7 @@ import { StagedRecords } from '../vfs/write/records.js';
 import type { WriteOptions } from '../vfs/write/write-ops.js';
 import { SourceHealth, brokenProvider } from './health.js';
 import { checkAtStart, fixFor } from './source-check.js';
+import type { SharedTier } from '../shared/index.js';
 
 /** How long the mount waits for the start's source checks (checkAtStart) before it appears anyway. */
 const START_CHECK_WAIT_MS = 5_000;
@@ -53,6 +54,8 @@ export interface Daemon {
   readonly vfs: AssetVfs;
   readonly blocks: NetworkBlockSource;
   readonly cache: TieredBlockCache;
+  /** The farm's shared tier (config `shared:`), absent without it. */
+  readonly shared?: SharedTier;
   readonly providers: ReadonlyMap<string, Provider>;
   readonly uploads: UploadService;
   /** SIGHUP: new credentials for existing sources, without unmounting. Added/removed sources need a remount. */
@@ -98,13 +101,17 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
   // cache.disk: 0 turns the disk tier off (its puts are then no-ops).
   const disk = new DiskBlockCache({ dir: join(config.cacheDir, 'blocks'), maxBytes: config.cache.disk, blockSize: config.cache.blockSize });
   const cache = new TieredBlockCache(memory, disk);
+  // The one place the shared tier is started (and closed, in close() below). Loaded only when
+  // configured: without `shared:` neither src/shared nor the redis package is imported.
+  const shared = config.shared ? await (await import('../shared/index.js')).startSharedTier(config.shared, { log }) : undefined;
   const readahead = fitReadahead(config.readahead, config.cache.memory);
   if (readahead.max < config.readahead.max || readahead.budget < config.readahead.budget) {
     log.info({ window: readahead.max, budget: readahead.budget }, 'readahead window and prefetch budget limited to a quarter and a half of cache.memory');
   }
   const locators = new LocatorCache();
   const blocks = new NetworkBlockSource({
-    cache,
+    // memory → disk → shared tier → origin (src/shared/shared-tier-cache.ts)
+    cache: shared ? shared.cacheFor(cache) : cache,
     transport,
     locators,
     providerFor: (source) => {
@@ -137,6 +144,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
     await disk.close();
     await Promise.allSettled([...providers.values()].map((p) => p.close()));
     await transport.close();
+    await shared?.close();
   }
   async function reload(next: Config) {
     for (const s of next.sources) {
@@ -155,7 +163,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
     }
     log.info('credentials reloaded');
   }
-  return { providers, health, transport, cache, disk, locators, blocks, vfs, close, reload };
+  return { providers, health, transport, cache, disk, shared, locators, blocks, vfs, close, reload };
 }
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
@@ -250,6 +258,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
         return { name: s.name, type: s.type, health: { ...health, ...(failing ? { fix: fixFor(s, failing, health.lastError?.message ?? '') } : {}) } };
       }),
       cache: { memory: core.cache.memory.stats(), disk: core.cache.disk.stats() },
+      ...(core.shared ? { shared: await core.shared.status() } : {}),
       network: core.blocks.stats(),
       // Ranged reads on the fast receive path, those handed to undici (by reason), resends after an idle close.
       receive: core.transport.stats(),
@@ -312,5 +321,5 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     await core.reload(next);
     uploads.providersChanged();
   };
-  return { mountpoint: o.mountpoint, vfs: core.vfs, blocks: core.blocks, cache: core.cache, providers: core.providers, uploads, reload, stop };
+  return { mountpoint: o.mountpoint, vfs: core.vfs, blocks: core.blocks, cache: core.cache, shared: core.shared, providers: core.providers, uploads, reload, stop };
 }
