@@ -108,7 +108,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
   if (readahead.max < config.readahead.max || readahead.budget < config.readahead.budget) {
     log.info({ window: readahead.max, budget: readahead.budget }, 'readahead window and prefetch budget limited to a quarter and a half of cache.memory');
   }
-  const locators = new LocatorCache();
+  const locators = new LocatorCache(shared ? { shared: shared.metadata } : {});
   const blocks = new NetworkBlockSource({
     // memory → disk → shared tier → origin (src/shared/shared-tier-cache.ts)
     cache: shared ? shared.cacheFor(cache) : cache,
@@ -137,7 +137,9 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
     maxRetryTimeMs: config.retry.maxTime,
     ownership: ownershipFrom(config.fuse),
     writes,
+    ...(shared ? { sharedListings: shared.metadata } : {}),
   });
+  shared?.metadata.onRemoteInvalidation((source, ref) => vfs.forgetListing(source, ref));
   async function close() {
     await vfs.close();
     await cache.flushed();
@@ -206,6 +208,8 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   // Every source is tried before the mount appears, so that its state is known and a broken one is
   // named in the log at once; the mount never waits for a slow source longer than START_CHECK_WAIT_MS.
   await checkAtStart(config.sources, core.providers, core.health, log, { waitMs: START_CHECK_WAIT_MS, timeoutMs: config.retry.requestTimeout });
+  // A farm's hosts syncing one shared folder upload each file once (src/shared/leases.ts).
+  if (core.shared) uploads.engine.useLeases(core.shared.leases);
   // A finished upload changes its folder: the next listing asks the remote.
   uploads.engine.onDone((job) => core.vfs.invalidate(`/${job.source}`));
   const pinner = new Pinner({ file: join(config.cacheDir, 'pins.json'), disk: core.disk, blocks: core.blocks, walk: (p) => core.vfs.walkFiles(p), log: log.child({ c: 'pin' }) });

@@ -77,10 +77,17 @@ export class UploadEngine {
   /** Jobs run only between start() and stop(): what is queued before (staging's recovery) waits for start. */
   private started = false;
   private stopped = false;
+  private leases: UploadLeases | undefined;
 
   constructor(private readonly o: UploadEngineOptions) {
     this.partLimit = pLimit(o.maxParts ?? 8);
     if (o.onDone) this.doneListeners.push(o.onDone);
+    this.leases = o.leases;
+  }
+
+  /** The farm's leases, known once the shared tier started (before start()). */
+  useLeases(leases: UploadLeases): void {
+    this.leases = leases;
   }
 
   /** `fn` is called after each job that finished (the VFS forgets the target folder's listing). */
@@ -281,7 +288,7 @@ export class UploadEngine {
     }
 
     // The lease is taken where the job starts sending: a sync job of a shared folder goes up from one host.
-    const decision = job.producer === 'sync' && this.o.leases ? await this.o.leases.acquire(job) : undefined;
+    const decision = job.producer === 'sync' && this.leases ? await this.leases.acquire(job) : undefined;
     if (decision?.kind === 'elsewhere') throw new LeasedElsewhereError(decision.holder, decision.retryInMs);
     if (decision?.kind === 'done') {
       log.info({ job: job.id, path: job.remotePath }, 'upload done by another host');

@@ -12,7 +12,6 @@ import { createProvider } from '../../src/providers/registry.js';
 import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
-import { SharedLeases } from '../../src/shared/leases.js';
 import { startSharedTier, type SharedTier } from '../../src/shared/index.js';
 import type { Provider } from '../../src/core/types.js';
 import type { UploadEngine } from '../../src/upload/engine.js';
@@ -53,9 +52,8 @@ describe.sequential('upload leases (two hosts, one shared folder, real Redis)', 
     const tier = await startSharedTier(SharedSchema.parse({ redis: redis.socket, hostName: name, leaseTtl: LEASE_TTL, keyPrefix: 'leases-test:' }), { log: silentLogger });
     tiers.push(tier);
     const journal = new Journal(join(dir, `${name}-${tiers.length}.db`));
-    const leases = new SharedLeases({ store: tier.store, keyPrefix: tier.config.keyPrefix, owner: tier.owner, ttlMs: LEASE_TTL, log: silentLogger });
     const { u, sent } = countingUploader(provider.uploader!(), { partSize: PART, onPart });
-    const engine = testEngine(journal, u, { leases, partsPerFile: 1 });
+    const engine = testEngine(journal, u, { leases: tier.leases, partsPerFile: 1 });
     engines.push(engine);
     engine.start();
     return { tier, journal, engine, sent };
