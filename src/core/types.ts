@@ -175,6 +175,12 @@ export interface Transport {
 export interface BlockCache {
   readonly blockSize: number;
   get(obj: ObjectVersion, index: number): Promise<Buffer | undefined>;
+  /**
+   * Optional: get() by a cache that may wait for another host's fetch of the block (the shared tier:
+   * src/shared/shared-blocks.ts). It calls `onWait` before it waits, so that the caller can first
+   * start the fetches it is holding (hosts never wait for each other in a circle).
+   */
+  getOrWait?(obj: ObjectVersion, index: number, onWait: () => void): Promise<Buffer | undefined>;
   put(obj: ObjectVersion, index: number, data: Buffer): Promise<void>;
   /**
    * Optional: count a block being prefetched against the memory bound until put() (or unreserve())

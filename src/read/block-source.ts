@@ -176,7 +176,12 @@ export class NetworkBlockSource implements BlockSource {
    * the buffers of evicted disk-read blocks, see memory-cache.ts).
    */
   private async prefetchMissing(obj: ObjectVersion, wanted: Array<{ index: number; pending: Pending }>): Promise<void> {
-    const lookups = wanted.map(({ index }) => this.o.cache.get(obj, index).catch(() => undefined));
+    // A lookup that is about to wait for another host's fetch (the shared tier) says so: the run of
+    // blocks gathered so far (claimed by this host) goes out before we wait, never held hostage by it.
+    const cache = this.o.cache;
+    const waits: Array<() => void> = [];
+    const waiting = wanted.map((_, i) => new Promise<'wait'>((r) => (waits[i] = () => r('wait'))));
+    const lookups = wanted.map(({ index }, i) => (cache.getOrWait ? cache.getOrWait(obj, index, waits[i]!) : cache.get(obj, index)).catch(() => undefined));
     const maxBlocks = Math.max(1, Math.floor(this.partSize / this.blockSize));
     let run: Array<{ index: number; pending: Pending }> = [];
     const flush = () => {
@@ -185,6 +190,7 @@ export class NetworkBlockSource implements BlockSource {
     };
     for (let i = 0; i < wanted.length; i++) {
       const item = wanted[i]!;
+      if ((await Promise.race([lookups[i], waiting[i]!])) === 'wait') flush();
       const block = await lookups[i];
       const { start, end } = this.rangeOf(obj, item.index);
       if (block && block.length === end - start) {

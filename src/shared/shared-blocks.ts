@@ -12,7 +12,9 @@
  *    it: the value is this host's owner id), it fetches from the origin; otherwise it waits for the
  *    block, polling briefly, and takes the claim over if the holder's lapses without the block.
  *    After `lockTtl` of waiting it fetches the block itself: a slow or dead holder costs time, never
- *    a failed read.
+ *    a failed read. Before it waits it calls `onWait`: the caller starts the fetches of the blocks it
+ *    claimed before this one (two hosts each waiting for a block the other claimed but has not
+ *    started to fetch would otherwise both wait `lockTtl`, then both fetch).
  *  - Whatever the shared tier does (down, slow, full), lookup() resolves — to undefined at worst —
  *    and share() never throws: the caller then reads from the origin / keeps its own copy.
  *  - share() copies the block into its frame at once (the caller's buffer may be recycled) and
@@ -53,7 +55,7 @@ export class SharedBlocks {
    * The block from the shared tier, or undefined when this host is to fetch it from the origin (it
    * holds the claim, the wait ran out, or the shared tier is unavailable).
    */
-  async lookup(obj: ObjectVersion, index: number, length: number): Promise<Buffer | undefined> {
+  async lookup(obj: ObjectVersion, index: number, length: number, onWait?: () => void): Promise<Buffer | undefined> {
     const { store } = this.o;
     if (!store.available) return undefined;
     const keys = this.keys(obj, index);
@@ -63,9 +65,14 @@ export class SharedBlocks {
       this.counters.hits++;
       return found;
     }
+    const first = await this.claimOrArrived(keys, identity, index, length);
+    if (first !== 'waiting') {
+      this.counters[first ? 'hits' : 'misses']++;
+      return first;
+    }
     this.counters.misses++;
-    if (await this.claim(keys.claim)) return undefined;
     this.counters.waits++;
+    onWait?.();
     const deadline = Date.now() + this.o.lockTtlMs;
     let pause = this.o.pollMs?.first ?? 10;
     while (Date.now() < deadline && store.available) {
@@ -79,7 +86,15 @@ export class SharedBlocks {
         return arrived;
       }
       // The holder's claim lapsed (it died, or its fetch failed) without the block: take it over.
-      if (!(await quiet(store.exists(keys.claim), true)) && (await this.claim(keys.claim))) return undefined;
+      if (await quiet(store.exists(keys.claim), true)) continue;
+      const late = await this.claimOrArrived(keys, identity, index, length);
+      if (late === 'waiting') continue;
+      if (late) {
+        this.counters.misses--;
+        this.counters.hits++;
+        this.counters.waitHits++;
+      }
+      return late;
     }
     this.o.log.debug({ source: obj.source, index }, 'shared tier: gave up waiting for another host\'s fetch');
     return undefined;
@@ -136,6 +151,19 @@ export class SharedBlocks {
     this.o.log.warn({ key }, 'shared tier: a stored block failed its check; dropped and fetched again');
     await quiet(this.o.store.del(key), undefined);
     return undefined;
+  }
+
+  /**
+   * Claims the block: 'waiting' when another host holds the claim; undefined when this host now holds
+   * it (fetch from the origin); the block when it arrived just before the claim was taken (its holder
+   * stores it, then drops its claim: a read that missed it a moment ago must not fetch it again).
+   */
+  private async claimOrArrived(keys: { block: string; claim: string }, identity: Buffer, index: number, length: number): Promise<Buffer | undefined | 'waiting'> {
+    if (!(await this.claim(keys.claim))) return 'waiting';
+    const arrived = await this.read(keys.block, identity, index, length);
+    if (!arrived) return undefined;
+    await quiet(this.o.store.deleteIf(keys.claim, this.o.owner), false);
+    return arrived;
   }
 
   /** True when this host holds the claim on a block (just taken, or taken before by this daemon). */

@@ -24,11 +24,15 @@ export class SharedTierCache implements BlockCache {
     this.blockSize = local.blockSize;
   }
 
-  async get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
+  get(obj: ObjectVersion, index: number): Promise<Buffer | undefined> {
+    return this.getOrWait(obj, index);
+  }
+
+  async getOrWait(obj: ObjectVersion, index: number, onWait?: () => void): Promise<Buffer | undefined> {
     const own = await this.local.get(obj, index);
     if (own) return own;
     const { start, end } = blockRange(index, this.blockSize, obj.size);
-    const data = await this.shared.lookup(obj, index, end - start);
+    const data = await this.shared.lookup(obj, index, end - start, onWait);
     if (!data) return undefined;
     const buf = this.local.takeBuffer();
     if (buf.length < data.length) {

@@ -3,8 +3,7 @@
  * one real redis-server on a unix socket (redis-server.ts), one s3rver bucket behind the counting fault
  * proxy (proxied-s3.ts). What the origin served is read from the proxy's log of ranged GETs.
  *
- * The daemons start one after the other (each waits for its mount), so a test's "at once" is what it
- * does after startFarm returns. stop() unmounts every daemon, then stops Redis and the bucket; it is
+ * The daemons start side by side; startFarm returns once every one is mounted. stop() unmounts every daemon, then stops Redis and the bucket; it is
  * safe after a failed start and whatever the test did to Redis (paused, down).
  */
 import type { SampleFile } from '../../src/demo/sample-media.js';
@@ -12,6 +11,7 @@ import { mountDaemon, type MountedDaemon } from './mount.js';
 import { startProxiedBucket, type ProxiedBucket } from './proxied-s3.js';
 import { startRedis, type RedisOptions, type RedisServer } from './redis-server.js';
 import { daemonStatus } from './status.js';
+import { callControl, controlSocketPath } from '../../src/daemon/control.js';
 import { join } from 'node:path';
 
 export interface FarmOptions {
@@ -36,8 +36,10 @@ export interface FarmHost {
   readonly daemon: MountedDaemon;
   readonly mountpoint: string;
   readonly cacheDir: string;
-  /** `assetfs status --json` of this host's daemon. */
+  /** `assetfs status --json` of this host's daemon (through the CLI). */
   status<T = Record<string, unknown>>(): Promise<T>;
+  /** The same document straight from the control socket: cheap enough to poll. */
+  poll<T = Record<string, unknown>>(): Promise<T>;
 }
 
 export interface Farm {
@@ -79,21 +81,34 @@ export async function startFarm(o: FarmOptions = {}): Promise<Farm> {
   };
   try {
     storage = await startProxiedBucket(o.bucket ?? 'farm', { files: o.files ?? [] });
-    for (let i = 0; i < n; i++) {
-      const name = `host${i + 1}`;
-      const daemon = await mountDaemon(
-        {
-          metadataTtl: '5s',
-          cache: { memory: '64MiB', disk: '256MiB' },
-          ...o.config,
-          sources: [storage.source(o.source)],
-          ...(o.shared === false ? {} : { shared: { redis: redis.socket, keyPrefix, hostName: name, ...o.sharedConfig } }),
-        },
-        { logLevel: o.logLevel ?? 'info' },
-      );
-      const cacheDir = join(daemon.dir, 'cache');
-      hosts.push({ name, daemon, mountpoint: daemon.mountpoint, cacheDir, status: <T>() => daemonStatus<T>(cacheDir) });
-    }
+    const started = await Promise.allSettled(
+      Array.from({ length: n }, async (_, i) => {
+        const name = `host${i + 1}`;
+        const daemon = await mountDaemon(
+          {
+            metadataTtl: '5s',
+            cache: { memory: '64MiB', disk: '256MiB' },
+            ...o.config,
+            sources: [storage!.source(o.source)],
+            ...(o.shared === false ? {} : { shared: { redis: redis.socket, keyPrefix, hostName: name, ...o.sharedConfig } }),
+          },
+          { logLevel: o.logLevel ?? 'info' },
+        );
+        const cacheDir = join(daemon.dir, 'cache');
+        const host: FarmHost = {
+          name,
+          daemon,
+          mountpoint: daemon.mountpoint,
+          cacheDir,
+          status: <T>() => daemonStatus<T>(cacheDir),
+          poll: async <T>() => (await callControl(controlSocketPath(cacheDir), 'GET', '/status')) as T,
+        };
+        hosts[i] = host;
+        return host;
+      }),
+    );
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   } catch (e) {
     await stop();
     throw e;
