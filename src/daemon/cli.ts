@@ -175,13 +175,14 @@ export function buildProgram(): Command {
     .option('--socket <path>', 'control socket (default: <cacheDir>/control.sock from the config)')
     .option('--json', 'machine-readable output', false)
     .option('--watch', 'refresh every second until Ctrl-C', false)
-    .action((o: { config: string; socket?: string; json: boolean; watch: boolean }) =>
+    .option('--cluster', 'every host of the farm (shared tier): cache use, hit rates, uploads; hosts gone silent', false)
+    .action((o: { config: string; socket?: string; json: boolean; watch: boolean; cluster: boolean }) =>
       withCleanExit(async () => {
         const socket = o.socket ?? controlSocketPath((await loadConfig(o.config)).cacheDir);
         for (;;) {
-          const { fetchStatus, renderStatus } = await import('./status.js'); // cli-progress only for status
-          const s = await fetchStatus(socket);
-          const text = o.json ? JSON.stringify(s, null, 2) : renderStatus(s);
+          const { fetchStatus, renderStatus, fetchCluster, renderCluster } = await import('./status.js'); // cli-progress only for status
+          const s = o.cluster ? await fetchCluster(socket) : await fetchStatus(socket);
+          const text = o.json ? JSON.stringify(s, null, 2) : o.cluster ? renderCluster(s as Awaited<ReturnType<typeof fetchCluster>>) : renderStatus(s as Awaited<ReturnType<typeof fetchStatus>>);
           process.stdout.write(o.watch && process.stdout.isTTY ? `\x1b[2J\x1b[H${text}\n` : `${text}\n`);
           if (!o.watch) return;
           await new Promise((r) => setTimeout(r, 1000));

@@ -243,6 +243,20 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   log.info({ mountpoint: o.mountpoint, sources: [...core.providers.keys()] }, 'mounted');
   await uploads.start();
   pinner.refreshAll();
+  core.shared?.startHeartbeat(() => {
+    const { memory, disk } = core.cache;
+    const m = memory.stats();
+    const d = disk.stats();
+    const s = core.shared!.stats();
+    const u = uploads.status().counts;
+    return {
+      mountpoint: o.mountpoint,
+      // A lookup is a hit in memory or on disk; every block that missed both is a disk miss.
+      cache: { memoryBytes: m.bytes, memoryLimit: m.limit, diskBytes: d.bytes, diskLimit: d.limit, hits: m.hits + d.hits, misses: d.misses },
+      shared: { state: s.breaker.state, hits: s.blocks.hits, misses: s.blocks.misses },
+      uploads: { uploading: u.uploading, queued: u.queued, failed: u.failed },
+    };
+  });
   /** A path given to `assetfs pin`: absolute under the mount point, or already mount-relative. */
   const inMount = (body: unknown): string => {
     const raw = String((body as { path?: unknown } | undefined)?.path ?? '');
@@ -280,6 +294,12 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       (body as { path?: unknown } | undefined)?.path
         ? { retried: (await staging.retry(inMount(body))) ? 1 : 0, attention: staging.attention().length }
         : { ...(await uploads.retryNow()), attention: staging.attention().length },
+    // assetfs status --cluster: every host of the farm (shared tier), as its heartbeats show it.
+    'GET /cluster': async () => {
+      if (!core.shared) throw new Error('this daemon has no shared tier (config `shared:`): there is no farm to show');
+      const hosts = await core.shared.cluster();
+      return { self: core.shared.owner, available: hosts !== undefined, hosts: hosts ?? [] };
+    },
     'POST /discard': async (body) => ({ discarded: await staging.discard(inMount(body)) }),
     'POST /pin': async (body) => pinner.pin(inMount(body)),
     'POST /unpin': async (body) => ({ unpinned: await pinner.unpin(inMount(body)) }),

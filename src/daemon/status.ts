@@ -4,6 +4,8 @@ import { callControl } from './control.js';
 import cliProgress from 'cli-progress';
 import type { UploadJobStatus, UploadsStatus } from '../upload/service.js';
 import type { SourceHealthRecord } from './health.js';
+import type { SharedTierStatus } from '../shared/index.js';
+import type { ClusterHost } from '../shared/heartbeat.js';
 
 export interface SourceStatus {
   name: string;
@@ -26,6 +28,16 @@ interface StatusDoc {
   writes?: { files: number; bytes: number; attention: Array<{ path: string; staged: string; reason: string; since: string; size: number }> };
   pins?: Array<{ path: string; files: number; bytes: number; cachedBytes: number; state: string; error?: string }>;
   fuse?: { workerLocals: number };
+  /** The farm's shared tier (config `shared:`), absent without it. */
+  shared?: SharedTierStatus;
+}
+
+export interface ClusterDoc {
+  /** The asking daemon's owner id. */
+  self: string;
+  /** False when Redis did not answer (the list is then empty). */
+  available: boolean;
+  hosts: ClusterHost[];
 }
 
 const BAR = 24;
@@ -96,6 +108,37 @@ function receiveLine(r: NonNullable<StatusDoc['receive']>): string {
   return `receive:    ${r.fast} ranged reads straight into the cache, ${total} through undici${total ? ` (${why})` : ''}${r.resent ? `, ${r.resent} resent after an idle close` : ''}`;
 }
 
+const pct = (hits: number, misses: number) => `${hits + misses ? ((100 * hits) / (hits + misses)).toFixed(1) : '0.0'}%`;
+
+/** The shared tier: the breaker's state (and why), hit rate, what was shared, Redis's memory. */
+export function sharedLine(t: SharedTierStatus): string {
+  const b = t.blocks;
+  const state = t.breaker.state === 'closed' ? 'ok' : `${t.breaker.state.toUpperCase()} (${t.breaker.condition}) since ${clock(t.breaker.since)}${t.breaker.lastError ? `: ${t.breaker.lastError.message}` : ''}; reading from the origin`;
+  const mem = t.memory ? `, Redis ${formatBytes(t.memory.used)}${t.memory.max ? ` of ${formatBytes(t.memory.max)}` : ' (no maxmemory)'}${t.memory.policy ? ` ${t.memory.policy}` : ''}` : '';
+  return `shared:     ${t.redis} as ${t.host}: ${state}; hit rate ${pct(b.hits, b.misses)} (${b.hits}/${b.hits + b.misses}), ${b.waitHits} after waiting for another host, ${b.corrupt} failed their check; shared ${b.writes} blocks (${formatBytes(b.bytesWritten)})${mem}`;
+}
+
+export async function fetchCluster(socket: string): Promise<ClusterDoc> {
+  return (await callControl(socket, 'GET', '/cluster')) as ClusterDoc;
+}
+
+/** `assetfs status --cluster`: one line per host of the farm. */
+export function renderCluster(c: ClusterDoc): string {
+  if (!c.available) return 'cluster: the shared tier (Redis) does not answer; no view of the other hosts';
+  const up = c.hosts.filter((h) => h.state === 'up').length;
+  const lines = [`cluster: ${c.hosts.length} host${c.hosts.length === 1 ? '' : 's'}, ${up} up`];
+  const width = Math.max(4, ...c.hosts.map((h) => h.host.length));
+  for (const h of c.hosts) {
+    const state = h.state === 'up' ? 'up' : h.state === 'stopped' ? `stopped ${h.silentSec}s ago` : `GONE (silent ${h.silentSec}s)`;
+    const k = h.cache;
+    lines.push(
+      `  ${h.host.padEnd(width)}  ${state.padEnd(8)}  pid ${h.pid}${h.owner === c.self ? ' (this host)' : ''}  cache ${formatBytes(k.memoryBytes)}/${formatBytes(k.memoryLimit)} memory, ${formatBytes(k.diskBytes)}/${formatBytes(k.diskLimit)} disk, hit rate ${pct(k.hits, k.misses)}` +
+        `  shared ${h.shared.state === 'closed' ? 'ok' : h.shared.state.toUpperCase()} hit rate ${pct(h.shared.hits, h.shared.misses)}  uploads ${h.uploads.uploading} uploading, ${h.uploads.queued} queued, ${h.uploads.failed} failed`,
+    );
+  }
+  return lines.join('\n');
+}
+
 export async function fetchStatus(socket: string): Promise<StatusDoc> {
   return (await callControl(socket, 'GET', '/status')) as StatusDoc;
 }
@@ -111,6 +154,7 @@ export function renderStatus(s: StatusDoc): string {
     ...(s.cache.disk ? [`            disk ${formatBytes(s.cache.disk.bytes)} of ${formatBytes(s.cache.disk.limit)}, ${s.cache.disk.hits} hits`] : []),
     `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytes ?? 0)} fetched`,
     ...(s.receive ? [receiveLine(s.receive)] : []),
+    ...(s.shared ? [sharedLine(s.shared)] : []),
     `open files: ${s.openFiles}`,
     ...renderUploads(s.uploads),
     ...renderWrites(s.writes),

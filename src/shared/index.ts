@@ -15,6 +15,7 @@ import { SharedLeases } from './leases.js';
 import { SharedMetadata } from './metadata.js';
 import { SharedTierCache, type LocalTiers } from './shared-tier-cache.js';
 import type { SharedBlockStats, SharedStore } from './types.js';
+import { clusterView, Heartbeat, type ClusterHost, type HostReport } from './heartbeat.js';
 
 export interface SharedTierStatus {
   /** The Redis address, credentials redacted. */
@@ -42,6 +43,7 @@ export class SharedTier {
   /** This daemon's id: the value of its claims and leases; unique per process. */
   readonly owner: string;
   readonly host: string;
+  private heartbeat: Heartbeat | undefined;
 
   constructor(
     readonly config: SharedConfig,
@@ -62,6 +64,17 @@ export class SharedTier {
     return new SharedTierCache(local, this.blocks);
   }
 
+  /** Reports this host to the farm every `shared.heartbeat` (status --cluster). */
+  startHeartbeat(report: () => HostReport): void {
+    this.heartbeat ??= new Heartbeat({ store: this.store, keyPrefix: this.config.keyPrefix, host: this.host, owner: this.owner, periodMs: this.config.heartbeat, report, log: this.log });
+    this.heartbeat.start();
+  }
+
+  /** Every host of the farm as its last heartbeat shows it; undefined while the shared tier is unavailable. */
+  cluster(): Promise<ClusterHost[] | undefined> {
+    return clusterView(this.store, this.config.keyPrefix);
+  }
+
   /** Figures without I/O (a metrics series can read them at any time). */
   stats(): { breaker: BreakerStatus; blocks: SharedTierStatus['blocks'] } {
     const b = this.blocks.stats();
@@ -75,6 +88,7 @@ export class SharedTier {
   }
 
   async close(): Promise<void> {
+    await this.heartbeat?.stop();
     await Promise.race([this.blocks.flushed(), new Promise((r) => setTimeout(r, 2_000))]);
     await this.store.close().catch((e: unknown) => this.log.debug({ err: e }, 'shared tier: close failed'));
   }
