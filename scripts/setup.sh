@@ -20,6 +20,8 @@ command -v getfattr >/dev/null 2>&1 && command -v setfattr >/dev/null 2>&1 || ne
 # the unit (test/fuse/boot-mount.test.ts, test/unit/systemd-unit.test.ts).
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 command -v systemd-notify >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# curl: the metrics test scrapes GET /metrics over the control socket with `curl --unix-socket`, as operators do.
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]}"

@@ -66,6 +66,8 @@ export class DiskBlockCache implements BlockCache {
   private hits = 0;
   private misses = 0;
   private corrupt = 0;
+  /** Blocks the cache dropped to make room (LRU, full disk). */
+  private evictions = 0;
   private scanned: Promise<void> | undefined;
   /** Whether aligned blocks are written with O_DIRECT (see put). */
   private direct = true;
@@ -82,6 +84,7 @@ export class DiskBlockCache implements BlockCache {
       maxSize: Math.max(1, o.maxBytes),
       sizeCalculation: (e) => Math.max(1, e.len),
       dispose: (e, key, reason) => {
+        if (reason === 'evict') this.evictions++;
         this.unindex(e, key);
         if (reason !== 'set' && !this.moving) this.discard(e);
       },
@@ -182,6 +185,16 @@ export class DiskBlockCache implements BlockCache {
     } finally {
       this.moving = false;
     }
+  }
+
+  /** Whether the blocks of (source, ref) are pinned. */
+  isPinned(source: string, ref: Ref): boolean {
+    return this.pinnedObjects.has(this.objKey(source, ref));
+  }
+
+  /** Drop every block that is not pinned (`assetfs cache clear`); pinned blocks stay. */
+  evictUnpinned(): void {
+    this.index.clear(); // dispose frees each block's slot or file
   }
 
   /** Whether a block is on disk (no read, no statistics). */
@@ -354,6 +367,7 @@ export class DiskBlockCache implements BlockCache {
       if (k === undefined) return;
       freed += this.index.get(k, { updateAgeOnGet: false })?.len ?? 0;
       this.index.delete(k);
+      this.evictions++;
     }
   }
 
@@ -367,9 +381,9 @@ export class DiskBlockCache implements BlockCache {
     }
   }
 
-  stats(): CacheStats & { corrupt: number; blocks: number; pinnedBytes: number; pinnedBlocks: number; slabSlots: number; directIo: boolean; checksum: string } {
+  stats(): CacheStats & { corrupt: number; evictions: number; blocks: number; pinnedBytes: number; pinnedBlocks: number; slabSlots: number; directIo: boolean; checksum: string } {
     return {
-      bytes: this.index.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, blocks: this.index.size,
+      bytes: this.index.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, corrupt: this.corrupt, evictions: this.evictions, blocks: this.index.size,
       pinnedBytes: this.pinnedBytes, pinnedBlocks: this.pinned.size, slabSlots: this.slab.slots, directIo: this.direct, checksum: crc32Implementation,
     };
   }

@@ -74,6 +74,8 @@ export class MemoryBlockCache implements BlockCache {
   private readonly byObject = new Map<string, Set<string>>();
   private hits = 0;
   private misses = 0;
+  /** Blocks the cache let go by itself: to make room, or demoted and past the FIFO. */
+  private evictions = 0;
   private reservedBytes = 0;
   private readonly free: Buffer[] = [];
   /** Recycled buffers held across I/O (see hold), with the count of holders. */
@@ -101,6 +103,7 @@ export class MemoryBlockCache implements BlockCache {
       // 'set' replaces the value under the same key: the key stays cached, so it stays indexed.
       dispose: (slot, key, reason) => {
         if (slot.data === undefined) this.reservedBytes -= slot.size;
+        else if (reason === 'evict') this.evictions++;
         if (slot.owned) this.recycle(slot.owned);
         this.forgetStreamed(key);
         if (reason !== 'set') this.unindex(slot.object, key);
@@ -137,6 +140,7 @@ export class MemoryBlockCache implements BlockCache {
     while (this.streamedBytes > this.streamedKeepBytes) {
       const oldest = this.streamed.keys().next().value as string;
       this.lru.delete(oldest); // its dispose forgets it here and recycles its buffer
+      this.evictions++;
       this.forgetStreamed(oldest);
       this.ghosts.add(oldest);
       if (this.ghosts.size > this.o.maxBytes / this.blockSize) this.ghosts.delete(this.ghosts.values().next().value as string);
@@ -249,8 +253,8 @@ export class MemoryBlockCache implements BlockCache {
     this.ghosts.clear();
   }
 
-  stats(): CacheStats & { blocks: number } {
-    return { bytes: this.lru.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, blocks: this.lru.size };
+  stats(): CacheStats & { blocks: number; evictions: number } {
+    return { bytes: this.lru.calculatedSize, limit: this.o.maxBytes, hits: this.hits, misses: this.misses, blocks: this.lru.size, evictions: this.evictions };
   }
 
   private unindex(object: string, key: string): void {

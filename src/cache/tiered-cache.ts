@@ -119,6 +119,24 @@ export class TieredBlockCache implements BlockCache {
     await Promise.all([this.memory.dropObject(source, ref), this.disk.dropObject(source, ref)]);
   }
 
+  /**
+   * `assetfs cache clear`: drop the blocks of `objects` (every block, when none are named) from both
+   * tiers, except the disk blocks of pinned objects. Background disk writes land first, so none of
+   * them brings a cleared block back.
+   */
+  async clearUnpinned(objects?: Iterable<{ source: string; ref: Ref }>): Promise<void> {
+    await this.flushed();
+    if (!objects) {
+      this.memory.clear();
+      this.disk.evictUnpinned();
+      return;
+    }
+    for (const { source, ref } of objects) {
+      await this.memory.dropObject(source, ref);
+      if (!this.disk.isPinned(source, ref)) await this.disk.dropObject(source, ref);
+    }
+  }
+
   stats(): CacheStats & { memory: CacheStats; disk: CacheStats; skippedDiskWrites: number } {
     const m = this.memory.stats();
     const d = this.disk.stats();

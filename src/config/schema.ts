@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
 import { DEFAULT_PART_BYTES } from '../core/blocks.js';
+import { isLoopbackListen } from '../metrics/listen-address.js';
 import { LOG_FORMATS } from '../util/log-format.js';
 
 /** Mount options of libfuse 2 that libfuse 3 (our fuse-native's) rejects, failing the mount. */
@@ -241,7 +242,18 @@ export const ConfigSchema = z
       })
       .prefault({}),
     metadataTtl: duration('metadataTtl').default(60_000),
-    negativeTtl: duration('negativeTtl').default(10_000),
+    /** How long a name missing from a listing stays "no such name" (vfs/dir-cache.ts). Default 5 s. */
+    metadataNegativeTtl: duration('metadataNegativeTtl').optional(),
+    /** The old name of metadataNegativeTtl, still read when the new one is absent. */
+    negativeTtl: duration('negativeTtl').optional(),
+    metrics: z
+      .strictObject({
+        /** host:port of a TCP listener for GET /metrics (off when absent); loopback only unless allowRemote. */
+        listen: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464').optional(),
+        /** Let `listen` name a non-loopback address (metrics then reach anyone who can reach that port). */
+        allowRemote: z.boolean().default(false),
+      })
+      .prefault({}),
     readahead: z
       .strictObject({
         /** Largest readahead window per open file. */
@@ -337,6 +349,13 @@ export const ConfigSchema = z
     sync: z.array(SyncEntry).default([]),
   })
   .superRefine((cfg, ctx) => {
+    if (cfg.metrics.listen && !cfg.metrics.allowRemote && !isLoopbackListen(cfg.metrics.listen)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['metrics', 'listen'],
+        message: `${cfg.metrics.listen} is not a loopback address: metrics would be open to the network. Listen on 127.0.0.1 or [::1], or set metrics.allowRemote: true`,
+      });
+    }
     const seen = new Map<string, number>();
     cfg.sources.forEach((s, i) => {
       const prev = seen.get(s.name);
@@ -351,7 +370,8 @@ export const ConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['sync', i, 'remote'], message: `"${e.remote}" does not start with a configured source name` });
       }
     });
-  });
+  })
+  .transform(({ negativeTtl, metadataNegativeTtl, ...cfg }) => ({ ...cfg, metadataNegativeTtl: metadataNegativeTtl ?? negativeTtl ?? 5_000 }));
 
 export type Config = z.output<typeof ConfigSchema>;
 export type SourceConfig = z.output<typeof SourceSchema>;

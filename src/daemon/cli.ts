@@ -17,6 +17,7 @@ import { notifierFromEnv } from './notify.js';
 import { supervise } from './supervise.js';
 import { applyMountOptions } from './mount-options.js';
 import { isMountHelperCall } from './mount-helper.js';
+import { registerCacheCommands } from './cache-cli.js';
 import { allowOtherWarning } from './fuse-conf.js';
 import { installCrashPolicy } from './crash-policy.js';
 import { addLocateCommand } from './locate.js';
@@ -229,6 +230,8 @@ export function buildProgram(): Command {
         if (!path && r.attention) process.stdout.write(`${r.attention} written file${r.attention === 1 ? '' : 's'} need${r.attention === 1 ? 's' : ''} attention (assetfs status): \`assetfs retry <path>\` uploads one as it is, \`assetfs discard <path>\` deletes it\n`);
       }),
     );
+
+  registerCacheCommands(program, (fn) => withCleanExit(fn), DEFAULT_CONFIG);
 
   program
     .command('discard')

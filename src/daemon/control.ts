@@ -1,6 +1,6 @@
 /**
  * The daemon's control endpoint: HTTP over a unix socket in the cache dir. `assetfs status`, `retry`,
- * `pin` and `unpin` talk to it.
+ * `pin`, `unpin`, `refresh`, `cache` and `locate` talk to it; `GET /metrics` is the Prometheus scrape.
  *
  * Who may connect: root or the daemon's own user, enforced by the kernel at connect(), which needs
  * write permission on the socket file. The socket is 0600 and owned by the daemon from the moment
@@ -17,6 +17,14 @@ import { dirname, join } from 'node:path';
 import { redactText } from '../util/redact.js';
 
 export type ControlHandler = (body: unknown) => Promise<unknown>;
+
+/** A handler's answer sent as it is, with its content type, instead of as JSON (GET /metrics). */
+export class TextReply {
+  constructor(
+    readonly contentType: string,
+    readonly body: string,
+  ) {}
+}
 
 /** Largest request body: the commands take a path at most. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -58,6 +66,10 @@ export async function listenPrivately(server: Server, path: string): Promise<voi
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) return;
+  if (body instanceof TextReply) {
+    res.writeHead(status, { 'content-type': body.contentType }).end(body.body);
+    return;
+  }
   res.writeHead(status, { 'content-type': 'application/json', ...(status === 413 ? { connection: 'close' } : {}) }).end(JSON.stringify(body));
 }
 

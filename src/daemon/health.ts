@@ -21,6 +21,15 @@ export type FailureState = 'login refused' | 'unreachable' | 'misconfigured';
 /** `unknown`: no call has reached the source yet. */
 export type HealthState = 'unknown' | 'ok' | FailureState;
 
+/**
+ * Whether a source counts as up (`assetfs_source_up`): ok, or `unknown` (nothing has reached it yet,
+ * so nothing says it is down; the start's checks settle it within seconds). Every failure state is down;
+ * `assetfs status` counts the same sources as failing.
+ */
+export function isUp(state: HealthState): state is 'ok' | 'unknown' {
+  return state === 'ok' || state === 'unknown';
+}
+
 export interface SourceHealthRecord {
   readonly state: HealthState;
   /** When the source entered this state (ISO time). */

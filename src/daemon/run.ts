@@ -23,8 +23,11 @@ import { AssetVfs } from '../vfs/vfs.js';
 import { ownershipFrom } from '../vfs/permissions.js';
 import { mountVfs, type MountedFs } from '../fuse/adapter.js';
 import { preflight } from './preflight.js';
-import { controlSocketPath, startControlServer } from './control.js';
+import { TextReply, controlSocketPath, startControlServer } from './control.js';
 import { faultRoutes } from './crash-policy.js';
+import { DaemonMetrics, type SourceMeter } from '../metrics/metrics.js';
+import { startMetricsListener } from '../metrics/listener.js';
+import { cacheRoutes } from './cache-routes.js';
 import { claimCacheDir } from './cache-dir-lock.js';
 import { RecentEvents } from '../util/recent.js';
 import { UploadService } from '../upload/service.js';
@@ -32,7 +35,7 @@ import { Pinner } from '../cache/pinner.js';
 import { Staging } from '../vfs/write/staging.js';
 import { StagedRecords } from '../vfs/write/records.js';
 import type { WriteOptions } from '../vfs/write/write-ops.js';
-import { SourceHealth, brokenProvider } from './health.js';
+import { SourceHealth, brokenProvider, isUp } from './health.js';
 import { checkAtStart, fixFor } from './source-check.js';
 import type { SharedTier } from '../shared/index.js';
 
@@ -68,15 +71,18 @@ export interface Daemon {
 export interface Sources {
   readonly providers: Map<string, Provider>;
   readonly health: SourceHealth;
+  /** The counting side of each source (metrics/metrics.ts), when the daemon keeps metrics. */
+  meterFor(source: string): SourceMeter | undefined;
 }
 
-export async function createProviders(config: Config, log: Logger): Promise<Sources> {
+export async function createProviders(config: Config, log: Logger, metrics?: DaemonMetrics): Promise<Sources> {
   const health = new SourceHealth(config.sources.map((s) => s.name));
+  const meterFor = (source: string) => metrics?.source(source);
   const net = boundsOf(config.retry);
   /** A source whose provider cannot be built is served as a broken one: the others still mount. */
   const build = async (s: SourceConfig, bounds: NetBounds): Promise<Provider> => {
     try {
-      return health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: bounds, listing: config.listing }));
+      return health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: bounds, listing: config.listing, meter: meterFor(s.name) }));
     } catch (e) {
       log.warn({ source: s.name, err: e }, `${s.type} source "${s.name}" cannot be set up; the other sources are served`);
       return health.watch(brokenProvider(s, e));
@@ -84,7 +90,7 @@ export async function createProviders(config: Config, log: Logger): Promise<Sour
   };
   const providers = new Map<string, Provider>();
   for (const s of config.sources) providers.set(s.name, await build(s, net));
-  return { providers, health };
+  return { providers, health, meterFor };
 }
 
 /**
@@ -92,7 +98,7 @@ export async function createProviders(config: Config, log: Logger): Promise<Sour
  * directly. `writes` (the staging area) makes the VFS writable.
  */
 export async function buildCore(config: Config, log: Logger, sources: Sources, writes?: WriteOptions) {
-  const { providers, health } = sources;
+  const { providers, health, meterFor } = sources;
   const net = boundsOf(config.retry);
   // Ranged reads land in the block buffers straight from the socket; undici takes what that path does
   // not handle (docs/design.md#the-receive-path).
@@ -108,7 +114,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
   if (readahead.max < config.readahead.max || readahead.budget < config.readahead.budget) {
     log.info({ window: readahead.max, budget: readahead.budget }, 'readahead window and prefetch budget limited to a quarter and a half of cache.memory');
   }
-  const locators = new LocatorCache(shared ? { shared: shared.metadata } : {});
+  const locators = new LocatorCache({ meterFor, ...(shared ? { shared: shared.metadata } : {}) });
   const blocks = new NetworkBlockSource({
     // memory → disk → shared tier → origin (src/shared/shared-tier-cache.ts)
     cache: shared ? shared.cacheFor(cache) : cache,
@@ -124,6 +130,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
     prefetchBudgetBytes: readahead.budget,
     log: log.child({ c: 'blocks' }),
     health,
+    meterFor,
   });
   const ttlBySource = new Map(config.sources.map((s) => [s.name, s.metadataTtl]));
   const vfs = new AssetVfs({
@@ -131,6 +138,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
     blocks,
     log: log.child({ c: 'vfs' }),
     metadataTtlMs: config.metadataTtl,
+    metadataNegativeTtlMs: config.metadataNegativeTtl,
     sourceTtlMs: (name) => ttlBySource.get(name),
     readaheadMaxBytes: readahead.max,
     readaheadStepBytes: config.readahead.part,
@@ -155,7 +163,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
         log.warn({ source: s.name }, 'new source in the reloaded config: remount to add it');
         continue;
       }
-      providers.set(s.name, health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: boundsOf(next.retry), listing: next.listing })));
+      providers.set(s.name, health.watch(await createProvider(s, { log: log.child({ c: 'provider', source: s.name }), net: boundsOf(next.retry), listing: next.listing, meter: meterFor(s.name) })));
       locators.clear(s.name);
       vfs.invalidate(`/${s.name}`);
       await old.close().catch(() => undefined);
@@ -165,7 +173,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
     }
     log.info('credentials reloaded');
   }
-  return { providers, health, transport, cache, disk, shared, locators, blocks, vfs, close, reload };
+  return { providers, health, transport, cache, disk, shared, locators, blocks, vfs, close, reload, meterFor };
 }
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
@@ -183,9 +191,10 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
 async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   const { config, log } = o;
   await preflight(o.mountpoint, { force: o.force });
-  const sources = await createProviders(config, log);
+  const metrics = new DaemonMetrics(config.sources.map((s) => s.name));
+  const sources = await createProviders(config, log, metrics);
   const { providers } = sources;
-  const uploads = new UploadService(config, providers, log);
+  const uploads = new UploadService(config, providers, log, sources.meterFor);
   const stagingDir = join(config.cacheDir, 'staging');
   const staging = new Staging({
     dir: stagingDir,
@@ -233,6 +242,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       // which would answer ETIMEDOUT while the upload carries on, is set well past that.
       fsyncTimeoutMs: config.uploads.fsyncTimeout + 30_000,
       recent,
+      meter: metrics.fuse,
     });
   } catch (e) {
     staging.stop();
@@ -241,6 +251,13 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     throw e;
   }
   log.info({ mountpoint: o.mountpoint, sources: [...core.providers.keys()] }, 'mounted');
+  metrics.readFrom({
+    caches: () => ({ memory: core.cache.memory.stats(), disk: core.cache.disk.stats() }),
+    metadata: () => core.vfs.metadataLookups,
+    uploads: () => uploads.counts(),
+    // Up unless the health board holds a failure: `unknown` (no call has reached it yet) is not a failure.
+    sourceUp: (source) => isUp(core.health.get(source).state),
+  });
   await uploads.start();
   pinner.refreshAll();
   core.shared?.startHeartbeat(() => {
@@ -272,7 +289,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       uptimeSec: Math.round((Date.now() - startedAt) / 1000),
       sources: config.sources.map((s) => {
         const health = core.health.get(s.name);
-        const failing = health.state !== 'ok' && health.state !== 'unknown' ? health.state : undefined;
+        const failing = isUp(health.state) ? undefined : health.state;
         return { name: s.name, type: s.type, health: { ...health, ...(failing ? { fix: fixFor(s, failing, health.lastError?.message ?? '') } : {}) } };
       }),
       cache: { memory: core.cache.memory.stats(), disk: core.cache.disk.stats() },
@@ -314,11 +331,21 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       if (typeof source !== 'string' || typeof id !== 'string' || !source || !id) throw new Error('locate --id needs a source name and an id');
       return { path: o.mountpoint + (await core.vfs.pathOfId(source, id)) };
     },
+    'GET /metrics': async () => new TextReply(metrics.contentType, await metrics.scrape()),
+    ...cacheRoutes({ mountpoint: o.mountpoint, vfs: core.vfs, cache: core.cache, invalidateKernel: (paths) => mounted.invalidate(paths) }),
     ...faultRoutes(),
   }).catch((e: unknown) => {
     log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');
     return undefined;
   });
+
+  const metricsListener = config.metrics.listen
+    ? await startMetricsListener(config.metrics.listen, metrics, { allowRemote: config.metrics.allowRemote }).catch((e: unknown) => {
+        log.warn({ err: e, listen: config.metrics.listen }, 'metrics listener unavailable: /metrics is still served on the control socket');
+        return undefined;
+      })
+    : undefined;
+  if (metricsListener) log.info({ address: metricsListener.address }, 'serving /metrics over TCP');
 
   let stopping: Promise<void> | undefined;
   const stop = (opts?: { unmounted?: boolean }) =>
@@ -335,6 +362,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       while (core.vfs.openFiles > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (core.vfs.openFiles > 0) log.warn({ open: core.vfs.openFiles }, 'files still open at shutdown');
       await control?.close();
+      await metricsListener?.close();
       staging.stop();
       await uploads.stop();
       await core.close();

@@ -3,9 +3,10 @@ import { formatBytes } from '../config/units.js';
 import { callControl } from './control.js';
 import cliProgress from 'cli-progress';
 import type { UploadJobStatus, UploadsStatus } from '../upload/service.js';
-import type { SourceHealthRecord } from './health.js';
 import type { SharedTierStatus } from '../shared/index.js';
 import type { ClusterHost } from '../shared/heartbeat.js';
+import type { BlockSourceStats } from '../read/block-source.js';
+import { isUp, type SourceHealthRecord } from './health.js';
 
 export interface SourceStatus {
   name: string;
@@ -20,7 +21,8 @@ interface StatusDoc {
   uptimeSec: number;
   sources: SourceStatus[];
   cache: { memory: { bytes: number; limit: number; hits: number; misses: number }; disk?: { bytes: number; limit: number; hits: number; misses: number } };
-  network?: { requests?: number; bytes?: number };
+  /** The read path's counters (read/block-source.ts): the same counts as assetfs_origin_*{kind="read"}. */
+  network?: BlockSourceStats;
   receive?: { fast: number; fallback: Record<string, number>; resent: number };
   openFiles: number;
   errors: Array<{ time: string; message: string; path?: string }>;
@@ -42,7 +44,7 @@ export interface ClusterDoc {
 
 const BAR = 24;
 
-const failing = (sources: readonly SourceStatus[]) => sources.filter((s) => s.health && s.health.state !== 'ok' && s.health.state !== 'unknown').length;
+const failing = (sources: readonly SourceStatus[]) => sources.filter((s) => s.health && !isUp(s.health.state)).length;
 
 function bar(done: number, total: number): string {
   const f = total > 0 ? Math.min(1, done / total) : 1;
@@ -92,7 +94,7 @@ export function renderSources(sources: readonly SourceStatus[]): string[] {
     const h = s.health;
     if (!h) return `  ${label}`;
     const err = h.lastError;
-    if (h.state === 'ok' || h.state === 'unknown') {
+    if (isUp(h.state)) {
       const state = h.state === 'ok' ? 'ok' : 'not used yet';
       return `  ${label}  ${state}${err ? `  (last error ${clock(err.time)}, ${err.state}: ${err.message})` : ''}`;
     }
@@ -152,7 +154,7 @@ export function renderStatus(s: StatusDoc): string {
     ...renderSources(s.sources),
     `cache:      memory ${formatBytes(m.bytes)} of ${formatBytes(m.limit)}, hit rate ${lookups ? ((100 * m.hits) / lookups).toFixed(1) : '0.0'}% (${m.hits}/${lookups})`,
     ...(s.cache.disk ? [`            disk ${formatBytes(s.cache.disk.bytes)} of ${formatBytes(s.cache.disk.limit)}, ${s.cache.disk.hits} hits`] : []),
-    `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytes ?? 0)} fetched`,
+    `network:    ${s.network?.requests ?? 0} requests, ${formatBytes(s.network?.bytesFetched ?? 0)} fetched`,
     ...(s.receive ? [receiveLine(s.receive)] : []),
     ...(s.shared ? [sharedLine(s.shared)] : []),
     `open files: ${s.openFiles}`,

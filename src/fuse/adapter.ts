@@ -5,6 +5,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Attr, Vfs } from '../core/types.js';
 import { isFsError, type ErrnoCode } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -13,6 +14,7 @@ import { describeError } from '../util/error-text.js';
 import type { RecentEvents } from '../util/recent.js';
 import { setKernelReadahead } from './kernel-readahead.js';
 import { DirPages } from './dir-pages.js';
+import type { FuseMeter } from '../metrics/metrics.js';
 
 type Cb = (...args: any[]) => void;
 
@@ -35,6 +37,8 @@ export interface MountOptions {
   recent?: RecentEvents;
   /** The kernel's readahead for the mount (read_ahead_kb), which also sizes its read requests (≤ 1 MiB). */
   kernelReadaheadKb: number;
+  /** Counts and times every request (assetfs_fuse_*). */
+  meter?: FuseMeter;
 }
 
 export interface MountedFs {
@@ -43,6 +47,11 @@ export interface MountedFs {
   unmount(): Promise<void>;
   /** libfuse worker threads' locals allocated so far: bounded by the most workers alive at once (vendor/fuse-native patches 1 and 6). */
   workerLocals(): number;
+  /**
+   * The kernel forgets the attributes and cached pages of these mount paths (vendor/fuse-native patch
+   * 9), so its next stat asks the daemon. Resolves with how many of them the kernel knew.
+   */
+  invalidate(paths: readonly string[]): Promise<number>;
 }
 
 /** Thrown when the FUSE binding can't be loaded (missing libfuse3.so.3): one line naming the fix. */
@@ -112,12 +121,13 @@ async function loadFuse(): Promise<typeof import('fuse-native').default> {
   }
 }
 
-export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<string, Cb> {
+export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents, meter?: FuseMeter): Record<string, Cb> {
   const { uid, gid } = vfs.owner;
   const fail = (op: string, path: string) => (e: unknown) => toErrno(e, log, op, path, recent);
   const dirs = new DirPages();
   let warnedOldAddon = false;
-  return {
+  const reads = meter?.op('read');
+  const ops: Record<string, Cb> = {
     // path is null for an open file already unlinked (hard_remove): fstat of it (fuse-native answers
     // fgetattr with getattr) finds nothing. The handle-based operations use the handle, not the path.
     getattr(path: string | null, cb: Cb) {
@@ -144,10 +154,25 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
       vfs.open(path, flags).then((f) => cb(0, f.fh, f.keepCache), (e) => cb(fail('open', path)(e)));
     },
     read(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
-      // Answered in this same call when the blocks are in memory: no promise per hot 128 KiB request.
+      // Answered in this same call when the blocks are in memory: no promise per hot 128 KiB request,
+      // and counted without a closure.
+      const startedMs = reads ? performance.now() : 0;
       const n = vfs.read(fh, buf, len, pos);
-      if (typeof n === 'number') return cb(n);
-      n.then((got) => cb(got), (e) => cb(fail('read', path)(e)));
+      if (typeof n === 'number') {
+        reads?.end(startedMs, n);
+        return cb(n);
+      }
+      n.then(
+        (got) => {
+          reads?.end(startedMs, got);
+          cb(got);
+        },
+        (e) => {
+          const errno = fail('read', path)(e);
+          reads?.end(startedMs, errno);
+          cb(errno);
+        },
+      );
     },
     release(path: string, fh: number, cb: Cb) {
       vfs.release(fh).then(() => cb(0), (e) => cb(fail('release', path)(e)));
@@ -196,7 +221,7 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
     },
     // Extended attributes (read-only user.assetfs.*; docs/semantics.md#platform-ids). fuse-native
     // answers the size probes and ERANGE itself, and names outside user. in its C worker (vendor patch
-    // 7): the kernel asks for security.capability before every write once getxattr exists.
+    // 8): the kernel asks for security.capability before every write once getxattr exists.
     // path is null for an open file already unlinked (see getattr): it has no attributes left.
     getxattr(path: string | null, name: string, _position: number, cb: Cb) {
       if (!name.startsWith('user.')) {
@@ -226,6 +251,28 @@ export function buildOps(vfs: Vfs, log: Logger, recent?: RecentEvents): Record<s
       );
     },
   };
+  return meter ? metered(ops, meter) : ops;
+}
+
+/**
+ * Every operation but read (which counts itself) counted and timed through its callback, whose first
+ * argument is the result: 0 or a byte count, or a negative errno.
+ */
+function metered(ops: Record<string, Cb>, meter: FuseMeter): Record<string, Cb> {
+  for (const [name, handler] of Object.entries(ops)) {
+    if (name === 'read') continue;
+    const m = meter.op(name);
+    ops[name] = (...args: any[]) => {
+      const startedMs = performance.now();
+      const cb = args[args.length - 1] as Cb;
+      args[args.length - 1] = (result: number, ...rest: unknown[]) => {
+        m.end(startedMs, result);
+        cb(result, ...rest);
+      };
+      handler(...args);
+    };
+  }
+  return ops;
 }
 
 /** Mount `vfs` at `mountpoint`. Resolves once the kernel has the mount. */
@@ -237,7 +284,7 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
   // whenever a close was still in flight), and which would have uploaded a staged file under that name.
   const ownMaxBackground = o.extraOptions.some((x) => x.startsWith('max_background='));
   const fsname = ['assetfs', 'hard_remove', ...(ownMaxBackground ? [] : [`max_background=${o.maxBackground}`]), ...o.extraOptions].join(',');
-  const fuse = new Fuse(o.mountpoint, buildOps(o.vfs, o.log, o.recent), {
+  const fuse = new Fuse(o.mountpoint, buildOps(o.vfs, o.log, o.recent, o.meter), {
     fsname,
     subtype: 'assetfs',
     // No auto_cache: each open says itself whether the kernel keeps the file's pages (keepCache, exact
@@ -264,5 +311,6 @@ export async function mountVfs(o: MountOptions): Promise<MountedFs> {
       return detached;
     },
     workerLocals: () => fuse.workerLocals,
+    invalidate: (paths) => new Promise<number>((resolve, reject) => fuse.invalidatePaths(paths, (err, known) => (err ? reject(err) : resolve(known)))),
   };
 }

@@ -26,6 +26,8 @@ declare module 'fuse-native' {
     /** libfuse workers' locals allocated so far (vendor/fuse-native patch 6). */
     readonly workerLocals: number;
     unmount(cb: (err: Error | null) => void): void;
+    /** The kernel forgets these paths' attributes and pages; `known`: how many it had (vendor/fuse-native patch 9). */
+    invalidatePaths(paths: readonly string[], cb: (err: Error | null, known: number) => void): void;
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     static ENOENT: number;
     static isConfigured(cb: (err: Error | null, configured: boolean) => void): void;

@@ -6,11 +6,15 @@
 import type { Provider } from '../core/types.js';
 import type { SourceConfig, SourceConfigOf } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
+import type { ApiMeter } from './common/api-client.js';
 import type { NetBounds } from '../transports/bounds.js';
 import type { ListingLimits } from './common/paging.js';
 
-/** What every provider is built with: its logger, its network bounds and the bounds of its listings (config `retry`, `listing`). */
-type Deps = { log: Logger; net?: NetBounds; listing?: ListingLimits };
+/**
+ * What every provider is built with: its logger, its network bounds and the bounds of its listings
+ * (config `retry`, `listing`), and the meter that counts its API requests (metrics/metrics.ts).
+ */
+type Deps = { log: Logger; net?: NetBounds; listing?: ListingLimits; meter?: ApiMeter };
 type Loaders = { [T in SourceConfig['type']]: (cfg: SourceConfigOf<T>, deps: Deps) => Promise<Provider> };
 
 const loaders: Loaders = {

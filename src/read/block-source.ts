@@ -30,6 +30,7 @@ import { ExpiredError, FsError, StaleError, TransientError } from '../core/error
 import { retry } from '../util/pacer.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { abortable, type LocatorCache } from './locator-cache.js';
+import type { SourceMeter } from '../metrics/metrics.js';
 import { WholeObjectStreams } from './whole-stream.js';
 
 /** Re-mints of a locator refused with 401/403 within one fetch, before the ExpiredError is final. */
@@ -49,6 +50,8 @@ export interface NetworkBlockSourceOptions {
   /** First backoff step of the pacer. Default 100 ms. */
   retryBaseDelayMs?: number;
   log?: Logger;
+  /** Counts each GET (assetfs_origin_requests_total{kind="read"}), its first byte and its bytes. */
+  meterFor?(source: string): SourceMeter | undefined;
   /** Told the final outcome of every fetch (after retries and re-mints): the sources' health. */
   health?: { ok(source: string): void; failed(source: string, e: unknown): unknown };
 }
@@ -99,8 +102,15 @@ export class NetworkBlockSource implements BlockSource {
       transport: o.transport,
       claimed: (obj, index) => this.inflight.has(blockKey(obj, index)),
       expect: (obj) => this.expectation(obj),
-      onRequest: () => this.counters.requests++,
-      onBytes: (n) => (this.counters.bytesFetched += n),
+      onRequest: (obj, done) => {
+        this.counters.requests++;
+        const meter = o.meterFor?.(obj.source);
+        if (meter) done.then(() => meter.request('read'), (e: unknown) => meter.request('read', e));
+      },
+      onBytes: (n, obj) => {
+        this.counters.bytesFetched += n;
+        o.meterFor?.(obj.source)?.bytes('in', n);
+      },
     });
   }
 
@@ -317,6 +327,7 @@ export class NetworkBlockSource implements BlockSource {
    */
   private async fetchRange(obj: ObjectVersion, end: number, remaining: () => { start: number; into: Buffer[] }, onProgress: (to: number) => void): Promise<void> {
     const provider = this.o.providerFor(obj.source);
+    const meter = this.o.meterFor?.(obj.source);
     let remints = 0;
     try {
       await retry(
@@ -327,13 +338,16 @@ export class NetworkBlockSource implements BlockSource {
             try {
               if (loc.rangeable === false) return await this.fetchFromWhole(obj, loc, start, into, onProgress);
               this.counters.requests++;
-              await this.o.transport.readRangeInto(loc, { start, end }, this.expectation(obj), into, (filled) => onProgress(start + filled));
+              const get = (progress: (filled: number) => void) => this.o.transport.readRangeInto(loc, { start, end }, this.expectation(obj), into, progress);
+              const forward = (filled: number) => onProgress(start + filled);
+              await (meter ? meter.rangedGet(end - start, forward, get) : get(forward));
               this.counters.bytesFetched += end - start;
               return;
             } catch (e) {
               if (!(e instanceof ExpiredError) || remints >= MAX_REMINTS) throw e;
               remints++;
               this.counters.remints++;
+              meter?.urlRefresh('refused');
               this.o.locators.invalidate(obj, loc);
               provider.refused?.(obj, loc);
             }

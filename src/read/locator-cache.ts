@@ -44,6 +44,8 @@ export interface LocatorCacheOptions {
   /** Most locators remembered. Default 10,000. */
   maxEntries?: number;
   shared?: LocatorShare;
+  /** Counts re-mints of locators whose lifetime ran out (assetfs_url_refreshes_total{reason="expired"}). */
+  meterFor?(source: string): { urlRefresh(reason: 'expired'): void } | undefined;
 }
 
 export class LocatorCache {
@@ -62,6 +64,7 @@ export class LocatorCache {
     if (hit && Date.now() < hit.useUntil) return hit.loc;
     let flight = this.minting.get(key);
     if (!flight) {
+      if (hit) this.opts.meterFor?.(obj.source)?.urlRefresh('expired');
       const started: Flight = {};
       this.minting.set(key, started);
       started.promise = this.mint(provider, obj, key, started);

@@ -34,9 +34,9 @@ export interface WholeStreamOptions {
   claimed(obj: ObjectVersion, index: number): boolean;
   /** What a download of `obj` must match (default: its version and size). */
   expect?(obj: ObjectVersion): Expectation;
-  /** Called per download started and per chunk received (statistics). */
-  onRequest?(): void;
-  onBytes?(n: number): void;
+  /** Called per download started, with its outcome, and per chunk received (statistics). */
+  onRequest?(obj: ObjectVersion, done: Promise<void>): void;
+  onBytes?(n: number, obj: ObjectVersion): void;
 }
 
 const keyOf = (obj: ObjectVersion) => `${obj.source}\0${obj.ref}\0${obj.version}`;
@@ -91,7 +91,7 @@ export class WholeObjectStreams {
       if (!this.o.claimed(obj, index)) this.o.cache.put(obj, index, block).catch(() => undefined);
     };
     const onChunk = (chunk: Buffer) => {
-      this.o.onBytes?.(chunk.length);
+      this.o.onBytes?.(chunk.length, obj);
       let at = 0;
       while (at < chunk.length) {
         if (!current) {
@@ -110,12 +110,12 @@ export class WholeObjectStreams {
         }
       }
     };
-    this.o.onRequest?.();
     done = this.o.transport.streamWhole(loc, this.o.expect?.(obj) ?? obj, onChunk).then(
       () => {
         if (dl.next !== count) throw new Error(`whole download of ${obj.ref} ended at block ${dl.next} of ${count}`);
       },
     );
+    this.o.onRequest?.(obj, done);
     done.catch((e: unknown) => {
       for (const list of dl.waiters.values()) for (const w of list) w.reject(e);
       dl.waiters.clear();

@@ -126,18 +126,18 @@ export class SharedMetadata implements ListingShare, LocatorShare {
 
   // ListingShare (src/vfs/dir-cache.ts)
 
-  async getListing(source: string, ref: Ref): Promise<{ entries: RemoteEntry[]; ttlMs: number } | undefined> {
+  async getListing(source: string, ref: Ref): Promise<{ entries: RemoteEntry[]; ttlMs: number; at: number } | undefined> {
     if (!this.o.store.available) return undefined;
     try {
       const key = await this.listingKey(source, ref);
       const [text, ttl] = await Promise.all([this.o.store.getText(key), this.o.store.ttl(key)]);
-      const entries = text !== undefined && ttl !== undefined && ttl > 0 ? parseEntries(text) : undefined;
-      if (!entries) {
+      const listing = text !== undefined && ttl !== undefined && ttl > 0 ? parseListing(text) : undefined;
+      if (!listing) {
         this.counters.listingMisses++;
         return undefined;
       }
       this.counters.listingHits++;
-      return { entries, ttlMs: ttl! };
+      return { ...listing, ttlMs: ttl! };
     } catch {
       return undefined;
     }
@@ -148,7 +148,7 @@ export class SharedMetadata implements ListingShare, LocatorShare {
     void (async () => {
       const key = await this.listingKey(source, ref);
       if (this.epoch(source) !== epochAtStart) return;
-      await this.o.store.set(key, JSON.stringify(entries), ttlMs);
+      await this.o.store.set(key, JSON.stringify({ at: Date.now(), entries }), ttlMs);
       this.counters.listingsShared++;
     })().catch(() => undefined);
   }
@@ -202,15 +202,17 @@ export class SharedMetadata implements ListingShare, LocatorShare {
   }
 }
 
-function parseEntries(text: string): RemoteEntry[] | undefined {
+/** A stored listing: its entries, and when it was listed (the age of its negative answers). */
+function parseListing(text: string): { entries: RemoteEntry[]; at: number } | undefined {
   try {
-    const v = JSON.parse(text) as unknown;
-    if (!Array.isArray(v)) return undefined;
+    const doc = JSON.parse(text) as { at?: unknown; entries?: unknown };
+    const v = doc.entries;
+    if (!Array.isArray(v) || typeof doc.at !== 'number') return undefined;
     for (const e of v) {
       const r = e as Partial<RemoteEntry>;
       if (typeof r?.name !== 'string' || (r.kind !== 'file' && r.kind !== 'dir') || typeof r.ref !== 'string' || typeof r.size !== 'number' || typeof r.mtimeMs !== 'number' || typeof r.version !== 'string') return undefined;
     }
-    return v as RemoteEntry[];
+    return { entries: v as RemoteEntry[], at: doc.at };
   } catch {
     return undefined;
   }

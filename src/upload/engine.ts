@@ -26,6 +26,7 @@ import type { Journal, NewJob } from './journal.js';
 import { LeasedElsewhereError, SessionLostError } from './errors.js';
 import { conflictName, joinRemote, splitRemote } from './conflict.js';
 import type { ConfirmedPart, Job, UploadLease, UploadLeases, UploadTarget, Uploader } from './types.js';
+import type { SourceMeter } from '../metrics/metrics.js';
 
 export interface UploadEngineOptions {
   journal: Journal;
@@ -47,6 +48,8 @@ export interface UploadEngineOptions {
   onDone?(job: Job): void;
   /** A farm's upload leases (src/shared/leases.ts): which host uploads a file of a shared watched folder. */
   leases?: UploadLeases;
+  /** Counts parts, their bytes and failed attempts (assetfs_upload_*, assetfs_origin_*{kind="upload"}). */
+  meterFor?(source: string): SourceMeter | undefined;
 }
 
 export interface JobProgress {
@@ -244,6 +247,7 @@ export class UploadEngine {
       return;
     }
     if (e instanceof SessionLostError) this.o.journal.setUploadId(job.id, null); // the next attempt begins anew
+    this.o.meterFor?.(job.source)?.uploadFailed();
     const msg = redactText(e instanceof Error ? e.message : String(e));
     const base = this.o.retryBaseMs ?? 1_000;
     const delay = Math.min(this.o.retryMaxMs ?? 300_000, base * 2 ** Math.min(current.attempts, 20)) * (0.75 + Math.random() * 0.5);
@@ -382,6 +386,7 @@ export class UploadEngine {
     // waiting for the garbage collector to notice dropped buffers.
     const pool: Buffer[] = [];
     let firstError: unknown;
+    const meter = this.o.meterFor?.(job.source);
     const fh = await open(job.localPath, 'r');
     try {
       for (let n = 1; n <= count; n++) {
@@ -401,7 +406,8 @@ export class UploadEngine {
         }
         const p: Promise<void> = this.partLimit(async () => {
           signal.throwIfAborted();
-          const etag = await up.part(this.target(job), job.uploadId!, n, buf, signal);
+          const send = () => up.part(this.target(job), job.uploadId!, n, buf, signal);
+          const etag = await (meter ? meter.uploadPart(len, send) : send());
           this.o.journal.recordPart(job.id, { number: n, etag, size: len });
           await lease?.part({ number: n, etag, size: len });
           r.bytes += len;

@@ -9,6 +9,7 @@ import type { Logger } from '../util/logger.js';
 import { openJournal, type Journal, type JournalHealth } from './journal.js';
 import { UploadEngine } from './engine.js';
 import type { Job, Uploader } from './types.js';
+import type { SourceMeter } from '../metrics/metrics.js';
 // Type only: the watcher (and chokidar under it) loads in start(), and only when a folder is synced.
 import type { FolderSync, FolderSyncStatus } from '../sync/watcher.js';
 
@@ -55,6 +56,7 @@ export class UploadService {
     private readonly config: Config,
     private readonly providers: ReadonlyMap<string, Provider>,
     private readonly log: Logger,
+    meterFor?: (source: string) => SourceMeter | undefined,
   ) {
     this.journal = openJournal(join(config.cacheDir, 'journal.db'), log.child({ c: 'journal' }));
     this.engine = new UploadEngine({
@@ -64,6 +66,7 @@ export class UploadService {
       maxFiles: config.uploads.parallelFiles,
       maxParts: config.uploads.parallelParts,
       partsPerFile: config.uploads.partsPerFile,
+      meterFor,
     });
   }
 
@@ -118,16 +121,25 @@ export class UploadService {
         return fallback;
       }
     };
-    const counts = safe(() => this.journal.counts(), { queued: 0, uploading: 0, failed: 0, done: 0, cancelled: 0 });
     return {
       active: safe(() => this.journal.list(['uploading'], STATUS_LIST_MAX), []).map(view),
       queued: safe(() => this.journal.list(['queued'], STATUS_LIST_MAX), []).map(view),
       failed: safe(() => this.journal.list(['failed'], STATUS_LIST_MAX), []).map(view),
       recent: safe(() => this.journal.recent(10), []).map(view),
-      counts: { uploading: counts.uploading, queued: counts.queued, failed: counts.failed },
+      counts: this.counts(),
       syncs: this.syncs.map((s) => s.status()),
       journal: this.journal.health,
     };
+  }
+
+  /** Jobs per state, exact (the journal keeps them by trigger): for status and assetfs_uploads; zeros while the journal fails. */
+  counts(): { uploading: number; queued: number; failed: number } {
+    try {
+      const c = this.journal.counts();
+      return { uploading: c.uploading, queued: c.queued, failed: c.failed };
+    } catch {
+      return { uploading: 0, queued: 0, failed: 0 };
+    }
   }
 
   /**

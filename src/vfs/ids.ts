@@ -9,6 +9,11 @@
  *  - An id resolves through Provider.byId() (one API call, no listing), once per metadata TTL however
  *    many lookups ask at once; the entry it gives has the listed ref and version, so a read through
  *    `.by-id/` reads the same ObjectVersion (and cache blocks) as a read through the path.
+ *  - An id the platform does not know is "no such id" for `negativeTtlMs` (metadataNegativeTtl), like
+ *    a name missing from a listing (dir-cache.ts): a tool probing ids does not cost a call per probe,
+ *    and an object created on the platform is found by id within that time.
+ *  - forget() leaves a lookup in flight to finish (as the dir cache does with listings): deleting it
+ *    would fail the readers waiting on it, and what it brings is fresh already.
  *  - `.by-id/` lists nothing (ids are looked up, never enumerated) and takes no writes.
  */
 import { LRUCache } from 'lru-cache';
@@ -87,43 +92,74 @@ interface Ctx {
 export interface IdCacheOptions {
   /** How long a lookup retries transient faults before failing. */
   maxRetryTimeMs: number;
-  /** Most ids kept at once. */
+  /** How long an id found missing stays "no such id" (metadataNegativeTtl). Default 5 s. */
+  negativeTtlMs?: number;
+  /** Most ids kept at once (and, separately, most missing ids). */
   max?: number;
 }
 
 /** Entries found by id, kept for the source's metadata TTL; one byId() call per id however many ask. */
 export class IdCache {
   private readonly cache: LRUCache<string, RemoteEntry, Ctx>;
+  /** Ids the platform answered "not found", for negativeTtlMs. */
+  private readonly missing: LRUCache<string, true>;
+  /** Keys whose lookup is in flight. */
+  private readonly loading = new Set<string>();
 
   constructor(opts: IdCacheOptions) {
     this.cache = new LRUCache<string, RemoteEntry, Ctx>({
       max: opts.max ?? 4096,
       ttlAutopurge: false,
       allowStale: false,
-      fetchMethod: async (_k, _stale, { context: { provider, id }, signal }) =>
-        retry(() => provider.byId!(id, signal), { maxTimeMs: opts.maxRetryTimeMs, signal }),
+      fetchMethod: async (k, _stale, { context: { provider, id }, signal }) => {
+        this.loading.add(k);
+        try {
+          return await retry(() => provider.byId!(id, signal), { maxTimeMs: opts.maxRetryTimeMs, signal });
+        } finally {
+          this.loading.delete(k);
+        }
+      },
     });
+    this.missing = new LRUCache<string, true>({ max: opts.max ?? 4096, ttl: Math.max(1, opts.negativeTtlMs ?? 5_000), ttlAutopurge: false });
   }
 
   /** The entry of `id` in `provider`'s source. NotFoundError when the source has no ids or no such id. */
   async get(provider: Provider, id: string, ttlMs: number): Promise<RemoteEntry> {
     if (!provider.byId) throw new NotFoundError(`${provider.name} has no ids`);
-    const e = await this.cache.fetch(`${provider.name}\0${id}`, { context: { provider, id }, ttl: Math.max(1, ttlMs) });
+    const k = `${provider.name}\0${id}`;
+    if (this.missing.has(k)) throw new NotFoundError(`${provider.name}: no id ${id}`);
+    let e: RemoteEntry | undefined;
+    try {
+      e = await this.cache.fetch(k, { context: { provider, id }, ttl: Math.max(1, ttlMs) });
+    } catch (err) {
+      if (err instanceof NotFoundError) this.missing.set(k, true);
+      throw err;
+    }
     if (!e) throw new NotFoundError(`${provider.name}: no id ${id}`);
     return e;
   }
 
-  /** Forget one id (its object changed or went away), or every id of a source. */
-  forget(source: string, id?: string): void {
-    if (id !== undefined) {
-      this.cache.delete(`${source}\0${id}`);
-      return;
+  /**
+   * Forget one id (its object changed or went away), or every id of a source, missing ones included.
+   * Returns the ids forgotten that had an entry, with it (their `.by-id/` paths may be in the kernel).
+   */
+  forget(source: string, id?: string): Array<{ id: string; entry: RemoteEntry }> {
+    const prefix = `${source}\0`;
+    const keys = id !== undefined ? [`${prefix}${id}`] : [...this.cache.keys()].filter((k) => k.startsWith(prefix));
+    const gone: Array<{ id: string; entry: RemoteEntry }> = [];
+    for (const k of keys) {
+      const entry = this.cache.peek(k, { allowStale: true });
+      if (entry) gone.push({ id: k.slice(prefix.length), entry });
+      if (!this.loading.has(k)) this.cache.delete(k);
     }
-    for (const k of [...this.cache.keys()]) if (k.startsWith(`${source}\0`)) this.cache.delete(k);
+    if (id !== undefined) this.missing.delete(`${prefix}${id}`);
+    else for (const k of [...this.missing.keys()]) if (k.startsWith(prefix)) this.missing.delete(k);
+    return gone;
   }
 
   clear(): void {
-    this.cache.clear();
+    for (const k of [...this.cache.keys()]) if (!this.loading.has(k)) this.cache.delete(k);
+    this.missing.clear();
   }
 }
 

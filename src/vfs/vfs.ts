@@ -21,6 +21,7 @@ import { PageCacheVersions } from './page-cache-versions.js';
 import { crc32 } from 'node:zlib';
 import { isWriteOpen, WriteOps, type StagedHandle, type VfsAccess, type WriteOptions } from './write/write-ops.js';
 import { daemonOwnership, PermissionPolicy, type Ownership } from './permissions.js';
+import { refreshPath, folderRefOf } from './refresh.js';
 import { BY_ID, IdCache, idsReadOnly, located, nameToId, namesDownTo, refuseIdWrite, XATTR_PREFIX, xattrsOf, type Located } from './ids.js';
 
 const DIR_MODE = 0o40755;
@@ -37,6 +38,8 @@ export interface VfsOptions {
   /** Smallest readahead top-up: the GET part size. */
   readaheadStepBytes?: number;
   maxRetryTimeMs: number;
+  /** How long a name missing from a listing stays "no such name" (metadataNegativeTtl; dir-cache.ts), and an id found missing (ids.ts). */
+  metadataNegativeTtlMs?: number;
   /** Owner and modes of every entry, and the chmod/chown policy (default: the daemon's user, 0644/0755, EPERM). */
   ownership?: Ownership;
   /** The write side (staging area, uploaders): absent for a read-only VFS. */
@@ -69,9 +72,9 @@ export class AssetVfs implements Vfs {
   private readonly fileDeps: RemoteFileDeps;
 
   constructor(private readonly o: VfsOptions) {
-    this.dirs = new DirCache({ maxRetryTimeMs: o.maxRetryTimeMs, ...(o.sharedListings ? { shared: o.sharedListings } : {}) });
+    this.dirs = new DirCache({ maxRetryTimeMs: o.maxRetryTimeMs, negativeTtlMs: o.metadataNegativeTtlMs, ...(o.sharedListings ? { shared: o.sharedListings } : {}) });
     this.perms = new PermissionPolicy(o.ownership ?? daemonOwnership());
-    this.ids = new IdCache({ maxRetryTimeMs: o.maxRetryTimeMs });
+    this.ids = new IdCache({ maxRetryTimeMs: o.maxRetryTimeMs, negativeTtlMs: o.metadataNegativeTtlMs });
     this.fileDeps = {
       blocks: o.blocks,
       log: o.log,
@@ -162,8 +165,7 @@ export class AssetVfs implements Vfs {
     for (let i = first; i < parts.length; i++) {
       if (entry && entry.kind !== 'dir') throw new FsError('ENOTDIR', `${parts.slice(0, i).join('/')} is not a directory`);
       if (entry) dirRef = entry.ref;
-      const listing = await this.dirs.get(provider, dirRef, this.ttl(provider.name));
-      entry = listing.get(parts[i]!);
+      entry = await this.dirs.lookup(provider, dirRef, parts[i]!, this.ttl(provider.name));
       if (!entry) throw new NotFoundError(`${path} not found`);
     }
     return { kind: 'entry', provider, entry: entry!, parentRef: dirRef, ...(first === parts.length ? { id } : {}) };
@@ -423,6 +425,28 @@ export class AssetVfs implements Vfs {
     if (!provider.byId) throw new FsError('ENOTSUP', `${source} (${provider.type}) has no ids`);
     const entry = await this.ids.get(provider, id, this.ttl(source));
     return `/${[source, ...(await namesDownTo(this.dirs, provider, entry, this.ttl(source)))].join('/')}`;
+  }
+
+  /** Name lookups in listings so far: hit, miss (listing fetched), negative (assetfs_metadata_lookups_total). */
+  get metadataLookups(): Readonly<{ hit: number; miss: number; negative: number }> {
+    return this.dirs.lookups;
+  }
+
+  /**
+   * `assetfs refresh`: forget the listings and ids that PATH's attributes and everything below it come
+   * from (refresh.ts). Returns the mount paths whose attributes the kernel may hold.
+   */
+  refresh(path: string): Promise<string[]> {
+    return refreshPath(path, {
+      providers: this.o.providers,
+      dirs: this.dirs,
+      ids: this.ids,
+      ttl: (source) => this.ttl(source),
+      folderRef: async (p) => {
+        const r = await this.resolve(p).catch((e: unknown) => (e instanceof NotFoundError ? undefined : Promise.reject(e)));
+        return r && folderRefOf(p, r.kind === 'entry' ? r.entry : undefined);
+      },
+    });
   }
 
   async close(): Promise<void> {

@@ -60,7 +60,8 @@ describe('parseConfigText', () => {
     expect(c.mountpoint).toBe('/mnt/assets');
     expect(c.cache).toEqual({ memory: 512 * 1024 ** 2, disk: 20 * 1024 ** 3, blockSize: 1024 ** 2 });
     expect(c.metadataTtl).toBe(60_000);
-    expect(c.negativeTtl).toBe(10_000);
+    expect(c.metadataNegativeTtl).toBe(5_000);
+    expect(c.metrics).toEqual({ allowRemote: false });
     expect(c.sources.map((s) => `${s.name}:${s.type}`)).toEqual([
       'mkio:mkio', 'wordbee:wordbee', 'ams:ams', 'nomad:nomad', 'xvid:mediahub', 'raw:s3', 'blob:azure-blob',
     ]);
@@ -83,6 +84,26 @@ describe('parseConfigText', () => {
     expect(c.cache).toEqual({ memory: 1024 ** 3, disk: 1_000_000, blockSize: 4 * 1024 ** 2 });
     expect(c.metadataTtl).toBe(300_000);
     expect(c.sources[0]).toMatchObject({ name: 'raw', type: 's3', bucket: 'media', region: 'us-east-1', forcePathStyle: true, prefix: 'a/' });
+  });
+
+  it('metadataNegativeTtl: its own key, else the old negativeTtl, else 5 s', () => {
+    const parse = (extra: object) => parseConfigText(json({ sources: [{ name: 'a', ...MINIMAL_SOURCES.s3 }], ...extra }), '/x/c.json', {}).metadataNegativeTtl;
+    expect(parse({})).toBe(5_000);
+    expect(parse({ metadataNegativeTtl: '2s' })).toBe(2_000);
+    expect(parse({ negativeTtl: '7s' })).toBe(7_000);
+    expect(parse({ negativeTtl: '7s', metadataNegativeTtl: '1s' })).toBe(1_000);
+  });
+
+  it('metrics.listen: loopback addresses only, unless metrics.allowRemote says otherwise', () => {
+    const parse = (metrics: object) => parseConfigText(json({ sources: [{ name: 'a', ...MINIMAL_SOURCES.s3 }], metrics }), '/x/c.json', {}).metrics;
+    expect(parse({ listen: '127.0.0.1:9464' })).toEqual({ listen: '127.0.0.1:9464', allowRemote: false });
+    expect(parse({ listen: '[::1]:9464' }).listen).toBe('[::1]:9464');
+    expect(parse({ listen: '0.0.0.0:9464', allowRemote: true })).toEqual({ listen: '0.0.0.0:9464', allowRemote: true });
+    for (const listen of ['0.0.0.0:9464', '192.168.1.10:9464', '[::]:9464']) {
+      const problems = problemsOf(() => parse({ listen }));
+      expect(problems).toEqual([{ path: 'metrics.listen', message: expect.stringMatching(/not a loopback address.*metrics\.allowRemote: true/) }]);
+    }
+    expect(problemsOf(() => parse({ listen: '9464' }))[0]).toMatchObject({ path: 'metrics.listen', message: expect.stringMatching(/expected host:port/) });
   });
 
   it.each(Object.keys(MINIMAL_SOURCES))('accepts a minimal %s source', (type) => {

@@ -145,6 +145,10 @@ typedef struct {
   char mnt[1024];
   char mntopts[1024];
   int mounted;
+  // assetfs patch 9: held around fuse_invalidate_path and around fuse_destroy, so that an
+  // invalidation in the thread pool never touches a destroyed struct fuse.
+  uv_mutex_t inval_mut;
+  int destroyed;
 
   uv_async_t async;
   uv_mutex_t mut;
@@ -878,7 +882,10 @@ static void* start_fuse_thread (void *data) {
   fuse_loop_mt(ft->fuse, ft->loop_cfg);
 
   fuse_unmount(ft->fuse);
+  uv_mutex_lock(&(ft->inval_mut));
   fuse_destroy(ft->fuse);
+  ft->destroyed = 1;
+  uv_mutex_unlock(&(ft->inval_mut));
   fuse_loop_cfg_destroy(ft->loop_cfg);
   if (ft->conn_opts != NULL) free(ft->conn_opts);
 
@@ -969,6 +976,8 @@ NAPI_METHOD(fuse_native_mount) {
   fuse_loop_cfg_set_idle_threads(ft->loop_cfg, 10);
 
   uv_mutex_init(&(ft->mut));
+  uv_mutex_init(&(ft->inval_mut));
+  ft->destroyed = 0;
   uv_sem_init(&(ft->sem), 0);
 
   strncpy(ft->mnt, mnt, 1024);
@@ -1006,6 +1015,73 @@ NAPI_METHOD(fuse_native_unmount) {
   return NULL;
 }
 
+// assetfs patch 9: fuse_invalidate_path (libfuse >= 3.2, high-level API) for `assetfs refresh`: the
+// kernel forgets the attributes (and cached pages) of each path it knows, so its next stat asks the
+// daemon. It runs in libuv's thread pool, never on the JS thread: the kernel may make the notification
+// wait for a page or directory lock held by a request that only the JS thread can answer.
+typedef struct {
+  napi_async_work work;
+  napi_ref cb;
+  fuse_thread_t *ft;
+  napi_ref ft_ref;
+  char **paths;
+  uint32_t count;
+  uint32_t known; // paths the kernel had an inode for (fuse_invalidate_path answered 0)
+} invalidate_job_t;
+
+static void invalidate_execute (napi_env env, void *data) {
+  invalidate_job_t *job = (invalidate_job_t *) data;
+  fuse_thread_t *ft = job->ft;
+  uv_mutex_lock(&(ft->inval_mut));
+  for (uint32_t i = 0; i < job->count && !ft->destroyed; i++) {
+    if (fuse_invalidate_path(ft->fuse, job->paths[i]) == 0) job->known++;
+  }
+  uv_mutex_unlock(&(ft->inval_mut));
+}
+
+static void invalidate_complete (napi_env env, napi_status status, void *data) {
+  invalidate_job_t *job = (invalidate_job_t *) data;
+  napi_value cb, global, argv[2];
+  napi_get_reference_value(env, job->cb, &cb);
+  napi_get_global(env, &global);
+  napi_get_null(env, &argv[0]);
+  napi_create_uint32(env, job->known, &argv[1]);
+  napi_call_function(env, global, cb, 2, argv, NULL);
+  for (uint32_t i = 0; i < job->count; i++) free(job->paths[i]);
+  free(job->paths);
+  napi_delete_reference(env, job->cb);
+  napi_delete_reference(env, job->ft_ref);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+// invalidate_paths(thread, paths: string[], cb(err, known))
+NAPI_METHOD(fuse_native_invalidate_paths) {
+  NAPI_ARGV(3)
+  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);
+  uint32_t count = 0;
+  napi_get_array_length(env, argv[1], &count);
+  invalidate_job_t *job = calloc(1, sizeof(invalidate_job_t));
+  job->ft = ft;
+  job->paths = calloc(count > 0 ? count : 1, sizeof(char *));
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    size_t len = 0;
+    napi_get_element(env, argv[1], i, &item);
+    napi_get_value_string_utf8(env, item, NULL, 0, &len);
+    job->paths[i] = malloc(len + 1);
+    napi_get_value_string_utf8(env, item, job->paths[i], len + 1, &len);
+    job->count++;
+  }
+  napi_create_reference(env, argv[0], 1, &(job->ft_ref)); // keeps the thread struct's Buffer alive
+  napi_create_reference(env, argv[2], 1, &(job->cb));
+  napi_value name;
+  napi_create_string_utf8(env, "fuse_invalidate_paths", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, invalidate_execute, invalidate_complete, job, &(job->work));
+  napi_queue_async_work(env, job->work);
+  return NULL;
+}
+
 NAPI_INIT() {
   const napi_node_version* version;
   assert(napi_get_node_version(env, &version) == napi_ok);
@@ -1021,6 +1097,7 @@ NAPI_INIT() {
 
   NAPI_EXPORT_FUNCTION(fuse_native_mount)
   NAPI_EXPORT_FUNCTION(fuse_native_unmount)
+  NAPI_EXPORT_FUNCTION(fuse_native_invalidate_paths)
 
   NAPI_EXPORT_FUNCTION(fuse_native_signal_getattr)
   NAPI_EXPORT_FUNCTION(fuse_native_signal_init)

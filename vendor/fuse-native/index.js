@@ -215,6 +215,14 @@ class Fuse extends Nanoresource {
     return this._threads.size
   }
 
+  // assetfs patch 9: the kernel forgets the attributes (and cached pages) of each of `paths` it knows
+  // (libfuse's fuse_invalidate_path, run in the thread pool); cb(err, known), `known` the number of
+  // paths the kernel had an inode for.
+  invalidatePaths (paths, cb) {
+    if (!this._thread || !this.opened || this.closing || this.closed) return process.nextTick(cb, new Error('not mounted'))
+    binding.fuse_native_invalidate_paths(this._thread, paths.map(String), cb)
+  }
+
   _makeHandlerArray () {
     const self = this
     const handlers = new Array(OpcodesAndDefaults.size)

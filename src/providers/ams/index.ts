@@ -13,7 +13,7 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { AuthError, FsError, NotFoundError, StaleError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
-import { ApiClient, TokenSession, type Authenticator } from '../common/api-client.js';
+import { ApiClient, TokenSession, type ApiMeter, type Authenticator } from '../common/api-client.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
 import type { ListingLimits } from '../common/paging.js';
 import { LocatorPool } from './locators.js';
@@ -25,6 +25,8 @@ export interface AmsProviderDeps {
   log: Logger;
   /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
   net?: NetBounds;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Entities per listing page (AMS returns at most 1000). */
   listPageSize?: number;
   /** Bounds of every listing (config `listing`). */
@@ -76,7 +78,7 @@ export class AmsProvider implements Provider {
     const what = `ams source "${cfg.name}"`;
     this.numbers = new EntryNumbers({ log: this.log, what });
     this.net = deps.net ?? DEFAULT_BOUNDS;
-    this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what), bounds: this.net });
+    this.api = new ApiClient({ baseUrl: cfg.restUrl, what, auth: this.authenticator(what), bounds: this.net, meter: deps.meter });
     this.rest = new AmsRest(this.api, cfg.restUrl);
     this.pageSize = Math.min(AMS_MAX_PAGE, deps.listPageSize ?? AMS_MAX_PAGE);
     this.locators = new LocatorPool(this.rest, { ttlMs: cfg.urlTtl, log: this.log, what });

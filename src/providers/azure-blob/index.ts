@@ -7,18 +7,22 @@
  */
 import {
   BlobSASPermissions,
+  AnonymousCredential,
   BlobServiceClient,
   ContainerClient,
   StorageSharedKeyCredential,
   generateBlobSASQueryParameters,
+  newPipeline,
 } from '@azure/storage-blob';
 import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '../../core/types.js';
 import { NotFoundError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { ApiMeter } from '../common/api-client.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
+import { countingAzurePolicy } from '../common/sdk-meters.js';
 import { pagedList, type ListingLimits } from '../common/paging.js';
 import { AzureBlockUploader } from './upload.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
@@ -29,6 +33,8 @@ export interface AzureBlobProviderDeps {
   log: Logger;
   /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
   net?: NetBounds;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Blobs per listing page (Azure's maximum is 5000). */
   listPageSize?: number;
   /** Bounds of every listing (config `listing`). */
@@ -63,14 +69,11 @@ export class AzureBlobProvider implements Provider {
     const accountName = cfg.accountName ?? cs.name ?? new URL(cfg.accountUrl).pathname.split('/').filter(Boolean)[0] ?? new URL(cfg.accountUrl).hostname.split('.')[0]!;
     const accountKey = cfg.accountKey ?? cs.key;
     // Bounded calls; no retries of its own (they belong to our pacer).
-    const options = boundedAzureOptions(deps.net ?? DEFAULT_BOUNDS);
-    if (accountKey) {
-      this.credential = new StorageSharedKeyCredential(accountName, accountKey);
-      this.container = new BlobServiceClient(cfg.accountUrl, this.credential, options).getContainerClient(cfg.container);
-    } else {
-      this.sas = (cfg.sasToken ?? '').replace(/^\?/, '');
-      this.container = new BlobServiceClient(`${cfg.accountUrl}?${this.sas}`, undefined, options).getContainerClient(cfg.container);
-    }
+    if (accountKey) this.credential = new StorageSharedKeyCredential(accountName, accountKey);
+    else this.sas = (cfg.sasToken ?? '').replace(/^\?/, '');
+    const pipeline = newPipeline(this.credential ?? new AnonymousCredential(), boundedAzureOptions(deps.net ?? DEFAULT_BOUNDS));
+    if (deps.meter) pipeline.factories.unshift(countingAzurePolicy(deps.meter));
+    this.container = new BlobServiceClient(this.credential ? cfg.accountUrl : `${cfg.accountUrl}?${this.sas}`, pipeline).getContainerClient(cfg.container);
   }
 
   /**

@@ -65,6 +65,11 @@ export interface ApiResponse {
   readonly text: string;
 }
 
+/** Counts requests to the platform (assetfs_origin_requests_total{kind="api"}; metrics/metrics.ts). */
+export interface ApiMeter {
+  request(kind: 'api', e?: unknown, status?: number): void;
+}
+
 export interface ApiClientOptions {
   baseUrl: string;
   /** Names the source in messages. */
@@ -78,6 +83,7 @@ export interface ApiClientOptions {
   bounds?: NetBounds;
   /** Overrides bounds.stallMs. */
   timeoutMs?: number;
+  meter?: ApiMeter;
 }
 
 const header = (h: ApiResponse['headers'], n: string) => {
@@ -194,8 +200,11 @@ export class ApiClient {
     try {
       const res = await this.agent.request({ origin: u.origin, path: u.pathname + u.search, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body, signal: deadline.signal });
       const text = await this.readCapped(req, res);
+      // A raw body is file bytes: the upload engine counts those requests (kind upload).
+      if (req.body === undefined) this.o.meter?.request('api', undefined, res.statusCode);
       return { status: res.statusCode, headers: res.headers, text };
     } catch (e) {
+      if (req.body === undefined) this.o.meter?.request('api', e);
       if (req.signal?.aborted) throw req.signal.reason;
       if (deadline.expired) throw deadline.error(this.what(req));
       if (e instanceof FsError) throw e;

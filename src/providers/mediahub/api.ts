@@ -14,7 +14,7 @@
  *  - Secrets go only into the token form body; messages carry redacted paths only.
  */
 import type { NetBounds } from '../../transports/bounds.js';
-import { ApiClient, TokenSession, errorMessage } from '../common/api-client.js';
+import { ApiClient, TokenSession, errorMessage, type ApiMeter } from '../common/api-client.js';
 import { pagedList, type ListingLimits } from '../common/paging.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import { AuthError, FsError, NotFoundError, TransientError } from '../../core/errors.js';
@@ -88,11 +88,11 @@ export class MediahubApi {
 
   constructor(
     private readonly cfg: SourceConfigOf<'mediahub'>,
-    opts: { timeoutMs?: number; bounds?: NetBounds } = {},
+    opts: { timeoutMs?: number; bounds?: NetBounds; meter?: ApiMeter } = {},
   ) {
     const what = `mediahub source "${cfg.name}"`;
     // The token call goes through its own client: no auth, and a 4xx there means the credentials are bad.
-    const login = new ApiClient({ baseUrl: cfg.baseUrl, what, timeoutMs: opts.timeoutMs, bounds: opts.bounds });
+    const login = new ApiClient({ baseUrl: cfg.baseUrl, what, timeoutMs: opts.timeoutMs, bounds: opts.bounds, meter: opts.meter });
     this.session = new TokenSession(
       async (signal) => {
         const r = await login.json<{ access_token?: string; expires_in?: string | number; token?: { access_token?: string; expires_in?: string | number } }>({
@@ -112,6 +112,7 @@ export class MediahubApi {
       auth: this.session,
       timeoutMs: opts.timeoutMs,
       bounds: opts.bounds,
+      meter: opts.meter,
       isAuthFailure: (_status, text) => errorCodeOf(text) === INVALID_TOKEN,
     });
     this.closeLogin = () => login.close();

@@ -15,6 +15,7 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { FsError, NotFoundError, TransientError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { ApiMeter } from '../common/api-client.js';
 import type { NetBounds } from '../../transports/bounds.js';
 import { MediahubApi, type MhFile } from './api.js';
 import type { ListingLimits } from '../common/paging.js';
@@ -29,6 +30,8 @@ export interface MediahubProviderDeps {
   log: Logger;
   /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
   net?: NetBounds;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Records per listing page (`limit`, at most 5000; default 1000, the API's default). */
   listPageSize?: number;
   /** Ask for download links with `redirect=true` and take the 302's Location (default: the JSON answer). */
@@ -69,7 +72,7 @@ export class MediahubProvider implements Provider {
     private readonly deps: MediahubProviderDeps,
   ) {
     this.name = cfg.name;
-    this.api = new MediahubApi(cfg, { bounds: deps.net });
+    this.api = new MediahubApi(cfg, { bounds: deps.net, meter: deps.meter });
     this.caps = { upload: !cfg.readOnly };
     this.numbers = new EntryNumbers({ log: deps.log, what: `mediahub source "${cfg.name}"` });
   }

@@ -14,7 +14,7 @@
  */
 import { FsError } from '../../core/errors.js';
 import type { Logger } from '../../util/logger.js';
-import { ApiClient } from '../common/api-client.js';
+import { ApiClient, type ApiMeter } from '../common/api-client.js';
 import type { NetBounds } from '../../transports/bounds.js';
 import { pagedList, type ListingLimits } from '../common/paging.js';
 
@@ -81,12 +81,13 @@ export class MkioApi {
   private readonly origin: string;
   private readonly what: string;
 
-  constructor(opts: { baseUrl: string; project: string; token: string; what: string; timeoutMs?: number; bounds?: NetBounds }) {
+  constructor(opts: { baseUrl: string; project: string; token: string; what: string; timeoutMs?: number; bounds?: NetBounds; meter?: ApiMeter }) {
     this.client = new ApiClient({
       baseUrl: opts.baseUrl,
       what: opts.what,
       timeoutMs: opts.timeoutMs,
       bounds: opts.bounds,
+      meter: opts.meter,
       auth: { headers: async () => ({ authorization: `Bearer ${opts.token}` }), invalidate: () => undefined },
     });
     this.base = `api/v1/projects/${encodeURIComponent(opts.project)}/media/`;

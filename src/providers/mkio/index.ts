@@ -27,6 +27,7 @@ import { ExpiredError, FsError, NotFoundError, UnavailableError } from '../../co
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { ApiMeter } from '../common/api-client.js';
 import type { NetBounds } from '../../transports/bounds.js';
 import { capListing, type ListingLimits } from '../common/paging.js';
 import { MkioApi, type MkioAsset, type StorageFileRow, type StorageListing } from './api.js';
@@ -39,6 +40,8 @@ export interface MkioProviderDeps {
   log: Logger;
   /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
   net?: NetBounds;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Assets per listing page (`$top`; MK.IO's maximum is 1000). */
   listPageSize?: number;
   /** Bounds of every listing (config `listing`). */
@@ -77,7 +80,7 @@ export class MkioProvider implements Provider {
   ) {
     this.name = cfg.name;
     this.caps = { upload: !cfg.readOnly && !!cfg.storage };
-    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio source "${cfg.name}"`, bounds: deps.net });
+    this.api = new MkioApi({ baseUrl: cfg.baseUrl, project: cfg.project, token: cfg.token, what: `mkio source "${cfg.name}"`, bounds: deps.net, meter: deps.meter });
     this.access = new AccessCache(this.api, `mkio ${cfg.name}`, deps.net);
     this.numbers = new EntryNumbers({ log: deps.log, what: `mkio source "${cfg.name}"` });
   }

@@ -16,7 +16,7 @@
  *    asked (skipping what the cap cut off), later pages ask for the size it answered, at the page index
  *    that starts at or before the next unseen item. Ids repeated by that overlap are dropped.
  */
-import { ApiClient, TokenSession } from '../common/api-client.js';
+import { ApiClient, TokenSession, type ApiMeter } from '../common/api-client.js';
 import { pagedList, type ListingLimits } from '../common/paging.js';
 import { AuthError, FsError, TransientError } from '../../core/errors.js';
 import type { Logger } from '../../util/logger.js';
@@ -143,10 +143,11 @@ export class NomadClient {
     private readonly cfg: NomadClientConfig,
     private readonly log: Logger,
     bounds?: NetBounds,
+    meter?: ApiMeter,
   ) {
     const base = cfg.baseUrl.replace(/\/+$/, '');
     this.session = new TokenSession((signal) => this.login(signal), (t) => ({ authorization: `Bearer ${t}` }));
-    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad source "${cfg.name}"`, auth: this.session, bounds });
+    this.api = new ApiClient({ baseUrl: /\/api$/.test(base) ? base : `${base}/api`, what: `nomad source "${cfg.name}"`, auth: this.session, bounds, meter });
   }
 
   private async login(signal?: AbortSignal): Promise<{ token: string; expiresInMs?: number }> {

@@ -17,6 +17,7 @@ import type { ObjectVersion, Provider, Ref, RemoteEntry, SignedLocator } from '.
 import { FsError, NotFoundError, UnavailableError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { ApiMeter } from '../common/api-client.js';
 import type { NetBounds } from '../../transports/bounds.js';
 import { NomadClient, type SearchFilter } from './client.js';
 import type { ListingLimits } from '../common/paging.js';
@@ -28,6 +29,8 @@ export interface NomadProviderDeps {
   log: Logger;
   /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
   net?: NetBounds;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Items per search page. Default 100 (the documented example). */
   listPageSize?: number;
   /** Bounds of every listing (config `listing`). */
@@ -54,6 +57,7 @@ export class NomadProvider implements Provider {
       { name: cfg.name, baseUrl: cfg.baseUrl, username: cfg.username, password: cfg.password, applicationId: cfg.applicationId },
       this.log,
       deps.net,
+      deps.meter,
     );
   }
 

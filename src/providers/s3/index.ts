@@ -10,8 +10,10 @@ import { NotFoundError } from '../../core/errors.js';
 import { normalizeEtag } from '../../core/etag.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
+import type { ApiMeter } from '../common/api-client.js';
 import { mapStorageError } from '../errors.js';
 import { EntryNumbers } from '../common/entry-numbers.js';
+import { countS3Requests } from '../common/sdk-meters.js';
 import { pagedList, type ListingLimits } from '../common/paging.js';
 import { S3Uploader } from './upload.js';
 import { DEFAULT_BOUNDS, type NetBounds } from '../../transports/bounds.js';
@@ -22,6 +24,8 @@ export interface S3ProviderDeps {
   log: Logger;
   /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
   net?: NetBounds;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Keys per listing page (S3's maximum and default is 1000). */
   listPageSize?: number;
   /** Bounds of every listing (config `listing`). */
@@ -55,6 +59,7 @@ export class S3Provider implements Provider {
       // Bounded calls; no retries of its own (they belong to our pacer, which knows the read deadline).
       ...boundedS3Options(deps.net ?? DEFAULT_BOUNDS),
     });
+    if (deps.meter) countS3Requests(this.client, deps.meter);
   }
 
   /**

@@ -17,7 +17,7 @@ import { FsError, NotFoundError } from '../../core/errors.js';
 import type { SourceConfigOf } from '../../config/schema.js';
 import type { Logger } from '../../util/logger.js';
 import type { NetBounds } from '../../transports/bounds.js';
-import { ApiClient, TokenSession } from '../common/api-client.js';
+import { ApiClient, TokenSession, type ApiMeter } from '../common/api-client.js';
 import { capListing, pagedList, type ListingLimits } from '../common/paging.js';
 import { NO_LOCALE, decodeRef, encodeRef, splitRelPath, type WbPath } from './refs.js';
 import { WordbeeUploader } from './upload.js';
@@ -27,6 +27,8 @@ export interface WordbeeProviderDeps {
   log: Logger;
   /** Timeouts, deadline and answer cap of every call (retry.* in the config). Default DEFAULT_BOUNDS. */
   net?: NetBounds;
+  /** Counts API requests (assetfs_origin_requests_total{kind="api"}). */
+  meter?: ApiMeter;
   /** Segments per search page. Default 500. */
   listPageSize?: number;
   /** Bounds of every listing (config `listing`): the segment search of a scope is one listing. */
@@ -84,6 +86,7 @@ export class WordbeeProvider implements Provider {
       what: `wordbee source "${cfg.name}"`,
       auth: this.session,
       bounds: deps.net,
+      meter: deps.meter,
       // The docs show an expired token answered with 400 "Token invalid or expired."
       isAuthFailure: (status, text) => status === 400 && /token/i.test(text),
     });
