@@ -251,6 +251,10 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     throw e;
   }
   log.info({ mountpoint: o.mountpoint, sources: [...core.providers.keys()] }, 'mounted');
+  // `assetfs refresh PATH` on another host of the farm: the same refresh here, the kernel included.
+  core.shared?.metadata.onRemoteRefresh((path) => {
+    core.vfs.refresh(path).then((paths) => mounted.invalidate(paths)).catch((e: unknown) => log.info({ err: e instanceof Error ? e.message : String(e), path }, 'refresh from another host not applied here'));
+  });
   metrics.readFrom({
     caches: () => ({ memory: core.cache.memory.stats(), disk: core.cache.disk.stats() }),
     metadata: () => core.vfs.metadataLookups,
@@ -332,7 +336,10 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       return { path: o.mountpoint + (await core.vfs.pathOfId(source, id)) };
     },
     'GET /metrics': async () => new TextReply(metrics.contentType, await metrics.scrape()),
-    ...cacheRoutes({ mountpoint: o.mountpoint, vfs: core.vfs, cache: core.cache, invalidateKernel: (paths) => mounted.invalidate(paths) }),
+    ...cacheRoutes({
+      mountpoint: o.mountpoint, vfs: core.vfs, cache: core.cache, invalidateKernel: (paths) => mounted.invalidate(paths),
+      ...(core.shared ? { shareRefresh: (path: string) => core.shared!.metadata.refreshed(path, [...core.providers.keys()]) } : {}),
+    }),
     ...faultRoutes(),
   }).catch((e: unknown) => {
     log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');

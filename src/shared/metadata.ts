@@ -10,7 +10,9 @@
  *  - `loc:<hash(source, ref, version)>`: a signed locator, expiring when the minting host would stop
  *    handing it out (its expiry minus a margin, src/read/locator-cache.ts). Only with
  *    `shared.locators` (the URLs carry read credentials).
- *  - channel `inval`: `{ from, source, ref? }` for every local invalidation.
+ *  - channel `inval`: `{ from, source, ref? }` for every local invalidation, and `{ from, refresh }`
+ *    for `assetfs refresh PATH` (a mount path, the same on every host): each host refreshes PATH as if
+ *    it had been asked, the kernel's attributes included.
  *
  * Invariants:
  *  - A host reading a shared listing or locator keeps it no longer than Redis does (the key's own
@@ -39,8 +41,9 @@ export interface SharedMetadataOptions {
 
 interface InvalidationMessage {
   from: string;
-  source: string;
+  source?: string;
   ref?: Ref;
+  refresh?: string;
 }
 
 const hash = (...parts: string[]) => createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 32);
@@ -57,6 +60,7 @@ export interface SharedMetadataStats {
 
 export class SharedMetadata implements ListingShare, LocatorShare {
   private readonly listeners: ((source: string, ref?: Ref) => void)[] = [];
+  private readonly refreshListeners: ((path: string) => void)[] = [];
   /** Invalidations seen per source (local and remote): a listing fetched across one is not shared. */
   private readonly epochs = new Map<string, number>();
   private readonly counters: SharedMetadataStats = { listingHits: 0, listingMisses: 0, listingsShared: 0, locatorHits: 0, locatorMisses: 0, invalidationsSent: 0, invalidationsReceived: 0 };
@@ -93,6 +97,30 @@ export class SharedMetadata implements ListingShare, LocatorShare {
     this.listeners.push(fn);
   }
 
+  /** `fn` is called with the mount path of every `assetfs refresh` run on another host. */
+  onRemoteRefresh(fn: (path: string) => void): void {
+    this.refreshListeners.push(fn);
+  }
+
+  /**
+   * `assetfs refresh PATH` on this host, before it refreshes locally: the shared listings of PATH's
+   * source (of every source in `sources` for the mount's root) are dropped — one generation step, so
+   * the refresh's own listings come from the platform — and the other hosts are told to refresh PATH.
+   */
+  async refreshed(path: string, sources: readonly string[]): Promise<void> {
+    const first = path.split('/').find((p) => p !== '');
+    const affected = first === undefined ? sources : sources.filter((s) => s === first);
+    for (const source of affected) this.bump(source);
+    if (!this.o.store.available) return;
+    try {
+      for (const source of affected) await this.o.store.incr(`${this.o.keyPrefix}lsgen:${hash(source)}`);
+      await this.o.store.publish(this.channel, JSON.stringify({ from: this.o.owner, refresh: path } satisfies InvalidationMessage));
+      this.counters.invalidationsSent++;
+    } catch (e) {
+      this.o.log.warn({ err: e instanceof Error ? e.message : String(e), path }, 'shared tier: the refresh reached this host only');
+    }
+  }
+
   stats(): SharedMetadataStats {
     return { ...this.counters };
   }
@@ -112,7 +140,13 @@ export class SharedMetadata implements ListingShare, LocatorShare {
     } catch {
       return;
     }
-    if (typeof m.source !== 'string' || m.from === this.o.owner) return;
+    if (m.from === this.o.owner) return;
+    if (typeof m.refresh === 'string') {
+      this.counters.invalidationsReceived++;
+      for (const fn of this.refreshListeners) fn(m.refresh);
+      return;
+    }
+    if (typeof m.source !== 'string') return;
     this.counters.invalidationsReceived++;
     this.bump(m.source);
     const ref = typeof m.ref === 'string' ? m.ref : undefined;

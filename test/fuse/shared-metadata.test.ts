@@ -2,11 +2,13 @@
  * Shared metadata on a farm of three real daemons, one real Redis and one s3rver behind the counting
  * proxy (test/helpers/farm.ts): three hosts walking the same tree list it at the origin as often as one
  * host does, and a write, rename or delete through one host shows on the others at once — with a
- * metadata TTL of ten minutes, only the invalidation can make it show.
+ * metadata TTL of ten minutes, only the invalidation can make it show; so does `assetfs refresh` on one
+ * host for a change made at the storage, past every host.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deterministicBytes } from '../../src/demo/sample-media.js';
 import { sh, until } from '../helpers/mount.js';
+import { callControl, controlSocketPath } from '../../src/daemon/control.js';
 import { startFarm, type Farm } from '../helpers/farm.js';
 
 const tree = ['a', 'b', 'c'].flatMap((d) => [1, 2, 3, 4].map((i) => ({ path: `tree/${d}/f${i}.bin`, data: deterministicBytes(`${d}${i}`, 1_000 + i) })));
@@ -55,5 +57,15 @@ describe('shared metadata on a farm', () => {
       return names.includes('renamed.bin') && !names.includes('f1.bin') && !names.includes('f2.bin');
     }, 'the rename and the delete on host 3', 30_000, 100);
     expect(await ls(1, 'tree/b')).toEqual(['f3.bin', 'f4.bin', 'renamed.bin']);
+  });
+
+  it('assetfs refresh on one host refreshes every host', async () => {
+    expect(await ls(1, 'tree/c')).not.toContain('outside.bin');
+    await farm.storage.seed([{ path: 'tree/c/outside.bin', data: Buffer.from('made past every host') }]);
+    expect(await ls(2, 'tree/c')).not.toContain('outside.bin'); // within the 10-minute TTL, unseen
+    // What `assetfs refresh PATH` sends to host 1's daemon.
+    await callControl(controlSocketPath(farm.hosts[0]!.cacheDir), 'POST', '/refresh', { path: farm.path(0, 'tree/c') });
+    await until(async () => (await ls(1, 'tree/c')).includes('outside.bin') && (await ls(2, 'tree/c')).includes('outside.bin'), 'outside.bin on hosts 2 and 3', 30_000, 100);
+    expect((await sh(`cat ${farm.path(2, 'tree/c/outside.bin')}`))).toBe('made past every host');
   });
 });
