@@ -7,7 +7,8 @@
  *   ÷ a trivial in-memory fuse-native FS; kernel options; rclone and s3fs; fio; ffprobe; ls -l; RSS; bursts
  *   and the cold-read comparison again on the same bytes in Azurite (bench/azurite.ts); journal calls with
  *   100,000 queued jobs (bench/journal.ts); CPU-seconds per GiB of receiving the object through each
- *   transport, s3rver and Azurite (bench/receive.ts)
+ *   transport, s3rver and Azurite (bench/receive.ts); 4 hosts cold-reading one object with and without the
+ *   shared tier, and a shared-tier hit (bench/shared.ts)
  * Writes bench/results/latest.md. Not a test: nothing here asserts.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -30,6 +31,7 @@ import { receiveRows } from './receive.js';
 import { sharedMetaBench } from './shared-meta.js';
 import { assetfsExtras, peerColdReads } from './peers.js';
 import { startFaultProxy } from '../src/emulators/fault-proxy.js';
+import { sharedBench } from './shared.js';
 
 const GiB = 1024 ** 3;
 const SIZE = Number(process.env.BENCH_BYTES ?? GiB);
@@ -165,6 +167,8 @@ async function main() {
     }
     process.stdout.write('bench: journal calls with 100,000 queued jobs…\n');
     const journalRows = await journalBench();
+    process.stdout.write('bench: the shared tier (4 hosts, one Redis)…\n');
+    const sharedRows = await sharedBench(SIZE);
     process.stdout.write('bench: logins, listings and URL mints of 4 hosts walking one tree, shared tier vs none…\n');
     const sharedMetaRows = await sharedMetaBench();
     const f = (x: number) => x.toFixed(0);
@@ -190,7 +194,7 @@ async function main() {
           : [`cold sequential read through ${name}`, `${f(speed)} MiB/s`, `assetfs is ${(median(cold) / speed).toFixed(2)} × this (aim ≥ 1.3)`],
       );
     }
-    rows.push(...receive.rows, ...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows, ...journalRows, ...sharedMetaRows);
+    rows.push(...receive.rows, ...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows, ...journalRows, ...sharedRows, ...sharedMetaRows);
     const table = [
       `Benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
       '',

@@ -22,6 +22,9 @@ command -v getfattr >/dev/null 2>&1 && command -v setfattr >/dev/null 2>&1 || ne
 command -v systemd-notify >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # curl: the metrics test scrapes GET /metrics over the control socket with `curl --unix-socket`, as operators do.
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# redis-server, redis-cli: the shared tier's tests start their own Redis on a unix socket
+# (test/helpers/redis-server.ts) and corrupt its keys with redis-cli (test/fuse/shared-*.test.ts).
+command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-server)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]}"

@@ -3,10 +3,10 @@ import { formatBytes } from '../config/units.js';
 import { callControl } from './control.js';
 import cliProgress from 'cli-progress';
 import type { UploadJobStatus, UploadsStatus } from '../upload/service.js';
-import type { SharedTierStatus } from '../shared/index.js';
-import type { ClusterHost } from '../shared/heartbeat.js';
 import type { BlockSourceStats } from '../read/block-source.js';
 import { isUp, type SourceHealthRecord } from './health.js';
+import type { SharedTierStatus } from '../shared/index.js';
+import type { ClusterHost } from '../shared/heartbeat.js';
 
 export interface SourceStatus {
   name: string;

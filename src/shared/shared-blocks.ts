@@ -103,11 +103,14 @@ export class SharedBlocks {
   /** Stores the block for the other hosts, in the background; never throws. */
   share(obj: ObjectVersion, index: number, data: Buffer): void {
     const { store } = this.o;
+    const keys = this.keys(obj, index);
+    // Not shared: drop this host's claim at once, so that waiting hosts fetch it now, not after lockTtl.
+    const release = () => void quiet(store.deleteIf(keys.claim, this.o.owner), false);
     if (!store.available || this.pendingBytes + data.length > this.o.writeQueueBytes) {
       this.counters.skippedWrites++;
+      if (store.available) release();
       return;
     }
-    const keys = this.keys(obj, index);
     const frame = encodeFrame(identityOf(obj), index, data);
     this.pendingBytes += frame.length;
     void store
@@ -120,6 +123,7 @@ export class SharedBlocks {
         },
         () => {
           this.counters.skippedWrites++;
+          release();
         },
       )
       .catch(() => undefined)
