@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { s3rverSource } from '../src/emulators/storage-servers.js';
+import { s3rverSource } from '@assetfs/lab/emulators/storage-servers.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
 
 /** A child process doing random 4 KiB reads on `file` for `secs`; resolves with its reads per second. */

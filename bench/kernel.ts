@@ -6,10 +6,10 @@
  *   cached file, and 64 readers at once of their own cold 1 MiB file behind 100 ms per GET (the
  *   kernel keeps at most max_background of their reads in flight).
  */
-import { s3rverSource } from '../src/emulators/storage-servers.js';
-import { startFaultProxy } from '../src/emulators/fault-proxy.js';
-import { deterministicBytes } from '../src/demo/sample-media.js';
-import { seedS3 } from '../src/demo/seed-storage.js';
+import { s3rverSource } from '@assetfs/lab/emulators/storage-servers.js';
+import { startFaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
+import { seedS3 } from '@assetfs/lab/demo/seed-storage.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
 import { coldStart } from './tools.js';
 

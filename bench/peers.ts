@@ -14,10 +14,10 @@ import { Readable } from 'node:stream';
 import { createCipheriv, createHash } from 'node:crypto';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { S3RVER_KEY, s3rverSource } from '../src/emulators/storage-servers.js';
-import type { FaultProxy } from '../src/emulators/fault-proxy.js';
-import { s3rverClient, seedS3 } from '../src/demo/seed-storage.js';
-import { sampleMp4WithMoovAtEnd } from '../src/demo/sample-media.js';
+import { S3RVER_KEY, s3rverSource } from '@assetfs/lab/emulators/storage-servers.js';
+import type { FaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
+import { s3rverClient, seedS3 } from '@assetfs/lab/demo/seed-storage.js';
+import { sampleMp4WithMoovAtEnd } from '@assetfs/lab/demo/sample-media.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
 import { fioRandomReadIops, peerColdRead, timed } from './tools.js';
 

@@ -16,9 +16,9 @@ import type { Expectation, SignedLocator, Transport } from '../src/core/types.js
 import { HttpTransport } from '../src/transports/http.js';
 import { FastHttpTransport } from '../src/transports/fast-http.js';
 import { NODE_FLAGS, sh } from '../test/helpers/mount.js';
-import { AZURITE_ACCOUNT, AZURITE_KEY, s3rverSource, startAzurite, startS3rver } from '../src/emulators/storage-servers.js';
-import { deterministicBytes } from '../src/demo/sample-media.js';
-import { seedAzure, seedS3 } from '../src/demo/seed-storage.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, s3rverSource, startAzurite, startS3rver } from '@assetfs/lab/emulators/storage-servers.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
+import { seedAzure, seedS3 } from '@assetfs/lab/demo/seed-storage.js';
 import { ConfigSchema } from '../src/config/schema.js';
 import { createProvider } from '../src/providers/registry.js';
 import { silentLogger } from '../src/util/logger.js';

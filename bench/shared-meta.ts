@@ -10,9 +10,9 @@
  *   node dist/bench/shared-meta.js     (alone), or as part of `npm run bench` (bench/run.ts)
  */
 import { ConfigSchema, SharedSchema, type SourceConfig } from '../src/config/schema.js';
-import { startAmsEmulator } from '../src/emulators/ams/index.js';
-import { AzureBacking } from '../src/emulators/common/backing.js';
-import { startAzurite } from '../src/emulators/storage-servers.js';
+import { startAmsEmulator } from '@assetfs/lab/emulators/ams/index.js';
+import { AzureBacking } from '@assetfs/lab/emulators/common/backing.js';
+import { startAzurite } from '@assetfs/lab/emulators/storage-servers.js';
 import { createProvider } from '../src/providers/registry.js';
 import { startSharedTier, type SharedTier } from '../src/shared/index.js';
 import { DirCache } from '../src/vfs/dir-cache.js';

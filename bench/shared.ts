@@ -9,7 +9,7 @@
  * All hosts share this machine's cores, so per-host throughput here is a lower bound of a real farm's.
  * Run alone: `node dist/bench/shared.js` (BENCH_BYTES sets the object size).
  */
-import { deterministicBytes } from '../src/demo/sample-media.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
 import { startFarm, type Farm } from '../test/helpers/farm.js';
 import { sh } from '../test/helpers/mount.js';
 import type { SharedTierStatus } from '../src/shared/index.js';

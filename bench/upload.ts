@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { s3rverSource } from '../src/emulators/storage-servers.js';
-import { s3rverClient } from '../src/demo/seed-storage.js';
+import { s3rverSource } from '@assetfs/lab/emulators/storage-servers.js';
+import { s3rverClient } from '@assetfs/lab/demo/seed-storage.js';
 import { mountDaemon, sh } from '../test/helpers/mount.js';
 import { trivialFs } from './tools.js';
 

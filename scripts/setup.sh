@@ -36,6 +36,7 @@ if ((${#need_apt[@]})); then
   fi
 fi
 
+# npm ci installs the lab too (a file: devDependency), with azurite and s3rver as its dependencies.
 stamp=node_modules/.assetfs-installed
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   echo "setup: npm ci (better-sqlite3 compiles from source: about 2 minutes)"
@@ -55,4 +56,6 @@ if [ -f "$addon" ] && { ! ldd "$addon" | grep -q 'libfuse3\.so' || [ vendor/fuse
 fi
 node -e "require('fuse-native')" || { echo "setup: fuse-native does not load (see above)" >&2; exit 1; }
 
-npx tsc -p tsconfig.json
+# The daemon and the lab (lab/, @assetfs/lab: emulators, storage servers, sample media), which the
+# root tsconfig references: `assetfs demo` and the bench run lab/dist.
+npx tsc -b

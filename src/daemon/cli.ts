@@ -256,9 +256,11 @@ export function buildProgram(): Command {
     .action((mp: string) =>
       withCleanExit(async () => {
         const log = createLogger({ level: process.env.ASSETFS_LOG_LEVEL ?? 'warn' });
+        // The lab (emulators, storage servers, sample media) is a devDependency, loaded only for the demo.
+        const { loadLab, startDemo } = await import('../demo/demo.js');
+        const lab = await loadLab();
         process.stdout.write('assetfs demo: starting storage servers and seeding sample media…\n');
-        const { startDemo } = await import('../demo/demo.js'); // the emulators and storage servers only for the demo
-        const started = startDemo({ mountpoint: resolve(mp), log }).then((demo) => {
+        const started = startDemo({ lab, mountpoint: resolve(mp), log }).then((demo) => {
           process.stdout.write(`${demo.tour}\n`);
           return demo;
         });

@@ -2,6 +2,10 @@
  * `assetfs demo`: the platform lab (storage servers, the five platform emulators, sample media in all
  * seven sources), mounted by the same daemon code a real config uses. Everything it starts is stopped
  * by `stop()`; nothing is left mounted or running.
+ *
+ * The lab is the package @assetfs/lab (lab/ in this repository), a devDependency: the daemon does not
+ * run with it, so it is loaded here, only for the demo, and a production install (`npm ci --omit=dev`)
+ * has none (loadLab says so in one line).
  */
 import { mkdir, mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -10,7 +14,7 @@ import { join } from 'node:path';
 import { ConfigSchema, type Config } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { startDaemon, type Daemon } from '../daemon/run.js';
-import { startPlatformLab, type PlatformLab } from './lab.js';
+import type { PlatformLab } from '@assetfs/lab/demo/lab.js';
 
 export interface DemoHandle {
   readonly mountpoint: string;
@@ -18,8 +22,28 @@ export interface DemoHandle {
   stop(): Promise<void>;
 }
 
-export async function startDemo(opts: { mountpoint: string; log: Logger; bigFileBytes?: number }): Promise<DemoHandle> {
-  const { log } = opts;
+export type Lab = typeof import('@assetfs/lab/demo/lab.js');
+
+/** The lab's entry module, as `assetfs demo` loads it. */
+export const LAB_ENTRY = '@assetfs/lab/demo/lab.js';
+
+/**
+ * The lab package. A lab that cannot be found (a production install, or lab/dist not built) is an error
+ * whose message is one line saying so and what to run; any other failure of the lab is passed on as it is.
+ */
+export async function loadLab(entry: string = LAB_ENTRY): Promise<Lab> {
+  try {
+    return (await import(entry)) as Lab;
+  } catch (e) {
+    // Only the lab itself missing: a module missing deeper down (a dependency of the lab) says which.
+    const missing = e as NodeJS.ErrnoException;
+    if (missing.code !== 'ERR_MODULE_NOT_FOUND' || !missing.message.includes('@assetfs/lab')) throw e;
+    throw new Error(`the demo needs the lab (the package @assetfs/lab in lab/), which is not installed or not built: a production install (npm ci --omit=dev) leaves it out; run \`npm ci && npm run build\` in the assetfs directory`, { cause: e });
+  }
+}
+
+export async function startDemo(opts: { lab: Lab; mountpoint: string; log: Logger; bigFileBytes?: number }): Promise<DemoHandle> {
+  const { log, lab: { startPlatformLab } } = opts;
   const work = await mkdtemp(join(tmpdir(), 'assetfs-demo-'));
   let lab: PlatformLab | undefined;
   let daemon: Daemon | undefined;

@@ -1,15 +1,15 @@
 import { runProviderContract } from './provider-suite.js';
 import { AmsProvider } from '../../src/providers/ams/index.js';
-import { startAmsEmulator } from '../../src/emulators/ams/index.js';
-import { AzureBacking } from '../../src/emulators/common/backing.js';
-import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
-import { startAzurite } from '../../src/emulators/storage-servers.js';
+import { startAmsEmulator } from '@assetfs/lab/emulators/ams/index.js';
+import { AzureBacking } from '@assetfs/lab/emulators/common/backing.js';
+import { startFaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
+import { startAzurite } from '@assetfs/lab/emulators/storage-servers.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { runHostileSuite } from './hostile-suite.js';
-import { deterministicBytes } from '../../src/demo/sample-media.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
 import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
-import { virtualName } from '../../src/emulators/common/knobs.js';
+import { virtualName } from '@assetfs/lab/emulators/common/knobs.js';
 
 // Bytes live in Azurite, which checks the locators' SAS (stored access policies) itself; the platform API
 // is the AMS emulator. An asset is one flat container, so the suite's folder is an asset. The backing's

@@ -1,15 +1,15 @@
 import { putManyFiles, runProviderContract } from './provider-suite.js';
 import { AzureBlobProvider } from '../../src/providers/azure-blob/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
-import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, startAzurite } from '../../src/emulators/storage-servers.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, startAzurite } from '@assetfs/lab/emulators/storage-servers.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { runHostileSuite } from './hostile-suite.js';
-import { deterministicBytes } from '../../src/demo/sample-media.js';
-import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
+import { startFaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
 import { BlobServiceClient, ContainerSASPermissions, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob';
 import pLimit from 'p-limit';
 import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
-import { virtualName } from '../../src/emulators/common/knobs.js';
+import { virtualName } from '@assetfs/lab/emulators/common/knobs.js';
 
 // Azurite checks SAS signatures and expiry itself.
 runProviderContract('azure-blob (Azurite)', async () => {

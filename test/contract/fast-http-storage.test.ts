@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { FastHttpTransport } from '../../src/transports/fast-http.js';
-import { AZURITE_ACCOUNT, AZURITE_KEY, s3rverSource, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { seedAzure, seedS3 } from '../../src/demo/seed-storage.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, s3rverSource, startAzurite, startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { seedAzure, seedS3 } from '@assetfs/lab/demo/seed-storage.js';
 import { ConfigSchema } from '../../src/config/schema.js';
 import { createProvider } from '../../src/providers/registry.js';
 import { silentLogger } from '../../src/util/logger.js';

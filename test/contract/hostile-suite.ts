@@ -14,7 +14,7 @@ import type { Provider, RemoteEntry, SignedLocator } from '../../src/core/types.
 import { FsError } from '../../src/core/errors.js';
 import { HttpTransport } from '../../src/transports/http.js';
 import type { NetBounds } from '../../src/transports/bounds.js';
-import type { FaultProxy, Misbehaviour, RequestMatch } from '../../src/emulators/fault-proxy.js';
+import type { FaultProxy, Misbehaviour, RequestMatch } from '@assetfs/lab/emulators/fault-proxy.js';
 import { credentialsSeen, startElsewhere, wrongBytes } from '../helpers/hostile-server.js';
 import { walk } from './provider-suite.js';
 

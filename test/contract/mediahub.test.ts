@@ -4,11 +4,11 @@ import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { startS3BackedStorage } from '../helpers/s3-backed.js';
 import { runHostileSuite } from './hostile-suite.js';
-import { deterministicBytes } from '../../src/demo/sample-media.js';
-import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
+import { startFaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
 import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
-import { virtualName } from '../../src/emulators/common/knobs.js';
-import { MEDIAHUB_CLIENT, VIRTUAL_PIPELINE, startMediahubEmulator } from '../../src/emulators/mediahub/index.js';
+import { virtualName } from '@assetfs/lab/emulators/common/knobs.js';
+import { MEDIAHUB_CLIENT, VIRTUAL_PIPELINE, startMediahubEmulator } from '@assetfs/lab/emulators/mediahub/index.js';
 
 const PIPELINE = '5f1e0c2a9b3d4e6f70819a2b';
 

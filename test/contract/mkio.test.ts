@@ -4,17 +4,17 @@
 // large folder exercises MK.IO's $skiptoken asset paging.
 import { runProviderContract } from './provider-suite.js';
 import { MkioProvider } from '../../src/providers/mkio/index.js';
-import { MKIO_DEFAULT_TOKEN, startMkioEmulator, type StorageKind } from '../../src/emulators/mkio/index.js';
-import { AzureBacking, S3Backing } from '../../src/emulators/common/backing.js';
-import { startAzurite } from '../../src/emulators/storage-servers.js';
+import { MKIO_DEFAULT_TOKEN, startMkioEmulator, type StorageKind } from '@assetfs/lab/emulators/mkio/index.js';
+import { AzureBacking, S3Backing } from '@assetfs/lab/emulators/common/backing.js';
+import { startAzurite } from '@assetfs/lab/emulators/storage-servers.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { startS3BackedStorage } from '../helpers/s3-backed.js';
 import { runHostileSuite } from './hostile-suite.js';
-import { deterministicBytes } from '../../src/demo/sample-media.js';
-import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
+import { startFaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
 import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
-import { virtualName } from '../../src/emulators/common/knobs.js';
+import { virtualName } from '@assetfs/lab/emulators/common/knobs.js';
 
 function contract(kind: StorageKind, label: string): void {
   runProviderContract(label, async () => {

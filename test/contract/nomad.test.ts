@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { runProviderContract } from './provider-suite.js';
 import { NomadProvider } from '../../src/providers/nomad/index.js';
-import { startNomadEmulator } from '../../src/emulators/nomad/index.js';
-import { S3Backing } from '../../src/emulators/common/backing.js';
+import { startNomadEmulator } from '@assetfs/lab/emulators/nomad/index.js';
+import { S3Backing } from '@assetfs/lab/emulators/common/backing.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
-import { startS3rver } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
+import { startS3rver } from '@assetfs/lab/emulators/storage-servers.js';
+import { startFaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { runHostileSuite } from './hostile-suite.js';
-import { deterministicBytes } from '../../src/demo/sample-media.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
 import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
-import { virtualName } from '../../src/emulators/common/knobs.js';
+import { virtualName } from '@assetfs/lab/emulators/common/knobs.js';
 
 const USER = { userName: 'contract@nomad.example', password: 'contract-pw' };
 

@@ -1,7 +1,7 @@
 /**
  * The hostile-server cases of paging and versions (issue 20, parts 1, 2, 3 and 7), run by every
  * provider's contract test against its emulator or storage server with the behaviour knobs of
- * src/emulators/common/knobs.ts turned: pages capped below what was asked, totals left out, a
+ * lab/src/emulators/common/knobs.ts turned: pages capped below what was asked, totals left out, a
  * continuation with an empty page, a repeated continuation, endless pages, a listing of a million
  * generated entries; downloads whose ETag is the storage's, absent, foreign or changing. Reads go
  * through the real read path (block source, locator cache, HTTP transport). Each provider's run ends
@@ -11,13 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino, type Logger } from 'pino';
 import type { ObjectVersion, Provider, RemoteEntry } from '../../src/core/types.js';
 import { StaleError } from '../../src/core/errors.js';
-import type { EmulatorKnobs } from '../../src/emulators/common/knobs.js';
+import type { EmulatorKnobs } from '@assetfs/lab/emulators/common/knobs.js';
 import type { ListingLimits } from '../../src/providers/common/paging.js';
 import { NetworkBlockSource } from '../../src/read/block-source.js';
 import { LocatorCache } from '../../src/read/locator-cache.js';
 import { MemoryBlockCache } from '../../src/cache/memory-cache.js';
 import { HttpTransport } from '../../src/transports/http.js';
-import { deterministicBytes } from '../../src/demo/sample-media.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
 import { walk } from './provider-suite.js';
 
 export interface PagingFixture {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Provider, Ref, RemoteEntry } from '../../src/core/types.js';
 import { NotFoundError } from '../../src/core/errors.js';
 import { FastHttpTransport } from '../../src/transports/fast-http.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 
 export interface ContractFixture {
   /** A provider over the seeded platform; signed URLs it obtains live `urlTtlMs` (the fixture tells the emulator). */

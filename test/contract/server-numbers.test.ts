@@ -11,7 +11,7 @@ import type { Provider, RemoteEntry } from '../../src/core/types.js';
 import { ConfigSchema, type SourceConfig } from '../../src/config/schema.js';
 import { createProvider } from '../../src/providers/registry.js';
 import { UNKNOWN_MTIME } from '../../src/providers/common/entry-numbers.js';
-import { startPlatformLab, type PlatformLab } from '../../src/demo/lab.js';
+import { startPlatformLab, type PlatformLab } from '@assetfs/lab/demo/lab.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { capturingLogger } from '../helpers/capture-log.js';
 import { rewriteJsonKeys, startRewritingProxy, type RewritingProxy } from '../helpers/rewriting-proxy.js';

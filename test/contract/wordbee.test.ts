@@ -4,10 +4,10 @@ import { encodeRef } from '../../src/providers/wordbee/refs.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { runHostileSuite } from './hostile-suite.js';
-import { deterministicBytes } from '../../src/demo/sample-media.js';
-import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
+import { startFaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
 import { PAGED_ENTRIES, PAGING_DOWNLOAD, runPagingSuite } from './paging-suite.js';
-import { VIRTUAL_DOCUMENT, VIRTUAL_SEGMENT_BASE, startWordbeeEmulator } from '../../src/emulators/wordbee/index.js';
+import { VIRTUAL_DOCUMENT, VIRTUAL_SEGMENT_BASE, startWordbeeEmulator } from '@assetfs/lab/emulators/wordbee/index.js';
 
 const SEGMENT = 27_665_601;
 const LOCALE_DIR = `pr7214/19641/${SEGMENT}/en/`;

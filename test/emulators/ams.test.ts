@@ -5,15 +5,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AmsProvider } from '../../src/providers/ams/index.js';
-import { startAmsEmulator, type AmsEmulator } from '../../src/emulators/ams/index.js';
-import { AzureBacking } from '../../src/emulators/common/backing.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
-import { AZURITE_ACCOUNT, startAzurite, type StorageServer } from '../../src/emulators/storage-servers.js';
+import { startAmsEmulator, type AmsEmulator } from '@assetfs/lab/emulators/ams/index.js';
+import { AzureBacking } from '@assetfs/lab/emulators/common/backing.js';
+import { startFaultProxy, type FaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
+import { AZURITE_ACCOUNT, startAzurite, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { AuthError, TransientError, UnavailableError } from '../../src/core/errors.js';
 import type { Provider, RemoteEntry } from '../../src/core/types.js';
 import { HttpTransport } from '../../src/transports/http.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 
 let azurite: StorageServer;

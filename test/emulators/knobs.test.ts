@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { startWordbeeEmulator } from '../../src/emulators/wordbee/index.js';
-import { startFaultProxy } from '../../src/emulators/fault-proxy.js';
-import { knobPage, rowsOf } from '../../src/emulators/common/knobs.js';
+import { startWordbeeEmulator } from '@assetfs/lab/emulators/wordbee/index.js';
+import { startFaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
+import { knobPage, rowsOf } from '@assetfs/lab/emulators/common/knobs.js';
 
 describe('behaviour knobs', () => {
   it('shape pages as named: a cap, no total, an empty first page, a repeated page, endless and generated rows', () => {

@@ -4,15 +4,15 @@
 // presigned-S3 variant of getFileAccessInfo, and listing versions with and without listing ETags.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MkioProvider } from '../../src/providers/mkio/index.js';
-import { AZURE_ACCOUNT, MKIO_DEFAULT_TOKEN, S3_ACCOUNT, startMkioEmulator, type MkioEmulator } from '../../src/emulators/mkio/index.js';
-import { AzureBacking, S3Backing } from '../../src/emulators/common/backing.js';
-import { startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
+import { AZURE_ACCOUNT, MKIO_DEFAULT_TOKEN, S3_ACCOUNT, startMkioEmulator, type MkioEmulator } from '@assetfs/lab/emulators/mkio/index.js';
+import { AzureBacking, S3Backing } from '@assetfs/lab/emulators/common/backing.js';
+import { startAzurite, startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { startFaultProxy, type FaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { AuthError, ExpiredError, NotFoundError, TransientError, UnavailableError } from '../../src/core/errors.js';
 import type { Provider, RemoteEntry } from '../../src/core/types.js';
 import { HttpTransport } from '../../src/transports/http.js';
-import { deterministicBytes } from '../../src/demo/sample-media.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 
 let az: StorageServer, s3: StorageServer, proxy: FaultProxy, s3b: S3Backing, emu: MkioEmulator;

@@ -7,11 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { NomadProvider } from '../../src/providers/nomad/index.js';
-import { startNomadEmulator, type NomadEmulator } from '../../src/emulators/nomad/index.js';
-import { S3Backing } from '../../src/emulators/common/backing.js';
+import { startNomadEmulator, type NomadEmulator } from '@assetfs/lab/emulators/nomad/index.js';
+import { S3Backing } from '@assetfs/lab/emulators/common/backing.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
-import { startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
+import { startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { startFaultProxy, type FaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
 import { AuthError, ExpiredError, NotFoundError, TransientError, UnavailableError } from '../../src/core/errors.js';
 import type { Provider, RemoteEntry } from '../../src/core/types.js';
 import { HttpTransport } from '../../src/transports/http.js';

@@ -4,7 +4,7 @@ import type { Provider, RemoteEntry } from '../../src/core/types.js';
 import { TransientError } from '../../src/core/errors.js';
 import { WordbeeProvider } from '../../src/providers/wordbee/index.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
-import { startWordbeeEmulator, type WordbeeEmulator } from '../../src/emulators/wordbee/index.js';
+import { startWordbeeEmulator, type WordbeeEmulator } from '@assetfs/lab/emulators/wordbee/index.js';
 import { HttpTransport } from '../../src/transports/http.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { walk } from '../contract/provider-suite.js';

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { BIN, mountDaemon, sh, shResult, until, type MountedDaemon } from '../helpers/mount.js';
 

@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdir } from 'node:fs/promises';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { BIN, mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
 

@@ -20,12 +20,12 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AZURITE_ACCOUNT, s3rverSource, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy, type RequestMatch } from '../../src/emulators/fault-proxy.js';
-import { AzureBacking, S3Backing } from '../../src/emulators/common/backing.js';
-import { startAmsEmulator, type AmsEmulator } from '../../src/emulators/ams/index.js';
-import { DEFAULT_NOMAD_USER, startNomadEmulator, type NomadEmulator } from '../../src/emulators/nomad/index.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { AZURITE_ACCOUNT, s3rverSource, startAzurite, startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { startFaultProxy, type FaultProxy, type RequestMatch } from '@assetfs/lab/emulators/fault-proxy.js';
+import { AzureBacking, S3Backing } from '@assetfs/lab/emulators/common/backing.js';
+import { startAmsEmulator, type AmsEmulator } from '@assetfs/lab/emulators/ams/index.js';
+import { DEFAULT_NOMAD_USER, startNomadEmulator, type NomadEmulator } from '@assetfs/lab/emulators/nomad/index.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
 import { daemonStatus } from '../helpers/status.js';
 

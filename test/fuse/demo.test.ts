@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, NODE_FLAGS, forceUnmount, isMounted, sh } from '../helpers/mount.js';
-import { mediaDir, sha256 } from '../../src/demo/sample-media.js';
+import { mediaDir, sha256 } from '@assetfs/lab/demo/sample-media.js';
 
 describe('assetfs demo', () => {
   it('mounts all seven sources, serves real media byte-exact, and cleans up on SIGINT', async () => {

@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { mountDaemon, sh, type MountedDaemon } from '../helpers/mount.js';
-import { VIRTUAL_DOCUMENT, startWordbeeEmulator, type WordbeeEmulator } from '../../src/emulators/wordbee/index.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { VIRTUAL_DOCUMENT, startWordbeeEmulator, type WordbeeEmulator } from '@assetfs/lab/emulators/wordbee/index.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 
 const DOCS = 60;
 const CLIP = deterministicBytes('hostile-paging-clip', 3 * 1024 * 1024 + 5);

@@ -6,9 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pLimit from 'p-limit';
-import { AZURITE_ACCOUNT } from '../../src/emulators/storage-servers.js';
-import { mimeOf } from '../../src/emulators/ams/catalog.js';
-import { startPlatformLab, type PlatformLab } from '../../src/demo/lab.js';
+import { AZURITE_ACCOUNT } from '@assetfs/lab/emulators/storage-servers.js';
+import { mimeOf } from '@assetfs/lab/emulators/ams/catalog.js';
+import { startPlatformLab, type PlatformLab } from '@assetfs/lab/demo/lab.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { BIN, NODE_FLAGS, mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
 

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { seedAzure, seedS3 } from '../../src/demo/seed-storage.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, S3RVER_KEY, startAzurite, startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { seedAzure, seedS3 } from '@assetfs/lab/demo/seed-storage.js';
 import { spawn } from 'node:child_process';
 import { BIN, NODE_FLAGS, forceUnmount, isMounted, mountDaemon, sh, shResult } from '../helpers/mount.js';
 

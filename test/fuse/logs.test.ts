@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { s3rverSource, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { seedS3 } from '../../src/demo/seed-storage.js';
+import { s3rverSource, startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { seedS3 } from '@assetfs/lab/demo/seed-storage.js';
 import { BIN, NODE_FLAGS, isMounted, mountDaemon, sh, until } from '../helpers/mount.js';
 
 let s3: StorageServer;

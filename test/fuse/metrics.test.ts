@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
-import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { seedAzure } from '../../src/demo/seed-storage.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { seedAzure } from '@assetfs/lab/demo/seed-storage.js';
 import { BIN, mountDaemon, sh, shResult, until, type MountedDaemon } from '../helpers/mount.js';
 import { parsePromText, select, total, type PromText } from '../helpers/prom-text.js';
 

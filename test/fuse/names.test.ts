@@ -10,10 +10,10 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { BIN, mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
-import { s3rverSource, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { S3Backing } from '../../src/emulators/common/backing.js';
-import { s3rverClient } from '../../src/demo/seed-storage.js';
-import { DEFAULT_NOMAD_USER, startNomadEmulator, type NomadEmulator } from '../../src/emulators/nomad/index.js';
+import { s3rverSource, startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { S3Backing } from '@assetfs/lab/emulators/common/backing.js';
+import { s3rverClient } from '@assetfs/lab/demo/seed-storage.js';
+import { DEFAULT_NOMAD_USER, startNomadEmulator, type NomadEmulator } from '@assetfs/lab/emulators/nomad/index.js';
 import { startRewritingProxy, type RewritingProxy } from '../helpers/rewriting-proxy.js';
 
 /** Names Linux can hold: each must be listed, and read, under exactly this name. */

@@ -9,8 +9,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, journaledParts, mountDaemon, sh, until, type MountedDaemon } from '../helpers/mount.js';
-import { startPlatformLab, type PlatformLab } from '../../src/demo/lab.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { startPlatformLab, type PlatformLab } from '@assetfs/lab/demo/lab.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 
 const MiB = 1024 * 1024;

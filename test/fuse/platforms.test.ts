@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
-import { startPlatformLab, type PlatformLab, type PlatformName } from '../../src/demo/lab.js';
-import { bigBytesOf } from '../../src/demo/lab-content.js';
-import { mediaDir, sha256 } from '../../src/demo/sample-media.js';
+import { startPlatformLab, type PlatformLab, type PlatformName } from '@assetfs/lab/demo/lab.js';
+import { bigBytesOf } from '@assetfs/lab/demo/lab-content.js';
+import { mediaDir, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 
 const MANY = 10_000;

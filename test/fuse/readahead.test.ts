@@ -3,7 +3,7 @@
  * random small reads only as block-sized ones (counted at the proxy in front of s3rver).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deterministicBytes, sampleMp4WithMoovAtEnd, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sampleMp4WithMoovAtEnd, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { mountDevice } from '../../src/fuse/kernel-readahead.js';

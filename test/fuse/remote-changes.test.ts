@@ -9,9 +9,9 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
-import { s3rverSource, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
-import { s3rverClient, seedS3 } from '../../src/demo/seed-storage.js';
+import { s3rverSource, startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
+import { s3rverClient, seedS3 } from '@assetfs/lab/demo/seed-storage.js';
 import { mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
 
 const MiB = 1024 * 1024;

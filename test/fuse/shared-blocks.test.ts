@@ -5,7 +5,7 @@
  * new keys; a corrupted shared block is a miss, refetched; Redis stopped mid-read costs no read.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { sh, until } from '../helpers/mount.js';
 import { startFarm, type Farm } from '../helpers/farm.js';
 import type { SharedTierStatus } from '../../src/shared/index.js';

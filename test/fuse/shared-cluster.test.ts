@@ -5,7 +5,7 @@
  * shows the shared tier's state; a daemon without `shared:` shows none and loads none of it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { BIN, mountDaemon, sh, shResult, until } from '../helpers/mount.js';
 import { startFarm, type Farm } from '../helpers/farm.js';
 import { daemonStatus } from '../helpers/status.js';

@@ -6,7 +6,7 @@
  * host for a change made at the storage, past every host.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deterministicBytes } from '../../src/demo/sample-media.js';
+import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
 import { sh, until } from '../helpers/mount.js';
 import { callControl, controlSocketPath } from '../../src/daemon/control.js';
 import { startFarm, type Farm } from '../helpers/farm.js';

@@ -10,12 +10,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, StorageSharedKeyCredential, generateAccountSASQueryParameters } from '@azure/storage-blob';
-import { AZURITE_ACCOUNT, AZURITE_KEY, freePort, s3rverSource, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { seedAzure, seedS3 } from '../../src/demo/seed-storage.js';
-import { startWordbeeEmulator, type WordbeeEmulator } from '../../src/emulators/wordbee/index.js';
-import { DEFAULT_NOMAD_USER, startNomadEmulator, type NomadEmulator } from '../../src/emulators/nomad/index.js';
-import { MEDIAHUB_CLIENT, startMediahubEmulator, type MediahubEmulator } from '../../src/emulators/mediahub/index.js';
-import { S3Backing } from '../../src/emulators/common/backing.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, freePort, s3rverSource, startAzurite, startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { seedAzure, seedS3 } from '@assetfs/lab/demo/seed-storage.js';
+import { startWordbeeEmulator, type WordbeeEmulator } from '@assetfs/lab/emulators/wordbee/index.js';
+import { DEFAULT_NOMAD_USER, startNomadEmulator, type NomadEmulator } from '@assetfs/lab/emulators/nomad/index.js';
+import { MEDIAHUB_CLIENT, startMediahubEmulator, type MediahubEmulator } from '@assetfs/lab/emulators/mediahub/index.js';
+import { S3Backing } from '@assetfs/lab/emulators/common/backing.js';
 import { BIN, mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
 
 const DATA = Buffer.from('served while the others are broken\n');

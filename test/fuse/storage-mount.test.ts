@@ -5,10 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { AZURITE_ACCOUNT, AZURITE_KEY, s3rverSource, startAzurite, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
-import { deterministicBytes, sha256, storageSampleTree, type SampleFile } from '../../src/demo/sample-media.js';
-import { seedAzure, seedS3 } from '../../src/demo/seed-storage.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, s3rverSource, startAzurite, startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { startFaultProxy, type FaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
+import { deterministicBytes, sha256, storageSampleTree, type SampleFile } from '@assetfs/lab/demo/sample-media.js';
+import { seedAzure, seedS3 } from '@assetfs/lab/demo/seed-storage.js';
 import { BIN, mountDaemon, sh, shResult, type MountedDaemon } from '../helpers/mount.js';
 
 const MANY = 2500;

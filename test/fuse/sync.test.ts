@@ -9,7 +9,7 @@ import { appendFile, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { s3rverClient } from '../../src/demo/seed-storage.js';
+import { s3rverClient } from '@assetfs/lab/demo/seed-storage.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { BIN, mountDaemon, sh, type MountedDaemon, until } from '../helpers/mount.js';
 

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AccountSASPermissions, BlobServiceClient, StorageSharedKeyCredential, generateAccountSASQueryParameters } from '@azure/storage-blob';
-import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, startAzurite, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteConnectionString, startAzurite, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { startProxiedBucket, type ProxiedBucket } from '../helpers/proxied-s3.js';
 import { journaledParts, mountDaemon, sh, shResult, type MountedDaemon, until } from '../helpers/mount.js';
 

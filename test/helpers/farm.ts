@@ -6,7 +6,7 @@
  * The daemons start side by side; startFarm returns once every one is mounted. stop() unmounts every daemon, then stops Redis and the bucket; it is
  * safe after a failed start and whatever the test did to Redis (paused, down).
  */
-import type { SampleFile } from '../../src/demo/sample-media.js';
+import type { SampleFile } from '@assetfs/lab/demo/sample-media.js';
 import { mountDaemon, type MountedDaemon } from './mount.js';
 import { startProxiedBucket, type ProxiedBucket } from './proxied-s3.js';
 import { startRedis, type RedisOptions, type RedisServer } from './redis-server.js';

@@ -1,10 +1,10 @@
 /**
  * Hostile servers for the hostile suite (test/contract/hostile-suite.ts) and the credential tests: the
- * fault proxy (src/emulators/fault-proxy.ts) in front of a real server misbehaves on command (trickle,
+ * fault proxy (lab/src/emulators/fault-proxy.ts) in front of a real server misbehaves on command (trickle,
  * stall, redirect, wrong Content-Length or Content-Range, malformed or huge bodies, rewritten answers),
  * and a second proxy on another origin ("elsewhere") records what reaches it.
  */
-import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../../src/emulators/fault-proxy.js';
+import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '@assetfs/lab/emulators/fault-proxy.js';
 
 /** Header names that carry a source's credentials on some platform or storage. */
 export const CREDENTIAL_HEADERS = [

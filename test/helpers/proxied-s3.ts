@@ -4,10 +4,10 @@
  */
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { s3rverSource, startS3rver, type StorageServer } from '../../src/emulators/storage-servers.js';
-import { startFaultProxy, type FaultProxy } from '../../src/emulators/fault-proxy.js';
-import { s3rverClient } from '../../src/demo/seed-storage.js';
-import type { SampleFile } from '../../src/demo/sample-media.js';
+import { s3rverSource, startS3rver, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
+import { startFaultProxy, type FaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
+import { s3rverClient } from '@assetfs/lab/demo/seed-storage.js';
+import type { SampleFile } from '@assetfs/lab/demo/sample-media.js';
 
 export interface ProxiedBucket {
   readonly s3: StorageServer;

@@ -2,7 +2,7 @@
  * Storage for the emulators of S3-backed platforms (MediaHub, Nomad, MK.IO): s3rver with one bucket,
  * and the expiry-enforcing fault proxy in front of it that the platform's presigned URLs point at.
  */
-import { S3Backing } from '../../src/emulators/common/backing.js';
+import { S3Backing } from '@assetfs/lab/emulators/common/backing.js';
 import { startProxiedBucket, type ProxiedBucket } from './proxied-s3.js';
 
 export interface S3BackedStorage extends ProxiedBucket {

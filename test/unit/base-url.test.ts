@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema, normalizeBaseUrl, type SourceConfigOf } from '../../src/config/schema.js';
 import { WordbeeProvider } from '../../src/providers/wordbee/index.js';
-import { startWordbeeEmulator, type WordbeeEmulator } from '../../src/emulators/wordbee/index.js';
+import { startWordbeeEmulator, type WordbeeEmulator } from '@assetfs/lab/emulators/wordbee/index.js';
 import { AuthError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/util/logger.js';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isMp4Family, locateMoov } from '../../src/read/media-prefetch.js';
-import { mediaDir } from '../../src/demo/sample-media.js';
+import { mediaDir } from '@assetfs/lab/demo/sample-media.js';
 
 function box(type: string, payload: number | Buffer, large = false): Buffer {
   const body = typeof payload === 'number' ? Buffer.alloc(payload) : payload;

@@ -8,11 +8,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmsProvider } from '../../src/providers/ams/index.js';
-import { startAmsEmulator, type AmsEmulator } from '../../src/emulators/ams/index.js';
-import { AzureBacking } from '../../src/emulators/common/backing.js';
-import { startAzurite, type StorageServer } from '../../src/emulators/storage-servers.js';
+import { startAmsEmulator, type AmsEmulator } from '@assetfs/lab/emulators/ams/index.js';
+import { AzureBacking } from '@assetfs/lab/emulators/common/backing.js';
+import { startAzurite, type StorageServer } from '@assetfs/lab/emulators/storage-servers.js';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
 

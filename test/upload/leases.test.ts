@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigSchema, SharedSchema, type SourceConfig } from '../../src/config/schema.js';
 import { createProvider } from '../../src/providers/registry.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
 import { startSharedTier, type SharedTier } from '../../src/shared/index.js';

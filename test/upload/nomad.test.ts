@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { NomadProvider } from '../../src/providers/nomad/index.js';
-import { startNomadEmulator, type NomadEmulator } from '../../src/emulators/nomad/index.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { startNomadEmulator, type NomadEmulator } from '@assetfs/lab/emulators/nomad/index.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
 
@@ -20,7 +20,7 @@ import type { RemoteEntry } from '../../src/core/types.js';
 import { walk } from '../contract/provider-suite.js';
 import { countingUploader, localFile, resumeUpload, testEngine, uploadUntilCrash, uploadWhileAppending } from './harness.js';
 import { startS3BackedStorage, type S3BackedStorage } from '../helpers/s3-backed.js';
-import type { FaultProxy } from '../../src/emulators/fault-proxy.js';
+import type { FaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
 
 const MiB = 1024 * 1024;
 const USER = { userName: 'uploader@nomad.example', password: 'up-pw' };

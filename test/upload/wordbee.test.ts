@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigSchema, type SourceConfigOf } from '../../src/config/schema.js';
 import { WordbeeProvider } from '../../src/providers/wordbee/index.js';
-import { startWordbeeEmulator, type WordbeeEmulator } from '../../src/emulators/wordbee/index.js';
-import { deterministicBytes, sha256 } from '../../src/demo/sample-media.js';
+import { startWordbeeEmulator, type WordbeeEmulator } from '@assetfs/lab/emulators/wordbee/index.js';
+import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
 

@@ -8,7 +8,7 @@
  *  - S3 storage (`url`, keys, `region`, `bucket`): a multipart upload of the key
  *    `{container}/{subPath}/{path}` in the registered bucket (S3Uploader). GUESS: MK.IO does not document
  *    how an asset's container maps onto a bucket; the container as the first key segment is how the
- *    emulator lays S3 storage out (src/emulators/mkio/store.ts).
+ *    emulator lays S3 storage out (lab/src/emulators/mkio/store.ts).
  *
  * Invariants:
  *  - A target is [asset name, …file path below the asset's subPath], the provider's tree. Files live only

@@ -1,7 +1,9 @@
 /**
  * Starts the real storage servers (s3rver, Azurite) as child processes on loopback, for tests,
  * benchmarks and `assetfs demo`. Children are killed when the returned handle stops, and (best effort)
- * when this process exits.
+ * when this process exits. Importing this module changes nothing: the exit hook is installed by each
+ * start, for its child, and removed when that child exits; s3rver's fixes are applied inside its own
+ * process (S3RVER_PRELUDE).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -33,11 +35,6 @@ export interface StorageServer {
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
-
-const children = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -73,7 +70,7 @@ function stopChild(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-    child.once('exit', () => { clearTimeout(t); children.delete(child); resolve(); });
+    child.once('exit', () => { clearTimeout(t); resolve(); });
     child.kill('SIGTERM');
   });
 }
@@ -86,7 +83,10 @@ async function startChild(
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-  children.add(child);
+  // A process that exits without stopping its servers does not leave them running.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
   try {
     await waitForPort(port, child, what);
   } catch (e) {
@@ -122,11 +122,13 @@ async function makeServer(
 }
 
 /**
- * s3rver 3.7 has two listing bugs that real S3 does not, both fixed in its process by this prelude:
+ * s3rver 3.7 has two listing bugs that real S3 does not. Both are fixed where the server is started,
+ * in the s3rver child process only; nothing in the process importing this module is patched:
  *  - its continuation tokens use DES, which Node 20's OpenSSL 3 refuses (every second page → 500):
- *    run it with the legacy provider;
+ *    the child runs with `--openssl-legacy-provider`;
  *  - with a delimiter it prunes folders nested two levels below the prefix before seeing any key in
- *    them, so `a/b/c.mp4` never yields the common prefix `a/`: walk without the pruning filter.
+ *    them, so `a/b/c.mp4` never yields the common prefix `a/`: this prelude, run before s3rver's bin,
+ *    replaces `walk` in s3rver's own lib/utils with a walk without the pruning filter.
  */
 const S3RVER_PRELUDE = `
 const { createRequire } = require('node:module');

@@ -14,15 +14,20 @@ import { MKIO_DEFAULT_TOKEN, startMkioEmulator, type MkioEmulator } from '../emu
 import { startAmsEmulator, type AmsEmulator } from '../emulators/ams/index.js';
 import { DEFAULT_NOMAD_USER, startNomadEmulator, type NomadEmulator } from '../emulators/nomad/index.js';
 import { MEDIAHUB_CLIENT, startMediahubEmulator, type MediahubEmulator } from '../emulators/mediahub/index.js';
-import type { Logger } from '../util/logger.js';
 import { storageSampleTree } from './sample-media.js';
 import { seedAzure, seedS3 } from './seed-storage.js';
 import { seedPlatforms, type PlatformPaths } from './lab-content.js';
 
+/** What the lab logs through: the daemon's pino logger fits; the lab does not depend on the daemon. */
+export interface LabLog {
+  info(msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
 export type PlatformName = 'wordbee' | 'mkio' | 'ams' | 'nomad' | 'mediahub';
 
 export interface LabOptions {
-  log: Logger;
+  log: LabLog;
   /** Size of the large file in the s3 and blob sources. Default 72 MiB. */
   bigFileBytes?: number;
   /** Entries of the one very large folder per platform (0 = none). */

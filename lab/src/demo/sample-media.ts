@@ -1,18 +1,19 @@
 /**
- * Sample content for `assetfs demo`, tests and benchmarks: real media files shipped in src/demo/media,
+ * Sample content for `assetfs demo`, tests and benchmarks: real media files shipped in lab/src/demo/media,
  * plus large files generated deterministically (AES-CTR keystream), so any reader can recompute
  * the expected bytes from (seed, size) without storing them.
  */
 import { createCipheriv, createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Directory of the shipped sample media (same path from src/ under tsx/vitest and from dist/src/). */
+/**
+ * Directory of the shipped sample media. This module runs as lab/src/demo/sample-media.ts (vitest) or
+ * lab/dist/demo/sample-media.js (node): both two levels below lab/, where src/demo/media is.
+ */
 export function mediaDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const fromDist = here.includes(`${join('dist', 'src')}`);
-  return fromDist ? join(here, '..', '..', '..', 'src', 'demo', 'media') : join(here, 'media');
+  return fileURLToPath(new URL('../../src/demo/media', import.meta.url));
 }
 
 /** `size` pseudo-random bytes, the same for the same seed. */
