@@ -261,6 +261,10 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     uploads: () => uploads.counts(),
     // Up unless the health board holds a failure: `unknown` (no call has reached it yet) is not a failure.
     sourceUp: (source) => isUp(core.health.get(source).state),
+    ...(core.shared ? { shared: () => {
+      const { breaker, blocks } = core.shared!.stats();
+      return { state: breaker.state, hits: blocks.hits, misses: blocks.misses, corrupt: blocks.corrupt, bytesRead: blocks.bytesRead, bytesWritten: blocks.bytesWritten };
+    } } : {}),
   });
   await uploads.start();
   pinner.refreshAll();

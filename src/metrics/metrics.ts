@@ -35,6 +35,8 @@ export interface MetricReaders {
   uploads(): { queued: number; uploading: number; failed: number };
   /** Whether a source is up on the health board (daemon/health.ts isUp). */
   sourceUp(source: string): boolean;
+  /** The farm's shared tier (src/shared), when configured: no shared series without it. */
+  shared?(): { state: 'closed' | 'open' | 'half-open'; hits: number; misses: number; corrupt: number; bytesRead: number; bytesWritten: number };
 }
 
 /** The meter of one FUSE operation: a request ends with its result (negative: an errno). */
@@ -225,6 +227,25 @@ function families(registry: Registry, readers: () => MetricReaders | undefined, 
     uploadBytes: new CounterFamily(registry, 'assetfs_upload_bytes_total', 'Bytes of upload parts the platform confirmed.', ['source']),
     uploadFailures: new CounterFamily(registry, 'assetfs_upload_failures_total', 'Upload attempts that failed (each is retried later).', ['source']),
     urlRefreshes: new CounterFamily(registry, 'assetfs_url_refreshes_total', 'Signed read URLs minted again, by reason (expired, refused).', ['source', 'reason']),
+    sharedState: new GaugeFamily(registry, 'assetfs_shared_state', "The shared tier's circuit breaker: 1 for its current state (closed: in use; open or half-open: reads go to the origin).", ['state'], (f) => {
+      const s = readers()?.shared?.();
+      if (s) for (const state of ['closed', 'open', 'half-open'] as const) f.with(state).value = s.state === state ? 1 : 0;
+    }),
+    sharedLookups: new CounterFamily(registry, 'assetfs_shared_lookups_total', 'Blocks looked up in the shared tier after missing memory and disk: hit, miss (fetched from the origin), corrupt (failed its check, refetched).', ['result'], (f) => {
+      const s = readers()?.shared?.();
+      if (s) {
+        f.with('hit').value = s.hits;
+        f.with('miss').value = s.misses;
+        f.with('corrupt').value = s.corrupt;
+      }
+    }),
+    sharedBytes: new CounterFamily(registry, 'assetfs_shared_bytes_total', 'Block bytes read from (in) and written to (out) the shared tier.', ['direction'], (f) => {
+      const s = readers()?.shared?.();
+      if (s) {
+        f.with('in').value = s.bytesRead;
+        f.with('out').value = s.bytesWritten;
+      }
+    }),
     sourceUp: new GaugeFamily(
       registry, 'assetfs_source_up', '1 while the source is ok (or not used yet), 0 while it fails: login refused, unreachable or misconfigured (as assetfs status shows).', ['source'],
       (f) => {

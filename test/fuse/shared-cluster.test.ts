@@ -2,7 +2,7 @@
  * The farm in one view: three real daemons heartbeat into one real Redis; `assetfs status --cluster`
  * on any host lists them all with cache use, hit rates, shared-tier hit rate and uploads; a killed host
  * is shown as gone once silent for three periods, a cleanly stopped one as stopped. `assetfs status`
- * shows the shared tier's state; a daemon without `shared:` shows none and loads none of it.
+ * shows the shared tier's state (and /metrics its series); a daemon without `shared:` shows none and loads none of it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
@@ -53,6 +53,10 @@ describe('status --cluster', () => {
     expect(text).toMatch(/host1 +up .*\(this host\)/);
     const status = await sh(`node ${BIN} status --socket ${socketOf(1)}`);
     expect(status).toMatch(/^shared: +.*redis\.sock as host2: ok; hit rate 100\.0% \(3\/3\)/m);
+    const metrics = await sh(`curl -sf --unix-socket ${socketOf(1)} http://assetfs/metrics`);
+    expect(metrics).toMatch(/^assetfs_shared_state\{state="closed"\} 1$/m);
+    expect(metrics).toMatch(/^assetfs_shared_lookups_total\{result="hit"\} 3$/m);
+    expect(metrics).toMatch(/^assetfs_shared_bytes_total\{direction="in"\} 3145728$/m);
   });
 
   it('a killed host is shown as gone after three silent periods; a stopped one as stopped', async () => {
@@ -73,6 +77,7 @@ describe('status --cluster', () => {
       const s = await daemonStatus(join(d.dir, 'cache'));
       expect(s).not.toHaveProperty('shared');
       expect(d.logs()).not.toMatch(/shared tier/);
+      expect(await sh(`curl -sf --unix-socket ${join(d.dir, 'cache', 'control.sock')} http://assetfs/metrics`)).not.toMatch(/^assetfs_shared_\w+\{/m);
       const r = await shResult(`node ${BIN} status --cluster --socket ${join(d.dir, 'cache', 'control.sock')}`);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/no shared tier \(config `shared:`\)/);
