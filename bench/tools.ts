@@ -139,7 +139,7 @@ export async function peerColdRead(serverDir: string, cmd: string[], mnt: string
 }
 
 /** The trivial in-memory fuse-native FS (trivial-fs.ts) serving one file of `size` bytes, mounted in a child. */
-export async function trivialFs(size: number, readaheadKb = 1024): Promise<{ file: string; stop(): Promise<void> }> {
+export async function trivialFs(size: number, readaheadKb = 1024): Promise<{ file: string; pid: number; stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'assetfs-trivial-'));
   const mnt = join(dir, 'mnt');
   await mkdir(mnt);
@@ -150,6 +150,7 @@ export async function trivialFs(size: number, readaheadKb = 1024): Promise<{ fil
   });
   return {
     file: join(mnt, 'data.bin'),
+    pid: child.pid!,
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));

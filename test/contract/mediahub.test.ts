@@ -89,6 +89,7 @@ runPagingSuite('mediahub (emulator)', async () => {
     folder: { path: folder, scope: '', names: Array.from({ length: PAGED_ENTRIES }, (_, i) => `f-${String(i).padStart(5, '0')}`) },
     virtual: { path: `${VIRTUAL_PIPELINE}/virtual/`, scope: '', name: (i) => virtualName(i, '.bin') },
     tokens: false,
+    parallelPages: true,
     download: { path: `${PIPELINE}/paging/download.bin`, knobs: storage.proxy.knobs, versionIsStorageEtag: false },
     listRequests: () => emu.server.requests().filter((r) => r.method === 'GET' && /\/v1\/files\/?$/.test(r.path)).length,
     teardown: async () => {

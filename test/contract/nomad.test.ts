@@ -107,6 +107,7 @@ runPagingSuite('nomad (emulator)', async () => {
     folder: { path: 'paging-bucket/paged/', scope: paged, names },
     virtual: { path: 'paging-bucket/virtual/', scope: virtual, name: (i) => virtualName(i, '.bin') },
     tokens: false,
+    parallelPages: true,
     download: { path: 'paging-bucket/download.bin', knobs: proxy.knobs, versionIsStorageEtag: false },
     listRequests: () => emu.server.requests().filter((r) => r.path.endsWith('/search')).length,
     teardown: async () => {

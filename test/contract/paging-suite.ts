@@ -31,6 +31,8 @@ export interface PagingFixture {
   readonly folder: { readonly path: string; readonly scope: string; readonly names: readonly string[] };
   /** Where generated listings (virtualRows, endless) appear, and the name of entry `i` there. */
   readonly virtual: { readonly path: string; readonly scope: string; name(i: number): string };
+  /** The listing API pages by offset and states a total: pages after the first are fetched in parallel. */
+  readonly parallelPages?: boolean;
   /** The listing API has continuation tokens (an empty page with a token is possible). */
   readonly tokens: boolean;
   /** A file to read, the knobs of the server its bytes come from, and whether its version is that server's ETag. */
@@ -127,6 +129,57 @@ export function runPagingSuite(label: string, setup: () => Promise<PagingFixture
       const { p } = make();
       await expectWholeFolder(p);
     }, (f) => f.tokens);
+
+    // ---- offset APIs that state a total: the pages after the first come in parallel ----
+
+    const names = async (p: Provider) => (await list(p, fx.folder.path)).map((e) => e.name);
+    const sequentialOrder = async () => {
+      fx.listingKnobs.paging = { scope: fx.folder.scope, pageCap: Math.ceil(fx.pageSize / 3), omitTotal: true };
+      const order = await names(make().p);
+      expect(order.length).toBe(fx.folder.names.length);
+      return order;
+    };
+
+    hostile('parallel pages under a server cap: every entry, each once, in the order of a sequential listing', async () => {
+      const order = await sequentialOrder();
+      fx.listingKnobs.paging = { scope: fx.folder.scope, pageCap: Math.ceil(fx.pageSize / 3) };
+      const { p, warnings } = make();
+      expect(await names(p)).toEqual(order);
+      expect(warnings()).toEqual([]);
+    }, (f) => !!f.parallelPages);
+
+    hostile('parallel pages with a total above the truth: every entry, each once, in order; the fallback and the unreached total are said', async () => {
+      const order = await sequentialOrder();
+      fx.listingKnobs.paging = { scope: fx.folder.scope, pageCap: Math.ceil(fx.pageSize / 3), totalDelta: 2 * fx.pageSize };
+      const { p, warnings } = make();
+      const before = fx.listRequests();
+      expect(await names(p)).toEqual(order);
+      expect(warnings().map((w) => w.reason)).toEqual(['parallel-fallback', 'total-unreached']);
+      // The pages the true listing has, the window of pages past its end, and the sequential page that ends it.
+      expect(fx.listRequests() - before).toBeLessThanOrEqual(Math.ceil(fx.folder.names.length / Math.ceil(fx.pageSize / 3)) + 8 + 3);
+    }, (f) => !!f.parallelPages);
+
+    hostile('parallel pages with a total below the truth: what a sequential listing shows, each once, in order, and the fallback said', async () => {
+      const order = await sequentialOrder();
+      fx.listingKnobs.paging = { scope: fx.folder.scope, pageCap: Math.ceil(fx.pageSize / 3), totalDelta: -Math.floor(fx.folder.names.length / 2) };
+      const { p, warnings } = make();
+      const got = await names(p);
+      expect(got.length).toBeGreaterThanOrEqual(fx.folder.names.length - Math.floor(fx.folder.names.length / 2));
+      expect(got).toEqual(order.slice(0, got.length));
+      expect(warnings().map((w) => w.reason)).toEqual(['parallel-fallback']);
+    }, (f) => !!f.parallelPages);
+
+    hostile('parallel pages stop at listing.maxPages', async () => {
+      fx.listingKnobs.paging = { scope: fx.folder.scope, pageCap: Math.ceil(fx.pageSize / 3) };
+      const { p, warnings } = make({ maxEntriesPerFolder: 100_000, maxPages: 3 });
+      const before = fx.listRequests();
+      const got = await names(p);
+      expect(got.length).toBeGreaterThan(0); // a folder may be a filter over a wider paged listing (Wordbee's scope)
+      expect(got.length).toBeLessThanOrEqual(3 * Math.ceil(fx.pageSize / 3));
+      expect(new Set(got).size).toBe(got.length);
+      expect(warnings().map((w) => w.reason)).toEqual(['page-cap']);
+      expect(fx.listRequests() - before).toBeLessThanOrEqual(3 + 3);
+    }, (f) => !!f.parallelPages);
 
     hostile('a repeated continuation (token or page) ends the listing with a warning', async () => {
       fx.listingKnobs.paging = { scope: fx.folder.scope, repeatPage: true, pageCap: Math.ceil(fx.pageSize / 3), omitTotal: true };

@@ -98,6 +98,7 @@ runPagingSuite('wordbee (emulator)', async () => {
     folder: { path: 'pr7214/19642/', scope: 'pr7214', names },
     virtual: { path: `pr7214/${VIRTUAL_DOCUMENT}/`, scope: 'pr7214', name: (i) => String(VIRTUAL_SEGMENT_BASE + i) },
     tokens: false,
+    parallelPages: true,
     download: { path: `${LOCALE_DIR}download.bin`, knobs: emu.knobs, versionIsStorageEtag: false },
     listRequests: () => emu.server.requests().filter((r) => r.path.endsWith('/segments/search')).length,
     teardown: () => emu.close(),

@@ -82,13 +82,13 @@ export async function until(cond: () => Promise<boolean>, what: string, timeoutM
 }
 
 /** Start a daemon for `config` (mountpoint and cacheDir are filled in) and wait until it is mounted. */
-export async function mountDaemon(config: Record<string, unknown>, opts: { logLevel?: string; env?: Record<string, string> } = {}): Promise<MountedDaemon> {
+export async function mountDaemon(config: Record<string, unknown>, opts: { logLevel?: string; env?: Record<string, string>; nodeArgs?: readonly string[] } = {}): Promise<MountedDaemon> {
   const dir = await mkdtemp(join(tmpdir(), 'assetfs-fuse-'));
   const mountpoint = join(dir, 'mnt');
   await mkdir(mountpoint);
   const file = join(dir, 'config.json');
   await writeFile(file, JSON.stringify({ cacheDir: join(dir, 'cache'), log: { level: opts.logLevel ?? 'info' }, ...config, mountpoint }));
-  const child = spawn(process.execPath, [...NODE_FLAGS, BIN, 'mount', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...(opts.nodeArgs ?? []), BIN, 'mount', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout!.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
-import { capListing, pagedList, type Page, type PagedListing } from '../../src/providers/common/paging.js';
+import { capListing, pagedList, PARALLEL_PAGES, type Page, type PagedListing } from '../../src/providers/common/paging.js';
 
 /** A logger that keeps its records, and the reasons of the warnings among them. */
 function captured() {
@@ -127,5 +127,92 @@ describe('pagedList: paging never trusts the page size it asked for', () => {
     // Holding the names alone would take over 60 MiB.
     expect(peak).toBeLessThan(8 * 1024 * 1024);
     console.log(`a million entries streamed; live heap at most ${(peak / 1024 / 1024).toFixed(1)} MiB above the start`);
+  });
+});
+
+describe('pagedList with offsets: the pages after the first fetched in parallel', () => {
+  const ids = { at: (o: number) => o, offsetOf: (o: number) => o };
+  /** An offset server over `n` rows, capping pages at `cap`, stating `total` (the truth unless given), counting requests in flight. */
+  function parallelServer(n: number, cap: number, stated?: number | 'none') {
+    const total = stated === 'none' ? undefined : (stated ?? n);
+    let inFlight = 0;
+    let peak = 0;
+    let requests = 0;
+    const fetch = async (at: number): Promise<Page<string, number>> => {
+      requests++;
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      // Let every request the listing launches at once arrive before any answers.
+      await new Promise<void>((r) => setImmediate(r));
+      inFlight--;
+      const items = Array.from({ length: Math.max(0, Math.min(cap, n - at)) }, (_, i) => `r-${String(at + i).padStart(5, '0')}`);
+      return { items, next: items.length ? at + items.length : undefined, total };
+    };
+    return { fetch, peak: () => peak, requests: () => requests };
+  }
+  const inOrder = (n: number) => Array.from({ length: n }, (_, i) => `r-${String(i).padStart(5, '0')}`);
+
+  it('every row once, in order, with up to PARALLEL_PAGES pages in flight, pages capped by the server included', async () => {
+    const c = captured();
+    const s = parallelServer(1000, 30);
+    expect(await all(pagedList(listing({ first: 0, fetch: s.fetch, offsets: ids }, c.log)))).toEqual(inOrder(1000));
+    expect(s.peak()).toBe(PARALLEL_PAGES);
+    expect(s.requests()).toBe(Math.ceil(1000 / 30));
+    expect(c.reasons()).toEqual([]);
+  });
+
+  it('no total: sequential (one page in flight)', async () => {
+    const s = parallelServer(300, 30, 'none');
+    expect(await all(pagedList(listing({ first: 0, fetch: s.fetch, offsets: ids })))).toEqual(inOrder(300));
+    expect(s.peak()).toBe(1);
+  });
+
+  it('a total above the truth: the first empty page falls back to sequential; every row once, in order, and the same warning as a sequential listing', async () => {
+    const c = captured();
+    const s = parallelServer(300, 30, 600);
+    expect(await all(pagedList(listing({ first: 0, fetch: s.fetch, offsets: ids }, c.log)))).toEqual(inOrder(300));
+    expect(c.reasons()).toEqual(['parallel-fallback', 'total-unreached']);
+  });
+
+  it('a total below the truth: what a sequential listing shows (it trusts the total), with a warning', async () => {
+    const c = captured();
+    const s = parallelServer(300, 30, 100);
+    const sequential = await all(pagedList(listing({ first: 0, fetch: parallelServer(300, 30, 100).fetch })));
+    expect(await all(pagedList(listing({ first: 0, fetch: s.fetch, offsets: ids }, c.log)))).toEqual(sequential);
+    expect(c.reasons()).toEqual(['parallel-fallback']);
+  });
+
+  it('a page size that changes mid-listing: falls back and still yields every row once, in order', async () => {
+    const c = captured();
+    const fetch = async (at: number): Promise<Page<string, number>> => {
+      const cap = at === 0 ? 50 : 20; // the first page is larger than the rest
+      const items = Array.from({ length: Math.max(0, Math.min(cap, 400 - at)) }, (_, i) => `r-${String(at + i).padStart(5, '0')}`);
+      return { items, next: items.length ? at + items.length : undefined, total: 400 };
+    };
+    expect(await all(pagedList(listing({ first: 0, fetch, offsets: ids }, c.log)))).toEqual(inOrder(400));
+    expect(c.reasons()).toEqual(['parallel-fallback']);
+  });
+
+  it('the caps hold: maxPages and maxEntriesPerFolder bound the pages asked for', async () => {
+    const c1 = captured();
+    const s1 = parallelServer(10_000, 100);
+    expect(await all(pagedList(listing({ first: 0, fetch: s1.fetch, offsets: ids, limits: { maxEntriesPerFolder: 1e9, maxPages: 12 } }, c1.log)))).toHaveLength(1200);
+    expect(s1.requests()).toBe(12);
+    expect(c1.reasons()).toEqual(['page-cap']);
+    const c2 = captured();
+    const s2 = parallelServer(1_000_000, 100);
+    expect(await all(pagedList(listing({ first: 0, fetch: s2.fetch, offsets: ids, limits: { maxEntriesPerFolder: 500, maxPages: 1e6 } }, c2.log)))).toEqual(inOrder(500));
+    expect(s2.requests()).toBeLessThanOrEqual(6);
+    expect(c2.reasons()).toEqual(['entry-cap']);
+  });
+
+  it('a repeated page among the parallel ones ends the listing as it does sequentially', async () => {
+    const c = captured();
+    const fetch = async (at: number): Promise<Page<string, number>> => {
+      const from = at >= 60 ? 30 : at; // from the third page on, the server answers the second
+      return { items: Array.from({ length: 30 }, (_, i) => `r-${from + i}`), next: at + 30, total: 300 };
+    };
+    expect(await all(pagedList(listing({ first: 0, fetch, offsets: ids }, c.log)))).toHaveLength(60);
+    expect(c.reasons()).toEqual(['repeated-page']);
   });
 });

@@ -140,6 +140,7 @@ export class MediahubApi {
       limits: bounds?.limits,
       first: 0,
       key: (f) => f.id,
+      offsets: { at: (start) => start, offsetOf: (start) => start },
       fetch: async (start) => {
         const { files, total, rows } = await this.listPage(start, limit, signal, pipeline);
         return { items: files, total, next: rows > 0 ? start + rows : undefined };

@@ -203,6 +203,8 @@ export class NomadClient {
       limits: bounds?.limits,
       first: { page: 0, size: Math.max(1, Math.floor(pageSize)), rows: 0 },
       key: (it) => it.id,
+      // Pages are numbered in pages of the size asked: a page of `size` rows at row `offset` is page offset/size.
+      offsets: { at: (offset, size) => ({ page: Math.floor(offset / size), size, rows: offset }), offsetOf: (at) => at.rows },
       fetch: async (at) => {
         const res = await this.search(
           { filters, pageOffset: at.page, pageSize: at.size, sortFields: [{ fieldName: 'title', sortType: 'Ascending' }], searchResultFields: fields.map((name) => ({ name })) },

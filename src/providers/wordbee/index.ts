@@ -305,6 +305,7 @@ export class WordbeeProvider implements Provider {
       limits: this.deps.listing,
       first: 0,
       key: (r) => String(r.bsid),
+      offsets: { at: (skip) => skip, offsetOf: (skip) => skip },
       fetch: async (skip) => {
         const page = await this.api.json<{ result?: { rows?: Partial<Row>[]; total?: number | string } }>({
           method: 'POST', path: 'resources/segments/search', json: { scope: scopeObj, query: {}, skip, take }, signal,

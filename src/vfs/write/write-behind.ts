@@ -1,9 +1,12 @@
 /**
  * Write-behind for one writable handle of a staged file. The kernel sends a file's FUSE writes one at a
- * time (128 KiB each); answering each only after its own thread-pool write costs a round trip per
- * request. Contiguous writes are instead copied into a chunk buffer and answered at once; full chunks
+ * time; answering each small one only after its own thread-pool write costs a round trip per request.
+ * Contiguous small writes are instead copied into a chunk buffer and answered at once; full chunks
  * go to the staged file in order, one write at a time, with at most `maxQueued` chunks waiting (then
  * the writer waits: memory stays bounded at (maxQueued + 1) × chunk per handle).
+ * A big write (at least `directBytes`: with libfuse 3 a `dd bs=1M` arrives in 1 MiB requests) goes
+ * instead straight from the FUSE request's buffer to the file, after what is buffered: no copy in
+ * JS and no fresh chunk pages, for one thread-pool round trip per MiB (docs/benchmarks.md).
  *
  * Invariants:
  *  - Every byte answered is in the file or in this object (buffer or queue), never neither.
@@ -27,12 +30,14 @@ export class WriteBehind {
     private readonly fh: FileHandle,
     private readonly chunk = 4 * 1024 * 1024,
     private readonly maxQueued = 2,
+    private readonly directBytes = 256 * 1024,
   ) {}
 
   async write(data: Buffer, length: number, position: number): Promise<number> {
     if (this.error) throw this.error;
     if (this.buf && (position !== this.start + this.len || this.len + length > this.chunk)) this.send();
-    if (length >= this.chunk) {
+    if (length >= Math.min(this.directBytes, this.chunk)) {
+      // The request's buffer is valid until it is answered: the write completes first.
       await this.flush();
       await writeAll(this.fh, data.subarray(0, length), position);
       return length;

@@ -8,6 +8,7 @@
  * asset id, a scope such as pr7214, a key prefix; every paged listing when unset):
  *  - `pageCap`: at most this many rows per page, whatever the client asked (a server-side cap);
  *  - `omitTotal`: no total count in the answers;
+ *  - `totalDelta`: the stated total is off by this many rows (a total that lies: above or below the truth);
  *  - `emptyFirstPage`: the first answer has no rows but a continuation (token APIs only);
  *  - `repeatPage`: every continuation is answered with the second page and, where the API has tokens,
  *    the same token (a paging loop: a server ignoring the token or the offset);
@@ -24,6 +25,7 @@ export interface PagingKnobs {
   scope?: string;
   pageCap?: number;
   omitTotal?: boolean;
+  totalDelta?: number;
   emptyFirstPage?: boolean;
   repeatPage?: boolean;
   endless?: boolean;
@@ -78,7 +80,7 @@ export const rowsOf = <T>(rows: readonly T[]): RowSource<T> => ({ count: rows.le
 export function pagingKnobsFor(k: EmulatorKnobs, scope: string): PagingKnobs | undefined {
   const p = k.paging;
   if (p.scope !== undefined && p.scope !== scope) return undefined;
-  const active = p.pageCap !== undefined || p.omitTotal || p.emptyFirstPage || p.repeatPage || p.endless || p.virtualRows !== undefined;
+  const active = p.pageCap !== undefined || p.omitTotal || p.totalDelta !== undefined || p.emptyFirstPage || p.repeatPage || p.endless || p.virtualRows !== undefined;
   return active ? p : undefined;
 }
 
@@ -106,7 +108,7 @@ export const virtualName = (index: number, ext = '') => `v-${String(index).padSt
 export function knobPage<T>(real: RowSource<T>, generate: (index: number) => T, k: PagingKnobs | undefined, at: number | undefined, asked: number): KnobPage<T> {
   const src: RowSource<T> = k?.endless ? { count: Infinity, at: generate } : k?.virtualRows !== undefined ? { count: k.virtualRows, at: generate } : real;
   const size = Math.max(1, Math.min(asked, k?.pageCap ?? asked));
-  const total = k?.omitTotal || k?.endless ? undefined : src.count;
+  const total = k?.omitTotal || k?.endless ? undefined : Math.max(0, src.count + (k?.totalDelta ?? 0));
   if (at === undefined && k?.emptyFirstPage) return { rows: [], next: 0, total, offset: 0 };
   const offset = k?.repeatPage && at !== undefined && at > 0 ? size : Math.max(0, at ?? 0);
   const rows: T[] = [];
