@@ -28,6 +28,7 @@ import { coldStart, curlMiBps, ddMiBps, directReadMiBps, dropPageCache, ensureTo
 import { azuriteColdReads } from './azurite.js';
 import { kernelOptionsBench } from './kernel.js';
 import { receiveRows } from './receive.js';
+import { sharedMetaBench } from './shared-meta.js';
 import { assetfsExtras, peerColdReads } from './peers.js';
 import { startFaultProxy } from '@assetfs/lab/emulators/fault-proxy.js';
 import { sharedBench } from './shared.js';
@@ -168,6 +169,8 @@ async function main() {
     const journalRows = await journalBench();
     process.stdout.write('bench: the shared tier (4 hosts, one Redis)…\n');
     const sharedRows = await sharedBench(SIZE);
+    process.stdout.write('bench: logins, listings and URL mints of 4 hosts walking one tree, shared tier vs none…\n');
+    const sharedMetaRows = await sharedMetaBench();
     const f = (x: number) => x.toFixed(0);
     rows.push(['direct download of the signed URL (curl)', `${f(median(direct))} MiB/s`, 'baseline']);
     rows.push(['cold sequential read through assetfs (dd bs=1M; default cache: 512 MiB memory tier, disk tier on)', `${f(median(cold))} MiB/s`, `${(median(cold) / median(direct)).toFixed(2)} × direct (aim ≥ 0.9)`]);
@@ -191,7 +194,7 @@ async function main() {
           : [`cold sequential read through ${name}`, `${f(speed)} MiB/s`, `assetfs is ${(median(cold) / speed).toFixed(2)} × this (aim ≥ 1.3)`],
       );
     }
-    rows.push(...receive.rows, ...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows, ...journalRows, ...sharedRows);
+    rows.push(...receive.rows, ...azurite.rows, ...kernelRows, ...extraRows, ...burstRows, ...uploadRows, ...journalRows, ...sharedRows, ...sharedMetaRows);
     const table = [
       `Benchmark, ${SIZE / GiB} GiB object in s3rver, median of ${RUNS} runs, ${new Date().toISOString()}`,
       '',

@@ -15,6 +15,8 @@ export interface CacheRoutesDeps {
   cache: TieredBlockCache;
   /** The kernel forgets these mount paths' attributes (fuse adapter); resolves with how many it knew. */
   invalidateKernel(paths: readonly string[]): Promise<number>;
+  /** A farm's shared tier: the other hosts refresh the same path (src/shared/metadata.ts). */
+  shareRefresh?(path: string): Promise<void>;
 }
 
 /** A path from the command line (absolute: resolved by the CLI) as a path of the mount; '/' for the mount itself. */
@@ -38,6 +40,7 @@ export function cacheRoutes(d: CacheRoutesDeps): Record<string, ControlHandler> 
   return {
     'POST /refresh': async (body) => {
       const path = mountPath(d.mountpoint, body)!;
+      await d.shareRefresh?.(path);
       const paths = await d.vfs.refresh(path);
       return { path, forgotten: paths.length, kernelForgot: await d.invalidateKernel(paths) };
     },

@@ -116,7 +116,7 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
   if (readahead.max < config.readahead.max || readahead.budget < config.readahead.budget) {
     log.info({ window: readahead.max, budget: readahead.budget }, 'readahead window and prefetch budget limited to a quarter and a half of cache.memory');
   }
-  const locators = new LocatorCache({ meterFor });
+  const locators = new LocatorCache({ meterFor, ...(shared ? { shared: shared.metadata } : {}) });
   const blocks = new NetworkBlockSource({
     // memory → disk → shared tier → origin (src/shared/shared-tier-cache.ts)
     cache: shared ? shared.cacheFor(cache) : cache,
@@ -147,7 +147,9 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
     maxRetryTimeMs: config.retry.maxTime,
     ownership: ownershipFrom(config.fuse),
     writes,
+    ...(shared ? { sharedListings: shared.metadata } : {}),
   });
+  shared?.metadata.onRemoteInvalidation((source, ref) => vfs.forgetListing(source, ref));
   async function close() {
     await vfs.close();
     await cache.settled();
@@ -217,6 +219,8 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   // Every source is tried before the mount appears, so that its state is known and a broken one is
   // named in the log at once; the mount never waits for a slow source longer than START_CHECK_WAIT_MS.
   await checkAtStart(config.sources, core.providers, core.health, log, { waitMs: START_CHECK_WAIT_MS, timeoutMs: config.retry.requestTimeout });
+  // A farm's hosts syncing one shared folder upload each file once (src/shared/leases.ts).
+  if (core.shared) uploads.engine.useLeases(core.shared.leases);
   // A finished upload changes its folder: the next listing asks the remote.
   uploads.engine.onDone((job) => core.vfs.invalidate(`/${job.source}`));
   const pinner = new Pinner({ file: join(config.cacheDir, 'pins.json'), disk: core.disk, blocks: core.blocks, walk: (p) => core.vfs.walkFiles(p), log: log.child({ c: 'pin' }) });
@@ -249,6 +253,10 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
     throw e;
   }
   log.info({ mountpoint: o.mountpoint, sources: [...core.providers.keys()] }, 'mounted');
+  // `assetfs refresh PATH` on another host of the farm: the same refresh here, the kernel included.
+  core.shared?.metadata.onRemoteRefresh((path) => {
+    core.vfs.refresh(path).then((paths) => mounted.invalidate(paths)).catch((e: unknown) => log.info({ err: e instanceof Error ? e.message : String(e), path }, 'refresh from another host not applied here'));
+  });
   metrics.readFrom({
     caches: () => ({ memory: core.cache.memory.stats(), disk: core.cache.disk.stats() }),
     metadata: () => core.vfs.metadataLookups,
@@ -338,7 +346,10 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
       return { path: o.mountpoint + (await core.vfs.pathOfId(source, id)) };
     },
     'GET /metrics': async () => new TextReply(metrics.contentType, await metrics.scrape()),
-    ...cacheRoutes({ mountpoint: o.mountpoint, vfs: core.vfs, cache: core.cache, invalidateKernel: (paths) => mounted.invalidate(paths) }),
+    ...cacheRoutes({
+      mountpoint: o.mountpoint, vfs: core.vfs, cache: core.cache, invalidateKernel: (paths) => mounted.invalidate(paths),
+      ...(core.shared ? { shareRefresh: (path: string) => core.shared!.metadata.refreshed(path, [...core.providers.keys()]) } : {}),
+    }),
     ...faultRoutes(),
   }).catch((e: unknown) => {
     log.warn({ err: e }, 'control socket unavailable: `assetfs status` will not reach this daemon');

@@ -30,11 +30,22 @@ interface Flight {
 
 const keyOf = (source: string, ref: Ref, version: string) => `${source}\0${ref}\0${version}`;
 
+/**
+ * Locators shared by the hosts of a farm (src/shared/metadata.ts): asked before minting, told of every
+ * mint (with the time until which it may be handed out) and of every locator a 401/403 refused.
+ */
+export interface LocatorShare {
+  getLocator(obj: ObjectVersion): Promise<{ loc: SignedLocator; useUntil: number } | undefined>;
+  putLocator(obj: ObjectVersion, loc: SignedLocator, useUntil: number): void;
+  dropLocator(obj: ObjectVersion): void;
+}
+
 export interface LocatorCacheOptions {
   /** Fixed skew instead of the margin rule; tests use it. */
   skewMs?: number;
   /** Most locators remembered. Default 10,000. */
   maxEntries?: number;
+  shared?: LocatorShare;
   /** Counts re-mints of locators whose lifetime ran out (assetfs_url_refreshes_total{reason="expired"}). */
   meterFor?(source: string): { urlRefresh(reason: 'expired'): void } | undefined;
 }
@@ -68,14 +79,22 @@ export class LocatorCache {
   }
 
   private async mint(provider: Provider, obj: ObjectVersion, key: string, flight: Flight): Promise<SignedLocator> {
-    const mintedAt = Date.now();
-    this.mints++;
     try {
+      const shared = await this.opts.shared?.getLocator(obj);
+      if (shared && shared.useUntil > Date.now()) {
+        if (this.minting.get(key) === flight) this.cached.set(key, shared);
+        return shared.loc;
+      }
+      const mintedAt = Date.now();
+      this.mints++;
       const loc = await provider.locate(obj);
       // Still registered means no clear() came in between: the locator was minted with current credentials.
       if (this.minting.get(key) === flight) {
         const until = this.opts.skewMs === undefined ? useUntil(mintedAt, loc.expiresAt) : loc.expiresAt - this.opts.skewMs;
-        if (until > Date.now()) this.cached.set(key, { loc, useUntil: until });
+        if (until > Date.now()) {
+          this.cached.set(key, { loc, useUntil: until });
+          this.opts.shared?.putLocator(obj, loc, until);
+        }
       }
       return loc;
     } finally {
@@ -90,7 +109,10 @@ export class LocatorCache {
   invalidate(obj: ObjectVersion, stale?: SignedLocator): void {
     const key = keyOf(obj.source, obj.ref, obj.version);
     const hit = this.cached.peek(key);
-    if (hit && (stale === undefined || hit.loc === stale)) this.cached.delete(key);
+    if (hit && (stale === undefined || hit.loc === stale)) {
+      this.cached.delete(key);
+      this.opts.shared?.dropLocator(obj);
+    }
   }
 
   /** Forget the locators of every version of (source, ref). */

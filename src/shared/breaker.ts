@@ -60,8 +60,8 @@ export class CircuitBreaker {
   private readonly recovered: Array<() => void> = [];
   private counters = { calls: 0, failures: 0, timeouts: 0, shortCircuited: 0, opened: 0, probes: 0 };
 
-  constructor(private readonly o: BreakerOptions) {
-    this.cooldown = o.cooldownMs ?? 1_000;
+  constructor(private readonly opts: BreakerOptions) {
+    this.cooldown = opts.cooldownMs ?? 1_000;
   }
 
   /** True while calls are let through. */
@@ -106,7 +106,7 @@ export class CircuitBreaker {
 
   private bounded<T>(op: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new TimeoutError(`no answer within ${this.o.timeoutMs} ms (shared.timeout)`)), this.o.timeoutMs);
+      const timer = setTimeout(() => reject(new TimeoutError(`no answer within ${this.opts.timeoutMs} ms (shared.timeout)`)), this.opts.timeoutMs);
       op().then(
         (v) => {
           clearTimeout(timer);
@@ -126,13 +126,13 @@ export class CircuitBreaker {
     this.condition = e instanceof TimeoutError ? 'slow' : /\bOOM\b/.test(describe(e)) ? 'full' : 'down';
     this.lastError = { message: describe(e), time: new Date().toISOString() };
     this.inARow++;
-    if (this.state === 'closed' && (openNow || this.inARow >= (this.o.failuresToOpen ?? 3))) this.open();
+    if (this.state === 'closed' && (openNow || this.inARow >= (this.opts.failuresToOpen ?? 3))) this.open();
   }
 
   private open(): void {
     this.counters.opened++;
     this.setState('open');
-    this.o.log.warn({ condition: this.condition, err: this.lastError?.message, retryInMs: this.cooldown }, 'shared tier unavailable: reading from the origin until it answers again');
+    this.opts.log.warn({ condition: this.condition, err: this.lastError?.message, retryInMs: this.cooldown }, 'shared tier unavailable: reading from the origin until it answers again');
     this.scheduleProbe();
   }
 
@@ -148,16 +148,16 @@ export class CircuitBreaker {
     this.setState('half-open');
     this.counters.probes++;
     try {
-      await this.bounded(() => this.o.probe());
+      await this.bounded(() => this.opts.probe());
       this.inARow = 0;
       this.condition = 'ok';
-      this.cooldown = this.o.cooldownMs ?? 1_000;
+      this.cooldown = this.opts.cooldownMs ?? 1_000;
       this.setState('closed');
-      this.o.log.info('shared tier answers again');
+      this.opts.log.info('shared tier answers again');
       for (const fn of this.recovered) fn();
     } catch (e) {
       this.failed(e);
-      this.cooldown = Math.min(this.cooldown * 2, this.o.maxCooldownMs ?? 30_000);
+      this.cooldown = Math.min(this.cooldown * 2, this.opts.maxCooldownMs ?? 30_000);
       this.setState('open');
       this.scheduleProbe();
     }

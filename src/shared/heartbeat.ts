@@ -59,12 +59,12 @@ export const hostsKey = (keyPrefix: string) => `${keyPrefix}hosts`;
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly o: HeartbeatOptions) {}
+  constructor(private readonly opts: HeartbeatOptions) {}
 
   start(): void {
     if (this.timer) return;
     void this.beat();
-    this.timer = setInterval(() => void this.beat(), this.o.periodMs);
+    this.timer = setInterval(() => void this.beat(), this.opts.periodMs);
     this.timer.unref();
   }
 
@@ -77,7 +77,7 @@ export class Heartbeat {
   }
 
   private async beat(stopped = false): Promise<void> {
-    const o = this.o;
+    const o = this.opts;
     let report: HostReport;
     try {
       report = o.report();

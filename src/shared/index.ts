@@ -11,6 +11,8 @@ import { CircuitBreaker, type BreakerStatus } from './breaker.js';
 import { GuardedStore, quiet } from './guarded-store.js';
 import { RedisStore } from './redis-store.js';
 import { SharedBlocks } from './shared-blocks.js';
+import { SharedLeases } from './leases.js';
+import { SharedMetadata } from './metadata.js';
 import { SharedTierCache, type LocalTiers } from './shared-tier-cache.js';
 import type { SharedBlockStats, SharedStore } from './types.js';
 import { clusterView, Heartbeat, type ClusterHost, type HostReport } from './heartbeat.js';
@@ -34,6 +36,10 @@ export interface SharedTierOptions {
 export class SharedTier {
   readonly store: GuardedStore;
   readonly blocks: SharedBlocks;
+  /** Upload leases of the farm (leases.ts). */
+  readonly leases: SharedLeases;
+  /** Shared listings, signed URLs and invalidation (metadata.ts). */
+  readonly metadata: SharedMetadata;
   /** This daemon's id: the value of its claims and leases; unique per process. */
   readonly owner: string;
   readonly host: string;
@@ -48,6 +54,8 @@ export class SharedTier {
     this.owner = `${this.host}/${process.pid}/${randomBytes(4).toString('hex')}`;
     const breaker = new CircuitBreaker({ timeoutMs: config.timeout, probe: () => engine.probe(), log });
     this.store = new GuardedStore(engine, breaker);
+    this.metadata = new SharedMetadata({ store: this.store, keyPrefix: config.keyPrefix, owner: this.owner, locators: config.locators, log });
+    this.leases = new SharedLeases({ store: this.store, keyPrefix: config.keyPrefix, owner: this.owner, ttlMs: config.leaseTtl, log });
     this.blocks = new SharedBlocks({ store: this.store, keyPrefix: config.keyPrefix, owner: this.owner, lockTtlMs: config.lockTtl, writeQueueBytes: config.writeQueue, log });
   }
 
@@ -97,6 +105,7 @@ export async function startSharedTier(config: SharedConfig, o: SharedTierOptions
     engine = redis;
   }
   const tier = new SharedTier(config, engine, log);
+  await tier.metadata.start(config.timeout);
   if (failedAtStart || !(await tier.store.probe().then(() => true, () => false))) tier.store.breaker.trip(new Error('Redis not reachable at start'));
   log.info({ redis: redactAddress(config.redis), host: tier.host, available: tier.store.available }, 'shared tier configured');
   return tier;

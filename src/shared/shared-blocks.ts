@@ -44,11 +44,11 @@ export class SharedBlocks {
   private idle: Array<() => void> = [];
   private counters = { hits: 0, misses: 0, waits: 0, waitHits: 0, corrupt: 0, writes: 0, bytesWritten: 0, bytesRead: 0, skippedWrites: 0 };
 
-  constructor(private readonly o: SharedBlocksOptions) {}
+  constructor(private readonly opts: SharedBlocksOptions) {}
 
   private keys(obj: ObjectVersion, index: number): { block: string; claim: string } {
     const h = objectHash(obj);
-    return { block: `${this.o.keyPrefix}b:${h}:${index}`, claim: `${this.o.keyPrefix}bl:${h}:${index}` };
+    return { block: `${this.opts.keyPrefix}b:${h}:${index}`, claim: `${this.opts.keyPrefix}bl:${h}:${index}` };
   }
 
   /**
@@ -56,7 +56,7 @@ export class SharedBlocks {
    * holds the claim, the wait ran out, or the shared tier is unavailable).
    */
   async lookup(obj: ObjectVersion, index: number, length: number, onWait?: () => void): Promise<Buffer | undefined> {
-    const { store } = this.o;
+    const { store } = this.opts;
     if (!store.available) return undefined;
     const keys = this.keys(obj, index);
     const identity = identityOf(obj);
@@ -73,11 +73,11 @@ export class SharedBlocks {
     this.counters.misses++;
     this.counters.waits++;
     onWait?.();
-    const deadline = Date.now() + this.o.lockTtlMs;
-    let pause = this.o.pollMs?.first ?? 10;
+    const deadline = Date.now() + this.opts.lockTtlMs;
+    let pause = this.opts.pollMs?.first ?? 10;
     while (Date.now() < deadline && store.available) {
       await new Promise((r) => setTimeout(r, pause));
-      pause = Math.min(pause * 1.5, this.o.pollMs?.max ?? 100);
+      pause = Math.min(pause * 1.5, this.opts.pollMs?.max ?? 100);
       const arrived = await this.read(keys.block, identity, index, length);
       if (arrived) {
         this.counters.misses--;
@@ -96,17 +96,17 @@ export class SharedBlocks {
       }
       return late;
     }
-    this.o.log.debug({ source: obj.source, index }, 'shared tier: gave up waiting for another host\'s fetch');
+    this.opts.log.debug({ source: obj.source, index }, 'shared tier: gave up waiting for another host\'s fetch');
     return undefined;
   }
 
   /** Stores the block for the other hosts, in the background; never throws. */
   share(obj: ObjectVersion, index: number, data: Buffer): void {
-    const { store } = this.o;
+    const { store } = this.opts;
     const keys = this.keys(obj, index);
     // Not shared: drop this host's claim at once, so that waiting hosts fetch it now, not after lockTtl.
-    const release = () => void quiet(store.deleteIf(keys.claim, this.o.owner), false);
-    if (!store.available || this.pendingBytes + data.length > this.o.writeQueueBytes) {
+    const release = () => void quiet(store.deleteIf(keys.claim, this.opts.owner), false);
+    if (!store.available || this.pendingBytes + data.length > this.opts.writeQueueBytes) {
       this.counters.skippedWrites++;
       if (store.available) release();
       return;
@@ -144,7 +144,7 @@ export class SharedBlocks {
 
   /** The checked block at `key`; a stored frame that does not check is deleted and is a miss. */
   private async read(key: string, identity: Buffer, index: number, length: number): Promise<Buffer | undefined> {
-    const frame = await quiet(this.o.store.getBytes(key), undefined);
+    const frame = await quiet(this.opts.store.getBytes(key), undefined);
     if (!frame) return undefined;
     const data = decodeFrame(frame, identity, index, length);
     if (data) {
@@ -152,8 +152,8 @@ export class SharedBlocks {
       return data;
     }
     this.counters.corrupt++;
-    this.o.log.warn({ key }, 'shared tier: a stored block failed its check; dropped and fetched again');
-    await quiet(this.o.store.del(key), undefined);
+    this.opts.log.warn({ key }, 'shared tier: a stored block failed its check; dropped and fetched again');
+    await quiet(this.opts.store.del(key), undefined);
     return undefined;
   }
 
@@ -166,13 +166,13 @@ export class SharedBlocks {
     if (!(await this.claim(keys.claim))) return 'waiting';
     const arrived = await this.read(keys.block, identity, index, length);
     if (!arrived) return undefined;
-    await quiet(this.o.store.deleteIf(keys.claim, this.o.owner), false);
+    await quiet(this.opts.store.deleteIf(keys.claim, this.opts.owner), false);
     return arrived;
   }
 
   /** True when this host holds the claim on a block (just taken, or taken before by this daemon). */
   private async claim(key: string): Promise<boolean> {
-    const { store, owner, lockTtlMs } = this.o;
+    const { store, owner, lockTtlMs } = this.opts;
     // Unavailable: nobody to coordinate with; this host fetches.
     const taken = await quiet(store.setIfAbsent(key, owner, lockTtlMs), true);
     if (taken) return true;

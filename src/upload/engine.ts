@@ -26,11 +26,11 @@ import type { StagedUpload, UploadOutcome, UploadPort } from '../core/types.js';
 import type { Logger } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 import type { Journal, NewJob } from './journal.js';
-import { SessionLostError, isPermanentFailure } from './errors.js';
+import { LeasedElsewhereError, SessionLostError, isPermanentFailure } from './errors.js';
 import { conflictName, joinRemote, splitRemote } from './conflict.js';
 import { NotRegularFileError, openForUpload } from './local-file.js';
 import { sameContent } from './adopt.js';
-import type { ConfirmedPart, Job, UploadTarget, Uploader } from './types.js';
+import type { ConfirmedPart, Job, UploadLease, UploadLeases, UploadTarget, Uploader } from './types.js';
 import type { SourceMeter } from '../metrics/metrics.js';
 
 export interface UploadEngineOptions {
@@ -51,6 +51,8 @@ export interface UploadEngineOptions {
   stableMs?: number;
   /** Called after a job finished (the VFS drops its cached listing of the target's folder). */
   onDone?(job: Job): void;
+  /** A farm's upload leases (src/shared/leases.ts): which host uploads a file of a shared watched folder. */
+  leases?: UploadLeases;
   /** Counts parts, their bytes and failed attempts (assetfs_upload_*, assetfs_origin_*{kind="upload"}). */
   meterFor?(source: string): SourceMeter | undefined;
 }
@@ -70,7 +72,6 @@ interface Running {
 }
 
 class ChangedError extends Error {}
-
 export { conflictName, joinRemote, splitRemote } from './conflict.js';
 
 export class UploadEngine {
@@ -84,10 +85,17 @@ export class UploadEngine {
   /** Jobs run only between start() and stop(): what is queued before (staging's recovery) waits for start. */
   private started = false;
   private stopped = false;
+  private leases: UploadLeases | undefined;
 
   constructor(private readonly opts: UploadEngineOptions) {
     this.partLimit = pLimit(opts.maxParts ?? 8);
     if (opts.onDone) this.doneListeners.push(opts.onDone);
+    this.leases = opts.leases;
+  }
+
+  /** The farm's leases, known once the shared tier started (before start()). */
+  useLeases(leases: UploadLeases): void {
+    this.leases = leases;
   }
 
   /** `fn` is called after each job that finished (the VFS forgets the target folder's listing). */
@@ -241,6 +249,10 @@ export class UploadEngine {
     const current = this.opts.journal.get(job.id);
     if (!current || current.state === 'cancelled') return;
     if (signal.aborted && this.stopped) return; // stays 'uploading': resumed at the next start
+    if (e instanceof LeasedElsewhereError) {
+      this.opts.journal.setState(job.id, 'failed', e.message, Date.now() + e.retryInMs);
+      return;
+    }
     if (e instanceof ChangedError) {
       this.opts.log.info({ job: job.id, path: job.localPath }, 'file changed during upload: restarting once it is stable');
       this.opts.journal.setState(job.id, 'failed', e.message, Date.now() + (this.opts.stableMs ?? 2_000));
@@ -281,7 +293,6 @@ export class UploadEngine {
 
   private async run(initial: Job, r: Running): Promise<void> {
     const { journal, log } = this.opts;
-    const signal = r.abort.signal;
     const up = this.opts.uploaderFor(initial.source);
     if (!up) throw new Error(`source "${initial.source}" does not take uploads`);
     journal.setState(initial.id, 'uploading');
@@ -291,6 +302,31 @@ export class UploadEngine {
     if (st.size !== job.size || Math.trunc(st.mtimeMs) !== Math.trunc(job.mtimeMs)) {
       if (job.uploadId) await up.abort(this.target(job), job.uploadId).catch(() => undefined);
       journal.restart(job.id, st.size, st.mtimeMs, up.partSize(st.size));
+      job = journal.get(job.id)!;
+    }
+
+    // The lease is taken where the job starts sending: a sync job of a shared folder goes up from one host.
+    const decision = job.producer === 'sync' && this.leases ? await this.leases.acquire(job) : undefined;
+    if (decision?.kind === 'elsewhere') throw new LeasedElsewhereError(decision.holder, decision.retryInMs);
+    if (decision?.kind === 'done') {
+      log.info({ job: job.id, path: job.remotePath }, 'upload done by another host');
+      return this.finishJob(job, decision.sha256, decision.version);
+    }
+    const lease = decision?.lease;
+    try {
+      await this.upload(job, up, r, lease);
+    } finally {
+      await lease?.release();
+    }
+  }
+
+  private async upload(initial: Job, up: Uploader, r: Running, lease: UploadLease | undefined): Promise<void> {
+    const { journal, log } = this.opts;
+    const signal = lease ? AbortSignal.any([r.abort.signal, lease.lost]) : r.abort.signal;
+    let job = initial;
+    if (lease?.inherited && !job.uploadId) {
+      journal.setUploadId(job.id, lease.inherited.uploadId);
+      for (const p of lease.inherited.parts) journal.recordPart(job.id, p);
       job = journal.get(job.id)!;
     }
 
@@ -317,19 +353,25 @@ export class UploadEngine {
       journal.setUploadId(job.id, id);
       job = journal.get(job.id)!;
       parts = [];
+      await lease?.session(job);
     }
     log.info({ job: job.id, path: job.remotePath, resumeParts: parts.length }, parts.length ? 'upload resuming' : 'upload started');
 
     const have = new Map(parts.map((p) => [p.number, p]));
-    const sha256 = await this.sendParts(job, up, have, r, signal);
+    const sha256 = await this.sendParts(job, up, have, r, signal, lease);
     const all = journal.parts(job.id);
     const done = await up.complete(target, job.uploadId!, all, { size: job.size, sha256 }, signal);
     if (done.size !== job.size) throw new Error(`the remote object has ${done.size} bytes, expected ${job.size}`);
-    journal.finish(job.id, sha256, done.version);
+    await lease?.finished(job, sha256, done.version);
     log.info({ job: job.id, path: job.remotePath, size: job.size }, 'upload complete');
-    const finished = journal.get(job.id)!;
+    this.finishJob(job, sha256, done.version);
+  }
+
+  private finishJob(job: Job, sha256: string, version: string): void {
+    this.opts.journal.finish(job.id, sha256, version);
+    const finished = this.opts.journal.get(job.id)!;
     for (const fn of this.doneListeners) fn(finished);
-    this.settle(job.id, { remotePath: finished.remotePath, version: done.version, conflictOf: finished.conflictOf });
+    this.settle(job.id, { remotePath: finished.remotePath, version, conflictOf: finished.conflictOf });
   }
 
   private settle(id: number, outcome: UploadOutcome | Error): void {
@@ -374,7 +416,7 @@ export class UploadEngine {
   }
 
   /** Reads the file in order, hashing all of it and uploading the parts not yet held. Returns the SHA-256. */
-  private async sendParts(job: Job, up: Uploader, have: Map<number, ConfirmedPart>, r: Running, signal: AbortSignal): Promise<string> {
+  private async sendParts(job: Job, up: Uploader, have: Map<number, ConfirmedPart>, r: Running, signal: AbortSignal, lease: UploadLease | undefined): Promise<string> {
     const hash = createHash('sha256');
     const count = Math.max(1, Math.ceil(job.size / job.partSize));
     const perFile = this.opts.partsPerFile ?? 4;
@@ -406,6 +448,7 @@ export class UploadEngine {
           const send = () => up.part(this.target(job), job.uploadId!, n, buf, signal);
           const etag = await (meter ? meter.uploadPart(len, send) : send());
           this.opts.journal.recordPart(job.id, { number: n, etag, size: len });
+          await lease?.part({ number: n, etag, size: len });
           r.bytes += len;
           r.samples.push({ t: Date.now(), bytes: r.bytes });
           if (r.samples.length > 64) r.samples.splice(0, 32);

@@ -29,3 +29,13 @@ export function isPermanentFailure(e: unknown): boolean {
   if (REFUSAL_CODES.has(e.code)) return true;
   return e.status !== undefined && e.status >= 400 && e.status < 500 && !PASSING_4XX.has(e.status);
 }
+
+/** Another host of the farm holds the upload lease of the file: not a failed attempt, a wait. */
+export class LeasedElsewhereError extends Error {
+  constructor(
+    holder: string,
+    readonly retryInMs: number,
+  ) {
+    super(`another host (${holder}) is uploading this file`);
+  }
+}

@@ -103,3 +103,34 @@ export interface Job {
   readonly createdAt: number;
   readonly updatedAt: number;
 }
+
+/**
+ * Hosts watching one shared folder (a farm: src/shared/leases.ts) agree on which of them uploads a
+ * file. The engine asks before a sync job goes up; without a shared tier there is no such port.
+ */
+export interface UploadLeases {
+  acquire(job: Job): Promise<LeaseDecision>;
+}
+
+export type LeaseDecision =
+  /** This host uploads, holding the lease until `release`. */
+  | { readonly kind: 'held'; readonly lease: UploadLease }
+  /** Another host holds the lease: try again after `retryInMs`. */
+  | { readonly kind: 'elsewhere'; readonly holder: string; readonly retryInMs: number }
+  /** Another host already uploaded this very file (same size and mtime): nothing to send. */
+  | { readonly kind: 'done'; readonly sha256: string; readonly version: string };
+
+export interface UploadLease {
+  /** A session a previous holder began for this same file and part size (it died): resume it. */
+  readonly inherited: { readonly uploadId: string; readonly parts: readonly ConfirmedPart[] } | undefined;
+  /** Aborted when the lease was lost to another host (this host stalled past the TTL). */
+  readonly lost: AbortSignal;
+  /** The session this host uploads through (published so that a successor can resume it). */
+  session(job: Job): Promise<void>;
+  /** A part the platform confirmed (published likewise). */
+  part(p: ConfirmedPart): Promise<void>;
+  /** The upload is complete: other hosts finish their jobs for this file without sending it. */
+  finished(job: Job, sha256: string, version: string): Promise<void>;
+  /** Stop the heartbeat and drop the lease (also after a failed attempt). */
+  release(): Promise<void>;
+}

@@ -28,6 +28,20 @@ interface Fetched {
 interface Ctx {
   provider: Provider;
   ref: Ref;
+  ttlMs: number;
+}
+
+/**
+ * Listings shared by the hosts of a farm (src/shared/metadata.ts). A listing read from it is kept here
+ * no longer than it has left there, and its negative answers age from when it was listed; a listing
+ * fetched here is shared unless its source was invalidated meanwhile (`epoch` changed); every
+ * invalidation here is passed on to the other hosts.
+ */
+export interface ListingShare {
+  getListing(source: string, ref: Ref): Promise<{ entries: RemoteEntry[]; ttlMs: number; at: number } | undefined>;
+  putListing(source: string, ref: Ref, entries: readonly RemoteEntry[], ttlMs: number, epochAtStart: number): void;
+  epoch(source: string): number;
+  invalidated(source: string, ref?: Ref): void;
 }
 
 export interface DirCacheOptions {
@@ -37,6 +51,7 @@ export interface DirCacheOptions {
   maxRetryTimeMs: number;
   /** How long a name missing from a listing stays "no such name" (metadataNegativeTtl). Default 5 s. */
   negativeTtlMs?: number;
+  shared?: ListingShare;
 }
 
 const key = (source: string, ref: Ref) => `${source}\0${ref}`;
@@ -55,9 +70,14 @@ export class DirCache {
       max: opts.maxListings ?? 4096,
       ttlAutopurge: false,
       allowStale: false,
-      fetchMethod: async (k, _stale, { context, signal }) => {
+      fetchMethod: async (k, _stale, { context, signal, options }) => {
         this.loading.add(k);
         try {
+          const shared = await this.opts.shared?.getListing(context.provider.name, context.ref);
+          if (shared) {
+            options.ttl = Math.max(1, Math.min(context.ttlMs, shared.ttlMs));
+            return { entries: mapListing(shared.entries), at: Math.min(Date.now(), shared.at) };
+          }
           return await this.load(context, signal);
         } finally {
           this.loading.delete(k);
@@ -66,21 +86,32 @@ export class DirCache {
     });
   }
 
-  private async load({ provider, ref }: Ctx, signal: AbortSignal): Promise<Fetched> {
-    return retry(
+  private async load({ provider, ref, ttlMs }: Ctx, signal: AbortSignal): Promise<Fetched> {
+    const epoch = this.opts.shared?.epoch(provider.name) ?? 0;
+    const entries = await retry(
       async () => {
         const entries: RemoteEntry[] = [];
         for await (const e of provider.list(ref, signal)) entries.push(e);
-        return { entries: mapListing(entries), at: Date.now() };
+        return entries;
       },
       { maxTimeMs: this.opts.maxRetryTimeMs, signal },
     );
+    this.opts.shared?.putListing(provider.name, ref, entries, ttlMs, epoch);
+    return { entries: mapListing(entries), at: Date.now() };
   }
 
   private async fetch(provider: Provider, ref: Ref, ttlMs: number, forceRefresh = false): Promise<Fetched> {
-    const fetched = await this.cache.fetch(key(provider.name, ref), { context: { provider, ref }, ttl: Math.max(1, ttlMs), forceRefresh });
-    if (!fetched) throw new Error('listing fetch returned nothing');
-    return fetched;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const fetched = await this.cache.fetch(key(provider.name, ref), { context: { provider, ref, ttlMs }, ttl: Math.max(1, ttlMs), forceRefresh });
+        if (!fetched) throw new Error('listing fetch returned nothing');
+        return fetched;
+      } catch (e) {
+        // invalidate() while the listing was under way aborts it (it may predate the change): list again.
+        if (attempt < 3 && e instanceof Error && e.message === 'deleted') continue;
+        throw e;
+      }
+    }
   }
 
   /** The listing of `ref`, from cache when younger than `ttlMs`. */
@@ -136,8 +167,14 @@ export class DirCache {
     return { paths, listing };
   }
 
-  /** Forget one listing, or every listing of a source when `ref` is undefined. */
+  /** Forget one listing, or every listing of a source when `ref` is undefined; the other hosts of a farm too. */
   invalidate(source: string, ref?: Ref): void {
+    this.opts.shared?.invalidated(source, ref);
+    this.forget(source, ref);
+  }
+
+  /** invalidate() here only: another host of the farm made the change and told the others. */
+  forget(source: string, ref?: Ref): void {
     if (ref !== undefined) {
       this.cache.delete(key(source, ref));
       return;

@@ -14,7 +14,7 @@
 import type { Attr, AttrChange, BlockSource, DirEntry, ObjectVersion, OpenFile, Provider, Ref, RemoteEntry, Vfs } from '../core/types.js';
 import { FsError, NotFoundError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../util/logger.js';
-import { DirCache } from './dir-cache.js';
+import { DirCache, type ListingShare } from './dir-cache.js';
 import { remoteNameOf } from './names.js';
 import { RemoteFile, type RemoteFileDeps } from './remote-file.js';
 import { PageCacheVersions } from './page-cache-versions.js';
@@ -44,6 +44,8 @@ export interface VfsOptions {
   ownership?: Ownership;
   /** The write side (staging area, uploaders): absent for a read-only VFS. */
   writes?: WriteOptions;
+  /** Listings shared with the other hosts of a farm (src/shared/metadata.ts). */
+  sharedListings?: ListingShare;
 }
 
 type Resolved =
@@ -70,7 +72,7 @@ export class AssetVfs implements Vfs {
   private readonly fileDeps: RemoteFileDeps;
 
   constructor(private readonly opts: VfsOptions) {
-    this.dirs = new DirCache({ maxRetryTimeMs: opts.maxRetryTimeMs, negativeTtlMs: opts.metadataNegativeTtlMs });
+    this.dirs = new DirCache({ maxRetryTimeMs: opts.maxRetryTimeMs, negativeTtlMs: opts.metadataNegativeTtlMs, ...(opts.sharedListings ? { shared: opts.sharedListings } : {}) });
     this.perms = new PermissionPolicy(opts.ownership ?? daemonOwnership());
     this.ids = new IdCache({ maxRetryTimeMs: opts.maxRetryTimeMs, negativeTtlMs: opts.metadataNegativeTtlMs });
     this.fileDeps = {
@@ -366,12 +368,19 @@ export class AssetVfs implements Vfs {
   invalidate(path: string): void {
     const parts = path.split('/').filter((p) => p !== '');
     if (parts.length === 0) {
+      for (const source of this.opts.providers.keys()) this.dirs.invalidate(source);
       this.dirs.clear();
       this.ids.clear();
       return;
     }
     this.dirs.invalidate(parts[0]!);
     this.ids.forget(parts[0]!);
+  }
+
+  /** Another host of the farm changed (source, ref), or all of the source: forget it here without telling anyone. */
+  forgetListing(source: string, ref?: Ref): void {
+    this.dirs.forget(source, ref);
+    if (ref === undefined) this.ids.forget(source);
   }
 
   private refuseIdWrite(path: string): void {

@@ -51,12 +51,12 @@ export class LocatorPool {
 
   constructor(
     private readonly rest: AmsRest,
-    private readonly o: { ttlMs: number; log: Logger; what: string },
+    private readonly opts: { ttlMs: number; log: Logger; what: string },
   ) {}
 
   /** A read locator of the asset with enough life left; creates one when needed. */
   async get(assetId: string, signal?: AbortSignal): Promise<AmsLocator> {
-    if (this.closed) throw new FsError('EIO', `${this.o.what}: provider is closed`);
+    if (this.closed) throw new FsError('EIO', `${this.opts.what}: provider is closed`);
     const st = this.state(assetId);
     if (st.current && this.usable(st.current)) return st.current.loc;
     if (!st.inflight) {
@@ -99,7 +99,7 @@ export class LocatorPool {
     const policy = await this.policy?.catch(() => undefined);
     if (policy) {
       await this.rest.call({ method: 'DELETE', path: keyed('AccessPolicies', policy), accept: [404] }).catch((e: unknown) => {
-        this.o.log.warn({ err: e }, `${this.o.what}: could not delete access policy ${policy}`);
+        this.opts.log.warn({ err: e }, `${this.opts.what}: could not delete access policy ${policy}`);
       });
     }
   }
@@ -133,14 +133,14 @@ export class LocatorPool {
     }
     if (r.status === 400) {
       const msg = errorMessage(r.text);
-      if (!isLimitAnswer(msg)) throw new FsError('EIO', `${this.o.what}: creating a locator for asset ${assetId}: ${msg}`);
+      if (!isLimitAnswer(msg)) throw new FsError('EIO', `${this.opts.what}: creating a locator for asset ${assetId}: ${msg}`);
       await this.prune(st, 0);
-      throw new TransientError(`${this.o.what}: asset ${assetId} has no free locator slot: ${msg}`, { status: 400, retryAfterMs: LIMIT_RETRY_MS });
+      throw new TransientError(`${this.opts.what}: asset ${assetId} has no free locator slot: ${msg}`, { status: 400, retryAfterMs: LIMIT_RETRY_MS });
     }
     const held: Held = { loc: toLocator(parseEntity(JSON.parse(r.text))), createdAt: Date.now() };
     if (this.closed) {
       await this.remove(held);
-      throw new FsError('EIO', `${this.o.what}: provider is closed`);
+      throw new FsError('EIO', `${this.opts.what}: provider is closed`);
     }
     st.current = held;
     return held;
@@ -154,9 +154,9 @@ export class LocatorPool {
   private policyId(): Promise<string> {
     if (!this.policy) {
       const p = (async () => {
-        const json = { Name: 'assetfs-read', DurationInMinutes: (this.o.ttlMs + START_SKEW_MS) / 60_000, Permissions: 1 };
+        const json = { Name: 'assetfs-read', DurationInMinutes: (this.opts.ttlMs + START_SKEW_MS) / 60_000, Permissions: 1 };
         const id = parseEntity(await this.rest.json({ method: 'POST', path: 'AccessPolicies', json })).Id;
-        if (typeof id !== 'string' || !id) throw new FsError('EIO', `${this.o.what}: access policy answer without Id`);
+        if (typeof id !== 'string' || !id) throw new FsError('EIO', `${this.opts.what}: access policy answer without Id`);
         return id;
       })();
       p.catch(() => {
@@ -192,7 +192,7 @@ export class LocatorPool {
     h.deleting ??= this.rest
       .call({ method: 'DELETE', path: keyed('Locators', h.loc.Id), accept: [404] })
       .then(() => undefined)
-      .catch((e: unknown) => this.o.log.warn({ err: e }, `${this.o.what}: could not delete locator ${h.loc.Id}`));
+      .catch((e: unknown) => this.opts.log.warn({ err: e }, `${this.opts.what}: could not delete locator ${h.loc.Id}`));
     return h.deleting;
   }
 }

@@ -101,14 +101,14 @@ export class AmsUploader implements Uploader {
 
   constructor(
     private readonly rest: AmsRest,
-    private readonly o: AmsUploaderOptions,
+    private readonly opts: AmsUploaderOptions,
   ) {
-    this.pipeline = sasPipeline(o.net);
-    this.grants = new WriteGrants(rest, { what: o.what, log: o.log, ttlMs: o.writeTtlMs ?? 2 * 3_600_000 });
+    this.pipeline = sasPipeline(opts.net);
+    this.grants = new WriteGrants(rest, { what: opts.what, log: opts.log, ttlMs: opts.writeTtlMs ?? 2 * 3_600_000 });
   }
 
   partSize(size: number): number {
-    return partSizeFor(size, MAX_PARTS.azureBlocks, this.o.partSize);
+    return partSizeFor(size, MAX_PARTS.azureBlocks, this.opts.partSize);
   }
 
   /** Write grants alive (tests and status). */
@@ -124,9 +124,9 @@ export class AmsUploader implements Uploader {
 
   /** `<asset>/<file>` of a file target, names checked. */
   private fileTarget(t: UploadTarget, what: string): { asset: string; file: string } {
-    if (t.path.length > 2) throw new FsError('ENOTSUP', `${this.o.what}: ${what} ${t.path.join('/')}: AMS assets are flat, files cannot be in subfolders`);
+    if (t.path.length > 2) throw new FsError('ENOTSUP', `${this.opts.what}: ${what} ${t.path.join('/')}: AMS assets are flat, files cannot be in subfolders`);
     const [asset, file] = t.path;
-    if (!asset || !file) throw new FsError('EINVAL', `${this.o.what}: ${what} ${t.path.join('/')}: files live inside an asset (<asset>/<file>)`);
+    if (!asset || !file) throw new FsError('EINVAL', `${this.opts.what}: ${what} ${t.path.join('/')}: files live inside an asset (<asset>/<file>)`);
     checkName('asset', asset);
     checkName('file', file);
     return { asset, file };
@@ -214,7 +214,7 @@ export class AmsUploader implements Uploader {
 
   private session(uploadId: string): Session {
     const s = parseSession(uploadId);
-    if (!s) throw new SessionLostError(`${this.o.what}: "${uploadId}" is not an AMS upload id`);
+    if (!s) throw new SessionLostError(`${this.opts.what}: "${uploadId}" is not an AMS upload id`);
     return s;
   }
 
@@ -226,7 +226,7 @@ export class AmsUploader implements Uploader {
     return this.fresh(async () => {
       const assetId = (await this.assetId(asset, signal)) ?? (await this.createAsset(asset, signal));
       if (this.encrypted.has(assetId)) {
-        throw new FsError('EACCES', `${this.o.what}: asset "${asset}" is storage-encrypted; uploading into it needs AMS client-side encryption, which assetfs does not do`);
+        throw new FsError('EACCES', `${this.opts.what}: asset "${asset}" is storage-encrypted; uploading into it needs AMS client-side encryption, which assetfs does not do`);
       }
       const g = await this.grants.acquire(assetId, tag, undefined, signal);
       return [tag, assetId, g.locatorId, g.policyId].join('|');
@@ -241,7 +241,7 @@ export class AmsUploader implements Uploader {
       return await this.withGrant(s, signal, (g) => new BlockListSession(s.tag).staged(this.blob(g, file), signal));
     } catch (e) {
       if (storageCode(e) === 'BlobNotFound') return []; // no block staged yet
-      const m = mapStorageError(e, `${this.o.what}: block list of ${t.path.join('/')}`);
+      const m = mapStorageError(e, `${this.opts.what}: block list of ${t.path.join('/')}`);
       if (m instanceof NotFoundError) {
         await this.grants.release(s.assetId, s.tag, s);
         return undefined; // the asset (and its container) is gone
@@ -256,8 +256,8 @@ export class AmsUploader implements Uploader {
     try {
       return await this.withGrant(s, signal, (g) => new BlockListSession(s.tag).stage(this.blob(g, file), number, data, signal));
     } catch (e) {
-      const m = mapStorageError(e, `${this.o.what}: block ${number} of ${t.path.join('/')}`);
-      if (m instanceof NotFoundError) throw new SessionLostError(`${this.o.what}: the asset of ${t.path.join('/')} is gone: ${m.message}`);
+      const m = mapStorageError(e, `${this.opts.what}: block ${number} of ${t.path.join('/')}`);
+      if (m instanceof NotFoundError) throw new SessionLostError(`${this.opts.what}: the asset of ${t.path.join('/')} is gone: ${m.message}`);
       throw m;
     }
   }
@@ -265,7 +265,7 @@ export class AmsUploader implements Uploader {
   async complete(t: UploadTarget, uploadId: string, parts: readonly ConfirmedPart[], info: { size: number }, signal?: AbortSignal): Promise<CompletedUpload> {
     const s = this.session(uploadId);
     const { file } = this.fileTarget(t, 'upload');
-    const where = `${this.o.what}: ${t.path.join('/')}`;
+    const where = `${this.opts.what}: ${t.path.join('/')}`;
     const blocks = new BlockListSession(s.tag);
     const ids = blocks.blockList(parts);
     if (!ids) {
@@ -315,37 +315,37 @@ export class AmsUploader implements Uploader {
 
   async remove(t: UploadTarget, signal?: AbortSignal): Promise<void> {
     const [asset, file, ...rest] = t.path;
-    if (!asset || !file || rest.length) throw new FsError('EISDIR', `${this.o.what}: ${t.path.join('/')} is not a file`);
+    if (!asset || !file || rest.length) throw new FsError('EISDIR', `${this.opts.what}: ${t.path.join('/')} is not a file`);
     await this.fresh(async () => {
       const id = await this.assetId(asset, signal);
       const f = id === undefined ? undefined : await this.file(id, file, signal);
-      if (!f) throw new NotFoundError(`${this.o.what}: ${t.path.join('/')} not found`);
+      if (!f) throw new NotFoundError(`${this.opts.what}: ${t.path.join('/')} not found`);
       await this.rest.call({ method: 'DELETE', path: keyed('Files', f.Id), signal });
     });
   }
 
   async mkdir(t: UploadTarget, signal?: AbortSignal): Promise<void> {
     const [name, ...rest] = t.path;
-    if (!name) throw new FsError('EEXIST', `${this.o.what}: the root exists`);
-    if (rest.length) throw new FsError('ENOTSUP', `${this.o.what}: ${t.path.join('/')}: AMS assets are flat; folders exist only at the top (one asset each)`);
+    if (!name) throw new FsError('EEXIST', `${this.opts.what}: the root exists`);
+    if (rest.length) throw new FsError('ENOTSUP', `${this.opts.what}: ${t.path.join('/')}: AMS assets are flat; folders exist only at the top (one asset each)`);
     checkName('asset', name);
-    if (await this.assetId(name, signal)) throw new FsError('EEXIST', `${this.o.what}: asset "${name}" exists`);
+    if (await this.assetId(name, signal)) throw new FsError('EEXIST', `${this.opts.what}: asset "${name}" exists`);
     await this.createAsset(name, signal);
   }
 
   async rmdir(t: UploadTarget, signal?: AbortSignal): Promise<void> {
     const [name, ...rest] = t.path;
-    if (!name || rest.length) throw new FsError('ENOTDIR', `${this.o.what}: ${t.path.join('/')} is not an asset`);
+    if (!name || rest.length) throw new FsError('ENOTDIR', `${this.opts.what}: ${t.path.join('/')} is not an asset`);
     await this.fresh(async () => {
       const id = await this.assetId(name, signal);
-      if (!id) throw new NotFoundError(`${this.o.what}: asset "${name}" not found`);
+      if (!id) throw new NotFoundError(`${this.opts.what}: asset "${name}" not found`);
       await this.deleteEmptyAsset(name, id, signal);
     });
   }
 
   private async deleteEmptyAsset(name: string, id: string, signal?: AbortSignal): Promise<void> {
     const { items } = parseSet(await this.rest.json({ path: `${keyed('Assets', id)}/Files`, query: { $top: 1 }, signal }));
-    if (items.length) throw new FsError('ENOTEMPTY', `${this.o.what}: asset "${name}" is not empty`);
+    if (items.length) throw new FsError('ENOTEMPTY', `${this.opts.what}: asset "${name}" is not empty`);
     await this.grants.forgetAsset(id);
     await this.rest.call({ method: 'DELETE', path: keyed('Assets', id), signal });
     this.assetIds.delete(name);
@@ -354,14 +354,14 @@ export class AmsUploader implements Uploader {
   /** Assets rename in place (MERGE Name); files cannot (EXDEV: mv copies and deletes). */
   async rename(from: UploadTarget, to: UploadTarget, signal?: AbortSignal): Promise<void> {
     if (from.path.length !== 1 || to.path.length !== 1) {
-      throw new FsError('EXDEV', `${this.o.what}: AMS renames assets only; a file's Name is its blob's name (${from.path.join('/')} → ${to.path.join('/')} needs copy and delete)`);
+      throw new FsError('EXDEV', `${this.opts.what}: AMS renames assets only; a file's Name is its blob's name (${from.path.join('/')} → ${to.path.join('/')} needs copy and delete)`);
     }
     const [src, dst] = [from.path[0]!, to.path[0]!];
     checkName('asset', dst);
     if (src === dst) return;
     await this.fresh(async () => {
       const id = await this.assetId(src, signal);
-      if (!id) throw new NotFoundError(`${this.o.what}: asset "${src}" not found`);
+      if (!id) throw new NotFoundError(`${this.opts.what}: asset "${src}" not found`);
       const taken = await this.assetId(dst, signal);
       if (taken) await this.deleteEmptyAsset(dst, taken, signal); // POSIX: an empty target folder is replaced
       await this.rest.call({ method: 'MERGE', path: keyed('Assets', id), json: { Name: dst }, signal });

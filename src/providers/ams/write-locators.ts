@@ -60,7 +60,7 @@ export class WriteGrants {
 
   constructor(
     private readonly rest: AmsRest,
-    private readonly o: { what: string; log: Logger; ttlMs: number },
+    private readonly opts: { what: string; log: Logger; ttlMs: number },
   ) {}
 
   /** Grants of ours alive now (tests). */
@@ -71,7 +71,7 @@ export class WriteGrants {
   /** A live grant on the asset, held for session `tag` until release(). */
   async acquire(assetId: string, tag: string, hint?: GrantRef, signal?: AbortSignal): Promise<WriteGrant> {
     for (;;) {
-      if (this.closed) throw new FsError('EIO', `${this.o.what}: provider is closed`);
+      if (this.closed) throw new FsError('EIO', `${this.opts.what}: provider is closed`);
       signal?.throwIfAborted();
       let e = this.byAsset.get(assetId);
       if (!e || !this.usable(e)) {
@@ -145,7 +145,7 @@ export class WriteGrants {
     for (const u of old?.users ?? []) e.users.add(u);
     if (this.closed) {
       await this.drop(e.grant);
-      throw new FsError('EIO', `${this.o.what}: provider is closed`);
+      throw new FsError('EIO', `${this.opts.what}: provider is closed`);
     }
     this.byAsset.set(assetId, e);
     return e;
@@ -171,16 +171,16 @@ export class WriteGrants {
   }
 
   private async mint(assetId: string): Promise<WriteGrant> {
-    const json = { Name: 'assetfs-upload', DurationInMinutes: (this.o.ttlMs + START_SKEW_MS) / 60_000, Permissions: WRITE_PERMISSIONS };
+    const json = { Name: 'assetfs-upload', DurationInMinutes: (this.opts.ttlMs + START_SKEW_MS) / 60_000, Permissions: WRITE_PERMISSIONS };
     const policyId = parseEntity(await this.rest.json({ method: 'POST', path: 'AccessPolicies', json })).Id;
-    if (typeof policyId !== 'string' || !policyId) throw new FsError('EIO', `${this.o.what}: access policy answer without Id`);
+    if (typeof policyId !== 'string' || !policyId) throw new FsError('EIO', `${this.opts.what}: access policy answer without Id`);
     try {
       const body = { AccessPolicyId: policyId, AssetId: assetId, StartTime: new Date(Date.now() - START_SKEW_MS).toISOString(), Type: 1 };
       const r = await this.rest.call({ method: 'POST', path: 'Locators', json: body, accept: [400] });
       if (r.status === 400) {
         const msg = errorMessage(r.text);
-        if (isLimitAnswer(msg)) throw new TransientError(`${this.o.what}: no free locator slot on asset ${assetId} for an upload: ${msg}`, { status: 400, retryAfterMs: 5_000 });
-        throw new FsError('EIO', `${this.o.what}: creating an upload locator on asset ${assetId}: ${msg}`);
+        if (isLimitAnswer(msg)) throw new TransientError(`${this.opts.what}: no free locator slot on asset ${assetId} for an upload: ${msg}`, { status: 400, retryAfterMs: 5_000 });
+        throw new FsError('EIO', `${this.opts.what}: creating an upload locator on asset ${assetId}: ${msg}`);
       }
       const loc = toLocator(parseEntity(JSON.parse(r.text)));
       return { locatorId: loc.Id, policyId, baseUri: loc.BaseUri, sas: loc.ContentAccessComponent, expiresAt: loc.ExpirationDateTime, createdAt: Date.now() };
@@ -197,7 +197,7 @@ export class WriteGrants {
       p = (async () => {
         for (const [set, id] of [...(hasLocator ? [['Locators', g.locatorId]] : []), ['AccessPolicies', g.policyId]] as [string, string][]) {
           await this.rest.call({ method: 'DELETE', path: keyed(set, id), accept: [404] }).catch((e: unknown) => {
-            if (!(e instanceof NotFoundError)) this.o.log.warn({ err: e }, `${this.o.what}: could not delete upload ${set} ${id}`);
+            if (!(e instanceof NotFoundError)) this.opts.log.warn({ err: e }, `${this.opts.what}: could not delete upload ${set} ${id}`);
           });
         }
       })();

@@ -118,10 +118,10 @@ export class ApiClient {
   private readonly base: URL;
   private readonly bounds: NetBounds;
 
-  constructor(private readonly o: ApiClientOptions) {
-    this.base = new URL(o.baseUrl.endsWith('/') ? o.baseUrl : `${o.baseUrl}/`);
-    const b = o.bounds ?? DEFAULT_BOUNDS;
-    this.bounds = { ...b, stallMs: o.timeoutMs ?? b.stallMs };
+  constructor(private readonly opts: ApiClientOptions) {
+    this.base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : `${opts.baseUrl}/`);
+    const b = opts.bounds ?? DEFAULT_BOUNDS;
+    this.bounds = { ...b, stallMs: opts.timeoutMs ?? b.stallMs };
     const t = this.bounds.stallMs;
     this.agent = new Agent({ connections: 16, headersTimeout: t, bodyTimeout: t, keepAliveTimeout: 10_000, connect: { timeout: t } });
   }
@@ -144,32 +144,32 @@ export class ApiClient {
     try {
       return JSON.parse(r.text) as T;
     } catch {
-      throw new TransientError(`${this.o.what}: ${req.method ?? 'GET'} ${req.path}: answer is not JSON`, { status: r.status });
+      throw new TransientError(`${this.opts.what}: ${req.method ?? 'GET'} ${req.path}: answer is not JSON`, { status: r.status });
     }
   }
 
   async send(req: ApiRequest): Promise<ApiResponse> {
-    const useAuth = req.auth !== false && !req.login && this.o.auth !== undefined;
+    const useAuth = req.auth !== false && !req.login && this.opts.auth !== undefined;
     let r = await this.once(req, useAuth);
     if (useAuth && this.refused(r)) {
-      this.o.auth!.invalidate();
+      this.opts.auth!.invalidate();
       r = await this.once(req, true);
-      if (this.refused(r)) throw new AuthError(`${this.o.what}: login refused: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${redactUrl(req.path)})`, { status: r.status });
+      if (this.refused(r)) throw new AuthError(`${this.opts.what}: login refused: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${redactUrl(req.path)})`, { status: r.status });
     }
     if ((r.status >= 200 && r.status < 300) || req.accept === 'any' || req.accept?.includes(r.status)) return r;
     if (req.login && r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) {
       const who = typeof req.login === 'string' ? ` (${req.login})` : '';
-      throw new AuthError(`${this.o.what}: login refused${who}: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${this.url(req.path).href.replace(/\?.*$/, '')})`);
+      throw new AuthError(`${this.opts.what}: login refused${who}: HTTP ${r.status}: ${errorMessage(r.text)} (${req.method ?? 'GET'} ${this.url(req.path).href.replace(/\?.*$/, '')})`);
     }
     throw this.statusError(req, r);
   }
 
   private refused(r: ApiResponse): boolean {
-    return r.status === 401 || r.status === 403 || (this.o.isAuthFailure?.(r.status, r.text) ?? false);
+    return r.status === 401 || r.status === 403 || (this.opts.isAuthFailure?.(r.status, r.text) ?? false);
   }
 
   private what(req: ApiRequest): string {
-    return `${this.o.what}: ${req.method ?? 'GET'} ${redactUrl(req.path)}`;
+    return `${this.opts.what}: ${req.method ?? 'GET'} ${redactUrl(req.path)}`;
   }
 
   private statusError(req: ApiRequest, r: ApiResponse): FsError {
@@ -190,7 +190,7 @@ export class ApiClient {
     const u = this.url(req.path, req.query);
     const home = u.origin === this.base.origin;
     if (useAuth && !home) throw new FsError('EIO', crossOriginMessage(this.what(req), u, this.base.origin));
-    const headers: Record<string, string> = { accept: 'application/json', ...(home ? this.o.defaultHeaders : {}), ...req.headers };
+    const headers: Record<string, string> = { accept: 'application/json', ...(home ? this.opts.defaultHeaders : {}), ...req.headers };
     let body: string | Buffer | undefined;
     if (req.multipart !== undefined) {
       const encoded = new Response(req.multipart); // one encoding: the boundary in the type must be the body's
@@ -205,16 +205,16 @@ export class ApiClient {
       body = new URLSearchParams(req.form).toString();
       headers['content-type'] = 'application/x-www-form-urlencoded';
     }
-    if (useAuth) Object.assign(headers, await this.o.auth!.headers(req.signal));
+    if (useAuth) Object.assign(headers, await this.opts.auth!.headers(req.signal));
     const deadline = new Deadline(deadlineFor(this.bounds, body === undefined ? 0 : Buffer.byteLength(body)), req.signal);
     try {
       const res = await this.agent.request({ origin: u.origin, path: u.pathname + u.search, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body, signal: deadline.signal });
       const text = await this.readCapped(req, res);
       // A raw body is file bytes: the upload engine counts those requests (kind upload).
-      if (req.body === undefined) this.o.meter?.request('api', undefined, res.statusCode);
+      if (req.body === undefined) this.opts.meter?.request('api', undefined, res.statusCode);
       return { status: res.statusCode, headers: res.headers, text };
     } catch (e) {
-      if (req.body === undefined) this.o.meter?.request('api', e);
+      if (req.body === undefined) this.opts.meter?.request('api', e);
       if (req.signal?.aborted) throw req.signal.reason;
       if (deadline.expired) throw deadline.error(this.what(req));
       if (e instanceof FsError) throw e;

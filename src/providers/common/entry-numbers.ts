@@ -60,7 +60,7 @@ export class EntryNumbers {
   private logged: LRUCache<string, true> | undefined;
 
   /** `what` names the source in log lines (`s3 source "media"`). */
-  constructor(private readonly o: { log: Logger; what: string }) {}
+  constructor(private readonly opts: { log: Logger; what: string }) {}
 
   /**
    * Size, mtime and — when the size is unusable — why the file cannot be read, to spread into a file
@@ -90,6 +90,6 @@ export class EntryNumbers {
     if (this.logged.has(key)) return;
     this.logged.set(key, true);
     const shownAs = field === 'size' ? 'listed with size 0 and unreadable (EIO)' : "shown with the mount's start time";
-    this.o.log.warn({ ref, name, field, value: shown(raw) }, `${this.o.what}: "${name}": the server sent ${why}; ${shownAs}`);
+    this.opts.log.warn({ ref, name, field, value: shown(raw) }, `${this.opts.what}: "${name}": the server sent ${why}; ${shownAs}`);
   }
 }

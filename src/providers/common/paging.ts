@@ -89,22 +89,22 @@ class ListingState<T, C> {
   private rows = 0;
   private yielded = 0;
 
-  constructor(private readonly o: PagedListing<T, C>) {
-    this.limits = o.limits ?? DEFAULT_LISTING_LIMITS;
+  constructor(private readonly opts: PagedListing<T, C>) {
+    this.limits = opts.limits ?? DEFAULT_LISTING_LIMITS;
   }
 
   stop(why: ListingStop, detail: string): { readonly end: true; readonly why: ListingStop } {
-    this.o.log.warn({ listing: this.o.what, entries: this.yielded, pages: this.pages.size, reason: why }, `${this.o.what}: listing stopped at ${this.yielded} entries: ${detail}`);
+    this.opts.log.warn({ listing: this.opts.what, entries: this.yielded, pages: this.pages.size, reason: why }, `${this.opts.what}: listing stopped at ${this.yielded} entries: ${detail}`);
     return { end: true, why };
   }
 
   warnFallback(detail: string): void {
-    this.o.log.warn({ listing: this.o.what, entries: this.yielded, pages: this.pages.size, reason: 'parallel-fallback' }, `${this.o.what}: ${detail}; listing the rest page by page`);
+    this.opts.log.warn({ listing: this.opts.what, entries: this.yielded, pages: this.pages.size, reason: 'parallel-fallback' }, `${this.opts.what}: ${detail}; listing the rest page by page`);
   }
 
   /** Yields the new rows of `page`; ends the listing, or says where it goes on. */
   async *take(page: Page<T, C>): AsyncGenerator<T, Step<C>> {
-    const keys = page.items.map((it) => this.o.key(it));
+    const keys = page.items.map((it) => this.opts.key(it));
     if (keys.length > 0) {
       const print = digest(keys);
       if (this.pages.has(print)) return this.stop('repeated-page', 'the server sent the same page twice (a paging loop)');

@@ -92,11 +92,11 @@ export class MediahubUploader implements Uploader {
 
   constructor(
     private readonly api: MediahubApi,
-    private readonly o: MediahubUploaderOptions,
+    private readonly opts: MediahubUploaderOptions,
   ) {}
 
   private what(t: UploadTarget): string {
-    return `mediahub source "${this.o.name}": ${t.path.join('/')}`;
+    return `mediahub source "${this.opts.name}": ${t.path.join('/')}`;
   }
 
   /** Holds nothing of its own (the provider owns the clients): nothing to release. */
@@ -111,7 +111,7 @@ export class MediahubUploader implements Uploader {
   }
 
   partSize(size: number): number {
-    return partSizeFor(size, MAX_CHUNKS, this.o.partSize);
+    return partSizeFor(size, MAX_CHUNKS, this.opts.partSize);
   }
 
   async begin(t: UploadTarget, size: number, signal?: AbortSignal): Promise<string> {
@@ -216,12 +216,12 @@ export class MediahubUploader implements Uploader {
       const r = await this.api.http.json<{ upload?: UploadRecord }>({ method: 'PUT', path: `files/uploads/${encodeURIComponent(id)}`, json: { upload: { nb_chunks: nb } }, signal });
       up = r?.upload ?? up;
     }
-    const deadline = Date.now() + (this.o.completeTimeoutMs ?? 30 * 60_000);
+    const deadline = Date.now() + (this.opts.completeTimeoutMs ?? 30 * 60_000);
     for (let wait = 100; ; wait = Math.min(wait * 2, 5000)) {
       const status = (up.status ?? '').toUpperCase();
       if (status === 'FINISHED' || status === 'SUCCESS' || status === 'COMPLETED') break;
       if (status === 'ERROR' || status === 'FAILED') throw await lost(`the platform failed to join the chunks: ${up.error_message ?? status}`);
-      if (Date.now() > deadline) throw new TransientError(`${this.what(t)}: upload ${id} still ${up.status} after ${this.o.completeTimeoutMs ?? 1_800_000} ms`);
+      if (Date.now() > deadline) throw new TransientError(`${this.what(t)}: upload ${id} still ${up.status} after ${this.opts.completeTimeoutMs ?? 1_800_000} ms`);
       await sleep(wait, undefined, { signal });
       up = await this.record(t, id, signal);
       if (!up) throw new SessionLostError(`${this.what(t)}: upload ${id} vanished while completing`);
@@ -261,7 +261,7 @@ export class MediahubUploader implements Uploader {
 
   private changed(pipeline: string): void {
     this.index.delete(pipeline);
-    this.o.onChange?.();
+    this.opts.onChange?.();
   }
 
   /** Whether a record is the file at target `t` (as the provider's tree places it). */

@@ -69,11 +69,11 @@ export class NomadUploader implements Uploader {
   constructor(
     private readonly client: NomadClient,
     private readonly tree: NomadTree,
-    private readonly o: NomadUploaderOptions = {},
+    private readonly opts: NomadUploaderOptions = {},
   ) {}
 
   partSize(size: number): number {
-    return partSizeFor(size, MAX_PARTS.s3, this.o.partSize);
+    return partSizeFor(size, MAX_PARTS.s3, this.opts.partSize);
   }
 
   /** Holds nothing of its own (the provider owns the clients): nothing to release. */
@@ -83,7 +83,7 @@ export class NomadUploader implements Uploader {
 
   /** The platform id of a folder ref ('' = the source root). */
   private idOf(ref: Ref): string | undefined {
-    return ref === '' ? this.o.rootFolderId : ref;
+    return ref === '' ? this.opts.rootFolderId : ref;
   }
 
   private async child(dir: Ref, name: string, signal?: AbortSignal): Promise<RemoteEntry | undefined> {
@@ -283,7 +283,7 @@ export class NomadUploader implements Uploader {
     const e = await this.entry(t.path, signal);
     if (!e) throw new NotFoundError(`nomad: ${t.path.join('/')} not found`);
     if (e.kind !== 'dir') throw new FsError('ENOTDIR', `nomad: ${t.path.join('/')} is not a folder`);
-    if (t.path.length === 1 && !this.o.rootFolderId) this.noRoot(`cannot delete the bucket ${e.name}`);
+    if (t.path.length === 1 && !this.opts.rootFolderId) this.noRoot(`cannot delete the bucket ${e.name}`);
     for await (const _ of this.tree.list(e.ref, signal)) throw new FsError('ENOTEMPTY', `nomad: ${t.path.join('/')} is not empty`);
     await this.client.deleteAsset(e.ref, signal);
     this.dirs.clear();
@@ -302,7 +302,7 @@ export class NomadUploader implements Uploader {
     const src = await this.entry(from.path, signal);
     if (!src) throw new NotFoundError(`nomad: ${from.path.join('/')} not found`);
     if (JSON.stringify(from.path) === JSON.stringify(to.path)) return;
-    if (from.path.length === 1 && !this.o.rootFolderId) this.noRoot(`cannot rename the bucket ${src.name}`);
+    if (from.path.length === 1 && !this.opts.rootFolderId) this.noRoot(`cannot rename the bucket ${src.name}`);
     const fromParent = await this.dirRef(from.path.slice(0, -1), signal);
     const toParent = await this.dirRef(to.path.slice(0, -1), signal);
     if (toParent === undefined) throw new NotFoundError(`nomad: the folder of ${to.path.join('/')} does not exist`);
