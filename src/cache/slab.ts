@@ -5,7 +5,7 @@
  *
  * Why one file: a block file per block cost three thread-pool trips (open with O_CREAT, write, close)
  * and an inode per block; a slot write is one pwritev, a warm read one preadv instead of open, readv
- * and close. Cold reads got both faster and cheaper in CPU (docs/perf-log.md, 2026-11-29).
+ * and close. Cold reads got both faster and cheaper in CPU (docs/perf-log.md).
  *
  * Invariants:
  *  - A slot is either free, being written (taken, not yet indexed by the caller), or holds the block
