@@ -14,7 +14,7 @@ import { startAmsEmulator } from '@assetfs/lab/emulators/ams/index.js';
 import { AzureBacking } from '@assetfs/lab/emulators/common/backing.js';
 import { startAzurite } from '@assetfs/lab/emulators/storage-servers.js';
 import { createProvider } from '../src/providers/registry.js';
-import { startSharedTier, type SharedTier } from '../src/shared/index.js';
+import { startSharedTier, type SharedTier } from '../src/farm/index.js';
 import { DirCache } from '../src/vfs/dir-cache.js';
 import { LocatorCache } from '../src/read/locator-cache.js';
 import { silentLogger } from '../src/util/logger.js';

@@ -12,7 +12,7 @@
 import { deterministicBytes } from '@assetfs/lab/demo/sample-media.js';
 import { startFarm, type Farm } from '../test/helpers/farm.js';
 import { sh } from '../test/helpers/mount.js';
-import type { SharedTierStatus } from '../src/shared/index.js';
+import type { SharedTierStatus } from '../src/farm/index.js';
 
 const MiB = 1024 * 1024;
 const f = (x: number) => x.toFixed(0);

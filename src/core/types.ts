@@ -177,7 +177,7 @@ export interface BlockCache {
   get(obj: ObjectVersion, index: number): Promise<Buffer | undefined>;
   /**
    * Optional: get() by a cache that may wait for another host's fetch of the block (the shared tier:
-   * src/shared/shared-blocks.ts). It calls `onWait` before it waits, so that the caller can first
+   * src/farm/shared-blocks.ts). It calls `onWait` before it waits, so that the caller can first
    * start the fetches it is holding (hosts never wait for each other in a circle).
    */
   getOrWait?(obj: ObjectVersion, index: number, onWait: () => void): Promise<Buffer | undefined>;

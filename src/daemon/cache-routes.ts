@@ -15,7 +15,7 @@ export interface CacheRoutesDeps {
   cache: TieredBlockCache;
   /** The kernel forgets these mount paths' attributes (fuse adapter); resolves with how many it knew. */
   invalidateKernel(paths: readonly string[]): Promise<number>;
-  /** A farm's shared tier: the other hosts refresh the same path (src/shared/metadata.ts). */
+  /** A farm's shared tier: the other hosts refresh the same path (src/farm/metadata.ts). */
   shareRefresh?(path: string): Promise<void>;
 }
 

@@ -38,7 +38,7 @@ import { StagedRecords } from '../vfs/write/records.js';
 import type { WriteOptions } from '../vfs/write/write-ops.js';
 import { SourceHealth, brokenProvider, isUp } from './health.js';
 import { checkAtStart, fixFor } from './source-check.js';
-import type { SharedTier } from '../shared/index.js';
+import type { SharedTier } from '../farm/index.js';
 
 /** How long the mount waits for the start's source checks (checkAtStart) before it appears anyway. */
 const START_CHECK_WAIT_MS = 5_000;
@@ -110,15 +110,15 @@ export async function buildCore(config: Config, log: Logger, sources: Sources, w
   const disk = new DiskBlockCache({ dir: join(config.cacheDir, 'blocks'), maxBytes: config.cache.disk, blockSize: config.cache.blockSize });
   const cache = new TieredBlockCache(memory, disk);
   // The one place the shared tier is started (and closed, in close() below). Loaded only when
-  // configured: without `shared:` neither src/shared nor the redis package is imported.
-  const shared = config.shared ? await (await import('../shared/index.js')).startSharedTier(config.shared, { log }) : undefined;
+  // configured: without `shared:` neither src/farm nor the redis package is imported.
+  const shared = config.shared ? await (await import('../farm/index.js')).startSharedTier(config.shared, { log }) : undefined;
   const readahead = fitReadahead(config.readahead, config.cache.memory);
   if (readahead.max < config.readahead.max || readahead.budget < config.readahead.budget) {
     log.info({ window: readahead.max, budget: readahead.budget }, 'readahead window and prefetch budget limited to a quarter and a half of cache.memory');
   }
   const locators = new LocatorCache({ meterFor, ...(shared ? { shared: shared.metadata } : {}) });
   const blocks = new NetworkBlockSource({
-    // memory → disk → shared tier → origin (src/shared/shared-tier-cache.ts)
+    // memory → disk → shared tier → origin (src/farm/shared-tier-cache.ts)
     cache: shared ? shared.cacheFor(cache) : cache,
     transport,
     locators,
@@ -219,7 +219,7 @@ async function startWithCacheDir(o: DaemonOptions): Promise<Daemon> {
   // Every source is tried before the mount appears, so that its state is known and a broken one is
   // named in the log at once; the mount never waits for a slow source longer than START_CHECK_WAIT_MS.
   await checkAtStart(config.sources, core.providers, core.health, log, { waitMs: START_CHECK_WAIT_MS, timeoutMs: config.retry.requestTimeout });
-  // A farm's hosts syncing one shared folder upload each file once (src/shared/leases.ts).
+  // A farm's hosts syncing one shared folder upload each file once (src/farm/leases.ts).
   if (core.shared) uploads.engine.useLeases(core.shared.leases);
   // A finished upload changes its folder: the next listing asks the remote.
   uploads.engine.onDone((job) => core.vfs.invalidate(`/${job.source}`));

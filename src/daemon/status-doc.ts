@@ -4,7 +4,7 @@
  * field the daemon renames or drops fails the build, not the CLI at run time. Fields marked optional
  * may be absent from daemons older than the CLI.
  */
-import type { SharedTierStatus } from '../shared/index.js';
+import type { SharedTierStatus } from '../farm/index.js';
 import type { UploadsStatus } from '../upload/service.js';
 import type { BlockSourceStats } from '../read/block-source.js';
 import type { SourceHealthRecord } from './health.js';

@@ -7,8 +7,8 @@ import { isUp } from './health.js';
 import type { SourceStatus, StatusDoc } from './status-doc.js';
 
 export type { SourceStatus, StatusDoc };
-import type { ClusterHost } from '../shared/heartbeat.js';
-import type { SharedTierStatus } from '../shared/index.js';
+import type { ClusterHost } from '../farm/heartbeat.js';
+import type { SharedTierStatus } from '../farm/index.js';
 
 export interface ClusterDoc {
   /** The asking daemon's owner id. */

@@ -35,7 +35,7 @@ export interface MetricReaders {
   uploads(): { queued: number; uploading: number; failed: number };
   /** Whether a source is up on the health board (daemon/health.ts isUp). */
   sourceUp(source: string): boolean;
-  /** The farm's shared tier (src/shared), when configured: no shared series without it. */
+  /** The farm's shared tier (src/farm), when configured: no shared series without it. */
   shared?(): { state: 'closed' | 'open' | 'half-open'; hits: number; misses: number; corrupt: number; bytesRead: number; bytesWritten: number };
 }
 

@@ -31,7 +31,7 @@ interface Flight {
 const keyOf = (source: string, ref: Ref, version: string) => `${source}\0${ref}\0${version}`;
 
 /**
- * Locators shared by the hosts of a farm (src/shared/metadata.ts): asked before minting, told of every
+ * Locators shared by the hosts of a farm (src/farm/metadata.ts): asked before minting, told of every
  * mint (with the time until which it may be handed out) and of every locator a 401/403 refused.
  */
 export interface LocatorShare {

@@ -51,7 +51,7 @@ export interface UploadEngineOptions {
   stableMs?: number;
   /** Called after a job finished (the VFS drops its cached listing of the target's folder). */
   onDone?(job: Job): void;
-  /** A farm's upload leases (src/shared/leases.ts): which host uploads a file of a shared watched folder. */
+  /** A farm's upload leases (src/farm/leases.ts): which host uploads a file of a shared watched folder. */
   leases?: UploadLeases;
   /** Counts parts, their bytes and failed attempts (assetfs_upload_*, assetfs_origin_*{kind="upload"}). */
   meterFor?(source: string): SourceMeter | undefined;

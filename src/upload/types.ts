@@ -105,7 +105,7 @@ export interface Job {
 }
 
 /**
- * Hosts watching one shared folder (a farm: src/shared/leases.ts) agree on which of them uploads a
+ * Hosts watching one shared folder (a farm: src/farm/leases.ts) agree on which of them uploads a
  * file. The engine asks before a sync job goes up; without a shared tier there is no such port.
  */
 export interface UploadLeases {

@@ -32,7 +32,7 @@ interface Ctx {
 }
 
 /**
- * Listings shared by the hosts of a farm (src/shared/metadata.ts). A listing read from it is kept here
+ * Listings shared by the hosts of a farm (src/farm/metadata.ts). A listing read from it is kept here
  * no longer than it has left there, and its negative answers age from when it was listed; a listing
  * fetched here is shared unless its source was invalidated meanwhile (`epoch` changed); every
  * invalidation here is passed on to the other hosts.

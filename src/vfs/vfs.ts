@@ -44,7 +44,7 @@ export interface VfsOptions {
   ownership?: Ownership;
   /** The write side (staging area, uploaders): absent for a read-only VFS. */
   writes?: WriteOptions;
-  /** Listings shared with the other hosts of a farm (src/shared/metadata.ts). */
+  /** Listings shared with the other hosts of a farm (src/farm/metadata.ts). */
   sharedListings?: ListingShare;
 }
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { sh, until } from '../helpers/mount.js';
 import { startFarm, type Farm } from '../helpers/farm.js';
-import type { SharedTierStatus } from '../../src/shared/index.js';
+import type { SharedTierStatus } from '../../src/farm/index.js';
 
 const MiB = 1024 * 1024;
 const files = {

@@ -1,16 +1,16 @@
 /**
- * The claim protocol of the shared block tier (src/shared/shared-blocks.ts) against a real Redis, two
+ * The claim protocol of the shared block tier (src/farm/shared-blocks.ts) against a real Redis, two
  * "hosts" being two SharedBlocks with their own owner ids on one RedisStore each: a holder that
  * delivers wakes the waiter with the block; a holder that died (its claim lapses) is taken over; a
  * holder too slow is given up on after lockTtl; frames that do not check are misses.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
-import { RedisStore } from '../../src/shared/redis-store.js';
-import { CircuitBreaker } from '../../src/shared/breaker.js';
-import { GuardedStore } from '../../src/shared/guarded-store.js';
-import { SharedBlocks } from '../../src/shared/shared-blocks.js';
-import { decodeFrame, encodeFrame, identityOf, objectHash } from '../../src/shared/block-frame.js';
+import { RedisStore } from '../../src/farm/redis-store.js';
+import { CircuitBreaker } from '../../src/farm/breaker.js';
+import { GuardedStore } from '../../src/farm/guarded-store.js';
+import { SharedBlocks } from '../../src/farm/shared-blocks.js';
+import { decodeFrame, encodeFrame, identityOf, objectHash } from '../../src/farm/block-frame.js';
 import { silentLogger } from '../../src/util/logger.js';
 import type { ObjectVersion } from '../../src/core/types.js';
 

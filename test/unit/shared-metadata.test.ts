@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SharedSchema } from '../../src/config/schema.js';
-import { startSharedTier, type SharedTier } from '../../src/shared/index.js';
+import { startSharedTier, type SharedTier } from '../../src/farm/index.js';
 import { DirCache } from '../../src/vfs/dir-cache.js';
 import { LocatorCache } from '../../src/read/locator-cache.js';
 import { silentLogger } from '../../src/util/logger.js';

@@ -12,7 +12,7 @@ import { createProvider } from '../../src/providers/registry.js';
 import { deterministicBytes, sha256 } from '@assetfs/lab/demo/sample-media.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { Journal } from '../../src/upload/journal.js';
-import { startSharedTier, type SharedTier } from '../../src/shared/index.js';
+import { startSharedTier, type SharedTier } from '../../src/farm/index.js';
 import type { Provider } from '../../src/core/types.js';
 import type { UploadEngine } from '../../src/upload/engine.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
