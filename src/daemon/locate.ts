@@ -7,16 +7,11 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { callControl, controlSocketPath } from './control.js';
+import type { Located } from '../vfs/ids.js';
 
 /** What `POST /locate` answers (mount paths absolute). */
-export interface LocateAnswer {
+export interface LocateAnswer extends Located {
   readonly path: string;
-  readonly source: string;
-  readonly id?: string;
-  readonly version?: string;
-  readonly status?: string;
-  readonly contentType?: string;
-  readonly byIdPath?: string;
 }
 
 /** One `label: value` line per field; id, version and status always (`-` when the platform has none). */

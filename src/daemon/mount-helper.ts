@@ -14,7 +14,7 @@
  * `log.file`, or `<cacheDir>/assetfs.log`.
  */
 import { spawn } from 'node:child_process';
-import { constants, fstatSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { basename, delimiter, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ import { parseEnv } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { MountOptionError, parseMountOptions } from './mount-options.js';
 import { NOTIFY_FD_ENV } from './notify.js';
+import { stderrIsJournal } from '../util/journal-stream.js';
 
 /** mount(8)'s exit statuses (mount(8), "RETURN CODES"), which a helper's status becomes. */
 export const EXIT = { ok: 0, usage: 1, failure: 32 } as const;
@@ -97,17 +98,6 @@ export async function envFileFor(config: string): Promise<Record<string, string>
 /** The `assetfs` command beside this module (dist/src/daemon/ → bin/assetfs.js). */
 function assetfsBin(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'assetfs.js');
-}
-
-/** stderr is a journal stream (systemd sets JOURNAL_STREAM to its `dev:ino`, see systemd.exec(5)). */
-function stderrIsJournal(env: NodeJS.ProcessEnv): boolean {
-  if (!env.JOURNAL_STREAM) return false;
-  try {
-    const st = fstatSync(2);
-    return env.JOURNAL_STREAM === `${st.dev}:${st.ino}`;
-  } catch {
-    return false;
-  }
 }
 
 interface Outcome {

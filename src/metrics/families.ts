@@ -72,10 +72,8 @@ export abstract class Family<S> {
 
 type Collect = (family: Family<Series>) => void;
 
-export class CounterFamily extends Family<Series> {
-  constructor(registry: Registry, name: string, help: string, labelNames: readonly string[], collect?: Collect) {
-    super(registry, name, help, 'counter', labelNames, collect);
-  }
+/** A family of plain-number series: counters and gauges differ only in the type they are exposed as. */
+class ValueFamily extends Family<Series> {
   protected create(labels: Labels): Series {
     return { labels, value: 0 };
   }
@@ -84,15 +82,15 @@ export class CounterFamily extends Family<Series> {
   }
 }
 
-export class GaugeFamily extends Family<Series> {
+export class CounterFamily extends ValueFamily {
+  constructor(registry: Registry, name: string, help: string, labelNames: readonly string[], collect?: Collect) {
+    super(registry, name, help, 'counter', labelNames, collect);
+  }
+}
+
+export class GaugeFamily extends ValueFamily {
   constructor(registry: Registry, name: string, help: string, labelNames: readonly string[], collect?: Collect) {
     super(registry, name, help, 'gauge', labelNames, collect);
-  }
-  protected create(labels: Labels): Series {
-    return { labels, value: 0 };
-  }
-  protected samples(s: Series): Sample[] {
-    return [{ labels: s.labels, value: s.value }];
   }
 }
 

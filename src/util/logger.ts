@@ -20,12 +20,12 @@
  * Every destination is flushed synchronously on process exit (pino's exit hook on its SonicBoom
  * writers); `flushLogSync`/`logFatal` are for a fatal-error path that must not lose its last lines.
  */
-import { fstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { redactDeep, redactText } from './redact.js';
 import { chooseFormat, prettyFormatter, type FormatInputs, type LogFormat } from './log-format.js';
 import { RotatingLogFile } from './log-file.js';
+import { stderrIsJournal } from './journal-stream.js';
 
 export type { Logger };
 
@@ -59,17 +59,6 @@ interface Sink extends DestinationStream {
   close?(): Promise<void>;
   /** Undoes what creating the sink registered on the process (the SIGHUP handler). */
   detach?(): void;
-}
-
-/** stderr is the journal: systemd sets JOURNAL_STREAM to its `dev:ino` (systemd.exec(5)). */
-function stderrIsJournal(env: NodeJS.ProcessEnv): boolean {
-  if (!env.JOURNAL_STREAM) return false;
-  try {
-    const st = fstatSync(2);
-    return env.JOURNAL_STREAM === `${st.dev}:${st.ino}`;
-  } catch {
-    return false;
-  }
 }
 
 /** Readable lines written through `inner`, which does the writing, flushing and reopening. */
