@@ -26,7 +26,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { ByteRange, Expectation, Progress, SignedLocator, Transport } from '../core/types.js';
 import { FsError, TransientError } from '../core/errors.js';
 import { redactUrl } from '../util/redact.js';
-import { HttpTransport, type HttpTransportOptions } from './http.js';
+import { HttpTransport, readRangeIntoNew, type HttpTransportOptions } from './http.js';
 import { RangeExchange } from './range-exchange.js';
 import { SocketPool } from './socket-pool.js';
 
@@ -84,10 +84,8 @@ export class FastHttpTransport implements Transport {
     return { ...this.counts, fallback: { ...this.counts.fallback } };
   }
 
-  async readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer> {
-    const out = Buffer.allocUnsafe(Math.max(0, range.end - range.start));
-    await this.readRangeInto(loc, range, expect, [out], undefined, signal);
-    return out;
+  readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer> {
+    return readRangeIntoNew(this, loc, range, expect, signal);
   }
 
   async readRangeInto(loc: SignedLocator, range: ByteRange, expect: Expectation, into: readonly Buffer[], onProgress?: Progress, signal?: AbortSignal): Promise<void> {

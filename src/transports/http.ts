@@ -123,10 +123,8 @@ export class HttpTransport implements Transport {
     return { url, headers: stays ? first.headers : {} };
   }
 
-  async readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer> {
-    const out = Buffer.allocUnsafe(Math.max(0, range.end - range.start));
-    await this.readRangeInto(loc, range, expect, [out], undefined, signal);
-    return out;
+  readRange(loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer> {
+    return readRangeIntoNew(this, loc, range, expect, signal);
   }
 
   async readRangeInto(loc: SignedLocator, range: ByteRange, expect: Expectation, into: readonly Buffer[], onProgress?: Progress, signal?: AbortSignal): Promise<void> {
@@ -384,4 +382,11 @@ export function planBody(r: Pick<RangeRequest, 'what' | 'range' | 'expect' | 'lo
 function discard(body: Body): void {
   body.on('error', () => undefined);
   body.destroy();
+}
+
+/** `Transport.readRange` for a transport whose work is `readRangeInto`: one buffer of the range's size. */
+export async function readRangeIntoNew(t: Pick<Transport, 'readRangeInto'>, loc: SignedLocator, range: ByteRange, expect: Expectation, signal?: AbortSignal): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(Math.max(0, range.end - range.start));
+  await t.readRangeInto(loc, range, expect, [out], undefined, signal);
+  return out;
 }
