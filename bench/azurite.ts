@@ -1,7 +1,7 @@
 /**
  * Issue 5's cold-read comparison on Azurite, measured as on s3rver and on the same bytes: curl of the
  * blob's SAS URL, assetfs with its default cache, and rclone mount --vfs-cache-mode full. Debian's
- * rclone 1.60 reaches Azurite only through an account SAS in `sas_url` (test-servers.md). s3fs has no
+ * rclone 1.60 reaches Azurite only through an account SAS in `sas_url` (docs/testing.md, "Azurite"). s3fs has no
  * Azure backend and Debian packages no blobfuse2, so those have no row.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
